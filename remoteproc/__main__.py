@@ -1,0 +1,5 @@
+"""``python -m remoteproc`` is ``rproc``."""
+
+from remoteproc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,323 @@
+"""The ``rproc`` command line: thin wrappers over importable functions, exit codes decided in :func:`main`.
+
+Exit codes: 0 success, 1 an error the user can act on (bad firmware, bad table, failed check), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from remoteproc.elf import ELF_MAGIC, read_bytes
+from remoteproc.errors import RemoteprocError
+from remoteproc.firmware import FirmwareInfo, firmware_info, info_to_dict
+from resource_table import (
+    Dialect,
+    Finding,
+    Region,
+    ResourceTableError,
+    Severity,
+    build,
+    check,
+    check_regions,
+    load_spec,
+    parse_with_spans,
+    plan_layout,
+    pretty,
+    to_dict,
+    to_v1,
+    to_v2,
+)
+from resource_table.emit_c import emit_c
+
+log = logging.getLogger("rproc")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense together."""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (decimal or 0x...)") from None
+
+
+def _dialect(text: str) -> Dialect:
+    try:
+        return Dialect(text)
+    except ValueError:
+        names = ", ".join(d.value for d in Dialect)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dialect ({names})") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = firmware_info(args.firmware, dialect=args.dialect)
+    if args.json:
+        print(json.dumps(info_to_dict(info), indent=2))
+    else:
+        print(format_info(info))
+    return EXIT_FAILURE if any(f.severity is Severity.ERROR for f in info.findings) else EXIT_OK
+
+
+def format_info(info: FirmwareInfo) -> str:
+    elf = info.elf
+    endian = "little-endian" if elf.little_endian else "big-endian"
+    lines = [
+        f"firmware {elf.path}",
+        f"  ELF{elf.elf_class} {endian} {elf.machine} {elf.elf_type}, entry {elf.entry:#x}, {elf.file_size} bytes",
+    ]
+    if elf.segments:
+        lines.append("  segments:")
+        lines.append("     #  type        offset      paddr       vaddr       filesz      memsz       flags")
+        for s in elf.segments:
+            lines.append(
+                f"    {s.index:2d}  {s.type_name:<10}  {s.offset:#010x}  {s.paddr:#010x}  {s.vaddr:#010x}  "
+                f"{s.filesz:#010x}  {s.memsz:#010x}  {s.flags_text}"
+            )
+    else:
+        lines.append("  segments: none (not a loadable image)")
+    section = elf.resource_table
+    if section is None or info.table is None:
+        lines.append("  resource table: none (no .resource_table section; the remote gets no resources)")
+    else:
+        lines.append(
+            f"  {section.name}: address {section.addr:#x}, {section.size} bytes at file offset {section.offset:#x}"
+        )
+        lines.extend("  " + line for line in pretty(info.table, info.spans, info.table_size).splitlines())
+    lines.extend(_findings_lines(info.findings))
+    return "\n".join(lines)
+
+
+def _findings_lines(findings: Sequence[Finding]) -> list[str]:
+    if not findings:
+        return []
+    return ["  findings:", *(f"    {f}" for f in findings)]
+
+
+def _read_table(path: str, dialect: Dialect) -> bytes:
+    """A raw table file, the .resource_table section of an ELF, or a JSON/TOML description built."""
+    if Path(path).suffix.lower() in (".json", ".toml"):
+        return build(load_spec(path))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if head == ELF_MAGIC:
+        info = firmware_info(path, dialect=dialect)
+        if info.elf.resource_table is None:
+            raise RemoteprocError(f"{path}: has no .resource_table section")
+        return read_bytes(path, info.elf.resource_table.offset, info.elf.resource_table.size)
+    return Path(path).read_bytes()
+
+
+def cmd_rsc_show(args: argparse.Namespace) -> int:
+    data = _read_table(args.table, args.dialect)
+    table, spans = parse_with_spans(data, dialect=args.dialect)
+    if args.json:
+        print(json.dumps(to_dict(table), indent=2))
+        return EXIT_OK
+    print(pretty(table, spans, len(data)))
+    for line in _findings_lines(check(data, dialect=args.dialect)):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_rsc_check(args: argparse.Namespace) -> int:
+    data = _read_table(args.table, args.dialect)
+    findings = check(data, dialect=args.dialect)
+    failing = [f for f in findings if args.strict or f.severity is Severity.ERROR]
+    for f in findings:
+        print(f)
+    mode = "strict" if args.strict else "lenient"
+    if failing:
+        print(f"{args.table}: {len(failing)} problem(s) fail the {mode} check", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.table}: passes the {mode} check ({len(findings)} warning(s))")
+    return EXIT_OK
+
+
+def cmd_rsc_build(args: argparse.Namespace) -> int:
+    table = load_spec(args.spec)
+    if args.to_version == 2:
+        table = to_v2(table)
+    elif args.to_version == 1:
+        table = to_v1(table)
+    if not (args.bin or args.c or args.json):
+        raise UsageError("say what to write: --bin FILE, --c FILE or --json FILE ('-' for standard output)")
+    blob = build(table, align=args.align)
+    if args.bin:
+        _write(args.bin, blob)
+    if args.c:
+        _write(args.c, emit_c(table, symbol=args.symbol, align=args.align).encode())
+    if args.json:
+        _write(args.json, (json.dumps(to_dict(table), indent=2) + "\n").encode())
+    for f in check(blob):
+        print(f, file=sys.stderr)
+    return EXIT_OK
+
+
+def _write(target: str, data: bytes) -> None:
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        Path(target).write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"{target}: {exc.strerror}") from None
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    layout = plan_layout(
+        base=args.base,
+        vring_num=args.num,
+        vring_align=args.align,
+        vring_count=args.vrings,
+        rx_count=args.rx_count,
+        tx_count=args.tx_count,
+        rx_size=args.rx_size,
+        tx_size=args.tx_size,
+        buffer_align=args.buffer_align,
+    )
+    window = Region("window", args.base, args.window_size) if args.window_size is not None else None
+    findings = check_regions(layout.regions, window=window)
+    if args.json:
+        out: dict[str, Any] = {
+            "base": f"{layout.base:#x}",
+            "end": f"{layout.end:#x}",
+            "total": layout.total,
+            "regions": [
+                {"name": r.name, "start": f"{r.start:#x}", "size": r.size, "end": f"{r.end:#x}"} for r in layout.regions
+            ],
+            "vrings": [
+                {"da": f"{v.da:#x}", "align": f"{v.align:#x}", "num": v.num, "notifyid": v.notifyid}
+                for v in layout.vring_entries()
+            ],
+            "problems": [f.message for f in findings],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"layout from {layout.base:#x}: {layout.total:#x} bytes ({layout.total} B), ends at {layout.end:#x}")
+        for r in layout.regions:
+            print(f"  {r.name:<11} {r.start:#010x} .. {r.end:#010x}  {r.size:#9x} B")
+        print(
+            f"  vrings: num {layout.vring_num}, align {layout.vring_align:#x}; "
+            f"buffers: {layout.rx_count} x {layout.rx_size} B rx, {layout.tx_count} x {layout.tx_size} B tx"
+        )
+        for f in findings:
+            print(f"  {f}")
+    return EXIT_FAILURE if findings else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rproc", description="Load firmware and talk to remote processors the way Linux remoteproc and OpenAMP do."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def dialect_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--dialect",
+            type=_dialect,
+            default=Dialect.LINUX,
+            help="meaning of types 4 and 5: linux (default), openamp-legacy, ti",
+        )
+
+    p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
+    p.add_argument("firmware")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    dialect_arg(p)
+    p.set_defaults(func=cmd_info)
+
+    rsc = sub.add_parser("rsc", help="resource tables: show, check, build").add_subparsers(
+        dest="rsc_command", metavar="ACTION"
+    )
+    rsc.required = True
+    p = rsc.add_parser("show", help="pretty-print a table (raw .bin, ELF section, or .json/.toml description)")
+    p.add_argument("table")
+    p.add_argument("--json", action="store_true")
+    dialect_arg(p)
+    p.set_defaults(func=cmd_rsc_show)
+
+    p = rsc.add_parser("check", help="validate a table; exit 1 when it fails")
+    p.add_argument("table")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--strict", dest="strict", action="store_true", default=True, help="warnings fail too (default)")
+    mode.add_argument(
+        "--lenient", dest="strict", action="store_false", help="only what Linux or OpenAMP would refuse fails"
+    )
+    dialect_arg(p)
+    p.set_defaults(func=cmd_rsc_check)
+
+    p = rsc.add_parser("build", help="build a table from a JSON or TOML description")
+    p.add_argument("spec")
+    p.add_argument("--bin", metavar="FILE", help="write the table bytes ('-' for stdout)")
+    p.add_argument("--c", metavar="FILE", help="write C source for firmware ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the normalized JSON description")
+    p.add_argument("--to-version", type=int, choices=(1, 2), help="convert to table version 1 or 2 first")
+    p.add_argument("--align", type=_int, help="align version-1 entries (default: packed, like C __packed)")
+    p.add_argument("--symbol", default="resource_table", help="C variable name (default resource_table)")
+    p.set_defaults(func=cmd_rsc_build)
+
+    p = sub.add_parser("layout", help="place vrings and rpmsg buffers in shared memory")
+    p.add_argument("--base", type=_int, required=True, help="first device address of the shared memory")
+    p.add_argument("--window-size", type=_int, help="size of the shared memory: check that everything fits")
+    p.add_argument("--vrings", type=int, default=2, help="number of vrings (rpmsg: 2)")
+    p.add_argument("--num", type=_int, default=256, help="entries per vring (power of two, default 256)")
+    p.add_argument("--align", type=_int, default=0x1000, help="vring alignment (default 0x1000)")
+    p.add_argument("--rx-count", type=_int, help="host receive buffers (default: Linux's, min(2*num,512)/2)")
+    p.add_argument("--tx-count", type=_int, help="host send buffers (default: as rx)")
+    p.add_argument("--rx-size", type=_int, default=512, help="bytes per receive buffer (default 512)")
+    p.add_argument("--tx-size", type=_int, default=512, help="bytes per send buffer (default 512)")
+    p.add_argument("--buffer-align", type=_int, default=64, help="alignment of each buffer pool (default 64)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_layout)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"rproc: usage: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RemoteprocError, ResourceTableError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"rproc: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:  # `rproc info fw.elf | head`
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130

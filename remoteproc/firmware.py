@@ -1,0 +1,107 @@
+"""What a firmware file holds: its ELF identity, segments and resource table, checked (``rproc info``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from remoteproc.elf import ElfImage, read_bytes, read_elf
+from remoteproc.errors import FirmwareError
+from resource_table import (
+    Dialect,
+    Finding,
+    ResourceTable,
+    ResourceTableError,
+    Severity,
+    Span,
+    check,
+    parse_with_spans,
+    to_dict,
+)
+
+
+@dataclass(frozen=True)
+class FirmwareInfo:
+    elf: ElfImage
+    table: ResourceTable | None
+    spans: tuple[Span, ...]
+    findings: tuple[Finding, ...]
+    table_size: int = 0
+
+
+def firmware_info(path: str | os.PathLike[str], *, dialect: Dialect = Dialect.LINUX) -> FirmwareInfo:
+    """Read ``path`` and its resource table. A table that does not parse is a :class:`FirmwareError` whose
+    message names the entry and field and whose offset is the file offset of the bad bytes."""
+    image = read_elf(path)
+    section = image.resource_table
+    if section is None:
+        return FirmwareInfo(elf=image, table=None, spans=(), findings=())
+    data = read_bytes(path, section.offset, section.size)
+    try:
+        table, spans = parse_with_spans(data, dialect=dialect)
+    except ResourceTableError as exc:
+        at = section.offset + exc.offset if exc.offset is not None else section.offset
+        raise FirmwareError(f"section {section.name}: {exc}", path=image.path, offset=at) from None
+    findings = list(check(data, dialect=dialect))
+    findings.extend(_placement(image))
+    return FirmwareInfo(elf=image, table=table, spans=spans, findings=tuple(findings), table_size=len(data))
+
+
+def _placement(image: ElfImage) -> list[Finding]:
+    """Linux finds the loaded table at the section's address (rproc_elf_find_loaded_rsc_table); it must lie
+    inside a loadable segment, or there is nothing to copy the negotiated table into."""
+    section = image.resource_table
+    loads = [s for s in image.segments if s.loadable]
+    if section is None or not loads:
+        return []  # a relocatable object has no segments; nothing to check
+    for seg in loads:
+        if seg.vaddr <= section.addr and section.addr + section.size <= seg.vaddr + seg.memsz:
+            return []
+    return [
+        Finding(
+            severity=Severity.ERROR,
+            message=f"section {section.name} at {section.addr:#x}..{section.addr + section.size:#x} is not inside any "
+            "loadable segment: the host cannot write the negotiated table where the firmware reads it",
+            field=section.name,
+        )
+    ]
+
+
+def info_to_dict(info: FirmwareInfo) -> dict[str, Any]:
+    elf = info.elf
+    out: dict[str, Any] = {
+        "path": elf.path,
+        "class": f"ELF{elf.elf_class}",
+        "endian": "little" if elf.little_endian else "big",
+        "machine": elf.machine,
+        "type": elf.elf_type,
+        "entry": f"{elf.entry:#x}",
+        "segments": [
+            {
+                "index": s.index,
+                "type": s.type_name,
+                "offset": f"{s.offset:#x}",
+                "paddr": f"{s.paddr:#x}",
+                "vaddr": f"{s.vaddr:#x}",
+                "filesz": f"{s.filesz:#x}",
+                "memsz": f"{s.memsz:#x}",
+                "flags": s.flags_text,
+            }
+            for s in elf.segments
+        ],
+        "resource_table": None,
+    }
+    if info.table is not None and elf.resource_table is not None:
+        out["resource_table"] = {
+            "address": f"{elf.resource_table.addr:#x}",
+            "file_offset": f"{elf.resource_table.offset:#x}",
+            "size": elf.resource_table.size,
+            "offsets": [f"{s.offset:#x}" for s in info.spans],
+            **to_dict(info.table),
+        }
+    out["findings"] = [
+        {"severity": f.severity.value, "message": f.message, "index": f.index, "offset": f.offset, "field": f.field}
+        for f in info.findings
+    ]
+    return out
