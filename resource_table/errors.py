@@ -6,7 +6,7 @@ firmware author can find the line of C to fix.
 
 from __future__ import annotations
 
-from resource_table.findings import Finding
+from resource_table.findings import Finding, place
 
 
 class ResourceTableError(ValueError):
@@ -28,17 +28,7 @@ class ResourceTableError(ValueError):
         self.index = index
         self.offset = offset
         self.field = field
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        where = []
-        if self.index is not None:
-            where.append(f"entry {self.index}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        if self.offset is not None:
-            where.append(f"offset {self.offset:#x}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
+        super().__init__(place(message, index, field, offset))
 
 
 class ParseError(ResourceTableError):

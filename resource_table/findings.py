@@ -22,12 +22,16 @@ class Finding:
     field: str | None = None
 
     def __str__(self) -> str:
-        where = []
-        if self.index is not None:
-            where.append(f"entry {self.index}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        if self.offset is not None:
-            where.append(f"offset {self.offset:#x}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        return f"{self.severity.value}: {prefix}{self.message}"
+        return f"{self.severity.value}: {place(self.message, self.index, self.field, self.offset)}"
+
+
+def place(message: str, index: int | None, field: str | None, offset: int | None) -> str:
+    """``message`` prefixed with where it applies: "entry 2, field vring[1].num, offset 0x54: ..."."""
+    where = []
+    if index is not None:
+        where.append(f"entry {index}")
+    if field is not None:
+        where.append(f"field {field}")
+    if offset is not None:
+        where.append(f"offset {offset:#x}")
+    return f"{', '.join(where)}: {message}" if where else message
