@@ -1,0 +1,47 @@
+"""A file in /dev/shm mapped into this process: the memory two processes share.
+
+The minimal piece of the shm transport the virtio tests need (the full ``shm://`` transport with doorbells,
+start-order handling and peer-loss detection comes with the transports issue). Files are created owner-only.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+from transports.errors import TransportError
+from transports.memory import MappedRegion, RegionMemory
+
+
+class SharedFile:
+    """``size`` bytes of ``path`` mapped shared, exposed as one region at device address ``da``."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, *, create: bool, da: int = 0) -> None:
+        self.path = Path(path)
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise TransportError(f"{self.path}: {exc.strerror}") from None
+        try:
+            if create:
+                os.ftruncate(fd, size)
+            elif os.fstat(fd).st_size < size:
+                raise TransportError(f"{self.path} is {os.fstat(fd).st_size} bytes, {size} needed")
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
+        self.memory = RegionMemory([MappedRegion(self.path.name, da, size, self._map)])
+
+    def close(self, *, unlink: bool = False) -> None:
+        self.memory.release()
+        self._map.close()
+        if unlink:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SharedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
