@@ -36,14 +36,16 @@ def build_baseline() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     src = [REPO / "benchmarks" / "c" / "vring_stream.c", REPO / "virtio" / "csrc" / "vring.c"]
     if not out.exists() or any(s.stat().st_mtime > out.stat().st_mtime for s in src):
-        subprocess.run(["gcc", "-O2", "-std=gnu11", f"-I{REPO / 'virtio' / 'csrc'}", "-o", str(out), *map(str, src)],
-                       check=True)
+        subprocess.run(
+            ["gcc", "-O2", "-std=gnu11", f"-I{REPO / 'virtio' / 'csrc'}", "-o", str(out), *map(str, src)], check=True
+        )
     return out
 
 
 def c_rate(binary: Path, count: int, length: int, batch: int) -> float:
-    res = subprocess.run([str(binary), str(count), str(length), str(batch)], capture_output=True, text=True,
-                         check=True, timeout=300)
+    res = subprocess.run(
+        [str(binary), str(count), str(length), str(batch)], capture_output=True, text=True, check=True, timeout=300
+    )
     return float(res.stdout.split()[1])
 
 

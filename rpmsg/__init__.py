@@ -1,1 +1,42 @@
-"""rpmsg over virtio, host and remote roles, with socket-like endpoints. Arrives with the rpmsg issue."""
+"""rpmsg over virtio, host and remote roles, with socket-like endpoints.
+
+host, remote = rpmsg.loopback_pair()
+echo = remote.endpoint("rpmsg-echo")           # the remote announces it through the name service
+ep = host.open("rpmsg-echo", timeout=1)        # the host connects to it
+ep.send(b"ping"); data, src = echo.recvfrom(); echo.sendto(data, src); ep.recv()
+"""
+
+from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
+from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.errors import (
+    EndpointClosed,
+    LocalProtocolError,
+    MessageTooLong,
+    PeerLost,
+    RemoteProtocolError,
+    RpmsgError,
+    RpmsgTimeout,
+    WouldBlock,
+)
+from rpmsg.loop import loopback_pair
+from rpmsg.profiles import Profile
+
+__all__ = [
+    "ChannelEvent",
+    "Endpoint",
+    "EndpointClosed",
+    "HostCore",
+    "LocalProtocolError",
+    "Message",
+    "MessageTooLong",
+    "PeerLost",
+    "Profile",
+    "RemoteCore",
+    "RemoteProtocolError",
+    "RpmsgDevice",
+    "RpmsgError",
+    "RpmsgTimeout",
+    "TxBuffer",
+    "WouldBlock",
+    "loopback_pair",
+]

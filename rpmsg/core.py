@@ -1,0 +1,360 @@
+"""The two rpmsg roles over virtqueues, without I/O: :class:`HostCore` (virtio driver) and :class:`RemoteCore`
+(virtio device).
+
+Theory of operation
+-------------------
+The host owns every buffer (Linux ``rpmsg_probe``): one pool, ``rx_count`` buffers posted device-writable to
+vring 0 (remote -> host) at start, ``tx_count`` handed out for sending on vring 1 (host -> remote) and taken back
+from vring 1's used ring. The remote never allocates: it sends by filling a host RX buffer popped from vring 0, and
+receives by popping host TX buffers from vring 1, returning each (used) once read.
+
+Both cores are sans-I/O: operations return nothing about notifications directly; instead queues that need a
+kick accumulate in :attr:`intents` (``take_intents()`` drains them) and incoming traffic comes out of
+:meth:`poll` as events. A runner (:mod:`rpmsg.device`) moves intents to a doorbell and events to endpoints.
+
+Interoperability rules (see :mod:`rpmsg.protocol`): payload length from ``hdr.len``, bounded by the used length
+and the buffer; ``reserved`` ignored; any peer address accepted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
+from rpmsg.protocol import HEADER_SIZE, NS_ADDR, RX_VRING, TX_VRING, pack_header, pack_ns, unpack_header, unpack_ns
+from transports.memory import RegionMemory
+from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
+from virtio.errors import RemoteFault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Message:
+    """A received message. ``payload`` is a copy, unless it was received zero-copy: then it is a read-only
+    view of shared memory, valid until :meth:`release` (which hands the buffer back to the ring)."""
+
+    src: int
+    dst: int
+    payload: bytes | memoryview
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def held(self) -> bool:
+        return self._release is not None
+
+    def release(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            if isinstance(self.payload, memoryview):
+                self.payload.release()  # later use raises ValueError instead of reading a recycled buffer
+            release()
+
+    def __enter__(self) -> Message:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass(frozen=True)
+class ChannelEvent:
+    """The peer announced (``destroy`` False) or withdrew a channel through the name service."""
+
+    name: str
+    addr: int
+    destroy: bool
+
+
+Event = Message | ChannelEvent
+
+
+class TxBuffer:
+    """A send buffer in shared memory for zero-copy sends: write into :attr:`view`, then ``send_buffer``.
+
+    After it is sent (or given back) the view is released: a late write raises, it cannot corrupt a buffer the
+    peer is reading."""
+
+    def __init__(self, addr: int, view: memoryview, capacity: int, token: object = None) -> None:
+        self.addr = addr
+        self.view = view
+        self.capacity = capacity
+        self.token = token
+        self.done = False
+
+    def _finish(self) -> None:
+        self.done = True
+        self.view.release()
+
+
+def _never(dst: int) -> bool:
+    return False
+
+
+class _CoreBase:
+    def __init__(self) -> None:
+        self.intents: set[int] = set()
+        self.dropped = 0  # malformed messages dropped (buffer kept); see the log for each
+
+    def _drop(self, why: str) -> None:
+        self.dropped += 1
+        log.warning("dropped a malformed message: %s", why)
+
+    def take_intents(self) -> list[int]:
+        out = sorted(self.intents)
+        self.intents.clear()
+        return out
+
+    def _note(self, intent: Notify | None) -> None:
+        if intent is not None:
+            self.intents.add(intent.queue)
+
+    def _dispatch(
+        self, src: int, dst: int, payload: bytes | memoryview, release: Callable[[], None] | None
+    ) -> Event | None:
+        if dst == NS_ADDR:
+            try:
+                ns = unpack_ns(payload)
+            except RemoteProtocolError as exc:
+                self._drop(f"name service from {src:#x}: {exc}")
+                return None
+            finally:
+                if release is not None:
+                    release()
+            return ChannelEvent(name=ns.name, addr=ns.addr, destroy=ns.destroy)
+        return Message(src=src, dst=dst, payload=payload, _release=release)
+
+
+class HostCore(_CoreBase):
+    """The host (virtio driver) side of one rpmsg device."""
+
+    def __init__(
+        self,
+        memory: RegionMemory,
+        rx_layout: VringLayout,
+        tx_layout: VringLayout,
+        *,
+        pool_da: int,
+        rx_count: int | None = None,
+        tx_count: int | None = None,
+        rx_size: int = 512,
+        tx_size: int = 512,
+        event_idx: bool = False,
+    ) -> None:
+        super().__init__()
+        self.memory = memory
+        self.rx = DriverQueue(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
+        self.tx = DriverQueue(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
+        self.rx_count = min(rx_layout.num, 256) if rx_count is None else rx_count
+        self.tx_count = min(tx_layout.num, 256) if tx_count is None else tx_count
+        if self.rx_count > rx_layout.num:
+            raise LocalProtocolError(f"{self.rx_count} RX buffers cannot all be posted to a vring of {rx_layout.num}")
+        for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
+            if size <= HEADER_SIZE:
+                raise LocalProtocolError(f"{name} {size} leaves no room after the {HEADER_SIZE}-byte header")
+        self.rx_size = rx_size
+        self.tx_size = tx_size
+        self.rx_addrs = [pool_da + i * rx_size for i in range(self.rx_count)]
+        tx_base = pool_da + self.rx_count * rx_size
+        self.tx_addrs = [tx_base + i * tx_size for i in range(self.tx_count)]
+        self._tx_free: list[int] = []
+        self.started = False
+
+    @property
+    def max_payload(self) -> int:
+        return self.tx_size - HEADER_SIZE
+
+    def start(self) -> None:
+        """Initialise both rings, post every RX buffer, and ask for a kick of vring 0 (Linux rpmsg_probe)."""
+        self.rx.reset()
+        self.tx.reset()
+        self.rx.add_many([Buf(a, self.rx_size, write=True) for a in self.rx_addrs], self.rx_addrs)
+        # Linux suppresses TX-complete interrupts; it re-enables them only while a sender waits for a buffer.
+        self.tx.disable_callbacks()
+        self._tx_free = list(reversed(self.tx_addrs))
+        self.rx.publish()
+        self.intents.add(RX_VRING)  # kick vring 0 once, even if suppressed: it is the start signal
+        self.started = True
+
+    # --- sending ---------------------------------------------------------------------------------------------
+    def _take_tx(self) -> int:
+        if not self._tx_free:
+            for used in self.tx.get_used():
+                self._tx_free.append(used.token)
+        if not self._tx_free:
+            raise WouldBlock("no free TX buffer: the remote has not returned any yet")
+        return self._tx_free.pop()
+
+    def want_tx_wakeup(self, on: bool) -> bool:
+        """Ask the remote to kick when it returns TX buffers (a sender is waiting); True if some are back."""
+        if on:
+            return self.tx.enable_callbacks()
+        self.tx.disable_callbacks()
+        return False
+
+    def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        if len(payload) > self.max_payload:
+            raise MessageTooLong(
+                f"{len(payload)} bytes do not fit a {self.tx_size}-byte buffer ({self.max_payload} bytes of payload)",
+                size=len(payload),
+                limit=self.max_payload,
+            )
+        addr = self._take_tx()
+        self.memory.write(addr, pack_header(src, dst, len(payload)))
+        self.memory.write(addr + HEADER_SIZE, payload)
+        self.tx.add([Buf(addr, HEADER_SIZE + len(payload))], token=addr)
+        self._note(self.tx.publish())
+
+    def get_tx_buffer(self) -> TxBuffer:
+        addr = self._take_tx()
+        view = self.memory.view(addr + HEADER_SIZE, self.max_payload)
+        return TxBuffer(addr, view, self.max_payload)
+
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int) -> None:
+        if buf.done:
+            raise LocalProtocolError("this TX buffer was already sent or given back")
+        if not 0 <= length <= buf.capacity:
+            raise MessageTooLong(
+                f"{length} bytes do not fit the buffer's {buf.capacity}", size=length, limit=buf.capacity
+            )
+        self.memory.write(buf.addr, pack_header(src, dst, length))
+        buf._finish()
+        self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
+        self._note(self.tx.publish())
+
+    def give_back(self, buf: TxBuffer) -> None:
+        if not buf.done:
+            buf._finish()
+            self._tx_free.append(buf.addr)
+
+    # --- receiving -------------------------------------------------------------------------------------------
+    def poll(self, *, zero_copy: Callable[[int], bool] = _never, limit: int | None = None) -> list[Event]:
+        """Messages the remote sent since the last poll. Copies are re-posted at once; messages whose ``dst``
+        ``zero_copy`` selects stay in their buffer until released."""
+        events: list[Event] = []
+        try:
+            used_list = self.rx.get_used(limit)
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"vring 0: {exc}") from exc
+        for used in used_list:
+            addr = used.token
+            capacity = min(used.len, self.rx_size)  # OpenAMP/RPMsg-Lite report the whole buffer: only a bound
+            try:
+                hdr = unpack_header(self.memory.read(addr, min(HEADER_SIZE, self.rx_size)), capacity)
+            except RemoteProtocolError as exc:
+                self._drop(f"vring 0 buffer {addr:#x}: {exc}")
+                self._repost(addr, publish=False)  # drop the message, keep the buffer
+                continue
+            if zero_copy(hdr.dst) and hdr.dst != NS_ADDR:
+                view = self.memory.view(addr + HEADER_SIZE, hdr.len).toreadonly()
+                events.append(Message(hdr.src, hdr.dst, view, functools.partial(self._repost, addr)))
+            else:
+                payload = self.memory.read(addr + HEADER_SIZE, hdr.len)
+                self._repost(addr, publish=False)
+                event = self._dispatch(hdr.src, hdr.dst, payload, None)
+                if event is not None:
+                    events.append(event)
+        if used_list:
+            self._note(self.rx.publish())
+        return events
+
+    def _repost(self, addr: int, *, publish: bool = True) -> None:
+        self.rx.add([Buf(addr, self.rx_size, write=True)], token=addr)
+        if publish:
+            self._note(self.rx.publish())
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+
+class RemoteCore(_CoreBase):
+    """The remote (virtio device) side of one rpmsg device. Construct it only once the host has set DRIVER_OK
+    (test the bit: Linux writes 0x07, OpenAMP 0x04) — before that the vring addresses are not valid."""
+
+    def __init__(
+        self, memory: RegionMemory, rx_layout: VringLayout, tx_layout: VringLayout, *, event_idx: bool = False
+    ) -> None:
+        super().__init__()
+        self.memory = memory
+        # Named from the host's point of view, like the vrings: host RX (vring 0) is where we send.
+        self.to_host = DeviceQueue(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
+        self.from_host = DeviceQueue(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
+        self._spare: Chain | None = None  # a popped host buffer not yet used (too small for the last send)
+
+    def _take_rx_buffer(self) -> Chain:
+        if self._spare is not None:
+            chain, self._spare = self._spare, None
+            return chain
+        try:
+            popped = self.to_host.pop()
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"vring 0: {exc}") from exc
+        if popped is None:
+            raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
+        if not popped.descs[0].writable:
+            self.to_host.push(popped.head, 0)
+            raise RemoteProtocolError(f"vring 0: host buffer {popped.head} is not device-writable")
+        return popped
+
+    def announce(self, name: str, addr: int, *, destroy: bool = False) -> None:
+        self.send(addr, NS_ADDR, pack_ns(name, addr, destroy))
+
+    def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        chain = self._take_rx_buffer()
+        buf = chain.descs[0]
+        limit = buf.len - HEADER_SIZE
+        if len(payload) > limit:
+            self._spare = chain
+            raise MessageTooLong(
+                f"{len(payload)} bytes do not fit the host's {buf.len}-byte buffer ({limit} bytes of payload)",
+                size=len(payload),
+                limit=limit,
+            )
+        self.memory.write(buf.addr, pack_header(src, dst, len(payload)))
+        self.memory.write(buf.addr + HEADER_SIZE, payload)
+        self.to_host.push(chain.head, HEADER_SIZE + len(payload))
+        self._note(self.to_host.publish())
+
+    def poll(self, *, zero_copy: Callable[[int], bool] = _never, limit: int | None = None) -> list[Event]:
+        events: list[Event] = []
+        try:
+            chains = self.from_host.pop_many(limit)
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"vring 1: {exc}") from exc
+        returned = False
+        for chain in chains:
+            first = chain.descs[0]
+            capacity = 0 if first.writable else first.len  # a host TX buffer is device-readable
+            try:
+                hdr = unpack_header(self.memory.read(first.addr, min(first.len, HEADER_SIZE)), capacity)
+            except RemoteProtocolError as exc:
+                self._drop(f"vring 1 buffer {chain.head}: {exc}")
+                self.from_host.push(chain.head, 0)
+                returned = True
+                continue
+            if zero_copy(hdr.dst) and hdr.dst != NS_ADDR:
+                view = self.memory.view(first.addr + HEADER_SIZE, hdr.len).toreadonly()
+                events.append(Message(hdr.src, hdr.dst, view, functools.partial(self._give_back, chain.head)))
+            else:
+                payload = self.memory.read(first.addr + HEADER_SIZE, hdr.len)
+                self.from_host.push(chain.head, 0)
+                returned = True
+                event = self._dispatch(hdr.src, hdr.dst, payload, None)
+                if event is not None:
+                    events.append(event)
+        if returned:
+            # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
+            self._note(self.from_host.publish())
+        return events
+
+    def _give_back(self, head: int) -> None:
+        self.from_host.push(head, 0)
+        self._note(self.from_host.publish())
+
+    def close(self) -> None:
+        self.to_host.close()
+        self.from_host.close()

@@ -1,0 +1,545 @@
+"""The runner: one rpmsg device (a :class:`HostCore` or :class:`RemoteCore` plus a doorbell) and its endpoints.
+
+Threads
+-------
+No thread is started unless needed. A thread that waits for a message drives the device itself: it processes
+the rings, and when nothing is there it waits on the doorbell (``wait="block"``), spins on the rings
+(``"busy"``), or spins a while and then waits (``"spin"``, the default: ~85 ns under load, nothing when idle).
+One waiter at a time owns the doorbell; others wait on a condition the owner signals. Only when someone asks
+for a pollable descriptor (:meth:`Endpoint.fileno`, or asyncio) does a pump thread start, so that the
+descriptor becomes readable even while nobody is receiving.
+
+Timeouts are the caller's (``settimeout``); there is no fixed wait anywhere. A doorbell that reports the peer
+gone, or a ring the peer broke, makes every waiting and later call raise :class:`PeerLost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
+from rpmsg.errors import (
+    EndpointClosed,
+    LocalProtocolError,
+    PeerLost,
+    RemoteProtocolError,
+    RpmsgTimeout,
+    WouldBlock,
+)
+from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator
+from transports.doorbell import Doorbell, PeerLostError
+
+log = logging.getLogger(__name__)
+
+WaitMode = Literal["block", "spin", "busy"]
+SPIN_SECONDS = 50e-6
+BUFFER_POLL_SECONDS = 0.005
+
+
+class RpmsgDevice:
+    """Endpoints, channels and the wait loop over one core and one doorbell."""
+
+    def __init__(
+        self, core: HostCore | RemoteCore, doorbell: Doorbell, *, wait: WaitMode = "spin", ns: bool = True
+    ) -> None:
+        if wait not in ("block", "spin", "busy"):
+            raise LocalProtocolError(f"wait mode {wait!r} is not block, spin or busy")
+        self.core = core
+        self.doorbell = doorbell
+        self.wait_mode: WaitMode = wait
+        self.ns = ns
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._endpoints: dict[int, Endpoint] = {}
+        self._addresses = AddressAllocator()
+        self._channels: dict[str, int] = {}
+        self._channel_callbacks: list[Callable[[str, int, bool], None]] = []
+        self._doorbell_owner: threading.Thread | None = None
+        self._pump: threading.Thread | None = None
+        self._closed = False
+        self.failure: BaseException | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Host: post buffers and kick vring 0. Remote: nothing to do (construct the core after DRIVER_OK)."""
+        with self._lock:
+            if isinstance(self.core, HostCore) and not self.core.started:
+                self.core.start()
+            self._flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for ep in list(self._endpoints.values()):
+                ep.close()
+            self._closed = True
+            self._changed.notify_all()
+            # A thread may be blocked on the doorbell: wake it and let it leave before the descriptors go.
+            self.doorbell.interrupt()
+            deadline = time.monotonic() + 2
+            while self._doorbell_owner is not None and time.monotonic() < deadline:
+                self._changed.wait(0.05)
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(timeout=2)
+        with self._lock:
+            self.core.close()
+            self.doorbell.close()
+
+    def __enter__(self) -> RpmsgDevice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- driving the rings -----------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise PeerLost(f"rpmsg device unusable: {self.failure}") from self.failure
+        if self._closed:
+            raise EndpointClosed("the rpmsg device is closed")
+
+    def _flush(self) -> None:
+        for queue in self.core.take_intents():
+            try:
+                self.doorbell.notify(queue)
+            except PeerLostError as exc:
+                self._fail(exc)
+                return
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            log.warning("rpmsg device lost: %s", exc)
+            self.failure = exc
+        self._changed.notify_all()
+        for ep in self._endpoints.values():
+            ep._wake()
+
+    def process(self) -> int:
+        """Take in whatever the peer sent; returns how many events were handled."""
+        with self._lock:
+            self._check()
+            try:
+                events = self.core.poll(zero_copy=self._wants_zero_copy)
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+                raise PeerLost(f"the peer broke the rings: {exc}") from exc
+            for event in events:
+                if isinstance(event, ChannelEvent):
+                    self._channel_event(event)
+                else:
+                    self._deliver(event)
+            self._flush()
+            if events:
+                self._changed.notify_all()
+            return len(events)
+
+    def _wants_zero_copy(self, dst: int) -> bool:
+        ep = self._endpoints.get(dst)
+        return ep is not None and ep.zero_copy
+
+    def _deliver(self, msg: Message) -> None:
+        ep = self._endpoints.get(msg.dst)
+        if ep is None or ep.closed:
+            log.info("message from %#x to unbound address %#x dropped", msg.src, msg.dst)
+            msg.release()
+            return
+        ep._enqueue(msg)
+
+    def _channel_event(self, event: ChannelEvent) -> None:
+        if event.destroy:
+            if self._channels.get(event.name) == event.addr:
+                del self._channels[event.name]
+        else:
+            self._channels[event.name] = event.addr
+        for callback in list(self._channel_callbacks):
+            try:
+                callback(event.name, event.addr, not event.destroy)
+            except Exception:  # a user callback must not stop the device
+                log.exception("channel callback failed")
+
+    def _wait(self, deadline: float | None) -> None:
+        """Wait for something to happen (called with the lock held, returns with it held)."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if self.wait_mode == "busy":
+            self._lock.release()
+            try:
+                time.sleep(0)
+            finally:
+                self._lock.acquire()
+            self.process()
+            return
+        if self._pump is not None or self._doorbell_owner is not None:
+            self._changed.wait(remaining)
+            return
+        self._doorbell_owner = threading.current_thread()
+        self._lock.release()
+        try:
+            if self.wait_mode == "spin":
+                stop = time.perf_counter() + SPIN_SECONDS
+                while time.perf_counter() < stop:
+                    if self.process():
+                        return
+            self.doorbell.wait(remaining)
+        except PeerLostError as exc:
+            with self._lock:
+                if not self._closed:
+                    self._fail(exc)
+        finally:
+            self._lock.acquire()
+            self._doorbell_owner = None
+            self._changed.notify_all()
+        self.process()
+
+    def _ensure_pump(self) -> None:
+        with self._lock:
+            if self._pump is None and not self._closed:
+                self._pump = threading.Thread(target=self._run_pump, name="rpmsg-pump", daemon=True)
+                self._pump.start()
+
+    def _run_pump(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or self.failure is not None:
+                    return
+            try:
+                self.process()
+                self.doorbell.wait(0.05)
+            except PeerLostError as exc:
+                with self._lock:
+                    self._fail(exc)
+                return
+            except (PeerLost, EndpointClosed):
+                return
+
+    # --- sending ---------------------------------------------------------------------------------------------
+    def send(self, src: int, dst: int, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                self._check()
+                try:
+                    self.core.send(src, dst, data)
+                    self._flush()
+                    return
+                except WouldBlock:
+                    self._wait_for_buffer(deadline)
+
+    def get_buffer(self, timeout: float | None) -> TxBuffer:
+        if not isinstance(self.core, HostCore):
+            raise LocalProtocolError(
+                "zero-copy send buffers belong to the host: the remote writes into the "
+                "host's receive buffers (use send)"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                self._check()
+                try:
+                    return self.core.get_tx_buffer()
+                except WouldBlock:
+                    self._wait_for_buffer(deadline)
+
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int) -> None:
+        with self._lock:
+            self._check()
+            if not isinstance(self.core, HostCore):
+                raise LocalProtocolError("only the host has send buffers")
+            self.core.send_buffer(buf, src, dst, length)
+            self._flush()
+
+    def _wait_for_buffer(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise RpmsgTimeout("no send buffer became free in time: the peer is not consuming")
+        if isinstance(self.core, HostCore) and self.core.want_tx_wakeup(True):
+            return  # buffers came back meanwhile
+        # Bounded: RPMsg-Lite without RL_ALLOW_CONSUMED_BUFFERS_NOTIFICATION never kicks after consuming, so
+        # look at the used ring again every few milliseconds instead of waiting for a kick that may not come.
+        poll = time.monotonic() + BUFFER_POLL_SECONDS
+        try:
+            self._wait(poll if deadline is None else min(deadline, poll))
+        finally:
+            if isinstance(self.core, HostCore):
+                self.core.want_tx_wakeup(False)
+
+    # --- endpoints and channels ------------------------------------------------------------------------------
+    def endpoint(
+        self,
+        name: str = "",
+        *,
+        addr: int = ADDR_ANY,
+        peer: int | None = None,
+        announce: bool | None = None,
+        zero_copy: bool = False,
+    ) -> Endpoint:
+        """Bind a local endpoint (a dynamic address from 1024 unless ``addr`` is given). With a ``name`` and the
+        name service on, the remote role announces it (``announce`` overrides)."""
+        with self._lock:
+            self._check()
+            if addr == ADDR_ANY:
+                addr = self._addresses.allocate()
+            else:
+                if addr == NS_ADDR:
+                    raise LocalProtocolError(f"address {NS_ADDR} is the name service")
+                self._addresses.claim(addr)
+            ep = Endpoint(self, addr, name, peer, zero_copy)
+            self._endpoints[addr] = ep
+            if announce is None:
+                announce = bool(name) and self.ns and isinstance(self.core, RemoteCore)
+        if announce:
+            try:
+                self._announce(name, addr, destroy=False)
+            except BaseException:
+                self._remove(ep)
+                raise
+            ep.announced = True
+        return ep
+
+    def _announce(self, name: str, addr: int, *, destroy: bool) -> None:
+        from rpmsg.protocol import pack_ns
+
+        self.send(addr, NS_ADDR, pack_ns(name, addr, destroy), timeout=None if not destroy else 1.0)
+
+    def _remove(self, ep: Endpoint) -> None:
+        with self._lock:
+            if self._endpoints.get(ep.addr) is ep:
+                del self._endpoints[ep.addr]
+                self._addresses.release(ep.addr)
+
+    def channels(self) -> dict[str, int]:
+        """Channels the peer announced and has not withdrawn: name -> its address."""
+        with self._lock:
+            return dict(self._channels)
+
+    def on_channel(self, callback: Callable[[str, int, bool], None]) -> None:
+        """Call ``callback(name, addr, created)`` when the peer announces or withdraws a channel."""
+        with self._lock:
+            self._channel_callbacks.append(callback)
+
+    def wait_for_channel(self, name: str, timeout: float | None = None) -> int:
+        """The address of the peer's channel ``name``, waiting for its announcement up to ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                self._check()
+                self.process()
+                if name in self._channels:
+                    return self._channels[name]
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise RpmsgTimeout(
+                        f"no channel {name!r} announced within {timeout} s "
+                        f"(announced: {sorted(self._channels) or 'none'})"
+                    )
+                self._wait(deadline)
+
+    def open(self, name: str, timeout: float | None = None, *, zero_copy: bool = False) -> Endpoint:
+        """A local endpoint connected to the peer's channel ``name`` (waiting for it to be announced)."""
+        remote = self.wait_for_channel(name, timeout)
+        return self.endpoint(name, peer=remote, announce=False, zero_copy=zero_copy)
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Endpoint:
+    """A socket-like rpmsg endpoint: ``send``/``sendto``, ``recv``/``recvfrom``/``recv_into``, timeouts,
+    ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``."""
+
+    def __init__(self, device: RpmsgDevice, addr: int, name: str, peer: int | None, zero_copy: bool) -> None:
+        self.device = device
+        self.addr = addr
+        self.name = name
+        self.peer = peer
+        self.zero_copy = zero_copy
+        self.announced = False
+        self.closed = False
+        self._queue: deque[Message] = deque()
+        self._timeout: float | None = None
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        peer = f"{self.peer:#x}" if self.peer is not None else "none"
+        return f"<Endpoint {self.name!r} addr {self.addr:#x} peer {peer}>"
+
+    # --- options ---------------------------------------------------------------------------------------------
+    def settimeout(self, timeout: float | None) -> None:
+        """None: block; 0: non-blocking (WouldBlock); > 0: wait at most that many seconds (RpmsgTimeout)."""
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be None or >= 0")
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def connect(self, peer: int) -> None:
+        self.peer = peer
+
+    # --- sending ---------------------------------------------------------------------------------------------
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        if self.peer is None:
+            raise LocalProtocolError(f"{self!r} is not connected: use sendto or connect")
+        return self.sendto(data, self.peer)
+
+    def sendto(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        self._check_open()
+        timeout = self._timeout
+        try:
+            self.device.send(self.addr, dst, data, timeout)
+        except RpmsgTimeout:
+            if timeout == 0:
+                raise WouldBlock("no send buffer free right now") from None
+            raise
+        return len(data)
+
+    def get_buffer(self) -> TxBuffer:
+        """Zero-copy send (host): a writable view of a send buffer in shared memory."""
+        self._check_open()
+        return self.device.get_buffer(self._timeout)
+
+    def send_buffer(self, buf: TxBuffer, length: int, dst: int | None = None) -> None:
+        target = self.peer if dst is None else dst
+        if target is None:
+            raise LocalProtocolError(f"{self!r} is not connected: give dst")
+        self.device.send_buffer(buf, self.addr, target, length)
+
+    # --- receiving -------------------------------------------------------------------------------------------
+    def _enqueue(self, msg: Message) -> None:
+        self._queue.append(msg)
+        if self._fd is not None and len(self._queue) == 1:
+            os.eventfd_write(self._fd, 1)
+
+    def _wake(self) -> None:
+        if self._fd is not None:
+            os.eventfd_write(self._fd, 1)
+
+    def _take(self) -> Message | None:
+        if not self._queue:
+            return None
+        msg = self._queue.popleft()
+        if self._fd is not None and not self._queue:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._fd)
+        return msg
+
+    def recv_message(self) -> Message:
+        """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""
+        dev = self.device
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with dev._lock:
+            while True:
+                msg = self._take()
+                if msg is not None:
+                    return msg
+                self._check_open()
+                dev.process()
+                msg = self._take()
+                if msg is not None:
+                    return msg
+                if deadline is not None and time.monotonic() >= deadline:
+                    if timeout == 0:
+                        raise WouldBlock(f"no message waiting on {self!r}")
+                    raise RpmsgTimeout(f"no message on {self!r} within {timeout} s")
+                dev._wait(deadline)
+
+    def recvfrom(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
+        msg = self.recv_message()
+        try:
+            data = bytes(msg.payload[:bufsize])
+        finally:
+            msg.release()
+        return data, msg.src
+
+    def recv(self, bufsize: int = 1 << 16) -> bytes:
+        return self.recvfrom(bufsize)[0]
+
+    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
+        msg = self.recv_message()
+        try:
+            n = min(len(msg.payload), nbytes or len(buffer))
+            memoryview(buffer)[:n] = msg.payload[:n]
+        finally:
+            msg.release()
+        return n
+
+    async def recv_async(self, bufsize: int = 1 << 16) -> bytes:
+        """Await the next message (uses :meth:`fileno` with the running loop's ``add_reader``)."""
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        saved = self._timeout
+        while True:
+            self._timeout = 0.0
+            try:
+                return self.recv(bufsize)
+            except WouldBlock:
+                pass
+            finally:
+                self._timeout = saved
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    def fileno(self) -> int:
+        """A descriptor that is readable while messages wait here (starts the device's pump thread)."""
+        self._check_open()
+        with self.device._lock:
+            if self._fd is None:
+                self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                if self._queue or self.device.failure is not None:
+                    os.eventfd_write(self._fd, 1)
+        self.device._ensure_pump()
+        return self._fd
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                yield self.recv()
+            except EndpointClosed:
+                return
+
+    # --- closing ---------------------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EndpointClosed(f"{self!r} is closed")
+        self.device._check()
+
+    def close(self) -> None:
+        """Withdraw the endpoint (name-service destroy when it was announced) and free its address."""
+        if self.closed:
+            return
+        if self.announced and self.device.failure is None:
+            try:
+                self.device._announce(self.name, self.addr, destroy=True)
+            except (PeerLost, EndpointClosed, RpmsgTimeout) as exc:
+                log.info("could not announce the end of %r: %s", self, exc)
+        self.closed = True
+        with self.device._lock:
+            while self._queue:
+                self._queue.popleft().release()
+            self.device._remove(self)
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

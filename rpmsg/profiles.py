@@ -1,0 +1,40 @@
+"""Where things live in shared memory for a host/remote pair that has no resource table to say it.
+
+rproc's own profile: vring 0 at the start of the window, vring 1 at the next ``align`` boundary after it, then
+the buffer pool (receive buffers first, then send buffers), as Linux's rpmsg lays out its single buffer block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from virtio import VringLayout
+
+
+@dataclass(frozen=True)
+class Profile:
+    num: int = 256
+    align: int = 0x1000
+    rx_count: int = 256
+    tx_count: int = 256
+    rx_size: int = 512
+    tx_size: int = 512
+    base: int = 0
+
+    @property
+    def rx_layout(self) -> VringLayout:
+        return VringLayout.legacy(self.base, self.num, self.align)
+
+    @property
+    def tx_layout(self) -> VringLayout:
+        start = (self.rx_layout.end + self.align - 1) & ~(self.align - 1)
+        return VringLayout.legacy(start, self.num, self.align)
+
+    @property
+    def pool_da(self) -> int:
+        return (self.tx_layout.end + 63) & ~63
+
+    @property
+    def size(self) -> int:
+        """Bytes of shared memory the profile needs from ``base``."""
+        return self.pool_da + self.rx_count * self.rx_size + self.tx_count * self.tx_size - self.base

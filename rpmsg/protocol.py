@@ -1,0 +1,141 @@
+"""The rpmsg wire format and rules, without I/O.
+
+Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``struct rpmsg_ns_msg``,
+``RPMSG_NS_ADDR``, ``RPMSG_RESERVED_ADDRESSES``), OpenAMP ``lib/include/openamp/rpmsg.h`` and
+``rpmsg_virtio.c``, NXP RPMsg-Lite ``rpmsg_lite.c``.
+
+- Header, 16 bytes little-endian: ``{u32 src; u32 dst; u32 reserved; u16 len; u16 flags}``, then ``len`` bytes.
+  Receivers take the payload length from ``len`` and treat the used/descriptor length only as an upper bound:
+  OpenAMP and RPMsg-Lite report the whole buffer as used. ``reserved`` is never validated (OpenAMP's receiver
+  writes into it).
+- Name service at address 53: ``{char name[32]; u32 addr; u32 flags}`` (flags 0 create, 1 destroy), sent only
+  when both sides have ``VIRTIO_RPMSG_F_NS`` (feature bit 0). Names compare up to the first NUL (OpenAMP leaves
+  garbage after it) and are untrusted text.
+- Addresses below 1024 are reserved in Linux and OpenAMP; rproc allocates dynamic addresses from 1024 but accepts
+  any peer address (RPMsg-Lite allocates from 1).
+- vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from rpmsg.errors import LocalProtocolError, RemoteProtocolError
+
+HEADER = struct.Struct("<IIIHH")
+HEADER_SIZE = HEADER.size  # 16
+NS_MSG = struct.Struct("<32sII")
+NS_MSG_SIZE = NS_MSG.size  # 40
+NAME_SIZE = 32
+
+NS_ADDR = 53
+ADDR_ANY = 0xFFFF_FFFF
+RESERVED_ADDRESSES = 1024
+NS_CREATE = 0
+NS_DESTROY = 1
+VIRTIO_RPMSG_F_NS = 0
+
+RX_VRING = 0  # remote -> host
+TX_VRING = 1  # host -> remote
+LINUX_BUFFER_SIZE = 512
+LINUX_MAX_BUFFERS = 512
+
+VIRTIO_ID_RPMSG = 7
+VIRTIO_CONFIG_S_DRIVER_OK = 0x04
+VIRTIO_CONFIG_S_FAILED = 0x80
+
+
+def driver_ok(status: int) -> bool:
+    """May the remote read the vring addresses? Test the DRIVER_OK bit, never compare the byte: Linux writes
+    0x07 (ACKNOWLEDGE|DRIVER|DRIVER_OK), OpenAMP as host only 0x04, a VERSION_1 driver 0x0f. FAILED vetoes it."""
+    return bool(status & VIRTIO_CONFIG_S_DRIVER_OK) and not status & VIRTIO_CONFIG_S_FAILED
+
+
+@dataclass(frozen=True)
+class Header:
+    src: int
+    dst: int
+    len: int
+    flags: int = 0
+    reserved: int = 0
+
+
+def pack_header(src: int, dst: int, length: int, flags: int = 0) -> bytes:
+    return HEADER.pack(src, dst, 0, length, flags)
+
+
+def unpack_header(buf: bytes | bytearray | memoryview, capacity: int) -> Header:
+    """The header at the start of ``buf``; ``capacity`` bounds the payload (used.len and the buffer size)."""
+    if capacity < HEADER_SIZE or len(buf) < HEADER_SIZE:
+        raise RemoteProtocolError(f"a message of {capacity} bytes cannot hold the {HEADER_SIZE}-byte rpmsg header")
+    src, dst, reserved, length, flags = HEADER.unpack_from(buf, 0)
+    if length > capacity - HEADER_SIZE:
+        raise RemoteProtocolError(
+            f"header len {length} from {src:#x} to {dst:#x} runs past its buffer ({capacity - HEADER_SIZE} bytes "
+            "of payload room)"
+        )
+    return Header(src=src, dst=dst, len=length, flags=flags, reserved=reserved)
+
+
+@dataclass(frozen=True)
+class NameServiceMessage:
+    name: str
+    addr: int
+    destroy: bool
+
+    @property
+    def flags(self) -> int:
+        return NS_DESTROY if self.destroy else NS_CREATE
+
+
+def pack_ns(name: str, addr: int, destroy: bool = False) -> bytes:
+    raw = name.encode("utf-8")
+    if len(raw) >= NAME_SIZE:
+        raise LocalProtocolError(f"channel name {name!r} is {len(raw)} bytes; rpmsg names hold {NAME_SIZE - 1}")
+    return NS_MSG.pack(raw, addr, NS_DESTROY if destroy else NS_CREATE)
+
+
+def unpack_ns(payload: bytes | bytearray | memoryview) -> NameServiceMessage:
+    """A name-service message. The name is untrusted: cut at the first NUL, control characters replaced."""
+    if len(payload) < NS_MSG_SIZE:
+        raise RemoteProtocolError(f"name-service message is {len(payload)} bytes, {NS_MSG_SIZE} expected")
+    raw, addr, flags = NS_MSG.unpack_from(payload, 0)
+    if flags not in (NS_CREATE, NS_DESTROY):
+        raise RemoteProtocolError(f"name-service flags {flags:#x} are neither create (0) nor destroy (1)")
+    return NameServiceMessage(name=safe_name(raw), addr=addr, destroy=flags == NS_DESTROY)
+
+
+def safe_name(raw: bytes) -> str:
+    """A peer-supplied name as printable text: up to the NUL, undecodable bytes and control characters shown as
+    escapes, so nothing the peer sends reaches a terminal as an escape sequence."""
+    text = raw.split(b"\0", 1)[0].decode("utf-8", errors="backslashreplace")
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+class AddressAllocator:
+    """Dynamic endpoint addresses from 1024 up (Linux idr_alloc(..., RPMSG_RESERVED_ADDRESSES, 0))."""
+
+    def __init__(self, first: int = RESERVED_ADDRESSES) -> None:
+        self._first = first
+        self._next = first
+        self._used: set[int] = set()
+
+    def allocate(self) -> int:
+        for _ in range(1 << 20):
+            addr = self._next
+            self._next = addr + 1 if addr + 1 < ADDR_ANY else self._first
+            if addr not in self._used:
+                self._used.add(addr)
+                return addr
+        raise LocalProtocolError("no free endpoint address")
+
+    def claim(self, addr: int) -> None:
+        if addr in self._used:
+            raise LocalProtocolError(f"address {addr} is already bound")
+        if addr == ADDR_ANY:
+            raise LocalProtocolError("address 0xffffffff means 'any' and cannot be bound")
+        self._used.add(addr)
+
+    def release(self, addr: int) -> None:
+        self._used.discard(addr)

@@ -1,0 +1,174 @@
+"""Peers that behave like other stacks do in the wild, each named after the stack it models."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rpmsg import HostCore, MessageTooLong, Profile, RemoteCore, RpmsgDevice, loopback_pair
+from rpmsg.core import Event
+from rpmsg.protocol import HEADER_SIZE, NS_ADDR, TX_VRING, pack_ns
+from transports.loop import loop_pair
+
+
+def pair_with(remote_cls: type[RemoteCore], profile: Profile | None = None) -> tuple[RpmsgDevice, RpmsgDevice]:
+    p = profile or Profile(num=16, rx_count=16, tx_count=16)
+    h, r = loop_pair(p.size)
+    host = RpmsgDevice(
+        HostCore(
+            h.memory,
+            p.rx_layout,
+            p.tx_layout,
+            pool_da=p.pool_da,
+            rx_count=p.rx_count,
+            tx_count=p.tx_count,
+            rx_size=p.rx_size,
+            tx_size=p.tx_size,
+        ),
+        h.doorbell,
+    )
+    host.start()
+    return host, RpmsgDevice(remote_cls(r.memory, p.rx_layout, p.tx_layout), r.doorbell)
+
+
+class WholeBufferUsedLen(RemoteCore):
+    """OpenAMP and RPMsg-Lite report the whole buffer as used.len, not 16 + payload."""
+
+    def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        chain = self._take_rx_buffer()
+        buf = chain.descs[0]
+        self.memory.write(buf.addr, struct.pack("<IIIHH", src, dst, 0, len(payload), 0) + bytes(payload))
+        self.to_host.push(chain.head, buf.len)
+        self._note(self.to_host.publish())
+
+
+class NeverKicksAfterConsuming(RemoteCore):
+    """RPMsg-Lite without RL_ALLOW_CONSUMED_BUFFERS_NOTIFICATION: returns TX buffers, never kicks for it."""
+
+    def poll(self, **kwargs: object) -> list[Event]:
+        events = super().poll(**kwargs)  # type: ignore[arg-type]
+        self.intents.discard(TX_VRING)
+        return events
+
+
+@pytest.fixture
+def closing() -> Iterator[list[RpmsgDevice]]:
+    devices: list[RpmsgDevice] = []
+    yield devices
+    for d in devices:
+        d.close()
+
+
+def test_openamp_whole_buffer_used_len(closing: list[RpmsgDevice]) -> None:
+    host, remote = pair_with(WholeBufferUsedLen)
+    closing += [host, remote]
+    src = remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    ep.settimeout(1)
+    for size in (0, 1, 17, 496):
+        src.sendto(b"z" * size, ep.addr)
+        assert ep.recv() == b"z" * size  # length from hdr.len, used.len only an upper bound
+
+
+def test_rpmsg_lite_never_kicks_after_consuming(closing: list[RpmsgDevice]) -> None:
+    host, remote = pair_with(NeverKicksAfterConsuming)
+    closing += [host, remote]
+    sink = remote.endpoint("sink")
+    ep = host.open("sink", timeout=1)
+    ep.settimeout(10)
+    got: list[int] = []
+
+    def drain() -> None:
+        sink.settimeout(10)
+        while len(got) < 200:
+            got.append(struct.unpack("<I", sink.recv())[0])
+
+    t = threading.Thread(target=drain)
+    t.start()
+    start = time.monotonic()
+    for i in range(200):  # 12x the 16 send buffers: each reuse needs the returned-but-not-kicked buffers
+        ep.send(struct.pack("<I", i))
+    t.join(20)
+    assert got == list(range(200))
+    assert time.monotonic() - start < 10  # Linux would block 15 s per wait here
+
+
+def test_rpmsg_lite_low_endpoint_addresses(closing: list[RpmsgDevice]) -> None:
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing += [host, remote]
+    low = remote.endpoint("rpmsg-lite-svc", addr=1)
+    assert host.wait_for_channel("rpmsg-lite-svc", timeout=1) == 1
+    ep = host.open("rpmsg-lite-svc", timeout=1)
+    ep.settimeout(1)
+    ep.send(b"hi")
+    data, src = low.recvfrom()
+    assert (data, src) == (b"hi", ep.addr)
+    low.sendto(b"back", src)
+    assert ep.recvfrom() == (b"back", 1)
+
+
+def test_openamp_garbage_after_nul_in_name_service(closing: list[RpmsgDevice]) -> None:
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing += [host, remote]
+    raw = bytearray(pack_ns("demo", 0x400))
+    raw[5:32] = b"\xee" * 27
+    remote.send(0x400, NS_ADDR, bytes(raw), timeout=1)
+    assert host.wait_for_channel("demo", timeout=1) == 0x400
+
+
+def test_per_direction_buffer_sizes(closing: list[RpmsgDevice]) -> None:
+    """OpenAMP sizes each direction on its own; Linux uses 512 both ways."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16, rx_size=128, tx_size=1024))
+    closing += [host, remote]
+    svc = remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    ep.settimeout(1)
+    svc.settimeout(1)
+    ep.send(b"a" * 1008)
+    data, src = svc.recvfrom()
+    assert len(data) == 1008
+    with pytest.raises(MessageTooLong) as err:
+        ep.send(b"a" * 1009)
+    assert err.value.limit == 1008
+    with pytest.raises(MessageTooLong) as err:
+        svc.sendto(b"b" * 113, src)  # the host's receive buffers are 128 bytes
+    assert err.value.limit == 128 - HEADER_SIZE
+    svc.sendto(b"b" * 112, src)  # the refused buffer is kept and used for the next send
+    assert ep.recv() == b"b" * 112
+
+
+def test_malformed_messages_are_dropped_and_their_buffers_kept(closing: list[RpmsgDevice]) -> None:
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing += [host, remote]
+    svc = remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    ep.settimeout(1)
+    core = remote.core
+    assert isinstance(core, RemoteCore)
+    for _ in range(40):  # more than the 16 receive buffers: dropping must give them back
+        chain = core._take_rx_buffer()
+        core.memory.write(chain.descs[0].addr, struct.pack("<IIIHH", 5, ep.addr, 0, 9999, 0))
+        core.to_host.push(chain.head, 512)
+        core._note(core.to_host.publish())
+        remote._flush()
+        host.process()
+    assert host.core.dropped == 40
+    svc.sendto(b"still fine", ep.addr)
+    assert ep.recv() == b"still fine"
+
+
+def test_remote_side_zero_copy_receive(closing: list[RpmsgDevice]) -> None:
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing += [host, remote]
+    svc = remote.endpoint("svc", zero_copy=True)
+    svc.settimeout(1)
+    ep = host.open("svc", timeout=1)
+    ep.settimeout(1)
+    for i in range(50):  # 3x the host's send buffers: each release returns one
+        ep.send(bytes([i]) * 100)
+        with svc.recv_message() as msg:
+            assert bytes(msg.payload) == bytes([i]) * 100

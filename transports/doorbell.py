@@ -1,0 +1,160 @@
+"""Doorbells: "notify queue N" across to the peer, and a pollable fd that becomes readable when the peer
+notifies us.
+
+- :class:`EventfdDoorbell`: in-process (``loop://``), one eventfd per direction.
+- :class:`SocketDoorbell`: two processes, one byte per kick on a connected AF_UNIX stream socket, the mechanism
+  of OpenAMP's Linux-userspace machine. The byte is the queue number. End of file means the peer is gone: a
+  peer loss is reported, never a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+from typing import Protocol, runtime_checkable
+
+from transports.errors import TransportError
+
+
+class PeerLostError(TransportError, ConnectionError):
+    """The other side of the doorbell went away."""
+
+
+@runtime_checkable
+class Doorbell(Protocol):
+    def notify(self, queue: int) -> None: ...
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until the peer notifies (True) or ``timeout`` seconds pass (False); consume the notification."""
+        ...
+
+    def fileno(self) -> int: ...
+
+    def interrupt(self) -> None:
+        """Wake a thread blocked in :meth:`wait` of this side (before closing)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _EventfdPair:
+    """Both eventfds of an in-process pair, closed when both sides have closed (so a late notify from one side
+    never writes to a descriptor number the other side closed and the process reused)."""
+
+    def __init__(self) -> None:
+        self.fds = (os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC), os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC))
+        self.open_sides = 2
+
+    def release(self) -> None:
+        self.open_sides -= 1
+        if self.open_sides == 0:
+            for fd in self.fds:
+                os.close(fd)
+
+
+class EventfdDoorbell:
+    """One side of an in-process doorbell pair."""
+
+    _peer: EventfdDoorbell
+
+    def __init__(self, shared: _EventfdPair, side: int) -> None:
+        self._shared = shared
+        self._rx = shared.fds[side]
+        self._tx = shared.fds[1 - side]
+        self.closed = False
+        self.peer_closed = False
+
+    @classmethod
+    def pair(cls) -> tuple[EventfdDoorbell, EventfdDoorbell]:
+        shared = _EventfdPair()
+        a, b = cls(shared, 0), cls(shared, 1)
+        a._peer, b._peer = b, a
+        return a, b
+
+    def notify(self, queue: int) -> None:
+        if self.closed:
+            raise PeerLostError("doorbell closed")
+        if self._peer.closed:
+            raise PeerLostError("the other side closed its doorbell")
+        os.eventfd_write(self._tx, 1)
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.closed:
+            raise PeerLostError("doorbell closed")
+        if self._peer.closed:
+            raise PeerLostError("the other side closed its doorbell")
+        ready, _, _ = select.select([self._rx], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            os.eventfd_read(self._rx)
+        except BlockingIOError:
+            return False  # another waiter took it
+        return True
+
+    def fileno(self) -> int:
+        return self._rx
+
+    def interrupt(self) -> None:
+        if not self.closed:
+            os.eventfd_write(self._rx, 1)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if not self._peer.closed:
+                os.eventfd_write(self._tx, 1)  # wake the peer so it sees we are gone
+            self._shared.release()
+
+
+class SocketDoorbell:
+    """One side of a doorbell over a connected AF_UNIX stream socket (one byte per kick)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.lost = False
+
+    def notify(self, queue: int) -> None:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        try:
+            self.sock.send(bytes((queue & 0xFF,)))
+        except BlockingIOError:
+            pass  # the peer has a backlog of kicks already: it will look at every queue anyway
+        except OSError as exc:
+            self.lost = True
+            raise PeerLostError(f"doorbell: {exc.strerror or exc}") from None
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+                data = b""
+            else:
+                raise
+        if not data:
+            self.lost = True
+            raise PeerLostError("the peer closed the doorbell socket (process gone?)")
+        return True
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # a waiter sees end of file; the peer sees us gone
+
+    def close(self) -> None:
+        self.sock.close()
