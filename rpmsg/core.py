@@ -20,14 +20,25 @@ from __future__ import annotations
 
 import functools
 import logging
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
-from rpmsg.protocol import HEADER_SIZE, NS_ADDR, RX_VRING, TX_VRING, pack_header, pack_ns, unpack_header, unpack_ns
+from rpmsg.protocol import (
+    HEADER,
+    HEADER_SIZE,
+    NS_ADDR,
+    RX_VRING,
+    TX_VRING,
+    pack_header,
+    pack_ns,
+    unpack_header,
+    unpack_ns,
+)
 from transports.memory import RegionMemory
 from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
-from virtio.errors import RemoteFault
+from virtio.errors import LocalError, RemoteFault
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +105,10 @@ def _never(dst: int) -> bool:
     return False
 
 
+def from_host_num(layout: VringLayout) -> int:
+    return layout.num
+
+
 class _CoreBase:
     def __init__(self) -> None:
         self.intents: set[int] = set()
@@ -111,6 +126,27 @@ class _CoreBase:
     def _note(self, intent: Notify | None) -> None:
         if intent is not None:
             self.intents.add(intent.queue)
+
+    def _parse_batch(self, out: bytearray, lens: array[int], n: int, where: str) -> list[Event]:
+        """Messages copied back to back into ``out`` (sizes in ``lens``): each header checked, each dispatched."""
+        events: list[Event] = []
+        pos = 0
+        unpack = HEADER.unpack_from
+        for i in range(n):
+            size = lens[i]
+            if size < HEADER_SIZE:
+                self._drop(f"{where}: a {size}-byte message cannot hold the rpmsg header")
+            else:
+                src, dst, _reserved, length, _flags = unpack(out, pos)
+                if length > size - HEADER_SIZE:
+                    self._drop(f"{where}: header len {length} from {src:#x} runs past its {size}-byte buffer")
+                else:
+                    start = pos + HEADER_SIZE
+                    event = self._dispatch(src, dst, bytes(out[start : start + length]), None)
+                    if event is not None:
+                        events.append(event)
+            pos += size
+        return events
 
     def _dispatch(
         self, src: int, dst: int, payload: bytes | memoryview, release: Callable[[], None] | None
@@ -160,7 +196,8 @@ class HostCore(_CoreBase):
         self.rx_addrs = [pool_da + i * rx_size for i in range(self.rx_count)]
         tx_base = pool_da + self.rx_count * rx_size
         self.tx_addrs = [tx_base + i * tx_size for i in range(self.tx_count)]
-        self._tx_free: list[int] = []
+        self._rx_out = bytearray(self.rx_count * rx_size)  # where one C call copies a batch of messages
+        self._rx_lens = array("I", bytes(4 * self.rx_count))
         self.started = False
 
     @property
@@ -174,21 +211,35 @@ class HostCore(_CoreBase):
         self.rx.add_many([Buf(a, self.rx_size, write=True) for a in self.rx_addrs], self.rx_addrs)
         # Linux suppresses TX-complete interrupts; it re-enables them only while a sender waits for a buffer.
         self.tx.disable_callbacks()
-        self._tx_free = list(reversed(self.tx_addrs))
+        self.tx.set_pool(list(reversed(self.tx_addrs)))
         self.rx.publish()
         self.intents.add(RX_VRING)  # kick vring 0 once, even if suppressed: it is the start signal
         self.started = True
 
     # --- sending ---------------------------------------------------------------------------------------------
     def _take_tx(self) -> int:
-        if not self._tx_free:
-            for used in self.tx.get_used():
-                self._tx_free.append(used.token)
-        if not self._tx_free:
+        addr = self.tx.pool_take()
+        if addr is None:
+            self._reclaim()
+            addr = self.tx.pool_take()
+        if addr is None:
             raise WouldBlock("no free TX buffer: the remote has not returned any yet")
-        return self._tx_free.pop()
+        return addr
 
-    def want_tx_wakeup(self, on: bool) -> bool:
+    def _reclaim(self) -> None:
+        try:
+            self.tx.reclaim()
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"vring 1: {exc}") from exc
+
+    def notifications(self, on: bool) -> bool:
+        """Ask the remote to kick us for new messages (True if some already wait), or not (busy-polling)."""
+        if on:
+            return self.rx.enable_callbacks()
+        self.rx.disable_callbacks()
+        return False
+
+    def want_buffer_wakeup(self, on: bool) -> bool:
         """Ask the remote to kick when it returns TX buffers (a sender is waiting); True if some are back."""
         if on:
             return self.tx.enable_callbacks()
@@ -202,10 +253,13 @@ class HostCore(_CoreBase):
                 size=len(payload),
                 limit=self.max_payload,
             )
-        addr = self._take_tx()
-        self.memory.write(addr, pack_header(src, dst, len(payload)))
-        self.memory.write(addr + HEADER_SIZE, payload)
-        self.tx.add([Buf(addr, HEADER_SIZE + len(payload))], token=addr)
+        message = pack_header(src, dst, len(payload)) + bytes(payload)
+        lens = [len(message)]
+        # One C call copies the message into a free buffer and adds it; reclaim only when none is free.
+        if not self.tx.send_copy(message, lens, self.tx_size):
+            self._reclaim()
+            if not self.tx.send_copy(message, lens, self.tx_size):
+                raise WouldBlock("no free TX buffer: the remote has not returned any yet")
         self._note(self.tx.publish())
 
     def get_tx_buffer(self) -> TxBuffer:
@@ -228,12 +282,14 @@ class HostCore(_CoreBase):
     def give_back(self, buf: TxBuffer) -> None:
         if not buf.done:
             buf._finish()
-            self._tx_free.append(buf.addr)
+            self.tx.pool_put(buf.addr)
 
     # --- receiving -------------------------------------------------------------------------------------------
-    def poll(self, *, zero_copy: Callable[[int], bool] = _never, limit: int | None = None) -> list[Event]:
+    def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
         """Messages the remote sent since the last poll. Copies are re-posted at once; messages whose ``dst``
         ``zero_copy`` selects stay in their buffer until released."""
+        if zero_copy is None:
+            return self._poll_copy(limit)
         events: list[Event] = []
         try:
             used_list = self.rx.get_used(limit)
@@ -261,6 +317,19 @@ class HostCore(_CoreBase):
             self._note(self.rx.publish())
         return events
 
+    def _poll_copy(self, limit: int | None) -> list[Event]:
+        """The fast path: one C call copies a batch of used buffers out and posts them again."""
+        try:
+            n = self.rx.recv_copy_into(
+                self._rx_out, self._rx_lens, self.rx_count if limit is None else limit, self.rx_size
+            )
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"vring 0: {exc}") from exc
+        if not n:
+            return []
+        self._note(self.rx.publish())
+        return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 0")
+
     def _repost(self, addr: int, *, publish: bool = True) -> None:
         self.rx.add([Buf(addr, self.rx_size, write=True)], token=addr)
         if publish:
@@ -284,6 +353,18 @@ class RemoteCore(_CoreBase):
         self.to_host = DeviceQueue(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
         self.from_host = DeviceQueue(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
         self._spare: Chain | None = None  # a popped host buffer not yet used (too small for the last send)
+        self._rx_out = bytearray(1 << 16)
+        self._rx_lens = array("I", bytes(4 * from_host_num(tx_layout)))
+        # The host re-posts a receive buffer after every message; we only need to hear about it while a send
+        # waits for one (the same trick as Linux's suppressed TX-complete interrupts, mirrored).
+        self.to_host.disable_notifications()
+
+    def want_buffer_wakeup(self, on: bool) -> bool:
+        """Ask the host to kick when it posts receive buffers (a send is waiting); True if some are there."""
+        if on:
+            return self.to_host.enable_notifications()
+        self.to_host.disable_notifications()
+        return False
 
     def _take_rx_buffer(self) -> Chain:
         if self._spare is not None:
@@ -303,7 +384,27 @@ class RemoteCore(_CoreBase):
     def announce(self, name: str, addr: int, *, destroy: bool = False) -> None:
         self.send(addr, NS_ADDR, pack_ns(name, addr, destroy))
 
+    def notifications(self, on: bool) -> bool:
+        """Ask the host to kick us for new messages (True if some already wait), or not (busy-polling)."""
+        if on:
+            return self.from_host.enable_notifications()
+        self.from_host.disable_notifications()
+        return False
+
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        if self._spare is None:
+            message = pack_header(src, dst, len(payload)) + bytes(payload)
+            try:
+                sent = self.to_host.send_copy(message, [len(message)])
+            except RemoteFault as exc:
+                raise RemoteProtocolError(f"vring 0: {exc}") from exc
+            except LocalError:
+                sent = -1  # the host's buffer is too small: the slow path below names the limit
+            if sent == 1:
+                self._note(self.to_host.publish())
+                return
+            if sent == 0:
+                raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
         chain = self._take_rx_buffer()
         buf = chain.descs[0]
         limit = buf.len - HEADER_SIZE
@@ -319,7 +420,21 @@ class RemoteCore(_CoreBase):
         self.to_host.push(chain.head, HEADER_SIZE + len(payload))
         self._note(self.to_host.publish())
 
-    def poll(self, *, zero_copy: Callable[[int], bool] = _never, limit: int | None = None) -> list[Event]:
+    def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
+        if zero_copy is None:
+            try:
+                n = self.from_host.recv_copy_into(self._rx_out, self._rx_lens, limit or len(self._rx_lens))
+            except RemoteFault as exc:
+                raise RemoteProtocolError(f"vring 1: {exc}") from exc
+            except LocalError:
+                n = 0  # a single message larger than the batch buffer: take it the slow way below
+                zero_copy = _never
+            if n:
+                # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
+                self._note(self.from_host.publish())
+                return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
+            if zero_copy is None:
+                return []
         events: list[Event] = []
         try:
             chains = self.from_host.pop_many(limit)

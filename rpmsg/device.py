@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import threading
 import time
 from collections import deque
@@ -65,6 +66,11 @@ class RpmsgDevice:
         self._doorbell_owner: threading.Thread | None = None
         self._pump: threading.Thread | None = None
         self._closed = False
+        self._next_doorbell_check = 0.0
+        self._zero_copy_endpoints = 0
+        # Wakes the thread blocked on the doorbell when another thread took in its message, or at close.
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._kicks_on = True  # whether we asked the peer to kick us for new messages
         self.failure: BaseException | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -84,7 +90,7 @@ class RpmsgDevice:
             self._closed = True
             self._changed.notify_all()
             # A thread may be blocked on the doorbell: wake it and let it leave before the descriptors go.
-            self.doorbell.interrupt()
+            os.eventfd_write(self._wake_fd, 1)
             deadline = time.monotonic() + 2
             while self._doorbell_owner is not None and time.monotonic() < deadline:
                 self._changed.wait(0.05)
@@ -93,6 +99,7 @@ class RpmsgDevice:
         with self._lock:
             self.core.close()
             self.doorbell.close()
+            os.close(self._wake_fd)
 
     def __enter__(self) -> RpmsgDevice:
         self.start()
@@ -121,6 +128,7 @@ class RpmsgDevice:
             log.warning("rpmsg device lost: %s", exc)
             self.failure = exc
         self._changed.notify_all()
+        self._wake_owner()
         for ep in self._endpoints.values():
             ep._wake()
 
@@ -129,7 +137,7 @@ class RpmsgDevice:
         with self._lock:
             self._check()
             try:
-                events = self.core.poll(zero_copy=self._wants_zero_copy)
+                events = self.core.poll(zero_copy=self._zero_copy_filter)
             except RemoteProtocolError as exc:
                 self._fail(exc)
                 raise PeerLost(f"the peer broke the rings: {exc}") from exc
@@ -141,11 +149,33 @@ class RpmsgDevice:
             self._flush()
             if events:
                 self._changed.notify_all()
+                self._wake_owner()
             return len(events)
+
+    def _wake_owner(self) -> None:
+        """The doorbell owner sleeps in select, not on the condition: a message another thread took in may be
+        its own, so wake it to look."""
+        owner = self._doorbell_owner
+        if owner is not None and owner is not threading.current_thread() and not self._closed:
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _block(self, timeout: float | None) -> None:
+        """Sleep until the peer kicks, another thread wakes us, or ``timeout``; PeerLostError if the peer left."""
+        ready, _, _ = select.select([self.doorbell.fileno(), self._wake_fd], [], [], timeout)
+        if self._wake_fd in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._wake_fd)
+        if self.doorbell.fileno() in ready:
+            self.doorbell.wait(0)  # consumes the kick; raises PeerLostError at end of file
 
     def _wants_zero_copy(self, dst: int) -> bool:
         ep = self._endpoints.get(dst)
         return ep is not None and ep.zero_copy
+
+    @property
+    def _zero_copy_filter(self) -> Callable[[int], bool] | None:
+        """None (the batch-copy fast path) unless some endpoint receives zero-copy."""
+        return self._wants_zero_copy if self._zero_copy_endpoints else None
 
     def _deliver(self, msg: Message) -> None:
         ep = self._endpoints.get(msg.dst)
@@ -171,9 +201,20 @@ class RpmsgDevice:
         """Wait for something to happen (called with the lock held, returns with it held)."""
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if self.wait_mode == "busy":
+            self._kicks(False)  # we poll anyway: spare the peer a doorbell write per message
             self._lock.release()
             try:
-                time.sleep(0)
+                now = time.monotonic()
+                if now >= self._next_doorbell_check:
+                    # Busy-polling never blocks on the doorbell, so look at it now and then: it is what says
+                    # that the peer is gone (and it drains the kicks we do not need).
+                    self._next_doorbell_check = now + 0.001
+                    self.doorbell.wait(0)
+                    time.sleep(0)  # let other threads of this process run now and then
+            except PeerLostError as exc:
+                with self._lock:
+                    if not self._closed:
+                        self._fail(exc)
             finally:
                 self._lock.acquire()
             self.process()
@@ -185,11 +226,16 @@ class RpmsgDevice:
         self._lock.release()
         try:
             if self.wait_mode == "spin":
+                with self._lock:
+                    self._kicks(False)
                 stop = time.perf_counter() + SPIN_SECONDS
                 while time.perf_counter() < stop:
                     if self.process():
                         return
-            self.doorbell.wait(remaining)
+            with self._lock:
+                if self._kicks(True):
+                    return  # a message arrived between the last poll and asking for kicks
+            self._block(remaining)
         except PeerLostError as exc:
             with self._lock:
                 if not self._closed:
@@ -199,6 +245,16 @@ class RpmsgDevice:
             self._doorbell_owner = None
             self._changed.notify_all()
         self.process()
+
+    def _kicks(self, on: bool) -> bool:
+        """Turn the peer's kicks for new messages on or off; True if messages are already waiting."""
+        if on == self._kicks_on:
+            return False
+        self._kicks_on = on
+        try:
+            return self.core.notifications(on)
+        except Exception:  # a broken ring shows up in process(), which reports it properly
+            return True
 
     def _ensure_pump(self) -> None:
         with self._lock:
@@ -211,9 +267,10 @@ class RpmsgDevice:
             with self._lock:
                 if self._closed or self.failure is not None:
                     return
+                self._kicks(True)
             try:
                 self.process()
-                self.doorbell.wait(0.05)
+                self._block(0.05)
             except PeerLostError as exc:
                 with self._lock:
                     self._fail(exc)
@@ -260,7 +317,7 @@ class RpmsgDevice:
     def _wait_for_buffer(self, deadline: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline:
             raise RpmsgTimeout("no send buffer became free in time: the peer is not consuming")
-        if isinstance(self.core, HostCore) and self.core.want_tx_wakeup(True):
+        if self.core.want_buffer_wakeup(True):
             return  # buffers came back meanwhile
         # Bounded: RPMsg-Lite without RL_ALLOW_CONSUMED_BUFFERS_NOTIFICATION never kicks after consuming, so
         # look at the used ring again every few milliseconds instead of waiting for a kick that may not come.
@@ -268,8 +325,7 @@ class RpmsgDevice:
         try:
             self._wait(poll if deadline is None else min(deadline, poll))
         finally:
-            if isinstance(self.core, HostCore):
-                self.core.want_tx_wakeup(False)
+            self.core.want_buffer_wakeup(False)
 
     # --- endpoints and channels ------------------------------------------------------------------------------
     def endpoint(
@@ -293,6 +349,7 @@ class RpmsgDevice:
                 self._addresses.claim(addr)
             ep = Endpoint(self, addr, name, peer, zero_copy)
             self._endpoints[addr] = ep
+            self._zero_copy_endpoints += zero_copy
             if announce is None:
                 announce = bool(name) and self.ns and isinstance(self.core, RemoteCore)
         if announce:
@@ -314,6 +371,7 @@ class RpmsgDevice:
             if self._endpoints.get(ep.addr) is ep:
                 del self._endpoints[ep.addr]
                 self._addresses.release(ep.addr)
+                self._zero_copy_endpoints -= ep.zero_copy
 
     def channels(self) -> dict[str, int]:
         """Channels the peer announced and has not withdrawn: name -> its address."""

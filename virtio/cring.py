@@ -201,6 +201,20 @@ class CVring:
         self._npool[0] = len(addrs)
         self._pool_cap = len(addrs)
 
+    def drv_pool_take(self) -> int | None:
+        n = self._npool[0]
+        if n == 0:
+            return None
+        self._npool[0] = n - 1
+        return int(self._pool[n - 1])
+
+    def drv_pool_put(self, addr: int) -> None:
+        n = self._npool[0]
+        if n >= getattr(self, "_pool_cap", 0):
+            raise ValueError("the pool is full: this buffer was not taken from it")
+        self._pool[n] = addr
+        self._npool[0] = n + 1
+
     def drv_send_copy(self, data: bytes | memoryview, lens: Sequence[int], buf_size: int) -> int:
         ffi = self._ffi
         clens = ffi.from_buffer("uint32_t[]", lens) if isinstance(lens, array) else ffi.new("uint32_t[]", lens)

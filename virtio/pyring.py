@@ -301,6 +301,14 @@ class PyVring:
         self.pool = list(addrs)
         self._pool_cap = len(self.pool)
 
+    def drv_pool_take(self) -> int | None:
+        return self.pool.pop() if self.pool else None
+
+    def drv_pool_put(self, addr: int) -> None:
+        if len(self.pool) >= self._pool_cap:
+            raise ValueError("the pool is full: this buffer was not taken from it")
+        self.pool.append(addr)
+
     def drv_send_copy(self, data: bytes | memoryview, lens: Sequence[int], buf_size: int) -> int:
         if self.broken:
             return RP_ERR_BROKEN

@@ -202,6 +202,14 @@ class DriverQueue(_Queue):
     def pool(self) -> list[int]:
         return list(self._ring.pool)
 
+    def pool_take(self) -> int | None:
+        """One free pool buffer for the caller to fill (zero-copy); give it back by adding it with token = its
+        address (reclaim returns it) or with :meth:`pool_put`."""
+        return self._ring.drv_pool_take()
+
+    def pool_put(self, addr: int) -> None:
+        self._ring.drv_pool_put(addr)
+
     def send_copy(self, data: bytes | memoryview, lens: Sequence[int], buf_size: int) -> int:
         """Copy payloads (concatenated in ``data``) into pool buffers and add each; returns how many."""
         return self._check(self._ring.drv_send_copy(data, lens, buf_size))
