@@ -226,6 +226,16 @@ def cmd_layout(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if findings else EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from remoteproc.demo import DEFAULT_FIRMWARE, run_demo
+
+    try:
+        run_demo(Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE, rounds=args.rounds, stream=args.messages)
+    except FileNotFoundError as exc:
+        raise RemoteprocError(str(exc)) from None
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------------------
 # argument parsing
 
@@ -246,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
             default=Dialect.LINUX,
             help="meaning of types 4 and 5: linux (default), openamp-legacy, ti",
         )
+
+    p = sub.add_parser("demo", help="load the example firmware on the sim platform and exchange messages")
+    p.add_argument("--firmware", help="another firmware with an rpmsg vdev (default: the bundled example)")
+    p.add_argument("--rounds", type=int, default=2000, help="round trips to time (default 2000)")
+    p.add_argument("--messages", type=int, default=20000, help="messages to stream (default 20000)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
     p.add_argument("firmware")

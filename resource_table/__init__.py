@@ -8,7 +8,16 @@ No I/O happens here: bytes in, typed values out, and back. Quick tour::
     assert build(table) == section_bytes    # for tables laid out as a packed C struct
 """
 
-from resource_table.codec import Span, build, build_with_spans, encode_entry_v1, parse, parse_with_spans
+from resource_table.codec import (
+    Span,
+    build,
+    build_with_spans,
+    encode_entry_v1,
+    parse,
+    parse_with_spans,
+    vdev_field_offset,
+    write_back,
+)
 from resource_table.convert import to_v1, to_v2
 from resource_table.errors import BuildError, ParseError, ResourceTableError, SpecError, ValidationError
 from resource_table.findings import Finding, Severity
@@ -95,5 +104,7 @@ __all__ = [
     "to_v1",
     "to_v2",
     "validate",
+    "vdev_field_offset",
     "vring_size",
+    "write_back",
 ]

@@ -474,3 +474,26 @@ def encode_entry_v2(entry: Entry, index: int) -> bytes:
         "reserved": 0,
     }
     return schema.pack(schema.ENTRY_HEADER_V2, header, what="entry header", index=index) + body
+
+
+def write_back(data: Buffer, spans: tuple[Span, ...], table: ResourceTable) -> bytes:
+    """``data`` with every entry of ``table`` re-encoded in place at its span (Linux updates its cached copy the
+    same way). Bytes outside the entries (padding, unknown gaps) are kept. Entries must keep their size."""
+    out = bytearray(data)
+    if len(spans) != len(table.entries):
+        raise BuildError(f"{len(table.entries)} entries but {len(spans)} places to write them")
+    for span, entry in zip(spans, table.entries, strict=True):
+        raw = encode_entry_v1(entry, span.index) if table.version == 1 else encode_entry_v2(entry, span.index)
+        if len(raw) != span.size:
+            raise BuildError(
+                f"the entry changed size ({span.size} -> {len(raw)} bytes)", index=span.index, offset=span.offset
+            )
+        out[span.offset : span.offset + span.size] = raw
+    return bytes(out)
+
+
+def vdev_field_offset(version: int, field: str) -> int:
+    """Byte offset of a vdev field (``status``, ``gfeatures``) from the start of the vdev entry."""
+    if version == 1:
+        return schema.field_offset(schema.VDEV_V1, field)
+    return V2_ENTRY_HEADER_SIZE + schema.field_offset(schema.VDEV_V2, field)

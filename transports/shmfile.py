@@ -17,7 +17,17 @@ from transports.memory import MappedRegion, RegionMemory
 class SharedFile:
     """``size`` bytes of ``path`` mapped shared, exposed as one region at device address ``da``."""
 
-    def __init__(self, path: str | os.PathLike[str], size: int, *, create: bool, da: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size: int,
+        *,
+        create: bool,
+        da: int = 0,
+        layout: list[tuple[str, int, int]] | None = None,
+    ) -> None:
+        """``layout``: (name, device address, size) regions placed back to back in the file, instead of one
+        region of ``size`` bytes at ``da``."""
         self.path = Path(path)
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         try:
@@ -32,7 +42,15 @@ class SharedFile:
             self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         finally:
             os.close(fd)
-        self.memory = RegionMemory([MappedRegion(self.path.name, da, size, self._map)])
+        if layout is None:
+            self.memory = RegionMemory([MappedRegion(self.path.name, da, size, self._map)])
+        else:
+            regions = []
+            offset = 0
+            for name, rda, rsize in layout:
+                regions.append(MappedRegion(name, rda, rsize, self._map, offset))
+                offset += rsize
+            self.memory = RegionMemory(regions)
 
     def close(self, *, unlink: bool = False) -> None:
         self.memory.release()

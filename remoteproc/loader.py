@@ -1,0 +1,106 @@
+"""Placing firmware segments in the remote's memory, as Linux's ``rproc_elf_load_segments`` does.
+
+Every PT_LOAD with a non-zero memsz goes to its physical address (``p_paddr``: the device address) through the
+platform's memory window; ``memsz - filesz`` bytes are zeroed. Before anything is written, each segment is
+checked to lie inside one region and not to overlap another segment, so a bad firmware changes nothing. Bytes
+are streamed from the file in chunks straight into device memory: a large image is never held in memory twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+
+from remoteproc.elf import ElfImage, Segment, open_elf
+from remoteproc.errors import FirmwareError
+from transports.errors import AddressError
+from transports.memory import RegionMemory
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)`` in bytes, called as the load advances."""
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoadedSegment:
+    index: int
+    da: int
+    filesz: int
+    memsz: int
+
+
+def _regions_text(memory: RegionMemory) -> str:
+    return ", ".join(f"{r.name} {r.da:#x}..{r.end:#x}" for r in memory.regions) or "none"
+
+
+def check_segments(image: ElfImage, memory: RegionMemory) -> list[Segment]:
+    """The segments to load, after refusing any outside every region or overlapping another."""
+    loads = [s for s in image.segments if s.loadable and s.memsz]
+    for seg in loads:
+        if seg.filesz > seg.memsz:
+            raise FirmwareError(
+                f"segment {seg.index}: filesz {seg.filesz:#x} is larger than memsz {seg.memsz:#x}", path=image.path
+            )
+        try:
+            memory.locate(seg.paddr, seg.memsz)
+        except AddressError:
+            raise FirmwareError(
+                f"segment {seg.index} ({seg.paddr:#x}..{seg.paddr + seg.memsz:#x}, {seg.memsz:#x} bytes) is not "
+                f"inside any memory region of the remote (regions: {_regions_text(memory)})",
+                path=image.path,
+            ) from None
+    for a, b in pairwise(sorted(loads, key=lambda s: s.paddr)):
+        if a.paddr + a.memsz > b.paddr:
+            raise FirmwareError(
+                f"segments {a.index} ({a.paddr:#x}..{a.paddr + a.memsz:#x}) and {b.index} "
+                f"({b.paddr:#x}..{b.paddr + b.memsz:#x}) overlap",
+                path=image.path,
+            )
+    return loads
+
+
+def load_segments(
+    path: str | os.PathLike[str],
+    image: ElfImage,
+    memory: RegionMemory,
+    *,
+    progress: Progress | None = None,
+) -> list[LoadedSegment]:
+    """Copy every loadable segment of ``path`` into ``memory``; returns what was placed where."""
+    loads = check_segments(image, memory)
+    total = sum(s.memsz for s in loads)
+    done = 0
+    placed = []
+    with open_elf(path) as stream:
+        for seg in loads:
+            stream.seek(seg.offset)
+            left = seg.filesz
+            da = seg.paddr
+            while left:
+                chunk = stream.read(min(CHUNK, left))
+                if not chunk:
+                    raise FirmwareError(
+                        f"segment {seg.index}: the file ends {left:#x} bytes early",
+                        path=image.path,
+                        offset=seg.offset + seg.filesz - left,
+                    )
+                memory.write(da, chunk)
+                da += len(chunk)
+                left -= len(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+            zeros = seg.memsz - seg.filesz
+            while zeros:
+                n = min(CHUNK, zeros)
+                memory.view(da, n)[:] = bytes(n)
+                da += n
+                zeros -= n
+                done += n
+                if progress:
+                    progress(done, total)
+            placed.append(LoadedSegment(seg.index, seg.paddr, seg.filesz, seg.memsz))
+    return placed

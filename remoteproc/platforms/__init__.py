@@ -1,0 +1,1 @@
+"""Platforms: what remoteproc asks of a board (memory map, start, stop, notify, wait, crash status)."""

@@ -1,0 +1,122 @@
+"""The ``sim`` platform: the remote processor is a second process of ours.
+
+The remote's memory is one /dev/shm file holding every region of the board's map back to back; firmware
+segments and the resource table are loaded into it exactly as into real memory. Starting the remote launches
+``python -m remoteproc.sim_remote``, which maps the same file, reads the resource table at the section's
+address, waits for DRIVER_OK (testing the bit, polling every millisecond as OpenAMP does), connects the
+doorbell socket and runs the rpmsg remote role with its services. Everything the host does is the real code
+path; only the CPU is simulated.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from remoteproc.boards import Board
+from remoteproc.errors import RemoteprocError
+from remoteproc.resources import Pool
+from transports.doorbell import SocketDoorbell
+from transports.memory import RegionMemory
+from transports.shmfile import SharedFile
+
+
+class SimPlatform:
+    name = "sim"
+
+    def __init__(self, board: Board, *, services: tuple[str, ...] = ("echo",)) -> None:
+        self.board = board
+        self.services = services
+        self.shm_name = f"rproc-sim-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = Path("/dev/shm") / self.shm_name
+        self._file = SharedFile(
+            self.path, board.size, create=True, layout=[(r.name, r.da, r.size) for r in board.regions]
+        )
+        self.memory: RegionMemory = self._file.memory
+        self.process: subprocess.Popen[bytes] | None = None
+        self._listener: object | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.path.with_name(self.shm_name + ".sock")
+
+    def map_spec(self) -> str:
+        return ",".join(f"{r.name}:{r.da:#x}:{r.size:#x}" for r in self.board.regions)
+
+    def pool(self) -> Pool:
+        return Pool([(r.da, r.end) for r in self.board.regions if r.pool])
+
+    def start(self, table_da: int, table_size: int) -> None:
+        """Launch the remote; it will wait for DRIVER_OK in the table at ``table_da``."""
+        import socket
+
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.socket_path.unlink(missing_ok=True)
+        old = os.umask(0o077)
+        try:
+            server.bind(str(self.socket_path))
+        finally:
+            os.umask(old)
+        server.listen(1)
+        self._listener = server
+        cmd = [
+            sys.executable,
+            "-m",
+            "remoteproc.sim_remote",
+            "--shm",
+            self.shm_name,
+            "--map",
+            self.map_spec(),
+            "--table",
+            f"{table_da:#x}:{table_size:#x}",
+            "--socket",
+            str(self.socket_path),
+        ]
+        for service in self.services:
+            cmd += ["--service", service]
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(cmd, env=env)
+
+    def connect(self, timeout: float = 10.0) -> SocketDoorbell:
+        """After DRIVER_OK: the remote connects; its connection is the doorbell."""
+        import socket
+
+        server = self._listener
+        if not isinstance(server, socket.socket):
+            raise RemoteprocError("the remote was not started")
+        server.settimeout(timeout)
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            raise RemoteprocError(
+                f"the simulated remote did not come up within {timeout} s "
+                f"(exit status {self.process.poll() if self.process else None})"
+            ) from None
+        finally:
+            server.close()
+            self._listener = None
+            self.socket_path.unlink(missing_ok=True)
+        return SocketDoorbell(conn)
+
+    def crashed(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+        if self._listener is not None:
+            self._listener.close()  # type: ignore[attr-defined]
+            self._listener = None
+        self.socket_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.stop()
+        if self.memory is not self._file.memory:
+            self.memory.release()  # a wrapper put in its place (tests spy on writes this way)
+        self._file.close(unlink=True)

@@ -1,0 +1,185 @@
+"""Handling a firmware's resource table the way Linux's remoteproc core does, without I/O.
+
+Order (Linux ``rproc_fw_boot`` / ``rproc_handle_resources``): work on a cached copy of the table; carveouts
+with ``FW_RSC_ADDR_ANY`` are allocated from the platform's pool and ``pa``/``da``/``len`` written back (fixed
+ones are checked against the memory map); devmem goes to the platform (refused where it cannot map it); trace
+buffers are noted for reading; every vring gets memory and a notify id, counted from 0 across the table (the
+firmware's values are ignored). The caller copies the resulting table over the loaded one right before start
+and drives each vdev's status and features afterwards (:mod:`remoteproc.vdev`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from remoteproc.errors import RemoteprocError
+from resource_table import (
+    FW_RSC_ADDR_ANY,
+    FW_RSC_ADDR_ANY64,
+    Carveout,
+    Devmem,
+    Entry,
+    RawEntry,
+    ResourceTable,
+    Span,
+    Trace,
+    Vdev,
+    VendorEntry,
+    vring_size,
+    write_back,
+)
+from transports.errors import AddressError
+from transports.memory import RegionMemory
+
+log = logging.getLogger(__name__)
+ANY = (FW_RSC_ADDR_ANY, FW_RSC_ADDR_ANY64)
+PAGE = 0x1000
+
+
+class ResourceError(RemoteprocError):
+    """A resource the platform cannot provide; names the entry."""
+
+
+class Pool:
+    """Free device memory for carveouts and vrings: a list of free ranges, first fit."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.free = sorted((s, e) for s, e in ranges if e > s)
+
+    def reserve(self, start: int, size: int) -> None:
+        end = start + size
+        out = []
+        for s, e in self.free:
+            if e <= start or s >= end:
+                out.append((s, e))
+                continue
+            if s < start:
+                out.append((s, start))
+            if e > end:
+                out.append((end, e))
+        self.free = out
+
+    def allocate(self, size: int, align: int = PAGE) -> int:
+        for s, e in self.free:
+            start = (s + align - 1) // align * align
+            if start + size <= e:
+                self.reserve(start, size)
+                return start
+        largest = max((e - s for s, e in self.free), default=0)
+        raise ResourceError(
+            f"no {size:#x} bytes (aligned {align:#x}) left in the carveout pool; the largest "
+            f"free range is {largest:#x} bytes"
+        )
+
+
+@dataclass(frozen=True)
+class VringPlacement:
+    da: int
+    num: int
+    align: int
+    notifyid: int
+
+
+@dataclass(frozen=True)
+class VdevPlacement:
+    index: int  # entry index in the table
+    vdev: Vdev
+    vrings: tuple[VringPlacement, ...]
+    buffers_da: int
+    buffers_size: int
+
+
+@dataclass
+class Resources:
+    """What the table asked for, as placed. ``table``/``data``: the negotiated copy to write before start."""
+
+    table: ResourceTable
+    data: bytes
+    spans: tuple[Span, ...]
+    carveouts: list[Carveout] = field(default_factory=list)
+    traces: list[Trace] = field(default_factory=list)
+    vdevs: list[VdevPlacement] = field(default_factory=list)
+
+
+def handle_resources(
+    data: bytes,
+    table: ResourceTable,
+    spans: tuple[Span, ...],
+    memory: RegionMemory,
+    pool: Pool,
+    *,
+    rpmsg_buffers: int = 512,
+    buffer_size: int = 512,
+    devmem_ok: bool = False,
+) -> Resources:
+    """Allocate and assign everything; returns the negotiated table."""
+    entries: list[Entry] = []
+    # Fixed carveouts are claimed first, so that ANY allocations do not land on them.
+    for e in table.entries:
+        if isinstance(e, Carveout) and e.da not in ANY:
+            pool.reserve(e.da, e.len)
+    res = Resources(table=table, data=data, spans=spans)
+    notifyid = 0
+    for index, entry in enumerate(table.entries):
+        if isinstance(entry, Carveout):
+            entry = _carveout(index, entry, memory, pool)
+            res.carveouts.append(entry)
+        elif isinstance(entry, Devmem):
+            if not devmem_ok:
+                raise ResourceError(
+                    f"entry {index}: devmem {entry.name!r} at {entry.da:#x} cannot be mapped by this "
+                    "platform (it has no IOMMU or device-register access)"
+                )
+        elif isinstance(entry, Trace):
+            _check_inside(index, "trace", entry.da, entry.len, memory)
+            res.traces.append(entry)
+        elif isinstance(entry, Vdev):
+            rings = []
+            for n, ring in enumerate(entry.vrings):
+                size = vring_size(ring.num, ring.align)
+                da = pool.allocate(size, max(ring.align, PAGE)) if ring.da in ANY else ring.da
+                _check_inside(index, f"vring {n}", da, size, memory)
+                rings.append(dataclasses.replace(ring, da=da, notifyid=notifyid))
+                notifyid += 1
+            entry = dataclasses.replace(entry, vrings=tuple(rings))
+            buffers = rpmsg_buffers * buffer_size
+            named = next((c for c in res.carveouts if c.name == f"vdev{len(res.vdevs)}buffer"), None)
+            # Linux platforms give the vdev its "vdevNbuffer" memory region when the firmware declares one.
+            buffers_da = named.da if named is not None and named.len >= buffers else pool.allocate(buffers)
+            res.vdevs.append(
+                VdevPlacement(
+                    index,
+                    entry,
+                    tuple(VringPlacement(r.da, r.num, r.align, r.notifyid) for r in rings),
+                    buffers_da,
+                    buffers,
+                )
+            )
+        elif isinstance(entry, VendorEntry | RawEntry):
+            log.warning("entry %d: type %d is not handled by this platform; ignored, as Linux does", index, entry.type)
+        entries.append(entry)
+    res.table = dataclasses.replace(table, entries=tuple(entries))
+    res.data = write_back(data, spans, res.table)
+    return res
+
+
+def _carveout(index: int, entry: Carveout, memory: RegionMemory, pool: Pool) -> Carveout:
+    if entry.da in ANY:
+        da = pool.allocate(entry.len)
+        entry = dataclasses.replace(entry, da=da, pa=da)  # the sim maps device addresses 1:1
+    elif entry.pa in ANY:
+        entry = dataclasses.replace(entry, pa=entry.da)
+    _check_inside(index, f"carveout {entry.name!r}", entry.da, entry.len, memory)
+    return entry
+
+
+def _check_inside(index: int, what: str, da: int, size: int, memory: RegionMemory) -> None:
+    try:
+        memory.locate(da, size)
+    except AddressError:
+        regions = ", ".join(f"{r.name} {r.da:#x}..{r.end:#x}" for r in memory.regions)
+        raise ResourceError(
+            f"entry {index}: {what} at {da:#x}..{da + size:#x} is outside the remote's memory ({regions})"
+        ) from None

@@ -1,0 +1,166 @@
+"""One remote processor: load firmware, start it, talk to it, stop it, recover it — in Linux's order.
+
+    rp = RemoteProc(SimPlatform(MPS2_AN505))
+    rp.load("firmware/build/minimal.elf", progress=print)
+    rp.start()
+    ep = rp.rpmsg.open("rpmsg-echo", timeout=5)
+    ...
+    rp.stop()
+
+Boot order (Linux ``rproc_fw_boot`` and ``rproc_start``): parse a cached copy of the table, handle resources
+(carveouts, vrings, notify ids), load the segments, copy the negotiated table over the loaded one at the
+section's address, start the remote, then drive each vdev (reset, ACKNOWLEDGE, DRIVER, features), set up the
+rpmsg host on its vrings with its receive buffers posted, DRIVER_OK, and the first kick of vring 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from remoteproc.elf import ElfImage, read_bytes
+from remoteproc.errors import FirmwareError, RemoteprocError
+from remoteproc.firmware import firmware_info
+from remoteproc.lifecycle import Lifecycle, State, StateError
+from remoteproc.loader import Progress, load_segments
+from remoteproc.platforms.sim import SimPlatform
+from remoteproc.resources import Resources, handle_resources
+from remoteproc.vdev import VdevControl
+from resource_table import Dialect, Severity, Trace
+from rpmsg import HostCore, RpmsgDevice
+from rpmsg.protocol import LINUX_BUFFER_SIZE
+from virtio import VringLayout
+from virtio.features import VIRTIO_RING_F_EVENT_IDX
+
+log = logging.getLogger(__name__)
+
+RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS, and event indices if offered
+
+
+class RemoteProc:
+    def __init__(self, platform: SimPlatform, *, dialect: Dialect = Dialect.LINUX) -> None:
+        self.platform = platform
+        self.dialect = dialect
+        self.lifecycle = Lifecycle()
+        self.firmware: Path | None = None
+        self.image: ElfImage | None = None
+        self.resources: Resources | None = None
+        self.rpmsg: RpmsgDevice | None = None
+        self._vdevs: list[VdevControl] = []
+        self._table_da = 0
+
+    @property
+    def state(self) -> State:
+        if self.lifecycle.state is State.RUNNING and self.platform.crashed():
+            log.warning("the remote stopped on its own: crashed")
+            self.lifecycle.to(State.CRASHED)
+        return self.lifecycle.state
+
+    # --- loading ---------------------------------------------------------------------------------------------
+    def load(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> None:
+        if self.state is not State.OFFLINE:
+            raise StateError(f"load needs the remote offline, it is {self.state.value}")
+        info = firmware_info(path, dialect=self.dialect)
+        errors = [f for f in info.findings if f.severity is Severity.ERROR]
+        if errors:
+            raise FirmwareError(
+                "the resource table would be refused: " + "; ".join(str(f) for f in errors), path=str(path)
+            )
+        section = info.elf.resource_table
+        if info.table is None or section is None:
+            raise FirmwareError(
+                "no .resource_table: this platform needs a vdev to talk to the firmware", path=str(path)
+            )
+        data = read_bytes(path, section.offset, section.size)
+        pool = self.platform.pool()
+        loaded = load_segments(path, info.elf, self.platform.memory, progress=progress)
+        for seg in loaded:
+            pool.reserve(seg.da, seg.memsz)
+        self.resources = handle_resources(
+            data, info.table, info.spans, self.platform.memory, pool, rpmsg_buffers=512, buffer_size=LINUX_BUFFER_SIZE
+        )
+        self.firmware = Path(path)
+        self.image = info.elf
+        self._table_da = section.addr
+
+    # --- running ---------------------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        if self.resources is None or self.firmware is None:
+            raise StateError("load a firmware first")
+        if self.state is not State.OFFLINE:
+            raise StateError(f"start needs the remote offline, it is {self.state.value}")
+        res = self.resources
+        mem = self.platform.memory
+        mem.write(self._table_da, res.data)  # the negotiated copy over the loaded table, right before start
+        self.platform.start(self._table_da, len(res.data))
+        self._vdevs = []
+        try:
+            for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
+                span = res.spans[placement.index]
+                control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
+                features = control.negotiate(RPMSG_DRIVER_FEATURES)
+                rx, tx = placement.vrings[0], placement.vrings[1]
+                half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
+                core = HostCore(
+                    mem,
+                    VringLayout.legacy(rx.da, rx.num, rx.align),
+                    VringLayout.legacy(tx.da, tx.num, tx.align),
+                    pool_da=placement.buffers_da,
+                    rx_count=min(half, rx.num),
+                    tx_count=min(half, tx.num),
+                    event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
+                )
+                core.start()  # rings zeroed, receive buffers posted, the first kick queued
+                control.driver_ok()
+                doorbell = self.platform.connect(timeout)
+                self.rpmsg = RpmsgDevice(core, doorbell, ns=bool(features & 1))
+                self.rpmsg.start()
+                self._vdevs.append(control)
+        except BaseException:
+            self.platform.stop()
+            raise
+        self.lifecycle.to(State.RUNNING)
+
+    def stop(self) -> None:
+        state = self.state
+        if state is State.OFFLINE:
+            return
+        if self.rpmsg is not None:
+            self.rpmsg.close()
+            self.rpmsg = None
+        self.platform.stop()
+        for control in self._vdevs:
+            control.reset_for_stop()
+        self._vdevs = []
+        self.lifecycle.to(State.OFFLINE)
+
+    def recover(self, timeout: float = 10.0) -> None:
+        """Stop and start again with the same firmware (reloaded), as Linux's rproc_trigger_recovery."""
+        if self.firmware is None:
+            raise StateError("nothing to recover: no firmware was loaded")
+        self.stop()
+        self.load(self.firmware)
+        self.start(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self.platform.close()
+
+    def __enter__(self) -> RemoteProc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- trace buffers ---------------------------------------------------------------------------------------
+    def traces(self) -> list[Trace]:
+        return list(self.resources.traces) if self.resources else []
+
+    def read_trace(self, index: int = 0) -> str:
+        """The text in trace buffer ``index`` (up to the first NUL), as Linux's debugfs trace file shows it."""
+        traces = self.traces()
+        if not 0 <= index < len(traces):
+            raise RemoteprocError(f"trace buffer {index} does not exist (the firmware has {len(traces)})")
+        t = traces[index]
+        return self.platform.memory.read(t.da, t.len).split(b"\0", 1)[0].decode("utf-8", errors="replace")

@@ -1,0 +1,70 @@
+"""The host side of a remoteproc vdev: its status byte and feature word in the loaded resource table.
+
+Linux order (``register_virtio_device``, ``virtio_dev_probe``, ``rproc_virtio_set_status``,
+``rproc_virtio_finalize_features``, ``rpmsg_probe``): status 0 (reset), ACKNOWLEDGE (1), DRIVER (3), gfeatures
+written, vrings set up and receive buffers posted, DRIVER_OK (7), then the first kick. On stop
+(``rproc_resource_cleanup``): every vring's da = 0 and notifyid = -1, status 0, so a restart starts clean.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from resource_table import vdev_field_offset
+from transports.memory import RegionMemory
+
+STATUS_ACKNOWLEDGE = 1
+STATUS_DRIVER = 2
+STATUS_DRIVER_OK = 4
+NOTIFY_ID_NONE = 0xFFFF_FFFF
+
+
+class VdevControl:
+    """Reads and writes one vdev entry of the table as loaded in the remote's memory (at ``entry_da``)."""
+
+    def __init__(self, memory: RegionMemory, entry_da: int, version: int, num_vrings: int) -> None:
+        self.memory = memory
+        self.entry_da = entry_da
+        self.version = version
+        self.num_vrings = num_vrings
+        self._status = entry_da + vdev_field_offset(version, "status")
+        self._gfeatures = entry_da + vdev_field_offset(version, "gfeatures")
+        self._dfeatures = entry_da + vdev_field_offset(version, "dfeatures")
+        self._vrings = entry_da + vdev_field_offset(version, "reserved") + 2
+        self._feature_fmt = "<I" if version == 1 else "<Q"
+
+    @property
+    def status(self) -> int:
+        return self.memory.read(self._status, 1)[0]
+
+    def set_status(self, value: int) -> None:
+        self.memory.write(self._status, bytes((value,)))
+
+    @property
+    def dfeatures(self) -> int:
+        size = struct.calcsize(self._feature_fmt)
+        return int(struct.unpack(self._feature_fmt, self.memory.read(self._dfeatures, size))[0])
+
+    def set_gfeatures(self, value: int) -> None:
+        self.memory.write(self._gfeatures, struct.pack(self._feature_fmt, value))
+
+    def negotiate(self, driver_features: int) -> int:
+        """Reset, ACKNOWLEDGE, DRIVER, then the features both sides have; returns them."""
+        self.set_status(0)
+        self.set_status(STATUS_ACKNOWLEDGE)
+        self.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)
+        features = self.dfeatures & driver_features
+        self.set_gfeatures(features)
+        return features
+
+    def driver_ok(self) -> None:
+        self.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK)
+
+    def reset_for_stop(self) -> None:
+        ring = 20 if self.version == 1 else 24
+        for n in range(self.num_vrings):
+            at = self._vrings + n * ring
+            da_size = 4 if self.version == 1 else 8
+            self.memory.write(at, bytes(da_size))  # da = 0
+            self.memory.write(at + da_size + 8, struct.pack("<I", NOTIFY_ID_NONE))  # notifyid = -1
+        self.set_status(0)
