@@ -230,7 +230,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from remoteproc.demo import DEFAULT_FIRMWARE, run_demo
 
     try:
-        run_demo(Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE, rounds=args.rounds, stream=args.messages)
+        run_demo(
+            Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE,
+            platform_name=args.platform,
+            rounds=args.rounds,
+            stream=args.messages,
+        )
     except FileNotFoundError as exc:
         raise RemoteprocError(str(exc)) from None
     return EXIT_OK
@@ -257,7 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="meaning of types 4 and 5: linux (default), openamp-legacy, ti",
         )
 
-    p = sub.add_parser("demo", help="load the example firmware on the sim platform and exchange messages")
+    p = sub.add_parser("demo", help="load the example firmware, start it and exchange messages with it")
+    p.add_argument(
+        "--platform",
+        choices=("auto", "qemu", "sim"),
+        default="auto",
+        help="qemu: real firmware on an emulated Cortex-M33; sim: a Python remote (auto: qemu if installed)",
+    )
     p.add_argument("--firmware", help="another firmware with an rpmsg vdev (default: the bundled example)")
     p.add_argument("--rounds", type=int, default=2000, help="round trips to time (default 2000)")
     p.add_argument("--messages", type=int, default=20000, help="messages to stream (default 20000)")

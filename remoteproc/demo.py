@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from remoteproc.boards import MPS2_AN505
+from remoteproc.platforms.base import Platform
+from remoteproc.platforms.qemu import QemuPlatform
 from remoteproc.platforms.sim import SimPlatform
 from remoteproc.rproc import RemoteProc
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 
-DEFAULT_FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "build" / "minimal.elf"
+DEFAULT_FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "build" / "services.elf"
 
 
 @dataclass
@@ -25,13 +28,40 @@ class DemoReport:
     trace: str
 
 
+def choose_platform(name: str, say: Callable[[str], None]) -> Platform:
+    """``qemu``: the firmware runs on an emulated Cortex-M33; ``sim``: a Python process plays the remote;
+    ``auto``: qemu when qemu-system-arm is installed, else sim (saying so)."""
+    if name in ("auto", "qemu"):
+        if shutil.which("qemu-system-arm"):
+            platform = QemuPlatform(MPS2_AN505)
+            say(
+                "platform qemu-an505: the firmware runs on an emulated Cortex-M33; its 16 MiB RAM is "
+                f"{platform.ram_path}, shared with this process"
+            )
+            return platform
+        if name == "qemu":
+            raise FileNotFoundError("qemu-system-arm is not installed: run ./scripts/setup")
+        say(
+            "qemu-system-arm is not installed: falling back to the sim platform (a Python process plays the "
+            "remote; ./scripts/setup installs QEMU)"
+        )
+    sim = SimPlatform(MPS2_AN505)
+    say(f"platform sim, board {MPS2_AN505.name}: the remote's RAM is {sim.path}")
+    return sim
+
+
 def run_demo(
-    firmware: Path = DEFAULT_FIRMWARE, *, rounds: int = 2000, stream: int = 20000, say: Callable[[str], None] = print
+    firmware: Path = DEFAULT_FIRMWARE,
+    *,
+    platform_name: str = "auto",
+    rounds: int = 2000,
+    stream: int = 20000,
+    say: Callable[[str], None] = print,
 ) -> DemoReport:
     if not firmware.is_file():
         raise FileNotFoundError(f"{firmware} is missing: build it with ./scripts/setup (make -C firmware)")
-    with RemoteProc(SimPlatform(MPS2_AN505)) as rp:
-        say(f"platform sim, board {MPS2_AN505.name}: the remote's RAM is {rp.platform.path}")
+    platform = choose_platform(platform_name, say)
+    with RemoteProc(platform) as rp:
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -52,7 +82,7 @@ def run_demo(
         say(f"started in {1000 * (time.perf_counter() - started):.0f} ms: DRIVER_OK, first kick sent")
         ep = rp.rpmsg.open("rpmsg-echo", timeout=10)
         ep.settimeout(10)
-        say(f"channel rpmsg-echo announced at {ep.peer:#x}; our endpoint is {ep.addr:#x}")
+        say(f"channels announced: {', '.join(f'{n} at {a:#x}' for n, a in sorted(rp.rpmsg.channels().items()))}")
 
         limit = LINUX_BUFFER_SIZE - 16
         for size in range(1, limit + 1):

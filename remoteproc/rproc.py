@@ -23,8 +23,8 @@ from remoteproc.elf import ElfImage, read_bytes
 from remoteproc.errors import FirmwareError, RemoteprocError
 from remoteproc.firmware import firmware_info
 from remoteproc.lifecycle import Lifecycle, State, StateError
-from remoteproc.loader import Progress, load_segments
-from remoteproc.platforms.sim import SimPlatform
+from remoteproc.loader import Progress
+from remoteproc.platforms.base import Platform
 from remoteproc.resources import Resources, handle_resources
 from remoteproc.vdev import VdevControl
 from resource_table import Dialect, Severity, Trace
@@ -39,7 +39,7 @@ RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS,
 
 
 class RemoteProc:
-    def __init__(self, platform: SimPlatform, *, dialect: Dialect = Dialect.LINUX) -> None:
+    def __init__(self, platform: Platform, *, dialect: Dialect = Dialect.LINUX) -> None:
         self.platform = platform
         self.dialect = dialect
         self.lifecycle = Lifecycle()
@@ -74,7 +74,7 @@ class RemoteProc:
             )
         data = read_bytes(path, section.offset, section.size)
         pool = self.platform.pool()
-        loaded = load_segments(path, info.elf, self.platform.memory, progress=progress)
+        loaded = self.platform.load(path, info.elf, progress)
         for seg in loaded:
             pool.reserve(seg.da, seg.memsz)
         self.resources = handle_resources(
@@ -92,6 +92,7 @@ class RemoteProc:
             raise StateError(f"start needs the remote offline, it is {self.state.value}")
         res = self.resources
         mem = self.platform.memory
+        self.platform.prepare()  # a platform that loads the image itself (QEMU -kernel) does it now
         mem.write(self._table_da, res.data)  # the negotiated copy over the loaded table, right before start
         self.platform.start(self._table_da, len(res.data))
         self._vdevs = []

@@ -8,6 +8,7 @@ log to the trace buffer, announce its services through the name service and serv
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 import threading
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--socket", required=True)
     ap.add_argument("--service", action="append", default=[])
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the host reports what matters; its going away is normal here
     layout = []
     for item in args.map.split(","):
         name, da, size = item.split(":")

@@ -54,6 +54,14 @@ def compile_c(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, str],
 
 
 @pytest.fixture(scope="session")
+def services_firmware(example_firmware: Path) -> Path:
+    """firmware/build/services.elf (echo, sensor and command services on the rpmsg remote library)."""
+    elf = FIRMWARE / "build" / "services.elf"
+    assert elf.is_file()
+    return elf
+
+
+@pytest.fixture(scope="session")
 def example_firmware() -> Path:
     """firmware/build/minimal.elf, built by make from the sources (make is a no-op when it is up to date)."""
     _require("arm-none-eabi-gcc")

@@ -17,7 +17,9 @@ import uuid
 from pathlib import Path
 
 from remoteproc.boards import Board
+from remoteproc.elf import ElfImage
 from remoteproc.errors import RemoteprocError
+from remoteproc.loader import LoadedSegment, Progress, load_segments
 from remoteproc.resources import Pool
 from transports.doorbell import SocketDoorbell
 from transports.memory import RegionMemory
@@ -48,6 +50,12 @@ class SimPlatform:
 
     def pool(self) -> Pool:
         return Pool([(r.da, r.end) for r in self.board.regions if r.pool])
+
+    def load(self, path: str | os.PathLike[str], image: ElfImage, progress: Progress | None) -> list[LoadedSegment]:
+        return load_segments(path, image, self.memory, progress=progress)
+
+    def prepare(self) -> None:
+        """Nothing to do before the table is written: the remote process starts in :meth:`start`."""
 
     def start(self, table_da: int, table_size: int) -> None:
         """Launch the remote; it will wait for DRIVER_OK in the table at ``table_da``."""

@@ -21,9 +21,14 @@ __attribute__((noreturn)) void reset_handler(void)
 
 __attribute__((noreturn)) void default_handler(void)
 {
-	/* A fault parks the core; the host sees no progress and, with the QEMU platform, a guest stop. */
+	/* A fault ends the run: on QEMU (with -semihosting) SYS_EXIT with ADP_Stopped_RunTimeErrorUnknown makes
+	 * QEMU exit with status 1, which the host's qemu platform reports as a crash. On hardware without a
+	 * debugger attached the bkpt escalates to lockup, which a watchdog would catch. */
+	register uint32_t op __asm__("r0") = 0x18;       /* SYS_EXIT */
+	register uint32_t reason __asm__("r1") = 0x20023; /* ADP_Stopped_RunTimeErrorUnknown */
+	__asm__ volatile("bkpt #0xab" : : "r"(op), "r"(reason) : "memory");
 	for (;;)
-		__asm__ volatile("bkpt #0");
+		;
 }
 
 __attribute__((section(".vectors"), used)) static const void *const vectors[16] = {

@@ -1,0 +1,72 @@
+/*
+ * rproc's freestanding rpmsg remote: the virtio device side of an rpmsg vdev, on the same vring engine as the
+ * host's Python package (virtio/csrc/vring.c). No malloc, no libc.
+ *
+ *   wait for DRIVER_OK (the bit, not the byte), take the vrings from the resource table, announce endpoints by
+ *   name service, send by filling host receive buffers (vring 0), receive host messages from vring 1 and hand
+ *   the payload to the endpoint's callback in place (zero-copy), return buffers and kick the host.
+ */
+#ifndef RPROC_RPMSG_REMOTE_H
+#define RPROC_RPMSG_REMOTE_H
+
+#include <stdint.h>
+#include "rproc/resource_table.h"
+#include "vring.h"
+
+#define RPMSG_ADDR_ANY 0xFFFFFFFFu
+#define RPMSG_NS_ADDR 53u
+#define RPMSG_HDR_SIZE 16u
+#define RPMSG_MAX_EPTS 8
+
+#define RPMSG_OK 0
+#define RPMSG_ERR_NO_BUFFER (-20)   /* the host has no receive buffer posted right now: poll, then retry */
+#define RPMSG_ERR_TOO_BIG (-21)     /* the payload does not fit the host's buffer */
+#define RPMSG_ERR_NO_SLOT (-22)     /* no room for another endpoint */
+#define RPMSG_ERR_NOT_READY (-23)   /* DRIVER_OK not set yet */
+#define RPMSG_ERR_RING (-24)        /* the host broke a ring: see the queue's err fields */
+
+struct rpmsg_remote;
+struct rpmsg_ept;
+
+/* Called with the payload in place in shared memory: valid until the callback returns. */
+typedef void (*rpmsg_cb)(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data,
+			 uint32_t len, uint32_t src);
+
+struct rpmsg_ept {
+	char name[32];
+	uint32_t addr;
+	rpmsg_cb cb;
+	void *priv;
+};
+
+struct rpmsg_remote {
+	volatile struct fw_rsc_vdev *vdev;
+	struct rp_region region;
+	struct rp_vq to_host;   /* vring 0: remote -> host, we fill host receive buffers */
+	struct rp_vq from_host; /* vring 1: host -> remote */
+	struct rpmsg_ept *epts[RPMSG_MAX_EPTS];
+	uint32_t nepts;
+	uint32_t next_addr;
+	void (*kick)(void *ctx, uint32_t queue);
+	void *kick_ctx;
+	uint32_t dropped; /* malformed host messages */
+};
+
+/* 1 when the host has set DRIVER_OK in the vdev status (Linux writes 0x07, OpenAMP 0x04). */
+int rpmsg_remote_ready(volatile const struct fw_rsc_vdev *vdev);
+
+/* Set up on the vrings the host wrote into `vdev` (call once rpmsg_remote_ready()); `region` is the shared
+ * memory the host's descriptors point into. */
+int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev, const struct rp_region *region,
+		      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
+
+/* Bind an endpoint (addr RPMSG_ADDR_ANY: the next from 1024) and announce it by name service. */
+int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *name, uint32_t addr, rpmsg_cb cb,
+		     void *priv);
+
+int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len);
+
+/* Handle every message the host sent; returns how many, or RPMSG_ERR_RING. */
+int rpmsg_poll(struct rpmsg_remote *r);
+
+#endif /* RPROC_RPMSG_REMOTE_H */

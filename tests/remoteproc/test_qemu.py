@@ -1,0 +1,114 @@
+"""Real firmware (firmware/examples/services, the C rpmsg remote library on virtio/csrc/vring.c) on QEMU's
+emulated Cortex-M33, its RAM shared with this process: loaded, started, talked to, crashed, recovered."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from remoteproc.lifecycle import State
+from remoteproc.platforms.qemu import QemuPlatform
+from remoteproc.rproc import RemoteProc
+from rpmsg import MessageTooLong
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def rp(services_firmware: Path) -> Iterator[RemoteProc]:
+    if not shutil.which("qemu-system-arm"):
+        pytest.fail("qemu-system-arm is not installed: run ./scripts/setup")
+    proc = RemoteProc(QemuPlatform())
+    proc.load(services_firmware)
+    proc.start()
+    yield proc
+    proc.close()
+    assert not proc.platform.ram_path.exists()  # type: ignore[attr-defined]
+
+
+def test_every_size_both_ways_zero_copy_on_the_host(rp: RemoteProc) -> None:
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-echo", timeout=10, zero_copy=True)
+    ep.settimeout(10)
+    for size in range(1, 497):
+        buf = ep.get_buffer()  # host -> firmware without a copy on the host
+        for i in range(0, size, 64):
+            chunk = bytes((size + j) & 0xFF for j in range(i, min(size, i + 64)))
+            buf.view[i : i + len(chunk)] = chunk
+        ep.send_buffer(buf, size)
+        with ep.recv_message() as msg:  # firmware -> host, read in place in shared memory
+            assert len(msg.payload) == size
+            assert bytes(msg.payload) == bytes((size + j) & 0xFF for j in range(size))
+    with pytest.raises(MessageTooLong):
+        ep.send(b"x" * 497)
+
+
+def test_sensor_stream_sample_by_sample(rp: RemoteProc) -> None:
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-sensor", timeout=10)
+    ep.settimeout(10)
+    ep.send(b"start 5000")
+    for seq in range(5000):
+        assert struct.unpack("<ii", ep.recv()) == (seq, seq * 37 - 1000)
+
+
+def test_command_service_writes_the_trace_buffer(rp: RemoteProc) -> None:
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-cmd", timeout=10)
+    ep.settimeout(10)
+    ep.send(b"trace hello from the host")
+    assert ep.recv() == b"ok"
+    assert rp.read_trace().splitlines() == [
+        "services: up, waiting for DRIVER_OK",
+        "services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced",
+        "hello from the host",
+    ]
+
+
+def echo_once(rp: RemoteProc, payload: bytes) -> bytes:
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-echo", timeout=10)
+    ep.settimeout(10)
+    ep.send(payload)
+    return ep.recv()
+
+
+def test_stop_and_restart(rp: RemoteProc) -> None:
+    assert rp.rpmsg is not None
+    cmd = rp.rpmsg.open("rpmsg-cmd", timeout=10)
+    cmd.settimeout(10)
+    cmd.send(b"trace first run")
+    assert cmd.recv() == b"ok"
+    rp.stop()
+    assert rp.state is State.OFFLINE
+    rp.start()
+    assert echo_once(rp, b"two") == b"two"
+    assert "first run" not in rp.read_trace()  # a fresh firmware run, not a resumed one
+    assert rp.read_trace().startswith("services: up")
+
+
+def test_fault_is_a_crash_and_recovery_works(rp: RemoteProc) -> None:
+    assert rp.rpmsg is not None
+    cmd = rp.rpmsg.open("rpmsg-cmd", timeout=10)
+    cmd.send(b"fault")
+    deadline = time.monotonic() + 10
+    while rp.state is not State.CRASHED:
+        assert time.monotonic() < deadline, "the fault was not noticed"
+        time.sleep(0.02)
+    rp.recover()
+    assert rp.state is State.RUNNING
+    assert echo_once(rp, b"after the crash") == b"after the crash"
+
+
+def test_firmware_uses_the_same_vring_source_as_the_python_package(services_firmware: Path) -> None:
+    with open(services_firmware, "rb") as f:
+        units = {cu.get_top_DIE().get_full_path() for cu in ELFFile(f).get_dwarf_info().iter_CUs()}
+    same = [u for u in units if Path(u).resolve() == (REPO / "virtio" / "csrc" / "vring.c").resolve()]
+    assert same, f"vring.c not among the firmware's compile units: {sorted(units)}"
+    assert not list((REPO / "firmware").rglob("vring*.c")), "a copy of the engine crept into firmware/"
