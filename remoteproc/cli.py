@@ -241,6 +241,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from remoteproc.session import make_platform, parse_send, run_session, stdin_sends
+
+    sends = [parse_send(item) for item in args.send]
+    if args.stdin:
+        sends += stdin_sends()
+    run_session(
+        Path(args.firmware),
+        make_platform(args.platform),
+        sends,
+        timeout=args.timeout,
+        show_trace=args.trace,
+        progress=_progress_bar if sys.stderr.isatty() else None,
+    )
+    return EXIT_OK
+
+
+def _progress_bar(done: int, total: int) -> None:
+    """The CLI draws progress; the library only reports it."""
+    width = 40
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\rloading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} bytes")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # argument parsing
 
@@ -273,6 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2000, help="round trips to time (default 2000)")
     p.add_argument("--messages", type=int, default=20000, help="messages to stream (default 20000)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("load", help="load a firmware, start it, talk to its channels, stop it")
+    p.add_argument("firmware")
+    p.add_argument(
+        "--platform",
+        choices=("qemu-an505", "sim"),
+        default="qemu-an505",
+        help="qemu-an505: QEMU's emulated Cortex-M33 (default); sim: a Python remote",
+    )
+    p.add_argument(
+        "--send",
+        action="append",
+        default=[],
+        metavar="CHANNEL:TEXT",
+        help="send TEXT to CHANNEL and print the reply (repeatable)",
+    )
+    p.add_argument("--stdin", action="store_true", help="also send lines 'CHANNEL TEXT' read from stdin")
+    p.add_argument("--trace", action="store_true", help="print the trace buffers before stopping")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for channels and replies")
+    p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
     p.add_argument("firmware")

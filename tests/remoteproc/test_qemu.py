@@ -112,3 +112,19 @@ def test_firmware_uses_the_same_vring_source_as_the_python_package(services_firm
     same = [u for u in units if Path(u).resolve() == (REPO / "virtio" / "csrc" / "vring.c").resolve()]
     assert same, f"vring.c not among the firmware's compile units: {sorted(units)}"
     assert not list((REPO / "firmware").rglob("vring*.c")), "a copy of the engine crept into firmware/"
+
+
+def test_rproc_load_command(services_firmware: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "remoteproc", "load", str(services_firmware), "--platform", "qemu-an505", "--send",
+         "rpmsg-echo:hello", "--send", "rpmsg-cmd:trace via the cli", "--trace"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "channel rpmsg-echo at 0x400" in lines
+    assert "rpmsg-echo <- hello" in lines and "rpmsg-cmd <- ok" in lines
+    assert "  via the cli" in lines

@@ -1,0 +1,122 @@
+"""``rproc load``: load a firmware on a platform, start it, talk to its channels, show its trace, stop.
+
+The platform's state lives in this process (QEMU and the sim remote are its children), so one command runs a
+whole session: messages come from ``--send CHANNEL:TEXT`` options or, with ``--stdin``, from lines
+``CHANNEL TEXT`` on standard input.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remoteproc.boards import MPS2_AN505
+from remoteproc.errors import RemoteprocError
+from remoteproc.loader import Progress
+from remoteproc.platforms.base import Platform
+from remoteproc.rproc import RemoteProc
+from rpmsg import RpmsgError
+from rpmsg.protocol import safe_name
+
+PLATFORMS = ("qemu-an505", "sim")
+
+
+def make_platform(name: str) -> Platform:
+    if name == "qemu-an505":
+        from remoteproc.platforms.qemu import QemuPlatform
+
+        return QemuPlatform(MPS2_AN505)
+    if name == "sim":
+        from remoteproc.platforms.sim import SimPlatform
+
+        return SimPlatform(MPS2_AN505)
+    raise RemoteprocError(f"unknown platform {name!r} (known: {', '.join(PLATFORMS)})")
+
+
+@dataclass
+class SessionResult:
+    channels: dict[str, int]
+    replies: list[tuple[str, bytes | None]] = field(default_factory=list)
+    trace: str = ""
+
+
+def parse_send(item: str) -> tuple[str, bytes]:
+    channel, sep, text = item.partition(":")
+    if not sep or not channel:
+        raise RemoteprocError(f"--send wants CHANNEL:TEXT, not {item!r}")
+    return channel, text.encode()
+
+
+def run_session(
+    firmware: Path,
+    platform: Platform,
+    sends: Iterable[tuple[str, bytes]],
+    *,
+    timeout: float = 5.0,
+    show_trace: bool = False,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = print,
+) -> SessionResult:
+    with RemoteProc(platform) as rp:
+        rp.load(firmware, progress=progress)
+        rp.start()
+        assert rp.rpmsg is not None
+        result = SessionResult(channels={})
+        for name, addr in sorted(_settle(rp, timeout).items()):
+            say(f"channel {name} at {addr:#x}")
+            result.channels[name] = addr
+        endpoints = {}
+        for channel, payload in sends:
+            if channel not in endpoints:
+                endpoints[channel] = rp.rpmsg.open(channel, timeout=timeout)
+                endpoints[channel].settimeout(timeout)
+            ep = endpoints[channel]
+            ep.send(payload)
+            try:
+                reply: bytes | None = ep.recv()
+            except RpmsgError:
+                reply = None
+            result.replies.append((channel, reply))
+            say(f"{channel} <- {_show(reply) if reply is not None else '(no reply within the timeout)'}")
+        if show_trace:
+            for index in range(len(rp.traces())):
+                result.trace = rp.read_trace(index)
+                say(f"trace{index}:")
+                for line in result.trace.splitlines():
+                    say(f"  {safe_name(line.encode())}")
+        rp.stop()
+        return result
+
+
+def _settle(rp: RemoteProc, timeout: float) -> dict[str, int]:
+    """Channels announced so far, after giving the remote a moment to announce (the first one, at least)."""
+    assert rp.rpmsg is not None
+    import time
+
+    deadline = time.monotonic() + min(timeout, 1.0)
+    while time.monotonic() < deadline:
+        rp.rpmsg.process()
+        if rp.rpmsg.channels():
+            time.sleep(0.05)
+            rp.rpmsg.process()
+            break
+        time.sleep(0.01)
+    return rp.rpmsg.channels()
+
+
+def _show(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if text.isprintable() else data.hex(" ")
+
+
+def stdin_sends() -> list[tuple[str, bytes]]:
+    out = []
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        channel, _, text = line.partition(" ")
+        out.append((channel, text.encode()))
+    return out
