@@ -258,6 +258,19 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from remoteproc.session import follow_trace, make_platform, parse_send
+
+    follow_trace(
+        Path(args.firmware),
+        make_platform(args.platform),
+        seconds=args.seconds,
+        index=args.index,
+        sends=[parse_send(item) for item in args.send],
+    )
+    return EXIT_OK
+
+
 def _progress_bar(done: int, total: int) -> None:
     """The CLI draws progress; the library only reports it."""
     width = 40
@@ -320,6 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print the trace buffers before stopping")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for channels and replies")
     p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("trace", help="run a firmware and follow its trace buffer")
+    p.add_argument("firmware")
+    p.add_argument("--platform", choices=("qemu-an505", "sim"), default="qemu-an505")
+    p.add_argument("--seconds", type=float, default=2.0, help="how long to follow (default 2)")
+    p.add_argument("--index", type=int, default=0, help="which trace buffer (default 0)")
+    p.add_argument(
+        "--send",
+        action="append",
+        default=[],
+        metavar="CHANNEL:TEXT",
+        help="send TEXT to CHANNEL first (repeatable), e.g. to make the firmware log",
+    )
+    p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
     p.add_argument("firmware")

@@ -90,6 +90,45 @@ def run_session(
         return result
 
 
+def follow_trace(
+    firmware: Path,
+    platform: Platform,
+    *,
+    seconds: float,
+    index: int = 0,
+    sends: Iterable[tuple[str, bytes]] = (),
+    say: Callable[[str], None] = print,
+) -> str:
+    """Load and start the firmware, then print what it writes to trace buffer ``index`` as it appears, for
+    ``seconds`` (messages in ``sends`` go out first, so they can make the firmware log); returns the text."""
+    import time
+
+    with RemoteProc(platform) as rp:
+        rp.load(firmware)
+        rp.start()
+        assert rp.rpmsg is not None
+        shown = ""
+        pending = list(sends)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if pending:
+                channel, payload = pending.pop(0)
+                ep = rp.rpmsg.open(channel, timeout=max(0.1, deadline - time.monotonic()))
+                ep.send(payload)
+            text = rp.read_trace(index)
+            if len(text) > len(shown) and text.startswith(shown):
+                for line in text[len(shown) :].splitlines(keepends=True):
+                    say(safe_name(line.rstrip("\n").encode()))
+                shown = text
+            elif text != shown:  # the buffer wrapped or was rewritten: show it again whole
+                say(safe_name(text.encode()))
+                shown = text
+            rp.rpmsg.process()
+            time.sleep(0.02)
+        rp.stop()
+        return shown
+
+
 def _settle(rp: RemoteProc, timeout: float) -> dict[str, int]:
     """Channels announced so far, after giving the remote a moment to announce (the first one, at least)."""
     assert rp.rpmsg is not None

@@ -46,6 +46,8 @@ class Qmp:
                 chunk = self.sock.recv(65536)
             except TimeoutError:
                 raise QmpError("QEMU did not answer on its monitor") from None
+            except OSError as exc:  # reset: QEMU died mid-conversation
+                raise QmpError(f"QEMU's monitor connection failed: {exc.strerror or exc}") from None
             if not chunk:
                 raise QmpError("QEMU closed its monitor (it exited)")
             self._buf += chunk
@@ -57,7 +59,10 @@ class Qmp:
         request: dict[str, Any] = {"execute": command}
         if arguments:
             request["arguments"] = arguments
-        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        try:
+            self.sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as exc:
+            raise QmpError(f"QEMU's monitor connection failed: {exc.strerror or exc}") from None
         while True:
             message = self._read()
             if "event" in message:

@@ -128,3 +128,20 @@ def test_rproc_load_command(services_firmware: Path) -> None:
     assert "channel rpmsg-echo at 0x400" in lines
     assert "rpmsg-echo <- hello" in lines and "rpmsg-cmd <- ok" in lines
     assert "  via the cli" in lines
+
+
+def test_rproc_trace_follows_the_buffer(services_firmware: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "remoteproc", "trace", str(services_firmware), "--seconds", "1", "--send",
+         "rpmsg-cmd:trace written while followed"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        "services: up, waiting for DRIVER_OK",
+        "services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced",
+        "written while followed",
+    ]
