@@ -289,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rproc", description="Load firmware and talk to remote processors the way Linux remoteproc and OpenAMP do."
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv debug, -vvv every rpmsg message)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -406,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG, 5)[min(args.verbose, 3)]  # -vvv: every message
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))

@@ -41,6 +41,7 @@ from transports.doorbell import Doorbell, PeerLostError
 log = logging.getLogger(__name__)
 
 WaitMode = Literal["block", "spin", "busy"]
+TRACE = 5  # below DEBUG: one line per message (`rproc -vvv`, or spy+ transports with logging at level 5)
 SPIN_SECONDS = 50e-6
 BUFFER_POLL_SECONDS = 0.005
 
@@ -86,7 +87,7 @@ class RpmsgDevice:
             if self._closed:
                 return
             for ep in list(self._endpoints.values()):
-                ep.close()
+                ep.close(timeout=0)  # announce the end only if a buffer is free right now: the peer may be gone
             self._closed = True
             self._changed.notify_all()
             # A thread may be blocked on the doorbell: wake it and let it leave before the descriptors go.
@@ -178,6 +179,15 @@ class RpmsgDevice:
         return self._wants_zero_copy if self._zero_copy_endpoints else None
 
     def _deliver(self, msg: Message) -> None:
+        if log.isEnabledFor(TRACE):
+            log.log(
+                TRACE,
+                "rpmsg <- %#x to %#x, %d bytes: %s",
+                msg.src,
+                msg.dst,
+                len(msg.payload),
+                bytes(msg.payload[:32]).hex(" "),
+            )
         ep = self._endpoints.get(msg.dst)
         if ep is None or ep.closed:
             log.info("message from %#x to unbound address %#x dropped", msg.src, msg.dst)
@@ -286,6 +296,10 @@ class RpmsgDevice:
                 self._check()
                 try:
                     self.core.send(src, dst, data)
+                    if log.isEnabledFor(TRACE):
+                        log.log(
+                            TRACE, "rpmsg -> %#x to %#x, %d bytes: %s", src, dst, len(data), bytes(data[:32]).hex(" ")
+                        )
                     self._flush()
                     return
                 except WouldBlock:
@@ -361,10 +375,10 @@ class RpmsgDevice:
             ep.announced = True
         return ep
 
-    def _announce(self, name: str, addr: int, *, destroy: bool) -> None:
+    def _announce(self, name: str, addr: int, *, destroy: bool, timeout: float | None = None) -> None:
         from rpmsg.protocol import pack_ns
 
-        self.send(addr, NS_ADDR, pack_ns(name, addr, destroy), timeout=None if not destroy else 1.0)
+        self.send(addr, NS_ADDR, pack_ns(name, addr, destroy), timeout=timeout)
 
     def _remove(self, ep: Endpoint) -> None:
         with self._lock:
@@ -578,13 +592,14 @@ class Endpoint:
             raise EndpointClosed(f"{self!r} is closed")
         self.device._check()
 
-    def close(self) -> None:
-        """Withdraw the endpoint (name-service destroy when it was announced) and free its address."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Withdraw the endpoint (name-service destroy when it was announced, waiting up to ``timeout`` for a
+        buffer to send it in) and free its address."""
         if self.closed:
             return
         if self.announced and self.device.failure is None:
             try:
-                self.device._announce(self.name, self.addr, destroy=True)
+                self.device._announce(self.name, self.addr, destroy=True, timeout=timeout)
             except (PeerLost, EndpointClosed, RpmsgTimeout) as exc:
                 log.info("could not announce the end of %r: %s", self, exc)
         self.closed = True

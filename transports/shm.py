@@ -49,8 +49,8 @@ class ShmLink:
         return HostListener(SharedFile(path, size, create=True), sock_path)
 
     @classmethod
-    def connect_remote(cls, name: str, size: int, timeout: float = 10.0) -> ShmLink:
-        """Wait for the host's socket, map its file, connect."""
+    def connect_remote(cls, name: str, size: int | None, timeout: float = 10.0) -> ShmLink:
+        """Wait for the host's socket, map its file (``size`` None: all of it), connect."""
         path, sock_path = _paths(name)
         deadline = time.monotonic() + timeout
         while True:
@@ -63,6 +63,8 @@ class ShmLink:
                 if time.monotonic() > deadline:
                     raise TransportError(f"no host listening on {sock_path} after {timeout} s") from None
                 time.sleep(0.01)
+        if size is None:
+            size = path.stat().st_size
         shm = SharedFile(path, size, create=False)
         return cls(shm, SocketDoorbell(sock), [])
 

@@ -3,10 +3,16 @@ shm (remote services in another process, real shared memory and a socket doorbel
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from rpmsg import RpmsgDevice, loopback_pair
+from rpmsg import Profile, RpmsgDevice, loopback_pair
+from rpmsg.links import host_on, remote_on
 from rpmsg.shm import host_over_shm
 from tests.rpmsg.services import start_services
+from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,13 +41,78 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(params=["loop", "shm"])
-def host(request: pytest.FixtureRequest) -> Iterator[HostSide]:
+class FakeInterruptHardware:
+    """Stands in for an SoC's mailbox and interrupt lines: a doorbell register written non-zero by one side
+    raises the other side's UIO interrupt (a 4-byte count on its descriptor) and is cleared."""
+
+    def __init__(self, path: Path, mailboxes: dict[int, socket.socket]) -> None:
+        self.path = path
+        self.mailboxes = mailboxes  # register offset -> the hardware end of the receiver's UIO descriptor
+        self.stop = threading.Event()
+        self.count = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with open(self.path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+            words = memoryview(m).cast("I")
+            try:
+                for line in self.mailboxes.values():
+                    line.setblocking(False)
+                while not self.stop.is_set():
+                    for offset, line in self.mailboxes.items():
+                        with contextlib.suppress(BlockingIOError):
+                            line.recv(4096)  # the driver's "enable" writes: accepted
+                        if words[offset // 4]:
+                            words[offset // 4] = 0
+                            self.count += 1
+                            line.send(struct.pack("<I", self.count))
+                    time.sleep(0.00002)
+            except OSError:
+                pass
+            finally:
+                words.release()
+
+
+@pytest.fixture(params=["loop", "shm", "devmem"])
+def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
     fds_before = _open_fds()
+    if request.param == "devmem":
+        profile = Profile()
+        mem = tmp_path / "physical"
+        mem.write_bytes(bytes(profile.size + 0x1000))
+        to_remote, to_host = profile.size, profile.size + 4  # the two doorbell registers
+        host_hw, host_uio = socket.socketpair()
+        remote_hw, remote_uio = socket.socketpair()
+        hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw})
+        base = f"devmem://0x0?size={profile.size:#x}&path={mem}"
+        host_link = open_link(f"{base}&uio=fd:{host_uio.fileno()}&mailbox={to_remote}", role="host")
+        remote_link = open_link(f"{base}&uio=fd:{remote_uio.fileno()}&mailbox={to_host}", role="remote")
+        dev = host_on(host_link, profile)
+        remote = remote_on(remote_link, profile)
+        start_services(remote)
+
+        def kill() -> None:
+            # The remote stops, and with it the interrupt line the host listens on: all a host sees on a SoC.
+            remote.close()
+            host_hw.close()
+
+        side = HostSide(dev, "devmem", kill)
+        yield side
+        dev.close()
+        remote.close()
+        host_link.close()
+        remote_link.close()
+        hw.stop.set()
+        hw.thread.join()
+        for s in (host_hw, host_uio, remote_hw, remote_uio):
+            s.close()
+        assert _open_fds() <= fds_before, "the test leaked file descriptors"
+        return
     if request.param == "loop":
         dev, remote = loopback_pair()
         start_services(remote)
-        yield HostSide(dev, "loop", remote.doorbell.close)
+        yield HostSide(dev, "loop", remote.close)
         dev.close()
         remote.close()
     else:

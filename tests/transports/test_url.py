@@ -1,0 +1,138 @@
+"""Transports by URL: schemes, errors, third-party schemes, spy+, and start order over shm://."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rpmsg import Profile
+from rpmsg.links import host_on, remote_on
+from transports import TransportError
+from transports.url import Link, ParsedUrl, SpyLink, open_link, parse_url
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_parse() -> None:
+    url = parse_url("devmem://0x80000000?size=0x1000&uio=/dev/uio0&mailbox=0x40003000")
+    assert (url.scheme, url.target) == ("devmem", "0x80000000")
+    assert url.int_param("size") == 0x1000 and url.params["uio"] == "/dev/uio0"
+    with pytest.raises(TransportError, match="needs"):
+        parse_url("loop://x").int_param("size")
+    with pytest.raises(TransportError, match="no scheme"):
+        parse_url("/dev/shm/x")
+
+
+def test_unknown_scheme_lists_the_known_ones() -> None:
+    with pytest.raises(TransportError, match=r"no transport for bogus:// \(known: devmem://, loop://, shm://"):
+        open_link("bogus://x", role="host")
+    with pytest.raises(TransportError, match="role"):
+        open_link("loop://x", role="driver")
+
+
+def test_third_party_scheme_through_an_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[ParsedUrl] = []
+
+    class Fake(importlib.metadata.EntryPoint):
+        def load(self):  # type: ignore[no-untyped-def, override]
+            def opener(url: ParsedUrl, role: str, **kw: object) -> Link:
+                made.append(url)
+                return open_link("loop://third-party?size=4096", role=role)
+
+            return opener
+
+    ep = Fake(name="acme", value="acme:open", group="rproc.transports")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [ep] if group else [])
+    link = open_link("acme://board7?speed=fast", role="host")
+    assert made[0].target == "board7" and made[0].params == {"speed": "fast"}
+    assert len(link.memory.read(0, 16)) == 16
+    link.close()
+
+
+def test_spy_traces_kicks_and_ring_changes() -> None:
+    lines: list[str] = []
+    p = Profile(num=16, rx_count=16, tx_count=16)
+    name = f"spy-{uuid.uuid4().hex[:6]}"
+    host_link = open_link(f"spy+loop://{name}?size={p.size}", role="host", trace=lines.append)
+    remote_link = open_link(f"loop://{name}?size={p.size}", role="remote")
+    assert isinstance(host_link, SpyLink)
+    host_link.watch_vring("vring0", p.rx_layout.desc, p.rx_layout.avail, p.rx_layout.used, 16)
+    host = host_on(host_link, p)
+    remote = remote_on(remote_link, p)
+    echo = remote.endpoint("echo")
+    ep = host.open("echo", timeout=2)
+    ep.settimeout(2)
+    ep.send(b"ping")
+    data, src = echo.recvfrom()
+    echo.sendto(data, src)
+    assert ep.recv() == b"ping"
+    host.close()
+    remote.close()
+    host_link.close()
+    remote_link.close()
+    assert "vring0.avail.idx: ? -> 16" in lines  # the 16 receive buffers posted at start
+    assert "kick -> queue 0" in lines  # the start kick
+    assert any(line.startswith("vring0.used.idx: ") for line in lines)  # the remote's messages arriving
+
+
+@pytest.mark.parametrize("first", ["host", "remote"])
+def test_shm_either_side_may_start_first(first: str) -> None:
+    name = f"rproc-order-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    p = Profile(num=16, rx_count=16, tx_count=16)
+    script = (
+        "import sys; from rpmsg import Profile; from rpmsg.links import remote_on; from transports.url import "
+        f"open_link; link = open_link('shm://{name}', role='remote', timeout=20); "
+        "dev = remote_on(link, Profile(num=16, rx_count=16, tx_count=16)); ep = dev.endpoint('echo'); "
+        "data, src = ep.recvfrom(); ep.sendto(data, src); dev.close(); link.close()"
+    )
+    holder: dict[str, object] = {}
+
+    def start_host() -> None:
+        link = open_link(f"shm://{name}?size={p.size}", role="host")
+        holder["link"] = link
+        holder["dev"] = host_on(link, p, timeout=20)
+
+    if first == "remote":
+        remote = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+        time.sleep(0.5)  # the remote waits for a host that is not there yet
+        start_host()
+    else:
+        t = threading.Thread(target=start_host)
+        t.start()
+        time.sleep(0.5)  # the host waits for a remote that is not there yet
+        remote = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+        t.join(30)
+    dev, link = holder["dev"], holder["link"]
+    ep = dev.open("echo", timeout=20)  # type: ignore[attr-defined]
+    ep.settimeout(20)
+    ep.send(b"order")
+    assert ep.recv() == b"order"
+    assert remote.wait(20) == 0
+    dev.close()  # type: ignore[attr-defined]
+    link.close()  # type: ignore[attr-defined]
+    assert not Path(f"/dev/shm/{name}").exists() and not Path(f"/dev/shm/{name}.sock").exists()
+
+
+def test_shm_files_are_owner_only() -> None:
+    name = f"rproc-mode-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    link = open_link(f"shm://{name}?size=4096", role="host")
+    t = threading.Thread(target=lambda: link.connect(timeout=5))
+    t.start()
+    deadline = time.monotonic() + 5
+    sock = Path(f"/dev/shm/{name}.sock")
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Path(f"/dev/shm/{name}").stat().st_mode & 0o777 == 0o600
+    assert sock.stat().st_mode & 0o077 == 0  # nobody else may connect to the doorbell
+    remote = open_link(f"shm://{name}", role="remote", timeout=5)
+    t.join(5)
+    remote.close()
+    link.close()

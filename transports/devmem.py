@@ -1,0 +1,177 @@
+"""``devmem://``: physical memory through /dev/mem, for Linux SoCs where the host maps the remote's RAM.
+
+- Memory: ``[addr, addr + size)`` of ``path`` (default /dev/mem) mapped with O_SYNC (uncached on most
+  architectures), from the page below ``addr``: any physical range works, the offset inside the first page is
+  handled here.
+- Doorbell, receiving: a UIO device (``/dev/uioN``): writing the 32-bit value 1 enables the interrupt, a
+  blocking 4-byte read returns the interrupt count (Linux ``Documentation/driver-api/uio-howto.rst``).
+- Doorbell, sending: a mailbox register at a physical address, written with a single 32-bit store of
+  ``queue + 1`` (a doorbell register: any non-zero write rings it; the receiving side's hardware clears it).
+
+Errors a user can act on: permission denied (root, ``CONFIG_STRICT_DEVMEM``, ``iomem=relaxed``), a range
+/proc/iomem does not list, a mailbox not 4-byte aligned.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+from pathlib import Path
+
+from transports.doorbell import PeerLostError
+from transports.errors import TransportError
+from transports.memory import MappedRegion, RegionMemory
+
+PAGE = mmap.PAGESIZE
+
+
+class DevmemError(TransportError):
+    """/dev/mem (or its stand-in) could not be mapped as asked."""
+
+
+def _map(path: str, addr: int, size: int) -> tuple[mmap.mmap, int]:
+    """A shared O_SYNC mapping covering [addr, addr + size); returns it and the offset of addr inside it."""
+    if size <= 0:
+        raise DevmemError(f"size {size} must be positive")
+    base = addr & ~(PAGE - 1)
+    delta = addr - base
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_SYNC)
+    except PermissionError:
+        raise DevmemError(
+            f"{path}: permission denied: run as root; if root is refused too, the kernel restricts /dev/mem "
+            "(CONFIG_STRICT_DEVMEM: boot with iomem=relaxed, or reserve the range for the remote)"
+        ) from None
+    except OSError as exc:
+        raise DevmemError(f"{path}: {exc.strerror}") from None
+    try:
+        return mmap.mmap(fd, delta + size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=base), delta
+    except OSError as exc:
+        raise DevmemError(f"{path}: cannot map {size:#x} bytes at {addr:#x}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def check_iomem(addr: int, size: int, iomem: str | Path = "/proc/iomem") -> None:
+    """Refuse a range that /proc/iomem does not list at all (it is not memory or a device on this machine)."""
+    try:
+        text = Path(iomem).read_text()
+    except OSError:
+        return  # nothing to check against
+    end = addr + size - 1
+    for line in text.splitlines():
+        span = line.split(":", 1)[0].strip()
+        lo_hi = span.split("-")
+        if len(lo_hi) != 2:
+            continue
+        lo, hi = int(lo_hi[0], 16), int(lo_hi[1], 16)
+        if lo == hi == 0:
+            return  # addresses hidden (not root): cannot check
+        if lo <= addr and end <= hi:
+            return
+    raise DevmemError(f"{addr:#x}..{end + 1:#x} is not in /proc/iomem: no RAM or device answers there on this machine")
+
+
+class DevmemWindow:
+    """A physical range as a :class:`RegionMemory` (one region at device address ``addr``)."""
+
+    def __init__(self, addr: int, size: int, *, path: str = "/dev/mem", name: str = "devmem") -> None:
+        if path == "/dev/mem":
+            check_iomem(addr, size)
+        self._map, delta = _map(path, addr, size)
+        self.memory = RegionMemory([MappedRegion(name, addr, size, self._map, delta)])
+
+    def close(self) -> None:
+        self.memory.release()
+        self._map.close()
+
+
+class Register32:
+    """One 32-bit device register: every access is a single aligned 32-bit load or store."""
+
+    def __init__(self, addr: int, *, path: str = "/dev/mem") -> None:
+        if addr % 4:
+            raise DevmemError(f"register address {addr:#x} is not 4-byte aligned")
+        self._map, delta = _map(path, addr, 4)
+        self._word = memoryview(self._map)[delta : delta + 4].cast("I")
+
+    def read(self) -> int:
+        return int(self._word[0])
+
+    def write(self, value: int) -> None:
+        self._word[0] = value & 0xFFFF_FFFF
+
+    def close(self) -> None:
+        self._word.release()
+        self._map.close()
+
+
+class UioDoorbell:
+    """Interrupts in through a UIO descriptor, kicks out through a mailbox register."""
+
+    def __init__(self, uio_fd: int, mailbox: Register32) -> None:
+        self._fd = uio_fd
+        self._mailbox = mailbox
+        self.lost = False
+        self._enable()
+
+    @classmethod
+    def open(cls, uio: str, mailbox: int, *, path: str = "/dev/mem") -> UioDoorbell:
+        """``uio``: a device path, or ``fd:N`` for a descriptor this process already has (tests)."""
+        if uio.startswith("fd:"):
+            fd = os.dup(int(uio[3:]))
+        else:
+            try:
+                fd = os.open(uio, os.O_RDWR)
+            except OSError as exc:
+                raise DevmemError(
+                    f"{uio}: {exc.strerror} (is the uio driver bound to the remote's interrupt?)"
+                ) from None
+        os.set_blocking(fd, False)
+        return cls(fd, Register32(mailbox, path=path))
+
+    def _enable(self) -> None:
+        try:
+            os.write(self._fd, (1).to_bytes(4, "little"))  # UIO: 1 re-enables the interrupt
+        except BlockingIOError:
+            pass  # still enabled from the last write
+        except OSError as exc:
+            self.lost = True
+            raise PeerLostError(f"interrupt descriptor: {exc.strerror}") from None
+
+    def notify(self, queue: int) -> None:
+        if self._fd < 0:
+            raise PeerLostError("doorbell closed")
+        self._mailbox.write(queue + 1)
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.lost or self._fd < 0:
+            raise PeerLostError("the interrupt source is gone")
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            count = os.read(self._fd, 4)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.lost = True
+            raise PeerLostError(f"interrupt descriptor: {exc.strerror or exc}") from None
+        if len(count) < 4:
+            self.lost = True
+            raise PeerLostError("the interrupt descriptor was closed")
+        self._enable()
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def interrupt(self) -> None:
+        """Nothing to do: the device's own wake descriptor wakes a waiter (rpmsg.device)."""
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._mailbox.close()
