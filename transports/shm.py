@@ -12,8 +12,10 @@ on this.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from transports.doorbell import SocketDoorbell
 from transports.errors import TransportError
 from transports.memory import RegionMemory
 from transports.shmfile import SharedFile
+
+log = logging.getLogger(__name__)
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED)."""
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return pid, uid
 
 
 def _paths(name: str) -> tuple[Path, Path]:
@@ -49,7 +59,9 @@ class ShmLink:
         return HostListener(SharedFile(path, size, create=True), sock_path)
 
     @classmethod
-    def connect_remote(cls, name: str, size: int | None, timeout: float = 10.0) -> ShmLink:
+    def connect_remote(
+        cls, name: str, size: int | None, timeout: float = 10.0, *, allow_uids: frozenset[int] = frozenset()
+    ) -> ShmLink:
         """Wait for the host's socket, map its file (``size`` None: all of it), connect."""
         path, sock_path = _paths(name)
         deadline = time.monotonic() + timeout
@@ -57,6 +69,13 @@ class ShmLink:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.connect(str(sock_path))
+                _, uid = peer_credentials(sock)
+                if uid != os.getuid() and uid not in allow_uids:
+                    sock.close()
+                    raise TransportError(
+                        f"{sock_path} belongs to a process of uid {uid}, not ours: refused "
+                        f"(allow it with allow_uid={uid})"
+                    )
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 sock.close()
@@ -84,8 +103,10 @@ class HostListener:
     def memory(self) -> RegionMemory:
         return self.shm.memory
 
-    def accept(self, timeout: float = 10.0) -> ShmLink:
-        """Listen (the rings are ready now) and wait for the remote to connect."""
+    def accept(self, timeout: float = 10.0, *, allow_uids: frozenset[int] = frozenset()) -> ShmLink:
+        """Listen (the rings are ready now) and wait for the remote to connect. A process of another user is
+        refused (SO_PEERCRED) unless its uid is in ``allow_uids``: the file modes keep others out already,
+        this holds even where a directory or umask is more permissive than it should be."""
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock_path.unlink(missing_ok=True)
         old = os.umask(0o077)  # the socket file is owner-only, like the memory file
@@ -94,11 +115,25 @@ class HostListener:
         finally:
             os.umask(old)
         server.listen(1)
-        server.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
-            conn, _ = server.accept()
-        except TimeoutError:
-            raise TransportError(f"no remote connected to {self.sock_path} within {timeout} s") from None
+            while True:
+                server.settimeout(max(0.0, deadline - time.monotonic()))
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    raise TransportError(f"no remote connected to {self.sock_path} within {timeout} s") from None
+                pid, uid = peer_credentials(conn)
+                if uid == os.getuid() or uid in allow_uids:
+                    break
+                conn.close()
+                log.warning(
+                    "refused a connection to %s from pid %d of uid %d (allow it with allow_uid=%d)",
+                    self.sock_path,
+                    pid,
+                    uid,
+                    uid,
+                )
         finally:
             server.close()
         return ShmLink(self.shm, SocketDoorbell(conn), [self.shm.path, self.sock_path])

@@ -7,7 +7,8 @@
 | URL | what |
 | --- | --- |
 | ``loop://NAME?size=N`` | both sides in this process (a bytearray, eventfds) |
-| ``shm://NAME?size=N`` | two processes: /dev/shm/NAME (0600) and a doorbell socket /dev/shm/NAME.sock |
+| ``shm://NAME?size=N[&allow_uid=U]`` | two processes: /dev/shm/NAME (0600) and a doorbell socket /dev/shm/NAME.sock;
+  a peer of another uid is refused (SO_PEERCRED) unless allowed |
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
 
@@ -126,18 +127,21 @@ class _ShmLink(Link):
     def __init__(self, url: ParsedUrl, role: str, timeout: float) -> None:
         self._listener = None
         self._link: ShmLink | None = None
+        self._allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
         if role == "host":
             self._listener = ShmLink.create_host(url.target, url.int_param("size"))
             memory = self._listener.memory
         else:
-            self._link = ShmLink.connect_remote(url.target, url.int_param("size", 0) or None, timeout)
+            self._link = ShmLink.connect_remote(
+                url.target, url.int_param("size", 0) or None, timeout, allow_uids=self._allow
+            )
             memory = self._link.memory
         super().__init__(memory, role)
 
     def _connect(self, timeout: float) -> Doorbell:
         if self._link is None:
             assert self._listener is not None
-            self._link = self._listener.accept(timeout)
+            self._link = self._listener.accept(timeout, allow_uids=self._allow)
         return self._link.doorbell
 
     def close(self) -> None:

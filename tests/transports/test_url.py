@@ -136,3 +136,32 @@ def test_shm_files_are_owner_only() -> None:
     t.join(5)
     remote.close()
     link.close()
+
+
+def test_a_peer_of_another_user_is_refused() -> None:
+    """Even with the socket made world-writable (a careless umask or directory), SO_PEERCRED keeps a process of
+    another uid out; the host goes on waiting for its own remote."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a process as another user")  # CI and this machine run as root
+    name = f"rproc-uid-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    link = open_link(f"shm://{name}?size=4096", role="host")
+    result: dict[str, object] = {}
+    t = threading.Thread(target=lambda: result.update(bell=link.connect(timeout=10)))
+    t.start()
+    sock = Path(f"/dev/shm/{name}.sock")
+    deadline = time.monotonic() + 5
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sock.chmod(0o777)
+    Path(f"/dev/shm/{name}").chmod(0o666)
+    intruder = (
+        "import os, socket, sys; os.setgid(65534); os.setuid(65534); s = socket.socket(socket.AF_UNIX); "
+        f"s.connect('/dev/shm/{name}.sock'); sys.exit(0 if s.recv(1) == b'' else 1)"
+    )
+    assert subprocess.run([sys.executable, "-c", intruder], timeout=10).returncode == 0  # connected, then dropped
+    assert t.is_alive()  # still waiting: the intruder was not taken for the remote
+    remote = open_link(f"shm://{name}", role="remote", timeout=5)
+    t.join(5)
+    assert "bell" in result
+    remote.close()
+    link.close()
