@@ -6,7 +6,7 @@ from __future__ import annotations
 from rpmsg.core import HostCore, RemoteCore
 from rpmsg.device import RpmsgDevice, WaitMode
 from rpmsg.profiles import Profile
-from transports.url import Link
+from transports.link import Link
 
 
 def host_on(

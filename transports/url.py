@@ -10,6 +10,7 @@
 | ``shm://NAME?size=N[&allow_uid=U]`` | two processes: /dev/shm/NAME (0600) and a doorbell socket /dev/shm/NAME.sock;
   a peer of another uid is refused (SO_PEERCRED) unless allowed |
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
+| ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket) |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
 
 Third parties add schemes through the ``rproc.transports`` entry-point group: the entry point's name is the
@@ -28,7 +29,9 @@ from urllib.parse import parse_qs, urlsplit
 from transports.devmem import DevmemWindow, UioDoorbell
 from transports.doorbell import Doorbell, EventfdDoorbell
 from transports.errors import TransportError
+from transports.link import Link
 from transports.memory import MappedRegion, RegionMemory
+from transports.openamp import EVENT_PATH, SHM_PATH, OpenAmpLink
 from transports.shm import ShmLink
 
 ROLES = ("host", "remote")
@@ -57,34 +60,6 @@ def parse_url(url: str) -> ParsedUrl:
         raise TransportError(f"{url!r} has no scheme (loop://, shm://, devmem://, spy+...)")
     params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     return ParsedUrl(parts.scheme, parts.netloc + parts.path, params)
-
-
-class Link:
-    """One side of a transport: :attr:`memory` at once, the doorbell from :meth:`connect`."""
-
-    def __init__(self, memory: RegionMemory, role: str) -> None:
-        self.memory = memory
-        self.role = role
-        self._doorbell: Doorbell | None = None
-
-    def connect(self, timeout: float = 10.0) -> Doorbell:
-        """Host: wait for the remote (call it once the rings are laid out). Remote: the doorbell."""
-        if self._doorbell is None:
-            self._doorbell = self._connect(timeout)
-        return self._doorbell
-
-    @property
-    def doorbell(self) -> Doorbell:
-        if self._doorbell is None:
-            raise TransportError("not connected yet: call connect()")
-        return self._doorbell
-
-    def _connect(self, timeout: float) -> Doorbell:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        if self._doorbell is not None:
-            self._doorbell.close()
 
 
 # --- loop:// ---------------------------------------------------------------------------------------------------
@@ -250,6 +225,9 @@ BUILTIN: dict[str, Opener] = {
     "loop": lambda url, role, **kw: _LoopLink(url, role),
     "shm": lambda url, role, timeout=10.0, **kw: _ShmLink(url, role, timeout),
     "devmem": lambda url, role, **kw: _DevmemLink(url, role),
+    "openamp": lambda url, role, timeout=10.0, **kw: OpenAmpLink(
+        role, shm=url.params.get("shm", SHM_PATH), event=url.params.get("event", EVENT_PATH), timeout=timeout
+    ),
 }
 
 
