@@ -32,7 +32,9 @@ def test_parse() -> None:
 
 
 def test_unknown_scheme_lists_the_known_ones() -> None:
-    with pytest.raises(TransportError, match=r"no transport for bogus:// \(known: devmem://, loop://, openamp://, shm://"):
+    with pytest.raises(
+        TransportError, match=r"no transport for bogus:// \(known: devmem://, loop://, openamp://, shm://"
+    ):
         open_link("bogus://x", role="host")
     with pytest.raises(TransportError, match="role"):
         open_link("loop://x", role="driver")

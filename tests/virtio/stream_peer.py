@@ -1,7 +1,7 @@
 """Device side of the two-process stream test: map the shared file, receive N messages, check each one.
 
-Run as: python -m tests.virtio.stream_peer PATH SIZE COUNT LENGTH. Exits 0 after COUNT messages arrived in
-order with the expected bytes; prints what went wrong otherwise.
+Run as: python -m tests.virtio.stream_peer SPEC SIZE COUNT LENGTH (SPEC: see streaming.Window).
+Exits 0 after COUNT messages arrived in order with the expected bytes; prints what went wrong otherwise.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import sys
 import time
 from array import array
 
-from tests.virtio.streaming import NUM, RING_DA, expected_payloads
-from transports.shmfile import SharedFile
+from tests.virtio.streaming import NUM, RING_DA, Window, expected_payloads
 from virtio import DeviceQueue, VringLayout
 
 
 def main() -> int:
-    path, size, count, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    shm = SharedFile(path, size, create=False)
-    dev = DeviceQueue(shm.memory, VringLayout.legacy(RING_DA, NUM, 0x1000))
+    spec, size, count, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    shm = Window(spec, size, create=False)
+    dev = DeviceQueue(shm.memory, VringLayout.legacy(shm.base + RING_DA, NUM, 0x1000))
     out = bytearray(NUM * length)
     lens = array("I", [0] * NUM)
     received = 0
