@@ -9,11 +9,17 @@ from transports.shm import ShmLink
 
 
 def host_over_shm(
-    name: str, profile: Profile | None = None, *, wait: WaitMode = "spin", timeout: float = 10.0
+    name: str,
+    profile: Profile | None = None,
+    *,
+    wait: WaitMode = "spin",
+    timeout: float = 10.0,
+    memfd: bool = False,
+    eventfd: bool = False,
 ) -> tuple[RpmsgDevice, ShmLink]:
     """Create /dev/shm/NAME, lay out the rings, post receive buffers, then wait for the remote to connect."""
     p = profile or Profile()
-    listener = ShmLink.create_host(name, p.base + p.size)
+    listener = ShmLink.create_host(name, p.base + p.size, memfd=memfd, eventfd=eventfd)
     try:
         core = HostCore(
             listener.memory,

@@ -158,3 +158,62 @@ class SocketDoorbell:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class EventfdSocketDoorbell:
+    """Kicks as eventfd writes (the descriptors were passed over the doorbell socket with SCM_RIGHTS); the
+    socket stays connected only to notice the peer's death (end of file). :meth:`fileno` is an epoll descriptor
+    watching both, so one select covers kicks and loss."""
+
+    def __init__(self, rx_fd: int, tx_fd: int, sock: socket.socket) -> None:
+        self._rx, self._tx, self.sock = rx_fd, tx_fd, sock
+        sock.setblocking(False)
+        os.set_blocking(rx_fd, False)
+        self._epoll = select.epoll()
+        self._epoll.register(rx_fd, select.EPOLLIN)
+        self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+        self.lost = False
+
+    def notify(self, queue: int) -> None:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        os.eventfd_write(self._tx, 1)
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        events = self._epoll.poll(-1 if timeout is None else timeout)
+        kicked = False
+        for fd, _ in events:
+            if fd == self._rx:
+                try:
+                    os.eventfd_read(self._rx)
+                    kicked = True
+                except BlockingIOError:
+                    pass
+            else:
+                try:
+                    data = self.sock.recv(64)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.lost = True
+                    raise PeerLostError("the peer closed the doorbell socket (process gone?)")
+        return kicked
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._rx >= 0:
+            self._epoll.close()
+            for fd in (self._rx, self._tx):
+                os.close(fd)
+            self._rx = self._tx = -1
+            self.sock.close()

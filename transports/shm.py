@@ -19,12 +19,16 @@ import struct
 import time
 from pathlib import Path
 
-from transports.doorbell import SocketDoorbell
+from transports.doorbell import Doorbell, EventfdSocketDoorbell, SocketDoorbell
 from transports.errors import TransportError
 from transports.memory import RegionMemory
 from transports.shmfile import SharedFile
 
 log = logging.getLogger(__name__)
+
+HELLO = b"rproc-shm1"
+FLAG_MEMFD = 1
+FLAG_EVENTFD = 2
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int]:
@@ -43,7 +47,7 @@ def _paths(name: str) -> tuple[Path, Path]:
 class ShmLink:
     """One side's view: :attr:`memory` (the mapped file) and :attr:`doorbell`."""
 
-    def __init__(self, shm: SharedFile, doorbell: SocketDoorbell, cleanup: list[Path]) -> None:
+    def __init__(self, shm: SharedFile, doorbell: Doorbell, cleanup: list[Path]) -> None:
         self.shm = shm
         self.doorbell = doorbell
         self._cleanup = cleanup
@@ -53,10 +57,13 @@ class ShmLink:
         return self.shm.memory
 
     @classmethod
-    def create_host(cls, name: str, size: int) -> HostListener:
-        """Create the shared file; call :meth:`HostListener.accept` once the rings are laid out."""
+    def create_host(cls, name: str, size: int, *, memfd: bool = False, eventfd: bool = False) -> HostListener:
+        """Create the shared memory (a /dev/shm file, or with ``memfd`` an anonymous one handed to the remote over
+        the socket); call :meth:`HostListener.accept` once the rings are laid out. With ``eventfd`` the kicks
+        are eventfd writes, the descriptors passed with SCM_RIGHTS; otherwise bytes on the socket."""
         path, sock_path = _paths(name)
-        return HostListener(SharedFile(path, size, create=True), sock_path)
+        shm = SharedFile.memfd(name, size) if memfd else SharedFile(path, size, create=True)
+        return HostListener(shm, sock_path, eventfd=eventfd)
 
     @classmethod
     def connect_remote(
@@ -82,9 +89,29 @@ class ShmLink:
                 if time.monotonic() > deadline:
                     raise TransportError(f"no host listening on {sock_path} after {timeout} s") from None
                 time.sleep(0.01)
-        if size is None:
-            size = path.stat().st_size
-        shm = SharedFile(path, size, create=False)
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            hello, fds, _, _ = socket.recv_fds(sock, len(HELLO) + 1, 3)
+        except TimeoutError:
+            sock.close()
+            raise TransportError(f"the host at {sock_path} did not send its greeting") from None
+        if not hello.startswith(HELLO) or len(hello) != len(HELLO) + 1:
+            for fd in fds:
+                os.close(fd)
+            sock.close()
+            raise TransportError(f"{sock_path}: not an rproc shm host (greeting {hello!r})")
+        flags = hello[-1]
+        fds = list(fds)
+        if flags & FLAG_MEMFD:
+            shm = SharedFile.from_fd(fds.pop(0), name)
+        else:
+            if size is None:
+                size = path.stat().st_size
+            shm = SharedFile(path, size, create=False)
+        sock.settimeout(None)
+        if flags & FLAG_EVENTFD:
+            host_to_remote, remote_to_host = fds
+            return cls(shm, EventfdSocketDoorbell(host_to_remote, remote_to_host, sock), [])
         return cls(shm, SocketDoorbell(sock), [])
 
     def close(self) -> None:
@@ -95,9 +122,10 @@ class ShmLink:
 
 
 class HostListener:
-    def __init__(self, shm: SharedFile, sock_path: Path) -> None:
+    def __init__(self, shm: SharedFile, sock_path: Path, *, eventfd: bool = False) -> None:
         self.shm = shm
         self.sock_path = sock_path
+        self.eventfd = eventfd
 
     @property
     def memory(self) -> RegionMemory:
@@ -136,7 +164,20 @@ class HostListener:
                 )
         finally:
             server.close()
-        return ShmLink(self.shm, SocketDoorbell(conn), [self.shm.path, self.sock_path])
+        # The greeting says what comes with it: the memfd, then the two eventfds, as SCM_RIGHTS.
+        flags = (FLAG_MEMFD if self.shm.fd is not None else 0) | (FLAG_EVENTFD if self.eventfd else 0)
+        fds = [self.shm.fd] if self.shm.fd is not None else []
+        bell: Doorbell
+        if self.eventfd:
+            to_remote = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            to_host = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            fds += [to_remote, to_host]
+            socket.send_fds(conn, [HELLO + bytes((flags,))], fds)
+            bell = EventfdSocketDoorbell(to_host, to_remote, conn)
+        else:
+            socket.send_fds(conn, [HELLO + bytes((flags,))], fds)
+            bell = SocketDoorbell(conn)
+        return ShmLink(self.shm, bell, [self.shm.path, self.sock_path])
 
     def abandon(self) -> None:
         self.shm.close(unlink=True)

@@ -52,10 +52,38 @@ class SharedFile:
                 offset += rsize
             self.memory = RegionMemory(regions)
 
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> SharedFile:
+        """Map all of an open descriptor (a memfd received over a socket); takes ownership of ``fd``."""
+        self = cls.__new__(cls)
+        self.path = Path(f"memfd:{name}")
+        size = os.fstat(fd).st_size
+        try:
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            os.close(fd)
+            raise TransportError(f"{self.path}: {exc.strerror}") from None
+        self.fd = fd
+        self.memory = RegionMemory([MappedRegion(name, 0, size, self._map)])
+        return self
+
+    @classmethod
+    def memfd(cls, name: str, size: int) -> SharedFile:
+        """Anonymous shared memory (memfd_create): no name in /dev/shm that anyone could open; share it by
+        passing :attr:`fd` over a unix socket."""
+        fd = os.memfd_create(f"rproc-{name}", os.MFD_CLOEXEC)
+        os.ftruncate(fd, size)
+        return cls.from_fd(fd, name)
+
+    fd: int | None = None
+
     def close(self, *, unlink: bool = False) -> None:
         self.memory.release()
         self._map.close()
-        if unlink:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if unlink and not str(self.path).startswith("memfd:"):
             self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> SharedFile:

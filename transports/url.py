@@ -7,8 +7,9 @@
 | URL | what |
 | --- | --- |
 | ``loop://NAME?size=N`` | both sides in this process (a bytearray, eventfds) |
-| ``shm://NAME?size=N[&allow_uid=U]`` | two processes: /dev/shm/NAME (0600) and a doorbell socket /dev/shm/NAME.sock;
-  a peer of another uid is refused (SO_PEERCRED) unless allowed |
+| ``shm://NAME?size=N[&allow_uid=U][&memfd=1][&doorbell=eventfd]`` | two processes: /dev/shm/NAME (0600), or
+  an anonymous memfd passed over the socket; kicks as bytes on /dev/shm/NAME.sock or eventfds passed with
+  SCM_RIGHTS; a peer of another uid is refused (SO_PEERCRED) unless allowed |
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket) |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
@@ -104,7 +105,12 @@ class _ShmLink(Link):
         self._link: ShmLink | None = None
         self._allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
         if role == "host":
-            self._listener = ShmLink.create_host(url.target, url.int_param("size"))
+            doorbell = url.params.get("doorbell", "socket")
+            if doorbell not in ("socket", "eventfd"):
+                raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket) or eventfd")
+            self._listener = ShmLink.create_host(
+                url.target, url.int_param("size"), memfd=url.params.get("memfd") == "1", eventfd=doorbell == "eventfd"
+            )
             memory = self._listener.memory
         else:
             self._link = ShmLink.connect_remote(

@@ -74,7 +74,7 @@ class FakeInterruptHardware:
                 words.release()
 
 
-@pytest.fixture(params=["loop", "shm", "devmem"])
+@pytest.fixture(params=["loop", "shm", "shm-memfd-eventfd", "devmem"])
 def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
     fds_before = _open_fds()
     if request.param == "devmem":
@@ -125,7 +125,10 @@ def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
             text=True,
         )
         try:
-            dev, link = host_over_shm(name, timeout=20)
+            anonymous = request.param == "shm-memfd-eventfd"
+            dev, link = host_over_shm(name, timeout=20, memfd=anonymous, eventfd=anonymous)
+            if anonymous:
+                assert not Path("/dev/shm", name).exists()  # the memory has no name anyone could open
         except BaseException:
             proc.kill()
             raise
