@@ -217,3 +217,60 @@ class EventfdSocketDoorbell:
                 os.close(fd)
             self._rx = self._tx = -1
             self.sock.close()
+
+
+class DatagramSocketDoorbell(EventfdSocketDoorbell):
+    """The fallback where eventfds cannot be used: kicks are one-byte datagrams on a unix datagram socket pair
+    (one end passed to the peer with SCM_RIGHTS); the stream socket still tells of the peer's end."""
+
+    def __init__(self, dgram: socket.socket, sock: socket.socket) -> None:
+        self._dgram = dgram
+        dgram.setblocking(False)
+        super().__init__(dgram.fileno(), dgram.fileno(), sock)
+
+    def notify(self, queue: int) -> None:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        try:
+            self._dgram.send(bytes((queue & 0xFF,)))
+        except BlockingIOError:
+            pass  # kicks pending already: the peer looks at every queue anyway
+        except OSError as exc:
+            self.lost = True
+            raise PeerLostError(f"doorbell: {exc.strerror or exc}") from None
+
+    def _drain(self) -> bool:
+        got = False
+        while True:
+            try:
+                if not self._dgram.recv(64):
+                    return got
+                got = True
+            except BlockingIOError:
+                return got
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.lost:
+            raise PeerLostError("the peer closed the doorbell socket")
+        kicked = False
+        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
+            if fd == self._dgram.fileno():
+                kicked = self._drain() or kicked
+            else:
+                try:
+                    data = self.sock.recv(64)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.lost = True
+                    raise PeerLostError("the peer closed the doorbell socket (process gone?)")
+        return kicked
+
+    def close(self) -> None:
+        if self._rx >= 0:
+            self._epoll.close()
+            self._rx = self._tx = -1
+            self._dgram.close()
+            self.sock.close()

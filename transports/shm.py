@@ -19,7 +19,7 @@ import struct
 import time
 from pathlib import Path
 
-from transports.doorbell import Doorbell, EventfdSocketDoorbell, SocketDoorbell
+from transports.doorbell import DatagramSocketDoorbell, Doorbell, EventfdSocketDoorbell, SocketDoorbell
 from transports.errors import TransportError
 from transports.memory import RegionMemory
 from transports.shmfile import SharedFile
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 HELLO = b"rproc-shm1"
 FLAG_MEMFD = 1
 FLAG_EVENTFD = 2
+FLAG_DGRAM = 4
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int]:
@@ -57,13 +58,15 @@ class ShmLink:
         return self.shm.memory
 
     @classmethod
-    def create_host(cls, name: str, size: int, *, memfd: bool = False, eventfd: bool = False) -> HostListener:
+    def create_host(
+        cls, name: str, size: int, *, memfd: bool = False, eventfd: bool = False, dgram: bool = False
+    ) -> HostListener:
         """Create the shared memory (a /dev/shm file, or with ``memfd`` an anonymous one handed to the remote over
         the socket); call :meth:`HostListener.accept` once the rings are laid out. With ``eventfd`` the kicks
         are eventfd writes, the descriptors passed with SCM_RIGHTS; otherwise bytes on the socket."""
         path, sock_path = _paths(name)
         shm = SharedFile.memfd(name, size) if memfd else SharedFile(path, size, create=True)
-        return HostListener(shm, sock_path, eventfd=eventfd)
+        return HostListener(shm, sock_path, eventfd=eventfd, dgram=dgram)
 
     @classmethod
     def connect_remote(
@@ -112,6 +115,9 @@ class ShmLink:
         if flags & FLAG_EVENTFD:
             host_to_remote, remote_to_host = fds
             return cls(shm, EventfdSocketDoorbell(host_to_remote, remote_to_host, sock), [])
+        if flags & FLAG_DGRAM:
+            dgram = socket.socket(fileno=fds[0])
+            return cls(shm, DatagramSocketDoorbell(dgram, sock), [])
         return cls(shm, SocketDoorbell(sock), [])
 
     def close(self) -> None:
@@ -122,10 +128,11 @@ class ShmLink:
 
 
 class HostListener:
-    def __init__(self, shm: SharedFile, sock_path: Path, *, eventfd: bool = False) -> None:
+    def __init__(self, shm: SharedFile, sock_path: Path, *, eventfd: bool = False, dgram: bool = False) -> None:
         self.shm = shm
         self.sock_path = sock_path
         self.eventfd = eventfd
+        self.dgram = dgram
 
     @property
     def memory(self) -> RegionMemory:
@@ -166,9 +173,15 @@ class HostListener:
             server.close()
         # The greeting says what comes with it: the memfd, then the two eventfds, as SCM_RIGHTS.
         flags = (FLAG_MEMFD if self.shm.fd is not None else 0) | (FLAG_EVENTFD if self.eventfd else 0)
+        flags |= FLAG_DGRAM if self.dgram and not self.eventfd else 0
         fds = [self.shm.fd] if self.shm.fd is not None else []
         bell: Doorbell
-        if self.eventfd:
+        if flags & FLAG_DGRAM:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            socket.send_fds(conn, [HELLO + bytes((flags,))], [*fds, theirs.fileno()])
+            theirs.close()
+            bell = DatagramSocketDoorbell(ours, conn)
+        elif self.eventfd:
             to_remote = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             to_host = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             fds += [to_remote, to_host]

@@ -106,10 +106,14 @@ class _ShmLink(Link):
         self._allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
         if role == "host":
             doorbell = url.params.get("doorbell", "socket")
-            if doorbell not in ("socket", "eventfd"):
-                raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket) or eventfd")
+            if doorbell not in ("socket", "eventfd", "dgram"):
+                raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket), eventfd or dgram")
             self._listener = ShmLink.create_host(
-                url.target, url.int_param("size"), memfd=url.params.get("memfd") == "1", eventfd=doorbell == "eventfd"
+                url.target,
+                url.int_param("size"),
+                memfd=url.params.get("memfd") == "1",
+                eventfd=doorbell == "eventfd",
+                dgram=doorbell == "dgram",
             )
             memory = self._listener.memory
         else:

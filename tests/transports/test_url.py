@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rpmsg import Profile
+from rpmsg import PeerLost, Profile
 from rpmsg.links import host_on, remote_on
 from transports import TransportError
 from transports.url import Link, ParsedUrl, SpyLink, open_link, parse_url
@@ -167,3 +167,36 @@ def test_a_peer_of_another_user_is_refused() -> None:
     assert "bell" in result
     remote.close()
     link.close()
+
+
+@pytest.mark.parametrize("doorbell", ["socket", "eventfd", "dgram"])
+def test_shm_doorbells_between_processes(doorbell: str) -> None:
+    """Each kick mechanism of shm:// carries an echo between two processes, and reports the remote's death."""
+    name = f"rproc-bell-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    p = Profile(num=16, rx_count=16, tx_count=16)
+    script = (
+        "from rpmsg import Profile; from rpmsg.links import remote_on; from transports.url import open_link; "
+        f"link = open_link('shm://{name}', role='remote', timeout=20); "
+        "dev = remote_on(link, Profile(num=16, rx_count=16, tx_count=16)); ep = dev.endpoint('echo'); "
+        "[ep.sendto(*ep.recvfrom()) for _ in range(3)]; import time; time.sleep(30)"
+    )
+    remote = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    link = open_link(f"shm://{name}?size={p.size}&doorbell={doorbell}&memfd=1", role="host")
+    dev = host_on(link, p, wait="block", timeout=20)
+    try:
+        ep = dev.open("echo", timeout=20)
+        ep.settimeout(20)
+        for word in (b"one", b"two", b"three"):
+            ep.send(word)
+            assert ep.recv() == word  # blocking mode: every reply arrived by a kick
+        remote.kill()
+        remote.wait()
+        start = time.monotonic()
+        with pytest.raises(PeerLost):
+            ep.recv()
+        assert time.monotonic() - start < 5
+    finally:
+        dev.close()
+        link.close()
+        if remote.poll() is None:
+            remote.kill()
