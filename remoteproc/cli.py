@@ -258,6 +258,53 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from remoteproc.platforms.linux import LinuxRemoteproc
+
+    devices = LinuxRemoteproc.list(args.root)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"index": d.index, "name": d.name, "state": LinuxRemoteproc(d, Path(args.root)).state.value}
+                    for d in devices
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    if not devices:
+        print(f"no remote processors under {Path(args.root) / 'sys/class/remoteproc'}")
+        return EXIT_OK
+    for d in devices:
+        print(f"remoteproc{d.index}  {d.name:<20} {LinuxRemoteproc(d, Path(args.root)).state.value}")
+    return EXIT_OK
+
+
+def cmd_linux_start(args: argparse.Namespace) -> int:
+    from remoteproc.lifecycle import State
+    from remoteproc.platforms.linux import LinuxRemoteproc
+
+    rp = LinuxRemoteproc.find(int(args.rproc) if args.rproc.isdigit() else args.rproc, args.root)
+    if args.firmware:
+        print(f"firmware {rp.load(args.firmware)} -> {rp.firmware_dir()}")
+    rp.start()
+    state = rp.wait_state(State.RUNNING, timeout=args.timeout)
+    print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
+    return EXIT_OK if state is State.RUNNING else EXIT_FAILURE
+
+
+def cmd_linux_stop(args: argparse.Namespace) -> int:
+    from remoteproc.lifecycle import State
+    from remoteproc.platforms.linux import LinuxRemoteproc
+
+    rp = LinuxRemoteproc.find(int(args.rproc) if args.rproc.isdigit() else args.rproc, args.root)
+    rp.stop()
+    state = rp.wait_state(State.OFFLINE, timeout=args.timeout)
+    print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
+    return EXIT_OK if state is State.OFFLINE else EXIT_FAILURE
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     from remoteproc.session import follow_trace, make_platform, parse_send
 
@@ -335,6 +382,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print the trace buffers before stopping")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for channels and replies")
     p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("status", help="the kernel's remote processors and their states (/sys/class/remoteproc)")
+    p.add_argument("--root", default="/", help="another tree than / (a fake sysfs for tests)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("start", help="start one of the kernel's remote processors, optionally with a firmware")
+    p.add_argument("rproc", help="its index (0), remoteprocN, or its name")
+    p.add_argument("firmware", nargs="?", help="copy this file where the kernel loads firmware from, and use it")
+    p.add_argument("--root", default="/")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_linux_start)
+
+    p = sub.add_parser("stop", help="stop one of the kernel's remote processors")
+    p.add_argument("rproc", help="its index (0), remoteprocN, or its name")
+    p.add_argument("--root", default="/")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_linux_stop)
 
     p = sub.add_parser("trace", help="run a firmware and follow its trace buffer")
     p.add_argument("firmware")
