@@ -121,20 +121,21 @@ def test_cli_status_start_stop_on_a_fake_sysfs(
     fake_sysfs(tmp_path, "m4")
     state = tmp_path / "sys/class/remoteproc/remoteproc0/state"
 
-    def kernel(answer: str) -> None:  # plays the kernel: the request written, then the new state reported
+    def kernel(request: str, answer: str) -> None:  # plays the kernel: waits for the request, reports the state
         deadline = time.monotonic() + 5
-        while state.read_text().strip() in ("offline", "running") and time.monotonic() < deadline:
+        while state.read_text() != request and time.monotonic() < deadline:
             time.sleep(0.005)
+        time.sleep(0.01)
         state.write_text(answer + "\n")
 
     assert main(["status", "--root", str(tmp_path)]) == 0
     assert "remoteproc0  m4" in capsys.readouterr().out
-    t = threading.Thread(target=kernel, args=("running",))
+    t = threading.Thread(target=kernel, args=("start", "running"))
     t.start()
     assert main(["start", "m4", str(example_firmware), "--root", str(tmp_path)]) == 0
     t.join()
     assert "remoteproc0 (m4): running" in capsys.readouterr().out
-    t = threading.Thread(target=kernel, args=("offline",))
+    t = threading.Thread(target=kernel, args=("stop", "offline"))
     t.start()
     assert main(["stop", "0", "--root", str(tmp_path)]) == 0
     t.join()
