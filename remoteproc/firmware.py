@@ -38,6 +38,14 @@ def firmware_info(path: str | os.PathLike[str], *, dialect: Dialect = Dialect.LI
     if section is None:
         return FirmwareInfo(elf=image, table=None, spans=(), findings=())
     data = read_bytes(path, section.offset, section.size)
+    if not image.little_endian and len(data) >= 4 and int.from_bytes(data[:4], "big") in (1, 2):
+        raise FirmwareError(
+            f"section {section.name} is big-endian (version {int.from_bytes(data[:4], 'big')} read big-endian): "
+            "the table's words are in the firmware's byte order and Linux reads them in the host's; a "
+            "little-endian host needs a little-endian table (build the table's struct little-endian)",
+            path=image.path,
+            offset=section.offset,
+        )
     try:
         table, spans = parse_with_spans(data, dialect=dialect)
     except ResourceTableError as exc:
