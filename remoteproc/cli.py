@@ -258,6 +258,46 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ping(args: argparse.Namespace) -> int:
+    from remoteproc.session import make_platform, ping
+
+    ping(
+        Path(args.firmware),
+        make_platform(args.platform),
+        channel=args.channel,
+        count=args.count,
+        size=args.size,
+        timeout=args.timeout,
+    )
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from remoteproc.session import make_platform, run_session
+
+    result = run_session(
+        Path(args.firmware),
+        make_platform(args.platform),
+        [(args.channel, text.encode()) for text in args.text],
+        timeout=args.timeout,
+    )
+    return EXIT_OK if all(reply is not None for _, reply in result.replies) or args.no_reply else EXIT_FAILURE
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from remoteproc.session import listen, make_platform
+
+    listen(
+        Path(args.firmware),
+        make_platform(args.platform),
+        args.channel,
+        seconds=args.seconds,
+        send=args.send.encode() if args.send is not None else None,
+        timeout=args.timeout,
+    )
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from remoteproc.platforms.linux import LinuxRemoteproc
 
@@ -382,6 +422,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print the trace buffers before stopping")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for channels and replies")
     p.set_defaults(func=cmd_load)
+
+    def session_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("firmware")
+        p.add_argument("--platform", choices=("qemu-an505", "sim"), default="qemu-an505")
+        p.add_argument("--timeout", type=float, default=5.0)
+
+    p = sub.add_parser("ping", help="round trips through a firmware's echo channel, like ping(8)")
+    session_args(p)
+    p.add_argument("--channel", default="rpmsg-echo")
+    p.add_argument("-c", "--count", type=int, default=10)
+    p.add_argument("-s", "--size", type=int, default=16)
+    p.set_defaults(func=cmd_ping)
+
+    p = sub.add_parser("send", help="send messages to a firmware's channel and print the replies")
+    session_args(p)
+    p.add_argument("channel")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--no-reply", action="store_true", help="do not fail when a message gets no reply")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("echo", help="alias of send: messages out, replies printed")
+    session_args(p)
+    p.add_argument("channel")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--no-reply", action="store_true")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("listen", help="print what a firmware's channel sends, for some seconds")
+    session_args(p)
+    p.add_argument("channel")
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--send", metavar="TEXT", help="send this first (to start a stream)")
+    p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("bench", help="the demo's measurements: round trips and a stream (same as demo)")
+    p.add_argument("--firmware")
+    p.add_argument("--platform", choices=("auto", "qemu", "sim"), default="auto")
+    p.add_argument("--rounds", type=int, default=2000)
+    p.add_argument("--messages", type=int, default=20000)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="the kernel's remote processors and their states (/sys/class/remoteproc)")
     p.add_argument("--root", default="/", help="another tree than / (a fake sysfs for tests)")

@@ -159,3 +159,88 @@ def stdin_sends() -> list[tuple[str, bytes]]:
         channel, _, text = line.partition(" ")
         out.append((channel, text.encode()))
     return out
+
+
+@dataclass
+class PingReport:
+    times_us: list[float]
+
+    @property
+    def summary(self) -> str:
+        t = sorted(self.times_us)
+        return (
+            f"{len(t)} round trips: min {t[0]:.1f} us, avg {sum(t) / len(t):.1f} us, "
+            f"p50 {t[len(t) // 2]:.1f} us, max {t[-1]:.1f} us"
+        )
+
+
+def ping(
+    firmware: Path,
+    platform: Platform,
+    *,
+    channel: str = "rpmsg-echo",
+    count: int = 10,
+    size: int = 16,
+    timeout: float = 5.0,
+    say: Callable[[str], None] = print,
+) -> PingReport:
+    """Round trips through an echo channel, printed like ping(8)."""
+    import time
+
+    with RemoteProc(platform) as rp:
+        rp.load(firmware)
+        rp.start()
+        assert rp.rpmsg is not None
+        ep = rp.rpmsg.open(channel, timeout=timeout)
+        ep.settimeout(timeout)
+        times = []
+        for seq in range(1, count + 1):
+            payload = seq.to_bytes(4, "little").ljust(size, b"\xa5")
+            start = time.perf_counter()
+            ep.send(payload)
+            reply = ep.recv()
+            took = (time.perf_counter() - start) * 1e6
+            if reply != payload:
+                raise RemoteprocError(f"{channel}: reply {seq} differs from what was sent")
+            times.append(took)
+            say(f"{len(reply)} bytes from {channel} ({ep.peer:#x}): seq={seq} time={took:.1f} us")
+        report = PingReport(times)
+        say(report.summary)
+        rp.stop()
+        return report
+
+
+def listen(
+    firmware: Path,
+    platform: Platform,
+    channel: str,
+    *,
+    seconds: float,
+    send: bytes | None = None,
+    timeout: float = 5.0,
+    say: Callable[[str], None] = print,
+) -> list[bytes]:
+    """Print every message ``channel`` sends for ``seconds`` (after sending ``send``, to start a stream)."""
+    import time
+
+    from rpmsg import RpmsgTimeout
+
+    with RemoteProc(platform) as rp:
+        rp.load(firmware)
+        rp.start()
+        assert rp.rpmsg is not None
+        ep = rp.rpmsg.open(channel, timeout=timeout)
+        if send is not None:
+            ep.send(send)
+        got: list[bytes] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            ep.settimeout(left)
+            try:
+                data = ep.recv()
+            except RpmsgTimeout:
+                break
+            got.append(data)
+            say(f"{channel} <- {_show(data)}")
+        rp.stop()
+        return got

@@ -145,3 +145,23 @@ def test_rproc_trace_follows_the_buffer(services_firmware: Path) -> None:
         "services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced",
         "written while followed",
     ]
+
+
+def test_ping_listen_send_commands(services_firmware: Path) -> None:
+    import subprocess
+    import sys
+
+    def rproc(*args: str) -> list[str]:
+        res = subprocess.run([sys.executable, "-m", "remoteproc", *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.splitlines()
+
+    fw = str(services_firmware)
+    lines = rproc("ping", fw, "-c", "3", "-s", "32")
+    assert [line.split(" time=")[0] for line in lines[:3]] == [
+        f"32 bytes from rpmsg-echo (0x400): seq={n}" for n in (1, 2, 3)
+    ]
+    assert lines[3].startswith("3 round trips: min ")
+    lines = rproc("listen", fw, "rpmsg-sensor", "--send", "start 2", "--seconds", "1")
+    assert lines == ["rpmsg-sensor <- 00 00 00 00 18 fc ff ff", "rpmsg-sensor <- 01 00 00 00 3d fc ff ff"]
+    assert rproc("send", fw, "rpmsg-echo", "a", "b")[-2:] == ["rpmsg-echo <- a", "rpmsg-echo <- b"]
