@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from remoteproc.errors import RemoteprocError
@@ -113,6 +114,7 @@ def handle_resources(
     rpmsg_buffers: int = 512,
     buffer_size: int = 512,
     devmem_ok: bool = False,
+    vendor_hook: Callable[[int, VendorEntry | RawEntry], bool] | None = None,
 ) -> Resources:
     """Allocate and assign everything; returns the negotiated table."""
     entries: list[Entry] = []
@@ -157,7 +159,8 @@ def handle_resources(
                     buffers,
                 )
             )
-        elif isinstance(entry, VendorEntry | RawEntry):
+        # Linux: the platform driver's handle_rsc() first; what it does not know is skipped with a warning.
+        elif isinstance(entry, VendorEntry | RawEntry) and (vendor_hook is None or not vendor_hook(index, entry)):
             log.warning("entry %d: type %d is not handled by this platform; ignored, as Linux does", index, entry.type)
         entries.append(entry)
     res.table = dataclasses.replace(table, entries=tuple(entries))

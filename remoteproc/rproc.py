@@ -25,9 +25,9 @@ from remoteproc.firmware import firmware_info
 from remoteproc.lifecycle import Lifecycle, State, StateError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
-from remoteproc.resources import Resources, handle_resources
+from remoteproc.resources import Pool, Resources, handle_resources
 from remoteproc.vdev import VdevControl
-from resource_table import Dialect, Severity, Trace
+from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from rpmsg import HostCore, RpmsgDevice
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 from virtio import VringLayout
@@ -52,14 +52,14 @@ class RemoteProc:
 
     @property
     def state(self) -> State:
-        if self.lifecycle.state is State.RUNNING and self.platform.crashed():
+        if self.lifecycle.state in (State.RUNNING, State.ATTACHED) and self.platform.crashed():
             log.warning("the remote stopped on its own: crashed")
             self.lifecycle.to(State.CRASHED)
         return self.lifecycle.state
 
     # --- loading ---------------------------------------------------------------------------------------------
     def load(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> None:
-        if self.state is not State.OFFLINE:
+        if self.state not in (State.OFFLINE, State.DETACHED):
             raise StateError(f"load needs the remote offline, it is {self.state.value}")
         info = firmware_info(path, dialect=self.dialect)
         errors = [f for f in info.findings if f.severity is Severity.ERROR]
@@ -77,12 +77,22 @@ class RemoteProc:
         loaded = self.platform.load(path, info.elf, progress)
         for seg in loaded:
             pool.reserve(seg.da, seg.memsz)
-        self.resources = handle_resources(
-            data, info.table, info.spans, self.platform.memory, pool, rpmsg_buffers=512, buffer_size=LINUX_BUFFER_SIZE
-        )
+        self.resources = self._handle(data, info.table, info.spans, pool)
         self.firmware = Path(path)
         self.image = info.elf
         self._table_da = section.addr
+
+    def _handle(self, data: bytes, table: ResourceTable, spans: tuple[Span, ...], pool: Pool) -> Resources:
+        return handle_resources(
+            data,
+            table,
+            spans,
+            self.platform.memory,
+            pool,
+            rpmsg_buffers=512,
+            buffer_size=LINUX_BUFFER_SIZE,
+            vendor_hook=getattr(self.platform, "handle_vendor", None),  # a platform's own entries, if it has any
+        )
 
     # --- running ---------------------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -95,33 +105,77 @@ class RemoteProc:
         self.platform.prepare()  # a platform that loads the image itself (QEMU -kernel) does it now
         mem.write(self._table_da, res.data)  # the negotiated copy over the loaded table, right before start
         self.platform.start(self._table_da, len(res.data))
-        self._vdevs = []
         try:
-            for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
-                span = res.spans[placement.index]
-                control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
-                features = control.negotiate(RPMSG_DRIVER_FEATURES)
-                rx, tx = placement.vrings[0], placement.vrings[1]
-                half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
-                core = HostCore(
-                    mem,
-                    VringLayout.legacy(rx.da, rx.num, rx.align),
-                    VringLayout.legacy(tx.da, tx.num, tx.align),
-                    pool_da=placement.buffers_da,
-                    rx_count=min(half, rx.num),
-                    tx_count=min(half, tx.num),
-                    event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
-                )
-                core.start()  # rings zeroed, receive buffers posted, the first kick queued
-                control.driver_ok()
-                doorbell = self.platform.connect(timeout)
-                self.rpmsg = RpmsgDevice(core, doorbell, ns=bool(features & 1))
-                self.rpmsg.start()
-                self._vdevs.append(control)
+            self._start_vdevs(timeout)
         except BaseException:
             self.platform.stop()
             raise
         self.lifecycle.to(State.RUNNING)
+
+    def _start_vdevs(self, timeout: float) -> None:
+        """Per vdev, after the remote runs: Linux's status sequence, the rpmsg host on its vrings, the first kick."""
+        res = self.resources
+        assert res is not None
+        mem = self.platform.memory
+        self._vdevs = []
+        for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
+            span = res.spans[placement.index]
+            control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
+            features = control.negotiate(RPMSG_DRIVER_FEATURES)
+            rx, tx = placement.vrings[0], placement.vrings[1]
+            half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
+            core = HostCore(
+                mem,
+                VringLayout.legacy(rx.da, rx.num, rx.align),
+                VringLayout.legacy(tx.da, tx.num, tx.align),
+                pool_da=placement.buffers_da,
+                rx_count=min(half, rx.num),
+                tx_count=min(half, tx.num),
+                event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
+            )
+            core.start()  # rings zeroed, receive buffers posted, the first kick queued
+            control.driver_ok()
+            doorbell = self.platform.connect(timeout)
+            self.rpmsg = RpmsgDevice(core, doorbell, ns=bool(features & 1))
+            self.rpmsg.start()
+            self._vdevs.append(control)
+
+    # --- attaching to a remote that already runs ---------------------------------------------------------------
+    def attach(self, table_da: int | None = None, size: int | None = None, timeout: float = 10.0) -> None:
+        """Take over a remote a bootloader started: its live table at ``table_da`` (default: the platform's
+        ``[attach]``), resources handled as at boot, vdevs negotiated; nothing is loaded or restarted
+        (Linux ``rproc_attach``)."""
+        if self.state not in (State.OFFLINE, State.DETACHED):
+            raise StateError(f"attach needs the remote offline or detached, it is {self.state.value}")
+        spec = getattr(self.platform, "spec", None)
+        table_da = table_da if table_da is not None else getattr(spec, "attach_table", None)
+        size = size if size is not None else getattr(spec, "attach_size", 0x400)
+        if table_da is None:
+            raise StateError("where is the running remote's resource table? give table_da (or [attach] in the board)")
+        data = self.platform.memory.read(table_da, size)
+        try:
+            table, spans = parse_with_spans(data, dialect=self.dialect)
+        except ResourceTableError as exc:
+            raise FirmwareError(f"the live resource table at {table_da:#x}: {exc}") from None
+        pool = self.platform.pool()
+        pool.reserve(table_da, size)
+        self.resources = self._handle(data, table, spans, pool)
+        self._table_da = table_da
+        self.platform.memory.write(table_da, self.resources.data)
+        self._start_vdevs(timeout)
+        self.lifecycle.to(State.ATTACHED)
+
+    def detach(self) -> None:
+        """Let go of an attached remote and leave it running: our rpmsg side closes, each vdev is reset."""
+        if self.state is not State.ATTACHED:
+            raise StateError(f"detach needs the remote attached, it is {self.state.value}")
+        if self.rpmsg is not None:
+            self.rpmsg.close()
+            self.rpmsg = None
+        for control in self._vdevs:
+            control.set_status(0)
+        self._vdevs = []
+        self.lifecycle.to(State.DETACHED)
 
     def stop(self) -> None:
         state = self.state
@@ -145,7 +199,8 @@ class RemoteProc:
         self.start(timeout)
 
     def close(self) -> None:
-        self.stop()
+        if self.state is not State.DETACHED:  # a detached remote goes on running without us
+            self.stop()
         self.platform.close()
 
     def __enter__(self) -> RemoteProc:

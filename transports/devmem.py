@@ -74,17 +74,37 @@ def check_iomem(addr: int, size: int, iomem: str | Path = "/proc/iomem") -> None
 
 
 class DevmemWindow:
-    """A physical range as a :class:`RegionMemory` (one region at device address ``addr``)."""
+    """Physical ranges as one :class:`RegionMemory`. One range: ``DevmemWindow(addr, size)``, seen at device
+    address ``addr``; several, each seen at its own device address (the remote's view, which need not be the
+    host's physical one): :meth:`regions`."""
 
-    def __init__(self, addr: int, size: int, *, path: str = "/dev/mem", name: str = "devmem") -> None:
-        if path == "/dev/mem":
-            check_iomem(addr, size)
-        self._map, delta = _map(path, addr, size)
-        self.memory = RegionMemory([MappedRegion(name, addr, size, self._map, delta)])
+    def __init__(self, addr: int, size: int, *, path: str = "/dev/mem", name: str = "devmem", da: int | None = None):
+        self._maps: list[mmap.mmap] = []
+        self.memory = self._build([(name, addr, size, addr if da is None else da)], path)
+
+    @classmethod
+    def regions(cls, ranges: list[tuple[str, int, int, int]], *, path: str = "/dev/mem") -> DevmemWindow:
+        """``ranges``: (name, physical address, size, device address) each."""
+        self = cls.__new__(cls)
+        self._maps = []
+        self.memory = self._build(ranges, path)
+        return self
+
+    def _build(self, ranges: list[tuple[str, int, int, int]], path: str) -> RegionMemory:
+        regions = []
+        for name, pa, size, da in ranges:
+            if path == "/dev/mem":
+                check_iomem(pa, size)
+            m, delta = _map(path, pa, size)
+            self._maps.append(m)
+            regions.append(MappedRegion(name, da, size, m, delta))
+        return RegionMemory(regions)
 
     def close(self) -> None:
         self.memory.release()
-        self._map.close()
+        for m in self._maps:
+            m.close()
+        self._maps = []
 
 
 class Register32:
