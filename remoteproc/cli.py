@@ -249,7 +249,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         sends += stdin_sends()
     run_session(
         Path(args.firmware),
-        make_platform(args.platform),
+        make_platform(args.platform, args.board),
         sends,
         timeout=args.timeout,
         show_trace=args.trace,
@@ -263,7 +263,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
     ping(
         Path(args.firmware),
-        make_platform(args.platform),
+        make_platform(args.platform, args.board),
         channel=args.channel,
         count=args.count,
         size=args.size,
@@ -277,7 +277,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     result = run_session(
         Path(args.firmware),
-        make_platform(args.platform),
+        make_platform(args.platform, args.board),
         [(args.channel, text.encode()) for text in args.text],
         timeout=args.timeout,
     )
@@ -289,11 +289,23 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     listen(
         Path(args.firmware),
-        make_platform(args.platform),
+        make_platform(args.platform, args.board),
         args.channel,
         seconds=args.seconds,
         send=args.send.encode() if args.send is not None else None,
         timeout=args.timeout,
+    )
+    return EXIT_OK
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from remoteproc.session import attach_session, make_platform, parse_send
+
+    attach_session(
+        make_platform("devmem", args.board),
+        [parse_send(item) for item in args.send],
+        timeout=args.timeout,
+        table=args.table,
     )
     return EXIT_OK
 
@@ -350,7 +362,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     follow_trace(
         Path(args.firmware),
-        make_platform(args.platform),
+        make_platform(args.platform, args.board),
         seconds=args.seconds,
         index=args.index,
         sends=[parse_send(item) for item in args.send],
@@ -407,10 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("firmware")
     p.add_argument(
         "--platform",
-        choices=("qemu-an505", "sim"),
+        choices=("qemu-an505", "sim", "devmem"),
         default="qemu-an505",
-        help="qemu-an505: QEMU's emulated Cortex-M33 (default); sim: a Python remote",
+        help="qemu-an505: QEMU's emulated Cortex-M33 (default); sim: a Python remote; devmem: /dev/mem + --board",
     )
+    p.add_argument("--board", metavar="FILE", help="board description (TOML) for --platform devmem")
     p.add_argument(
         "--send",
         action="append",
@@ -425,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def session_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("firmware")
-        p.add_argument("--platform", choices=("qemu-an505", "sim"), default="qemu-an505")
+        p.add_argument("--platform", choices=("qemu-an505", "sim", "devmem"), default="qemu-an505")
+        p.add_argument("--board", metavar="FILE", help="board description (TOML) for --platform devmem")
         p.add_argument("--timeout", type=float, default=5.0)
 
     p = sub.add_parser("ping", help="round trips through a firmware's echo channel, like ping(8)")
@@ -463,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=int, default=20000)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("attach", help="attach to a remote a bootloader started (devmem board), talk, detach")
+    p.add_argument("--board", required=True, metavar="FILE", help="board description (TOML) with [attach]")
+    p.add_argument("--table", type=_int, help="the live table's address (default: the board's [attach] table)")
+    p.add_argument("--send", action="append", default=[], metavar="CHANNEL:TEXT")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_attach)
+
     p = sub.add_parser("status", help="the kernel's remote processors and their states (/sys/class/remoteproc)")
     p.add_argument("--root", default="/", help="another tree than / (a fake sysfs for tests)")
     p.add_argument("--json", action="store_true")
@@ -483,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trace", help="run a firmware and follow its trace buffer")
     p.add_argument("firmware")
-    p.add_argument("--platform", choices=("qemu-an505", "sim"), default="qemu-an505")
+    p.add_argument("--platform", choices=("qemu-an505", "sim", "devmem"), default="qemu-an505")
+    p.add_argument("--board", metavar="FILE", help="board description (TOML) for --platform devmem")
     p.add_argument("--seconds", type=float, default=2.0, help="how long to follow (default 2)")
     p.add_argument("--index", type=int, default=0, help="which trace buffer (default 0)")
     p.add_argument(

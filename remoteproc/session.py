@@ -20,10 +20,17 @@ from remoteproc.rproc import RemoteProc
 from rpmsg import RpmsgError
 from rpmsg.protocol import safe_name
 
-PLATFORMS = ("qemu-an505", "sim")
+PLATFORMS = ("qemu-an505", "sim", "devmem")
 
 
-def make_platform(name: str) -> Platform:
+def make_platform(name: str, board: str | Path | None = None) -> Platform:
+    """A platform by name; ``devmem`` needs its board file (``--board``)."""
+    if name == "devmem" or board is not None:
+        from remoteproc.platforms.devmem import DevmemBoard, DevmemPlatform
+
+        if board is None:
+            raise RemoteprocError("the devmem platform needs a board file: --board FILE.toml")
+        return DevmemPlatform(DevmemBoard.load(board))
     if name == "qemu-an505":
         from remoteproc.platforms.qemu import QemuPlatform
 
@@ -159,6 +166,42 @@ def stdin_sends() -> list[tuple[str, bytes]]:
         channel, _, text = line.partition(" ")
         out.append((channel, text.encode()))
     return out
+
+
+def attach_session(
+    platform: Platform,
+    sends: Iterable[tuple[str, bytes]],
+    *,
+    timeout: float = 5.0,
+    table: int | None = None,
+    say: Callable[[str], None] = print,
+) -> SessionResult:
+    """Attach to a remote that already runs (its live table where the board says, or at ``table``), talk to
+    its channels, detach and leave it running."""
+    rp = RemoteProc(platform)
+    try:
+        rp.attach(table)
+        assert rp.rpmsg is not None
+        result = SessionResult(channels={})
+        for name, addr in sorted(_settle(rp, timeout).items()):
+            say(f"channel {name} at {addr:#x}")
+            result.channels[name] = addr
+        for channel, payload in sends:
+            ep = rp.rpmsg.open(channel, timeout=timeout)
+            ep.settimeout(timeout)
+            ep.send(payload)
+            try:
+                reply: bytes | None = ep.recv()
+            except RpmsgError:
+                reply = None
+            result.replies.append((channel, reply))
+            say(f"{channel} <- {_show(reply) if reply is not None else '(no reply within the timeout)'}")
+            ep.close()
+        rp.detach()
+        say("detached: the remote keeps running")
+        return result
+    finally:
+        rp.close()
 
 
 @dataclass

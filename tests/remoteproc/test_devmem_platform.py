@@ -82,3 +82,21 @@ def test_board_file_errors(tmp_path: Path) -> None:
         DevmemBoard.load(bad)
     with pytest.raises(RemoteprocError, match=r"missing\.toml"):
         DevmemBoard.load(tmp_path / "missing.toml")
+
+
+def test_cli_attach_and_load_on_a_board_file(
+    soc: FakeSoc, tmp_path: Path, services_firmware: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from remoteproc.cli import main
+
+    info = firmware_info(services_firmware)
+    assert info.table is not None
+    soc.run_firmware(0x80000000, wait_for_reset=False, table=build(info.table))
+    board = tmp_path / "board.toml"
+    board.write_text(board_toml(soc.path, soc.host_uio.fileno(), attach_table=0x80000000))
+    assert main(["attach", "--board", str(board), "--send", "rpmsg-echo:from the cli"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "channel rpmsg-echo at 0x400" in out
+    assert "rpmsg-echo <- from the cli" in out and out[-1] == "detached: the remote keeps running"
+    assert main(["ping", str(services_firmware), "--platform", "devmem"]) == 1  # no board: a clear error
+    assert "needs a board file" in capsys.readouterr().err
