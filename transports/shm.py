@@ -38,6 +38,24 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
+def _clear_stale(path: Path, sock_path: Path) -> None:
+    """A host that died (kill -9) leaves its file and socket behind. If nobody answers on the socket, they are
+    stale and go; if a host does answer, the name is in use."""
+    if not path.exists() and not sock_path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(sock_path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        log.info("removing the leftovers of a host that is gone: %s, %s", path, sock_path)
+        path.unlink(missing_ok=True)
+        sock_path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise TransportError(f"{path} is in use: a host is listening on {sock_path}")
+
+
 def _paths(name: str) -> tuple[Path, Path]:
     if "/" in name or not name:
         raise TransportError(f"shm name {name!r} must be a plain file name (it lives in /dev/shm)")
@@ -65,6 +83,7 @@ class ShmLink:
         the socket); call :meth:`HostListener.accept` once the rings are laid out. With ``eventfd`` the kicks
         are eventfd writes, the descriptors passed with SCM_RIGHTS; otherwise bytes on the socket."""
         path, sock_path = _paths(name)
+        _clear_stale(path, sock_path)
         shm = SharedFile.memfd(name, size) if memfd else SharedFile(path, size, create=True)
         return HostListener(shm, sock_path, eventfd=eventfd, dgram=dgram)
 

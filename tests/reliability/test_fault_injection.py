@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rpmsg import PeerLost, Profile
-from rpmsg.links import host_on
+from rpmsg.links import host_on, remote_on
 from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,3 +67,40 @@ def test_kill_the_remote_at_random_points() -> None:
             remote.wait()
         assert not Path(f"/dev/shm/{name}").exists() and not Path(f"/dev/shm/{name}.sock").exists()
         assert fds() == baseline, f"round {round_}: descriptors leaked"
+
+
+def test_kill_the_host() -> None:
+    """The other way round: the host dies; the remote reports the loss, frees what it holds, and a new host on
+    the same name (its predecessor's file and socket left behind) serves a new remote."""
+    name = f"rproc-hostkill-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    p = Profile(num=16, rx_count=16, tx_count=16)
+    host_script = (
+        "import time; from rpmsg import Profile; from rpmsg.links import host_on; from transports.url import "
+        f"open_link; link = open_link('shm://{name}?size={p.size}', role='host'); "
+        "dev = host_on(link, Profile(num=16, rx_count=16, tx_count=16), timeout=20); "
+        "ep = dev.open('echo', timeout=20); ep.settimeout(20)\n"
+        "while True:\n    ep.send(b'ping'); ep.recv()"
+    )
+    baseline = fds()
+    for _ in range(3):
+        host = subprocess.Popen([sys.executable, "-c", host_script], cwd=REPO)
+        link = open_link(f"shm://{name}", role="remote", timeout=20)
+        remote = remote_on(link, p)
+        echo = remote.endpoint("echo")
+        echo.settimeout(20)
+        for _ in range(50):
+            data, src = echo.recvfrom()
+            echo.sendto(data, src)
+        host.send_signal(signal.SIGKILL)
+        host.wait()
+        start = time.monotonic()
+        with pytest.raises(PeerLost):
+            while True:
+                data, src = echo.recvfrom()
+                echo.sendto(data, src)
+        assert time.monotonic() - start < 5
+        remote.close()
+        link.close()
+        assert fds() == baseline
+    Path(f"/dev/shm/{name}").unlink(missing_ok=True)
+    Path(f"/dev/shm/{name}.sock").unlink(missing_ok=True)
