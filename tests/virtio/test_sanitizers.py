@@ -52,3 +52,41 @@ def test_c_engine_under_asan_and_ubsan(tmp_path: Path) -> None:
     tail = (child.stdout + child.stderr)[-4000:]
     assert child.returncode == 0, tail
     assert "passed" in child.stdout and "ERROR: AddressSanitizer" not in tail and "runtime error" not in tail
+
+
+def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
+    """The firmware's rpmsg remote (firmware/lib/rpmsg_remote.c on vring.c), built for this host with the
+    sanitizers and driven by tests/firmware against the Python host (whose C engine is sanitized too)."""
+    build = (
+        "import sys; sys.path.insert(0, '.'); from tests.firmware.remote_lib import build; "
+        f"from pathlib import Path; print(build(Path({str(tmp_path)!r}), {SANITIZE!r}))"
+    )
+    lib = subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, text=True, cwd=REPO)
+    remote_lib = lib.stdout.strip().splitlines()[-1]
+    engine_dir = tmp_path / "engine"
+    engine_dir.mkdir()
+    subprocess.run([sys.executable, "-c",
+                    "from virtio._build_vring import make_ffibuilder; "
+                    f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(engine_dir)!r})"],
+                   check=True, capture_output=True, cwd=engine_dir)  # fmt: skip
+    [engine] = list(engine_dir.glob("virtio/_vring_cffi*.so")) or list(engine_dir.glob("_vring_cffi*.so"))
+    env = {
+        **os.environ,
+        "LD_PRELOAD": runtime("libasan.so"),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+        "RPROC_REMOTE_LIB": remote_lib,
+        "RPROC_VRING_MODULE": str(engine),
+        "RPROC_VIRTIO_BACKEND": "c",
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/firmware"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tail = (child.stdout + child.stderr)[-4000:]
+    assert child.returncode == 0, tail
+    assert "passed" in child.stdout and "runtime error" not in tail
