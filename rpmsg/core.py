@@ -18,6 +18,7 @@ and the buffer; ``reserved`` ignored; any peer address accepted.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from array import array
@@ -238,6 +239,12 @@ class HostCore(_CoreBase):
             return self.rx.enable_callbacks()
         self.rx.disable_callbacks()
         return False
+
+    def unconfirmed(self) -> int:
+        """Sent messages whose buffers the remote has not given back (yet)."""
+        with contextlib.suppress(RemoteProtocolError):
+            self._reclaim()
+        return self.tx_count - len(self.tx.pool)
 
     def want_buffer_wakeup(self, on: bool) -> bool:
         """Ask the remote to kick when it returns TX buffers (a sender is waiting); True if some are back."""

@@ -73,6 +73,7 @@ class RpmsgDevice:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._kicks_on = True  # whether we asked the peer to kick us for new messages
         self.failure: BaseException | None = None
+        self.unconfirmed = 0
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,7 +113,7 @@ class RpmsgDevice:
     # --- driving the rings -----------------------------------------------------------------------------------
     def _check(self) -> None:
         if self.failure is not None:
-            raise PeerLost(f"rpmsg device unusable: {self.failure}") from self.failure
+            raise PeerLost(f"rpmsg device unusable: {self.failure}", unconfirmed=self.unconfirmed) from self.failure
         if self._closed:
             raise EndpointClosed("the rpmsg device is closed")
 
@@ -128,6 +129,10 @@ class RpmsgDevice:
         if self.failure is None:
             log.warning("rpmsg device lost: %s", exc)
             self.failure = exc
+            # What the peer took with it: sends whose buffers never came back (host side; a remote's sends
+            # land in buffers the host owns and re-posts, so it cannot tell).
+            unconfirmed = getattr(self.core, "unconfirmed", None)
+            self.unconfirmed = unconfirmed() if callable(unconfirmed) else 0
         self._changed.notify_all()
         self._wake_owner()
         for ep in self._endpoints.values():
@@ -141,7 +146,7 @@ class RpmsgDevice:
                 events = self.core.poll(zero_copy=self._zero_copy_filter)
             except RemoteProtocolError as exc:
                 self._fail(exc)
-                raise PeerLost(f"the peer broke the rings: {exc}") from exc
+                raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
             for event in events:
                 if isinstance(event, ChannelEvent):
                     self._channel_event(event)

@@ -37,4 +37,11 @@ class EndpointClosed(RpmsgError, OSError):
 
 
 class PeerLost(RpmsgError, ConnectionError):
-    """The other side went away (its process died, the link dropped, or its ring broke)."""
+    """The other side went away (its process died, the link dropped, or its ring broke).
+
+    ``unconfirmed``: messages this side sent whose buffers the peer never gave back when it went: they may or
+    may not have been read. Everything else that ``send`` accepted was taken by the peer."""
+
+    def __init__(self, message: str, *, unconfirmed: int = 0) -> None:
+        self.unconfirmed = unconfirmed
+        super().__init__(message if not unconfirmed else f"{message} ({unconfirmed} sent message(s) unconfirmed)")

@@ -82,8 +82,13 @@ class FakeSoc:
                 words.release()
 
     def run_firmware(self, table_da: int, *, wait_for_reset: bool, table: bytes | None = None) -> None:
-        """The remote core: optionally boots only when its reset is released; serves rpmsg-echo."""
-        self._spawn(lambda: self._firmware(table_da, wait_for_reset, table))
+        """The remote core: optionally boots only when its reset is released; serves rpmsg-echo. ``table``: what
+        a bootloader left in memory, written before this returns (an attach may follow at once)."""
+        if table is not None:
+            window = DevmemWindow.regions([(n, pa, size, da) for n, da, pa, size in REGIONS], path=str(self.path))
+            window.memory.write(table_da, table)
+            window.close()
+        self._spawn(lambda: self._firmware(table_da, wait_for_reset, None))
 
     def _firmware(self, table_da: int, wait_for_reset: bool, table: bytes | None) -> None:
         window = DevmemWindow.regions([(n, pa, size, da) for n, da, pa, size in REGIONS], path=str(self.path))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpmsg import HostCore, MessageTooLong, Profile, RemoteCore, RpmsgDevice, loopback_pair
+from rpmsg import HostCore, MessageTooLong, PeerLost, Profile, RemoteCore, RpmsgDevice, loopback_pair
 from rpmsg.core import Event
 from rpmsg.protocol import HEADER_SIZE, NS_ADDR, TX_VRING, pack_ns
 from transports.loop import loop_pair
@@ -172,3 +172,35 @@ def test_remote_side_zero_copy_receive(closing: list[RpmsgDevice]) -> None:
         ep.send(bytes([i]) * 100)
         with svc.recv_message() as msg:
             assert bytes(msg.payload) == bytes([i]) * 100
+
+
+def test_peer_loss_counts_what_the_peer_took(closing: list[RpmsgDevice]) -> None:
+    """Messages accepted by send() whose buffers never came back are reported with the loss, not dropped
+    silently: here the remote reads 3 of 10 and dies."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing.append(host)
+    svc = remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    for i in range(10):
+        ep.send(bytes([i]))
+    svc.settimeout(1)
+    assert [svc.recv() for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
+    # the remote's poll took all 10 from the ring at once (3 read so far): they were all handed over
+    remote.close()
+    with pytest.raises(PeerLost) as lost:
+        ep.recv()
+    assert lost.value.unconfirmed == 0
+
+
+def test_peer_loss_counts_unread_buffers(closing: list[RpmsgDevice]) -> None:
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing.append(host)
+    remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    for i in range(7):
+        ep.send(bytes([i]))  # the remote never polls again: 7 buffers out
+    remote.close()
+    with pytest.raises(PeerLost) as lost:
+        ep.recv()
+    assert lost.value.unconfirmed == 7
+    assert "7 sent message(s) unconfirmed" in str(lost.value)

@@ -1,0 +1,42 @@
+"""Run one atheris fuzz target: python fuzz/run.py TARGET [libFuzzer options, e.g. -runs=100000] [SEED_DIR...]"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import atheris
+
+with atheris.instrument_imports():
+    import resource_table  # noqa: F401
+    import rpmsg  # noqa: F401
+    import virtio  # noqa: F401
+    from remoteproc import elf, firmware  # noqa: F401
+
+from fuzz.targets import TARGETS
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] == "--list":
+        print("targets:", ", ".join(TARGETS))
+        return 0 if len(sys.argv) > 1 else 2
+    target = TARGETS[sys.argv[1]]
+    seeds = Path(__file__).parent / "seeds" / sys.argv[1]
+    # libFuzzer writes what it finds into the first corpus directory: a scratch one, so the seeds stay as
+    # committed; they are read as the second.
+    work = tempfile.mkdtemp(prefix=f"rproc-fuzz-{sys.argv[1]}-")
+    options = [a for a in sys.argv[2:] if a.startswith("-")]
+    extra = [a for a in sys.argv[2:] if not a.startswith("-")]  # more seed directories (e.g. built firmware)
+    args = [sys.argv[0], *options, work, *extra]
+    if seeds.is_dir():
+        args.append(str(seeds))
+    atheris.Setup(args, target)
+    atheris.Fuzz()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
