@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rpmsg.core import HostCore, RemoteCore
 from rpmsg.device import RpmsgDevice, WaitMode
 from rpmsg.profiles import Profile
 from transports.loop import loop_pair
@@ -14,23 +13,7 @@ def loopback_pair(
     """(host, remote), started: the host has posted its buffers; the remote may announce channels."""
     p = profile or Profile()
     host_side, remote_side = loop_pair(p.base + p.size)
-    host = RpmsgDevice(
-        HostCore(
-            host_side.memory,
-            p.rx_layout,
-            p.tx_layout,
-            pool_da=p.pool_da,
-            rx_count=p.rx_count,
-            tx_count=p.tx_count,
-            rx_size=p.rx_size,
-            tx_size=p.tx_size,
-            event_idx=event_idx,
-        ),
-        host_side.doorbell,
-        wait=wait,
-    )
+    host = RpmsgDevice(p.host_core(host_side.memory, event_idx=event_idx), host_side.doorbell, wait=wait)
     host.start()
-    remote = RpmsgDevice(
-        RemoteCore(remote_side.memory, p.rx_layout, p.tx_layout, event_idx=event_idx), remote_side.doorbell, wait=wait
-    )
+    remote = RpmsgDevice(p.remote_core(remote_side.memory, event_idx=event_idx), remote_side.doorbell, wait=wait)
     return host, remote

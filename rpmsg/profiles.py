@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rpmsg.core import HostCore, RemoteCore
+from transports.memory import RegionMemory
 from virtio import VringLayout
 
 
@@ -38,3 +40,21 @@ class Profile:
     def size(self) -> int:
         """Bytes of shared memory the profile needs from ``base``."""
         return self.pool_da + self.rx_count * self.rx_size + self.tx_count * self.tx_size - self.base
+
+    def host_core(self, memory: RegionMemory, *, event_idx: bool = False) -> HostCore:
+        """The host role on this layout (not started: ``start()`` posts the receive buffers)."""
+        return HostCore(
+            memory,
+            self.rx_layout,
+            self.tx_layout,
+            pool_da=self.pool_da,
+            rx_count=self.rx_count,
+            tx_count=self.tx_count,
+            rx_size=self.rx_size,
+            tx_size=self.tx_size,
+            event_idx=event_idx,
+        )
+
+    def remote_core(self, memory: RegionMemory, *, event_idx: bool = False) -> RemoteCore:
+        """The remote role on this layout (construct it once the host's rings are ready)."""
+        return RemoteCore(memory, self.rx_layout, self.tx_layout, event_idx=event_idx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rpmsg.core import HostCore, RemoteCore
 from rpmsg.device import RpmsgDevice, WaitMode
 from rpmsg.profiles import Profile
 from transports.shm import ShmLink
@@ -21,16 +20,7 @@ def host_over_shm(
     p = profile or Profile()
     listener = ShmLink.create_host(name, p.base + p.size, memfd=memfd, eventfd=eventfd)
     try:
-        core = HostCore(
-            listener.memory,
-            p.rx_layout,
-            p.tx_layout,
-            pool_da=p.pool_da,
-            rx_count=p.rx_count,
-            tx_count=p.tx_count,
-            rx_size=p.rx_size,
-            tx_size=p.tx_size,
-        )
+        core = p.host_core(listener.memory)
         core.start()
         link = listener.accept(timeout)
     except BaseException:
@@ -46,5 +36,5 @@ def remote_over_shm(
 ) -> tuple[RpmsgDevice, ShmLink]:
     p = profile or Profile()
     link = ShmLink.connect_remote(name, p.base + p.size, timeout)
-    core = RemoteCore(link.memory, p.rx_layout, p.tx_layout)
+    core = p.remote_core(link.memory)
     return RpmsgDevice(core, link.doorbell, wait=wait), link

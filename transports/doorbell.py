@@ -179,28 +179,31 @@ class EventfdSocketDoorbell:
             raise PeerLostError("the peer closed the doorbell socket")
         os.eventfd_write(self._tx, 1)
 
+    def _drain(self) -> bool:
+        """Consume the kicks that arrived; True if there were any."""
+        try:
+            os.eventfd_read(self._rx)
+            return True
+        except BlockingIOError:
+            return False
+
     def wait(self, timeout: float | None) -> bool:
         if self.lost:
             raise PeerLostError("the peer closed the doorbell socket")
-        events = self._epoll.poll(-1 if timeout is None else timeout)
         kicked = False
-        for fd, _ in events:
+        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
             if fd == self._rx:
-                try:
-                    os.eventfd_read(self._rx)
-                    kicked = True
-                except BlockingIOError:
-                    pass
-            else:
-                try:
-                    data = self.sock.recv(64)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    self.lost = True
-                    raise PeerLostError("the peer closed the doorbell socket (process gone?)")
+                kicked = self._drain() or kicked
+                continue
+            try:
+                data = self.sock.recv(64)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.lost = True
+                raise PeerLostError("the peer closed the doorbell socket (process gone?)")
         return kicked
 
     def fileno(self) -> int:
@@ -248,25 +251,6 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
                 got = True
             except BlockingIOError:
                 return got
-
-    def wait(self, timeout: float | None) -> bool:
-        if self.lost:
-            raise PeerLostError("the peer closed the doorbell socket")
-        kicked = False
-        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
-            if fd == self._dgram.fileno():
-                kicked = self._drain() or kicked
-            else:
-                try:
-                    data = self.sock.recv(64)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    self.lost = True
-                    raise PeerLostError("the peer closed the doorbell socket (process gone?)")
-        return kicked
 
     def close(self) -> None:
         if self._rx >= 0:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpmsg import HostCore, MessageTooLong, PeerLost, Profile, RemoteCore, RpmsgDevice, loopback_pair
+from rpmsg import MessageTooLong, PeerLost, Profile, RemoteCore, RpmsgDevice, loopback_pair
 from rpmsg.core import Event
 from rpmsg.protocol import HEADER_SIZE, NS_ADDR, TX_VRING, pack_ns
 from transports.loop import loop_pair
@@ -18,19 +18,7 @@ from transports.loop import loop_pair
 def pair_with(remote_cls: type[RemoteCore], profile: Profile | None = None) -> tuple[RpmsgDevice, RpmsgDevice]:
     p = profile or Profile(num=16, rx_count=16, tx_count=16)
     h, r = loop_pair(p.size)
-    host = RpmsgDevice(
-        HostCore(
-            h.memory,
-            p.rx_layout,
-            p.tx_layout,
-            pool_da=p.pool_da,
-            rx_count=p.rx_count,
-            tx_count=p.tx_count,
-            rx_size=p.rx_size,
-            tx_size=p.tx_size,
-        ),
-        h.doorbell,
-    )
+    host = RpmsgDevice(p.host_core(h.memory), h.doorbell)
     host.start()
     return host, RpmsgDevice(remote_cls(r.memory, p.rx_layout, p.tx_layout), r.doorbell)
 
