@@ -247,28 +247,47 @@ def cmd_load(args: argparse.Namespace) -> int:
     sends = [parse_send(item) for item in args.send]
     if args.stdin:
         sends += stdin_sends()
-    run_session(
+    result = run_session(
         Path(args.firmware),
         make_platform(args.platform, args.board),
         sends,
         timeout=args.timeout,
         show_trace=args.trace,
-        progress=_progress_bar if sys.stderr.isatty() else None,
+        progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
+        say=_quiet if args.json else print,
     )
+    if args.json:
+        print(json.dumps(_session_json(result), indent=2))
     return EXIT_OK
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
     from remoteproc.session import make_platform, ping
 
-    ping(
+    report = ping(
         Path(args.firmware),
         make_platform(args.platform, args.board),
         channel=args.channel,
         count=args.count,
         size=args.size,
         timeout=args.timeout,
+        say=_quiet if args.json else print,
     )
+    if args.json:
+        t = sorted(report.times_us)
+        print(
+            json.dumps(
+                {
+                    "channel": args.channel,
+                    "size": args.size,
+                    "times_us": report.times_us,
+                    "min_us": t[0],
+                    "p50_us": t[len(t) // 2],
+                    "max_us": t[-1],
+                },
+                indent=2,
+            )
+        )
     return EXIT_OK
 
 
@@ -280,22 +299,40 @@ def cmd_send(args: argparse.Namespace) -> int:
         make_platform(args.platform, args.board),
         [(args.channel, text.encode()) for text in args.text],
         timeout=args.timeout,
+        say=_quiet if args.json else print,
     )
+    if args.json:
+        print(json.dumps(_session_json(result), indent=2))
     return EXIT_OK if all(reply is not None for _, reply in result.replies) or args.no_reply else EXIT_FAILURE
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
     from remoteproc.session import listen, make_platform
 
-    listen(
+    got = listen(
         Path(args.firmware),
         make_platform(args.platform, args.board),
         args.channel,
         seconds=args.seconds,
         send=args.send.encode() if args.send is not None else None,
         timeout=args.timeout,
+        say=_quiet if args.json else print,
     )
+    if args.json:
+        print(json.dumps({"channel": args.channel, "messages": [m.hex() for m in got]}, indent=2))
     return EXIT_OK
+
+
+def _quiet(line: str) -> None:
+    """--json: the lines a person reads are not printed; the JSON at the end says it all."""
+
+
+def _session_json(result: Any) -> dict[str, Any]:
+    return {
+        "channels": {name: f"{addr:#x}" for name, addr in result.channels.items()},
+        "replies": [{"channel": c, "reply": r.hex() if r is not None else None} for c, r in result.replies],
+        "trace": result.trace,
+    }
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -417,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("load", help="load a firmware, start it, talk to its channels, stop it")
     p.add_argument("firmware")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--platform",
         choices=("qemu-an505", "sim", "devmem"),
@@ -437,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_load)
 
     def session_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("firmware")
         p.add_argument("--platform", choices=("qemu-an505", "sim", "devmem"), default="qemu-an505")
         p.add_argument("--board", metavar="FILE", help="board description (TOML) for --platform devmem")

@@ -165,3 +165,23 @@ def test_ping_listen_send_commands(services_firmware: Path) -> None:
     lines = rproc("listen", fw, "rpmsg-sensor", "--send", "start 2", "--seconds", "1")
     assert lines == ["rpmsg-sensor <- 00 00 00 00 18 fc ff ff", "rpmsg-sensor <- 01 00 00 00 3d fc ff ff"]
     assert rproc("send", fw, "rpmsg-echo", "a", "b")[-2:] == ["rpmsg-echo <- a", "rpmsg-echo <- b"]
+
+
+def test_session_commands_speak_json(services_firmware: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def rproc(*args: str) -> object:
+        res = subprocess.run([sys.executable, "-m", "remoteproc", *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    fw = str(services_firmware)
+    ping = rproc("ping", "--json", fw, "-c", "3")
+    assert isinstance(ping, dict) and len(ping["times_us"]) == 3 and ping["min_us"] <= ping["max_us"]
+    sent = rproc("send", "--json", fw, "rpmsg-echo", "hi")
+    assert isinstance(sent, dict) and sent["replies"] == [{"channel": "rpmsg-echo", "reply": "6869"}]
+    assert sent["channels"]["rpmsg-echo"] == "0x400"
+    heard = rproc("listen", "--json", fw, "rpmsg-sensor", "--send", "start 1", "--seconds", "1")
+    assert heard == {"channel": "rpmsg-sensor", "messages": ["0000000018fcffff"]}
