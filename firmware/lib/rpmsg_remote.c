@@ -125,6 +125,8 @@ int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *
 int rpmsg_poll(struct rpmsg_remote *r)
 {
 	int handled = 0;
+	if (!rpmsg_remote_ready(r->vdev))
+		return RPMSG_ERR_RESET;
 	for (;;) {
 		struct rp_desc d;
 		uint16_t head;

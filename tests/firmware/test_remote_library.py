@@ -149,3 +149,13 @@ def test_a_broken_ring_is_reported_not_crashed(pair: Pair) -> None:
     tx = P.tx_layout
     core.memory.write(tx.avail + 2, (40).to_bytes(2, "little"))  # avail idx jumps by more than the ring holds
     assert pair.lib.rpmsg_poll(pair.remote) < 0
+
+
+def test_a_reset_by_the_host_is_reported(pair: Pair) -> None:
+    """Status back to 0 (Linux on stop and detach) is a device reset: rpmsg_poll says so, so the firmware can
+    wait for the next DRIVER_OK and set up again (the vrings may have moved)."""
+    vdev_status = BASE + TABLE + 20 + 24  # header 16 + offset[0] 4, then status at 24 in the vdev
+    pair.backing[vdev_status - BASE] = 0
+    assert pair.lib.rpmsg_poll(pair.remote) == -25  # RPMSG_ERR_RESET
+    pair.backing[vdev_status - BASE] = 7
+    assert pair.lib.rpmsg_poll(pair.remote) >= 0

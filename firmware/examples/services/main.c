@@ -126,23 +126,28 @@ int main(void)
 {
 	board_uart_init();
 	trace("services: up, waiting for DRIVER_OK\n");
-	while (!rpmsg_remote_ready(&resource_table.vdev))
-		;
 	const struct rp_region shared = { SHARED_RAM_DA, SHARED_RAM_SIZE, (uint8_t *)SHARED_RAM_DA };
-	if (rpmsg_remote_init(&rpmsg, &resource_table.vdev, &shared, kick, 0) != RPMSG_OK) {
-		trace("services: bad vrings\n");
-		return 1;
-	}
-	rpmsg_create_ept(&rpmsg, &echo, "rpmsg-echo", RPMSG_ADDR_ANY, echo_cb, 0);
-	rpmsg_create_ept(&rpmsg, &sensor, "rpmsg-sensor", RPMSG_ADDR_ANY, sensor_cb, 0);
-	rpmsg_create_ept(&rpmsg, &cmd, "rpmsg-cmd", RPMSG_ADDR_ANY, cmd_cb, 0);
-	trace("services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced\n");
-	for (;;) {
-		while (board_uart_getc() >= 0)
-			; /* host kicks: we poll anyway */
-		if (rpmsg_poll(&rpmsg) < 0) {
+	for (;;) { /* one round per host: a reset (status 0) ends it, the next DRIVER_OK starts another */
+		while (!rpmsg_remote_ready(&resource_table.vdev))
+			;
+		if (rpmsg_remote_init(&rpmsg, &resource_table.vdev, &shared, kick, 0) != RPMSG_OK) {
+			trace("services: bad vrings\n");
+			return 1;
+		}
+		rpmsg_create_ept(&rpmsg, &echo, "rpmsg-echo", RPMSG_ADDR_ANY, echo_cb, 0);
+		rpmsg_create_ept(&rpmsg, &sensor, "rpmsg-sensor", RPMSG_ADDR_ANY, sensor_cb, 0);
+		rpmsg_create_ept(&rpmsg, &cmd, "rpmsg-cmd", RPMSG_ADDR_ANY, cmd_cb, 0);
+		trace("services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced\n");
+		int rc;
+		do {
+			while (board_uart_getc() >= 0)
+				; /* host kicks: we poll anyway */
+			rc = rpmsg_poll(&rpmsg);
+		} while (rc >= 0);
+		if (rc != RPMSG_ERR_RESET) {
 			trace("services: the host broke a ring\n");
 			return 1;
 		}
+		trace("services: reset by the host\n");
 	}
 }

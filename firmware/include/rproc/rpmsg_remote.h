@@ -24,6 +24,7 @@
 #define RPMSG_ERR_NO_SLOT (-22)     /* no room for another endpoint */
 #define RPMSG_ERR_NOT_READY (-23)   /* DRIVER_OK not set yet */
 #define RPMSG_ERR_RING (-24)        /* the host broke a ring: see the queue's err fields */
+#define RPMSG_ERR_RESET (-25)       /* the host reset the device (status 0): init again after DRIVER_OK */
 
 struct rpmsg_remote;
 struct rpmsg_ept;
@@ -66,7 +67,9 @@ int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *
 
 int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len);
 
-/* Handle every message the host sent; returns how many, or RPMSG_ERR_RING. */
+/* Handle every message the host sent; returns how many, RPMSG_ERR_RING, or RPMSG_ERR_RESET when the host has
+ * reset the device (virtio 1.2 2.1: status 0; Linux on stop and detach): wait for DRIVER_OK again, then call
+ * rpmsg_remote_init and create the endpoints anew, the vrings may have moved. */
 int rpmsg_poll(struct rpmsg_remote *r);
 
 #endif /* RPROC_RPMSG_REMOTE_H */
