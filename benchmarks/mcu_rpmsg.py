@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from remoteproc.boards import MPS2_AN505  # noqa: E402
+from remoteproc.demo import echo_stream_rate, round_trip_us  # noqa: E402
 from remoteproc.platforms.base import Platform  # noqa: E402
 from remoteproc.platforms.qemu import QemuPlatform  # noqa: E402
 from remoteproc.platforms.sim import SimPlatform  # noqa: E402
@@ -35,24 +35,8 @@ def measure(platform: Platform, rounds: int, messages: int) -> tuple[float, floa
         for _ in range(200):
             ep.send(b"warm")
             ep.recv()
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter_ns()
-            ep.send(b"0123456789abcdef")
-            ep.recv()
-            times.append(time.perf_counter_ns() - t0)
-        times.sort()
-        payload = bytes(496)
-        sent = got = 0
-        start = time.perf_counter()
-        while got < messages:
-            while sent < messages and sent - got < 64:
-                ep.send(payload)
-                sent += 1
-            ep.recv()
-            got += 1
-        rate = messages / (time.perf_counter() - start)
-        return times[len(times) // 2] / 1000, times[int(len(times) * 0.99)] / 1000, rate
+        p50, p99 = round_trip_us(ep, rounds)
+        return p50, p99, echo_stream_rate(ep, bytes(496), messages)
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from remoteproc.platforms.base import Platform
 from remoteproc.platforms.qemu import QemuPlatform
 from remoteproc.platforms.sim import SimPlatform
 from remoteproc.rproc import RemoteProc
+from rpmsg.device import Endpoint
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 
 DEFAULT_FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "build" / "services.elf"
@@ -92,27 +93,11 @@ def run_demo(
                 raise RuntimeError(f"echo of {size} bytes came back different")
         say(f"echoed every size from 1 to {limit} bytes: all identical")
 
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter_ns()
-            ep.send(b"0123456789abcdef")
-            ep.recv()
-            times.append(time.perf_counter_ns() - t0)
-        times.sort()
-        p50, p99 = times[len(times) // 2] / 1000, times[int(len(times) * 0.99)] / 1000
+        p50, p99 = round_trip_us(ep, rounds)
         say(f"round trip, 16 bytes, {rounds} times: p50 {p50:.1f} us, p99 {p99:.1f} us")
 
-        payload = bytes(limit)
         window = 64
-        sent = got = 0
-        begin = time.perf_counter()
-        while got < stream:
-            while sent < stream and sent - got < window:
-                ep.send(payload)
-                sent += 1
-            ep.recv()
-            got += 1
-        rate = stream / (time.perf_counter() - begin)
+        rate = echo_stream_rate(ep, bytes(limit), stream, window)
         say(
             f"echo stream, {limit} bytes, {stream} messages, window {window}: {rate:,.0f} msgs/s each way "
             f"({rate * limit / 1e6:.1f} MB/s)"
@@ -125,3 +110,29 @@ def run_demo(
         rp.stop()
         say(f"stopped: {rp.state.value}")
         return DemoReport(str(firmware), limit, p50, p99, rate, trace)
+
+
+def round_trip_us(ep: Endpoint, rounds: int) -> tuple[float, float]:
+    """p50 and p99, in microseconds, of ``rounds`` 16-byte round trips through an echo endpoint."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        ep.send(b"0123456789abcdef")
+        ep.recv()
+        times.append(time.perf_counter_ns() - t0)
+    times.sort()
+    return times[len(times) // 2] / 1000, times[int(len(times) * 0.99)] / 1000
+
+
+def echo_stream_rate(ep: Endpoint, payload: bytes, count: int, window: int = 64) -> float:
+    """Messages per second each way when ``count`` copies of ``payload`` go through an echo endpoint with up
+    to ``window`` in flight."""
+    sent = got = 0
+    begin = time.perf_counter()
+    while got < count:
+        while sent < count and sent - got < window:
+            ep.send(payload)
+            sent += 1
+        ep.recv()
+        got += 1
+    return count / (time.perf_counter() - begin)

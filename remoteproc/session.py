@@ -8,6 +8,7 @@ whole session: messages come from ``--send CHANNEL:TEXT`` options or, with ``--s
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from remoteproc.errors import RemoteprocError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
 from remoteproc.rproc import RemoteProc
-from rpmsg import RpmsgError
+from rpmsg import RpmsgError, RpmsgTimeout
+from rpmsg.device import Endpoint
 from rpmsg.protocol import safe_name
 
 PLATFORMS = ("qemu-an505", "sim", "devmem")
@@ -69,24 +71,7 @@ def run_session(
     with RemoteProc(platform) as rp:
         rp.load(firmware, progress=progress)
         rp.start()
-        assert rp.rpmsg is not None
-        result = SessionResult(channels={})
-        for name, addr in sorted(_settle(rp, timeout).items()):
-            say(f"channel {name} at {addr:#x}")
-            result.channels[name] = addr
-        endpoints = {}
-        for channel, payload in sends:
-            if channel not in endpoints:
-                endpoints[channel] = rp.rpmsg.open(channel, timeout=timeout)
-                endpoints[channel].settimeout(timeout)
-            ep = endpoints[channel]
-            ep.send(payload)
-            try:
-                reply: bytes | None = ep.recv()
-            except RpmsgError:
-                reply = None
-            result.replies.append((channel, reply))
-            say(f"{channel} <- {_show(reply) if reply is not None else '(no reply within the timeout)'}")
+        result = _exchange(rp, sends, timeout, say)
         if show_trace:
             for index in range(len(rp.traces())):
                 result.trace = rp.read_trace(index)
@@ -108,8 +93,6 @@ def follow_trace(
 ) -> str:
     """Load and start the firmware, then print what it writes to trace buffer ``index`` as it appears, for
     ``seconds`` (messages in ``sends`` go out first, so they can make the firmware log); returns the text."""
-    import time
-
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
@@ -136,11 +119,39 @@ def follow_trace(
         return shown
 
 
+def _exchange(
+    rp: RemoteProc, sends: Iterable[tuple[str, bytes]], timeout: float, say: Callable[[str], None]
+) -> SessionResult:
+    """List the channels the remote announced, then send each message and wait for one reply to it (an
+    endpoint per channel, opened on first use and closed at the end)."""
+    assert rp.rpmsg is not None
+    result = SessionResult(channels={})
+    for name, addr in sorted(_settle(rp, timeout).items()):
+        say(f"channel {name} at {addr:#x}")
+        result.channels[name] = addr
+    endpoints: dict[str, Endpoint] = {}
+    try:
+        for channel, payload in sends:
+            if channel not in endpoints:
+                endpoints[channel] = rp.rpmsg.open(channel, timeout=timeout)
+                endpoints[channel].settimeout(timeout)
+            ep = endpoints[channel]
+            ep.send(payload)
+            try:
+                reply: bytes | None = ep.recv()
+            except RpmsgError:
+                reply = None
+            result.replies.append((channel, reply))
+            say(f"{channel} <- {_show(reply) if reply is not None else '(no reply within the timeout)'}")
+    finally:
+        for ep in endpoints.values():
+            ep.close()
+    return result
+
+
 def _settle(rp: RemoteProc, timeout: float) -> dict[str, int]:
     """Channels announced so far, after giving the remote a moment to announce (the first one, at least)."""
     assert rp.rpmsg is not None
-    import time
-
     deadline = time.monotonic() + min(timeout, 1.0)
     while time.monotonic() < deadline:
         rp.rpmsg.process()
@@ -181,22 +192,7 @@ def attach_session(
     rp = RemoteProc(platform)
     try:
         rp.attach(table)
-        assert rp.rpmsg is not None
-        result = SessionResult(channels={})
-        for name, addr in sorted(_settle(rp, timeout).items()):
-            say(f"channel {name} at {addr:#x}")
-            result.channels[name] = addr
-        for channel, payload in sends:
-            ep = rp.rpmsg.open(channel, timeout=timeout)
-            ep.settimeout(timeout)
-            ep.send(payload)
-            try:
-                reply: bytes | None = ep.recv()
-            except RpmsgError:
-                reply = None
-            result.replies.append((channel, reply))
-            say(f"{channel} <- {_show(reply) if reply is not None else '(no reply within the timeout)'}")
-            ep.close()
+        result = _exchange(rp, sends, timeout, say)
         rp.detach()
         say("detached: the remote keeps running")
         return result
@@ -228,8 +224,6 @@ def ping(
     say: Callable[[str], None] = print,
 ) -> PingReport:
     """Round trips through an echo channel, printed like ping(8)."""
-    import time
-
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
@@ -264,10 +258,6 @@ def listen(
     say: Callable[[str], None] = print,
 ) -> list[bytes]:
     """Print every message ``channel`` sends for ``seconds`` (after sending ``send``, to start a stream)."""
-    import time
-
-    from rpmsg import RpmsgTimeout
-
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
