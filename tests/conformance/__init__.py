@@ -1,0 +1,1 @@
+"""Conformance tests: rproc against other implementations of the same protocols (e.g. the Linux kernel's)."""
