@@ -19,6 +19,8 @@ from remoteproc.firmware import firmware_info
 from resource_table import Dialect, ResourceTableError, build, check, parse
 from rpmsg import Profile, RemoteProtocolError, loopback_pair
 from transports import bytearray_memory
+from transports.vhost_user import VhostUserBackend
+from transports.vhost_user_messages import VhostUserProtocolError
 from virtio import Buf, DeviceQueue, DriverQueue, VirtioError, VringLayout
 
 
@@ -81,9 +83,24 @@ def rpmsg_messages(data: bytes) -> None:
         remote.close()
 
 
+_vhost_dir = Path(tempfile.mkdtemp(prefix="rproc-fuzz-vu-"))
+_vhost_backend: VhostUserBackend | None = None
+
+
+def vhost_user(data: bytes) -> None:
+    """A front-end's byte stream (no descriptors) into the back-end's request handling: every request is
+    answered or refused, a malformed one ends the connection with VhostUserProtocolError, nothing else."""
+    global _vhost_backend
+    if _vhost_backend is None:
+        _vhost_backend = VhostUserBackend(_vhost_dir / "s", device_features=1, num_queues=2)
+    with contextlib.suppress(VhostUserProtocolError):
+        _vhost_backend.feed(data)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "resource_table": resource_table,
     "elf": elf,
     "virtqueue": virtqueue,
     "rpmsg_messages": rpmsg_messages,
+    "vhost_user": vhost_user,
 }

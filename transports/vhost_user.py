@@ -409,6 +409,24 @@ class VhostUserBackend:
                 self._changed.notify_all()
             conn.close()
 
+    def feed(self, data: bytes) -> list[bytes]:
+        """Handle a front-end's byte stream without a connection (fuzzing, tests): the replies, in order.
+        Raises :class:`~transports.vhost_user_messages.VhostUserProtocolError` where the stream is malformed."""
+        with self._lock:
+            self._reset_state()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        replies = []
+        try:
+            theirs.sendall(data)
+            theirs.shutdown(socket.SHUT_WR)
+            while (msg := self._receive(ours)) is not None:
+                header, payload, fds = msg
+                replies.append(self._handle(header, payload, fds))
+        finally:
+            ours.close()
+            theirs.close()
+        return replies
+
     def _receive(self, conn: socket.socket) -> tuple[vu.Header, bytes, list[int]] | None:
         fds: list[int] = []
         data = b""

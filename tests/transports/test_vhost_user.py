@@ -3,6 +3,7 @@ tests/conformance/linux): negotiation, address translation, rpmsg both ways, rec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rpmsg.device import RpmsgDevice
 from rpmsg.errors import PeerLost
@@ -259,3 +262,37 @@ def test_no_frontend_connects(sock_path: Path) -> None:
         backend.accept(timeout=0.1)
     assert not sock_path.exists()
     assert os.path.exists(sock_path.parent)
+
+
+def test_request_stream_replies(sock_path: Path) -> None:
+    """The seed stream of the fuzz target: every query answered with its value, every NEED_REPLY acknowledged
+    once REPLY_ACK is negotiated."""
+    seq = (Path(__file__).parents[2] / "fuzz" / "seeds" / "vhost_user" / "uml_sequence.bin").read_bytes()
+    with VhostUserBackend(sock_path, device_features=1 | 1 << VIRTIO_F_VERSION_1, num_queues=2) as backend:
+        replies = [r for r in backend.feed(seq) if r]
+    values = [(vu.HEADER.unpack_from(r)[0], vu.U64.unpack_from(r, 12)[0] if len(r) == 20 else r[12:]) for r in replies]
+    assert values[0] == (vu.Request.GET_FEATURES, 1 | 1 << VIRTIO_F_VERSION_1 | 1 << vu.F_PROTOCOL_FEATURES)
+    assert values[1] == (vu.Request.GET_PROTOCOL_FEATURES, 0x28)
+    assert values[2:7] == [(r, 0) for r in (2, 8, 10, 9, 18)]  # SET_FEATURES .. SET_VRING_ENABLE: acknowledged
+    assert values[7][0] == vu.Request.GET_CONFIG
+    assert values[8] == (vu.Request.GET_VRING_BASE, 0)  # {index 0, num 0}
+    assert values[9] == (vu.Request.GET_QUEUE_NUM, 2)
+    assert len(values) == 10
+
+
+@pytest.fixture(scope="module")
+def fed_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VhostUserBackend]:
+    with VhostUserBackend(tmp_path_factory.mktemp("vu") / "s", device_features=1, num_queues=2) as backend:
+        yield backend
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.lists(st.sampled_from(list(vu.Request)), max_size=6))
+def test_any_byte_stream_only_our_error(
+    fed_backend: VhostUserBackend, noise: bytes, requests: list[vu.Request]
+) -> None:
+    """Well-framed requests with random payloads, then random bytes: replies or VhostUserProtocolError."""
+    size = min(len(noise), 40)
+    stream = b"".join(vu.HEADER.pack(r, 1 | (i & 1) << 3, size) + noise[:size] for i, r in enumerate(requests))
+    with contextlib.suppress(vu.VhostUserProtocolError):
+        fed_backend.feed(stream + noise)
