@@ -14,7 +14,8 @@ import os
 from rpmsg.core import RemoteCore
 from rpmsg.device import RpmsgDevice, WaitMode
 from rpmsg.protocol import RX_VRING, TX_VRING, VIRTIO_RPMSG_F_NS
-from transports.vhost_user import VhostUserBackend, VhostUserSession
+from transports.vhost_user import VhostUserBackend, VhostUserError, VhostUserSession
+from virtio import VirtioError, VringLayout
 from virtio.features import VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX
 
 
@@ -51,12 +52,16 @@ class VhostUserRemote:
         self.stop()
         session = self.backend.wait_ready(timeout, start_queue=RX_VRING)
         try:
+            layouts = [VringLayout(r.num, r.desc, r.avail, r.used) for r in session.rings]
             core = RemoteCore(
                 session.memory,
-                session.layouts[RX_VRING],
-                session.layouts[TX_VRING],
+                layouts[RX_VRING],
+                layouts[TX_VRING],
                 event_idx=session.has_feature(VIRTIO_RING_F_EVENT_IDX),
             )
+        except VirtioError as exc:
+            session.close()
+            raise VhostUserError(f"the guest's rings cannot be used: {exc}") from None
         except BaseException:
             session.close()
             raise

@@ -19,7 +19,7 @@ docs/interop/vhost-user.rst; Linux ``arch/um/drivers/virtio_uml.c`` for what UML
 A service thread answers requests at once (with REPLY_ACK negotiated the front-end blocks on every request
 until we reply). :meth:`VhostUserBackend.wait_ready` hands the user a :class:`VhostUserSession` — the memory as
 a :class:`~transports.memory.RegionMemory` in guest-physical addresses (the addresses descriptors carry), the
-ring layouts, the negotiated features and a doorbell — once every queue is configured and the first kick came.
+ring addresses, the negotiated features and a doorbell — once every queue is configured and the first kick came.
 Any later reconfiguration (a ring disabled, new memory, a reset) or the front-end's disconnect makes that
 session's doorbell raise :class:`~transports.doorbell.PeerLostError`; a later ``wait_ready`` returns the next
 session. Requests we do not implement are refused (status 1 with REPLY_ACK) and logged, never fatal.
@@ -45,8 +45,6 @@ from transports import vhost_user_messages as vu
 from transports.doorbell import PeerLostError
 from transports.errors import TransportError
 from transports.memory import MappedRegion, RegionMemory
-from virtio import VringLayout
-from virtio.errors import LocalError
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +162,23 @@ class VhostUserDoorbell:
                 os.close(fd)
 
 
+@dataclass(frozen=True)
+class RingAddresses:
+    """Where one queue lives, in guest-physical addresses (what descriptors carry too)."""
+
+    num: int
+    desc: int
+    avail: int
+    used: int
+
+
 @dataclass
 class VhostUserSession:
     """One started device: use :attr:`memory` and :attr:`layouts` with the virtio engine, :attr:`doorbell` for
     notifications; :meth:`close` (after the queues are closed) unmaps the memory."""
 
     memory: RegionMemory
-    layouts: list[VringLayout]
+    rings: list[RingAddresses]
     features: int
     doorbell: VhostUserDoorbell
     _maps: list[_Mapping] = field(repr=False, default_factory=list)
@@ -327,23 +335,21 @@ class VhostUserBackend:
             for i, m in enumerate(self._maps)
         ]
         memory = RegionMemory(regions)
-        layouts = []
+        rings = []
         for i, v in enumerate(self.vrings):
             assert v.addr is not None
-            try:
-                layout = VringLayout(
+            if v.base:
+                raise VhostUserError(f"queue {i}: SET_VRING_BASE {v.base} (resuming a ring) is not supported")
+            rings.append(
+                RingAddresses(
                     num=v.num,
                     desc=self._guest_address(v.addr.desc, i, "desc"),
                     avail=self._guest_address(v.addr.avail, i, "avail"),
                     used=self._guest_address(v.addr.used, i, "used"),
                 )
-            except LocalError as exc:
-                raise VhostUserError(f"queue {i}: {exc}") from None
-            if v.base:
-                raise VhostUserError(f"queue {i}: SET_VRING_BASE {v.base} (resuming a ring) is not supported")
-            layouts.append(layout)
+            )
         doorbell = VhostUserDoorbell([v.kick for v in self.vrings], [v.call for v in self.vrings])
-        return VhostUserSession(memory, layouts, self.features, doorbell, list(self._maps))
+        return VhostUserSession(memory, rings, self.features, doorbell, list(self._maps))
 
     def _guest_address(self, user_addr: int, queue: int, part: str) -> int:
         """Vring addresses come as front-end virtual addresses: find the region, return the guest address."""

@@ -76,8 +76,8 @@ def test_requests_in_uml_order_and_features(pair: tuple[VhostUserRemote, RpmsgDe
     session = remote.session
     assert session is not None
     # Vring addresses arrived as front-end virtual addresses and were translated to guest-physical ones.
-    assert session.layouts[0] == front.profile.rx_layout
-    assert session.layouts[1] == front.profile.tx_layout
+    for ring, layout in zip(session.rings, (front.profile.rx_layout, front.profile.tx_layout), strict=True):
+        assert (ring.num, ring.desc, ring.avail, ring.used) == (layout.num, layout.desc, layout.avail, layout.used)
     assert session.memory.regions[0].da == GUEST_BASE
 
 

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -605,6 +606,58 @@ out:
 	return failures ? 1 : 0;
 }
 
+/*
+ * The guest's own wake-up round trip: two processes ping-pong SIZE bytes over a pair of pipes. The
+ * benchmark reports rpmsg round trips next to it, so UML's scheduling cost is not charged to the remote.
+ */
+static int cmd_pipe_rt(long count, long size)
+{
+	unsigned char *buf = calloc(1, MAX_MSG);
+	int64_t *lat = calloc((size_t)count, sizeof(*lat));
+	int to_child[2], to_parent[2];
+	char prefix[96];
+	int64_t total = 0;
+	pid_t child;
+
+	snprintf(prefix, sizeof(prefix), "pipe-rt count=%ld size=%ld", count, size);
+	if (!buf || !lat || pipe(to_child) || pipe(to_parent)) {
+		fail(prefix, "setup");
+		return 1;
+	}
+	child = fork();
+	if (child < 0) {
+		fail_errno(prefix, "fork", errno);
+		return 1;
+	}
+	if (child == 0) {
+		for (long i = 0; i < count; i++) {
+			if (read(to_child[0], buf, (size_t)size) != size ||
+			    write(to_parent[1], buf, (size_t)size) != size)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (long i = 0; i < count; i++) {
+		int64_t t0 = now_us();
+
+		if (write(to_child[1], buf, (size_t)size) != size ||
+		    read(to_parent[0], buf, (size_t)size) != size) {
+			fail_errno(prefix, "pipe", errno);
+			return 1;
+		}
+		lat[i] = now_us() - t0;
+		total += lat[i];
+	}
+	waitpid(child, NULL, 0);
+	qsort(lat, (size_t)count, sizeof(*lat), cmp_i64);
+	say("%s p50_us=%lld p99_us=%lld mean_us=%lld ok", prefix, (long long)lat[count / 2],
+	    (long long)lat[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1],
+	    (long long)(total / count));
+	free(buf);
+	free(lat);
+	return 0;
+}
+
 static int wait_node(const char *path, int present, int timeout_ms)
 {
 	int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
@@ -816,6 +869,7 @@ static int usage(void)
 		"       rpmsg-probe write-expect-errno DEV SIZE ERRNO\n"
 		"       rpmsg-probe stream DEV COUNT SIZE WINDOW\n"
 		"       rpmsg-probe rt DEV COUNT SIZE\n"
+		"       rpmsg-probe pipe-rt COUNT SIZE\n"
 		"       rpmsg-probe ctrl-ept CTRL NAME SRC DST\n"
 		"       rpmsg-probe ctrl-dev CTRL create|release NAME SRC DST\n"
 		"       rpmsg-probe send DEV TEXT\n"
@@ -842,6 +896,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "rt") && argc == 5 && !parse_long(argv[3], 1, 10000000, &a) &&
 	    !parse_long(argv[4], 0, MAX_MSG, &b))
 		return cmd_rt(argv[2], a, b);
+	if (!strcmp(cmd, "pipe-rt") && argc == 4 && !parse_long(argv[2], 1, 10000000, &a) &&
+	    !parse_long(argv[3], 1, 4096, &b))
+		return cmd_pipe_rt(a, b);
 	if (!strcmp(cmd, "ctrl-ept") && argc == 6)
 		return cmd_ctrl_ept(argv[2], argv[3], argv[4], argv[5]);
 	if (!strcmp(cmd, "ctrl-dev") && argc == 7)
