@@ -407,6 +407,53 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, RprocRemotePeer, run
+    from remoteproc.conformance.breaks import BREAKS
+    from remoteproc.conformance.peers import OPENAMP_SHUTDOWN, Peer
+    from remoteproc.conformance.report import Result
+
+    if args.list:
+        for s in CATALOGUE + LIFECYCLE:
+            print(f"{s.name:<26} {s.rule}")
+        print("\nbreak modes of --peer rproc-remote (each makes a scenario fail on purpose):")
+        for name, what in sorted(BREAKS.items()):
+            print(f"  {name:<16} {what}")
+        return EXIT_OK
+    if args.break_mode and args.peer != "rproc-remote":
+        raise UsageError("--break applies to --peer rproc-remote only")
+    peer: Peer
+    if args.peer == "rproc-remote":
+        peer = RprocRemotePeer(args.break_mode or "")
+    elif args.peer == "openamp-remote":
+        if not args.command:
+            raise UsageError("--peer openamp-remote needs --command (the program that plays the remote)")
+        shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
+        peer = OpenAmpRemotePeer(args.command, shm=args.shm, event=args.event, shutdown_message=shutdown)
+    else:
+        peer = FirmwarePeer(Path(args.firmware) if args.firmware else Path("firmware/build/services.elf"))
+
+    def show(result: Result) -> None:
+        if not args.json:
+            print(f"{result.outcome.value.upper():<5} {result.scenario:<26} {result.evidence}", flush=True)
+
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    try:
+        report = run(peer, only=only, timeout=args.timeout, progress=show)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(report.to_json())
+    else:
+        print()
+        print(report.table().splitlines()[-1])
+    if args.junit:
+        Path(args.junit).write_text(report.to_junit())
+    if args.json_file:
+        Path(args.json_file).write_text(report.to_json())
+    return EXIT_OK if report.passed else EXIT_FAILURE
+
+
 def _progress_bar(done: int, total: int) -> None:
     """The CLI draws progress; the library only reports it."""
     width = 40
@@ -591,6 +638,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", type=_int, help="align version-1 entries (default: packed, like C __packed)")
     p.add_argument("--symbol", default="resource_table", help="C variable name (default resource_table)")
     p.set_defaults(func=cmd_rsc_build)
+
+    p = sub.add_parser("conformance", help="run the rpmsg conformance scenarios against a remote (rproc as host)")
+    p.add_argument(
+        "--peer",
+        choices=("rproc-remote", "openamp-remote", "firmware"),
+        default="rproc-remote",
+        help="rproc's remote in another process (default), a program playing OpenAMP's Linux-userspace remote "
+        "(--command), or a firmware on the emulated board",
+    )
+    p.add_argument("--break", dest="break_mode", help="rproc-remote only: misbehave on purpose (see --list)")
+    p.add_argument("--command", help="openamp-remote: the remote's command line (it creates --shm, listens on --event)")
+    p.add_argument("--shm", default="/dev/shm/openamp.shm", help="openamp-remote: the shared file")
+    p.add_argument("--event", default="/tmp/openamp.event.0", help="openamp-remote: the kick socket")
+    p.add_argument(
+        "--no-shutdown-message",
+        action="store_true",
+        help="openamp-remote: end by closing only (default: send OpenAMP's echo-demo SHUTDOWN_MSG first)",
+    )
+    p.add_argument("--firmware", help="firmware: the ELF (default firmware/build/services.elf)")
+    p.add_argument("--only", help="comma-separated scenario names")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per wait (default 5)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and break modes")
+    p.add_argument("--junit", help="write a JUnit XML report here")
+    p.add_argument("--json-file", help="write the JSON report here")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.set_defaults(func=cmd_conformance)
 
     p = sub.add_parser("layout", help="place vrings and rpmsg buffers in shared memory")
     p.add_argument("--base", type=_int, required=True, help="first device address of the shared memory")

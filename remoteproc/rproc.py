@@ -141,6 +141,11 @@ class RemoteProc:
             self._vdevs.append(control)
 
     # --- attaching to a remote that already runs ---------------------------------------------------------------
+    @property
+    def vdevs(self) -> list[VdevControl]:
+        """The started vdevs' entries in the loaded table (status, features)."""
+        return list(self._vdevs)
+
     def attach(self, table_da: int | None = None, size: int | None = None, timeout: float = 10.0) -> None:
         """Take over a remote a bootloader started: its live table at ``table_da`` (default: the platform's
         ``[attach]``), resources handled as at boot, vdevs negotiated; nothing is loaded or restarted

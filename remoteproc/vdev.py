@@ -37,6 +37,14 @@ class VdevControl:
     def status(self) -> int:
         return self.memory.read(self._status, 1)[0]
 
+    @property
+    def status_da(self) -> int:
+        return self._status
+
+    @property
+    def gfeatures_da(self) -> int:
+        return self._gfeatures
+
     def set_status(self, value: int) -> None:
         self.memory.write(self._status, bytes((value,)))
 

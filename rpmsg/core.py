@@ -274,14 +274,16 @@ class HostCore(_CoreBase):
         view = self.memory.view(addr + HEADER_SIZE, self.max_payload)
         return TxBuffer(addr, view, self.max_payload)
 
-    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int) -> None:
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
+        """Send a filled buffer. ``reserved`` is 0 for every real sender; conformance checks that a peer
+        ignores it."""
         if buf.done:
             raise LocalProtocolError("this TX buffer was already sent or given back")
         if not 0 <= length <= buf.capacity:
             raise MessageTooLong(
                 f"{length} bytes do not fit the buffer's {buf.capacity}", size=length, limit=buf.capacity
             )
-        self.memory.write(buf.addr, pack_header(src, dst, length))
+        self.memory.write(buf.addr, pack_header(src, dst, length, reserved=reserved))
         buf._finish()
         self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
         self._note(self.tx.publish())
@@ -455,15 +457,16 @@ class RemoteCore(_CoreBase):
                 hdr = unpack_header(self.memory.read(first.addr, min(first.len, HEADER_SIZE)), capacity)
             except RemoteProtocolError as exc:
                 self._drop(f"vring 1 buffer {chain.head}: {exc}")
-                self.from_host.push(chain.head, 0)
+                self.from_host.push(chain.head, first.len)
                 returned = True
                 continue
             if zero_copy(hdr.dst) and hdr.dst != NS_ADDR:
                 view = self.memory.view(first.addr + HEADER_SIZE, hdr.len).toreadonly()
-                events.append(Message(hdr.src, hdr.dst, view, functools.partial(self._give_back, chain.head)))
+                give_back = functools.partial(self._give_back, chain.head, first.len)
+                events.append(Message(hdr.src, hdr.dst, view, give_back))
             else:
                 payload = self.memory.read(first.addr + HEADER_SIZE, hdr.len)
-                self.from_host.push(chain.head, 0)
+                self.from_host.push(chain.head, first.len)
                 returned = True
                 event = self._dispatch(hdr.src, hdr.dst, payload, None)
                 if event is not None:
@@ -473,8 +476,10 @@ class RemoteCore(_CoreBase):
             self._note(self.from_host.publish())
         return events
 
-    def _give_back(self, head: int) -> None:
-        self.from_host.push(head, 0)
+    def _give_back(self, head: int, length: int) -> None:
+        # used.len = the buffer's length, not 0: OpenAMP's host takes it as the buffer's capacity when it
+        # reuses the buffer (open-amp lib/rpmsg/rpmsg_virtio.c); Linux ignores it.
+        self.from_host.push(head, length)
         self._note(self.from_host.publish())
 
     def close(self) -> None:

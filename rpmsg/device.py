@@ -261,6 +261,12 @@ class RpmsgDevice:
             self._changed.notify_all()
         self.process()
 
+    def request_kicks(self, on: bool) -> None:
+        """Ask the peer to notify (kick) us for new messages, or not; the wait loop changes this itself as
+        it spins or blocks, so this only sets where it starts from."""
+        with self._lock:
+            self._kicks(on)
+
     def _kicks(self, on: bool) -> bool:
         """Turn the peer's kicks for new messages on or off; True if messages are already waiting."""
         if on == self._kicks_on:
@@ -325,12 +331,12 @@ class RpmsgDevice:
                 except WouldBlock:
                     self._wait_for_buffer(deadline)
 
-    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int) -> None:
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
         with self._lock:
             self._check()
             if not isinstance(self.core, HostCore):
                 raise LocalProtocolError("only the host has send buffers")
-            self.core.send_buffer(buf, src, dst, length)
+            self.core.send_buffer(buf, src, dst, length, reserved=reserved)
             self._flush()
 
     def _wait_for_buffer(self, deadline: float | None) -> None:

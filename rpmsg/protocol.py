@@ -61,8 +61,8 @@ class Header:
     reserved: int = 0
 
 
-def pack_header(src: int, dst: int, length: int, flags: int = 0) -> bytes:
-    return HEADER.pack(src, dst, 0, length, flags)
+def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
+    return HEADER.pack(src, dst, reserved, length, flags)
 
 
 def unpack_header(buf: bytes | bytearray | memoryview, capacity: int) -> Header:

@@ -582,7 +582,7 @@ class PyVring:
                 return (len(lens), bytes(out), lens) if lens else (r, b"", [])
             lens.append(rlen)
             self._avail_consume()
-            self.dev_push(head, 0)
+            self.dev_push(head, rlen)  # the bytes read, as the C engine (OpenAMP's host reads it as capacity)
         return len(lens), bytes(out), lens
 
     def dev_send_copy(self, data: bytes | memoryview, lens: Sequence[int]) -> int:

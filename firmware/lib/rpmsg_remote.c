@@ -152,7 +152,8 @@ int rpmsg_poll(struct rpmsg_remote *r)
 		} else {
 			r->dropped++;
 		}
-		rp_dev_push(&r->from_host, head, 0);
+		/* used.len = the buffer's length, not 0: OpenAMP's host reuses it as the buffer's capacity. */
+		rp_dev_push(&r->from_host, head, d.len);
 		handled++;
 	}
 	/* Kick after returning buffers: a Linux sender blocked on a full ring waits for exactly this. */

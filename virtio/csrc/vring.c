@@ -690,7 +690,9 @@ int rp_dev_recv_copy(struct rp_vq *vq, uint8_t *out, uint32_t cap, uint32_t *len
 		pos += copied;
 		lens[k] = rlen;
 		avail_consume(vq);
-		rp_dev_push(vq, h, 0);
+		/* used.len = the bytes read, not 0: OpenAMP's host takes used.len of a returned send buffer as
+		 * that buffer's capacity (open-amp rpmsg_virtio.c); Linux ignores it. */
+		rp_dev_push(vq, h, rlen);
 		k++;
 	}
 	return (int)k;

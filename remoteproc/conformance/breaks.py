@@ -1,0 +1,21 @@
+"""The ways :mod:`remoteproc.conformance.remote_peer` can misbehave on purpose, one rule each."""
+
+from __future__ import annotations
+
+ECHO_CHANNEL = "rpmsg-echo"
+
+BREAKS: dict[str, str] = {
+    "no-kick": "never notifies the host, neither for messages it sends nor for buffers it returns",
+    "kick-always": "kicks for every message it sends even while the host asked not to be kicked",
+    "wrong-used-id": "returns the host's receive buffers under a descriptor id that does not exist",
+    "oversize-len": "writes a header length larger than the buffer",
+    "short-used-len": "reports a used length shorter than the message it wrote",
+    "no-ns": "never announces its channel",
+    "check-reserved": "drops messages whose reserved header field is not 0",
+    "drop-low-addr": "drops messages from source addresses below 1024",
+    "no-max-size": "drops messages of the largest size",
+    "reorder": "echoes every second message before the one it got first",
+    "stop-after-1000": "stops echoing after 1000 messages",
+    "ignore-host-close": "goes on running when the host has gone",
+    "die-on-host-ns": "exits when the host announces a channel",
+}

@@ -1,0 +1,169 @@
+"""Peers the catalogue runs against, each started fresh on demand, with rproc as the host:
+
+- :class:`RprocRemotePeer`: rproc's own remote in another process over the shm profile (optionally broken on
+  purpose, see :mod:`remoteproc.conformance.remote_peer`);
+- :class:`OpenAmpRemotePeer`: any program that plays the remote of OpenAMP's Linux-userspace machine (one
+  /dev/shm file, the table at offset 0, one byte per kick on a unix socket): OpenAMP's own echo demo, or rproc's;
+- :class:`FirmwarePeer`: the services firmware on the emulated Cortex-M33 (remoteproc's qemu-an505 platform).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from remoteproc.conformance.breaks import BREAKS, ECHO_CHANNEL
+from remoteproc.conformance.scenarios import CountingDoorbell, HostContext, NotApplicable, TableFacts
+from remoteproc.errors import RemoteprocError
+from rpmsg.device import RpmsgDevice
+from rpmsg.profiles import Profile
+from transports.shm import ShmLink
+
+OPENAMP_SHUTDOWN = (0xEF56A55A).to_bytes(4, "little")  # SHUTDOWN_MSG of OpenAMP's rpmsg-echo demos
+
+
+class Peer(Protocol):
+    description: str
+
+    def start(self, timeout: float) -> HostContext: ...
+
+
+class ProcessLifecycle:
+    """A peer process: killed on demand, reaped at the end."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def reap(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class RprocRemotePeer:
+    def __init__(self, break_mode: str = "") -> None:
+        if break_mode and break_mode not in BREAKS:
+            raise RemoteprocError(f"unknown break mode {break_mode!r} (known: {', '.join(sorted(BREAKS))})")
+        self.break_mode = break_mode
+        self.name = f"rproc-conformance-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.description = "rproc remote over shm" + (f", broken: {BREAKS[break_mode]}" if break_mode else "")
+
+    def start(self, timeout: float) -> HostContext:
+        profile = Profile()
+        listener = ShmLink.create_host(self.name, profile.base + profile.size)
+        args = [sys.executable, "-m", "remoteproc.conformance.remote_peer", self.name, "--timeout", str(timeout)]
+        if self.break_mode:
+            args += ["--break", self.break_mode]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lifecycle = ProcessLifecycle(proc)
+        try:
+            core = profile.host_core(listener.memory)
+            core.start()
+            link = listener.accept(timeout)
+        except BaseException:
+            listener.abandon()
+            lifecycle.kill()
+            raise
+        device = RpmsgDevice(core, CountingDoorbell(link.doorbell))
+        device.start()
+        return HostContext(device, ECHO_CHANNEL, lifecycle, timeout=timeout, closers=[link.close])
+
+
+class OpenAmpRemotePeer:
+    """``command`` must create ``shm`` and listen on ``event`` (OpenAMP's remote does; rproc's too)."""
+
+    def __init__(self, command: str, *, shm: str, event: str, shutdown_message: bytes | None = OPENAMP_SHUTDOWN):
+        self.command = shlex.split(command)
+        self.shm, self.event = shm, event
+        self.shutdown_message = shutdown_message
+        self.description = f"OpenAMP-profile remote: {command}"
+
+    def start(self, timeout: float) -> HostContext:
+        from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, OPENAMP_HOST_STATUS, STATUS_OFFSET, host_device
+        from transports.openamp import OpenAmpLink
+
+        Path(self.event).unlink(missing_ok=True)  # a previous run's socket: wait for this run's
+        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        lifecycle = ProcessLifecycle(proc)
+        try:
+            link = OpenAmpLink("host", shm=self.shm, event=self.event, timeout=timeout)
+            device = host_device(link)
+        except BaseException:
+            lifecycle.kill()
+            raise
+        device.doorbell = CountingDoorbell(device.doorbell)
+        return HostContext(
+            device,
+            CHANNEL,
+            lifecycle,
+            table=TableFacts(GFEATURES_OFFSET, STATUS_OFFSET, 1, OPENAMP_HOST_STATUS),
+            timeout=timeout,
+            shutdown_message=self.shutdown_message,
+            closers=[link.close],
+        )
+
+
+class _NoLifecycle:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def kill(self) -> None:
+        raise NotApplicable(f"{self.what} cannot be killed from here")
+
+    def exit_code(self, timeout: float) -> int | None:
+        raise NotApplicable(f"{self.what} does not end on its own")
+
+    def reap(self) -> None:
+        pass
+
+
+class FirmwarePeer:
+    """The services firmware (``rpmsg-echo`` channel) loaded and started on an emulated board."""
+
+    def __init__(self, firmware: Path, board: str = "mps2-an505") -> None:
+        self.firmware = firmware
+        self.board = board
+        self.description = f"firmware {firmware.name} on QEMU {board}"
+
+    def start(self, timeout: float) -> HostContext:
+        from remoteproc.boards import BOARDS
+        from remoteproc.platforms.qemu import QemuPlatform
+        from remoteproc.rproc import RemoteProc
+
+        if self.board not in BOARDS:
+            raise RemoteprocError(f"unknown board {self.board!r} (known: {', '.join(sorted(BOARDS))})")
+        rp = RemoteProc(QemuPlatform(BOARDS[self.board]))
+        try:
+            rp.load(self.firmware)
+            rp.start()
+        except BaseException:
+            rp.close()
+            raise
+        device = rp.rpmsg
+        assert device is not None
+        device.doorbell = CountingDoorbell(device.doorbell)
+        vdev = rp.vdevs[0]
+        # Linux's order ends with ACKNOWLEDGE | DRIVER | DRIVER_OK = 0x07 and the features both sides have.
+        table = TableFacts(vdev.gfeatures_da, vdev.status_da, vdev.dfeatures & 1, 0x07)
+        return HostContext(
+            device, "rpmsg-echo", _NoLifecycle(self.description), table=table, timeout=timeout, closers=[rp.close]
+        )

@@ -1,0 +1,127 @@
+"""rproc's remote as a conformance peer, in its own process, correct or broken on purpose.
+
+    python -m remoteproc.conformance.remote_peer NAME [--break MODE]
+
+It connects to the host's shm link NAME (rproc's shm profile), announces ``rpmsg-echo`` and echoes every message
+back to its sender until the host goes away. Each ``--break`` mode violates one rule, so that the scenario
+checking that rule can be shown to fail (``rproc conformance --peer rproc-remote --break MODE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from array import array
+
+from remoteproc.conformance.breaks import BREAKS, ECHO_CHANNEL
+from rpmsg.core import Event, RemoteCore
+from rpmsg.device import RpmsgDevice
+from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
+from rpmsg.profiles import Profile
+from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES, RX_VRING, pack_header
+from transports.shm import ShmLink
+from virtio import Notify
+
+
+class _BrokenRemote(RemoteCore):
+    mode = ""
+
+    def _write_and_push(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        chain = self._take_rx_buffer()
+        buf = chain.descs[0]
+        length = len(payload)
+        header_len = buf.len + 100 if self.mode == "oversize-len" else length
+        self.memory.write(buf.addr, pack_header(src, dst, header_len) + bytes(payload))
+        used_len = 8 if self.mode == "short-used-len" else HEADER_SIZE + length
+        self.to_host.push(chain.head, used_len)
+        if self.mode == "wrong-used-id":
+            layout = self.to_host.layout
+            idx = int.from_bytes(self.memory.read(layout.used + 2, 2), "little")
+            entry = layout.used + 4 + 8 * (idx % layout.num)
+            self.memory.write(entry, (layout.num + 7).to_bytes(4, "little"))
+        self._note(self.to_host.publish())
+
+    def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        if self.mode in ("oversize-len", "short-used-len", "wrong-used-id") and dst != 53:
+            self._write_and_push(src, dst, payload)
+        else:
+            super().send(src, dst, payload)
+        if self.mode == "kick-always":
+            self.intents.add(RX_VRING)
+
+    def _note(self, intent: Notify | None) -> None:
+        if self.mode != "no-kick":
+            super()._note(intent)
+
+    def _parse_batch(self, out: bytearray, lens: array[int], n: int, where: str) -> list[Event]:
+        if self.mode != "check-reserved":
+            return super()._parse_batch(out, lens, n, where)
+        kept, kept_lens, pos = bytearray(), array("I"), 0
+        for i in range(n):
+            size = lens[i]
+            if size >= HEADER_SIZE and HEADER.unpack_from(out, pos)[2] == 0:
+                kept += out[pos : pos + size]
+                kept_lens.append(size)
+            pos += size
+        return super()._parse_batch(kept, kept_lens, len(kept_lens), where)
+
+
+def serve(device: RpmsgDevice, mode: str) -> None:
+    if mode == "die-on-host-ns":
+        device.on_channel(lambda name, addr, created: os._exit(3))
+    ep = device.endpoint(ECHO_CHANNEL, announce=mode != "no-ns")
+    ep.settimeout(0.5)
+    held: tuple[bytes, int] | None = None
+    echoed = 0
+    while True:
+        try:
+            data, src = ep.recvfrom()
+        except RpmsgTimeout:
+            continue
+        except (PeerLost, EndpointClosed):
+            if mode == "ignore-host-close":
+                while True:
+                    time.sleep(1)
+            return
+        if mode == "drop-low-addr" and src < RESERVED_ADDRESSES:
+            continue
+        if mode == "no-max-size" and len(data) == 496:
+            continue
+        if mode == "stop-after-1000" and echoed >= 1000:
+            continue
+        replies = [(data, src)]
+        if mode == "reorder":
+            if held is None:
+                held = (data, src)
+                continue
+            replies, held = [(data, src), held], None
+        try:
+            for reply, to in replies:
+                ep.sendto(reply, to)
+                echoed += 1
+        except (PeerLost, EndpointClosed):
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.remote_peer")
+    ap.add_argument("name")
+    ap.add_argument("--break", dest="mode", choices=sorted(BREAKS), default="")
+    ap.add_argument("--timeout", type=float, default=20)
+    args = ap.parse_args(argv)
+    p = Profile()
+    link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
+    cls = type(f"Broken_{args.mode}", (_BrokenRemote,), {"mode": args.mode}) if args.mode else RemoteCore
+    device = RpmsgDevice(cls(link.memory, p.rx_layout, p.tx_layout), link.doorbell)
+    try:
+        serve(device, args.mode)
+    finally:
+        device.close()
+        link.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

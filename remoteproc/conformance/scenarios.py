@@ -1,0 +1,449 @@
+"""The scenario catalogue: rproc plays the rpmsg host (virtio driver), the peer under test the remote.
+
+Each scenario checks one rule and returns its evidence (bytes seen, counts, timings). The peer must serve an
+echo channel (``HostContext.channel``): every message sent to it comes back to its sender unchanged — what
+OpenAMP's, RPMsg-Lite's and rproc's echo demos do.
+
+Rules and their sources are in docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rpmsg.core import HostCore
+from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.errors import MessageTooLong, PeerLost, RpmsgError
+from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES
+from transports.doorbell import Doorbell
+
+
+class NotApplicable(Exception):
+    """The scenario cannot run against this peer (the message says why)."""
+
+
+class ScenarioFailed(AssertionError):
+    """The rule was broken; the message is the evidence."""
+
+
+class CountingDoorbell:
+    """The host's doorbell with a count of the peer's kicks (each wait that consumed at least one)."""
+
+    def __init__(self, inner: Doorbell) -> None:
+        self.inner = inner
+        self.kicks = 0
+
+    def notify(self, queue: int) -> None:
+        self.inner.notify(queue)
+
+    def wait(self, timeout: float | None) -> bool:
+        kicked = self.inner.wait(timeout)
+        self.kicks += kicked
+        return kicked
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """Where (device addresses) a profile with a resource table keeps what the host writes back, and what it
+    must read there after the start."""
+
+    gfeatures_da: int
+    status_da: int
+    expected_gfeatures: int
+    expected_status: int
+
+
+class Lifecycle(Protocol):
+    """What a peer can do beyond serving messages (each may raise NotApplicable)."""
+
+    def kill(self) -> None: ...
+
+    def exit_code(self, timeout: float) -> int | None: ...
+
+    def reap(self) -> None:
+        """After the run: make sure the peer is gone (kill it if it lingers)."""
+        ...
+
+
+@dataclass
+class HostContext:
+    device: RpmsgDevice
+    channel: str
+    lifecycle: Lifecycle
+    table: TableFacts | None = None
+    timeout: float = 5.0
+    shutdown_message: bytes | None = None  # OpenAMP's echo demo ends on a message, not on the host leaving
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    closed: bool = False
+    _ep: Endpoint | None = None
+
+    @property
+    def core(self) -> HostCore:
+        core = self.device.core
+        assert isinstance(core, HostCore)
+        return core
+
+    @property
+    def kicks(self) -> int:
+        bell = self.device.doorbell
+        return bell.kicks if isinstance(bell, CountingDoorbell) else 0
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Endpoint]:
+        """The one host endpoint on the peer's channel, shared by all scenarios (echo demos such as OpenAMP's
+        answer the first sender's address, not each message's source), emptied of leftovers first."""
+        if self._ep is None:
+            self._ep = self.device.open(self.channel, timeout=self.timeout)
+        ep = self._ep
+        ep.settimeout(0)
+        with contextlib.suppress(RpmsgError):
+            while True:
+                ep.recv()
+        ep.settimeout(self.timeout)
+        yield ep
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.device.close()
+        for close in self.closers:
+            close()
+
+
+def _u16(ctx: HostContext, da: int) -> int:
+    return int(struct.unpack("<H", ctx.core.memory.read(da, 2))[0])
+
+
+def _echo(ep: Endpoint, payload: bytes, what: str) -> None:
+    ep.send(payload)
+    try:
+        got = ep.recv()
+    except RpmsgError as exc:
+        raise ScenarioFailed(f"{what}: no echo: {exc}") from None
+    if got != payload:
+        raise ScenarioFailed(f"{what}: echo differs: sent {len(payload)} bytes, got {len(got)}: {got[:16].hex()}")
+
+
+def _pattern(size: int, seed: int) -> bytes:
+    return bytes((i * 31 + seed) & 0xFF for i in range(size))
+
+
+# --- the scenarios -----------------------------------------------------------------------------------------------
+def status_and_features(ctx: HostContext) -> str:
+    if ctx.table is None:
+        raise NotApplicable("this profile has no resource table (status and features are not in shared memory)")
+    t = ctx.table
+    mem = ctx.core.memory
+    gfeatures = int.from_bytes(mem.read(t.gfeatures_da, 4), "little")
+    status = mem.read(t.status_da, 1)[0]
+    if gfeatures != t.expected_gfeatures or status != t.expected_status:
+        raise ScenarioFailed(
+            f"gfeatures {gfeatures:#x} (expected {t.expected_gfeatures:#x}), status {status:#04x} "
+            f"(expected {t.expected_status:#04x})"
+        )
+    return f"gfeatures {gfeatures:#x} at {t.gfeatures_da:#x}, status {status:#04x} at {t.status_da:#x}"
+
+
+def name_service_create(ctx: HostContext) -> str:
+    start = time.monotonic()
+    try:
+        addr = ctx.device.wait_for_channel(ctx.channel, timeout=ctx.timeout)
+    except RpmsgError as exc:
+        raise ScenarioFailed(str(exc)) from None
+    return f"{ctx.channel!r} announced at {addr:#x} within {time.monotonic() - start:.3f} s"
+
+
+def echo_every_size(ctx: HostContext) -> str:
+    with ctx.open() as ep:
+        top = ctx.core.max_payload
+        for size in range(1, top + 1):
+            _echo(ep, _pattern(size, size), f"{size} bytes")
+    return f"every size 1..{top} echoed byte for byte"
+
+
+def max_size_and_one_over(ctx: HostContext) -> str:
+    top = ctx.core.max_payload
+    with ctx.open() as ep:
+        _echo(ep, _pattern(top, 7), f"the maximum, {top} bytes")
+        try:
+            ep.send(bytes(top + 1))
+        except MessageTooLong as exc:
+            return f"{top} bytes echoed; {top + 1} refused before sending ({exc.limit}-byte limit)"
+    raise ScenarioFailed(f"{top + 1} bytes were accepted for sending")
+
+
+def reserved_ignored(ctx: HostContext) -> str:
+    with ctx.open() as ep:
+        payload = b"reserved field set"
+        assert ep.peer is not None
+        buf = ep.get_buffer()
+        buf.view[: len(payload)] = payload
+        ctx.device.send_buffer(buf, ep.addr, ep.peer, len(payload), reserved=0xDEADBEEF)
+        try:
+            got = ep.recv()
+        except RpmsgError as exc:
+            raise ScenarioFailed(f"a message with reserved = 0xdeadbeef got no echo: {exc}") from None
+        if got != payload:
+            raise ScenarioFailed(f"echo differs: {got!r}")
+    return "a message with reserved = 0xdeadbeef was echoed"
+
+
+def low_endpoint_address(ctx: HostContext) -> str:
+    low = 0x20
+    with ctx.open() as shared:
+        assert shared.peer is not None
+        with ctx.device.endpoint(addr=low, peer=shared.peer) as ep:
+            ep.settimeout(ctx.timeout)
+            ep.send(b"from a low address")
+            try:
+                got = ep.recv()
+            except RpmsgError as exc:
+                shared.settimeout(0)
+                try:
+                    shared.recv()
+                except RpmsgError:
+                    raise ScenarioFailed(f"no answer to a message from {low:#x}: {exc}") from None
+                raise ScenarioFailed(
+                    f"the message from {low:#x} was answered to {shared.addr:#x} (an earlier sender), not to its "
+                    "source: the peer replies to a fixed destination"
+                ) from None
+    if got != b"from a low address":
+        raise ScenarioFailed(f"echo differs: {got!r}")
+    return f"a message from address {low:#x} (< {RESERVED_ADDRESSES}) was answered to {low:#x}"
+
+
+def used_len(ctx: HostContext) -> str:
+    size = 100
+    core = ctx.core
+    lay = core.rx.layout
+    with ctx.open() as ep:
+        before = _u16(ctx, lay.used + 2)
+        ep.send(_pattern(size, 3))
+        failure = None
+        try:
+            got = ep.recv()
+            if len(got) != size:
+                failure = f"echo of {len(got)} bytes"
+        except RpmsgError as exc:
+            failure = f"no echo: {exc}"
+        after = _u16(ctx, lay.used + 2)
+    if after == before:
+        raise ScenarioFailed(failure or "the peer returned no buffer on vring 0")
+    k = (after - 1) % lay.num
+    uid, ulen = struct.unpack("<II", core.memory.read(lay.used + 4 + 8 * k, 8))
+    if uid >= lay.num:
+        raise ScenarioFailed(f"used.id {uid} is not a descriptor of vring 0 ({lay.num})")
+    addr = int(struct.unpack("<Q", core.memory.read(lay.desc + 16 * uid, 8))[0])
+    hdr_len = HEADER.unpack(core.memory.read(addr, HEADER_SIZE))[3]
+    style = (
+        "exact, as Linux"
+        if ulen == HEADER_SIZE + hdr_len
+        else "the whole buffer, as OpenAMP and RPMsg-Lite"
+        if ulen == core.rx_size
+        else "neither exact nor the whole buffer"
+    )
+    if ulen < HEADER_SIZE + hdr_len or ulen > core.rx_size:
+        raise ScenarioFailed(f"used.len {ulen} for hdr.len {hdr_len}: outside {HEADER_SIZE + hdr_len}..{core.rx_size}")
+    if failure:
+        raise ScenarioFailed(failure)
+    return f"used.len {ulen} for hdr.len {hdr_len} ({style}); the host takes the length from hdr.len"
+
+
+def notification_delivery(ctx: HostContext) -> str:
+    if not isinstance(ctx.device.doorbell, CountingDoorbell):
+        raise NotApplicable("the peer's kicks cannot be counted on this transport")
+    device = ctx.device
+    saved = device.wait_mode
+    device.wait_mode = "block"  # no spinning: every reply must be announced by a kick
+    count = 20
+    try:
+        with ctx.open() as ep:
+            device.request_kicks(True)  # and "block" keeps them on: every reply from now on must be kicked
+            first = ctx.kicks
+            slowest = 0.0
+            for i in range(count):
+                t0 = time.monotonic()
+                _echo(ep, i.to_bytes(4, "little"), f"message {i} (the host waits for a kick)")
+                slowest = max(slowest, time.monotonic() - t0)
+            while select.select([device.doorbell.fileno()], [], [], 0.02)[0]:
+                device.doorbell.wait(0)
+            kicks = ctx.kicks - first
+        if kicks == 0 or slowest > 0.8 * ctx.timeout:
+            raise ScenarioFailed(
+                f"{kicks} kicks for {count} replies; the slowest took {slowest:.3f} s: the host found replies only "
+                "when its wait timed out"
+            )
+    finally:
+        device.wait_mode = saved
+    return f"{count} replies announced by {kicks} kicks while the host slept on the doorbell (slowest {slowest:.4f} s)"
+
+
+def notification_suppression(ctx: HostContext) -> str:
+    if not isinstance(ctx.device.doorbell, CountingDoorbell):
+        raise NotApplicable("the peer's kicks cannot be counted on this transport")
+    device = ctx.device
+    saved = device.wait_mode
+    device.wait_mode = "busy"  # the host polls and sets NO_INTERRUPT on vring 0 (virtio 1.2, 2.7.7)
+    count = 200
+    try:
+        with ctx.open() as ep:
+            device.request_kicks(False)  # busy mode keeps them off
+            _echo(ep, b"warm", "first message")
+            while select.select([device.doorbell.fileno()], [], [], 0.05)[0]:
+                device.doorbell.wait(0)
+            flags = _u16(ctx, ctx.core.rx.layout.avail)
+            before = ctx.kicks
+            for i in range(count):
+                _echo(ep, i.to_bytes(4, "little"), f"message {i}")
+            time.sleep(0.05)
+            while select.select([device.doorbell.fileno()], [], [], 0)[0]:
+                device.doorbell.wait(0)
+            kicks = ctx.kicks - before
+    finally:
+        device.wait_mode = saved
+    if not flags & 1:
+        raise ScenarioFailed(f"the host did not set NO_INTERRUPT (vring 0 avail.flags {flags:#x})")
+    if kicks:
+        raise ScenarioFailed(f"the peer kicked {kicks} times for {count} messages while avail.flags = NO_INTERRUPT")
+    return f"{count} messages, 0 kicks while vring 0 avail.flags = NO_INTERRUPT"
+
+
+def burst_fills_ring(ctx: HostContext) -> str:
+    core = ctx.core
+    count = min(core.tx_count, core.rx_count)
+    with ctx.open() as ep:
+        start = time.monotonic()
+        for i in range(count):
+            ep.send(i.to_bytes(4, "little") + _pattern(60, i))
+        for i in range(count):
+            try:
+                got = ep.recv()
+            except RpmsgError as exc:
+                raise ScenarioFailed(f"{i} of {count} echoes came back: {exc}") from None
+            if got != i.to_bytes(4, "little") + _pattern(60, i):
+                raise ScenarioFailed(f"echo {i} of the burst is wrong or out of order: {got[:8].hex()}")
+    return f"{count} messages sent before reading any, all echoed in order in {time.monotonic() - start:.3f} s"
+
+
+def index_wraparound(ctx: HostContext) -> str:
+    lay = ctx.core.tx.layout
+    total = 70_000  # > 65536: both rings' 16-bit indices wrap
+    window = 16
+    with ctx.open() as ep:
+        start_idx = _u16(ctx, lay.avail + 2)
+        start = time.monotonic()
+        sent = received = 0
+        while received < total:
+            while sent < total and sent - received < window:
+                ep.send(sent.to_bytes(4, "little"))
+                sent += 1
+            try:
+                got = ep.recv()
+            except RpmsgError as exc:
+                raise ScenarioFailed(f"after {received} echoes: {exc}") from None
+            if got != received.to_bytes(4, "little"):
+                raise ScenarioFailed(f"echo {received} wrong or out of order: {got.hex()}")
+            received += 1
+        end_idx = _u16(ctx, lay.avail + 2)
+    seconds = time.monotonic() - start
+    return (
+        f"{total} messages echoed in order; vring 1 avail.idx {start_idx} -> {end_idx} (wrapped) "
+        f"in {seconds:.2f} s ({total / seconds:,.0f} msgs/s)"
+    )
+
+
+def ns_from_host(ctx: HostContext) -> str:
+    name = "rproc-conformance"
+    with ctx.device.endpoint(name, announce=True) as announced:
+        addr = announced.addr
+    with ctx.open() as ep:
+        _echo(ep, b"after NS create and destroy", "echo after the host's announcements")
+    return f"the host announced {name!r} at {addr:#x} and withdrew it; the peer went on echoing"
+
+
+def _lost_within(ep: Endpoint, limit: float) -> float:
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < limit:
+            ep.send(b"are you there")
+            ep.recv()
+    except PeerLost:
+        return time.monotonic() - start
+    except RpmsgError:
+        pass
+    raise ScenarioFailed(f"the peer's death was not reported within {limit} s")
+
+
+def peer_death(ctx: HostContext) -> str:
+    with ctx.open() as ep:
+        _echo(ep, b"alive", "before")
+        ctx.lifecycle.kill()
+        ep.settimeout(1.0)
+        seconds = _lost_within(ep, 5.0)
+    return f"killed the peer: PeerLost after {seconds:.3f} s"
+
+
+def peer_restart(ctx: HostContext) -> str:
+    announced = name_service_create(ctx)
+    with ctx.open() as ep:
+        _echo(ep, b"after the restart", "after the restart")
+    return f"after the previous peer was killed: {announced}; echo works"
+
+
+def shutdown(ctx: HostContext) -> str:
+    if ctx.shutdown_message is not None:
+        with ctx.open() as ep:
+            ep.send(ctx.shutdown_message)
+    ctx.close()
+    code = ctx.lifecycle.exit_code(5.0)
+    if code is None:
+        raise ScenarioFailed("the peer did not end within 5 s of the host closing")
+    if code != 0:
+        raise ScenarioFailed(f"the peer ended with status {code}")
+    return "the host closed; the peer noticed and ended with status 0"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rule: str
+    run: Callable[[HostContext], str]
+
+
+CATALOGUE: tuple[Scenario, ...] = (
+    Scenario("status-and-features", "host writes gfeatures, then DRIVER_OK in the status byte", status_and_features),
+    Scenario("name-service-create", "the remote announces its channel at address 53 (NS create)", name_service_create),
+    Scenario("echo-every-size", "every payload size 1..max crosses both vrings intact", echo_every_size),
+    Scenario("max-size-and-one-over", "max = buffer - 16 bytes; one over is refused", max_size_and_one_over),
+    Scenario("reserved-ignored", "the reserved header field is not validated", reserved_ignored),
+    Scenario("low-endpoint-address", "peer addresses below 1024 are accepted", low_endpoint_address),
+    Scenario("used-len", "used.len covers header + hdr.len and stays within the buffer", used_len),
+    Scenario("notification-delivery", "the remote kicks after sending while the host waits", notification_delivery),
+    Scenario("notification-suppression", "no kick while avail.flags = NO_INTERRUPT", notification_suppression),
+    Scenario("burst-fills-ring", "a full ring of messages is delivered in order", burst_fills_ring),
+    Scenario("index-wraparound", "buffers recycle across the 16-bit index wrap", index_wraparound),
+    Scenario("ns-from-host", "NS create/destroy sent by the host is accepted", ns_from_host),
+)
+"""Run in this order on one started peer; then the lifecycle scenarios below, each on its own start."""
+
+LIFECYCLE: tuple[Scenario, ...] = (
+    Scenario("shutdown", "when the host goes, the remote notices and ends cleanly", shutdown),
+    Scenario("peer-death", "the host reports a dead remote (PeerLost) within 5 s", peer_death),
+    Scenario("peer-restart", "a restarted remote announces its channel again and serves", peer_restart),
+)

@@ -1,0 +1,94 @@
+"""`rproc conformance`: the catalogue passes against rproc's own remote (over shm, and as a program on OpenAMP's
+profile) and against the firmware on the emulated board; each scenario fails against a peer broken in the way
+it checks; the reports are well-formed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from remoteproc.cli import main
+from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, Outcome, RprocRemotePeer, run
+
+ALL = [s.name for s in CATALOGUE + LIFECYCLE]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_scenario_passes_against_rproc_remote_over_shm(tmp_path: Path) -> None:
+    junit, report_json = tmp_path / "report.xml", tmp_path / "report.json"
+    code = main(["conformance", "--peer", "rproc-remote", "--junit", str(junit), "--json-file", str(report_json)])
+    assert code == 0
+    data = json.loads(report_json.read_text())
+    outcomes = {r["scenario"]: r["outcome"] for r in data["results"]}
+    assert list(outcomes) == ALL
+    assert outcomes.pop("status-and-features") == "n/a"  # rproc's shm profile has no resource table
+    assert set(outcomes.values()) == {"pass"}, data
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite" and suite.get("tests") == str(len(ALL))
+    assert suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert [case.get("name") for case in suite.iter("testcase")] == ALL
+
+
+# Each break mode of the rproc remote violates one rule: the scenario checking that rule must fail.
+BROKEN = [
+    ("no-kick", "notification-delivery"),
+    ("kick-always", "notification-suppression"),
+    ("wrong-used-id", "echo-every-size"),
+    ("oversize-len", "echo-every-size"),
+    ("short-used-len", "used-len"),
+    ("no-ns", "name-service-create"),
+    ("check-reserved", "reserved-ignored"),
+    ("drop-low-addr", "low-endpoint-address"),
+    ("no-max-size", "max-size-and-one-over"),
+    ("reorder", "burst-fills-ring"),
+    ("stop-after-1000", "index-wraparound"),
+    ("ignore-host-close", "shutdown"),
+    ("die-on-host-ns", "ns-from-host"),
+]
+
+
+@pytest.mark.parametrize(("mode", "scenario"), BROKEN, ids=[m for m, _ in BROKEN])
+def test_a_broken_peer_fails_the_scenario_that_checks_it(mode: str, scenario: str) -> None:
+    report = run(RprocRemotePeer(mode), only=[scenario], timeout=1.0)
+    assert report.outcome_of(scenario) is Outcome.FAIL, report.table()
+    assert not report.passed
+
+
+def test_the_same_scenarios_pass_against_the_correct_peer() -> None:
+    """The control for the test above: the targeted scenarios, same timeout, a well-behaved peer."""
+    report = run(RprocRemotePeer(), only={s for _, s in BROKEN}, timeout=1.0)
+    assert report.passed, report.table()
+    assert {r.outcome for r in report.results} == {Outcome.PASS}
+
+
+def test_openamp_profile_program_as_the_peer(tmp_path: Path) -> None:
+    """rproc's own OpenAMP-profile remote started as an external program, as OpenAMP's echo demo would be."""
+    shm = f"/dev/shm/rproc-conformance-oa-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_peer {shm} {event}"
+    try:
+        report = run(OpenAmpRemotePeer(command, shm=shm, event=event), timeout=5.0)
+    finally:
+        Path(shm).unlink(missing_ok=True)
+    assert report.passed, report.table()
+    assert report.outcome_of("status-and-features") is Outcome.PASS  # 0x04 and NS, as OpenAMP's host writes them
+    assert {r.outcome for r in report.results} == {Outcome.PASS}
+
+
+@pytest.mark.toolchain
+def test_firmware_on_the_emulated_board(services_firmware: Path) -> None:
+    report = run(FirmwarePeer(services_firmware), timeout=5.0)
+    assert report.passed, report.table()
+    na = {r.scenario for r in report.results if r.outcome is Outcome.NOT_APPLICABLE}
+    assert na == {"shutdown", "peer-death"}  # the emulated board is not a process the suite may kill
+
+
+def test_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--only", "no-such-thing"]) == 2
+    assert "unknown scenarios: no-such-thing" in capsys.readouterr().err
