@@ -409,25 +409,49 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, RprocRemotePeer, run
-    from remoteproc.conformance.breaks import BREAKS
+    from remoteproc.conformance.breaks import BREAKS, HOST_BREAKS
     from remoteproc.conformance.peers import OPENAMP_SHUTDOWN, Peer
+    from remoteproc.conformance.remote_role import (
+        REMOTE_CATALOGUE,
+        HostPeer,
+        OpenAmpHostPeer,
+        RprocHostPeer,
+        run_remote_role,
+    )
     from remoteproc.conformance.report import Result
 
     if args.list:
+        print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, firmware):")
         for s in CATALOGUE + LIFECYCLE:
-            print(f"{s.name:<26} {s.rule}")
+            print(f"  {s.name:<26} {s.rule}")
+        print("rproc as remote, against a host (--peer rproc-host, openamp-host):")
+        for r in REMOTE_CATALOGUE:
+            print(f"  {r.name:<26} {r.rule}")
         print("\nbreak modes of --peer rproc-remote (each makes a scenario fail on purpose):")
         for name, what in sorted(BREAKS.items()):
-            print(f"  {name:<16} {what}")
+            print(f"  {name:<18} {what}")
+        print("break modes of --peer rproc-host:")
+        for name, what in sorted(HOST_BREAKS.items()):
+            print(f"  {name:<18} {what}")
         return EXIT_OK
-    if args.break_mode and args.peer != "rproc-remote":
-        raise UsageError("--break applies to --peer rproc-remote only")
+    if args.break_mode and args.peer not in ("rproc-remote", "rproc-host"):
+        raise UsageError("--break applies to --peer rproc-remote and rproc-host only")
+    if args.peer in ("openamp-remote", "openamp-host") and not args.command:
+        raise UsageError(f"--peer {args.peer} needs --command (the program that plays the other side)")
     peer: Peer
+    if args.peer in ("rproc-host", "openamp-host"):
+        if args.only:
+            raise UsageError("--only selects host-role scenarios; the remote role judges all of them in one session")
+        host: HostPeer = (
+            RprocHostPeer(args.break_mode or "")
+            if args.peer == "rproc-host"
+            else OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
+        )
+        report = run_remote_role(host, timeout=args.timeout)
+        return _finish_conformance(args, report)
     if args.peer == "rproc-remote":
         peer = RprocRemotePeer(args.break_mode or "")
     elif args.peer == "openamp-remote":
-        if not args.command:
-            raise UsageError("--peer openamp-remote needs --command (the program that plays the remote)")
         shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
         peer = OpenAmpRemotePeer(args.command, shm=args.shm, event=args.event, shutdown_message=shutdown)
     else:
@@ -442,11 +466,17 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         report = run(peer, only=only, timeout=args.timeout, progress=show)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    return _finish_conformance(args, report, shown=True)
+
+
+def _finish_conformance(args: argparse.Namespace, report: Any, *, shown: bool = False) -> int:
     if args.json:
         print(report.to_json())
-    else:
+    elif shown:
         print()
         print(report.table().splitlines()[-1])
+    else:
+        print(report.table())
     if args.junit:
         Path(args.junit).write_text(report.to_junit())
     if args.json_file:
@@ -642,13 +672,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("conformance", help="run the rpmsg conformance scenarios against a remote (rproc as host)")
     p.add_argument(
         "--peer",
-        choices=("rproc-remote", "openamp-remote", "firmware"),
+        choices=("rproc-remote", "openamp-remote", "firmware", "rproc-host", "openamp-host"),
         default="rproc-remote",
-        help="rproc's remote in another process (default), a program playing OpenAMP's Linux-userspace remote "
-        "(--command), or a firmware on the emulated board",
+        help="rproc as host against: rproc's remote in another process (default), a program playing OpenAMP's "
+        "Linux-userspace remote (--command), a firmware on the emulated board; rproc as remote against: rproc's "
+        "host in another process, a program playing OpenAMP's host (--command)",
     )
     p.add_argument("--break", dest="break_mode", help="rproc-remote only: misbehave on purpose (see --list)")
-    p.add_argument("--command", help="openamp-remote: the remote's command line (it creates --shm, listens on --event)")
+    p.add_argument(
+        "--command",
+        help="openamp-remote: the remote's command line (it creates --shm, listens on --event); openamp-host: the "
+        "host's (rproc creates both first)",
+    )
     p.add_argument("--shm", default="/dev/shm/openamp.shm", help="openamp-remote: the shared file")
     p.add_argument("--event", default="/tmp/openamp.event.0", help="openamp-remote: the kick socket")
     p.add_argument(

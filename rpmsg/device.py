@@ -341,6 +341,8 @@ class RpmsgDevice:
 
     def _wait_for_buffer(self, deadline: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline:
+            if isinstance(self.core, RemoteCore):
+                raise RpmsgTimeout("no host receive buffer became free in time: the host is not posting any")
             raise RpmsgTimeout("no send buffer became free in time: the peer is not consuming")
         if self.core.want_buffer_wakeup(True):
             return  # buffers came back meanwhile
@@ -361,9 +363,11 @@ class RpmsgDevice:
         peer: int | None = None,
         announce: bool | None = None,
         zero_copy: bool = False,
+        timeout: float | None = None,
     ) -> Endpoint:
         """Bind a local endpoint (a dynamic address from 1024 unless ``addr`` is given). With a ``name`` and the
-        name service on, the remote role announces it (``announce`` overrides)."""
+        name service on, the remote role announces it (``announce`` overrides), waiting up to ``timeout`` for a
+        host buffer to announce in."""
         with self._lock:
             self._check()
             if addr == ADDR_ANY:
@@ -379,7 +383,7 @@ class RpmsgDevice:
                 announce = bool(name) and self.ns and isinstance(self.core, RemoteCore)
         if announce:
             try:
-                self._announce(name, addr, destroy=False)
+                self._announce(name, addr, destroy=False, timeout=timeout)
             except BaseException:
                 self._remove(ep)
                 raise

@@ -19,3 +19,12 @@ BREAKS: dict[str, str] = {
     "ignore-host-close": "goes on running when the host has gone",
     "die-on-host-ns": "exits when the host announces a channel",
 }
+
+HOST_BREAKS: dict[str, str] = {
+    "no-rx-buffers": "posts no receive buffers at start",
+    "no-repost": "keeps every received buffer instead of posting it again",
+    "oversize-len": "sends a message whose header length is larger than its buffer",
+    "kick-always": "kicks for every message it sends even while the remote asked not to be kicked",
+    "wrong-dst": "sends to an address nobody announced instead of the remote's channel",
+    "exit-1": "ends with status 1",
+}

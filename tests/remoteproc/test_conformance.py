@@ -15,6 +15,7 @@ import pytest
 
 from remoteproc.cli import main
 from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, Outcome, RprocRemotePeer, run
+from remoteproc.conformance.remote_role import REMOTE_CATALOGUE, OpenAmpHostPeer, RprocHostPeer, run_remote_role
 
 ALL = [s.name for s in CATALOGUE + LIFECYCLE]
 REPO = Path(__file__).resolve().parents[2]
@@ -92,3 +93,44 @@ def test_firmware_on_the_emulated_board(services_firmware: Path) -> None:
 def test_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["conformance", "--only", "no-such-thing"]) == 2
     assert "unknown scenarios: no-such-thing" in capsys.readouterr().err
+
+
+# --- rproc as remote, the peer is the host ---------------------------------------------------------------------
+
+
+def test_remote_role_against_rproc_host(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--peer", "rproc-host", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    outcomes = {r["scenario"]: r["outcome"] for r in data["results"]}
+    assert list(outcomes) == [s.name for s in REMOTE_CATALOGUE]
+    assert outcomes.pop("status-handshake") == "n/a"  # the shm profile has no status byte
+    assert set(outcomes.values()) == {"pass"}, data
+
+
+HOST_BROKEN = [
+    ("no-rx-buffers", "rx-buffers-at-start"),
+    ("no-repost", "buffers-recycled"),
+    ("oversize-len", "messages-well-formed"),
+    ("kick-always", "host-honours-suppression"),
+    ("wrong-dst", "channel-used"),
+    ("exit-1", "host-ends-cleanly"),
+]
+
+
+@pytest.mark.parametrize(("mode", "scenario"), HOST_BROKEN, ids=[m for m, _ in HOST_BROKEN])
+def test_a_broken_host_fails_the_scenario_that_checks_it(mode: str, scenario: str) -> None:
+    report = run_remote_role(RprocHostPeer(mode), timeout=1.0)
+    assert report.outcome_of(scenario) is Outcome.FAIL, report.table()
+
+
+def test_remote_role_against_an_openamp_profile_host_program(tmp_path: Path) -> None:
+    shm = f"/dev/shm/rproc-conformance-oah-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event}"
+    report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
+    assert not Path(shm).exists()
+    results = {r.scenario: r for r in report.results}
+    assert report.passed, report.table()
+    assert results["status-handshake"].evidence.startswith("status 0x04")  # OpenAMP's host value
+    assert results["messages-well-formed"].evidence.startswith("496 messages of 1..496 bytes")
+    assert results["index-wraparound"].outcome is Outcome.NOT_APPLICABLE

@@ -1,0 +1,124 @@
+"""rproc's host as a conformance peer for the remote role, in its own process, correct or broken on purpose.
+
+    python -m remoteproc.conformance.host_peer NAME [--break MODE]
+
+It creates the shm link NAME (rproc's shm profile), waits for the remote, opens ``rpmsg-echo`` and drives the
+traffic the remote-role scenarios look at: every size 1..496, a burst of 256, 70,000 small messages (the
+16-bit indices wrap), each echo checked; then it closes and exits 0 (1 if an echo was wrong or missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from remoteproc.conformance.breaks import ECHO_CHANNEL, HOST_BREAKS
+from rpmsg.core import HostCore
+from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.errors import RpmsgError
+from rpmsg.profiles import Profile
+from rpmsg.protocol import TX_VRING, pack_header
+from transports.shm import ShmLink
+
+BOGUS = b"BOGUS"  # the message the oversize-len break sends with a lying header
+
+
+class _BrokenHost(HostCore):
+    mode = ""
+
+    def start(self) -> None:
+        if self.mode == "no-rx-buffers":
+            self.rx_count = 0
+            self.rx_addrs = []
+        super().start()
+
+    def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        if self.mode == "oversize-len" and bytes(payload) == BOGUS:
+            message = pack_header(src, dst, 1000) + BOGUS  # hdr.len beyond any buffer
+            self.tx.send_copy(message, [len(message)], self.tx_size)
+            self._note(self.tx.publish())
+            return
+        super().send(src, dst, payload)
+        if self.mode == "kick-always":
+            self.intents.add(TX_VRING)
+
+
+def _echo(ep: Endpoint, payload: bytes) -> None:
+    ep.send(payload)
+    got = ep.recv()
+    if got != payload:
+        raise RpmsgError(f"echo of {len(payload)} bytes differs")
+
+
+def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
+    ep = device.open(ECHO_CHANNEL, timeout=timeout, zero_copy=mode == "no-repost")
+    ep.settimeout(timeout)
+    if mode == "wrong-dst":
+        ep.connect(0x999)
+    if mode == "oversize-len":
+        ep.send(BOGUS)
+    held = []
+    for size in range(1, 497):
+        payload = bytes((i + size) & 0xFF for i in range(size))
+        if mode == "no-repost":  # keep every received buffer: the remote runs out of places to answer
+            ep.send(payload)
+            held.append(ep.recv_message())
+            continue
+        _echo(ep, payload)
+    for i in range(256):
+        ep.send(i.to_bytes(4, "little") * 8)
+    for i in range(256):
+        if ep.recv() != i.to_bytes(4, "little") * 8:
+            raise RpmsgError(f"burst echo {i} differs")
+    sent = received = 0
+    total = 70_000
+    while received < total:
+        while sent < total and sent - received < 16:
+            ep.send(sent.to_bytes(4, "little"))
+            sent += 1
+        if ep.recv() != received.to_bytes(4, "little"):
+            raise RpmsgError(f"echo {received} differs")
+        received += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.host_peer")
+    ap.add_argument("name")
+    ap.add_argument("--break", dest="mode", choices=sorted(HOST_BREAKS), default="")
+    ap.add_argument("--timeout", type=float, default=5)
+    args = ap.parse_args(argv)
+    p = Profile()
+    listener = ShmLink.create_host(args.name, p.base + p.size)
+    cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
+    core = cls(
+        listener.memory,
+        p.rx_layout,
+        p.tx_layout,
+        pool_da=p.pool_da,
+        rx_count=p.rx_count,
+        tx_count=p.tx_count,
+        rx_size=p.rx_size,
+        tx_size=p.tx_size,
+    )
+    core.start()
+    try:
+        link = listener.accept(args.timeout * 4)
+    except BaseException:
+        listener.abandon()
+        raise
+    device = RpmsgDevice(core, link.doorbell)
+    device.start()
+    status = 0
+    try:
+        traffic(device, args.mode, args.timeout)
+    except RpmsgError as exc:
+        print(f"host_peer: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        device.close()
+        link.close()
+    return 1 if args.mode == "exit-1" else status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The remote role: rproc is the rpmsg remote (virtio device), the peer under test is the host.
+
+The host decides the traffic, so this side observes: rproc serves an echo channel, starts the host program,
+records what the host does (buffers posted, status written, messages and their headers, kicks while it was asked
+not to kick, how it ends) and judges each rule from the record. A host program that exercises the channel more
+(every size, bursts, many messages) lets more scenarios apply; rproc's own host peer
+(:mod:`remoteproc.conformance.host_peer`) does all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from remoteproc.conformance.breaks import ECHO_CHANNEL, HOST_BREAKS
+from remoteproc.conformance.report import Outcome, Report, Result
+from remoteproc.conformance.scenarios import CountingDoorbell, NotApplicable, ScenarioFailed
+from remoteproc.errors import RemoteprocError
+from rpmsg.core import RemoteCore
+from rpmsg.device import RpmsgDevice
+from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
+from rpmsg.protocol import HEADER_SIZE
+
+WRAP = 65536
+SUPPRESSION_SETTLE = 10  # messages before the host must have seen our NO_NOTIFY
+
+
+@dataclass
+class Record:
+    """What the remote saw during one session with the host."""
+
+    rx_posted: int = 0
+    rx_sizes: set[int] = field(default_factory=set)
+    rx_not_writable: int = 0
+    status: int | None = None
+    gfeatures: int | None = None
+    dfeatures: int | None = None
+    first_message_after: float | None = None
+    messages: int = 0
+    sizes: list[int] = field(default_factory=list)
+    replies: int = 0
+    reply_failures: list[str] = field(default_factory=list)
+    dropped: int = 0
+    kicks_while_suppressed: int = 0
+    ended: str = ""
+    exit_code: int | None = None
+
+
+class HostRun(Protocol):
+    """A started host program with rproc's remote device connected to it."""
+
+    description: str
+    device: RpmsgDevice
+    table: tuple[int, int, int] | None  # (status da, gfeatures da, dfeatures da) for profiles with a table
+    channel: str
+    channel_addr: int
+
+    def exit_code(self, timeout: float) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class HostPeer(Protocol):
+    description: str
+
+    def start(self, timeout: float) -> HostRun: ...
+
+
+def _observe_start(run: HostRun, record: Record) -> None:
+    core = run.device.core
+    assert isinstance(core, RemoteCore)
+    lay = core.to_host.layout
+    mem = core.memory
+    record.rx_posted = int.from_bytes(mem.read(lay.avail + 2, 2), "little")
+    for k in range(min(record.rx_posted, lay.num)):
+        head = int.from_bytes(mem.read(lay.avail + 4 + 2 * k, 2), "little") % lay.num
+        length, flags = (
+            int.from_bytes(mem.read(lay.desc + 16 * head + 8, 4), "little"),
+            mem.read(lay.desc + 16 * head + 12, 1)[0],
+        )
+        record.rx_sizes.add(length)
+        record.rx_not_writable += not flags & 2  # VRING_DESC_F_WRITE
+    if run.table is not None:
+        status_da, gfeatures_da, dfeatures_da = run.table
+        record.status = mem.read(status_da, 1)[0]
+        record.gfeatures = int.from_bytes(mem.read(gfeatures_da, 4), "little")
+        record.dfeatures = int.from_bytes(mem.read(dfeatures_da, 4), "little")
+
+
+def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
+    """Echo on the channel until the host goes (or ``overall`` seconds pass), recording everything."""
+    device = run.device
+    bell = device.doorbell
+    try:
+        ep = device.endpoint(run.channel, addr=run.channel_addr, timeout=timeout)
+    except (PeerLost, EndpointClosed, RpmsgTimeout) as exc:
+        record.ended = f"the channel could not be announced: {exc}"
+        record.exit_code = run.exit_code(5.0)
+        return
+    ep.settimeout(0.2)
+    start = time.monotonic()
+    idle_since = start
+    kicks_at_settle: int | None = None
+    try:
+        while time.monotonic() - start < overall:
+            try:
+                data, src = ep.recvfrom()
+            except RpmsgTimeout:
+                if run.exit_code(0) is not None and time.monotonic() - idle_since > 0.5:
+                    record.ended = "the host program ended"
+                    break
+                continue
+            idle_since = time.monotonic()
+            if record.first_message_after is None:
+                record.first_message_after = idle_since - start
+                device.wait_mode = "busy"  # from now on the host is asked not to kick (used.flags NO_NOTIFY)
+            record.messages += 1
+            record.sizes.append(len(data))
+            if record.messages == SUPPRESSION_SETTLE and isinstance(bell, CountingDoorbell):
+                kicks_at_settle = bell.kicks
+            try:
+                device.send(ep.addr, src, data, timeout)
+                record.replies += 1
+            except RpmsgTimeout as exc:
+                record.reply_failures.append(f"reply {record.replies + 1}: {exc}")
+                if len(record.reply_failures) > 3:
+                    record.ended = "replies could not be sent"
+                    break
+        else:
+            record.ended = f"still running after {overall} s"
+    except (PeerLost, EndpointClosed) as exc:
+        record.ended = f"the host went away ({exc})"
+    core = device.core
+    record.dropped = core.dropped
+    if kicks_at_settle is not None and isinstance(bell, CountingDoorbell):
+        record.kicks_while_suppressed = bell.kicks - kicks_at_settle
+    record.exit_code = run.exit_code(5.0)
+
+
+# --- the rules ---------------------------------------------------------------------------------------------------
+def status_handshake(r: Record) -> str:
+    if r.status is None:
+        raise NotApplicable("this profile has no resource table: the remote sees no status byte")
+    if not r.status & 0x04:
+        raise ScenarioFailed(f"status {r.status:#04x} has no DRIVER_OK when the host started talking")
+    if r.gfeatures is not None and r.dfeatures is not None and r.gfeatures & ~r.dfeatures:
+        raise ScenarioFailed(f"gfeatures {r.gfeatures:#x} includes bits the remote never offered ({r.dfeatures:#x})")
+    return f"status {r.status:#04x} (DRIVER_OK set), gfeatures {r.gfeatures:#x} of {r.dfeatures:#x} offered"
+
+
+def rx_buffers_at_start(r: Record) -> str:
+    if r.rx_posted == 0:
+        raise ScenarioFailed("no receive buffer posted on vring 0 when the host started the device")
+    if r.rx_not_writable:
+        raise ScenarioFailed(f"{r.rx_not_writable} of {r.rx_posted} receive buffers are not device-writable")
+    small = sorted(s for s in r.rx_sizes if s <= HEADER_SIZE)
+    if small:
+        raise ScenarioFailed(f"receive buffers of {small} bytes cannot hold a message")
+    return f"{r.rx_posted} device-writable buffers of {sorted(r.rx_sizes)} bytes posted before the start"
+
+
+def channel_used(r: Record) -> str:
+    if r.first_message_after is None:
+        raise ScenarioFailed(f"the host never sent to the announced channel ({r.ended})")
+    return f"first message to the announced channel {r.first_message_after:.3f} s after the start"
+
+
+def messages_well_formed(r: Record) -> str:
+    if r.dropped:
+        raise ScenarioFailed(f"{r.dropped} malformed messages dropped (header length beyond the buffer, or short)")
+    if not r.messages:
+        raise NotApplicable("the host sent no message")
+    return f"{r.messages} messages of {min(r.sizes)}..{max(r.sizes)} bytes, none malformed"
+
+
+def buffers_recycled(r: Record) -> str:
+    if r.reply_failures:
+        raise ScenarioFailed(f"no host receive buffer to answer in: {r.reply_failures[0]}")
+    if r.replies <= r.rx_posted:
+        raise NotApplicable(f"{r.replies} replies never needed more than the {r.rx_posted} buffers posted at start")
+    return f"{r.replies} replies through {r.rx_posted} receive buffers: the host posts them again"
+
+
+def index_wraparound(r: Record) -> str:
+    if r.messages < WRAP:
+        raise NotApplicable(f"{r.messages} messages do not wrap the 16-bit indices")
+    return f"{r.messages} messages: both vrings' indices wrapped, every reply found a buffer"
+
+
+def host_honours_suppression(r: Record) -> str:
+    if r.messages <= SUPPRESSION_SETTLE:
+        raise NotApplicable(f"{r.messages} messages are too few to judge")
+    if r.kicks_while_suppressed:
+        raise ScenarioFailed(
+            f"the host kicked {r.kicks_while_suppressed} times in {r.messages - SUPPRESSION_SETTLE} messages while "
+            "vring 1 used.flags = NO_NOTIFY"
+        )
+    return f"0 kicks in {r.messages - SUPPRESSION_SETTLE} messages while vring 1 used.flags = NO_NOTIFY"
+
+
+def host_ends_cleanly(r: Record) -> str:
+    if r.exit_code is None:
+        raise ScenarioFailed(f"the host program did not end ({r.ended})")
+    if r.exit_code != 0:
+        raise ScenarioFailed(f"the host program ended with status {r.exit_code} ({r.ended})")
+    return f"the host program ended with status 0; {r.ended}"
+
+
+@dataclass(frozen=True)
+class RemoteScenario:
+    name: str
+    rule: str
+    judge: Callable[[Record], str]
+
+
+REMOTE_CATALOGUE: tuple[RemoteScenario, ...] = (
+    RemoteScenario("status-handshake", "DRIVER_OK set, gfeatures a subset of dfeatures", status_handshake),
+    RemoteScenario(
+        "rx-buffers-at-start", "device-writable receive buffers posted before the start", rx_buffers_at_start
+    ),
+    RemoteScenario("channel-used", "the host talks to the channel the remote announced", channel_used),
+    RemoteScenario("messages-well-formed", "every header length fits its buffer", messages_well_formed),
+    RemoteScenario("buffers-recycled", "the host posts receive buffers again after reading", buffers_recycled),
+    RemoteScenario("index-wraparound", "traffic goes on across the 16-bit index wrap", index_wraparound),
+    RemoteScenario("host-honours-suppression", "no kick while used.flags = NO_NOTIFY", host_honours_suppression),
+    RemoteScenario("host-ends-cleanly", "the host program ends with status 0", host_ends_cleanly),
+)
+
+
+def run_remote_role(peer: HostPeer, *, timeout: float = 5.0, overall: float = 120.0) -> Report:
+    report = Report(f"{peer.description} (rproc as remote)")
+    t0 = time.monotonic()
+    record = Record()
+    try:
+        host = peer.start(timeout)
+    except Exception as exc:
+        for s in REMOTE_CATALOGUE:
+            report.results.append(Result(s.name, s.rule, Outcome.FAIL, f"the session did not start: {exc}", 0.0))
+        return report
+    try:
+        _observe_start(host, record)
+        serve(host, record, timeout, overall)
+    finally:
+        host.close()
+    seconds = time.monotonic() - t0
+    for s in REMOTE_CATALOGUE:
+        try:
+            outcome, evidence = Outcome.PASS, s.judge(record)
+        except NotApplicable as exc:
+            outcome, evidence = Outcome.NOT_APPLICABLE, str(exc)
+        except ScenarioFailed as exc:
+            outcome, evidence = Outcome.FAIL, str(exc)
+        report.results.append(Result(s.name, s.rule, outcome, evidence, seconds))
+    return report
+
+
+# --- host peers ----------------------------------------------------------------------------------------------------
+@dataclass
+class _ProcessRun:
+    description: str
+    device: RpmsgDevice
+    proc: subprocess.Popen[bytes]
+    closers: list[Callable[[], None]]
+    channel: str
+    channel_addr: int = 0x400
+    table: tuple[int, int, int] | None = None
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout) if timeout else self.proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self) -> None:
+        self.device.close()
+        for close in self.closers:
+            close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class RprocHostPeer:
+    """rproc's host in another process over the shm profile (optionally broken on purpose)."""
+
+    def __init__(self, break_mode: str = "") -> None:
+        if break_mode and break_mode not in HOST_BREAKS:
+            raise RemoteprocError(f"unknown host break mode {break_mode!r} (known: {', '.join(sorted(HOST_BREAKS))})")
+        self.break_mode = break_mode
+        self.description = "rproc host over shm" + (f", broken: {HOST_BREAKS[break_mode]}" if break_mode else "")
+
+    def start(self, timeout: float) -> HostRun:
+        from rpmsg.shm import remote_over_shm
+
+        name = f"rproc-conformance-h-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        args = [sys.executable, "-m", "remoteproc.conformance.host_peer", name, "--timeout", str(timeout)]
+        if self.break_mode:
+            args += ["--break", self.break_mode]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            device, link = remote_over_shm(name, timeout=timeout * 4)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        device.doorbell = CountingDoorbell(device.doorbell)
+        return _ProcessRun(self.description, device, proc, [link.close], ECHO_CHANNEL)
+
+
+class OpenAmpHostPeer:
+    """A program playing the host of OpenAMP's Linux-userspace machine (OpenAMP's echo pingers): rproc writes
+    the table, listens on ``event``, then starts ``command``."""
+
+    def __init__(self, command: str, *, shm: str, event: str) -> None:
+        import shlex
+
+        self.command = shlex.split(command)
+        self.shm, self.event = shm, event
+        self.description = f"OpenAMP-profile host: {command}"
+
+    def start(self, timeout: float) -> HostRun:
+        from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, STATUS_OFFSET, remote_device
+        from transports.openamp import OpenAmpLink
+
+        link = OpenAmpLink("remote", shm=self.shm, event=self.event)
+        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            device = remote_device(link, timeout=timeout * 4)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            link.close()
+            raise
+        device.doorbell = CountingDoorbell(device.doorbell)
+
+        def remove_files() -> None:
+            link.close()
+            Path(self.shm).unlink(missing_ok=True)
+            Path(self.event).unlink(missing_ok=True)
+
+        dfeatures = 0x14 + 12  # vdev entry at 0x14: type, id, notifyid, dfeatures
+        return _ProcessRun(
+            self.description,
+            device,
+            proc,
+            [remove_files],
+            CHANNEL,
+            table=(STATUS_OFFSET, GFEATURES_OFFSET, dfeatures),
+        )
