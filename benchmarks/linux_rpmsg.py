@@ -1,5 +1,5 @@
 """Benchmark: the Linux kernel's rpmsg (6.1, in User-Mode Linux) as the host, rproc's Python remote behind
-vhost-user, timed by the guest's own C program (tests/conformance/linux/guest/rpmsg_probe.c) through
+vhost-user, timed by the guest's own C program (remoteproc/conformance/linux/guest/rpmsg_probe.c) through
 /dev/rpmsgN, next to the guest's pipe ping-pong between two processes in the same run (UML's own wake-up cost).
 
     .venv/bin/python benchmarks/linux_rpmsg.py [--rounds 3000] [--messages 20000]
@@ -18,11 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from remoteproc.conformance.linux.build import UmlImages, ensure_uml  # noqa: E402
+from remoteproc.conformance.linux.uml import UmlGuest  # noqa: E402
 from rpmsg.device import WaitMode  # noqa: E402
 from rpmsg.vhost_user import VhostUserRemote  # noqa: E402
-from tests.conformance.linux.build import UmlImages, ensure_uml  # noqa: E402
 from tests.conformance.linux.remote_service import ECHO_NAME, EchoService  # noqa: E402
-from tests.conformance.linux.uml import UmlGuest  # noqa: E402
 
 SCRIPT = """
 rpmsg-probe wait-channel {name} 30000 | tee /host/channel.txt

@@ -424,7 +424,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, firmware):")
         for s in CATALOGUE + LIFECYCLE:
             print(f"  {s.name:<26} {s.rule}")
-        print("rproc as remote, against a host (--peer rproc-host, openamp-host):")
+        print("rproc as remote, against a host (--peer rproc-host, openamp-host, linux):")
         for r in REMOTE_CATALOGUE:
             print(f"  {r.name:<26} {r.rule}")
         print("\nbreak modes of --peer rproc-remote (each makes a scenario fail on purpose):")
@@ -439,14 +439,18 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     if args.peer in ("openamp-remote", "openamp-host") and not args.command:
         raise UsageError(f"--peer {args.peer} needs --command (the program that plays the other side)")
     peer: Peer
-    if args.peer in ("rproc-host", "openamp-host"):
+    if args.peer in ("rproc-host", "openamp-host", "linux"):
         if args.only:
             raise UsageError("--only selects host-role scenarios; the remote role judges all of them in one session")
-        host: HostPeer = (
-            RprocHostPeer(args.break_mode or "")
-            if args.peer == "rproc-host"
-            else OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
-        )
+        host: HostPeer
+        if args.peer == "rproc-host":
+            host = RprocHostPeer(args.break_mode or "")
+        elif args.peer == "openamp-host":
+            host = OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
+        else:
+            from remoteproc.conformance.linux.peer import LinuxHostPeer
+
+            host = LinuxHostPeer(progress=lambda text: print(f"rproc: {text}", file=sys.stderr))
         report = run_remote_role(host, timeout=args.timeout)
         return _finish_conformance(args, report)
     if args.peer == "rproc-remote":
@@ -672,11 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("conformance", help="run the rpmsg conformance scenarios against a remote (rproc as host)")
     p.add_argument(
         "--peer",
-        choices=("rproc-remote", "openamp-remote", "firmware", "rproc-host", "openamp-host"),
+        choices=("rproc-remote", "openamp-remote", "firmware", "rproc-host", "openamp-host", "linux"),
         default="rproc-remote",
         help="rproc as host against: rproc's remote in another process (default), a program playing OpenAMP's "
         "Linux-userspace remote (--command), a firmware on the emulated board; rproc as remote against: rproc's "
-        "host in another process, a program playing OpenAMP's host (--command)",
+        "host in another process, a program playing OpenAMP's host (--command), the Linux kernel's rpmsg in "
+        "User-Mode Linux (built on first use, a few minutes)",
     )
     p.add_argument("--break", dest="break_mode", help="rproc-remote only: misbehave on purpose (see --list)")
     p.add_argument(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.linux.build import ensure_uml
-from tests.conformance.linux.uml import READY, UmlGuest
+from remoteproc.conformance.linux.build import ensure_uml
+from remoteproc.conformance.linux.uml import READY, UmlGuest
 
 pytestmark = pytest.mark.conformance
 

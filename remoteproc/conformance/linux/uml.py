@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from tests.conformance.linux.build import UmlImages
+from remoteproc.conformance.linux.build import UmlImages
 
 READY = "rproc-guest: ready"
 EXIT_PATTERN = re.compile(r"rproc-guest: exit (\d+)")

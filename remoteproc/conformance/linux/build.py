@@ -9,7 +9,7 @@ everything it is built from, so changing the guest program rebuilds only the ini
 change to the kernel inputs rebuilds the kernel (minutes). A build happens in a temporary directory next to
 the cache entry and is renamed into place at the end: a cache entry that exists is complete.
 
-    python -m tests.conformance.linux.build [--force]    # prints the kernel's and the initramfs' paths
+    python -m remoteproc.conformance.linux.build [--force]    # prints the kernel's and the initramfs' paths
 """
 
 from __future__ import annotations
@@ -426,7 +426,7 @@ def ensure_uml(progress: Progress | None = None, force: bool = False) -> UmlImag
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.conformance.linux.build",
+        prog="python -m remoteproc.conformance.linux.build",
         description="Build (or find in the cache) the UML kernel and initramfs of the Linux conformance tests.",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
