@@ -457,7 +457,9 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         peer = RprocRemotePeer(args.break_mode or "")
     elif args.peer == "openamp-remote":
         shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
-        peer = OpenAmpRemotePeer(args.command, shm=args.shm, event=args.event, shutdown_message=shutdown)
+        peer = OpenAmpRemotePeer(
+            args.command, shm=args.shm, event=args.event, shutdown_message=shutdown, isolate=args.isolate
+        )
     else:
         peer = FirmwarePeer(Path(args.firmware) if args.firmware else Path("firmware/build/services.elf"))
 
@@ -695,6 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-shutdown-message",
         action="store_true",
         help="openamp-remote: end by closing only (default: send OpenAMP's echo-demo SHUTDOWN_MSG first)",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="openamp-remote: run the command in its own mount namespace with private /tmp and /dev/shm (its fixed "
+        "paths then meet no other pair's; needs unshare and root)",
     )
     p.add_argument("--firmware", help="firmware: the ELF (default firmware/build/services.elf)")
     p.add_argument("--only", help="comma-separated scenario names")

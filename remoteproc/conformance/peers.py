@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +28,30 @@ from rpmsg.profiles import Profile
 from transports.shm import ShmLink
 
 OPENAMP_SHUTDOWN = (0xEF56A55A).to_bytes(4, "little")  # SHUTDOWN_MSG of OpenAMP's rpmsg-echo demos
+
+
+def isolated(command: list[str], shm: str, event: str) -> tuple[list[str], str, str, Path]:
+    """Run ``command`` in its own mount namespace whose /tmp and /dev/shm are private directories, so that a
+    foreign program's fixed paths (OpenAMP's /dev/shm/openamp.shm and /tmp/openamp.event.0) cannot meet another
+    pair's. Returns the wrapped command, where this side finds ``shm`` and ``event``, and the directory to remove.
+    The program itself must not live under /tmp or /dev/shm (they are replaced in its namespace)."""
+    if shutil.which("unshare") is None:
+        raise RemoteprocError("--isolate needs unshare(1) from util-linux")
+    for path, where in ((shm, "/dev/shm/"), (event, "/tmp/")):
+        if not path.startswith(where) or "/" in path[len(where) :]:
+            raise RemoteprocError(f"--isolate: {path} is not directly in {where}")
+    root = Path(tempfile.mkdtemp(prefix="rproc-isolate-"))
+    (root / "tmp").mkdir()
+    (root / "shm").mkdir()
+    # /dev/shm first: once /tmp is covered, a root under /tmp is out of sight
+    script = 'mount --bind "$1" /dev/shm && mount --bind "$0" /tmp && shift && exec "$@"'
+    wrapped = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(root / "tmp"), str(root / "shm")]
+    return (
+        wrapped + command,
+        str(root / "shm" / shm[len("/dev/shm/") :]),
+        str(root / "tmp" / event[len("/tmp/") :]),
+        root,
+    )
 
 
 class Peer(Protocol):
@@ -91,24 +117,38 @@ class RprocRemotePeer:
 class OpenAmpRemotePeer:
     """``command`` must create ``shm`` and listen on ``event`` (OpenAMP's remote does; rproc's too)."""
 
-    def __init__(self, command: str, *, shm: str, event: str, shutdown_message: bytes | None = OPENAMP_SHUTDOWN):
+    def __init__(
+        self,
+        command: str,
+        *,
+        shm: str,
+        event: str,
+        shutdown_message: bytes | None = OPENAMP_SHUTDOWN,
+        isolate: bool = False,
+    ) -> None:
         self.command = shlex.split(command)
         self.shm, self.event = shm, event
         self.shutdown_message = shutdown_message
-        self.description = f"OpenAMP-profile remote: {command}"
+        self.isolate = isolate
+        self.description = f"OpenAMP-profile remote: {command}" + (" (own mount namespace)" if isolate else "")
 
     def start(self, timeout: float) -> HostContext:
         from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, OPENAMP_HOST_STATUS, STATUS_OFFSET, host_device
         from transports.openamp import OpenAmpLink
 
-        Path(self.event).unlink(missing_ok=True)  # a previous run's socket: wait for this run's
-        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        command, shm, event, root = self.command, self.shm, self.event, None
+        if self.isolate:
+            command, shm, event, root = isolated(self.command, self.shm, self.event)
+        Path(event).unlink(missing_ok=True)  # a previous run's socket: wait for this run's
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
         try:
-            link = OpenAmpLink("host", shm=self.shm, event=self.event, timeout=timeout)
+            link = OpenAmpLink("host", shm=shm, event=event, timeout=timeout)
             device = host_device(link)
         except BaseException:
             lifecycle.kill()
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
             raise
         device.doorbell = CountingDoorbell(device.doorbell)
         return HostContext(
@@ -118,7 +158,7 @@ class OpenAmpRemotePeer:
             table=TableFacts(GFEATURES_OFFSET, STATUS_OFFSET, 1, OPENAMP_HOST_STATUS),
             timeout=timeout,
             shutdown_message=self.shutdown_message,
-            closers=[link.close],
+            closers=[link.close] + ([lambda: shutil.rmtree(root, ignore_errors=True)] if root is not None else []),
         )
 
 

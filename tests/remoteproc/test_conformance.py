@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from remoteproc.cli import main
 from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, Outcome, RprocRemotePeer, run
 from remoteproc.conformance.remote_role import REMOTE_CATALOGUE, OpenAmpHostPeer, RprocHostPeer, run_remote_role
+from remoteproc.conformance.report import Report
 
 ALL = [s.name for s in CATALOGUE + LIFECYCLE]
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +137,25 @@ def test_remote_role_against_an_openamp_profile_host_program(tmp_path: Path) -> 
     assert results["status-handshake"].evidence.startswith("status 0x04")  # OpenAMP's host value
     assert results["messages-well-formed"].evidence.startswith("496 messages of 1..496 bytes")
     assert results["index-wraparound"].outcome is Outcome.NOT_APPLICABLE
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="mount namespaces need root")
+def test_isolated_pairs_with_the_same_fixed_paths_run_at_once() -> None:
+    """OpenAMP's binaries hard-code /dev/shm/openamp.shm and /tmp/openamp.event.0: with --isolate each peer gets
+    its own /tmp and /dev/shm, so two runs at once do not meet."""
+    command = f"{sys.executable} -m tests.remoteproc.openamp_peer /dev/shm/openamp.shm /tmp/openamp.event.0"
+    reports: list[Report] = []
+
+    def one() -> None:
+        peer = OpenAmpRemotePeer(command, shm="/dev/shm/openamp.shm", event="/tmp/openamp.event.0", isolate=True)
+        reports.append(run(peer, only=["status-and-features", "index-wraparound", "shutdown"], timeout=10.0))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(reports) == 2
+    for report in reports:
+        assert report.passed and {r.outcome for r in report.results} == {Outcome.PASS}, report.table()
+    assert not Path("/dev/shm/openamp.shm").exists() and not Path("/tmp/openamp.event.0").exists()
