@@ -27,4 +27,5 @@ HOST_BREAKS: dict[str, str] = {
     "kick-always": "kicks for every message it sends even while the remote asked not to be kicked",
     "wrong-dst": "sends to an address nobody announced instead of the remote's channel",
     "exit-1": "ends with status 1",
+    "oversize-after-wrap": "sends a header length beyond its buffer once its indices have wrapped",
 }

@@ -33,7 +33,7 @@ class _BrokenHost(HostCore):
         super().start()
 
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
-        if self.mode == "oversize-len" and bytes(payload) == BOGUS:
+        if self.mode in ("oversize-len", "oversize-after-wrap") and bytes(payload) == BOGUS:
             message = pack_header(src, dst, 1000) + BOGUS  # hdr.len beyond any buffer
             self.tx.send_copy(message, [len(message)], self.tx_size)
             self._note(self.tx.publish())
@@ -79,6 +79,8 @@ def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
         if ep.recv() != received.to_bytes(4, "little"):
             raise RpmsgError(f"echo {received} differs")
         received += 1
+    if mode == "oversize-after-wrap":
+        ep.send(BOGUS)
 
 
 def main(argv: list[str] | None = None) -> int:

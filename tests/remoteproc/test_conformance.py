@@ -117,6 +117,7 @@ HOST_BROKEN = [
     ("kick-always", "host-honours-suppression"),
     ("wrong-dst", "channel-used"),
     ("exit-1", "host-ends-cleanly"),
+    ("oversize-after-wrap", "index-wraparound"),
 ]
 
 
