@@ -18,6 +18,7 @@ BREAKS: dict[str, str] = {
     "stop-after-1000": "stops echoing after 1000 messages",
     "ignore-host-close": "goes on running when the host has gone",
     "die-on-host-ns": "exits when the host announces a channel",
+    "death-unseen": "leaves a child holding its end of the link, so its death is not visible",
 }
 
 HOST_BREAKS: dict[str, str] = {

@@ -10,6 +10,7 @@ checking that rule can be shown to fail (``rproc conformance --peer rproc-remote
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -115,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
     cls = type(f"Broken_{args.mode}", (_BrokenRemote,), {"mode": args.mode}) if args.mode else RemoteCore
     device = RpmsgDevice(cls(link.memory, p.rx_layout, p.tx_layout), link.doorbell)
+    if args.mode == "death-unseen" and os.fork() == 0:
+        # The child keeps the doorbell socket open after the parent is killed; it leaves when the host does.
+        fd = device.doorbell.fileno()
+        os.set_blocking(fd, True)
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
+                pass
+        os._exit(0)
     try:
         serve(device, args.mode)
     finally:

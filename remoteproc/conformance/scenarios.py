@@ -150,6 +150,9 @@ def status_and_features(ctx: HostContext) -> str:
         raise NotApplicable("this profile has no resource table (status and features are not in shared memory)")
     t = ctx.table
     mem = ctx.core.memory
+    # Judged once the remote runs (has announced, when it does): it must not have reset what the host wrote.
+    with contextlib.suppress(RpmsgError):
+        ctx.device.wait_for_channel(ctx.channel, timeout=ctx.timeout)
     gfeatures = int.from_bytes(mem.read(t.gfeatures_da, 4), "little")
     status = mem.read(t.status_da, 1)[0]
     if gfeatures != t.expected_gfeatures or status != t.expected_status:

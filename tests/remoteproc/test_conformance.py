@@ -54,6 +54,7 @@ BROKEN = [
     ("stop-after-1000", "index-wraparound"),
     ("ignore-host-close", "shutdown"),
     ("die-on-host-ns", "ns-from-host"),
+    ("death-unseen", "peer-death"),
 ]
 
 
@@ -160,3 +161,23 @@ def test_isolated_pairs_with_the_same_fixed_paths_run_at_once() -> None:
     for report in reports:
         assert report.passed and {r.outcome for r in report.results} == {Outcome.PASS}, report.table()
     assert not Path("/dev/shm/openamp.shm").exists() and not Path("/tmp/openamp.event.0").exists()
+
+
+def test_a_remote_resetting_the_status_fails_status_and_features(tmp_path: Path) -> None:
+    shm = f"/dev/shm/rproc-conformance-oa-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_peer {shm} {event} --clobber-status"
+    try:
+        report = run(OpenAmpRemotePeer(command, shm=shm, event=event), only=["status-and-features"], timeout=5.0)
+    finally:
+        Path(shm).unlink(missing_ok=True)
+    assert report.outcome_of("status-and-features") is Outcome.FAIL, report.table()
+    assert "status 0x00" in report.results[0].evidence
+
+
+def test_a_host_accepting_unoffered_features_fails_status_handshake(tmp_path: Path) -> None:
+    shm = f"/dev/shm/rproc-conformance-oah-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event} --bad-gfeatures"
+    report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
+    assert report.outcome_of("status-handshake") is Outcome.FAIL, report.table()
