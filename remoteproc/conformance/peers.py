@@ -31,21 +31,35 @@ OPENAMP_SHUTDOWN = (0xEF56A55A).to_bytes(4, "little")  # SHUTDOWN_MSG of OpenAMP
 
 
 def isolated(command: list[str], shm: str, event: str) -> tuple[list[str], str, str, Path]:
-    """Run ``command`` in its own mount namespace whose /tmp and /dev/shm are private directories, so that a
-    foreign program's fixed paths (OpenAMP's /dev/shm/openamp.shm and /tmp/openamp.event.0) cannot meet another
-    pair's. Returns the wrapped command, where this side finds ``shm`` and ``event``, and the directory to remove.
-    The program itself must not live under /tmp or /dev/shm (they are replaced in its namespace)."""
+    """Run ``command`` in its own mount namespace with a private /dev/shm and a private /tmp, so that a foreign
+    program's fixed paths (OpenAMP's /dev/shm/openamp.shm and /tmp/openamp.event.0) cannot meet another pair's.
+    Everything else in /tmp stays visible to it (each entry is bound into the private /tmp: the program may live
+    there), except a leftover at the event path. Returns the wrapped command, where this side finds ``shm`` and
+    ``event``, and the directory to remove afterwards."""
     if shutil.which("unshare") is None:
         raise RemoteprocError("--isolate needs unshare(1) from util-linux")
     for path, where in ((shm, "/dev/shm/"), (event, "/tmp/")):
         if not path.startswith(where) or "/" in path[len(where) :]:
             raise RemoteprocError(f"--isolate: {path} is not directly in {where}")
-    root = Path(tempfile.mkdtemp(prefix="rproc-isolate-"))
-    (root / "tmp").mkdir()
-    (root / "shm").mkdir()
-    # /dev/shm first: once /tmp is covered, a root under /tmp is out of sight
-    script = 'mount --bind "$1" /dev/shm && mount --bind "$0" /tmp && shift && exec "$@"'
-    wrapped = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(root / "tmp"), str(root / "shm")]
+    base = "/var/tmp" if os.path.isdir("/var/tmp") else None
+    root = Path(tempfile.mkdtemp(prefix="rproc-isolate-", dir=base))  # outside /tmp: it must stay in sight
+    for sub in ("tmp", "shm", "old"):
+        (root / sub).mkdir()
+    script = r"""set -e
+R="$0"; SKIP="$1"; shift
+mount --bind "$R/shm" /dev/shm
+mount --bind /tmp "$R/old"
+mount --bind "$R/tmp" /tmp
+for e in "$R"/old/* "$R"/old/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    n=${e##*/}
+    [ "$n" = "$SKIP" ] && continue
+    if [ -d "$e" ] && [ ! -L "$e" ]; then mkdir "/tmp/$n"; else : > "/tmp/$n"; fi
+    mount --bind "$e" "/tmp/$n" 2>/dev/null || true
+done
+exec "$@"
+"""
+    wrapped = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(root), event[len("/tmp/") :]]
     return (
         wrapped + command,
         str(root / "shm" / shm[len("/dev/shm/") :]),
