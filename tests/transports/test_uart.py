@@ -1,0 +1,147 @@
+"""`uart:` over real ports: a pty pair (pyserial opens the tty side, the master side is a raw descriptor), with
+and without injected noise, a peer restart, and the errors a user meets."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from transports.uart import UartError, UartLink, parse_uart_url
+
+
+class FdPort:
+    """The master side of a pty as a pyserial-like port."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, size: int = 1) -> bytes:
+        if not select.select([self.fd], [], [], 0.005)[0]:
+            return b""
+        return os.read(self.fd, size)
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            select.select([], [self.fd], [], 1)
+            view = view[os.write(self.fd, view) :]
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class NoisyPort(FdPort):
+    """A byte-stream wrapper that damages what it writes: bits flipped, bytes dropped and doubled."""
+
+    def __init__(self, fd: int, seed: int, rate: float) -> None:
+        super().__init__(fd)
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.damaged = 0
+
+    def write(self, data: bytes) -> int:
+        out = bytearray()
+        for b in data:
+            r = self.rng.random()
+            if r < self.rate:
+                self.damaged += 1
+                kind = self.rng.randrange(3)
+                if kind == 0:
+                    continue  # dropped
+                if kind == 1:
+                    b ^= 1 << self.rng.randrange(8)
+                else:
+                    out.append(b)  # doubled
+            out.append(b)
+        super().write(bytes(out))
+        return len(data)
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, str]]:
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    yield master, path
+    os.close(master)
+    os.close(slave)
+
+
+def exchange(a: UartLink, b: UartLink, count: int) -> None:
+    rng = random.Random(count)
+    to_b = [rng.randbytes(rng.randrange(0, 257)) for _ in range(count)]
+    to_a = [rng.randbytes(rng.randrange(0, 257)) for _ in range(count)]
+    got_b: list[bytes] = []
+
+    def receive_b() -> None:
+        for _ in range(count):
+            got_b.append(b.recv(timeout=20))
+
+    t = threading.Thread(target=receive_b)
+    t.start()
+    sender = threading.Thread(target=lambda: [b.send(m, timeout=20) for m in to_a])
+    sender.start()
+    for m in to_b:
+        a.send(m, timeout=20)
+    got_a = [a.recv(timeout=20) for _ in range(count)]
+    t.join(30)
+    sender.join(30)
+    assert got_b == to_b
+    assert got_a == to_a
+
+
+def test_pty_both_ways(pty: tuple[int, str]) -> None:
+    master, path = pty
+    with UartLink.open(f"uart://{path}?baud=1000000") as a, UartLink(FdPort(master), name="master") as b:
+        assert a.wait_connected(5).window == 8
+        b.wait_connected(5)
+        exchange(a, b, 300)
+        a.flush(5)
+        assert a.core.bad_frames == 0 and b.core.bad_frames == 0
+
+
+def test_pty_with_injected_noise(pty: tuple[int, str]) -> None:
+    master, path = pty
+    noisy = NoisyPort(master, seed=5, rate=0.002)
+    with UartLink.open(f"uart://{path}", rto=0.03) as a, UartLink(noisy, name="noisy", rto=0.03) as b:
+        a.wait_connected(5)
+        b.wait_connected(5)
+        exchange(a, b, 300)
+        assert noisy.damaged > 20  # the noise really happened ...
+        assert a.core.bad_frames > 0  # ... and was caught by the CRC/COBS, never delivered
+
+
+def test_peer_restart_reported(pty: tuple[int, str]) -> None:
+    master, path = pty
+    with UartLink.open(f"uart://{path}") as a:
+        b = UartLink(FdPort(master), name="first")
+        a.wait_connected(5)
+        b.wait_connected(5)
+        exchange(a, b, 10)
+        b.close()
+        with UartLink(FdPort(master), name="second") as b2:
+            b2.wait_connected(5)
+            exchange(a, b2, 10)
+            assert len(a.resets) == 1 and a.resets[0].peer_session == b2.core.session
+
+
+def test_urls_and_errors() -> None:
+    assert parse_uart_url("uart:///dev/ttyACM0?baud=115200") == ("/dev/ttyACM0", 115200)
+    assert parse_uart_url("uart:socket://localhost:7000") == ("socket://localhost:7000", 1_000_000)
+    with pytest.raises(UartError, match="unknown parameter"):
+        parse_uart_url("uart:///dev/ttyACM0?speed=9600")
+    with pytest.raises(UartError, match="for a network port use uart:socket://"):
+        parse_uart_url("uart://host/dev/x")
+    with pytest.raises(UartError, match=r"/dev/ttyNOPE.*is the device there"):
+        UartLink.open("uart:///dev/ttyNOPE")
+
+
+def test_no_peer_times_out_clearly(pty: tuple[int, str]) -> None:
+    _, path = pty
+    with UartLink.open(f"uart://{path}") as a, pytest.raises(UartError, match=r"no link peer answered within 0\.2 s"):
+        a.wait_connected(0.2)

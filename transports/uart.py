@@ -1,0 +1,194 @@
+"""``uart:``: the reliable message link of docs/uart-link.md over any pyserial port — a tty (``/dev/ttyACM0``),
+``socket://host:port``, a pty, or any object with pyserial's ``read``/``write``/``close``.
+
+    link = UartLink.open("uart:///dev/ttyACM0?baud=1000000")
+    link.wait_connected(5)
+    link.send(b"...")
+    data = link.recv(timeout=1)
+
+The protocol is :class:`transports.serial_link.LinkCore` (no I/O); this module is its runner: one thread reads
+the port (returning within the port's read timeout, 5 ms for ports opened here), feeds the core, writes what the
+core transmits and so keeps its retransmission deadline. Sends queued meanwhile go out at the next pass.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import random
+import threading
+import time
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from transports.doorbell import PeerLostError
+from transports.errors import TransportError
+from transports.serial_link import Connected, LinkCore, Message, PeerReset
+
+DEFAULT_BAUD = 1_000_000  # the RP2350 boot ROM's fixed rate, and what our firmware uses
+
+
+class UartError(TransportError):
+    """The serial port cannot be opened or used (the message names the port and what to do)."""
+
+
+class Port(Protocol):
+    """What :class:`UartLink` needs of a port (pyserial's ``Serial`` has it)."""
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+def parse_uart_url(url: str) -> tuple[str, int]:
+    """``uart:///dev/ttyACM0?baud=115200`` -> (``/dev/ttyACM0``, 115200); ``uart:socket://h:p`` -> the pyserial URL."""
+    if not url.startswith("uart:"):
+        raise UartError(f"{url!r} is not a uart: URL")
+    rest = url[len("uart:") :]
+    target, _, query = rest.partition("?")
+    baud = DEFAULT_BAUD
+    if query:
+        params = parse_qs(query)
+        unknown = set(params) - {"baud"}
+        if unknown:
+            raise UartError(f"{url}: unknown parameter(s) {', '.join(sorted(unknown))} (known: baud)")
+        try:
+            baud = int(params["baud"][-1])
+        except ValueError:
+            raise UartError(f"{url}: baud {params['baud'][-1]!r} is not a number") from None
+    if target.startswith("//"):
+        parts = urlsplit("uart:" + target)
+        if parts.netloc:
+            raise UartError(f"{url}: a device path is uart:///dev/...; for a network port use uart:socket://host:port")
+        target = parts.path
+    if not target:
+        raise UartError(f"{url}: no port given")
+    return target, baud
+
+
+class UartLink:
+    def __init__(
+        self,
+        port: Port,
+        *,
+        name: str = "uart",
+        window: int = 8,
+        max_payload: int = 256,
+        rto: float = 0.05,
+        session: int | None = None,
+    ) -> None:
+        self.port = port
+        self.name = name
+        self.core = LinkCore(
+            session=random.getrandbits(32) if session is None else session,
+            window=window,
+            max_payload=max_payload,
+            rto=rto,
+        )
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._inbox: collections.deque[bytes] = collections.deque()
+        self.resets: list[PeerReset] = []
+        self.connected: Connected | None = None
+        self.failure: str | None = None
+        self._closing = False
+        self.core.start(time.monotonic())
+        self._thread = threading.Thread(target=self._run, name=f"uart {name}", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def open(cls, url: str, **kwargs: object) -> UartLink:
+        """A ``uart:`` URL: the pyserial port it names, at its ``baud``."""
+        import serial  # pyserial: imported here, the only module of ours that needs it
+
+        target, baud = parse_uart_url(url)
+        try:
+            port = serial.serial_for_url(target, baudrate=baud, timeout=0.005, write_timeout=5)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise UartError(f"{target}: {exc} (is the device there, and may this user open it?)") from None
+        return cls(port, name=target, **kwargs)  # type: ignore[arg-type]
+
+    # --- the caller's side -------------------------------------------------------------------------------------
+    def wait_connected(self, timeout: float) -> Connected:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.connected is not None or self.failure is not None, timeout):
+                raise UartError(f"{self.name}: no link peer answered within {timeout} s (is the other side running?)")
+            self._check()
+            assert self.connected is not None
+            return self.connected
+
+    def send(self, data: bytes, timeout: float | None = None) -> None:
+        """Queue one message (waits while ``2 x window`` messages are unacknowledged)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                self._check()
+                if self.core.up and self.core.pending < 2 * self.core.window:
+                    self.core.send(data)
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise UartError(f"{self.name}: the peer acknowledged nothing for {timeout} s")
+                self._changed.wait(left)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        with self._changed:
+            if not self._changed.wait_for(lambda: bool(self._inbox) or self.failure is not None, timeout):
+                raise TimeoutError(f"{self.name}: no message within {timeout} s")
+            if self._inbox:
+                return self._inbox.popleft()
+            self._check()
+            raise AssertionError("unreachable")
+
+    def flush(self, timeout: float) -> None:
+        """Wait until the peer acknowledged everything sent."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.core.pending == 0 or self.failure is not None, timeout):
+                raise UartError(f"{self.name}: {self.core.pending} messages still unacknowledged after {timeout} s")
+            self._check()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise PeerLostError(f"{self.name}: {self.failure}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+        self._thread.join(timeout=2)
+        with contextlib.suppress(Exception):
+            self.port.close()
+
+    def __enter__(self) -> UartLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the runner --------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._closing:
+                        return
+                data = self.port.read(4096)  # returns within the port's timeout
+                now = time.monotonic()
+                with self._changed:
+                    events = self.core.receive(data, now) if data else []
+                    out = self.core.transmit(now)
+                    for ev in events:
+                        if isinstance(ev, Message):
+                            self._inbox.append(ev.data)
+                        elif isinstance(ev, Connected):
+                            self.connected = ev
+                        elif isinstance(ev, PeerReset):
+                            self.resets.append(ev)
+                    self._changed.notify_all()
+                if out:
+                    self.port.write(out)
+        except Exception as exc:  # the port went away (a USB adapter unplugged, a socket closed)
+            with self._changed:
+                self.failure = f"port failed: {exc}"
+                self._changed.notify_all()
