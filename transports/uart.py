@@ -7,8 +7,9 @@
     data = link.recv(timeout=1)
 
 The protocol is :class:`transports.serial_link.LinkCore` (no I/O); this module is its runner: one thread reads
-the port (returning within the port's read timeout, 5 ms for ports opened here), feeds the core, writes what the
-core transmits and so keeps its retransmission deadline. Sends queued meanwhile go out at the next pass.
+the port (returning as soon as bytes are there, or after the port's read timeout: 5 ms for ports opened here),
+feeds the core, writes what the core transmits (ACKs at once) and so keeps its retransmission deadline; a send
+writes its frame from the caller's thread.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class UartLink:
         )
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._tx_lock = threading.Lock()  # transmit + write as one step: frames reach the line in core order
         self._inbox: collections.deque[bytes] = collections.deque()
         self.resets: list[PeerReset] = []
         self.connected: Connected | None = None
@@ -132,6 +134,14 @@ class UartLink:
                 if left is not None and left <= 0:
                     raise UartError(f"{self.name}: the peer acknowledged nothing for {timeout} s")
                 self._changed.wait(left)
+        self._transmit()  # now, not at the runner's next pass
+
+    def _transmit(self) -> None:
+        with self._tx_lock:
+            with self._lock:
+                out = self.core.transmit(time.monotonic())
+            if out:
+                self.port.write(out)
 
     def recv(self, timeout: float | None = None) -> bytes:
         with self._changed:
@@ -173,11 +183,15 @@ class UartLink:
                 with self._lock:
                     if self._closing:
                         return
-                data = self.port.read(4096)  # returns within the port's timeout
+                # What is there (at least one byte, or nothing after the port's timeout): pyserial's read(n)
+                # would wait for all n bytes.
+                waiting = getattr(self.port, "in_waiting", 0)
+                data = self.port.read(waiting or 1)
+                if data and (more := getattr(self.port, "in_waiting", 0)):
+                    data += self.port.read(more)
                 now = time.monotonic()
                 with self._changed:
                     events = self.core.receive(data, now) if data else []
-                    out = self.core.transmit(now)
                     for ev in events:
                         if isinstance(ev, Message):
                             self._inbox.append(ev.data)
@@ -186,8 +200,7 @@ class UartLink:
                         elif isinstance(ev, PeerReset):
                             self.resets.append(ev)
                     self._changed.notify_all()
-                if out:
-                    self.port.write(out)
+                self._transmit()
         except Exception as exc:  # the port went away (a USB adapter unplugged, a socket closed)
             with self._changed:
                 self.failure = f"port failed: {exc}"

@@ -1,0 +1,115 @@
+"""Benchmark: the uart: link (COBS + CRC-32 frames, go-back-N) over a pty pair, next to raw bytes through the same
+pty in the same run. Reports the protocol's efficiency (payload bytes / line bytes) and its throughput as a
+fraction of the raw pty's. A pty is not a UART: the numbers say what the protocol costs, not a baud rate.
+
+    .venv/bin/python benchmarks/uart_link.py [--messages 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from transports.uart import UartLink  # noqa: E402
+
+
+class CountingPort:
+    """A pty master as a port, counting the bytes written to the line."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.written = 0
+
+    def read(self, size: int = 1) -> bytes:
+        if not select.select([self.fd], [], [], 0.005)[0]:
+            return b""
+        return os.read(self.fd, size)
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            select.select([], [self.fd], [], 1)
+            view = view[os.write(self.fd, view) :]
+        self.written += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def raw_rate(total: int) -> float:
+    """Bytes per second from the pty master to its tty, no protocol."""
+    import serial
+
+    master, slave = os.openpty()
+    port = serial.serial_for_url(os.ttyname(slave), timeout=0.05)
+    got = 0
+
+    def reader() -> None:
+        nonlocal got
+        while got < total:
+            got += len(port.read(65536))
+
+    t = threading.Thread(target=reader)
+    start = time.perf_counter()
+    t.start()
+    CountingPort(master).write(bytes(range(256)) * (total // 256))
+    t.join()
+    seconds = time.perf_counter() - start
+    port.close()
+    os.close(master)
+    os.close(slave)
+    return total / seconds
+
+
+def link_run(messages: int, size: int) -> tuple[float, float, int]:
+    master, slave = os.openpty()
+    counting = CountingPort(master)
+    with UartLink.open(f"uart://{os.ttyname(slave)}") as rx, UartLink(counting, name="tx") as tx:
+        tx.wait_connected(5)
+        rx.wait_connected(5)
+        payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        line_before = counting.written
+        start = time.perf_counter()
+
+        def send() -> None:
+            for _ in range(messages):
+                tx.send(payload, timeout=30)
+
+        t = threading.Thread(target=send)
+        t.start()
+        for _ in range(messages):
+            assert rx.recv(timeout=30) == payload
+        seconds = time.perf_counter() - start
+        t.join()
+        line = counting.written - line_before
+        retrans = tx.core.retransmissions
+    os.close(master)
+    os.close(slave)
+    return messages * size / line, messages * size / seconds, retrans
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=3000)
+    args = ap.parse_args()
+    raw = raw_rate(4 << 20)
+    print(f"uart: link over a pty pair; raw pty baseline in the same run: {raw / 1e6:.1f} MB/s")
+    print(f"{'payload':>8} {'efficiency':>11} {'link MB/s':>10} {'of raw':>7} {'retransmitted':>14}")
+    for size in (16, 64, 256):
+        eff, rate, retrans = link_run(args.messages, size)
+        print(f"{size:>6} B {eff:>10.1%} {rate / 1e6:>10.2f} {rate / raw:>7.1%} {retrans:>14}")
+    print("efficiency = payload bytes / bytes on the line (frames, CRC, COBS, acks excluded from payload)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
