@@ -73,6 +73,7 @@ class RpmsgDevice:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._kicks_on = True  # whether we asked the peer to kick us for new messages
         self.failure: BaseException | None = None
+        self._salvaged = False
         self.unconfirmed = 0
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -157,6 +158,23 @@ class RpmsgDevice:
                 self._changed.notify_all()
                 self._wake_owner()
             return len(events)
+
+    def _salvage(self) -> bool:
+        """After the peer is lost: take in, once, the messages it left in the rings (the memory is still mapped).
+        True if that delivered anything. A ring the peer broke is not read again."""
+        if self._salvaged or self._closed or isinstance(self.failure, RemoteProtocolError):
+            return False
+        self._salvaged = True
+        try:
+            events = self.core.poll(zero_copy=self._zero_copy_filter)
+        except RemoteProtocolError:
+            return False
+        for event in events:
+            if isinstance(event, ChannelEvent):
+                self._channel_event(event)
+            else:
+                self._deliver(event)
+        return bool(events)
 
     def _wake_owner(self) -> None:
         """The doorbell owner sleeps in select, not on the condition: a message another thread took in may be
@@ -532,6 +550,8 @@ class Endpoint:
                 msg = self._take()
                 if msg is not None:
                     return msg
+                if dev.failure is not None and dev._salvage():
+                    continue  # what the peer sent before it went is still in the rings: deliver it first
                 self._check_open()
                 dev.process()
                 msg = self._take()

@@ -192,3 +192,25 @@ def test_peer_loss_counts_unread_buffers(closing: list[RpmsgDevice]) -> None:
         ep.recv()
     assert lost.value.unconfirmed == 7
     assert "7 sent message(s) unconfirmed" in str(lost.value)
+
+
+def test_what_the_peer_sent_before_leaving_is_still_delivered(closing: list[RpmsgDevice]) -> None:
+    """A remote that answers and exits at once: the host's next kick finds the doorbell gone, but the answer is
+    in the rings and must be received before the loss is reported (nothing acknowledged is lost)."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing.append(host)
+    served = remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    ep.settimeout(1)
+    ep.send(b"question")
+    served.settimeout(1)
+    question, src = served.recvfrom()
+    assert question == b"question"
+    served.sendto(b"answer", src)
+    remote.close()
+    with pytest.raises(PeerLost):
+        for _ in range(3):
+            ep.send(b"are you there")  # a kick to a closed doorbell: the device is lost
+    assert ep.recv() == b"answer"
+    with pytest.raises(PeerLost):
+        ep.recv()
