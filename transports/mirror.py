@@ -1,0 +1,191 @@
+"""Shared memory without shared memory: each side of a serial link keeps its own copy of the window, and what one
+side writes reaches the other as messages {device address, bytes}, applied in order (docs/uart-link.md,
+"Mirroring").
+
+Why this keeps virtio exact: every field of a split virtqueue has a single writer (the driver writes descriptors,
+the avail ring and its buffers; the device the used ring and device-writable buffers), so the two copies never
+disagree about a byte that both write. A side finds what it wrote by comparing its window with a shadow copy of
+what both sides last agreed on (the peer's writes update the shadow as they are applied, so they are not sent
+back). Ring indices publish what precedes them, so within one batch every changed block goes out before the
+blocks that hold the ``idx`` fields, and the receiver applies a batch in order: a reader that sees a new index
+sees the data it publishes.
+
+:class:`Mirror` is sans-I/O: :meth:`Mirror.changes` returns the messages to send, :meth:`Mirror.apply` takes one
+received. :class:`MirrorDoorbell` puts it on a :class:`~transports.uart.UartLink` as a doorbell for the rpmsg
+device: ``notify`` sends the changes, then the kick.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import threading
+from collections.abc import Iterable
+
+from transports.doorbell import PeerLostError
+from transports.errors import TransportError
+from transports.memory import RegionMemory
+from transports.uart import UartLink
+
+WRITE = 1
+KICK = 2
+WRITE_HEAD = struct.Struct("<BI")  # kind, device address (32-bit windows; a 64-bit form is for later)
+KICK_MSG = struct.Struct("<BH")  # kind, queue
+BLOCK = 32  # comparison granularity: a changed block is sent whole
+
+
+class MirrorError(TransportError):
+    """A mirror message that does not fit the window (the message says what and where)."""
+
+
+class Mirror:
+    def __init__(self, memory: RegionMemory, ranges: Iterable[tuple[int, int]], *, index_fields: Iterable[int] = (),
+                 max_payload: int = 256) -> None:  # fmt: skip
+        """``ranges``: (device address, size) of what this side writes (the driver: descriptor tables, avail rings,
+        its send buffers; the device: used rings and the receive buffers it fills). ``index_fields``: addresses of
+        the 2-byte ring indices among them, sent after everything else of a batch. The shadow starts at zero, so
+        the first batch carries everything this side set up before the link came up."""
+        self.memory = memory
+        self.ranges = [(da, size) for da, size in ranges]
+        self.shadow = {da: bytearray(size) for da, size in self.ranges}
+        self.index_fields = sorted(index_fields)
+        self.chunk = max_payload - WRITE_HEAD.size
+        if self.chunk < 2:
+            raise MirrorError(f"a {max_payload}-byte link payload cannot carry a write")
+        self.sent_bytes = 0
+        self.applied = 0
+
+    def _runs(self, da: int, now: bytes, shadow: bytearray) -> list[tuple[int, int]]:
+        """Changed (offset, end) runs of whole BLOCKs."""
+        runs = []
+        size = len(now)
+        off = 0
+        while off < size:
+            if now[off : off + BLOCK] == shadow[off : off + BLOCK]:
+                off += BLOCK
+                continue
+            start = off
+            while off < size and now[off : off + BLOCK] != shadow[off : off + BLOCK]:
+                off += BLOCK
+            runs.append((start, min(off, size)))
+        return runs
+
+    def changes(self) -> list[bytes]:
+        """WRITE messages for everything this side changed since the last call; ring indices last."""
+        data_writes: list[tuple[int, bytes]] = []
+        index_writes: list[tuple[int, bytes]] = []
+        for da, size in self.ranges:
+            now = self.memory.read(da, size)
+            shadow = self.shadow[da]
+            if now == shadow:
+                continue
+            for start, end in self._runs(da, now, shadow):
+                pos = start
+                # cut the index fields out of the run: they go last, on their own
+                for field in (f - da for f in self.index_fields if da + start <= f < da + end):
+                    if field > pos:
+                        data_writes.append((da + pos, now[pos:field]))
+                    index_writes.append((da + field, now[field : field + 2]))
+                    pos = field + 2
+                if pos < end:
+                    data_writes.append((da + pos, now[pos:end]))
+            shadow[:] = now
+        out = []
+        for da, data in data_writes + index_writes:
+            for pos in range(0, len(data), self.chunk):
+                piece = data[pos : pos + self.chunk]
+                out.append(WRITE_HEAD.pack(WRITE, da + pos) + piece)
+                self.sent_bytes += len(piece)
+        return out
+
+    def apply(self, message: bytes) -> int | None:
+        """Apply one received message: a write (returns None) or a kick (returns its queue)."""
+        if not message:
+            raise MirrorError("an empty mirror message")
+        if message[0] == KICK and len(message) == KICK_MSG.size:
+            return int(KICK_MSG.unpack(message)[1])
+        if message[0] != WRITE or len(message) < WRITE_HEAD.size:
+            raise MirrorError(f"mirror message of kind {message[0]} and {len(message)} bytes is not a write or kick")
+        _, da = WRITE_HEAD.unpack_from(message)
+        data = message[WRITE_HEAD.size :]
+        self.memory.write(da, data)  # AddressError names the address if it is outside the window
+        for start, size in self.ranges:  # a peer writing into our ranges (it should not): agreed, not sent back
+            lo, hi = max(start, da), min(start + size, da + len(data))
+            if lo < hi:
+                self.shadow[start][lo - start : hi - start] = data[lo - da : hi - da]
+        self.applied += 1
+        return None
+
+
+class MirrorDoorbell:
+    """A doorbell over a :class:`~transports.uart.UartLink`: ``notify`` sends this side's changes then the kick;
+    a receiver thread applies the peer's messages to memory and turns its kicks into wake-ups."""
+
+    def __init__(self, link: UartLink, mirror: Mirror) -> None:
+        self.link = link
+        self.mirror = mirror
+        self._lock = threading.Lock()
+        self._kicked = threading.Event()
+        self._closed = False
+        self.error: str | None = None
+        self._fd_r, self._fd_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
+        self._thread.start()
+
+    def notify(self, queue: int) -> None:
+        if self.error is not None:
+            raise PeerLostError(self.error)
+        with self._lock:
+            for message in self.mirror.changes():
+                self.link.send(message, timeout=10)
+            self.link.send(KICK_MSG.pack(KICK, queue), timeout=10)
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                message = self.link.recv(timeout=0.1)
+            except TimeoutError:
+                continue
+            except Exception as exc:  # the link failed
+                self.error = f"mirror link lost: {exc}"
+                os.write(self._fd_w, b"x")
+                return
+            try:
+                with self._lock:
+                    queue = self.mirror.apply(message)
+            except Exception as exc:  # a peer writing outside the window: report, keep the link
+                self.error = f"mirror: {exc}"
+                os.write(self._fd_w, b"x")
+                return
+            if queue is not None:
+                self._kicked.set()
+                os.write(self._fd_w, b"k")
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.error is not None:
+            raise PeerLostError(self.error)
+        ready, _, _ = select.select([self._fd_r], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            os.read(self._fd_r, 4096)
+        except BlockingIOError:
+            return False
+        if self.error is not None:
+            raise PeerLostError(self.error)
+        was = self._kicked.is_set()
+        self._kicked.clear()
+        return was
+
+    def fileno(self) -> int:
+        return self._fd_r
+
+    def interrupt(self) -> None:
+        os.write(self._fd_w, b"i")
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=1)
+        os.close(self._fd_r)
+        os.close(self._fd_w)
