@@ -97,9 +97,74 @@ def link_run(messages: int, size: int) -> tuple[float, float, int]:
     return messages * size / line, messages * size / seconds, retrans
 
 
+class CountingWrapper:
+    """Counts the bytes a link reads and writes on its port."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.read_bytes = self.written = 0
+
+    def read(self, size: int = 1) -> bytes:
+        data: bytes = self.inner.read(size)  # type: ignore[attr-defined]
+        self.read_bytes += len(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return int(self.inner.write(data) or len(data))  # type: ignore[attr-defined]
+
+    @property
+    def in_waiting(self) -> int:
+        return int(getattr(self.inner, "in_waiting", 0))
+
+    def close(self) -> None:
+        self.inner.close()  # type: ignore[attr-defined]
+
+
+def qemu_run(rounds: int, messages: int) -> None:
+    """rpmsg through the firmware on QEMU's emulated UART (firmware/examples/uart_echo)."""
+    import shutil
+    import statistics
+
+    from remoteproc.platforms.qemu_uart import QemuUartSession
+
+    firmware = REPO / "firmware" / "build" / "uart_echo.elf"
+    if shutil.which("qemu-system-arm") is None or not firmware.exists():
+        print("(QEMU or firmware/build/uart_echo.elf missing: run ./scripts/setup)")
+        return
+    with QemuUartSession(firmware) as s:
+        counter = CountingWrapper(s.link.port)
+        s.link.port = counter
+        ep = s.rpmsg.open("rpmsg-echo", timeout=30)
+        ep.settimeout(30)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            ep.send(bytes(16))
+            ep.recv()
+            times.append(time.perf_counter() - t0)
+        line0 = counter.read_bytes + counter.written
+        start = time.perf_counter()
+        sent = received = 0
+        while received < messages:
+            while sent < messages and sent - received < 8:
+                ep.send(os.urandom(256))  # random: the mirror sends only blocks that changed
+                sent += 1
+            ep.recv()
+            received += 1
+        seconds = time.perf_counter() - start
+        line = counter.read_bytes + counter.written - line0
+    payload = 2 * messages * 256
+    print(f"firmware on QEMU's M33 over its emulated UART (rpmsg + mirror + link): round trip 16 B p50 "
+          f"{statistics.median(times) * 1e3:.1f} ms; 256 B echoed, 8 in flight: {messages / seconds:.0f} msgs/s, "
+          f"{payload / seconds / 1e3:.1f} KB/s of payload, payload / line bytes {payload / line:.1%}")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--qemu-rounds", type=int, default=50)
+    ap.add_argument("--qemu-messages", type=int, default=100)
     args = ap.parse_args()
     raw = raw_rate(4 << 20)
     print(f"uart: link over a pty pair; raw pty baseline in the same run: {raw / 1e6:.1f} MB/s")
@@ -108,6 +173,7 @@ def main() -> int:
         eff, rate, retrans = link_run(args.messages, size)
         print(f"{size:>6} B {eff:>10.1%} {rate / 1e6:>10.2f} {rate / raw:>7.1%} {retrans:>14}")
     print("efficiency = payload bytes / bytes on the line (frames, CRC, COBS, acks excluded from payload)")
+    qemu_run(args.qemu_rounds, args.qemu_messages)
     return 0
 
 

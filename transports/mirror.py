@@ -12,7 +12,8 @@ sees the data it publishes.
 
 :class:`Mirror` is sans-I/O: :meth:`Mirror.changes` returns the messages to send, :meth:`Mirror.apply` takes one
 received. :class:`MirrorDoorbell` puts it on a :class:`~transports.uart.UartLink` as a doorbell for the rpmsg
-device: ``notify`` sends the changes, then the kick.
+device: ``notify`` sends the changes, then the kick; ``wait`` sends the changes before it sleeps, since a peer
+that polls (a suppressed kick) sees only what was sent.
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ class MirrorDoorbell:
     def wait(self, timeout: float | None) -> bool:
         if self.error is not None:
             raise PeerLostError(self.error)
+        # Before sleeping, publish what changed without a kick (a buffer re-posted, a flag flipped, a message the
+        # peer will find by polling): the peer sees only what we send.
+        with self._lock:
+            for message in self.mirror.changes():
+                self.link.send(message, timeout=10)
         ready, _, _ = select.select([self._fd_r], [], [], timeout)
         if not ready:
             return False

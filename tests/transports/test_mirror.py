@@ -34,10 +34,13 @@ def uart_pair(request: pytest.FixtureRequest) -> Iterator[tuple[UartLink, UartLi
     os.close(slave)
 
 
-def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink]) -> None:
+@pytest.mark.parametrize("wait", ["block", "spin"])
+def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink], wait: str) -> None:
+    """ "block" kicks for everything; "spin" suppresses kicks while it polls: then only the changes sent before
+    a side sleeps carry the messages."""
     a, b = uart_pair
-    host = host_over_uart(a)
-    remote = remote_over_uart(b)
+    host = host_over_uart(a, wait=wait)  # type: ignore[arg-type]
+    remote = remote_over_uart(b, wait=wait)  # type: ignore[arg-type]
     devices: list[RpmsgDevice] = [host, remote]
     try:
         served = remote.endpoint("echo")
