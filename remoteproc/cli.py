@@ -490,6 +490,33 @@ def _finish_conformance(args: argparse.Namespace, report: Any, *, shown: bool = 
     return EXIT_OK if report.passed else EXIT_FAILURE
 
 
+def cmd_uart_boot(args: argparse.Namespace) -> int:
+    import serial
+
+    from remoteproc.rp2350 import UartBootRom, flat_image
+
+    image = flat_image(Path(args.firmware))
+    target, baud = (args.port, 1_000_000)
+    if target.startswith("uart:"):
+        from transports.uart import parse_uart_url
+
+        target, baud = parse_uart_url(target)
+    try:
+        port = serial.serial_for_url(target, baudrate=baud, timeout=0.05)
+    except (serial.SerialException, ValueError, OSError) as exc:
+        raise RemoteprocError(f"{target}: {exc}") from None
+    try:
+        rom = UartBootRom(port, timeout=args.timeout)
+        rom.connect(timeout=args.timeout)
+        print(f"boot ROM answered on {target}; loading {len(image)} bytes at 0x20000000", file=sys.stderr)
+        rom.load(image, progress=_progress_bar if sys.stderr.isatty() else None, verify=not args.no_verify)
+        rom.execute()
+    finally:
+        port.close()
+    print(f"loaded {len(image)} bytes{'' if args.no_verify else ', read back and verified'}; executing")
+    return EXIT_OK
+
+
 def _progress_bar(done: int, total: int) -> None:
     """The CLI draws progress; the library only reports it."""
     width = 40
@@ -712,6 +739,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-file", help="write the JSON report here")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.set_defaults(func=cmd_conformance)
+
+    p = sub.add_parser(
+        "uart-boot", help="load a firmware into an RP2350's SRAM through its UART boot ROM, verify it, run it"
+    )
+    p.add_argument("firmware", help="an ELF linked at 0x20000000 with an IMAGE_DEF block in its first 4 KiB")
+    p.add_argument("--port", required=True, help="serial port or pyserial URL (/dev/ttyUSB0, socket://h:p, uart:...)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the splash and each answer")
+    p.add_argument("--no-verify", action="store_true", help="skip reading the image back")
+    p.set_defaults(func=cmd_uart_boot)
 
     p = sub.add_parser("layout", help="place vrings and rpmsg buffers in shared memory")
     p.add_argument("--base", type=_int, required=True, help="first device address of the shared memory")

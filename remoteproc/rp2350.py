@@ -1,0 +1,170 @@
+"""Loading an RP2350 through its UART boot ROM (RP2350 datasheet, 5.8 "UART boot"): the image, and the protocol.
+
+The chip, strapped for UART boot (QSPI CSn low and SD1 high at reset; UART0 on QSPI SD2 = TX, SD3 = RX, fixed
+1 Mbaud 8N1, a crystal needed), prints ``RP2350``. The host sends the knock sequence 56 ff 8b e4 (the RP2040 UF2
+family id), then one-byte commands: ``n`` no-op, ``w`` + 32 bytes written at the pointer (which then advances by
+32), ``r`` 32 bytes read at the pointer (advancing it), ``c`` the pointer back to the start of SRAM, ``x`` execute
+(a reboot into a RAM-image boot that searches SRAM). The device answers each command with its optional 32-byte
+read payload, then the command byte echoed; the host waits for the echo before the next command. There is no
+checksum: the loader reads everything back.
+
+The image is flat, linked at 0x20000000, at most 520 KiB (SRAM 0x20000000-0x2007FFFF and the scratch banks
+X/Y at 0x20080000 and 0x20081000), and must carry an IMAGE_DEF block (datasheet 5.9: the minimum for Arm is
+ffffded3 10210142 000001ff 00000000 ab123579) where the boot ROM looks for it, in the first 4 KiB.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from remoteproc.elf import read_elf
+from remoteproc.errors import RemoteprocError
+
+SRAM_BASE = 0x20000000
+IMAGE_MAX = 520 * 1024
+SPLASH = b"RP2350"
+KNOCK = bytes((0x56, 0xFF, 0x8B, 0xE4))
+BLOCK_START, BLOCK_END = 0xFFFFDED3, 0xAB123579
+MIN_IMAGE_DEF = struct.pack("<5I", 0xFFFFDED3, 0x10210142, 0x000001FF, 0x00000000, 0xAB123579)
+IMAGE_DEF_SEARCH = 4096
+CHUNK = 32
+
+Progress = Callable[[int, int], None]
+
+
+class BootRomError(RemoteprocError):
+    """The boot ROM did not answer as the datasheet says, or the image cannot be loaded (the message says which)."""
+
+
+def find_image_def(image: bytes) -> int | None:
+    """Offset of a block (start marker .. end marker) in the first 4 KiB, or None."""
+    limit = min(len(image), IMAGE_DEF_SEARCH)
+    for off in range(0, limit - 4, 4):
+        if struct.unpack_from("<I", image, off)[0] != BLOCK_START:
+            continue
+        for end in range(off + 4, min(len(image), off + 1024) - 3, 4):
+            if struct.unpack_from("<I", image, end)[0] == BLOCK_END:
+                return off
+    return None
+
+
+def flat_image(elf_path: Path) -> bytes:
+    """The ELF's loadable segments as one flat image from 0x20000000, checked against RP2350's SRAM."""
+    elf = read_elf(elf_path)
+    segments = [s for s in elf.segments if s.loadable and s.filesz]
+    if not segments:
+        raise BootRomError(f"{elf_path}: no loadable segment with data")
+    end = 0
+    for s in segments:
+        if s.paddr < SRAM_BASE or s.paddr + s.memsz > SRAM_BASE + IMAGE_MAX:
+            raise BootRomError(
+                f"{elf_path}: segment {s.index} at {s.paddr:#x}..{s.paddr + s.memsz:#x} is outside the RAM image "
+                f"window {SRAM_BASE:#x}..{SRAM_BASE + IMAGE_MAX:#x} (link the firmware at 0x20000000)"
+            )
+        end = max(end, s.paddr + s.filesz - SRAM_BASE)
+    image = bytearray(end)
+    data = elf_path.read_bytes()
+    for s in segments:
+        if s.offset + s.filesz > len(data):
+            raise BootRomError(
+                f"{elf_path}: segment {s.index} runs past the end of the file ({s.offset + s.filesz:#x})"
+            )
+        image[s.paddr - SRAM_BASE : s.paddr - SRAM_BASE + s.filesz] = data[s.offset : s.offset + s.filesz]
+    if find_image_def(bytes(image)) is None:
+        raise BootRomError(
+            f"{elf_path}: no IMAGE_DEF block in the first 4 KiB; the boot ROM would not run it. Put the minimal "
+            f"block ({MIN_IMAGE_DEF.hex(' ', 4)}) in the first 4 KiB (rproc's RP2350 board does, in "
+            ".embedded_block)"
+        )
+    return bytes(image)
+
+
+class Port(Protocol):
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+
+class UartBootRom:
+    """The host side of the UART boot shell over a pyserial-like port (its read timeout bounds each read)."""
+
+    def __init__(self, port: Port, *, timeout: float = 2.0) -> None:
+        self.port = port
+        self.timeout = timeout
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        out = b""
+        deadline = time.monotonic() + self.timeout
+        while len(out) < n:
+            out += self.port.read(n - len(out))
+            if len(out) < n and time.monotonic() > deadline:
+                raise BootRomError(f"boot ROM: {what}: {len(out)} of {n} bytes within {self.timeout} s ({out!r})")
+        return out
+
+    def wait_splash(self, timeout: float = 5.0) -> None:
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while SPLASH not in seen:
+            seen = (seen + self.port.read(64))[-64:]
+            if time.monotonic() > deadline:
+                raise BootRomError(
+                    f"no {SPLASH.decode()} splash within {timeout} s (strap QSPI CSn low and SD1 high at reset, "
+                    f"1 Mbaud 8N1, a crystal fitted); last bytes: {seen!r}"
+                )
+
+    def command(self, cmd: bytes, payload: bytes = b"") -> bytes:
+        self.port.write(cmd + payload)
+        data = self._read_exact(CHUNK, f"'{cmd.decode()}' payload") if cmd == b"r" else b""
+        echo = self._read_exact(1, f"echo of '{cmd.decode()}'")
+        if echo != cmd:
+            raise BootRomError(f"boot ROM answered {echo!r} to '{cmd.decode()}' (lost sync? send 'n' to recover)")
+        return data
+
+    def connect(self, timeout: float = 5.0) -> None:
+        """Splash, knock, then a no-op to be sure we are in step. A splash printed before this port was opened is
+        missed: after a short wait the knock goes anyway (the boot ROM takes any bytes ending with it), and the
+        no-op's echo is what counts."""
+        try:
+            self.wait_splash(min(timeout, 1.0))
+        except BootRomError as missed:
+            self.port.write(KNOCK)
+            try:
+                self.command(b"n")
+            except BootRomError:
+                raise BootRomError(f"{missed}; a knock and a no-op got no answer either") from None
+            return
+        self.port.write(KNOCK)
+        self.command(b"n")
+
+    def load(self, image: bytes, *, progress: Progress | None = None, verify: bool = True) -> None:
+        if len(image) > IMAGE_MAX:
+            raise BootRomError(f"a {len(image)}-byte image exceeds the {IMAGE_MAX}-byte RAM image window")
+        padded = image + bytes(-len(image) % CHUNK)
+        total = len(padded) * (2 if verify else 1)
+        done = 0
+        self.command(b"c")
+        for off in range(0, len(padded), CHUNK):
+            self.command(b"w", padded[off : off + CHUNK])
+            done += CHUNK
+            if progress:
+                progress(done, total)
+        if verify:
+            self.command(b"c")
+            for off in range(0, len(padded), CHUNK):
+                got = self.command(b"r")
+                if got != padded[off : off + CHUNK]:
+                    bad = next(i for i in range(CHUNK) if got[i] != padded[off + i])
+                    raise BootRomError(
+                        f"read-back differs at {SRAM_BASE + off + bad:#x}: wrote {padded[off + bad]:#04x}, "
+                        f"read {got[bad]:#04x}"
+                    )
+                done += CHUNK
+                if progress:
+                    progress(done, total)
+
+    def execute(self) -> None:
+        self.command(b"x")

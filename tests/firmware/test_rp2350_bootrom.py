@@ -1,0 +1,133 @@
+"""The RP2350 UART boot loader (remoteproc/rp2350.py): the flat image and its IMAGE_DEF check, then the whole boot
+ROM protocol — splash, knock, w with read-back, x — against an emulated boot ROM (firmware/examples/bootrom_emu)
+on QEMU's emulated UART."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+from remoteproc.rp2350 import CHUNK, MIN_IMAGE_DEF, BootRomError, UartBootRom, find_image_def, flat_image
+
+pytestmark = pytest.mark.toolchain
+
+IMAGE_SOURCE = """
+.syntax unified
+.section .text
+.global _start
+_start:
+.word 0x20082000, 0x20000009
+{block}
+.fill {fill}, 1, 0xa5
+"""
+
+
+def build_image(tmp_path: Path, *, with_block: bool = True, fill: int = 1000, base: int = 0x20000000) -> Path:
+    block = ".word 0xffffded3, 0x10210142, 0x000001ff, 0x00000000, 0xab123579" if with_block else ""
+    src = tmp_path / "image.s"
+    src.write_text(IMAGE_SOURCE.format(block=block, fill=fill))
+    elf = tmp_path / "image.elf"
+    subprocess.run(
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m33", "-mthumb", "-nostdlib", f"-Wl,-Ttext={base:#x}", "-Wl,-e,_start",
+         str(src), "-o", str(elf)],
+        check=True,
+    )  # fmt: skip
+    return elf
+
+
+def test_flat_image_and_image_def(tmp_path: Path) -> None:
+    image = flat_image(build_image(tmp_path))
+    assert image[8:28] == MIN_IMAGE_DEF and find_image_def(image) == 8
+    assert len(image) == 8 + 20 + 1000
+    with pytest.raises(BootRomError, match="no IMAGE_DEF block in the first 4 KiB"):
+        flat_image(build_image(tmp_path, with_block=False))
+    with pytest.raises(BootRomError, match=r"outside the RAM image window.*link the firmware at 0x20000000"):
+        flat_image(build_image(tmp_path, base=0x10000000))
+
+
+@pytest.fixture
+def bootrom(example_firmware: Path) -> Iterator[serial.Serial]:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    qemu = subprocess.Popen(
+        ["qemu-system-arm", "-machine", "mps2-an505", "-kernel", str(example_firmware.parent / "bootrom_emu.elf"),
+         "-chardev", f"socket,id=uart,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
+         "-serial", "chardev:uart", "-display", "none", "-monitor", "none"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
+                break
+            except serial.SerialException:
+                assert time.monotonic() < deadline and qemu.poll() is None, "QEMU's UART did not come up"
+                time.sleep(0.05)
+        yield link
+        link.close()
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
+def test_load_verify_and_execute_through_the_boot_rom_protocol(tmp_path: Path, bootrom: serial.Serial) -> None:
+    image = flat_image(build_image(tmp_path, fill=2000))
+    rom = UartBootRom(bootrom, timeout=10)
+    rom.connect(timeout=20)  # splash, knock, 'n'
+    seen: list[tuple[int, int]] = []
+    rom.load(image, progress=lambda done, total: seen.append((done, total)))
+    padded = image + bytes(-len(image) % CHUNK)
+    assert seen[-1] == (2 * len(padded), 2 * len(padded))  # written, then read back
+    rom.execute()
+    line = b""
+    deadline = time.monotonic() + 10
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        line += bootrom.read(64)
+    assert line.strip() == f"EXEC {len(padded):08x} {zlib.crc32(padded):08x}".encode()
+
+
+def test_read_back_mismatch_names_the_address(tmp_path: Path, bootrom: serial.Serial) -> None:
+    class Corrupting:
+        """Flips one byte of what the boot ROM reads back."""
+
+        def __init__(self, port: serial.Serial) -> None:
+            self.port = port
+            self.reads = 0
+
+        def read(self, size: int = 1) -> bytes:
+            data: bytes = self.port.read(size)
+            if len(data) == CHUNK and self.reads == 1:
+                data = data[:5] + bytes([data[5] ^ 0xFF]) + data[6:]
+            if len(data) == CHUNK:
+                self.reads += 1
+            return data
+
+        def write(self, data: bytes) -> int | None:
+            return int(self.port.write(data) or 0)
+
+    rom = UartBootRom(Corrupting(bootrom), timeout=10)
+    rom.connect(timeout=20)
+    with pytest.raises(BootRomError, match="read-back differs at 0x20000025"):
+        rom.load(flat_image(build_image(tmp_path)))
+
+
+def test_cli_uart_boot(tmp_path: Path, bootrom: serial.Serial, capsys: pytest.CaptureFixture[str]) -> None:
+    from remoteproc.cli import main
+
+    port = bootrom.port  # the socket:// URL: the CLI opens its own connection
+    bootrom.close()
+    elf = build_image(tmp_path)
+    assert main(["uart-boot", str(elf), "--port", port, "--timeout", "20"]) == 0
+    assert "read back and verified; executing" in capsys.readouterr().out
+    assert main(["uart-boot", str(build_image(tmp_path, with_block=False)), "--port", port]) == 1
+    assert "no IMAGE_DEF block" in capsys.readouterr().err
