@@ -247,6 +247,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     sends = [parse_send(item) for item in args.send]
     if args.stdin:
         sends += stdin_sends()
+    if args.platform == "rp2350-uart":
+        return _load_rp2350(args, sends)
     result = run_session(
         Path(args.firmware),
         make_platform(args.platform, args.board),
@@ -258,6 +260,39 @@ def cmd_load(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(_session_json(result), indent=2))
+    return EXIT_OK
+
+
+def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> int:
+    """Boot ROM load over the UART, run, then talk rpmsg over the serial link on the same port."""
+    import time
+
+    from remoteproc.rp2350 import boot_and_connect
+    from rpmsg.errors import RpmsgError
+
+    if not args.port:
+        raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
+    link, device = boot_and_connect(
+        Path(args.firmware), args.port, progress=_progress_bar if sys.stderr.isatty() else None, timeout=args.timeout
+    )
+    try:
+        deadline = time.monotonic() + args.timeout
+        wanted = {channel for channel, _ in sends}
+        while not wanted <= set(device.channels()) and time.monotonic() < deadline:
+            device.process()
+            time.sleep(0.01)
+        print(f"channels: {', '.join(f'{n} at {a:#x}' for n, a in sorted(device.channels().items())) or 'none'}")
+        for channel, text in sends:
+            try:
+                with device.open(channel, timeout=max(0.0, deadline - time.monotonic())) as ep:
+                    ep.settimeout(args.timeout)
+                    ep.send(text)
+                    print(f"{channel} <- {ep.recv()!r}")
+            except RpmsgError as exc:
+                raise RemoteprocError(f"{channel}: {exc}") from None
+    finally:
+        device.close()
+        link.close()
     return EXIT_OK
 
 
@@ -567,11 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--platform",
-        choices=("qemu-an505", "sim", "devmem"),
+        choices=("qemu-an505", "sim", "devmem", "rp2350-uart"),
         default="qemu-an505",
-        help="qemu-an505: QEMU's emulated Cortex-M33 (default); sim: a Python remote; devmem: /dev/mem + --board",
+        help="qemu-an505: QEMU's emulated Cortex-M33 (default); sim: a Python remote; devmem: /dev/mem + --board; "
+        "rp2350-uart: an RP2350's UART boot ROM on --port, then rpmsg over the serial link",
     )
     p.add_argument("--board", metavar="FILE", help="board description (TOML) for --platform devmem")
+    p.add_argument("--port", help="--platform rp2350-uart: serial port or pyserial URL (/dev/ttyUSB0, socket://h:p)")
     p.add_argument(
         "--send",
         action="append",

@@ -23,6 +23,8 @@ from typing import Protocol
 
 from remoteproc.elf import read_elf
 from remoteproc.errors import RemoteprocError
+from rpmsg.device import RpmsgDevice
+from transports.uart import UartLink
 
 SRAM_BASE = 0x20000000
 IMAGE_MAX = 520 * 1024
@@ -168,3 +170,37 @@ class UartBootRom:
 
     def execute(self) -> None:
         self.command(b"x")
+
+
+def boot_and_connect(
+    firmware: Path, port_url: str, *, progress: Progress | None = None, timeout: float = 10.0, verify: bool = True
+) -> tuple[UartLink, RpmsgDevice]:
+    """Load ``firmware`` through the boot ROM on ``port_url`` (a tty or pyserial URL, or a uart: URL), run it,
+    then bring up the serial link on the same port and the rpmsg host on it: (UartLink, RpmsgDevice)."""
+    import serial
+
+    from rpmsg.uart import host_over_uart
+    from transports.uart import parse_uart_url
+
+    image = flat_image(firmware)
+    target, baud = parse_uart_url(port_url) if port_url.startswith("uart:") else (port_url, 1_000_000)
+    try:
+        port = serial.serial_for_url(target, baudrate=baud, timeout=0.005)
+    except (serial.SerialException, ValueError, OSError) as exc:
+        raise BootRomError(f"{target}: {exc} (is the device there, and may this user open it?)") from None
+    try:
+        rom = UartBootRom(port, timeout=timeout)
+        rom.connect(timeout=timeout)
+        rom.load(image, progress=progress, verify=verify)
+        rom.execute()
+    except BaseException:
+        port.close()
+        raise
+    link = UartLink(port, name=target, rto=0.2)  # what the firmware prints before its link starts is dropped
+    try:
+        link.wait_connected(timeout)
+        device = host_over_uart(link)
+    except BaseException:
+        link.close()
+        raise
+    return link, device

@@ -3,13 +3,19 @@
  * whole protocol in CI (RP2350 datasheet 5.8.2): splash "RP2350", the knock 56 ff 8b e4 (any byte sequence
  * ending with it), then n / w + 32 bytes / r / c / x, each answered by its optional 32-byte read payload and the
  * command byte echoed. The 520 KiB window stands in for the chip's SRAM at 0x20000000; `x` cannot run RP2350
- * code here, so it reports what it would run: "EXEC <bytes written> <crc32 of them>" on the UART.
+ * code here, so it reports what it would run — "EXEC <bytes written> <crc32 of them>" on the UART — and then runs
+ * the built-in uart_echo firmware (examples/uart_echo, included below) in its place, so that a host can go on
+ * from loading to talking rpmsg over the serial link, as it would with the real chip.
  */
 #include <stdint.h>
 #include "board.h"
 
-#define WINDOW_SIZE (520u * 1024u)
-static uint8_t window[WINDOW_SIZE];
+#define main uart_echo_main
+#include "../uart_echo/main.c"
+#undef main
+
+#define ROM_WINDOW_SIZE (520u * 1024u)
+static uint8_t rom_window[ROM_WINDOW_SIZE];
 
 static int getc_wait(void)
 {
@@ -58,8 +64,8 @@ int main(void)
 		case 'w':
 			for (uint32_t i = 0; i < 32; i++) {
 				uint8_t b = (uint8_t)getc_wait();
-				if (ptr + i < WINDOW_SIZE)
-					window[ptr + i] = b;
+				if (ptr + i < ROM_WINDOW_SIZE)
+					rom_window[ptr + i] = b;
 			}
 			ptr += 32;
 			if (ptr > high)
@@ -67,7 +73,7 @@ int main(void)
 			break;
 		case 'r':
 			for (uint32_t i = 0; i < 32; i++)
-				board_uart_putc(ptr + i < WINDOW_SIZE ? window[ptr + i] : 0);
+				board_uart_putc(ptr + i < ROM_WINDOW_SIZE ? rom_window[ptr + i] : 0);
 			ptr += 32;
 			break;
 		case 'c':
@@ -78,10 +84,9 @@ int main(void)
 			put_text("EXEC ");
 			put_hex(high);
 			board_uart_putc(' ');
-			put_hex(crc32(window, high < WINDOW_SIZE ? high : WINDOW_SIZE));
+			put_hex(crc32(rom_window, high < ROM_WINDOW_SIZE ? high : ROM_WINDOW_SIZE));
 			put_text("\n");
-			for (;;)
-				;
+			return uart_echo_main(); /* "the loaded image" starts: here, the built-in echo firmware */
 		default:
 			continue; /* not a command: no echo */
 		}
