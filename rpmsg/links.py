@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from rpmsg.device import RpmsgDevice, WaitMode
 from rpmsg.profiles import Profile
+from rpmsg.uart import written_ranges
 from transports.link import Link
 
 
 def host_on(
     link: Link, profile: Profile | None = None, *, wait: WaitMode = "spin", timeout: float = 10.0
 ) -> RpmsgDevice:
-    core = (profile or Profile()).host_core(link.memory)
+    p = profile or Profile()
+    link.declare_writes(*written_ranges(p, "host"))
+    core = p.host_core(link.memory)
     core.start()
     device = RpmsgDevice(core, link.connect(timeout), wait=wait)
     device.start()
@@ -21,5 +24,7 @@ def host_on(
 def remote_on(
     link: Link, profile: Profile | None = None, *, wait: WaitMode = "spin", timeout: float = 10.0
 ) -> RpmsgDevice:
+    p = profile or Profile()
+    link.declare_writes(*written_ranges(p, "remote"))
     doorbell = link.connect(timeout)
-    return RpmsgDevice((profile or Profile()).remote_core(link.memory), doorbell, wait=wait)
+    return RpmsgDevice(p.remote_core(link.memory), doorbell, wait=wait)

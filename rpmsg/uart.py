@@ -15,18 +15,22 @@ from transports.uart import UartLink
 from virtio.layout import avail_size, desc_size, used_size
 
 
-def _mirror(profile: Profile, role: str, link: UartLink) -> tuple[Mirror, MirrorDoorbell]:
+def written_ranges(profile: Profile, role: str) -> tuple[list[tuple[int, int]], list[int]]:
+    """What ``role`` writes on ``profile``'s layout, and its ring indices: the driver (host) its descriptor
+    tables, avail rings and send buffers; the device (remote) its used rings and the receive buffers it fills."""
     p = profile
-    memory = bytearray_memory(p.size, da=p.base)
     rings = (p.rx_layout, p.tx_layout)
     rx_pool = (p.pool_da, p.rx_count * p.rx_size)
     tx_pool = (p.pool_da + p.rx_count * p.rx_size, p.tx_count * p.tx_size)
     if role == "host":
         ranges = [r for v in rings for r in ((v.desc, desc_size(v.num)), (v.avail, avail_size(v.num)))] + [tx_pool]
-        index = [v.avail + 2 for v in rings]
-    else:
-        ranges = [(v.used, used_size(v.num)) for v in rings] + [rx_pool]
-        index = [v.used + 2 for v in rings]
+        return ranges, [v.avail + 2 for v in rings]
+    return [(v.used, used_size(v.num)) for v in rings] + [rx_pool], [v.used + 2 for v in rings]
+
+
+def _mirror(profile: Profile, role: str, link: UartLink) -> tuple[Mirror, MirrorDoorbell]:
+    memory = bytearray_memory(profile.size, da=profile.base)
+    ranges, index = written_ranges(profile, role)
     assert link.connected is not None, "wait_connected() first"
     mirror = Mirror(memory, ranges, index_fields=index, max_payload=link.connected.max_payload)
     return mirror, MirrorDoorbell(link, mirror)

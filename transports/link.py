@@ -15,6 +15,10 @@ class Link:
         self.role = role
         self._doorbell: Doorbell | None = None
 
+    def declare_writes(self, ranges: list[tuple[int, int]], index_fields: list[int]) -> None:
+        """What this side writes ((device address, size) pairs) and where its ring indices are. Shared memory
+        needs no such thing; a link that mirrors memory (``uart:``) sends exactly these ranges, indices last."""
+
     def connect(self, timeout: float = 10.0) -> Doorbell:
         """Host: wait for the remote (call it once the rings are laid out). Remote: the doorbell."""
         if self._doorbell is None:

@@ -191,6 +191,8 @@ class MirrorDoorbell:
         os.write(self._fd_w, b"i")
 
     def close(self) -> None:
+        if self._closed:
+            return  # the device and the link may both close it
         self._closed = True
         self._thread.join(timeout=1)
         os.close(self._fd_r)

@@ -32,8 +32,10 @@ from transports.doorbell import Doorbell, EventfdDoorbell
 from transports.errors import TransportError
 from transports.link import Link
 from transports.memory import MappedRegion, RegionMemory
+from transports.mirror import Mirror, MirrorDoorbell
 from transports.openamp import EVENT_PATH, SHM_PATH, OpenAmpLink
 from transports.shm import ShmLink
+from transports.uart import UartLink
 
 ROLES = ("host", "remote")
 
@@ -239,6 +241,40 @@ BUILTIN: dict[str, Opener] = {
         role, shm=url.params.get("shm", SHM_PATH), event=url.params.get("event", EVENT_PATH), timeout=timeout
     ),
 }
+
+
+# --- uart: -------------------------------------------------------------------------------------------------------
+class _UartLink(Link):
+    """``uart:PORT?size=N[&baud=B]``: this side's own copy of an N-byte window, mirrored over the serial link
+    (transports/mirror.py, docs/uart-link.md). The rpmsg layer declares what it writes before connecting."""
+
+    def __init__(self, url: ParsedUrl, role: str) -> None:
+        size = url.int_param("size")
+        super().__init__(RegionMemory([MappedRegion("uart-window", 0, size, bytearray(size))]), role)
+        query = "&".join(f"{k}={v}" for k, v in url.params.items() if k == "baud")
+        self._url = f"uart:{url.target}" + (f"?{query}" if query else "")
+        self._writes: tuple[list[tuple[int, int]], list[int]] | None = None
+        self._uart: UartLink | None = None
+
+    def declare_writes(self, ranges: list[tuple[int, int]], index_fields: list[int]) -> None:
+        self._writes = (list(ranges), list(index_fields))
+
+    def _connect(self, timeout: float) -> Doorbell:
+        if self._writes is None:
+            raise TransportError("uart: the rpmsg layer must declare what this side writes before connecting")
+        self._uart = UartLink.open(self._url)
+        connected = self._uart.wait_connected(timeout)
+        ranges, index = self._writes
+        mirror = Mirror(self.memory, ranges, index_fields=index, max_payload=connected.max_payload)
+        return MirrorDoorbell(self._uart, mirror)
+
+    def close(self) -> None:
+        super().close()
+        if self._uart is not None:
+            self._uart.close()
+
+
+BUILTIN["uart"] = lambda url, role, **kw: _UartLink(url, role)
 
 
 def schemes() -> dict[str, Opener]:

@@ -94,3 +94,52 @@ def test_mirror_refuses_bad_messages() -> None:
         m.apply(b"\x09junk")
     with pytest.raises(MirrorError, match="empty"):
         m.apply(b"")
+
+
+def test_uart_url_through_open_link() -> None:
+    """`uart:` by URL: two ptys joined by a relay (each end a tty path pyserial opens), host_on/remote_on."""
+    import select
+
+    from rpmsg.links import host_on, remote_on
+    from rpmsg.profiles import Profile
+    from transports.url import open_link
+
+    (m1, s1), (m2, s2) = os.openpty(), os.openpty()
+    stop = threading.Event()
+
+    def relay() -> None:
+        while not stop.is_set():
+            for src in select.select([m1, m2], [], [], 0.05)[0]:
+                data = os.read(src, 4096)
+                os.write(m2 if src == m1 else m1, data)
+
+    t = threading.Thread(target=relay, daemon=True)
+    t.start()
+    p = Profile(num=16, rx_count=16, tx_count=16)
+    host_link = open_link(f"uart:{os.ttyname(s1)}?size={p.size}", role="host")
+    remote_link = open_link(f"uart:{os.ttyname(s2)}?size={p.size}&baud=115200", role="remote")
+    holder: dict[str, RpmsgDevice] = {}
+    starter = threading.Thread(target=lambda: holder.setdefault("remote", remote_on(remote_link, p, timeout=10)))
+    starter.start()
+    host = host_on(host_link, p, timeout=10)
+    starter.join(10)
+    remote = holder["remote"]
+    try:
+        served = remote.endpoint("echo")
+        ep = host.open("echo", timeout=10)
+        ep.settimeout(10)
+        served.settimeout(10)
+        for size in (1, 100, 496):
+            ep.send(bytes(range(size % 256)) * (size // 256 + 1))
+            data, src = served.recvfrom()
+            served.sendto(data, src)
+            assert ep.recv() == data
+    finally:
+        host.close()
+        remote.close()
+        host_link.close()
+        remote_link.close()
+        stop.set()
+        t.join(2)
+        for fd in (m1, s1, m2, s2):
+            os.close(fd)
