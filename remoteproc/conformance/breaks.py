@@ -19,6 +19,7 @@ BREAKS: dict[str, str] = {
     "ignore-host-close": "goes on running when the host has gone",
     "die-on-host-ns": "exits when the host announces a channel",
     "death-unseen": "leaves a child holding its end of the link, so its death is not visible",
+    "announce-once": "announces its channel on its first start only, never after a restart",
 }
 
 HOST_BREAKS: dict[str, str] = {

@@ -112,7 +112,7 @@ class RprocRemotePeer:
         listener = ShmLink.create_host(self.name, profile.base + profile.size)
         args = [sys.executable, "-m", "remoteproc.conformance.remote_peer", self.name, "--timeout", str(timeout)]
         if self.break_mode:
-            args += ["--break", self.break_mode]
+            args += ["--break", self.break_mode, "--state", str(Path(tempfile.gettempdir()) / f"{self.name}.state")]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
         try:

@@ -69,10 +69,15 @@ class _BrokenRemote(RemoteCore):
         return super()._parse_batch(kept, kept_lens, len(kept_lens), where)
 
 
-def serve(device: RpmsgDevice, mode: str) -> None:
+def serve(device: RpmsgDevice, mode: str, state: str | None = None) -> None:
     if mode == "die-on-host-ns":
         device.on_channel(lambda name, addr, created: os._exit(3))
-    ep = device.endpoint(ECHO_CHANNEL, announce=mode != "no-ns")
+    announce = mode != "no-ns"
+    if mode == "announce-once" and state:
+        announce = not os.path.exists(state)
+        with open(state, "a"):
+            pass
+    ep = device.endpoint(ECHO_CHANNEL, announce=announce)
     ep.settimeout(0.5)
     held: tuple[bytes, int] | None = None
     echoed = 0
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name")
     ap.add_argument("--break", dest="mode", choices=sorted(BREAKS), default="")
     ap.add_argument("--timeout", type=float, default=20)
+    ap.add_argument("--state", help="a file that outlives this process (announce-once remembers its first start)")
     args = ap.parse_args(argv)
     p = Profile()
     link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         os._exit(0)
     try:
-        serve(device, args.mode)
+        serve(device, args.mode, args.state)
     finally:
         device.close()
         link.close()

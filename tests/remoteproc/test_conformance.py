@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -56,6 +57,14 @@ BROKEN = [
     ("die-on-host-ns", "ns-from-host"),
     ("death-unseen", "peer-death"),
 ]
+
+
+def test_a_peer_that_does_not_announce_after_a_restart_fails_peer_restart() -> None:
+    peer = RprocRemotePeer("announce-once")
+    report = run(peer, only=["name-service-create", "peer-restart"], timeout=1.0)
+    assert report.outcome_of("name-service-create") is Outcome.PASS  # the first start announces
+    assert report.outcome_of("peer-restart") is Outcome.FAIL, report.table()
+    Path(tempfile.gettempdir(), f"{peer.name}.state").unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(("mode", "scenario"), BROKEN, ids=[m for m, _ in BROKEN])
