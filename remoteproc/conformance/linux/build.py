@@ -202,6 +202,7 @@ def _build_entry(root: Path, name: str, force: bool, build: Callable[[Path, Path
     """
     final = root / name
     if final.is_dir() and not force:
+        os.utime(final)  # most recently used: kept by _prune
         return final
     with _locked(root, name):
         if final.is_dir() and not force:
@@ -225,7 +226,19 @@ def _build_entry(root: Path, name: str, force: bool, build: Callable[[Path, Path
             result.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    _prune(root, name.split("-", 1)[0], keep=KEEP_ENTRIES)
     return final
+
+
+KEEP_ENTRIES = 3
+"""Cache entries of each kind kept, most recently used first: a new build input (config, patch, package
+version) makes a new entry, and older ones would otherwise pile up (a kernel entry is about 5 MB)."""
+
+
+def _prune(root: Path, kind: str, keep: int) -> None:
+    entries = sorted((p for p in root.glob(f"{kind}-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- running the build ------------------------------------------------------------------------------------
