@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import sys
 import threading
 import time
@@ -18,31 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from transports.uart import UartLink  # noqa: E402
-
-
-class CountingPort:
-    """A pty master as a port, counting the bytes written to the line."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.written = 0
-
-    def read(self, size: int = 1) -> bytes:
-        if not select.select([self.fd], [], [], 0.005)[0]:
-            return b""
-        return os.read(self.fd, size)
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            select.select([], [self.fd], [], 1)
-            view = view[os.write(self.fd, view) :]
-        self.written += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        pass
+from transports.uart import FdPort, UartLink  # noqa: E402
 
 
 def raw_rate(total: int) -> float:
@@ -61,7 +36,7 @@ def raw_rate(total: int) -> float:
     t = threading.Thread(target=reader)
     start = time.perf_counter()
     t.start()
-    CountingPort(master).write(bytes(range(256)) * (total // 256))
+    FdPort(master).write(bytes(range(256)) * (total // 256))
     t.join()
     seconds = time.perf_counter() - start
     port.close()
@@ -72,7 +47,7 @@ def raw_rate(total: int) -> float:
 
 def link_run(messages: int, size: int) -> tuple[float, float, int]:
     master, slave = os.openpty()
-    counting = CountingPort(master)
+    counting = FdPort(master)  # counts the bytes it puts on the line
     with UartLink.open(f"uart://{os.ttyname(slave)}") as rx, UartLink(counting, name="tx") as tx:
         tx.wait_connected(5)
         rx.wait_connected(5)

@@ -41,9 +41,10 @@ class Profile:
         """Bytes of shared memory the profile needs from ``base``."""
         return self.pool_da + self.rx_count * self.rx_size + self.tx_count * self.tx_size - self.base
 
-    def host_core(self, memory: RegionMemory, *, event_idx: bool = False) -> HostCore:
-        """The host role on this layout (not started: ``start()`` posts the receive buffers)."""
-        return HostCore(
+    def host_core(self, memory: RegionMemory, *, event_idx: bool = False, cls: type[HostCore] = HostCore) -> HostCore:
+        """The host role on this layout (not started: ``start()`` posts the receive buffers); ``cls`` a subclass
+        (a conformance peer broken on purpose)."""
+        return cls(
             memory,
             self.rx_layout,
             self.tx_layout,
@@ -55,6 +56,8 @@ class Profile:
             event_idx=event_idx,
         )
 
-    def remote_core(self, memory: RegionMemory, *, event_idx: bool = False) -> RemoteCore:
+    def remote_core(
+        self, memory: RegionMemory, *, event_idx: bool = False, cls: type[RemoteCore] = RemoteCore
+    ) -> RemoteCore:
         """The remote role on this layout (construct it once the host's rings are ready)."""
-        return RemoteCore(memory, self.rx_layout, self.tx_layout, event_idx=event_idx)
+        return cls(memory, self.rx_layout, self.tx_layout, event_idx=event_idx)

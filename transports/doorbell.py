@@ -40,6 +40,34 @@ class Doorbell(Protocol):
     def close(self) -> None: ...
 
 
+class DoorbellWrapper:
+    """Passes everything to ``inner``: subclasses override what they observe (spy+, conformance kick counts)."""
+
+    def __init__(self, inner: Doorbell) -> None:
+        self.inner = inner
+
+    def notify(self, queue: int) -> None:
+        self.inner.notify(queue)
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.inner.wait(timeout)
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
+    def __getattr__(self, name: str) -> object:
+        # Optional doorbell methods (a mirroring doorbell's publish) pass through; missing ones stay missing.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class _EventfdPair:
     """Both eventfds of an in-process pair, closed when both sides have closed (so a late notify from one side
     never writes to a descriptor number the other side closed and the process reused)."""

@@ -12,8 +12,8 @@ sees the data it publishes.
 
 :class:`Mirror` is sans-I/O: :meth:`Mirror.changes` returns the messages to send, :meth:`Mirror.apply` takes one
 received. :class:`MirrorDoorbell` puts it on a :class:`~transports.uart.UartLink` as a doorbell for the rpmsg
-device: ``notify`` sends the changes, then the kick; ``wait`` sends the changes before it sleeps, since a peer
-that polls (a suppressed kick) sees only what was sent.
+device: ``notify`` sends the changes, then the kick; ``publish`` (called by the device after it changed the rings
+without a kick, and before it blocks) and ``wait`` send them too: a peer that polls sees only what was sent.
 """
 
 from __future__ import annotations
@@ -127,7 +127,6 @@ class MirrorDoorbell:
         self.link = link
         self.mirror = mirror
         self._lock = threading.Lock()
-        self._kicked = threading.Event()
         self._closed = False
         self.error: str | None = None
         self._fd_r, self._fd_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -160,29 +159,30 @@ class MirrorDoorbell:
                 os.write(self._fd_w, b"x")
                 return
             if queue is not None:
-                self._kicked.set()
-                os.write(self._fd_w, b"k")
+                os.write(self._fd_w, b"k")  # the pipe is the wake-up and says what woke it
 
-    def wait(self, timeout: float | None) -> bool:
+    def publish(self) -> None:
+        """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find
+        by polling): the peer sees only what we send. The rpmsg device calls it after an operation that changed the
+        rings without a kick, and before it blocks."""
         if self.error is not None:
             raise PeerLostError(self.error)
-        # Before sleeping, publish what changed without a kick (a buffer re-posted, a flag flipped, a message the
-        # peer will find by polling): the peer sees only what we send.
         with self._lock:
             for message in self.mirror.changes():
                 self.link.send(message, timeout=10)
+
+    def wait(self, timeout: float | None) -> bool:
+        self.publish()  # a caller that waits here (busy polling, every millisecond) publishes too
         ready, _, _ = select.select([self._fd_r], [], [], timeout)
         if not ready:
             return False
         try:
-            os.read(self._fd_r, 4096)
+            woke = os.read(self._fd_r, 4096)
         except BlockingIOError:
             return False
         if self.error is not None:
             raise PeerLostError(self.error)
-        was = self._kicked.is_set()
-        self._kicked.clear()
-        return was
+        return b"k" in woke
 
     def fileno(self) -> int:
         return self._fd_r

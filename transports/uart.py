@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import random
+import select
 import threading
 import time
 from typing import Protocol
@@ -41,6 +43,35 @@ class Port(Protocol):
     def write(self, data: bytes) -> int | None: ...
 
     def close(self) -> None: ...
+
+
+class FdPort:
+    """A raw file descriptor as a port (the master side of a pty, a pipe pair's end): reads wait at most
+    ``timeout`` seconds; the bytes moved each way are counted."""
+
+    def __init__(self, fd: int, timeout: float = 0.005) -> None:
+        self.fd = fd
+        self.timeout = timeout
+        self.read_bytes = 0
+        self.written = 0
+
+    def read(self, size: int = 1) -> bytes:
+        if not select.select([self.fd], [], [], self.timeout)[0]:
+            return b""
+        data = os.read(self.fd, size)
+        self.read_bytes += len(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            select.select([], [self.fd], [], 1)
+            view = view[os.write(self.fd, view) :]
+        self.written += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """The descriptor stays its owner's to close."""
 
 
 def parse_uart_url(url: str) -> tuple[str, int]:

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from transports.devmem import DevmemWindow, UioDoorbell
-from transports.doorbell import Doorbell, EventfdDoorbell
+from transports.doorbell import Doorbell, DoorbellWrapper, EventfdDoorbell
 from transports.errors import TransportError
 from transports.link import Link
 from transports.memory import MappedRegion, RegionMemory
@@ -164,11 +164,11 @@ class _DevmemLink(Link):
 
 
 # --- spy+ ------------------------------------------------------------------------------------------------------
-class SpyDoorbell:
+class SpyDoorbell(DoorbellWrapper):
     """A doorbell that reports every kick and every wake-up, with the ring indices watched at that moment."""
 
     def __init__(self, inner: Doorbell, trace: Callable[[str], None], spy: SpyLink) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.trace = trace
         self.spy = spy
 
@@ -183,15 +183,6 @@ class SpyDoorbell:
             self.trace("kick <- peer")
             self.spy.report_rings()
         return woke
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
-
-    def interrupt(self) -> None:
-        self.inner.interrupt()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class SpyLink(Link):

@@ -92,16 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Profile()
     listener = ShmLink.create_host(args.name, p.base + p.size)
     cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
-    core = cls(
-        listener.memory,
-        p.rx_layout,
-        p.tx_layout,
-        pool_da=p.pool_da,
-        rx_count=p.rx_count,
-        tx_count=p.tx_count,
-        rx_size=p.rx_size,
-        tx_size=p.tx_size,
-    )
+    core = p.host_core(listener.memory, cls=cls)
     core.start()
     try:
         link = listener.accept(args.timeout * 4)

@@ -23,9 +23,8 @@ from typing import Protocol
 from remoteproc.conformance.breaks import BREAKS, ECHO_CHANNEL
 from remoteproc.conformance.scenarios import CountingDoorbell, HostContext, NotApplicable, TableFacts
 from remoteproc.errors import RemoteprocError
-from rpmsg.device import RpmsgDevice
 from rpmsg.profiles import Profile
-from transports.shm import ShmLink
+from rpmsg.shm import host_over_shm
 
 OPENAMP_SHUTDOWN = (0xEF56A55A).to_bytes(4, "little")  # SHUTDOWN_MSG of OpenAMP's rpmsg-echo demos
 
@@ -108,23 +107,18 @@ class RprocRemotePeer:
         self.description = "rproc remote over shm" + (f", broken: {BREAKS[break_mode]}" if break_mode else "")
 
     def start(self, timeout: float) -> HostContext:
-        profile = Profile()
-        listener = ShmLink.create_host(self.name, profile.base + profile.size)
         args = [sys.executable, "-m", "remoteproc.conformance.remote_peer", self.name, "--timeout", str(timeout)]
         if self.break_mode:
             args += ["--break", self.break_mode, "--state", str(Path(tempfile.gettempdir()) / f"{self.name}.state")]
+        # The remote waits for the host's socket, so it may start first.
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
         try:
-            core = profile.host_core(listener.memory)
-            core.start()
-            link = listener.accept(timeout)
+            device, link = host_over_shm(self.name, Profile(), timeout=timeout)
         except BaseException:
-            listener.abandon()
             lifecycle.kill()
             raise
-        device = RpmsgDevice(core, CountingDoorbell(link.doorbell))
-        device.start()
+        device.doorbell = CountingDoorbell(device.doorbell)
         return HostContext(device, ECHO_CHANNEL, lifecycle, timeout=timeout, closers=[link.close])
 
 

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Profile()
     link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
     cls = type(f"Broken_{args.mode}", (_BrokenRemote,), {"mode": args.mode}) if args.mode else RemoteCore
-    device = RpmsgDevice(cls(link.memory, p.rx_layout, p.tx_layout), link.doorbell)
+    device = RpmsgDevice(p.remote_core(link.memory, cls=cls), link.doorbell)
     if args.mode == "death-unseen" and os.fork() == 0:
         # The child keeps the doorbell socket open after the parent is killed; it leaves when the host does.
         fd = device.doorbell.fileno()

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rpmsg.core import HostCore
-from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.device import Endpoint, RpmsgDevice, WaitMode
 from rpmsg.errors import MessageTooLong, PeerLost, RpmsgError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES
-from transports.doorbell import Doorbell
+from transports.doorbell import Doorbell, DoorbellWrapper
 
 
 class NotApplicable(Exception):
@@ -32,29 +32,17 @@ class ScenarioFailed(AssertionError):
     """The rule was broken; the message is the evidence."""
 
 
-class CountingDoorbell:
+class CountingDoorbell(DoorbellWrapper):
     """The host's doorbell with a count of the peer's kicks (each wait that consumed at least one)."""
 
     def __init__(self, inner: Doorbell) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.kicks = 0
-
-    def notify(self, queue: int) -> None:
-        self.inner.notify(queue)
 
     def wait(self, timeout: float | None) -> bool:
         kicked = self.inner.wait(timeout)
         self.kicks += kicked
         return kicked
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
-
-    def interrupt(self) -> None:
-        self.inner.interrupt()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @dataclass(frozen=True)
@@ -268,58 +256,60 @@ def used_len(ctx: HostContext) -> str:
     return f"used.len {ulen} for hdr.len {hdr_len} ({style}); the host takes the length from hdr.len"
 
 
-def notification_delivery(ctx: HostContext) -> str:
-    if not isinstance(ctx.device.doorbell, CountingDoorbell):
-        raise NotApplicable("the peer's kicks cannot be counted on this transport")
+@contextlib.contextmanager
+def _counting_in(ctx: HostContext, mode: WaitMode) -> Iterator[RpmsgDevice]:
+    """The device in wait mode ``mode`` for the duration, its kicks counted (n/a when they cannot be)."""
     device = ctx.device
-    saved = device.wait_mode
-    device.wait_mode = "block"  # no spinning: every reply must be announced by a kick
-    count = 20
+    if not isinstance(device.doorbell, CountingDoorbell):
+        raise NotApplicable("the peer's kicks cannot be counted on this transport")
+    saved, device.wait_mode = device.wait_mode, mode
     try:
-        with ctx.open() as ep:
-            device.request_kicks(True)  # and "block" keeps them on: every reply from now on must be kicked
-            first = ctx.kicks
-            slowest = 0.0
-            for i in range(count):
-                t0 = time.monotonic()
-                _echo(ep, i.to_bytes(4, "little"), f"message {i} (the host waits for a kick)")
-                slowest = max(slowest, time.monotonic() - t0)
-            while select.select([device.doorbell.fileno()], [], [], 0.02)[0]:
-                device.doorbell.wait(0)
-            kicks = ctx.kicks - first
-        if kicks == 0 or slowest > 0.8 * ctx.timeout:
-            raise ScenarioFailed(
-                f"{kicks} kicks for {count} replies; the slowest took {slowest:.3f} s: the host found replies only "
-                "when its wait timed out"
-            )
+        yield device
     finally:
         device.wait_mode = saved
+
+
+def _drain_kicks(device: RpmsgDevice, settle: float) -> None:
+    """Take in (and so count) every kick already sent, waiting ``settle`` seconds for late ones."""
+    while select.select([device.doorbell.fileno()], [], [], settle)[0]:
+        device.doorbell.wait(0)
+
+
+def notification_delivery(ctx: HostContext) -> str:
+    count = 20
+    # "block": no spinning, every reply must be announced by a kick
+    with _counting_in(ctx, "block") as device, ctx.open() as ep:
+        device.request_kicks(True)  # and "block" keeps them on: every reply from now on must be kicked
+        first = ctx.kicks
+        slowest = 0.0
+        for i in range(count):
+            t0 = time.monotonic()
+            _echo(ep, i.to_bytes(4, "little"), f"message {i} (the host waits for a kick)")
+            slowest = max(slowest, time.monotonic() - t0)
+        _drain_kicks(device, 0.02)
+        kicks = ctx.kicks - first
+    if kicks == 0 or slowest > 0.8 * ctx.timeout:
+        raise ScenarioFailed(
+            f"{kicks} kicks for {count} replies; the slowest took {slowest:.3f} s: the host found replies only "
+            "when its wait timed out"
+        )
     return f"{count} replies announced by {kicks} kicks while the host slept on the doorbell (slowest {slowest:.4f} s)"
 
 
 def notification_suppression(ctx: HostContext) -> str:
-    if not isinstance(ctx.device.doorbell, CountingDoorbell):
-        raise NotApplicable("the peer's kicks cannot be counted on this transport")
-    device = ctx.device
-    saved = device.wait_mode
-    device.wait_mode = "busy"  # the host polls and sets NO_INTERRUPT on vring 0 (virtio 1.2, 2.7.7)
     count = 200
-    try:
-        with ctx.open() as ep:
-            device.request_kicks(False)  # busy mode keeps them off
-            _echo(ep, b"warm", "first message")
-            while select.select([device.doorbell.fileno()], [], [], 0.05)[0]:
-                device.doorbell.wait(0)
-            flags = _u16(ctx, ctx.core.rx.layout.avail)
-            before = ctx.kicks
-            for i in range(count):
-                _echo(ep, i.to_bytes(4, "little"), f"message {i}")
-            time.sleep(0.05)
-            while select.select([device.doorbell.fileno()], [], [], 0)[0]:
-                device.doorbell.wait(0)
-            kicks = ctx.kicks - before
-    finally:
-        device.wait_mode = saved
+    # "busy": the host polls and sets NO_INTERRUPT on vring 0 (virtio 1.2, 2.7.7)
+    with _counting_in(ctx, "busy") as device, ctx.open() as ep:
+        device.request_kicks(False)  # busy mode keeps them off
+        _echo(ep, b"warm", "first message")
+        _drain_kicks(device, 0.05)
+        flags = _u16(ctx, ctx.core.rx.layout.avail)
+        before = ctx.kicks
+        for i in range(count):
+            _echo(ep, i.to_bytes(4, "little"), f"message {i}")
+        time.sleep(0.05)
+        _drain_kicks(device, 0)
+        kicks = ctx.kicks - before
     if not flags & 1:
         raise ScenarioFailed(f"the host did not set NO_INTERRUPT (vring 0 avail.flags {flags:#x})")
     if kicks:

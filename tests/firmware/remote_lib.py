@@ -56,14 +56,26 @@ def build(out_dir: Path, extra: list[str] | None = None) -> Path:
     return next(out_dir.glob(f"{NAME}*.so"))
 
 
+def load_module(name: str, path: str | Path) -> Any:
+    """Import a compiled cffi extension module from ``path`` (a build made for one test session)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_and_load(ffi: FFI, name: str) -> Any:
+    """Compile ``ffi`` (set_source done) in a fresh directory and import it."""
+    out = Path(tempfile.mkdtemp(prefix=f"rproc-{name}-"))
+    ffi.compile(tmpdir=str(out))
+    return load_module(name, next(out.glob(f"{name}*.so")))
+
+
 @functools.cache
 def load() -> Any:
     path = os.environ.get("RPROC_REMOTE_LIB")
-    if not path:
-        path = str(build(Path(tempfile.mkdtemp(prefix="rproc-remote-lib-"))))
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-    return module
+    if path:
+        return load_module(NAME, path)
+    return compile_and_load(builder(), NAME)

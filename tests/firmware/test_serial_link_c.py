@@ -5,11 +5,8 @@ message delivered once, in order, intact, both ways."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import random
 import subprocess
-import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import pytest
 from cffi import FFI
 
+from tests.firmware.remote_lib import compile_and_load
 from tests.transports.test_serial_link import COBS_VECTORS, Line
 from transports.serial_frames import encode_frame
 from transports.serial_link import LinkCore, Message
@@ -56,15 +54,7 @@ def lib() -> Any:
         include_dirs=[str(REPO / "firmware/include")],
         extra_compile_args=["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror"],
     )
-    out = Path(tempfile.mkdtemp(prefix="rproc-serial-link-c-"))
-    ffi.compile(tmpdir=str(out))
-    path = next(out.glob(f"{NAME}*.so"))
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-    return module
+    return compile_and_load(ffi, NAME)
 
 
 class CLink:

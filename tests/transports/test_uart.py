@@ -5,35 +5,12 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from transports.uart import UartError, UartLink, parse_uart_url
-
-
-class FdPort:
-    """The master side of a pty as a pyserial-like port."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def read(self, size: int = 1) -> bytes:
-        if not select.select([self.fd], [], [], 0.005)[0]:
-            return b""
-        return os.read(self.fd, size)
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            select.select([], [self.fd], [], 1)
-            view = view[os.write(self.fd, view) :]
-        return len(data)
-
-    def close(self) -> None:
-        pass
+from transports.uart import FdPort, UartError, UartLink, parse_uart_url
 
 
 class NoisyPort(FdPort):
