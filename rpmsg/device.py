@@ -118,13 +118,28 @@ class RpmsgDevice:
         if self._closed:
             raise EndpointClosed("the rpmsg device is closed")
 
-    def _flush(self) -> None:
-        for queue in self.core.take_intents():
-            try:
-                self.doorbell.notify(queue)
-            except PeerLostError as exc:
-                self._fail(exc)
-                return
+    @property
+    def doorbell(self) -> Doorbell:
+        return self._doorbell
+
+    @doorbell.setter
+    def doorbell(self, doorbell: Doorbell) -> None:
+        self._doorbell = doorbell
+        # A doorbell that carries memory too (uart:, transports.mirror) must publish what this side wrote even
+        # when no kick is due — a reply into a buffer the peer polls, a re-posted buffer, the flag asking the
+        # peer to kick — or the peer never sees it. Shared-memory doorbells have no such method.
+        self._publish: Callable[[], None] | None = getattr(doorbell, "publish", None)
+
+    def _flush(self, changed: bool = True) -> None:
+        """Kick the peer for what the core asked; else, if the rings changed, publish them (mirroring doorbells)."""
+        intents = self.core.take_intents()
+        try:
+            for queue in intents:
+                self.doorbell.notify(queue)  # a mirroring doorbell publishes before it kicks
+            if not intents and changed and self._publish is not None:
+                self._publish()
+        except PeerLostError as exc:
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
@@ -153,7 +168,7 @@ class RpmsgDevice:
                     self._channel_event(event)
                 else:
                     self._deliver(event)
-            self._flush()
+            self._flush(changed=bool(events))
             if events:
                 self._changed.notify_all()
                 self._wake_owner()
@@ -185,6 +200,8 @@ class RpmsgDevice:
 
     def _block(self, timeout: float | None) -> None:
         """Sleep until the peer kicks, another thread wakes us, or ``timeout``; PeerLostError if the peer left."""
+        if self._publish is not None:
+            self._publish()  # the flag that asks the peer to kick us was just set: the peer must see it
         ready, _, _ = select.select([self.doorbell.fileno(), self._wake_fd], [], [], timeout)
         if self._wake_fd in ready:
             with contextlib.suppress(BlockingIOError):

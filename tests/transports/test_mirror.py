@@ -12,11 +12,11 @@ import pytest
 
 from rpmsg.device import RpmsgDevice
 from rpmsg.uart import host_over_uart, remote_over_uart
-from tests.transports.test_uart import FdPort, NoisyPort
+from tests.transports.test_uart import NoisyPort
 from transports.errors import AddressError
 from transports.memory import bytearray_memory
 from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorError
-from transports.uart import UartLink
+from transports.uart import FdPort, UartLink
 
 
 @pytest.fixture(params=["clean", "noisy"])
@@ -143,3 +143,24 @@ def test_uart_url_through_open_link() -> None:
         t.join(2)
         for fd in (m1, s1, m2, s2):
             os.close(fd)
+
+
+def test_a_reply_needing_no_kick_still_reaches_a_polling_host(uart_pair: tuple[UartLink, UartLink]) -> None:
+    """The host busy-polls (it asked not to be kicked); the remote answers and then does nothing more. Its answer
+    must still cross the link: publishing memory cannot wait for a kick or for the next time this side sleeps."""
+    a, b = uart_pair
+    host = host_over_uart(a, wait="busy")
+    remote = remote_over_uart(b, wait="block")
+    try:
+        served = remote.endpoint("echo")
+        ep = host.open("echo", timeout=10)
+        ep.settimeout(5)
+        served.settimeout(5)
+        for i in range(20):
+            ep.send(b"question %d" % i)
+            data, src = served.recvfrom()
+            served.sendto(data.upper(), src)  # no kick is due, and this side goes to sleep no more
+            assert ep.recv() == b"QUESTION %d" % i
+    finally:
+        host.close()
+        remote.close()
