@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from remoteproc.errors import RemoteprocError
-from resource_table import ResourceTable, Vdev, Vring, build, parse
+from resource_table import ResourceTable, ResourceTableError, Vdev, Vring, build, parse
 from rpmsg import HostCore, RemoteCore, RpmsgDevice
 from rpmsg.protocol import driver_ok
 from transports.openamp import OpenAmpLink
@@ -71,9 +71,22 @@ def remote_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
     return RpmsgDevice(RemoteCore(link.memory, rx, tx), doorbell)
 
 
-def host_device(link: OpenAmpLink) -> RpmsgDevice:
+def host_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
     """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg."""
-    table = parse(link.memory.read(0, TABLE_SIZE))
+    # The remote listens on the socket before it has written the table (rproc's remote binds first; a restarted
+    # one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            table = parse(link.memory.read(0, TABLE_SIZE))
+            if len(table.vdevs) == 1:
+                break
+            problem = f"{len(table.vdevs)} vdevs"
+        except ResourceTableError as exc:
+            problem = str(exc)
+        if time.monotonic() > deadline:
+            raise RemoteprocError(f"no usable OpenAMP resource table at offset 0 within {timeout} s: {problem}")
+        time.sleep(0.001)
     vdevs = table.vdevs
     if len(vdevs) != 1 or len(vdevs[0].vrings) != 2:
         raise RemoteprocError("the table at the start of the shared file is not OpenAMP's one-vdev table")

@@ -152,7 +152,7 @@ class OpenAmpRemotePeer:
         lifecycle = ProcessLifecycle(proc)
         try:
             link = OpenAmpLink("host", shm=shm, event=event, timeout=timeout)
-            device = host_device(link)
+            device = host_device(link, timeout=timeout)
         except BaseException:
             lifecycle.kill()
             if root is not None:

@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from remoteproc.openamp import CHANNEL, host_device
 from transports.openamp import OpenAmpLink
 
@@ -56,3 +58,33 @@ def test_rproc_host_and_remote_on_the_openamp_layout(tmp_path: Path) -> None:
         if remote.poll() is None:
             remote.kill()
     assert not Path(shm).exists() and not Path(event).exists()
+
+
+def test_host_waits_for_a_table_written_after_the_socket_listens(tmp_path: Path) -> None:
+    """The remote listens before it writes its table (a restarted one shows a zeroed file for a moment): the host
+    takes the zeros for "not yet", and a table that never comes for a clear error."""
+    import threading
+
+    from remoteproc.errors import RemoteprocError
+    from remoteproc.openamp import remote_device
+
+    shm = f"/dev/shm/rproc-openamp-late-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    remote_link = OpenAmpLink("remote", shm=shm, event=event)
+    host_link = OpenAmpLink("host", shm=shm, event=event)  # connected: the socket listens, the file is zeros
+    try:
+        with pytest.raises(RemoteprocError, match=r"no usable OpenAMP resource table at offset 0 within 0\.1 s"):
+            host_device(host_link, timeout=0.1)
+        started: list[object] = []
+        t = threading.Thread(target=lambda: started.append(host_device(host_link, timeout=10)))
+        t.start()
+        time.sleep(0.1)
+        remote = remote_device(remote_link, timeout=10)  # writes the table now, then waits for DRIVER_OK
+        t.join(10)
+        assert started, "the host gave up on a table written late"
+        remote.close()
+        started[0].close()  # type: ignore[attr-defined]
+    finally:
+        host_link.close()
+        remote_link.close()
+        Path(shm).unlink(missing_ok=True)
