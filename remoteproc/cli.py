@@ -273,7 +273,11 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
     if not args.port:
         raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
     link, device = boot_and_connect(
-        Path(args.firmware), args.port, progress=_progress_bar if sys.stderr.isatty() else None, timeout=args.timeout
+        Path(args.firmware),
+        args.port,
+        progress=_progress_bar if sys.stderr.isatty() else None,
+        timeout=args.timeout,
+        on_note=_note,
     )
     try:
         deadline = time.monotonic() + args.timeout
@@ -530,7 +534,7 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
 
     from remoteproc.rp2350 import UartBootRom, flat_image
 
-    image = flat_image(Path(args.firmware))
+    image = flat_image(Path(args.firmware), on_note=_note)
     target, baud = (args.port, 1_000_000)
     if target.startswith("uart:"):
         from transports.uart import parse_uart_url
@@ -550,6 +554,11 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
         port.close()
     print(f"loaded {len(image)} bytes{'' if args.no_verify else ', read back and verified'}; executing")
     return EXIT_OK
+
+
+def _note(text: str) -> None:
+    """What a library function changed on the user's behalf (e.g. an IMAGE_DEF the RP2350 loader added)."""
+    print(f"rproc: note: {text}", file=sys.stderr)
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -780,7 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "uart-boot", help="load a firmware into an RP2350's SRAM through its UART boot ROM, verify it, run it"
     )
-    p.add_argument("firmware", help="an ELF linked at 0x20000000 with an IMAGE_DEF block in its first 4 KiB")
+    p.add_argument(
+        "firmware", help="an ELF linked at 0x20000000 (an IMAGE_DEF is added in its first 4 KiB if it has none)"
+    )
     p.add_argument("--port", required=True, help="serial port or pyserial URL (/dev/ttyUSB0, socket://h:p, uart:...)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the splash and each answer")
     p.add_argument("--no-verify", action="store_true", help="skip reading the image back")

@@ -10,14 +10,19 @@ checksum: the loader reads everything back.
 
 The image is flat, linked at 0x20000000, at most 520 KiB (SRAM 0x20000000-0x2007FFFF and the scratch banks
 X/Y at 0x20080000 and 0x20081000), and must carry an IMAGE_DEF block (datasheet 5.9: the minimum for Arm is
-ffffded3 10210142 000001ff 00000000 ab123579) where the boot ROM looks for it, in the first 4 KiB.
+ffffded3 10210142 000001ff 00000000 ab123579) where the boot ROM looks for it, in the first 4 KiB. A firmware
+without one gets that minimal block added where it can go (:func:`image_def_hole`): word aligned, after the 16
+words of the Armv8-M vector table the image opens with, inside the first 4 KiB, and on no byte any segment claims
+(loaded or zero-filled, at its load or its run address) — so the block changes nothing the firmware sees, and the
+boot ROM, which reads it before the firmware runs, finds it. The image grows to hold it if need be. The caller is
+told through ``on_note``; with no such room the image is refused, saying what to add to the linker script.
 """
 
 from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -32,10 +37,13 @@ SPLASH = b"RP2350"
 KNOCK = bytes((0x56, 0xFF, 0x8B, 0xE4))
 BLOCK_START, BLOCK_END = 0xFFFFDED3, 0xAB123579
 MIN_IMAGE_DEF = struct.pack("<5I", 0xFFFFDED3, 0x10210142, 0x000001FF, 0x00000000, 0xAB123579)
+MIN_IMAGE_DEF_WORDS = " ".join(f"{w:08x}" for w in struct.unpack("<5I", MIN_IMAGE_DEF))
 IMAGE_DEF_SEARCH = 4096
+VECTOR_TABLE_MIN = 16 * 4  # SP, reset and the 14 other Armv8-M system exception entries
 CHUNK = 32
 
 Progress = Callable[[int, int], None]
+Note = Callable[[str], None]
 
 
 class BootRomError(RemoteprocError):
@@ -54,10 +62,25 @@ def find_image_def(image: bytes) -> int | None:
     return None
 
 
-def flat_image(elf_path: Path) -> bytes:
-    """The ELF's loadable segments as one flat image from 0x20000000, checked against RP2350's SRAM."""
+def image_def_hole(claimed: Iterable[tuple[int, int]]) -> int | None:
+    """The lowest offset for a minimal IMAGE_DEF in an image whose segments claim the ``claimed`` [start, end)
+    offset ranges: word aligned, after the vector table's 16 words, ending in the first 4 KiB, on no claimed byte.
+    It may lie beyond the image's data (the image then grows); None when there is no such place."""
+    ranges = list(claimed)
+    for off in range(VECTOR_TABLE_MIN, IMAGE_DEF_SEARCH - len(MIN_IMAGE_DEF) + 1, 4):
+        end = off + len(MIN_IMAGE_DEF)
+        if all(end <= lo or off >= hi for lo, hi in ranges):
+            return off
+    return None
+
+
+def flat_image(elf_path: Path, *, on_note: Note | None = None) -> bytes:
+    """The ELF's loadable segments as one flat image from 0x20000000, checked against RP2350's SRAM. Without an
+    IMAGE_DEF the minimal one is added where no segment claims the bytes (``on_note`` is told where), or the image
+    is refused with :class:`BootRomError`."""
     elf = read_elf(elf_path)
-    segments = [s for s in elf.segments if s.loadable and s.filesz]
+    loadable = [s for s in elf.segments if s.loadable]
+    segments = [s for s in loadable if s.filesz]
     if not segments:
         raise BootRomError(f"{elf_path}: no loadable segment with data")
     end = 0
@@ -77,11 +100,20 @@ def flat_image(elf_path: Path) -> bytes:
             )
         image[s.paddr - SRAM_BASE : s.paddr - SRAM_BASE + s.filesz] = data[s.offset : s.offset + s.filesz]
     if find_image_def(bytes(image)) is None:
-        raise BootRomError(
-            f"{elf_path}: no IMAGE_DEF block in the first 4 KiB; the boot ROM would not run it. Put the minimal "
-            f"block ({MIN_IMAGE_DEF.hex(' ', 4)}) in the first 4 KiB (rproc's RP2350 board does, in "
-            ".embedded_block)"
-        )
+        claimed = [(a - SRAM_BASE, a - SRAM_BASE + s.memsz) for s in loadable if s.memsz for a in (s.paddr, s.vaddr)]
+        off = image_def_hole(claimed)
+        if off is None:
+            raise BootRomError(
+                f"{elf_path}: no IMAGE_DEF block in the first 4 KiB, and no free word-aligned 20 bytes there to add "
+                f"one; the boot ROM would not run it. Put the minimal block (words {MIN_IMAGE_DEF_WORDS}) in the "
+                "first 4 KiB: in the linker script, KEEP(*(.embedded_block)) right after the vector table, with the "
+                "five words in a 4-byte aligned .embedded_block section (firmware/boards/rp2350 does)"
+            )
+        if off + len(MIN_IMAGE_DEF) > len(image):
+            image.extend(bytes(off + len(MIN_IMAGE_DEF) - len(image)))
+        image[off : off + len(MIN_IMAGE_DEF)] = MIN_IMAGE_DEF
+        if on_note:
+            on_note(f"added the minimal IMAGE_DEF at {SRAM_BASE + off:#x} (the firmware had none)")
     return bytes(image)
 
 
@@ -173,16 +205,23 @@ class UartBootRom:
 
 
 def boot_and_connect(
-    firmware: Path, port_url: str, *, progress: Progress | None = None, timeout: float = 10.0, verify: bool = True
+    firmware: Path,
+    port_url: str,
+    *,
+    progress: Progress | None = None,
+    timeout: float = 10.0,
+    verify: bool = True,
+    on_note: Note | None = None,
 ) -> tuple[UartLink, RpmsgDevice]:
     """Load ``firmware`` through the boot ROM on ``port_url`` (a tty or pyserial URL, or a uart: URL), run it,
-    then bring up the serial link on the same port and the rpmsg host on it: (UartLink, RpmsgDevice)."""
+    then bring up the serial link on the same port and the rpmsg host on it: (UartLink, RpmsgDevice). ``on_note``
+    hears what the loader changed (an IMAGE_DEF it added)."""
     import serial
 
     from rpmsg.uart import host_over_uart
     from transports.uart import parse_uart_url
 
-    image = flat_image(firmware)
+    image = flat_image(firmware, on_note=on_note)
     target, baud = parse_uart_url(port_url) if port_url.startswith("uart:") else (port_url, 1_000_000)
     try:
         port = serial.serial_for_url(target, baudrate=baud, timeout=0.005)

@@ -43,11 +43,17 @@ def build_image(tmp_path: Path, *, with_block: bool = True, fill: int = 1000, ba
 
 
 def test_flat_image_and_image_def(tmp_path: Path) -> None:
-    image = flat_image(build_image(tmp_path))
+    notes: list[str] = []
+    image = flat_image(build_image(tmp_path), on_note=notes.append)
     assert image[8:28] == MIN_IMAGE_DEF and find_image_def(image) == 8
-    assert len(image) == 8 + 20 + 1000
-    with pytest.raises(BootRomError, match="no IMAGE_DEF block in the first 4 KiB"):
-        flat_image(build_image(tmp_path, with_block=False))
+    assert len(image) == 8 + 20 + 1000 and notes == []  # it had its own block: nothing added, nothing said
+    # Without one, the block goes right after the code (the image grows to hold it) ...
+    image = flat_image(build_image(tmp_path, with_block=False), on_note=notes.append)
+    assert notes == ["added the minimal IMAGE_DEF at 0x200003f0 (the firmware had none)"]
+    assert len(image) == 1008 + 20 and image[1008:] == MIN_IMAGE_DEF and find_image_def(image) == 1008
+    # ... unless the code fills the first 4 KiB
+    with pytest.raises(BootRomError, match=r"no IMAGE_DEF block in the first 4 KiB, and no free .*\.embedded_block"):
+        flat_image(build_image(tmp_path, with_block=False, fill=4096))
     with pytest.raises(BootRomError, match=r"outside the RAM image window.*link the firmware at 0x20000000"):
         flat_image(build_image(tmp_path, base=0x10000000))
 
@@ -97,6 +103,22 @@ def test_load_verify_and_execute_through_the_boot_rom_protocol(tmp_path: Path, b
     assert line.split(b"\n")[0] == f"EXEC {len(padded):08x} {zlib.crc32(padded):08x}".encode()
 
 
+def test_the_rp2350_firmware_through_the_boot_rom_protocol(example_firmware: Path, bootrom: serial.Serial) -> None:
+    """The real RP2350 build of uart_echo (firmware/build/rp2350): written, read back, and what the boot ROM would
+    execute is exactly its flat image."""
+    image = flat_image(example_firmware.parent / "rp2350" / "uart_echo.elf")
+    rom = UartBootRom(bootrom, timeout=10)
+    rom.connect(timeout=20)
+    rom.load(image)
+    rom.execute()
+    padded = image + bytes(-len(image) % CHUNK)
+    line = b""
+    deadline = time.monotonic() + 10
+    while b"\n" not in line and time.monotonic() < deadline:
+        line += bootrom.read(64)
+    assert line.split(b"\n")[0] == f"EXEC {len(padded):08x} {zlib.crc32(padded):08x}".encode()
+
+
 def test_read_back_mismatch_names_the_address(tmp_path: Path, bootrom: serial.Serial) -> None:
     class Corrupting:
         """Flips one byte of what the boot ROM reads back."""
@@ -129,9 +151,25 @@ def test_cli_uart_boot(tmp_path: Path, bootrom: serial.Serial, capsys: pytest.Ca
     bootrom.close()
     elf = build_image(tmp_path)
     assert main(["uart-boot", str(elf), "--port", port, "--timeout", "20"]) == 0
-    assert "read back and verified; executing" in capsys.readouterr().out
-    assert main(["uart-boot", str(build_image(tmp_path, with_block=False)), "--port", port]) == 1
-    assert "no IMAGE_DEF block" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "read back and verified; executing" in captured.out and "note" not in captured.err
+    assert main(["uart-boot", str(build_image(tmp_path, with_block=False, fill=4096)), "--port", port]) == 1
+    assert "no IMAGE_DEF block in the first 4 KiB" in capsys.readouterr().err
+
+
+def test_cli_uart_boot_adds_the_missing_image_def(
+    tmp_path: Path, bootrom: serial.Serial, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A firmware without an IMAGE_DEF: the CLI says where the loader put one, and the boot ROM gets it."""
+    from remoteproc.cli import main
+
+    port = bootrom.port
+    bootrom.close()
+    elf = build_image(tmp_path, with_block=False, fill=100)
+    assert main(["uart-boot", str(elf), "--port", port, "--timeout", "20"]) == 0
+    captured = capsys.readouterr()
+    assert "rproc: note: added the minimal IMAGE_DEF at 0x2000006c (the firmware had none)" in captured.err
+    assert "loaded 128 bytes, read back and verified; executing" in captured.out  # 108 + 20, padded to 32
 
 
 def test_cli_load_rp2350_uart_boots_then_talks(
@@ -143,9 +181,10 @@ def test_cli_load_rp2350_uart_boots_then_talks(
 
     port = bootrom.port
     bootrom.close()
-    elf = build_image(tmp_path)
+    elf = build_image(tmp_path, with_block=False)  # the loader adds the IMAGE_DEF and the CLI says so
     argv = ["load", str(elf), "--platform", "rp2350-uart", "--port", port, "--timeout", "30"]
     assert main([*argv, "--send", "rpmsg-echo:hello over the wire"]) == 0
-    out = capsys.readouterr().out
-    assert "channels: rpmsg-echo at 0x400" in out
-    assert "rpmsg-echo <- b'hello over the wire'" in out
+    captured = capsys.readouterr()
+    assert "channels: rpmsg-echo at 0x400" in captured.out
+    assert "rpmsg-echo <- b'hello over the wire'" in captured.out
+    assert "rproc: note: added the minimal IMAGE_DEF at 0x200003f0 (the firmware had none)" in captured.err

@@ -6,6 +6,7 @@
 
 #define SHARED_RAM_DA 0x80000000u
 #define SHARED_RAM_SIZE 0x01000000u
+#define BOARD_CPU_HZ 20000000u /* QEMU's mps2-an505 SYSCLK: SysTick counts at this rate */
 
 void board_uart_init(void);
 void board_uart_putc(uint8_t c);

@@ -21,7 +21,7 @@
 #define BUF_SIZE 512u
 #define WINDOW_SIZE (POOL_DA + 2u * NUM * BUF_SIZE)
 #define USED_SIZE (6u + 8u * NUM)
-#define CPU_HZ 20000000u /* QEMU's mps2-an505 SYSCLK: SysTick counts at this rate */
+#define CPU_HZ BOARD_CPU_HZ /* SysTick counts the processor clock (board.h) */
 
 static uint8_t window[WINDOW_SIZE] __attribute__((aligned(4096)));
 
