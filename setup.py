@@ -1,4 +1,4 @@
-# Only what pyproject.toml cannot declare: the cffi module of the C virtqueue engine.
+# Only what pyproject.toml cannot declare: the cffi modules (the C virtqueue engine; the rpmsg host's C path).
 from setuptools import setup
 
-setup(cffi_modules=["virtio/_build_vring.py:ffibuilder"])
+setup(cffi_modules=["virtio/_build_vring.py:ffibuilder", "rpmsg/_build_fastpath.py:ffibuilder"])

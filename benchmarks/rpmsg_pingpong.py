@@ -1,9 +1,16 @@
 """Benchmark: rpmsg through the Python endpoint API between two processes over shared memory, next to C
 baselines measured in the same run.
 
-- Round trip of a 16-byte message (host endpoint -> remote echo -> host), busy-poll and blocking wait modes,
-  against a C echo through the same vring engine (busy-poll) and a raw eventfd ping-pong (blocking floor).
+- Round trip of a 16-byte message through a host endpoint (``ep.send``; ``ep.recv``) to an echo and back:
+  busy-poll against the C echo through the same vring engine (both sides spinning, one CPU each), and blocking
+  against a raw eventfd ping-pong (both sides sleeping in the kernel). The remote is the firmware's C rpmsg
+  library (benchmarks/c/rpmsg_echo_remote.c) — what a host talks to in practice — and, for comparison, rproc's
+  Python remote.
 - Host -> remote throughput of 496-byte messages, copying (send) and zero-copy (get_buffer/send_buffer).
+
+Where the processes run is pinned (os.sched_setaffinity), because on a virtual machine waking a sleeping vCPU costs
+tens of microseconds: blocking pairs share one CPU (each wake-up is a context switch, as on a single-core SoC),
+busy-polling pairs get one CPU each. Both baselines are pinned the same way as what they are compared with.
 
     .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000]
 """
@@ -11,20 +18,23 @@ baselines measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rpmsg.device import Endpoint  # noqa: E402
 from rpmsg.shm import host_over_shm  # noqa: E402
 
 
-def c_baseline(mode: str, rounds: int) -> float:
+def pingpong() -> Path:
     out = REPO / "build" / "bench" / "pingpong"
     out.parent.mkdir(parents=True, exist_ok=True)
     src = [REPO / "benchmarks" / "c" / "pingpong.c", REPO / "virtio" / "csrc" / "vring.c"]
@@ -32,17 +42,61 @@ def c_baseline(mode: str, rounds: int) -> float:
         subprocess.run(
             ["gcc", "-O2", "-std=gnu11", f"-I{REPO / 'virtio' / 'csrc'}", "-o", str(out), *map(str, src)], check=True
         )
-    res = subprocess.run([str(out), mode, str(rounds)], capture_output=True, text=True, check=True, timeout=300)
+    return out
+
+
+def c_baseline(mode: str, rounds: int) -> float:
+    res = subprocess.run([str(pingpong()), mode, str(rounds)], capture_output=True, text=True, check=True, timeout=300)
     return float(res.stdout.split()[1]) / 1000.0  # microseconds
 
 
-def with_remote(wait: str, service: str, body):  # type: ignore[no-untyped-def]
-    name = f"rproc-bench-{os.getpid()}-{wait}"
-    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, wait, service])
+def python_eventfd_floor(rounds: int) -> float:
+    """The same raw eventfd ping-pong driven from Python (os.eventfd_write/read, nothing else): what any Python
+    code pays for a blocking round trip before doing any work."""
+    to_peer, from_peer = os.eventfd(0), os.eventfd(0)
+    peer = subprocess.Popen(
+        [str(pingpong()), "eventfd-peer", str(to_peer), str(from_peer)], pass_fds=(to_peer, from_peer)
+    )
     try:
-        device, link = host_over_shm(name, wait=wait, timeout=20)  # type: ignore[arg-type]
+        write, read, clock = os.eventfd_write, os.eventfd_read, time.perf_counter_ns
+        times = []
+        for i in range(rounds + 1000):
+            start = clock()
+            write(to_peer, 1)
+            read(from_peer)
+            if i >= 1000:
+                times.append(clock() - start)
+        return statistics.median(times) / 1000.0
+    finally:
+        os.close(to_peer)
+        peer.kill()
+        peer.wait()
+        os.close(from_peer)
+
+
+@contextlib.contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Run this process (and the processes it starts) on ``cpus``; None: wherever the scheduler likes."""
+    before = os.sched_getaffinity(0)
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def with_remote(wait: str, service: str, remote: str, body: Callable[[Endpoint], float]) -> float:
+    name = f"rproc-bench-{os.getpid()}-{wait}-{remote}"
+    script = str(REPO / "benchmarks" / "rpmsg_remote.py")
+    proc = subprocess.Popen([sys.executable, script, name, wait, service, remote])
+    try:
+        device, link = host_over_shm(name, wait=wait, timeout=20, eventfd=True)  # type: ignore[arg-type]
         try:
-            return body(device)
+            ep = device.open(f"bench-{service}", timeout=10)
+            result = body(ep)
+            ep.close()
+            return result
         finally:
             device.close()
             link.close()
@@ -50,9 +104,8 @@ def with_remote(wait: str, service: str, body):  # type: ignore[no-untyped-def]
         proc.wait(timeout=10)
 
 
-def round_trip(wait: str, rounds: int) -> float:
-    def body(device):  # type: ignore[no-untyped-def]
-        ep = device.open("bench-echo", timeout=10)
+def round_trip(wait: str, remote: str, rounds: int) -> float:
+    def body(ep: Endpoint) -> float:
         payload = bytes(16)
         for _ in range(1000):
             ep.send(payload)
@@ -64,15 +117,13 @@ def round_trip(wait: str, rounds: int) -> float:
             ep.send(payload)
             ep.recv()
             times.append(clock() - start)
-        ep.close()
         return statistics.median(times) / 1000.0
 
-    return float(with_remote(wait, "echo", body))
+    return with_remote(wait, "echo", remote, body)
 
 
 def throughput(messages: int, zero_copy: bool) -> float:
-    def body(device):  # type: ignore[no-untyped-def]
-        ep = device.open("bench-count", timeout=10)
+    def body(ep: Endpoint) -> float:
         payload = bytes(496)
         start = time.perf_counter()
         if zero_copy:
@@ -86,11 +137,10 @@ def throughput(messages: int, zero_copy: bool) -> float:
         ep.send(b"report")
         got = int(ep.recv())
         elapsed = time.perf_counter() - start
-        ep.close()
         assert got == messages, f"remote counted {got} of {messages}"
         return messages / elapsed
 
-    return float(with_remote("spin", "count", body))
+    return with_remote("spin", "count", "c", body)
 
 
 def main() -> int:
@@ -98,22 +148,32 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=20000)
     ap.add_argument("--messages", type=int, default=100000)
     args = ap.parse_args()
+    one_cpu = {min(os.sched_getaffinity(0))}
+    if len(os.sched_getaffinity(0)) < 2:
+        print("note: one CPU here: the busy-poll pairs share it (their numbers mean little)")
     c_spin = c_baseline("vring-spin", args.rounds)
-    c_block = c_baseline("vring-block", args.rounds)
-    c_eventfd = c_baseline("eventfd", args.rounds)
-    py_busy = round_trip("busy", args.rounds)
-    py_block = round_trip("block", args.rounds)
+    py_busy = round_trip("busy", "c", args.rounds)
+    py_busy_py = round_trip("busy", "python", args.rounds)
+    with pinned(one_cpu):
+        c_eventfd = c_baseline("eventfd", args.rounds)
+        py_eventfd = python_eventfd_floor(args.rounds)
+        c_block = c_baseline("vring-block", args.rounds)
+        py_block = round_trip("block", "c", args.rounds)
+        py_block_py = round_trip("block", "python", args.rounds)
     print(f"rpmsg round trip, 16 B, two processes, median of {args.rounds}")
-    print(f"  C vring echo, busy-poll      {c_spin:8.2f} us")
-    print(f"  C vring echo, eventfd wait   {c_block:8.2f} us")
-    print(f"  C raw eventfd ping-pong      {c_eventfd:8.2f} us")
-    print(f"  Python endpoints, busy-poll  {py_busy:8.2f} us   {py_busy / c_spin:5.1f}x the C busy-poll echo")
-    print(
-        f"  Python endpoints, blocking   {py_block:8.2f} us   {py_block / c_eventfd:5.1f}x the raw eventfd round trip"
-    )
+    print("  busy-poll (one CPU each)")
+    print(f"    C vring echo (baseline)             {c_spin:8.2f} us")
+    print(f"    Python endpoint <-> C rpmsg remote   {py_busy:8.2f} us  {py_busy / c_spin:5.2f}x the baseline")
+    print(f"    Python endpoint <-> Python remote    {py_busy_py:8.2f} us  {py_busy_py / c_spin:5.2f}x")
+    print(f"  blocking (both on CPU {min(one_cpu)})")
+    print(f"    C raw eventfd ping-pong (baseline)   {c_eventfd:8.2f} us")
+    print(f"    Python raw eventfd ping-pong (floor) {py_eventfd:8.2f} us  {py_eventfd / c_eventfd:5.2f}x the baseline")
+    print(f"    C vring echo, eventfd doorbells      {c_block:8.2f} us  {c_block / c_eventfd:5.2f}x")
+    print(f"    Python endpoint <-> C rpmsg remote   {py_block:8.2f} us  {py_block / c_eventfd:5.2f}x")
+    print(f"    Python endpoint <-> Python remote    {py_block_py:8.2f} us  {py_block_py / c_eventfd:5.2f}x")
     copy = throughput(args.messages, zero_copy=False)
     zc = throughput(args.messages, zero_copy=True)
-    print(f"host -> remote, 496 B, {args.messages} messages")
+    print(f"host -> C remote, 496 B, {args.messages} messages")
     print(f"  copy (send)                  {copy:10,.0f} msgs/s {copy * 496 / 1e6:8.1f} MB/s")
     print(f"  zero-copy (get_buffer)       {zc:10,.0f} msgs/s {zc * 496 / 1e6:8.1f} MB/s   {zc / copy:4.2f}x copy")
     return 0

@@ -1,27 +1,54 @@
 """Remote process of the rpmsg benchmarks: "bench-echo" echoes, "bench-count" counts and reports on b"report".
 
-python benchmarks/rpmsg_remote.py NAME WAIT_MODE
+    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|c]
+
+``python``: rproc's Python remote (an endpoint for SERVICE). ``c``: the firmware's C rpmsg remote library
+(benchmarks/c/rpmsg_echo_remote.c, both services) on the same shm link, the host's eventfd doorbell required.
 """
 
 from __future__ import annotations
 
+import logging
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from rpmsg import EndpointClosed, PeerLost
-from rpmsg.shm import remote_over_shm
+from rpmsg import EndpointClosed, PeerLost  # noqa: E402
+from rpmsg.profiles import Profile  # noqa: E402
+from rpmsg.shm import remote_over_shm  # noqa: E402
+from transports.doorbell import EventfdSocketDoorbell  # noqa: E402
+from transports.shm import ShmLink  # noqa: E402
+
+C_SOURCES = [
+    REPO / "benchmarks" / "c" / "rpmsg_echo_remote.c",
+    REPO / "firmware" / "lib" / "rpmsg_remote.c",
+    REPO / "virtio" / "csrc" / "vring.c",
+]
+C_LIB = REPO / "build" / "bench" / "librpmsg_echo_remote.so"
 
 
-def main() -> int:
-    device, link = remote_over_shm(sys.argv[1], wait=sys.argv[2])  # type: ignore[arg-type]
-    ep = device.endpoint(f"bench-{sys.argv[3]}")
+def build_c_remote() -> Path:
+    """gcc -O2 the C remote into a shared library (rebuilt when a source is newer)."""
+    C_LIB.parent.mkdir(parents=True, exist_ok=True)
+    if not C_LIB.exists() or any(s.stat().st_mtime > C_LIB.stat().st_mtime for s in C_SOURCES):
+        include = [f"-I{REPO / 'firmware' / 'include'}", f"-I{REPO / 'virtio' / 'csrc'}"]
+        cmd = ["gcc", "-O2", "-std=gnu11", "-shared", "-fPIC", *include, "-o", str(C_LIB), *map(str, C_SOURCES)]
+        subprocess.run(cmd, check=True)
+    return C_LIB
+
+
+def run_python(name: str, wait: str, service: str) -> int:
+    logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
+    device, link = remote_over_shm(name, wait=wait)  # type: ignore[arg-type]
+    ep = device.endpoint(f"bench-{service}")
     n = 0
     try:
         while True:
             data, src = ep.recvfrom()
-            if sys.argv[3] == "echo":
+            if service == "echo":
                 ep.sendto(data, src)
             elif data == b"report":
                 ep.sendto(str(n).encode(), src)
@@ -33,6 +60,48 @@ def main() -> int:
     device.close()
     link.close()
     return 0
+
+
+def run_c(name: str, wait: str) -> int:
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(
+        "int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, uint32_t num, "
+        "uint32_t align, int rx_fd, int tx_fd, int sock_fd, int block);"
+    )
+    lib = ffi.dlopen(str(build_c_remote()))
+    p = Profile()
+    link = ShmLink.connect_remote(name, p.base + p.size)
+    doorbell = link.doorbell
+    if not isinstance(doorbell, EventfdSocketDoorbell):
+        raise SystemExit("the C remote needs the host's eventfd doorbell (host_over_shm(..., eventfd=True))")
+    rx_fd, tx_fd, sock_fd = doorbell.descriptors()
+    view = link.memory.view(p.base, p.size)
+    rc = lib.bench_remote_run(
+        ffi.from_buffer("uint8_t[]", view, require_writable=True),
+        p.size,
+        p.rx_layout.desc,
+        p.tx_layout.desc,
+        p.num,
+        p.align,
+        rx_fd,
+        tx_fd,
+        sock_fd,
+        {"busy": 0, "read": 2}.get(wait, 1),
+    )
+    del view
+    link.close()
+    if rc:
+        print(f"C remote ended with rpmsg error {rc}", file=sys.stderr)
+    return 1 if rc else 0
+
+
+def main() -> int:
+    name, wait, service = sys.argv[1:4]
+    if len(sys.argv) > 4 and sys.argv[4] == "c":
+        return run_c(name, wait)
+    return run_python(name, wait, service)
 
 
 if __name__ == "__main__":

@@ -271,18 +271,21 @@ class HostCore(_CoreBase):
 
     def get_tx_buffer(self) -> TxBuffer:
         addr = self._take_tx()
-        view = self.memory.view(addr + HEADER_SIZE, self.max_payload)
-        return TxBuffer(addr, view, self.max_payload)
+        return TxBuffer(addr, self.memory.view(addr + HEADER_SIZE, self.max_payload), self.max_payload)
 
-    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
-        """Send a filled buffer. ``reserved`` is 0 for every real sender; conformance checks that a peer
-        ignores it."""
+    def check_tx_buffer(self, buf: TxBuffer, length: int) -> None:
+        """What makes a zero-copy send refused: a buffer already sent or given back, a length it cannot hold."""
         if buf.done:
             raise LocalProtocolError("this TX buffer was already sent or given back")
         if not 0 <= length <= buf.capacity:
             raise MessageTooLong(
                 f"{length} bytes do not fit the buffer's {buf.capacity}", size=length, limit=buf.capacity
             )
+
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
+        """Send a filled buffer. ``reserved`` is 0 for every real sender; conformance checks that a peer
+        ignores it."""
+        self.check_tx_buffer(buf, length)
         self.memory.write(buf.addr, pack_header(src, dst, length, reserved=reserved))
         buf._finish()
         self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)

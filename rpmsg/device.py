@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
+from rpmsg import fastpath
+from rpmsg.core import ChannelEvent, Event, HostCore, Message, RemoteCore, TxBuffer
 from rpmsg.errors import (
     EndpointClosed,
     LocalProtocolError,
@@ -35,7 +36,7 @@ from rpmsg.errors import (
     RpmsgTimeout,
     WouldBlock,
 )
-from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator
+from rpmsg.protocol import ADDR_ANY, NS_ADDR, RX_VRING, TX_VRING, AddressAllocator
 from transports.doorbell import Doorbell, PeerLostError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 WaitMode = Literal["block", "spin", "busy"]
 TRACE = 5  # below DEBUG: one line per message (`rproc -vvv`, or spy+ transports with logging at level 5)
 SPIN_SECONDS = 50e-6
+BUSY_SLICE_SECONDS = 0.001  # a busy-polling waiter looks at the doorbell (the peer's end) this often
 BUFFER_POLL_SECONDS = 0.005
 
 
@@ -75,6 +77,21 @@ class RpmsgDevice:
         self.failure: BaseException | None = None
         self._salvaged = False
         self.unconfirmed = 0
+        self._fast = self._make_fast()
+
+    def _make_fast(self) -> fastpath.HostFastPath | None:
+        """The host's per-message path in C, where it does exactly what the general path does: a host on the C
+        engine with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.)"""
+        core = self.core
+        # A subclass (a conformance peer broken on purpose) overrides what the C path would skip.
+        if not fastpath.enabled() or type(core) is not HostCore or self._publish is not None:
+            return None
+        if core.rx.backend != "c" or core.tx.backend != "c":
+            return None
+        try:
+            return fastpath.HostFastPath(core, self._doorbell, self._wake_fd)
+        except ImportError:
+            return None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -100,6 +117,8 @@ class RpmsgDevice:
         if self._pump is not None and self._pump is not threading.current_thread():
             self._pump.join(timeout=2)
         with self._lock:
+            if self._fast is not None:
+                self._fast.close()
             self.core.close()
             self.doorbell.close()
             os.close(self._wake_fd)
@@ -129,6 +148,10 @@ class RpmsgDevice:
         # when no kick is due — a reply into a buffer the peer polls, a re-posted buffer, the flag asking the
         # peer to kick — or the peer never sees it. Shared-memory doorbells have no such method.
         self._publish: Callable[[], None] | None = getattr(doorbell, "publish", None)
+        if hasattr(self, "_fast"):
+            if self._fast is not None:
+                self._fast.close()
+            self._fast = self._make_fast()  # it polls the doorbell's descriptors
 
     def _flush(self, changed: bool = True) -> None:
         """Kick the peer for what the core asked; else, if the rings changed, publish them (mirroring doorbells)."""
@@ -163,16 +186,69 @@ class RpmsgDevice:
             except RemoteProtocolError as exc:
                 self._fail(exc)
                 raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
-            for event in events:
-                if isinstance(event, ChannelEvent):
-                    self._channel_event(event)
-                else:
-                    self._deliver(event)
+            self._handle(events)
             self._flush(changed=bool(events))
-            if events:
-                self._changed.notify_all()
-                self._wake_owner()
             return len(events)
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, ChannelEvent):
+                self._channel_event(event)
+            else:
+                self._deliver(event)
+        if events:
+            self._changed.notify_all()
+            self._wake_owner()
+
+    def _fast_recvfrom(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
+        """The C path of ``recvfrom``: a message for ``ep`` straight from the ring to bytes. None hands over to
+        the general path (messages already queued, zero-copy, a pump thread, errors, timeouts, tracing), which
+        then does the rest exactly as before."""
+        fast = self._fast
+        assert fast is not None
+        with self._lock:
+            while True:
+                if (
+                    ep._queue
+                    or ep.closed
+                    or self.failure is not None
+                    or self._closed
+                    or self._pump is not None
+                    or self._zero_copy_endpoints
+                    or log.isEnabledFor(TRACE)
+                ):
+                    return None
+                # Blocking: the remote's kicks are asked for only while this thread sleeps (as "spin" does after
+                # its spin), so a reply that finds us awake costs the remote no doorbell write.
+                disarm = self._kicks_on and self.wait_mode == "block"
+                try:
+                    n = fast.recv(-1 if disarm else 0)
+                    if disarm:
+                        self._kicks_on = False
+                except RemoteProtocolError as exc:
+                    self._fail(exc)
+                    raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+                if n:
+                    if n & fastpath.NOTIFY:
+                        self._kick(RX_VRING)
+                    n &= 0xFFFF
+                    if n == 1:
+                        got = fast.single(ep.addr, bufsize)
+                        if got is not None:
+                            return got
+                    self._handle(self.core._parse_batch(fast.out, fast.lens, n, "vring 0"))
+                    continue
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None  # the general path looks once more and raises the timeout
+                if self._doorbell_owner is not None:
+                    return None  # another thread waits on the doorbell: wait on the condition, generally
+                self._wait(deadline)
+
+    def _kick(self, queue: int) -> None:
+        try:
+            self.doorbell.notify(queue)
+        except PeerLostError as exc:
+            self._fail(exc)
 
     def _salvage(self) -> bool:
         """After the peer is lost: take in, once, the messages it left in the rings (the memory is still mapped).
@@ -247,18 +323,24 @@ class RpmsgDevice:
             except Exception:  # a user callback must not stop the device
                 log.exception("channel callback failed")
 
-    def _wait(self, deadline: float | None) -> None:
-        """Wait for something to happen (called with the lock held, returns with it held)."""
+    def _wait(self, deadline: float | None, *, for_buffer: bool = False) -> None:
+        """Wait for something to happen (called with the lock held, returns with it held); the caller looks at
+        the rings again. ``for_buffer``: what is awaited is a send buffer coming back, not a message."""
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        fast = self._fast
         if self.wait_mode == "busy":
             self._kicks(False)  # we poll anyway: spare the peer a doorbell write per message
             self._lock.release()
             try:
+                if fast is not None:
+                    # Spin in C (the GIL released) until the ring has entries or a slice is over.
+                    slice_s = BUSY_SLICE_SECONDS if remaining is None else min(remaining, BUSY_SLICE_SECONDS)
+                    fast.wait(int(slice_s * 1e9), False, -1, watch_tx=for_buffer)
                 now = time.monotonic()
                 if now >= self._next_doorbell_check:
                     # Busy-polling never blocks on the doorbell, so look at it now and then: it is what says
                     # that the peer is gone (and it drains the kicks we do not need).
-                    self._next_doorbell_check = now + 0.001
+                    self._next_doorbell_check = now + BUSY_SLICE_SECONDS
                     self.doorbell.wait(0)
                     time.sleep(0)  # let other threads of this process run now and then
             except PeerLostError as exc:
@@ -267,7 +349,8 @@ class RpmsgDevice:
                         self._fail(exc)
             finally:
                 self._lock.acquire()
-            self.process()
+            if fast is None:
+                self.process()
             return
         if self._pump is not None or self._doorbell_owner is not None:
             self._changed.wait(remaining)
@@ -278,14 +361,24 @@ class RpmsgDevice:
             if self.wait_mode == "spin":
                 with self._lock:
                     self._kicks(False)
-                stop = time.perf_counter() + SPIN_SECONDS
-                while time.perf_counter() < stop:
-                    if self.process():
+                if fast is not None:
+                    spin = SPIN_SECONDS if remaining is None else min(remaining, SPIN_SECONDS)
+                    if fast.wait(int(spin * 1e9), False, -1, watch_tx=for_buffer) == fastpath.READY:
                         return
+                else:
+                    stop = time.perf_counter() + SPIN_SECONDS
+                    while time.perf_counter() < stop:
+                        if self.process():
+                            return
             with self._lock:
                 if self._kicks(True):
                     return  # a message arrived between the last poll and asking for kicks
-            self._block(remaining)
+            if fast is not None:
+                timeout_ns = -1 if remaining is None else int(remaining * 1e9)
+                if fast.wait(0, True, timeout_ns) == fastpath.DOORBELL:
+                    self.doorbell.wait(0)  # not a kick read in C: the doorbell's own check (the peer's end?)
+            else:
+                self._block(remaining)
         except PeerLostError as exc:
             with self._lock:
                 if not self._closed:
@@ -294,7 +387,8 @@ class RpmsgDevice:
             self._lock.acquire()
             self._doorbell_owner = None
             self._changed.notify_all()
-        self.process()
+        if fast is None:
+            self.process()
 
     def request_kicks(self, on: bool) -> None:
         """Ask the peer to notify (kick) us for new messages, or not; the wait loop changes this itself as
@@ -335,6 +429,20 @@ class RpmsgDevice:
                 return
 
     # --- sending ---------------------------------------------------------------------------------------------
+    def _fast_send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> bool:
+        """The C path of a send; False hands over to :meth:`send` (no free buffer, too long, tracing)."""
+        fast = self._fast
+        assert fast is not None
+        if len(data) > fast.max_payload or log.isEnabledFor(TRACE):
+            return False
+        with self._lock:
+            if self.failure is not None or self._closed:
+                return False  # the general path raises what it should
+            sent = fast.send(src, dst, data)
+            if sent & fastpath.NOTIFY:
+                self._kick(TX_VRING)
+        return sent != 0
+
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
@@ -358,19 +466,31 @@ class RpmsgDevice:
                 "host's receive buffers (use send)"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
+        fast = self._fast
         with self._lock:
             while True:
                 self._check()
+                if fast is not None:
+                    addr = fast.take()
+                    if addr is not None:
+                        return fast.buffer(addr)
                 try:
                     return self.core.get_tx_buffer()
                 except WouldBlock:
                     self._wait_for_buffer(deadline)
 
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
+        fast = self._fast
         with self._lock:
             self._check()
             if not isinstance(self.core, HostCore):
                 raise LocalProtocolError("only the host has send buffers")
+            if fast is not None and not log.isEnabledFor(TRACE):
+                self.core.check_tx_buffer(buf, length)
+                buf._finish()
+                if fast.send_buffer(buf.addr, src, dst, length, reserved) & fastpath.NOTIFY:
+                    self._kick(TX_VRING)
+                return
             self.core.send_buffer(buf, src, dst, length, reserved=reserved)
             self._flush()
 
@@ -385,7 +505,9 @@ class RpmsgDevice:
         # look at the used ring again every few milliseconds instead of waiting for a kick that may not come.
         poll = time.monotonic() + BUFFER_POLL_SECONDS
         try:
-            self._wait(poll if deadline is None else min(deadline, poll))
+            self._wait(poll if deadline is None else min(deadline, poll), for_buffer=True)
+            if self._fast is not None:
+                self.process()  # the C wait only waits: take in what arrived meanwhile (it may be the peer's end)
         finally:
             self.core.want_buffer_wakeup(False)
 
@@ -514,9 +636,18 @@ class Endpoint:
     def send(self, data: bytes | bytearray | memoryview) -> int:
         if self.peer is None:
             raise LocalProtocolError(f"{self!r} is not connected: use sendto or connect")
-        return self.sendto(data, self.peer)
+        dev = self.device
+        if dev._fast is not None and not self.closed and dev._fast_send(self.addr, self.peer, data):
+            return len(data)
+        return self._send_general(data, self.peer)
 
     def sendto(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        dev = self.device
+        if dev._fast is not None and not self.closed and dev._fast_send(self.addr, dst, data):
+            return len(data)
+        return self._send_general(data, dst)
+
+    def _send_general(self, data: bytes | bytearray | memoryview, dst: int) -> int:
         self._check_open()
         timeout = self._timeout
         try:
@@ -557,11 +688,16 @@ class Endpoint:
                 os.eventfd_read(self._fd)
         return msg
 
+    def _deadline(self) -> float | None:
+        return None if self._timeout is None else time.monotonic() + self._timeout
+
     def recv_message(self) -> Message:
         """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""
+        return self._recv_message(self._deadline())
+
+    def _recv_message(self, deadline: float | None) -> Message:
         dev = self.device
         timeout = self._timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
         with dev._lock:
             while True:
                 msg = self._take()
@@ -581,7 +717,15 @@ class Endpoint:
                 dev._wait(deadline)
 
     def recvfrom(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
-        msg = self.recv_message()
+        deadline = self._deadline()
+        if self.device._fast is not None:
+            got = self.device._fast_recvfrom(self, bufsize, deadline)
+            if got is not None:
+                return got
+        return self._recv_general(bufsize, deadline)
+
+    def _recv_general(self, bufsize: int, deadline: float | None) -> tuple[bytes, int]:
+        msg = self._recv_message(deadline)
         try:
             data = bytes(msg.payload[:bufsize])
         finally:
@@ -589,10 +733,23 @@ class Endpoint:
         return data, msg.src
 
     def recv(self, bufsize: int = 1 << 16) -> bytes:
-        return self.recvfrom(bufsize)[0]
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.device._fast is not None:
+            got = self.device._fast_recvfrom(self, bufsize, deadline)
+            if got is not None:
+                return got[0]
+        return self._recv_general(bufsize, deadline)[0]
 
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
-        msg = self.recv_message()
+        deadline = self._deadline()
+        if self.device._fast is not None:
+            got = self.device._fast_recvfrom(self, nbytes or len(buffer), deadline)
+            if got is not None:
+                n = len(got[0])
+                memoryview(buffer)[:n] = got[0]
+                return n
+        msg = self._recv_message(deadline)
         try:
             n = min(len(msg.payload), nbytes or len(buffer))
             memoryview(buffer)[:n] = msg.payload[:n]

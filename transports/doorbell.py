@@ -237,6 +237,11 @@ class EventfdSocketDoorbell:
     def fileno(self) -> int:
         return self._epoll.fileno()
 
+    def descriptors(self) -> tuple[int, int, int]:
+        """(kicks in, kicks out, the socket): for C code that waits and kicks by itself (the rpmsg fast path,
+        the benchmarks' C remote)."""
+        return self._rx, self._tx, self.sock.fileno()
+
     def interrupt(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)

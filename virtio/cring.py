@@ -89,8 +89,13 @@ class CVring:
         self._counts = ffi.new("uint16_t[]", num)
         self._u32 = ffi.new("uint32_t[]", num)
         self._head = ffi.new("uint16_t *")
-        self._pool = ffi.new("uint64_t[]", 1)
+        self._pool = self.pool_array = ffi.new("uint64_t[]", 1)  # the pool's array: replaced by drv_pool_set
         self._npool = ffi.new("uint32_t *")
+
+    def handles(self) -> tuple[Any, Any, Any, Any, int]:
+        """(ffi, ``struct rp_vq *``, pool array, pool count, pool capacity): for C code working on this queue.
+        The pool array is replaced by :meth:`drv_pool_set`; compare it to notice."""
+        return self._ffi, self._vq, self._pool, self._npool, getattr(self, "_pool_cap", 0)
 
     def close(self) -> None:
         """Release every view of shared memory, so its mapping can be closed. The queue is unusable after."""
@@ -195,7 +200,7 @@ class CVring:
         return int(self._lib.rp_drv_enable_cb(self._vq))
 
     def drv_pool_set(self, addrs: Sequence[int]) -> None:
-        self._pool = self._ffi.new("uint64_t[]", max(1, len(addrs)))
+        self._pool = self.pool_array = self._ffi.new("uint64_t[]", max(1, len(addrs)))
         for i, a in enumerate(addrs):
             self._pool[i] = a
         self._npool[0] = len(addrs)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from transports.memory import RegionMemory
 from virtio.backend import ring_class
+from virtio.cring import CVring
 from virtio.errors import LocalError, QueueBrokenError, RemoteFault, RingFullError
 from virtio.layout import VringLayout, avail_size, desc_size, used_size
 from virtio.pyring import PyVring
@@ -103,6 +104,13 @@ class _Queue:
     @property
     def backend(self) -> str:
         return self._ring.backend
+
+    @property
+    def c_engine(self) -> CVring | None:
+        """The C engine's queue, for C code that works on the same ring (the rpmsg host's C path: rpmsg/fastpath.py);
+        None on the Python engine, or once closed."""
+        ring: object = self._ring
+        return ring if isinstance(ring, CVring) else None
 
     def close(self) -> None:
         """Let go of the shared memory (a mapping cannot be closed while a queue still views it)."""

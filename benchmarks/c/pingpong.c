@@ -4,6 +4,8 @@
  *   pingpong vring-spin N   an echo through two vrings with the rproc engine (vring.c), both sides busy-polling
  *   pingpong vring-block N  the same, each side blocking on an eventfd doorbell after a failed poll
  * Prints "median_ns <value>".
+ *   pingpong eventfd-peer RX TX   the other end of a ping-pong driven by someone else (the Python floor in
+ *                                 benchmarks/rpmsg_pingpong.py): reads RX, writes TX, until RX fails
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -138,6 +140,13 @@ static int vring_mode(long n, uint64_t *t, int block)
 
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "eventfd-peer")) {
+		int rx = atoi(argv[2]), tx = atoi(argv[3]);
+		uint64_t v;
+		while (read(rx, &v, 8) == 8)
+			kick(tx);
+		return 0;
+	}
 	if (argc != 3)
 		return 2;
 	long n = atol(argv[2]);

@@ -1,5 +1,7 @@
-"""The shared rpmsg suite runs over two transports: loop:// (remote services in a thread of this process) and
-shm (remote services in another process, real shared memory and a socket doorbell)."""
+"""The shared rpmsg suite runs over loop:// (remote services in a thread of this process), shm (remote services in
+another process, real shared memory; socket or eventfd doorbell) and devmem (a file as physical memory, a fake
+interrupt controller) — and every test of this directory twice: with the host's per-message C path
+(rpmsg/fastpath.py) and with the general Python path it stands in for."""
 
 from __future__ import annotations
 
@@ -35,6 +37,11 @@ class HostSide:
     transport: str
     kill: Callable[[], None]
     """Make the remote disappear without a goodbye: SIGKILL its process, or drop its doorbell (loop)."""
+
+
+def _check_path(device: RpmsgDevice, host_path: str) -> None:
+    """The parametrisation is real: the device uses the C path exactly when asked to."""
+    assert (device._fast is not None) == (host_path == "c-path"), (host_path, device._fast)
 
 
 def _open_fds() -> int:
@@ -74,8 +81,15 @@ class FakeInterruptHardware:
                 words.release()
 
 
+@pytest.fixture(autouse=True, params=["c-path", "python-path"])
+def host_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which per-message path host devices made in the test use (read when a device is made)."""
+    monkeypatch.setenv("RPROC_RPMSG_FASTPATH", "1" if request.param == "c-path" else "0")
+    return str(request.param)
+
+
 @pytest.fixture(params=["loop", "shm", "shm-memfd-eventfd", "devmem"])
-def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
+def host(request: pytest.FixtureRequest, tmp_path: Path, host_path: str) -> Iterator[HostSide]:
     fds_before = _open_fds()
     if request.param == "devmem":
         profile = Profile()
@@ -98,6 +112,7 @@ def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
             host_hw.close()
 
         side = HostSide(dev, "devmem", kill)
+        _check_path(side.device, host_path)
         yield side
         dev.close()
         remote.close()
@@ -112,6 +127,7 @@ def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
     if request.param == "loop":
         dev, remote = loopback_pair()
         start_services(remote)
+        _check_path(dev, host_path)
         yield HostSide(dev, "loop", remote.close)
         dev.close()
         remote.close()
@@ -133,6 +149,7 @@ def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostSide]:
             proc.kill()
             raise
         side = HostSide(dev, "shm", lambda: proc.send_signal(signal.SIGKILL))
+        _check_path(side.device, host_path)
         yield side
         dev.close()
         link.close()

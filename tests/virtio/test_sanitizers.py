@@ -90,3 +90,39 @@ def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
     tail = (child.stdout + child.stderr)[-4000:]
     assert child.returncode == 0, tail
     assert "passed" in child.stdout and "runtime error" not in tail
+
+
+def test_rpmsg_host_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
+    """The rpmsg host's per-message C path (rpmsg/csrc/fastpath.c) and the engine under it, both sanitized,
+    driven by the rpmsg suite (loop, shm with other processes, devmem; hostile vring 0) and the quirk tests."""
+    modules = {}
+    for name, builder in (("engine", "virtio._build_vring"), ("fastpath", "rpmsg._build_fastpath")):
+        out = tmp_path / name
+        out.mkdir()
+        build = (
+            f"from {builder} import make_ffibuilder; "
+            f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(out)!r})"
+        )
+        subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, cwd=REPO)
+        [modules[name]] = [p for p in out.rglob("*.so")]
+    env = {
+        **os.environ,
+        "LD_PRELOAD": runtime("libasan.so"),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+        "RPROC_VRING_MODULE": str(modules["engine"]),
+        "RPROC_RPMSG_FASTPATH_MODULE": str(modules["fastpath"]),
+        "RPROC_VIRTIO_BACKEND": "c",
+    }
+    tests = ["tests/rpmsg/test_suite.py", "tests/rpmsg/test_fastpath.py", "tests/rpmsg/test_quirks.py"]
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "c-path", *tests],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tail = (child.stdout + child.stderr)[-4000:]
+    assert child.returncode == 0, tail
+    assert "passed" in child.stdout and "ERROR: AddressSanitizer" not in tail and "runtime error" not in tail

@@ -1,0 +1,130 @@
+/*
+ * The C remote of benchmarks/rpmsg_pingpong.py: the firmware's rpmsg remote library (firmware/lib/rpmsg_remote.c)
+ * running in a host process on the shm profile's rings, so the benchmark times the Python host endpoint API
+ * against a remote that costs what the firmware costs, not a second Python interpreter.
+ *
+ *   bench_remote_run(...)  announces "bench-echo" (echoes each message to its sender) and "bench-count" (counts,
+ *                          answers b"report" with the count in ASCII), then serves until the host's doorbell
+ *                          socket closes. block != 0: sleep on the kick eventfd when the rings are empty;
+ *                          block == 0: busy-poll with the host's kicks turned off.
+ * Returns 0 at the host's end, or an RPMSG_ERR_* code.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rproc/rpmsg_remote.h"
+
+struct bench {
+	int tx_fd;
+	uint64_t counted;
+};
+
+static void kick(void *ctx, uint32_t queue)
+{
+	(void)queue;
+	uint64_t one = 1;
+	if (write(((struct bench *)ctx)->tx_fd, &one, 8) != 8) {
+		/* the host is gone: the socket check below ends the loop */
+	}
+}
+
+static void send_all(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
+{
+	/* The host re-posts its receive buffers as it reads them: wait for one. */
+	while (rpmsg_send(r, src, dst, data, len) == RPMSG_ERR_NO_BUFFER)
+		rpmsg_poll(r);
+}
+
+static void echo(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
+		 uint32_t src)
+{
+	uint8_t copy[512];
+	if (len > sizeof(copy))
+		return;
+	for (uint32_t i = 0; i < len; i++)
+		copy[i] = data[i];
+	send_all(r, ept->addr, src, copy, len);
+}
+
+static void count(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
+		  uint32_t src)
+{
+	struct bench *b = ept->priv;
+	static const char report[] = "report";
+	uint32_t i = 0;
+	if (len == sizeof(report) - 1)
+		while (i < len && data[i] == (uint8_t)report[i])
+			i++;
+	if (i != sizeof(report) - 1 || len != i) {
+		b->counted++;
+		return;
+	}
+	char text[24];
+	int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)b->counted);
+	b->counted = 0;
+	send_all(r, ept->addr, src, (const uint8_t *)text, (uint32_t)n);
+}
+
+static int host_gone(int sock_fd)
+{
+	char c;
+	ssize_t n = recv(sock_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0;
+}
+
+int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, uint32_t num, uint32_t align,
+		     int rx_fd, int tx_fd, int sock_fd, int block)
+{
+	/* The shm profile has no resource table: describe its rings in a vdev entry of our own, DRIVER_OK set. */
+	struct {
+		struct fw_rsc_vdev vdev;
+		struct fw_rsc_vdev_vring ring[2];
+	} RPROC_PACKED table = { { 3, 7, 0, 1, 1, 0, 0x7, 2, { 0, 0 } },
+				 { { da0, align, num, 0, 0 }, { da1, align, num, 1, 0 } } };
+	struct rp_region region = { 0, size, mem };
+	struct rpmsg_remote r;
+	struct bench b = { tx_fd, 0 };
+	struct rpmsg_ept echo_ept, count_ept;
+	int rc = rpmsg_remote_init(&r, &table.vdev, &region, kick, &b);
+	if (rc == RPMSG_OK)
+		rc = rpmsg_create_ept(&r, &echo_ept, "bench-echo", RPMSG_ADDR_ANY, echo, &b);
+	if (rc == RPMSG_OK)
+		rc = rpmsg_create_ept(&r, &count_ept, "bench-count", RPMSG_ADDR_ANY, count, &b);
+	if (rc != RPMSG_OK)
+		return rc;
+	if (!block)
+		rp_dev_disable_notify(&r.from_host);
+	if (block == 2) /* sleep in read(), the way the C baselines do */
+		fcntl(rx_fd, F_SETFL, fcntl(rx_fd, F_GETFL) & ~O_NONBLOCK);
+	struct pollfd fds[2] = { { rx_fd, POLLIN, 0 }, { sock_fd, POLLIN | POLLRDHUP, 0 } };
+	for (uint64_t idle = 0;; idle++) {
+		int n = rpmsg_poll(&r);
+		if (n < 0)
+			return n;
+		if (n > 0) {
+			idle = 0;
+			continue;
+		}
+		if (block == 2) {
+			uint64_t v;
+			if (read(rx_fd, &v, 8) < 0 && host_gone(sock_fd))
+				return 0;
+		} else if (block) {
+			if (poll(fds, 2, -1) < 0)
+				continue;
+			if (fds[1].revents)
+				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
+			uint64_t v;
+			if (read(rx_fd, &v, 8) < 0) {
+				/* nothing to consume: a spurious wake-up */
+			}
+		} else if ((idle & 0xffff) == 0xffff && host_gone(sock_fd)) {
+			return 0;
+		}
+	}
+}

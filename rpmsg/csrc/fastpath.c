@@ -1,0 +1,189 @@
+/*
+ * The rpmsg host's per-message work in one C call each, for rpmsg/fastpath.py. Every rule stays in the Python
+ * runner (rpmsg/device.py) and core (rpmsg/core.py); this file only does what they do per message without the
+ * interpreter in between:
+ *
+ *   rpf_send  take a send buffer (reclaiming returned ones when none is free), write the 16-byte header
+ *             {src, dst, reserved 0, len, flags 0} and the payload, add it to vring 1 and publish; when the
+ *             remote wants a kick and the doorbell is an eventfd, write it (the runner's kick, saved a call)
+ *   rpf_take / rpf_send_buffer  the same for zero-copy sends: a pool buffer's address, then its header,
+ *             add, publish and kick once the caller has written the payload in place
+ *   rpf_recv  copy the messages waiting in vring 0 out back to back, re-post their buffers and publish (with
+ *             `arm` > 0, when none waits: enable the remote's kicks and look once more, as enable_callbacks
+ *             does; `arm` < 0: first turn the remote's kicks off, as disable_callbacks does)
+ *   rpf_wait  the runner's wait: spin on vring 0's used index, then sleep on the doorbell and wake descriptors
+ *
+ * rpf_recv does no I/O; rpf_send's only I/O is that kick; rpf_wait is the runner's own select, in C so that a
+ * blocking receive costs the wake-up and not the interpreter. It only reads the ring (no state changes), so a
+ * thread may wait while another, holding the device lock, consumes.
+ */
+#define _GNU_SOURCE
+#include "fastpath.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HDR 16u
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Header, add and publish of a filled buffer at `addr` (and the kick, when asked and possible). */
+static int post(struct rp_vq *tx, uint64_t addr, uint8_t *host, uint32_t src, uint32_t dst, uint32_t len,
+		uint32_t reserved, int kick_fd, uint32_t *npool)
+{
+	put32(host, src);
+	put32(host + 4, dst);
+	put32(host + 8, reserved);
+	host[12] = (uint8_t)len;
+	host[13] = (uint8_t)(len >> 8);
+	host[14] = 0;
+	host[15] = 0;
+	struct rp_buf b = { addr, HDR + len, 0, 0 };
+	int r = rp_drv_add(tx, &b, 1, addr);
+	if (r < 0)
+		return r;
+	if (npool) /* the buffer left the pool (rpf_send took it from the top) */
+		(*npool)--;
+	r = rp_drv_publish(tx);
+	if (r < 0)
+		return r;
+	if (r && kick_fd >= 0) {
+		uint64_t one = 1;
+		if (write(kick_fd, &one, 8) == 8)
+			return 1;
+	}
+	return 1 | (r ? RPF_NOTIFY : 0); /* the runner kicks (and reports a failed write its way) */
+}
+
+static uint8_t *host_of(struct rp_vq *tx, uint64_t addr, uint32_t buf_size)
+{
+	uint8_t *host = rp_translate(tx->regions, tx->nregions, addr, buf_size);
+	if (!host) { /* our own pool address outside the memory: a local error, named like the engine's */
+		tx->err = RP_ERR_BAD_ADDR;
+		tx->err_where = 0;
+		tx->err_value = addr;
+	}
+	return host;
+}
+
+int rpf_take(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint64_t *addr)
+{
+	if (*npool == 0) {
+		int r = rp_drv_reclaim(tx, pool, npool, cap);
+		if (r < 0)
+			return r;
+		if (*npool == 0)
+			return 0;
+	}
+	*addr = pool[--(*npool)];
+	return 1;
+}
+
+int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+{
+	if (HDR + len > buf_size || len > 0xffffu)
+		return RP_ERR_SPACE; /* the runner checked; a caller that did not gets an error, not an overrun */
+	if (*npool == 0 || tx->num_free == 0) {
+		int r = rp_drv_reclaim(tx, pool, npool, cap);
+		if (r < 0)
+			return r;
+	}
+	if (*npool == 0 || tx->num_free == 0)
+		return 0;
+	uint64_t addr = pool[*npool - 1];
+	uint8_t *host = host_of(tx, addr, buf_size);
+	if (!host)
+		return RP_ERR_BAD_ADDR;
+	memcpy(host + HDR, data, len);
+	return post(tx, addr, host, src, dst, len, 0, kick_fd, npool);
+}
+
+int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
+		    uint32_t reserved, int kick_fd)
+{
+	if (HDR + len > buf_size || len > 0xffffu)
+		return RP_ERR_SPACE;
+	uint8_t *host = host_of(tx, addr, buf_size);
+	if (!host)
+		return RP_ERR_BAD_ADDR;
+	return post(tx, addr, host, src, dst, len, reserved, kick_fd, 0);
+}
+
+int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
+	     int arm)
+{
+	if (arm < 0 && !rx->pad) /* pad: the engine's "callbacks suppressed" flag */
+		rp_drv_disable_cb(rx);
+	int n = rp_drv_recv_copy(rx, out, out_cap, lens, max, buf_size);
+	if (n == 0 && arm > 0) {
+		int waiting = rp_drv_enable_cb(rx);
+		if (waiting < 0)
+			return waiting;
+		if (waiting)
+			n = rp_drv_recv_copy(rx, out, out_cap, lens, max, buf_size);
+	}
+	if (n <= 0)
+		return n;
+	int r = rp_drv_publish(rx);
+	if (r < 0)
+		return r;
+	return n | (r ? RPF_NOTIFY : 0);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns)
+{
+	int64_t start = now_ns();
+	if (spin_ns > 0) {
+		int64_t stop = start + (timeout_ns >= 0 && timeout_ns < spin_ns ? timeout_ns : spin_ns);
+		for (uint32_t i = 0;; i++) {
+			if (rp_drv_has_used(rx)) /* < 0 (broken) too: the runner's next receive reports it */
+				return RPF_READY;
+			if ((i & 63) == 63 && now_ns() >= stop)
+				break;
+		}
+	}
+	if (poll_fd < 0)
+		return RPF_TIMEOUT;
+	struct pollfd fds[2] = { { poll_fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 } };
+	struct timespec ts, *tsp = 0;
+	if (timeout_ns >= 0) {
+		int64_t left = timeout_ns - (now_ns() - start);
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = (time_t)(left / 1000000000);
+		ts.tv_nsec = (long)(left % 1000000000);
+		tsp = &ts;
+	}
+	int r = ppoll(fds, wake_fd >= 0 ? 2 : 1, tsp, 0);
+	if (r < 0)
+		return errno == EINTR ? RPF_EINTR : RPF_DOORBELL;
+	if (r == 0)
+		return RPF_TIMEOUT;
+	uint64_t v;
+	if (wake_fd >= 0 && fds[1].revents) {
+		if (read(wake_fd, &v, 8) < 0) {
+			/* already consumed by another thread */
+		}
+		return RPF_WOKEN;
+	}
+	if (kick_fd >= 0 && read(kick_fd, &v, 8) == 8)
+		return RPF_KICKED;
+	return RPF_DOORBELL;
+}

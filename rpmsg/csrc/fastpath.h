@@ -1,0 +1,26 @@
+/* The rpmsg host's per-message work in one C call each; see fastpath.c. */
+#ifndef RPROC_RPMSG_FASTPATH_H
+#define RPROC_RPMSG_FASTPATH_H
+
+#include <stdint.h>
+#include "vring.h"
+
+#define RPF_NOTIFY 0x10000 /* or-ed into a count: the peer asked to be kicked for this queue */
+
+int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
+int rpf_take(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint64_t *addr);
+int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
+		    uint32_t reserved, int kick_fd);
+int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
+	     int arm);
+int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
+
+#define RPF_TIMEOUT 0  /* nothing happened within the time given */
+#define RPF_READY 1    /* the used ring has entries (seen while spinning) */
+#define RPF_KICKED 2   /* the peer kicked; the kick is consumed */
+#define RPF_DOORBELL 3 /* the doorbell descriptor is readable but held no kick: the runner looks (the peer's end?) */
+#define RPF_WOKEN 4    /* another thread woke us through the wake descriptor (consumed) */
+#define RPF_EINTR 5    /* a signal: the runner returns to Python so its handlers run */
+
+#endif

@@ -1,0 +1,194 @@
+"""The host's per-message path in C (rpmsg/csrc/fastpath.c): one call to send, one to take in what arrived, one
+to wait, instead of the core -> queue -> engine layers per message.
+
+:class:`HostFastPath` works on the same rings, pool and batch buffer as the :class:`~rpmsg.core.HostCore` it is
+made from, so the runner can mix it with the general path freely. The runner (:mod:`rpmsg.device`) uses it only
+where the general path would do exactly the same: a host on the C engine, copying receives (no zero-copy
+endpoint), no mirroring doorbell, no per-message trace. ``RPROC_RPMSG_FASTPATH=0`` turns it off (the tests run
+the rpmsg suite both ways).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from rpmsg.core import HostCore, TxBuffer
+from rpmsg.errors import RemoteProtocolError
+from rpmsg.protocol import HEADER, HEADER_SIZE
+from transports.doorbell import Doorbell, EventfdSocketDoorbell
+from virtio.errors import RemoteFault
+
+NOTIFY = 0x10000
+TIMEOUT, READY, KICKED, DOORBELL, WOKEN, EINTR = range(6)
+
+
+@functools.cache
+def _module() -> Any:
+    """The compiled module, or ImportError. RPROC_RPMSG_FASTPATH_MODULE=/path/to/_fastpath_cffi*.so loads another
+    build (the sanitizer test builds one with -fsanitize=address,undefined)."""
+    path = os.environ.get("RPROC_RPMSG_FASTPATH_MODULE")
+    if path:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("rpmsg._fastpath_cffi", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"RPROC_RPMSG_FASTPATH_MODULE={path} is not a loadable module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    from rpmsg import _fastpath_cffi  # type: ignore[attr-defined]
+
+    return _fastpath_cffi
+
+
+def enabled() -> bool:
+    return os.environ.get("RPROC_RPMSG_FASTPATH", "1") != "0"
+
+
+class HostFastPath:
+    def __init__(self, core: HostCore, doorbell: Doorbell, wake_fd: int) -> None:
+        tx, rx = core.tx.c_engine, core.rx.c_engine
+        if tx is None or rx is None:
+            raise ImportError("the host's queues are on the Python engine: no C path")
+        mod = _module()
+        self._ffi = ffi = mod.ffi
+        lib = mod.lib
+        self._send_c, self._recv_c, self._wait_c = lib.rpf_send, lib.rpf_recv, lib.rpf_wait
+        self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
+        self._addr = ffi.new("uint64_t *")
+        self.core = core
+        self._tx_ring = tx
+        rx_ffi, rx_vq = rx.handles()[:2]
+        tx_ffi, tx_vq = tx.handles()[:2]
+        self._rx_vq = self._cast("struct rp_vq *", rx_ffi, rx_vq)
+        self._tx_vq = self._cast("struct rp_vq *", tx_ffi, tx_vq)
+        self._pool_src: object = None
+        self._bind_pool()
+        self.max_payload = core.max_payload
+        self._tx_size = core.tx_size
+        self._rx_size = core.rx_size
+        self._rx_count = core.rx_count
+        self.out = core._rx_out
+        self._view = memoryview(self.out)
+        self._c_out = ffi.from_buffer("uint8_t[]", self.out, require_writable=True)
+        self._c_lens = ffi.from_buffer("uint32_t[]", core._rx_lens, require_writable=True)
+        self._out_cap = len(self.out)
+        self.lens = core._rx_lens
+        self._unpack = HEADER.unpack_from
+        # The doorbell's descriptors: an eventfd doorbell's kicks are read and written in C; any other doorbell
+        # (sockets, UIO, wrappers that count) is read and kicked by the runner, through its own methods.
+        self._poll_fd = doorbell.fileno()
+        self._kick_fd = self._kick_out_fd = -1
+        if type(doorbell) is EventfdSocketDoorbell:
+            self._kick_fd, self._kick_out_fd, _ = doorbell.descriptors()
+        self._wake_fd = wake_fd
+        # One view of the send buffers, sliced per zero-copy buffer (cheaper than looking up the region each time).
+        lo = min(core.tx_addrs, default=0)
+        self._tx_lo = lo
+        self._tx_view = core.memory.view(lo, max(core.tx_addrs, default=lo) + self._tx_size - lo)
+
+    def close(self) -> None:
+        """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
+        self._tx_view.release()
+
+    def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
+        return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
+
+    def _bind_pool(self) -> None:
+        """The send pool lives in the virtio module's arrays (replaced when the host restarts)."""
+        tx_ffi, _, pool, npool, cap = self._tx_ring.handles()
+        self._pool_src = pool
+        self._pool = self._cast("uint64_t *", tx_ffi, pool)
+        self._npool = self._cast("uint32_t *", tx_ffi, npool)
+        self._pool_cap = cap
+
+    # --- per message ---------------------------------------------------------------------------------------
+    def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
+        """0: no free buffer; 1: sent (and kicked, if the remote asked and the doorbell is an eventfd);
+        1 | NOTIFY: sent, and the caller must kick vring 1. The caller checked the size (:attr:`max_payload`)."""
+        if self._tx_ring.pool_array is not self._pool_src:
+            self._bind_pool()
+        buf = data if type(data) is bytes else self._ffi.from_buffer(data)
+        rc: int = self._send_c(
+            self._tx_vq,
+            self._pool,
+            self._npool,
+            self._pool_cap,
+            self._tx_size,
+            src,
+            dst,
+            buf,
+            len(data),
+            self._kick_out_fd,
+        )
+        if rc < 0:
+            self._fault(rc, self.core.tx, "vring 1")
+        return rc
+
+    def take(self) -> int | None:
+        """A free send buffer's address for a zero-copy send (reclaiming returned ones), or None."""
+        if self._tx_ring.pool_array is not self._pool_src:
+            self._bind_pool()
+        rc: int = self._take_c(self._tx_vq, self._pool, self._npool, self._pool_cap, self._addr)
+        if rc < 0:
+            self._fault(rc, self.core.tx, "vring 1")
+        return int(self._addr[0]) if rc else None
+
+    def buffer(self, addr: int) -> TxBuffer:
+        """The zero-copy handle of the send buffer at ``addr`` (from :meth:`take`)."""
+        start = addr - self._tx_lo + HEADER_SIZE
+        return TxBuffer(addr, self._tx_view[start : start + self.max_payload], self.max_payload)
+
+    def send_buffer(self, addr: int, src: int, dst: int, length: int, reserved: int) -> int:
+        """Header, add, publish (and kick) for a buffer from :meth:`take` the caller filled: 1, or 1 | NOTIFY
+        when the caller must kick."""
+        rc: int = self._send_buffer_c(self._tx_vq, addr, self._tx_size, src, dst, length, reserved, self._kick_out_fd)
+        if rc < 0:
+            self._fault(rc, self.core.tx, "vring 1")
+        return rc
+
+    def recv(self, arm: int) -> int:
+        """Messages now in the batch buffer (their buffers re-posted), | NOTIFY when the remote wants a kick of
+        vring 0. ``arm`` 1: when none waits, ask the remote to kick us for the next one; -1: first tell the
+        remote not to kick us for new messages; 0: leave that as it is."""
+        rc: int = self._recv_c(
+            self._rx_vq, self._c_out, self._out_cap, self._c_lens, self._rx_count, self._rx_size, arm
+        )
+        if rc < 0:
+            self._fault(rc, self.core.rx, "vring 0")
+        return rc
+
+    def single(self, addr: int, bufsize: int) -> tuple[bytes, int] | None:
+        """The batch's only message as (payload, src) if it is a well-formed one for ``addr``; None otherwise
+        (the general parser then delivers it, or drops it with the reason)."""
+        size = self.lens[0]
+        if size < HEADER_SIZE:
+            return None
+        src, dst, _reserved, length, _flags = self._unpack(self.out, 0)
+        if dst != addr or length > size - HEADER_SIZE:
+            return None
+        return self._view[HEADER_SIZE : HEADER_SIZE + min(length, bufsize)].tobytes(), src
+
+    def wait(self, spin_ns: int, block: bool, timeout_ns: int, *, watch_tx: bool = False) -> int:
+        """Spin on vring 0's used ring (``watch_tx``: vring 1's, for returned send buffers) up to ``spin_ns``,
+        then (``block``) sleep on the doorbell up to ``timeout_ns`` (-1: no limit). Returns TIMEOUT, READY,
+        KICKED, DOORBELL, WOKEN or EINTR."""
+        rc: int = self._wait_c(
+            self._tx_vq if watch_tx else self._rx_vq,
+            spin_ns,
+            self._poll_fd if block else -1,
+            self._kick_fd,
+            self._wake_fd,
+            timeout_ns,
+        )
+        return rc
+
+    def _fault(self, rc: int, queue: Any, where: str) -> None:
+        """Report a broken ring the way the general path does (the queue's own check names what and where)."""
+        try:
+            queue._check(rc)
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"{where}: {exc}") from exc
+        raise RemoteProtocolError(f"{where}: the C path failed with code {rc}")

@@ -1,0 +1,130 @@
+"""The host's per-message C path (rpmsg/fastpath.py) where it differs in mechanics from the general path: a batch
+mixing messages for several endpoints and the name service, timeouts, threads sharing the device, a peer that
+breaks vring 0 while the C wait sleeps. Every test runs with both paths (conftest's ``host_path``)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rpmsg import PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
+from rpmsg.device import WaitMode
+
+PROFILE = Profile(num=16, rx_count=16, tx_count=16)
+
+
+@pytest.fixture(params=["block", "spin", "busy"])
+def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
+    wait: WaitMode = request.param
+    host, remote = loopback_pair(PROFILE, wait=wait)
+    assert (host._fast is not None) == (host_path == "c-path")
+    yield host, remote
+    remote.close()
+    host.close()
+
+
+def test_a_batch_for_several_endpoints_and_the_name_service(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    seen: list[tuple[str, int, bool]] = []
+    host.on_channel(lambda name, addr, created: seen.append((name, addr, created)))
+    a = host.endpoint(addr=0x500)
+    b = host.endpoint(addr=0x501)
+    r = remote.endpoint(addr=0x400, announce=False)
+    # One batch in vring 0: for b, an announcement, for a, for b again, for nobody.
+    r.sendto(b"b1", 0x501)
+    remote.endpoint("late-channel", addr=0x401)
+    r.sendto(b"a1", 0x500)
+    r.sendto(b"b2", 0x501)
+    r.sendto(b"nobody", 0x777)
+    a.settimeout(5)
+    b.settimeout(5)
+    assert a.recvfrom() == (b"a1", 0x400)
+    assert seen == [("late-channel", 0x401, True)]
+    assert host.channels() == {"late-channel": 0x401}
+    assert [b.recv(), b.recv()] == [b"b1", b"b2"]
+    a.settimeout(0)
+    with pytest.raises(WouldBlock):
+        a.recv()
+
+
+def test_recv_into_and_bufsize_truncate_like_a_socket(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    ep = host.endpoint(addr=0x500)
+    r = remote.endpoint(addr=0x400, announce=False)
+    ep.settimeout(5)
+    r.sendto(b"0123456789", 0x500)
+    assert ep.recv(4) == b"0123"
+    r.sendto(b"abcdef", 0x500)
+    buf = bytearray(3)
+    assert ep.recv_into(buf) == 3 and buf == b"abc"
+    r.sendto(b"xyz", 0x500)
+    buf = bytearray(8)
+    assert ep.recv_into(buf, 2) == 2 and buf[:2] == b"xy"
+
+
+def test_a_timeout_is_waited_once(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, _ = pair
+    ep = host.endpoint(addr=0x500)
+    ep.settimeout(0.3)
+    for receive in (ep.recv, ep.recvfrom, lambda: ep.recv_into(bytearray(8))):
+        start = time.monotonic()
+        with pytest.raises(RpmsgTimeout):
+            receive()
+        took = time.monotonic() - start
+        assert 0.29 <= took < 0.55, took  # not twice: the C path hands its deadline to the general one
+
+
+def test_threads_share_the_device(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    a = host.endpoint(addr=0x500)
+    b = host.endpoint(addr=0x501)
+    a.settimeout(10)
+    b.settimeout(10)
+    r = remote.endpoint(addr=0x400, announce=False)
+    r.settimeout(10)
+    got: list[bytes] = []
+    waiter = threading.Thread(target=lambda: got.extend(a.recv() for _ in range(50)))
+    waiter.start()
+    time.sleep(0.05)  # the waiter owns the doorbell now
+    for i in range(50):
+        b.sendto(f"ping {i}".encode(), 0x400)
+        assert r.recvfrom() == (f"ping {i}".encode(), 0x501)
+        r.sendto(f"to b {i}".encode(), 0x501)
+        r.sendto(f"to a {i}".encode(), 0x500)
+        assert b.recv() == f"to b {i}".encode()
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert got == [f"to a {i}".encode() for i in range(50)]
+
+
+def test_a_peer_breaking_vring_0_while_the_host_sleeps(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    ep = host.endpoint(addr=0x500)
+    ep.settimeout(10)
+    errors: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            ep.recv()
+        except BaseException as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=receive)
+    waiter.start()
+    time.sleep(0.05)
+    # A hostile remote: used.idx jumps by 100 (more entries than the ring holds), then a kick.
+    used_idx = PROFILE.rx_layout.used + 2
+    memory = remote.core.memory
+    (idx,) = struct.unpack("<H", memory.read(used_idx, 2))
+    memory.write(used_idx, struct.pack("<H", (idx + 100) & 0xFFFF))
+    remote.doorbell.notify(0)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], PeerLost), errors
+    assert "vring 0" in str(errors[0])
+    with pytest.raises(PeerLost):
+        ep.recv()
