@@ -36,7 +36,7 @@ from rpmsg.errors import (
     RpmsgTimeout,
     WouldBlock,
 )
-from rpmsg.protocol import ADDR_ANY, NS_ADDR, RX_VRING, TX_VRING, AddressAllocator
+from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator
 from transports.doorbell import Doorbell, PeerLostError
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,21 @@ class RpmsgDevice:
         self.unconfirmed = 0
         self._fast = self._make_fast()
 
-    def _make_fast(self) -> fastpath.HostFastPath | None:
-        """The host's per-message path in C, where it does exactly what the general path does: a host on the C
-        engine with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.)"""
+    def _make_fast(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
+        """The per-message path in C, where it does exactly what the general path does: a core on the C engine
+        with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.)"""
         core = self.core
-        # A subclass (a conformance peer broken on purpose) overrides what the C path would skip.
-        if not fastpath.enabled() or type(core) is not HostCore or self._publish is not None:
+        if not fastpath.enabled() or self._publish is not None:
             return None
-        if core.rx.backend != "c" or core.tx.backend != "c":
-            return None
+        # A subclass (a conformance peer broken on purpose, a quirk model) overrides what the C path would skip.
         try:
-            return fastpath.HostFastPath(core, self._doorbell, self._wake_fd)
+            if type(core) is HostCore:
+                return fastpath.HostFastPath(core, self._doorbell, self._wake_fd)
+            if type(core) is RemoteCore:
+                return fastpath.RemoteFastPath(core, self._doorbell, self._wake_fd)
         except ImportError:
-            return None
+            pass  # the Python engine, or no compiled module
+        return None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -228,15 +230,17 @@ class RpmsgDevice:
                 except RemoteProtocolError as exc:
                     self._fail(exc)
                     raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+                if n == fastpath.GENERAL:
+                    return None
                 if n:
                     if n & fastpath.NOTIFY:
-                        self._kick(RX_VRING)
+                        self._kick(fast.recv_queue)
                     n &= 0xFFFF
                     if n == 1:
                         got = fast.single(ep.addr, bufsize)
                         if got is not None:
                             return got
-                    self._handle(self.core._parse_batch(fast.out, fast.lens, n, "vring 0"))
+                    self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout
@@ -335,7 +339,7 @@ class RpmsgDevice:
                 if fast is not None:
                     # Spin in C (the GIL released) until the ring has entries or a slice is over.
                     slice_s = BUSY_SLICE_SECONDS if remaining is None else min(remaining, BUSY_SLICE_SECONDS)
-                    fast.wait(int(slice_s * 1e9), False, -1, watch_tx=for_buffer)
+                    fast.wait(int(slice_s * 1e9), False, -1, watch_send=for_buffer)
                 now = time.monotonic()
                 if now >= self._next_doorbell_check:
                     # Busy-polling never blocks on the doorbell, so look at it now and then: it is what says
@@ -363,7 +367,7 @@ class RpmsgDevice:
                     self._kicks(False)
                 if fast is not None:
                     spin = SPIN_SECONDS if remaining is None else min(remaining, SPIN_SECONDS)
-                    if fast.wait(int(spin * 1e9), False, -1, watch_tx=for_buffer) == fastpath.READY:
+                    if fast.wait(int(spin * 1e9), False, -1, watch_send=for_buffer) == fastpath.READY:
                         return
                 else:
                     stop = time.perf_counter() + SPIN_SECONDS
@@ -439,9 +443,11 @@ class RpmsgDevice:
             if self.failure is not None or self._closed:
                 return False  # the general path raises what it should
             sent = fast.send(src, dst, data)
+            if sent <= 0:
+                return False  # no buffer free (the general path waits for one), or the general path's case
             if sent & fastpath.NOTIFY:
-                self._kick(TX_VRING)
-        return sent != 0
+                self._kick(fast.send_queue)
+        return True
 
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -466,7 +472,7 @@ class RpmsgDevice:
                 "host's receive buffers (use send)"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
-        fast = self._fast
+        fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
         with self._lock:
             while True:
                 self._check()
@@ -480,7 +486,7 @@ class RpmsgDevice:
                     self._wait_for_buffer(deadline)
 
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
-        fast = self._fast
+        fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
         with self._lock:
             self._check()
             if not isinstance(self.core, HostCore):

@@ -1,11 +1,11 @@
-"""The host's per-message path in C (rpmsg/csrc/fastpath.c): one call to send, one to take in what arrived, one
-to wait, instead of the core -> queue -> engine layers per message.
+"""The per-message path in C (rpmsg/csrc/fastpath.c), both roles: one call to send, one to take in what
+arrived, one to wait, instead of the core -> queue -> engine layers per message.
 
-:class:`HostFastPath` works on the same rings, pool and batch buffer as the :class:`~rpmsg.core.HostCore` it is
-made from, so the runner can mix it with the general path freely. The runner (:mod:`rpmsg.device`) uses it only
-where the general path would do exactly the same: a host on the C engine, copying receives (no zero-copy
-endpoint), no mirroring doorbell, no per-message trace. ``RPROC_RPMSG_FASTPATH=0`` turns it off (the tests run
-the rpmsg suite both ways).
+:class:`HostFastPath` and :class:`RemoteFastPath` work on the same rings, pool and batch buffer as the core they
+are made from, so the runner can mix them with the general path freely. The runner (:mod:`rpmsg.device`) uses
+them only where the general path would do exactly the same: a core of the plain class on the C engine, copying
+receives (no zero-copy endpoint), no mirroring doorbell, no per-message trace. ``RPROC_RPMSG_FASTPATH=0`` turns
+them off (the tests run the rpmsg suite both ways).
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ import functools
 import os
 from typing import Any
 
-from rpmsg.core import HostCore, TxBuffer
+from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
-from rpmsg.protocol import HEADER, HEADER_SIZE
+from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
 from transports.doorbell import Doorbell, EventfdSocketDoorbell
+from virtio.cring import CVring
 from virtio.errors import RemoteFault
+from virtio.queue import DeviceQueue, DriverQueue
 
 NOTIFY = 0x10000
+GENERAL = -1000  # RPF_GENERAL: the general path's turn
 TIMEOUT, READY, KICKED, DOORBELL, WOKEN, EINTR = range(6)
 
 
@@ -47,35 +50,39 @@ def enabled() -> bool:
     return os.environ.get("RPROC_RPMSG_FASTPATH", "1") != "0"
 
 
-class HostFastPath:
-    def __init__(self, core: HostCore, doorbell: Doorbell, wake_fd: int) -> None:
-        tx, rx = core.tx.c_engine, core.rx.c_engine
-        if tx is None or rx is None:
-            raise ImportError("the host's queues are on the Python engine: no C path")
+class _FastPath:
+    """What both roles share: the batch buffer, the doorbell's descriptors, the wait."""
+
+    recv_queue: int  # the queue a receive kicks (re-posted or returned buffers)
+    send_queue: int  # the queue a send kicks
+    where: str  # the receive ring's name in errors
+
+    def __init__(
+        self,
+        recv: DriverQueue | DeviceQueue,
+        send: DriverQueue | DeviceQueue,
+        out: bytearray,
+        lens: Any,
+        doorbell: Doorbell,
+        wake_fd: int,
+    ) -> None:
+        recv_ring, send_ring = recv.c_engine, send.c_engine
+        if recv_ring is None or send_ring is None:
+            raise ImportError("the queues are on the Python engine: no C path")
         mod = _module()
         self._ffi = ffi = mod.ffi
-        lib = mod.lib
-        self._send_c, self._recv_c, self._wait_c = lib.rpf_send, lib.rpf_recv, lib.rpf_wait
-        self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
-        self._addr = ffi.new("uint64_t *")
-        self.core = core
-        self._tx_ring = tx
-        rx_ffi, rx_vq = rx.handles()[:2]
-        tx_ffi, tx_vq = tx.handles()[:2]
-        self._rx_vq = self._cast("struct rp_vq *", rx_ffi, rx_vq)
-        self._tx_vq = self._cast("struct rp_vq *", tx_ffi, tx_vq)
-        self._pool_src: object = None
-        self._bind_pool()
-        self.max_payload = core.max_payload
-        self._tx_size = core.tx_size
-        self._rx_size = core.rx_size
-        self._rx_count = core.rx_count
-        self.out = core._rx_out
-        self._view = memoryview(self.out)
-        self._c_out = ffi.from_buffer("uint8_t[]", self.out, require_writable=True)
-        self._c_lens = ffi.from_buffer("uint32_t[]", core._rx_lens, require_writable=True)
-        self._out_cap = len(self.out)
-        self.lens = core._rx_lens
+        self._lib = mod.lib
+        self._wait_c = mod.lib.rpf_wait
+        self._recv_queue_obj, self._send_queue_obj = recv, send
+        self._send_ring: CVring = send_ring
+        self._recv_vq = self._vq(recv_ring)
+        self._send_vq = self._vq(send_ring)
+        self.out = out
+        self.lens = lens
+        self._view = memoryview(out)
+        self._c_out = ffi.from_buffer("uint8_t[]", out, require_writable=True)
+        self._c_lens = ffi.from_buffer("uint32_t[]", lens, require_writable=True)
+        self._out_cap = len(out)
         self._unpack = HEADER.unpack_from
         # The doorbell's descriptors: an eventfd doorbell's kicks are read and written in C; any other doorbell
         # (sockets, UIO, wrappers that count) is read and kicked by the runner, through its own methods.
@@ -84,21 +91,78 @@ class HostFastPath:
         if type(doorbell) is EventfdSocketDoorbell:
             self._kick_fd, self._kick_out_fd, _ = doorbell.descriptors()
         self._wake_fd = wake_fd
+
+    def close(self) -> None:
+        """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
+
+    def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
+        return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
+
+    def _vq(self, ring: CVring) -> Any:
+        ffi, vq = ring.handles()[:2]
+        return self._cast("struct rp_vq *", ffi, vq)
+
+    def single(self, addr: int, bufsize: int) -> tuple[bytes, int] | None:
+        """The batch's only message as (payload, src) if it is a well-formed one for ``addr``; None otherwise
+        (the general parser then delivers it, or drops it with the reason)."""
+        size = self.lens[0]
+        if size < HEADER_SIZE:
+            return None
+        src, dst, _reserved, length, _flags = self._unpack(self.out, 0)
+        if dst != addr or length > size - HEADER_SIZE:
+            return None
+        return self._view[HEADER_SIZE : HEADER_SIZE + min(length, bufsize)].tobytes(), src
+
+    def wait(self, spin_ns: int, block: bool, timeout_ns: int, *, watch_send: bool = False) -> int:
+        """Spin on the receive ring (``watch_send``: the send ring, for free buffers) up to ``spin_ns``, then
+        (``block``) sleep on the doorbell up to ``timeout_ns`` (-1: no limit). Returns TIMEOUT, READY, KICKED,
+        DOORBELL, WOKEN or EINTR."""
+        rc: int = self._wait_c(
+            self._send_vq if watch_send else self._recv_vq,
+            spin_ns,
+            self._poll_fd if block else -1,
+            self._kick_fd,
+            self._wake_fd,
+            timeout_ns,
+        )
+        return rc
+
+    def _fault(self, rc: int, queue: DriverQueue | DeviceQueue, where: str) -> None:
+        """Report a broken ring the way the general path does (the queue's own check names what and where)."""
+        try:
+            queue._check(rc)
+        except RemoteFault as exc:
+            raise RemoteProtocolError(f"{where}: {exc}") from exc
+        raise RemoteProtocolError(f"{where}: the C path failed with code {rc}")
+
+
+class HostFastPath(_FastPath):
+    recv_queue, send_queue, where = RX_VRING, TX_VRING, "vring 0"
+
+    def __init__(self, core: HostCore, doorbell: Doorbell, wake_fd: int) -> None:
+        super().__init__(core.rx, core.tx, core._rx_out, core._rx_lens, doorbell, wake_fd)
+        lib = self._lib
+        self._send_c, self._recv_c = lib.rpf_send, lib.rpf_recv
+        self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
+        self._addr = self._ffi.new("uint64_t *")
+        self.core = core
+        self._pool_src: object = None
+        self._bind_pool()
+        self.max_payload = core.max_payload
+        self._tx_size = core.tx_size
+        self._rx_size = core.rx_size
+        self._rx_count = core.rx_count
         # One view of the send buffers, sliced per zero-copy buffer (cheaper than looking up the region each time).
         lo = min(core.tx_addrs, default=0)
         self._tx_lo = lo
         self._tx_view = core.memory.view(lo, max(core.tx_addrs, default=lo) + self._tx_size - lo)
 
     def close(self) -> None:
-        """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
         self._tx_view.release()
-
-    def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
-        return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
 
     def _bind_pool(self) -> None:
         """The send pool lives in the virtio module's arrays (replaced when the host restarts)."""
-        tx_ffi, _, pool, npool, cap = self._tx_ring.handles()
+        tx_ffi, _, pool, npool, cap = self._send_ring.handles()
         self._pool_src = pool
         self._pool = self._cast("uint64_t *", tx_ffi, pool)
         self._npool = self._cast("uint32_t *", tx_ffi, npool)
@@ -108,11 +172,11 @@ class HostFastPath:
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
         """0: no free buffer; 1: sent (and kicked, if the remote asked and the doorbell is an eventfd);
         1 | NOTIFY: sent, and the caller must kick vring 1. The caller checked the size (:attr:`max_payload`)."""
-        if self._tx_ring.pool_array is not self._pool_src:
+        if self._send_ring.pool_array is not self._pool_src:
             self._bind_pool()
         buf = data if type(data) is bytes else self._ffi.from_buffer(data)
         rc: int = self._send_c(
-            self._tx_vq,
+            self._send_vq,
             self._pool,
             self._npool,
             self._pool_cap,
@@ -129,9 +193,9 @@ class HostFastPath:
 
     def take(self) -> int | None:
         """A free send buffer's address for a zero-copy send (reclaiming returned ones), or None."""
-        if self._tx_ring.pool_array is not self._pool_src:
+        if self._send_ring.pool_array is not self._pool_src:
             self._bind_pool()
-        rc: int = self._take_c(self._tx_vq, self._pool, self._npool, self._pool_cap, self._addr)
+        rc: int = self._take_c(self._send_vq, self._pool, self._npool, self._pool_cap, self._addr)
         if rc < 0:
             self._fault(rc, self.core.tx, "vring 1")
         return int(self._addr[0]) if rc else None
@@ -144,7 +208,7 @@ class HostFastPath:
     def send_buffer(self, addr: int, src: int, dst: int, length: int, reserved: int) -> int:
         """Header, add, publish (and kick) for a buffer from :meth:`take` the caller filled: 1, or 1 | NOTIFY
         when the caller must kick."""
-        rc: int = self._send_buffer_c(self._tx_vq, addr, self._tx_size, src, dst, length, reserved, self._kick_out_fd)
+        rc: int = self._send_buffer_c(self._send_vq, addr, self._tx_size, src, dst, length, reserved, self._kick_out_fd)
         if rc < 0:
             self._fault(rc, self.core.tx, "vring 1")
         return rc
@@ -154,41 +218,40 @@ class HostFastPath:
         vring 0. ``arm`` 1: when none waits, ask the remote to kick us for the next one; -1: first tell the
         remote not to kick us for new messages; 0: leave that as it is."""
         rc: int = self._recv_c(
-            self._rx_vq, self._c_out, self._out_cap, self._c_lens, self._rx_count, self._rx_size, arm
+            self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._rx_count, self._rx_size, arm
         )
         if rc < 0:
             self._fault(rc, self.core.rx, "vring 0")
         return rc
 
-    def single(self, addr: int, bufsize: int) -> tuple[bytes, int] | None:
-        """The batch's only message as (payload, src) if it is a well-formed one for ``addr``; None otherwise
-        (the general parser then delivers it, or drops it with the reason)."""
-        size = self.lens[0]
-        if size < HEADER_SIZE:
-            return None
-        src, dst, _reserved, length, _flags = self._unpack(self.out, 0)
-        if dst != addr or length > size - HEADER_SIZE:
-            return None
-        return self._view[HEADER_SIZE : HEADER_SIZE + min(length, bufsize)].tobytes(), src
 
-    def wait(self, spin_ns: int, block: bool, timeout_ns: int, *, watch_tx: bool = False) -> int:
-        """Spin on vring 0's used ring (``watch_tx``: vring 1's, for returned send buffers) up to ``spin_ns``,
-        then (``block``) sleep on the doorbell up to ``timeout_ns`` (-1: no limit). Returns TIMEOUT, READY,
-        KICKED, DOORBELL, WOKEN or EINTR."""
-        rc: int = self._wait_c(
-            self._tx_vq if watch_tx else self._rx_vq,
-            spin_ns,
-            self._poll_fd if block else -1,
-            self._kick_fd,
-            self._wake_fd,
-            timeout_ns,
-        )
+class RemoteFastPath(_FastPath):
+    recv_queue, send_queue, where = TX_VRING, RX_VRING, "vring 1"
+    max_payload = 4080  # RPF_DEV_MAX; the host's buffer size decides the real limit (the general path names it)
+
+    def __init__(self, core: RemoteCore, doorbell: Doorbell, wake_fd: int) -> None:
+        super().__init__(core.from_host, core.to_host, core._rx_out, core._rx_lens, doorbell, wake_fd)
+        self._send_c, self._recv_c = self._lib.rpf_dev_send, self._lib.rpf_dev_recv
+        self.core = core
+        self._max = len(core._rx_lens)
+
+    def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
+        """0: no host buffer posted; 1: sent (and kicked when asked and possible); 1 | NOTIFY: sent, the caller
+        kicks vring 0; GENERAL: the host's buffer is too small (nothing taken: the general path says so)."""
+        if self.core._spare is not None:
+            return GENERAL  # a popped buffer waits in the general path's hands: it goes first
+        buf = data if type(data) is bytes else self._ffi.from_buffer(data)
+        rc: int = self._send_c(self._send_vq, src, dst, buf, len(data), self._kick_out_fd)
+        if rc < 0 and rc != GENERAL:
+            self._fault(rc, self.core.to_host, "vring 0")
         return rc
 
-    def _fault(self, rc: int, queue: Any, where: str) -> None:
-        """Report a broken ring the way the general path does (the queue's own check names what and where)."""
-        try:
-            queue._check(rc)
-        except RemoteFault as exc:
-            raise RemoteProtocolError(f"{where}: {exc}") from exc
-        raise RemoteProtocolError(f"{where}: the C path failed with code {rc}")
+    def recv(self, arm: int) -> int:
+        """Messages now in the batch buffer (the host's buffers given back), | NOTIFY when the caller must kick
+        vring 1; GENERAL: a message larger than the batch buffer waits (the general path takes it)."""
+        rc: int = self._recv_c(
+            self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._max, arm, self._kick_out_fd
+        )
+        if rc < 0 and rc != GENERAL:
+            self._fault(rc, self.core.from_host, "vring 1")
+        return rc

@@ -11,6 +11,8 @@
  *   rpf_recv  copy the messages waiting in vring 0 out back to back, re-post their buffers and publish (with
  *             `arm` > 0, when none waits: enable the remote's kicks and look once more, as enable_callbacks
  *             does; `arm` < 0: first turn the remote's kicks off, as disable_callbacks does)
+ *   rpf_dev_send / rpf_dev_recv  the same two for the remote role (virtio device): fill a host receive buffer
+ *             from vring 0; copy out what the host sent on vring 1 and give its buffers back
  *   rpf_wait  the runner's wait: spin on vring 0's used index, then sleep on the doorbell and wake descriptors
  *
  * rpf_recv does no I/O; rpf_send's only I/O is that kick; rpf_wait is the runner's own select, in C so that a
@@ -140,6 +142,66 @@ int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, u
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
+/* The kick after a publish that asked for one: done here when the doorbell is an eventfd, else the runner's. */
+static int kicked(int publish, int kick_fd, int count)
+{
+	if (publish && kick_fd >= 0) {
+		uint64_t one = 1;
+		if (write(kick_fd, &one, 8) == 8)
+			return count;
+	}
+	return count | (publish ? RPF_NOTIFY : 0);
+}
+
+int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+{
+	uint8_t msg[HDR + RPF_DEV_MAX];
+	if (len > RPF_DEV_MAX)
+		return RPF_GENERAL;
+	put32(msg, src);
+	put32(msg + 4, dst);
+	put32(msg + 8, 0);
+	msg[12] = (uint8_t)len;
+	msg[13] = (uint8_t)(len >> 8);
+	msg[14] = 0;
+	msg[15] = 0;
+	memcpy(msg + HDR, data, len);
+	uint32_t total = HDR + len;
+	int n = rp_dev_send_copy(to_host, msg, &total, 1);
+	if (n == RP_ERR_SPACE)
+		return RPF_GENERAL; /* the host's buffer is too small; nothing taken: the general path names the limit */
+	if (n <= 0)
+		return n;
+	int r = rp_dev_publish(to_host);
+	if (r < 0)
+		return r;
+	return kicked(r, kick_fd, 1);
+}
+
+int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
+		 int kick_fd)
+{
+	if (arm < 0 && !from_host->pad) /* pad: the engine's "notifications suppressed" flag */
+		rp_dev_disable_notify(from_host);
+	int n = rp_dev_recv_copy(from_host, out, out_cap, lens, max);
+	if (n == 0 && arm > 0) {
+		int waiting = rp_dev_enable_notify(from_host);
+		if (waiting < 0)
+			return waiting;
+		if (waiting)
+			n = rp_dev_recv_copy(from_host, out, out_cap, lens, max);
+	}
+	if (n == RP_ERR_SPACE)
+		return RPF_GENERAL; /* one message larger than the batch buffer: the general path takes it */
+	if (n <= 0)
+		return n;
+	/* The host's buffers go back now; a Linux sender blocked on a full ring waits for exactly this kick. */
+	int r = rp_dev_publish(from_host);
+	if (r < 0)
+		return r;
+	return kicked(r, kick_fd, n);
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -152,8 +214,10 @@ int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wa
 	int64_t start = now_ns();
 	if (spin_ns > 0) {
 		int64_t stop = start + (timeout_ns >= 0 && timeout_ns < spin_ns ? timeout_ns : spin_ns);
+		int driver = rx->role == RP_ROLE_DRIVER;
 		for (uint32_t i = 0;; i++) {
-			if (rp_drv_has_used(rx)) /* < 0 (broken) too: the runner's next receive reports it */
+			/* < 0 (broken) counts too: the runner's next receive reports it */
+			if (driver ? rp_drv_has_used(rx) : rp_dev_has_avail(rx))
 				return RPF_READY;
 			if ((i & 63) == 63 && now_ns() >= stop)
 				break;

@@ -6,6 +6,8 @@
 #include "vring.h"
 
 #define RPF_NOTIFY 0x10000 /* or-ed into a count: the peer asked to be kicked for this queue */
+#define RPF_GENERAL -1000   /* not for the C path (too large, too small a host buffer): the general path's turn */
+#define RPF_DEV_MAX 4080    /* largest payload the remote's C send takes (stack copy); larger: general path */
 
 int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
 	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
@@ -14,6 +16,9 @@ int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t
 		    uint32_t reserved, int kick_fd);
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
 	     int arm);
+int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
+int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
+		 int kick_fd);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 
 #define RPF_TIMEOUT 0  /* nothing happened within the time given */

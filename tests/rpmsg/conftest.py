@@ -40,7 +40,7 @@ class HostSide:
 
 
 def _check_path(device: RpmsgDevice, host_path: str) -> None:
-    """The parametrisation is real: the device uses the C path exactly when asked to."""
+    """The parametrisation is real: the device (host or remote) uses the C path exactly when asked to."""
     assert (device._fast is not None) == (host_path == "c-path"), (host_path, device._fast)
 
 
@@ -83,7 +83,8 @@ class FakeInterruptHardware:
 
 @pytest.fixture(autouse=True, params=["c-path", "python-path"])
 def host_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Which per-message path host devices made in the test use (read when a device is made)."""
+    """Which per-message path the devices made in the test use, both roles, in this process and in the remote
+    processes it starts (read when a device is made)."""
     monkeypatch.setenv("RPROC_RPMSG_FASTPATH", "1" if request.param == "c-path" else "0")
     return str(request.param)
 
@@ -128,6 +129,7 @@ def host(request: pytest.FixtureRequest, tmp_path: Path, host_path: str) -> Iter
         dev, remote = loopback_pair()
         start_services(remote)
         _check_path(dev, host_path)
+        _check_path(remote, host_path)
         yield HostSide(dev, "loop", remote.close)
         dev.close()
         remote.close()

@@ -22,6 +22,7 @@ def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[Rpmsg
     wait: WaitMode = request.param
     host, remote = loopback_pair(PROFILE, wait=wait)
     assert (host._fast is not None) == (host_path == "c-path")
+    assert (remote._fast is not None) == (host_path == "c-path")
     yield host, remote
     remote.close()
     host.close()
@@ -128,3 +129,47 @@ def test_a_peer_breaking_vring_0_while_the_host_sleeps(pair: tuple[RpmsgDevice, 
     assert "vring 0" in str(errors[0])
     with pytest.raises(PeerLost):
         ep.recv()
+
+
+def test_the_remote_role_takes_a_batch_for_several_endpoints(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    a = remote.endpoint(addr=0x400, announce=False)
+    b = remote.endpoint(addr=0x401, announce=False)
+    h = host.endpoint(addr=0x500)
+    for data, dst in ((b"b1", 0x401), (b"a1", 0x400), (b"b2", 0x401), (b"nobody", 0x777)):
+        h.sendto(data, dst)
+    a.settimeout(5)
+    b.settimeout(5)
+    assert a.recvfrom() == (b"a1", 0x500)
+    assert [b.recv(), b.recv()] == [b"b1", b"b2"]
+    # every host buffer came back (a sender that waits for them would hang otherwise)
+    for i in range(3 * PROFILE.tx_count):
+        h.sendto(i.to_bytes(4, "little"), 0x400)
+        assert a.recv() == i.to_bytes(4, "little")
+
+
+def test_a_host_breaking_vring_1_while_the_remote_sleeps(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    ep = remote.endpoint(addr=0x400, announce=False)
+    ep.settimeout(10)
+    errors: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            ep.recv()
+        except BaseException as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=receive)
+    waiter.start()
+    time.sleep(0.05)
+    # A hostile host: avail.idx jumps by 100 (more entries than the ring holds), then a kick.
+    avail_idx = PROFILE.tx_layout.avail + 2
+    memory = host.core.memory
+    (idx,) = struct.unpack("<H", memory.read(avail_idx, 2))
+    memory.write(avail_idx, struct.pack("<H", (idx + 100) & 0xFFFF))
+    host.doorbell.notify(1)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], PeerLost), errors
+    assert "vring 1" in str(errors[0])
