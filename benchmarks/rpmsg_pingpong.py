@@ -45,18 +45,23 @@ def pingpong() -> Path:
     return out
 
 
-def c_baseline(mode: str, rounds: int) -> float:
-    res = subprocess.run([str(pingpong()), mode, str(rounds)], capture_output=True, text=True, check=True, timeout=300)
+def c_baseline(mode: str, rounds: int, split: tuple[int, int] | None = None) -> float:
+    env = {**os.environ, **({"PINGPONG_SPLIT": f"{split[0]},{split[1]}"} if split else {})}
+    res = subprocess.run(
+        [str(pingpong()), mode, str(rounds)], capture_output=True, text=True, check=True, timeout=300, env=env
+    )
     return float(res.stdout.split()[1]) / 1000.0  # microseconds
 
 
-def python_eventfd_floor(rounds: int) -> float:
+def python_eventfd_floor(rounds: int, split: tuple[int, int] | None = None) -> float:
     """The same raw eventfd ping-pong driven from Python (os.eventfd_write/read, nothing else): what any Python
     code pays for a blocking round trip before doing any work."""
     to_peer, from_peer = os.eventfd(0), os.eventfd(0)
     peer = subprocess.Popen(
         [str(pingpong()), "eventfd-peer", str(to_peer), str(from_peer)], pass_fds=(to_peer, from_peer)
     )
+    if split:
+        os.sched_setaffinity(peer.pid, {split[1]})
     try:
         write, read, clock = os.eventfd_write, os.eventfd_read, time.perf_counter_ns
         times = []
@@ -86,10 +91,14 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def with_remote(wait: str, service: str, remote: str, body: Callable[[Endpoint], float]) -> float:
+def with_remote(
+    wait: str, service: str, remote: str, body: Callable[[Endpoint], float], split: tuple[int, int] | None = None
+) -> float:
     name = f"rproc-bench-{os.getpid()}-{wait}-{remote}"
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     proc = subprocess.Popen([sys.executable, script, name, wait, service, remote])
+    if split:
+        os.sched_setaffinity(proc.pid, {split[1]})
     try:
         device, link = host_over_shm(name, wait=wait, timeout=20, eventfd=True)  # type: ignore[arg-type]
         try:
@@ -104,7 +113,7 @@ def with_remote(wait: str, service: str, remote: str, body: Callable[[Endpoint],
         proc.wait(timeout=10)
 
 
-def round_trip(wait: str, remote: str, rounds: int) -> float:
+def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | None = None) -> float:
     def body(ep: Endpoint) -> float:
         payload = bytes(16)
         for _ in range(1000):
@@ -119,7 +128,7 @@ def round_trip(wait: str, remote: str, rounds: int) -> float:
             times.append(clock() - start)
         return statistics.median(times) / 1000.0
 
-    return with_remote(wait, "echo", remote, body)
+    return with_remote(wait, "echo", remote, body, split)
 
 
 def throughput(messages: int, zero_copy: bool) -> float:
@@ -171,6 +180,17 @@ def main() -> int:
     print(f"    C vring echo, eventfd doorbells      {c_block:8.2f} us  {c_block / c_eventfd:5.2f}x")
     print(f"    Python endpoint <-> C rpmsg remote   {py_block:8.2f} us  {py_block / c_eventfd:5.2f}x")
     print(f"    Python endpoint <-> Python remote    {py_block_py:8.2f} us  {py_block_py / c_eventfd:5.2f}x")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        split = (cpus[0], cpus[1])
+        with pinned({split[0]}):
+            x_eventfd = c_baseline("eventfd", args.rounds, split)
+            x_py_eventfd = python_eventfd_floor(args.rounds, split)
+            x_block = round_trip("block", "c", args.rounds, split)
+        print(f"  blocking, one CPU each (CPU {split[0]} and {split[1]}: every round trip wakes a sleeping CPU)")
+        print(f"    C raw eventfd ping-pong (baseline)   {x_eventfd:8.2f} us")
+        print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
+        print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
     copy = throughput(args.messages, zero_copy=False)
     zc = throughput(args.messages, zero_copy=True)
     print(f"host -> C remote, 496 B, {args.messages} messages")

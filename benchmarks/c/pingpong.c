@@ -3,7 +3,7 @@
  *   pingpong eventfd N      raw eventfd ping-pong (blocking read on each side): the floor for blocking wake-ups
  *   pingpong vring-spin N   an echo through two vrings with the rproc engine (vring.c), both sides busy-polling
  *   pingpong vring-block N  the same, each side blocking on an eventfd doorbell after a failed poll
- * Prints "median_ns <value>".
+ * Prints "median_ns <value>". With PINGPONG_SPLIT=A,B in the environment the two processes run on CPUs A and B.
  *   pingpong eventfd-peer RX TX   the other end of a ping-pong driven by someone else (the Python floor in
  *                                 benchmarks/rpmsg_pingpong.py): reads RX, writes TX, until RX fails
  */
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -43,6 +44,19 @@ static void report(uint64_t *t, long n)
 	printf("median_ns %llu\n", (unsigned long long)t[n / 2]);
 }
 
+/* PINGPONG_SPLIT=A,B: the parent on CPU A, the child on CPU B (called after fork on both sides). */
+static void place(int child)
+{
+	const char *split = getenv("PINGPONG_SPLIT");
+	if (!split)
+		return;
+	int a = atoi(split), b = strchr(split, ',') ? atoi(strchr(split, ',') + 1) : a;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(child ? b : a, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void kick(int fd) { uint64_t one = 1; if (write(fd, &one, 8) != 8) _exit(9); }
 static void wait_fd(int fd) { uint64_t v; if (read(fd, &v, 8) != 8) _exit(9); }
 
@@ -50,6 +64,7 @@ static int eventfd_mode(long n, uint64_t *t)
 {
 	int a = eventfd(0, 0), b = eventfd(0, 0);
 	pid_t pid = fork();
+	place(pid == 0);
 	if (pid == 0) {
 		for (long i = 0; i < n; i++) {
 			wait_fd(a);
@@ -102,6 +117,7 @@ static int vring_mode(long n, uint64_t *t, int block)
 	uint8_t msg[24] = { 0 }, out[NUM * BUF];
 	uint32_t len = sizeof(msg), lens[NUM];
 	pid_t pid = fork();
+	place(pid == 0);
 	if (pid == 0) { /* remote: device side of both */
 		struct rp_vq from_host, to_h;
 		rp_vq_init(&from_host, RP_ROLE_DEVICE, NUM, 1, d1, a1, u1, &region, 1, 0, 0);
