@@ -18,7 +18,7 @@ from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
 from transports.doorbell import Doorbell, EventfdSocketDoorbell
-from virtio.cring import CVring
+from virtio.cring import CVring, load_extension
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
 
@@ -29,21 +29,8 @@ TIMEOUT, READY, KICKED, DOORBELL, WOKEN, EINTR = range(6)
 
 @functools.cache
 def _module() -> Any:
-    """The compiled module, or ImportError. RPROC_RPMSG_FASTPATH_MODULE=/path/to/_fastpath_cffi*.so loads another
-    build (the sanitizer test builds one with -fsanitize=address,undefined)."""
-    path = os.environ.get("RPROC_RPMSG_FASTPATH_MODULE")
-    if path:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("rpmsg._fastpath_cffi", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"RPROC_RPMSG_FASTPATH_MODULE={path} is not a loadable module")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    from rpmsg import _fastpath_cffi  # type: ignore[attr-defined]
-
-    return _fastpath_cffi
+    """The compiled module, or ImportError (RPROC_RPMSG_FASTPATH_MODULE: another build, e.g. sanitized)."""
+    return load_extension("rpmsg._fastpath_cffi", "RPROC_RPMSG_FASTPATH_MODULE")
 
 
 def enabled() -> bool:

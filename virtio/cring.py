@@ -14,24 +14,29 @@ from virtio.pyring import Desc, Region, Used
 from virtio.status import ROLE_DRIVER
 
 
-@functools.cache
-def load() -> Any:
-    """The compiled module, or ImportError. RPROC_VRING_MODULE=/path/to/_vring_cffi*.so loads another build
-    (the sanitizer test builds one with -fsanitize=address,undefined)."""
+def load_extension(module: str, env: str) -> Any:
+    """The compiled cffi module ``module`` ("package._name_cffi"), or ImportError; the environment variable
+    ``env`` = /path/to/the.so loads another build instead (the sanitizer tests build them with
+    -fsanitize=address,undefined)."""
+    import importlib
     import importlib.util
     import os
 
-    path = os.environ.get("RPROC_VRING_MODULE")
-    if path:
-        spec = importlib.util.spec_from_file_location("virtio._vring_cffi", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"RPROC_VRING_MODULE={path} is not a loadable module")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    from virtio import _vring_cffi  # type: ignore[attr-defined]
+    path = os.environ.get(env)
+    if not path:
+        return importlib.import_module(module)
+    spec = importlib.util.spec_from_file_location(module, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{env}={path} is not a loadable module")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
 
-    return _vring_cffi
+
+@functools.cache
+def load() -> Any:
+    """The C engine's module, or ImportError (RPROC_VRING_MODULE: another build)."""
+    return load_extension("virtio._vring_cffi", "RPROC_VRING_MODULE")
 
 
 class CVring:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
-from rpmsg.device import WaitMode
+from rpmsg.device import Endpoint, WaitMode
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 
@@ -102,9 +102,9 @@ def test_threads_share_the_device(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None
     assert got == [f"to a {i}".encode() for i in range(50)]
 
 
-def test_a_peer_breaking_vring_0_while_the_host_sleeps(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
-    host, remote = pair
-    ep = host.endpoint(addr=0x500)
+def _break_while_asleep(ep: Endpoint, peer: RpmsgDevice, index_at: int, queue: int) -> BaseException:
+    """Let ``ep`` sleep in recv, then make ``peer`` move the ring index at ``index_at`` by 100 (more entries than
+    the ring holds) and kick ``queue``; what the sleeper raised."""
     ep.settimeout(10)
     errors: list[BaseException] = []
 
@@ -117,16 +117,21 @@ def test_a_peer_breaking_vring_0_while_the_host_sleeps(pair: tuple[RpmsgDevice, 
     waiter = threading.Thread(target=receive)
     waiter.start()
     time.sleep(0.05)
-    # A hostile remote: used.idx jumps by 100 (more entries than the ring holds), then a kick.
-    used_idx = PROFILE.rx_layout.used + 2
-    memory = remote.core.memory
-    (idx,) = struct.unpack("<H", memory.read(used_idx, 2))
-    memory.write(used_idx, struct.pack("<H", (idx + 100) & 0xFFFF))
-    remote.doorbell.notify(0)
+    memory = peer.core.memory
+    (idx,) = struct.unpack("<H", memory.read(index_at, 2))
+    memory.write(index_at, struct.pack("<H", (idx + 100) & 0xFFFF))
+    peer.doorbell.notify(queue)
     waiter.join(10)
     assert not waiter.is_alive()
-    assert len(errors) == 1 and isinstance(errors[0], PeerLost), errors
-    assert "vring 0" in str(errors[0])
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_a_peer_breaking_vring_0_while_the_host_sleeps(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    ep = host.endpoint(addr=0x500)
+    error = _break_while_asleep(ep, remote, PROFILE.rx_layout.used + 2, 0)  # a hostile used.idx
+    assert isinstance(error, PeerLost) and "vring 0" in str(error), error
     with pytest.raises(PeerLost):
         ep.recv()
 
@@ -151,25 +156,5 @@ def test_the_remote_role_takes_a_batch_for_several_endpoints(pair: tuple[RpmsgDe
 def test_a_host_breaking_vring_1_while_the_remote_sleeps(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
     host, remote = pair
     ep = remote.endpoint(addr=0x400, announce=False)
-    ep.settimeout(10)
-    errors: list[BaseException] = []
-
-    def receive() -> None:
-        try:
-            ep.recv()
-        except BaseException as exc:
-            errors.append(exc)
-
-    waiter = threading.Thread(target=receive)
-    waiter.start()
-    time.sleep(0.05)
-    # A hostile host: avail.idx jumps by 100 (more entries than the ring holds), then a kick.
-    avail_idx = PROFILE.tx_layout.avail + 2
-    memory = host.core.memory
-    (idx,) = struct.unpack("<H", memory.read(avail_idx, 2))
-    memory.write(avail_idx, struct.pack("<H", (idx + 100) & 0xFFFF))
-    host.doorbell.notify(1)
-    waiter.join(10)
-    assert not waiter.is_alive()
-    assert len(errors) == 1 and isinstance(errors[0], PeerLost), errors
-    assert "vring 1" in str(errors[0])
+    error = _break_while_asleep(ep, host, PROFILE.tx_layout.avail + 2, 1)  # a hostile avail.idx
+    assert isinstance(error, PeerLost) and "vring 1" in str(error), error

@@ -22,29 +22,32 @@ def runtime(name: str) -> str:
     return path
 
 
-def test_c_engine_under_asan_and_ubsan(tmp_path: Path) -> None:
-    build = (
-        "import sys; from virtio._build_vring import make_ffibuilder; "
-        f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(tmp_path)!r})"
+def build_sanitized(builder: str, out: Path) -> Path:
+    """Compile the cffi module that ``builder`` ("virtio._build_vring", ...) describes with the sanitizers, in
+    ``out``; its shared object."""
+    out.mkdir(parents=True, exist_ok=True)
+    code = (
+        f"from {builder} import make_ffibuilder; "
+        f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(out)!r})"
     )
-    subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, cwd=tmp_path)
-    [module] = list(tmp_path.glob("virtio/_vring_cffi*.so")) or list(tmp_path.glob("_vring_cffi*.so"))
-    env = {
-        **os.environ,
-        "LD_PRELOAD": runtime("libasan.so"),
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-        "RPROC_VRING_MODULE": str(module),
-        "RPROC_VIRTIO_BACKEND": "c",
-        "RPROC_FUZZ_EXAMPLES": "300",
-    }
-    tests = [
-        f"tests/virtio/{name}" for name in ("test_queue.py", "test_hostile.py", "test_differential.py", "test_fuzz.py")
-    ]
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=REPO)
+    [module] = list(out.rglob("*.so"))
+    return module
+
+
+def run_sanitized(env: dict[str, str], *pytest_args: str) -> str:
+    """Run pytest in a child interpreter with the sanitizer runtime preloaded; its output, checked."""
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *pytest_args],
         cwd=REPO,
-        env=env,
+        env={
+            **os.environ,
+            "LD_PRELOAD": runtime("libasan.so"),
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+            "RPROC_VIRTIO_BACKEND": "c",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=900,
@@ -52,6 +55,15 @@ def test_c_engine_under_asan_and_ubsan(tmp_path: Path) -> None:
     tail = (child.stdout + child.stderr)[-4000:]
     assert child.returncode == 0, tail
     assert "passed" in child.stdout and "ERROR: AddressSanitizer" not in tail and "runtime error" not in tail
+    return child.stdout
+
+
+def test_c_engine_under_asan_and_ubsan(tmp_path: Path) -> None:
+    engine = build_sanitized("virtio._build_vring", tmp_path / "engine")
+    tests = [
+        f"tests/virtio/{name}" for name in ("test_queue.py", "test_hostile.py", "test_differential.py", "test_fuzz.py")
+    ]
+    run_sanitized({"RPROC_VRING_MODULE": str(engine), "RPROC_FUZZ_EXAMPLES": "300"}, *tests)
 
 
 def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
@@ -63,66 +75,16 @@ def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
     )
     lib = subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, text=True, cwd=REPO)
     remote_lib = lib.stdout.strip().splitlines()[-1]
-    engine_dir = tmp_path / "engine"
-    engine_dir.mkdir()
-    subprocess.run([sys.executable, "-c",
-                    "from virtio._build_vring import make_ffibuilder; "
-                    f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(engine_dir)!r})"],
-                   check=True, capture_output=True, cwd=engine_dir)  # fmt: skip
-    [engine] = list(engine_dir.glob("virtio/_vring_cffi*.so")) or list(engine_dir.glob("_vring_cffi*.so"))
-    env = {
-        **os.environ,
-        "LD_PRELOAD": runtime("libasan.so"),
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-        "RPROC_REMOTE_LIB": remote_lib,
-        "RPROC_VRING_MODULE": str(engine),
-        "RPROC_VIRTIO_BACKEND": "c",
-    }
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/firmware"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    tail = (child.stdout + child.stderr)[-4000:]
-    assert child.returncode == 0, tail
-    assert "passed" in child.stdout and "runtime error" not in tail
+    engine = build_sanitized("virtio._build_vring", tmp_path / "engine")
+    run_sanitized({"RPROC_REMOTE_LIB": remote_lib, "RPROC_VRING_MODULE": str(engine)}, "tests/firmware")
 
 
-def test_rpmsg_host_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
-    """The rpmsg host's per-message C path (rpmsg/csrc/fastpath.c) and the engine under it, both sanitized,
-    driven by the rpmsg suite (loop, shm with other processes, devmem; hostile vring 0) and the quirk tests."""
-    modules = {}
-    for name, builder in (("engine", "virtio._build_vring"), ("fastpath", "rpmsg._build_fastpath")):
-        out = tmp_path / name
-        out.mkdir()
-        build = (
-            f"from {builder} import make_ffibuilder; "
-            f"make_ffibuilder({SANITIZE!r}, relative=False).compile(tmpdir={str(out)!r})"
-        )
-        subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, cwd=REPO)
-        [modules[name]] = [p for p in out.rglob("*.so")]
+def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
+    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c) and the engine under it, both sanitized, driven by the
+    rpmsg suite (loop, shm with other processes, devmem; hostile rings in either role) and the quirk tests."""
     env = {
-        **os.environ,
-        "LD_PRELOAD": runtime("libasan.so"),
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-        "RPROC_VRING_MODULE": str(modules["engine"]),
-        "RPROC_RPMSG_FASTPATH_MODULE": str(modules["fastpath"]),
-        "RPROC_VIRTIO_BACKEND": "c",
+        "RPROC_VRING_MODULE": str(build_sanitized("virtio._build_vring", tmp_path / "engine")),
+        "RPROC_RPMSG_FASTPATH_MODULE": str(build_sanitized("rpmsg._build_fastpath", tmp_path / "fastpath")),
     }
     tests = ["tests/rpmsg/test_suite.py", "tests/rpmsg/test_fastpath.py", "tests/rpmsg/test_quirks.py"]
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "c-path", *tests],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    tail = (child.stdout + child.stderr)[-4000:]
-    assert child.returncode == 0, tail
-    assert "passed" in child.stdout and "ERROR: AddressSanitizer" not in tail and "runtime error" not in tail
+    run_sanitized(env, "-k", "c-path", *tests)
