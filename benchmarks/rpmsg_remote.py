@@ -3,7 +3,8 @@
     python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|c]
 
 ``python``: rproc's Python remote (an endpoint for SERVICE). ``c``: the firmware's C rpmsg remote library
-(benchmarks/c/rpmsg_echo_remote.c, both services) on the same shm link, the host's eventfd doorbell required.
+(benchmarks/c/rpmsg_echo_remote.c, both services) on the same shm link, the host's eventfd doorbell required;
+its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end).
 """
 
 from __future__ import annotations

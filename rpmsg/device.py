@@ -208,6 +208,8 @@ class RpmsgDevice:
         then does the rest exactly as before."""
         fast = self._fast
         assert fast is not None
+        block = self.wait_mode == "block"
+        armed = False  # this pass asks for kicks and, if nothing came, sleeps
         with self._lock:
             while True:
                 if (
@@ -220,16 +222,17 @@ class RpmsgDevice:
                     or log.isEnabledFor(TRACE)
                 ):
                     return None
-                # Blocking: the remote's kicks are asked for only while this thread sleeps (as "spin" does after
-                # its spin), so a reply that finds us awake costs the remote no doorbell write.
-                disarm = self._kicks_on and self.wait_mode == "block"
+                # Blocking: the peer's kicks are asked for only while this thread sleeps (as "spin" does after
+                # its spin), so a reply that finds us awake costs the peer no doorbell write. Asking and looking
+                # once more is one C call.
+                arm = 1 if armed else -1 if block and self._kicks_on else 0
                 try:
-                    n = fast.recv(-1 if disarm else 0)
-                    if disarm:
-                        self._kicks_on = False
+                    n = fast.recv(arm)
                 except RemoteProtocolError as exc:
                     self._fail(exc)
                     raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+                if arm:
+                    self._kicks_on = arm > 0
                 if n == fastpath.GENERAL:
                     return None
                 if n:
@@ -241,12 +244,38 @@ class RpmsgDevice:
                         if got is not None:
                             return got
                     self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
+                    armed = False
+                    continue
+                if armed:
+                    armed = False
+                    self._sleep(fast, deadline)
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout
                 if self._doorbell_owner is not None:
                     return None  # another thread waits on the doorbell: wait on the condition, generally
+                if block:
+                    armed = True
+                    continue
                 self._wait(deadline)
+
+    def _sleep(self, fast: fastpath.HostFastPath | fastpath.RemoteFastPath, deadline: float | None) -> None:
+        """The blocking wait of the C path, kicks already asked for (called with the lock held, returns with it
+        held): this thread owns the doorbell while it sleeps in C."""
+        timeout_ns = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1e9))
+        self._doorbell_owner = threading.current_thread()
+        self._lock.release()
+        try:
+            if fast.wait(0, True, timeout_ns) == fastpath.DOORBELL:
+                self.doorbell.wait(0)  # not a kick read in C: the doorbell's own check (the peer's end?)
+        except PeerLostError as exc:
+            with self._lock:
+                if not self._closed:
+                    self._fail(exc)
+        finally:
+            self._lock.acquire()
+            self._doorbell_owner = None
+            self._changed.notify_all()
 
     def _kick(self, queue: int) -> None:
         try:

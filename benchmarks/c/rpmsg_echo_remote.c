@@ -5,8 +5,10 @@
  *
  *   bench_remote_run(...)  announces "bench-echo" (echoes each message to its sender) and "bench-count" (counts,
  *                          answers b"report" with the count in ASCII), then serves until the host's doorbell
- *                          socket closes. block != 0: sleep on the kick eventfd when the rings are empty;
- *                          block == 0: busy-poll with the host's kicks turned off.
+ *                          socket closes. block 1: sleep in ppoll on the kick eventfd and the socket when the
+ *                          rings are empty; block 2: sleep in read() on the kick eventfd only, like the C
+ *                          baselines (the host's end goes unseen: the benchmark terminates it); block 0:
+ *                          busy-poll with the host's kicks turned off.
  * Returns 0 at the host's end, or an RPMSG_ERR_* code.
  */
 #define _GNU_SOURCE
