@@ -28,7 +28,10 @@ class QemuUartSession:
         probe.close()
         cmd = [
             qemu, "-machine", "mps2-an505", "-kernel", str(firmware),
-            "-chardev", f"socket,id=uart,host=127.0.0.1,port={port},server=on,wait=off,nodelay=on",
+            # wait=on: the guest starts once we are connected. With wait=off it runs at once and QEMU drops what
+            # it sends before a client connects: the host joined mid-frame and counted a bad frame (seen in CI
+            # on a loaded machine; harmless for the link, which resynchronises, but not a clean start).
+            "-chardev", f"socket,id=uart,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
             "-serial", "chardev:uart", "-display", "none", "-monitor", "none",
         ]  # fmt: skip
         try:
