@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,9 +34,16 @@ def main() -> int:
     args = [sys.argv[0], *options, work, *extra]
     if seeds.is_dir():
         args.append(str(seeds))
-    atheris.Setup(args, target)
-    atheris.Fuzz()
-    return 0
+    # libFuzzer's out-of-memory check (-rss_limit_mb) reads the peak RSS, and Linux hands a process its parent's
+    # peak at exec: started from a test runner that once held gigabytes, every input would look out of memory
+    # (seen in a random-order run). A forked child's peak is its own.
+    pid = os.fork()
+    if pid == 0:
+        atheris.Setup(args, target)
+        atheris.Fuzz()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 if __name__ == "__main__":
