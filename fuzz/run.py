@@ -16,6 +16,7 @@ with atheris.instrument_imports():
     import rpmsg  # noqa: F401
     import virtio  # noqa: F401
     from remoteproc import elf, firmware  # noqa: F401
+    from transports import serial_frames, serial_link, vhost_user, vhost_user_messages  # noqa: F401
 
 from fuzz.targets import TARGETS
 

@@ -41,6 +41,7 @@ VRING_ADDR = struct.Struct("<IIQQQQ")  # index, flags, desc, used, avail, log (t
 MEM_REGIONS_HEAD = struct.Struct("<II")  # num, padding
 MEM_REGION = struct.Struct("<QQQQ")  # guest_addr, size, user_addr, mmap_offset
 CONFIG_HEAD = struct.Struct("<III")  # offset, size, flags
+MAX_CONFIG_SIZE = 256  # VHOST_USER_MAX_CONFIG_SIZE: QEMU's and DPDK's/SPDK's limit on a config access
 
 MAX_MEM_REGIONS = 8  # QEMU's VHOST_MEMORY_BASELINE_NREGIONS
 MAX_PAYLOAD = 4096  # far above any request here; a larger size means a broken or hostile front-end
@@ -202,6 +203,13 @@ def parse_mem_table(header: Header, payload: bytes) -> list[MemRegion]:
 def parse_config(header: Header, payload: bytes) -> tuple[int, int, bytes]:
     _need(header, payload, CONFIG_HEAD.size, "a config header {offset, size, flags}")
     offset, size, _flags = CONFIG_HEAD.unpack_from(payload)
+    if size > MAX_CONFIG_SIZE:
+        # A GET_CONFIG reply carries `size` bytes: an unchecked size from the front-end made us build gigabytes.
+        raise VhostUserProtocolError(
+            f"{request_name(header.request)}: config size {size} is above the protocol's {MAX_CONFIG_SIZE}-byte "
+            "maximum (VHOST_USER_MAX_CONFIG_SIZE)",
+            request=header.request,
+        )
     return int(offset), int(size), payload[CONFIG_HEAD.size : CONFIG_HEAD.size + size]
 
 

@@ -227,8 +227,9 @@ def test_unsupported_request_refused_not_fatal(sock_path: Path) -> None:
         vu.HEADER.pack(5, 0x1, 8) + b"\xff" * 8,  # SET_MEM_TABLE with 0xffffffff regions
         vu.HEADER.pack(9, 0x1, 4) + b"\0" * 4,  # SET_VRING_ADDR cut short
         vu.HEADER.pack(12, 0x1, 8) + b"\0" * 8,  # SET_VRING_KICK without its descriptor
+        vu.HEADER.pack(24, 0x1, 12) + vu.CONFIG_HEAD.pack(0, 0xFFFFFFFF, 0),  # GET_CONFIG of 4 GiB
     ],
-    ids=["version", "reply-flag", "huge", "regions", "short", "no-fd"],
+    ids=["version", "reply-flag", "huge", "regions", "short", "no-fd", "config-size"],
 )
 def test_malformed_message_disconnects_with_the_reason(sock_path: Path, garbage: bytes) -> None:
     with VhostUserBackend(sock_path, device_features=1, num_queues=2) as backend:
