@@ -17,10 +17,13 @@ from rpmsg.device import Endpoint, WaitMode
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 
 
-@pytest.fixture(params=["block", "spin", "busy"])
+@pytest.fixture(
+    params=[("block", False), ("spin", False), ("busy", False), ("block", True), ("spin", True)],
+    ids=["block", "spin", "busy", "block-event-idx", "spin-event-idx"],
+)
 def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
-    wait: WaitMode = request.param
-    host, remote = loopback_pair(PROFILE, wait=wait)
+    wait: WaitMode = request.param[0]
+    host, remote = loopback_pair(PROFILE, wait=wait, event_idx=request.param[1])
     assert (host._fast is not None) == (host_path == "c-path")
     assert (remote._fast is not None) == (host_path == "c-path")
     yield host, remote
