@@ -9,6 +9,10 @@ One waiter at a time owns the doorbell; others wait on a condition the owner sig
 for a pollable descriptor (:meth:`Endpoint.fileno`, or asyncio) does a pump thread start, so that the
 descriptor becomes readable even while nobody is receiving.
 
+Per message, a core of the plain class on the C engine goes through :mod:`rpmsg.fastpath` (one C call to send,
+one to take in, the wait itself in C); everything else, and every case the C path does not cover, takes the
+general path below, on the same rings.
+
 Timeouts are the caller's (``settimeout``); there is no fixed wait anywhere. A doorbell that reports the peer
 gone, or a ring the peer broke, makes every waiting and later call raise :class:`PeerLost`.
 """
