@@ -251,8 +251,9 @@ class RpmsgDevice:
                     armed = False
                     continue
                 if armed:
-                    armed = False
-                    self._sleep(fast, deadline)
+                    armed = False  # kicks asked for, nothing came: sleep
+                    with self._doorbell_owned():
+                        self._block(None if deadline is None else max(0.0, deadline - time.monotonic()))
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout
@@ -263,15 +264,14 @@ class RpmsgDevice:
                     continue
                 self._wait(deadline)
 
-    def _sleep(self, fast: fastpath.HostFastPath | fastpath.RemoteFastPath, deadline: float | None) -> None:
-        """The blocking wait of the C path, kicks already asked for (called with the lock held, returns with it
-        held): this thread owns the doorbell while it sleeps in C."""
-        timeout_ns = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1e9))
+    @contextlib.contextmanager
+    def _doorbell_owned(self) -> Iterator[None]:
+        """This thread owns the doorbell and waits without the lock (entered and left with the lock held); a
+        peer found gone meanwhile fails the device. Other waiters wait on the condition, notified at the end."""
         self._doorbell_owner = threading.current_thread()
         self._lock.release()
         try:
-            if fast.wait(0, True, timeout_ns) == fastpath.DOORBELL:
-                self.doorbell.wait(0)  # not a kick read in C: the doorbell's own check (the peer's end?)
+            yield
         except PeerLostError as exc:
             with self._lock:
                 if not self._closed:
@@ -313,6 +313,10 @@ class RpmsgDevice:
 
     def _block(self, timeout: float | None) -> None:
         """Sleep until the peer kicks, another thread wakes us, or ``timeout``; PeerLostError if the peer left."""
+        if self._fast is not None:  # the same wait in C: ppoll on both descriptors, an eventfd's kick read there
+            if self._fast.wait(0, True, -1 if timeout is None else int(timeout * 1e9)) == fastpath.DOORBELL:
+                self.doorbell.wait(0)  # not a kick read in C: the doorbell's own check (the peer's end?)
+            return
         if self._publish is not None:
             self._publish()  # the flag that asks the peer to kick us was just set: the peer must see it
         ready, _, _ = select.select([self.doorbell.fileno(), self._wake_fd], [], [], timeout)
@@ -392,9 +396,7 @@ class RpmsgDevice:
         if self._pump is not None or self._doorbell_owner is not None:
             self._changed.wait(remaining)
             return
-        self._doorbell_owner = threading.current_thread()
-        self._lock.release()
-        try:
+        with self._doorbell_owned():
             if self.wait_mode == "spin":
                 with self._lock:
                     self._kicks(False)
@@ -410,20 +412,7 @@ class RpmsgDevice:
             with self._lock:
                 if self._kicks(True):
                     return  # a message arrived between the last poll and asking for kicks
-            if fast is not None:
-                timeout_ns = -1 if remaining is None else int(remaining * 1e9)
-                if fast.wait(0, True, timeout_ns) == fastpath.DOORBELL:
-                    self.doorbell.wait(0)  # not a kick read in C: the doorbell's own check (the peer's end?)
-            else:
-                self._block(remaining)
-        except PeerLostError as exc:
-            with self._lock:
-                if not self._closed:
-                    self._fail(exc)
-        finally:
-            self._lock.acquire()
-            self._doorbell_owner = None
-            self._changed.notify_all()
+            self._block(remaining)
         if fast is None:
             self.process()
 
