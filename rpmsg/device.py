@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rpmsg import fastpath
 from rpmsg.core import ChannelEvent, Event, HostCore, Message, RemoteCore, TxBuffer
@@ -42,6 +42,12 @@ from rpmsg.errors import (
 )
 from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator
 from transports.doorbell import Doorbell, PeerLostError
+
+if TYPE_CHECKING:
+    from rpmsg._endpoint_c import EndpointBase, Gate
+else:
+    _endpoint_c = fastpath.endpoint_module()
+    EndpointBase = _endpoint_c.EndpointBase if _endpoint_c is not None else object
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,12 @@ class RpmsgDevice:
         if wait not in ("block", "spin", "busy"):
             raise LocalProtocolError(f"wait mode {wait!r} is not block, spin or busy")
         self.core = core
+        # What the endpoints' C methods (rpmsg/csrc/endpoint.c) use: kept by _update_gate.
+        module = fastpath.endpoint_module()
+        self._gate: Gate | fastpath.PyGate = module.Gate() if module is not None else fastpath.PyGate()
+        self._gate_attached = False
         self.doorbell = doorbell
-        self.wait_mode: WaitMode = wait
+        self.wait_mode = wait
         self.ns = ns
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -77,15 +87,42 @@ class RpmsgDevice:
         self._zero_copy_endpoints = 0
         # Wakes the thread blocked on the doorbell when another thread took in its message, or at close.
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._kicks_on = True  # whether we asked the peer to kick us for new messages
         self.failure: BaseException | None = None
         self._salvaged = False
         self.unconfirmed = 0
         self._fast = self._make_fast()
 
+    @property
+    def wait_mode(self) -> WaitMode:
+        return self._wait_mode
+
+    @wait_mode.setter
+    def wait_mode(self, mode: WaitMode) -> None:
+        self._wait_mode: WaitMode = mode
+        self._gate.block = mode == "block"
+
+    @property
+    def _kicks_on(self) -> bool:
+        """Whether we asked the peer to kick us for new messages (kept in the gate: the C methods change it)."""
+        return bool(self._gate.kicks_on)
+
+    @_kicks_on.setter
+    def _kicks_on(self, on: bool) -> None:
+        self._gate.kicks_on = on
+
     def _make_fast(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
         """The per-message path in C, where it does exactly what the general path does: a core on the C engine
-        with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.)"""
+        with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.) The
+        host's is also what the endpoints' C methods use, when the doorbell is an eventfd."""
+        fast = self._make_fast_path()
+        self._gate.detach()
+        self._gate_attached = isinstance(fast, fastpath.HostFastPath) and fast.attach(
+            self._gate, self._lock, getattr(log, "_cache", None), self
+        )
+        self._update_gate()
+        return fast
+
+    def _make_fast_path(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
         core = self.core
         if not fastpath.enabled() or self._publish is not None:
             return None
@@ -98,6 +135,17 @@ class RpmsgDevice:
         except ImportError:
             pass  # the Python engine, or no compiled module
         return None
+
+    def _update_gate(self) -> None:
+        """Open the endpoints' C methods exactly while the Python path would take their case the same way:
+        attached, and no failure, close, pump thread or zero-copy receiver (each of which it must see)."""
+        self._gate.open = (
+            self._gate_attached
+            and self.failure is None
+            and not self._closed
+            and self._pump is None
+            and not self._zero_copy_endpoints
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +162,7 @@ class RpmsgDevice:
             for ep in list(self._endpoints.values()):
                 ep.close(timeout=0)  # announce the end only if a buffer is free right now: the peer may be gone
             self._closed = True
+            self._update_gate()
             self._changed.notify_all()
             # A thread may be blocked on the doorbell: wake it and let it leave before the descriptors go.
             os.eventfd_write(self._wake_fd, 1)
@@ -123,6 +172,7 @@ class RpmsgDevice:
         if self._pump is not None and self._pump is not threading.current_thread():
             self._pump.join(timeout=2)
         with self._lock:
+            self._gate.detach()
             if self._fast is not None:
                 self._fast.close()
             self.core.close()
@@ -174,6 +224,7 @@ class RpmsgDevice:
         if self.failure is None:
             log.warning("rpmsg device lost: %s", exc)
             self.failure = exc
+            self._update_gate()
             # What the peer took with it: sends whose buffers never came back (host side; a remote's sends
             # land in buffers the host owns and re-posts, so it cannot tell).
             unconfirmed = getattr(self.core, "unconfirmed", None)
@@ -247,7 +298,7 @@ class RpmsgDevice:
                         got = fast.single(ep.addr, bufsize)
                         if got is not None:
                             return got
-                    self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
+                    self._take_batch(n)
                     armed = False
                     continue
                 if armed:
@@ -263,6 +314,28 @@ class RpmsgDevice:
                     armed = True
                     continue
                 self._wait(deadline)
+
+    def _take_batch(self, n: int) -> None:
+        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's)."""
+        fast = self._fast
+        assert fast is not None
+        self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
+
+    def _c_recv_failed(self, rc: int) -> None:
+        """The endpoints' C receive met a broken ring: reported as the Python path does."""
+        fast = self._fast
+        assert fast is not None
+        try:
+            fast._fault(rc, fast._recv_queue_obj, fast.where)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+
+    def _c_send_failed(self, rc: int) -> None:
+        """The endpoints' C send met a broken ring: reported as the Python path does."""
+        fast = self._fast
+        assert fast is not None
+        fast._fault(rc, fast._send_queue_obj, "vring 1")
 
     @contextlib.contextmanager
     def _doorbell_owned(self) -> Iterator[None]:
@@ -436,6 +509,7 @@ class RpmsgDevice:
         with self._lock:
             if self._pump is None and not self._closed:
                 self._pump = threading.Thread(target=self._run_pump, name="rpmsg-pump", daemon=True)
+                self._update_gate()
                 self._pump.start()
 
     def _run_pump(self) -> None:
@@ -564,6 +638,7 @@ class RpmsgDevice:
             ep = Endpoint(self, addr, name, peer, zero_copy)
             self._endpoints[addr] = ep
             self._zero_copy_endpoints += zero_copy
+            self._update_gate()
             if announce is None:
                 announce = bool(name) and self.ns and isinstance(self.core, RemoteCore)
         if announce:
@@ -586,6 +661,7 @@ class RpmsgDevice:
                 del self._endpoints[ep.addr]
                 self._addresses.release(ep.addr)
                 self._zero_copy_endpoints -= ep.zero_copy
+                self._update_gate()
 
     def channels(self) -> dict[str, int]:
         """Channels the peer announced and has not withdrawn: name -> its address."""
@@ -624,11 +700,18 @@ def _set_once(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Endpoint:
+class Endpoint(EndpointBase):
     """A socket-like rpmsg endpoint: ``send``/``sendto``, ``recv``/``recvfrom``/``recv_into``, timeouts,
-    ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``."""
+    ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``.
+
+    ``send``, ``sendto``, ``recv`` and ``recvfrom`` are the ``_*_py`` methods below. When rpmsg._endpoint_c is
+    built they are its C methods (the base class), which do the host's common case themselves while the device's
+    gate is open and otherwise call the ``_*_py`` method with the same arguments."""
 
     def __init__(self, device: RpmsgDevice, addr: int, name: str, peer: int | None, zero_copy: bool) -> None:
+        gate = device._gate
+        if not isinstance(gate, fastpath.PyGate):
+            self._gate = gate
         self.device = device
         self.addr = addr
         self.name = name
@@ -661,7 +744,7 @@ class Endpoint:
         self.peer = peer
 
     # --- sending ---------------------------------------------------------------------------------------------
-    def send(self, data: bytes | bytearray | memoryview) -> int:
+    def _send_py(self, data: bytes | bytearray | memoryview) -> int:
         if self.peer is None:
             raise LocalProtocolError(f"{self!r} is not connected: use sendto or connect")
         dev = self.device
@@ -669,7 +752,7 @@ class Endpoint:
             return len(data)
         return self._send_general(data, self.peer)
 
-    def sendto(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+    def _sendto_py(self, data: bytes | bytearray | memoryview, dst: int) -> int:
         dev = self.device
         if dev._fast is not None and not self.closed and dev._fast_send(self.addr, dst, data):
             return len(data)
@@ -744,7 +827,7 @@ class Endpoint:
                     raise RpmsgTimeout(f"no message on {self!r} within {timeout} s")
                 dev._wait(deadline)
 
-    def recvfrom(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
+    def _recvfrom_py(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
         deadline = self._deadline()
         if self.device._fast is not None:
             got = self.device._fast_recvfrom(self, bufsize, deadline)
@@ -760,7 +843,7 @@ class Endpoint:
             msg.release()
         return data, msg.src
 
-    def recv(self, bufsize: int = 1 << 16) -> bytes:
+    def _recv_py(self, bufsize: int = 1 << 16) -> bytes:
         timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.device._fast is not None:
@@ -853,3 +936,6 @@ class Endpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    if EndpointBase is object:  # rpmsg._endpoint_c not built: the Python methods are the methods
+        send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py

@@ -33,6 +33,29 @@ def _module() -> Any:
     return load_extension("rpmsg._fastpath_cffi", "RPROC_RPMSG_FASTPATH_MODULE")
 
 
+@functools.cache
+def endpoint_module() -> Any:
+    """rpmsg._endpoint_c (the host endpoint's send/recv as C methods, rpmsg/csrc/endpoint.c), or None when it is
+    not built (RPROC_RPMSG_ENDPOINT_MODULE: another build, e.g. sanitized)."""
+    try:
+        return load_extension("rpmsg._endpoint_c", "RPROC_RPMSG_ENDPOINT_MODULE")
+    except ImportError:
+        return None
+
+
+class PyGate:
+    """What the device keeps for the endpoints' C methods when rpmsg._endpoint_c is not built: the same flags,
+    never open (the endpoints then run their Python methods only)."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.block = False
+        self.kicks_on = True  # whether we asked the peer to kick us for new messages
+
+    def detach(self) -> None:
+        pass
+
+
 def enabled() -> bool:
     return os.environ.get("RPROC_RPMSG_FASTPATH", "1") != "0"
 
@@ -134,6 +157,8 @@ class HostFastPath(_FastPath):
         self._addr = self._ffi.new("uint64_t *")
         self.core = core
         self._pool_src: object = None
+        self._gate: Any = None  # the endpoints' C methods, once attached
+        self._gate_args: tuple[Any, Any, Any] = (None, None, None)
         self._bind_pool()
         self.max_payload = core.max_payload
         self._tx_size = core.tx_size
@@ -145,6 +170,9 @@ class HostFastPath(_FastPath):
         self._tx_view = core.memory.view(lo, max(core.tx_addrs, default=lo) + self._tx_size - lo)
 
     def close(self) -> None:
+        if self._gate is not None:
+            self._gate.detach()
+            self._gate = None
         self._tx_view.release()
 
     def _bind_pool(self) -> None:
@@ -154,6 +182,41 @@ class HostFastPath(_FastPath):
         self._pool = self._cast("uint64_t *", tx_ffi, pool)
         self._npool = self._cast("uint32_t *", tx_ffi, npool)
         self._pool_cap = cap
+        if self._gate is not None:
+            self._attach_gate()
+
+    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any) -> bool:
+        """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path; False when they cannot
+        take it (no compiled module, or a doorbell that is not an eventfd: the kick is written in C)."""
+        if not hasattr(gate, "attach") or self._kick_out_fd < 0 or type(logger_cache) is not dict:
+            return False
+        self._gate, self._gate_args = gate, (lock, logger_cache, device)
+        self._attach_gate()
+        return True
+
+    def _attach_gate(self) -> None:
+        def addr(ptr: Any, ffi: Any = self._ffi) -> int:
+            return int(ffi.cast("uintptr_t", ptr))
+
+        self._gate.attach(
+            addr(self._recv_vq),
+            addr(self._send_vq),
+            addr(self._pool),
+            addr(self._npool),
+            self._pool_cap,
+            self._tx_size,
+            self._rx_size,
+            self._rx_count,
+            self.max_payload,
+            addr(self._c_out),
+            addr(self._c_lens),
+            self._out_cap,
+            self._kick_out_fd,
+            *self._gate_args[:2],
+            self._send_ring,
+            self._pool_src,
+            self._gate_args[2],
+        )
 
     # --- per message ---------------------------------------------------------------------------------------
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:

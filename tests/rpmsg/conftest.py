@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from rpmsg import Profile, RpmsgDevice, loopback_pair
+from rpmsg.core import HostCore
 from rpmsg.links import host_on, remote_on
 from rpmsg.shm import host_over_shm
 from tests.rpmsg.services import start_services
+from transports.doorbell import EventfdSocketDoorbell
 from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,8 +42,13 @@ class HostSide:
 
 
 def _check_path(device: RpmsgDevice, host_path: str) -> None:
-    """The parametrisation is real: the device (host or remote) uses the C path exactly when asked to."""
+    """The parametrisation is real: the device (host or remote) uses the C path exactly when asked to, and a
+    host with an eventfd doorbell then also its endpoints' C methods (rpmsg/csrc/endpoint.c)."""
     assert (device._fast is not None) == (host_path == "c-path"), (host_path, device._fast)
+    methods = (
+        host_path == "c-path" and isinstance(device.core, HostCore) and type(device.doorbell) is EventfdSocketDoorbell
+    )
+    assert device._gate.open == methods, (host_path, device.core, device.doorbell)
 
 
 def _open_fds() -> int:

@@ -18,14 +18,35 @@ PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 
 
 @pytest.fixture(
-    params=[("block", False), ("spin", False), ("busy", False), ("block", True), ("spin", True)],
-    ids=["block", "spin", "busy", "block-event-idx", "spin-event-idx"],
+    params=[
+        ("block", False, False),
+        ("spin", False, False),
+        ("busy", False, False),
+        ("block", True, False),
+        ("spin", True, False),
+        ("block", False, True),
+        ("spin", True, True),
+        ("busy", False, True),
+    ],
+    ids=[
+        "block",
+        "spin",
+        "busy",
+        "block-event-idx",
+        "spin-event-idx",
+        "block-eventfd",
+        "spin-event-idx-eventfd",
+        "busy-eventfd",
+    ],
 )
 def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
+    """eventfd: the doorbell the host endpoints' C methods (rpmsg/csrc/endpoint.c) work with."""
     wait: WaitMode = request.param[0]
-    host, remote = loopback_pair(PROFILE, wait=wait, event_idx=request.param[1])
+    host, remote = loopback_pair(PROFILE, wait=wait, event_idx=request.param[1], eventfd=request.param[2])
     assert (host._fast is not None) == (host_path == "c-path")
     assert (remote._fast is not None) == (host_path == "c-path")
+    assert host._gate.open == (host_path == "c-path" and request.param[2])
+    assert not remote._gate.open
     yield host, remote
     remote.close()
     host.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def build_sanitized(builder: str, out: Path) -> Path:
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=REPO)
     [module] = list(out.rglob("*.so"))
+    return module
+
+
+def build_sanitized_endpoint(out: Path) -> Path:
+    """rpmsg._endpoint_c (a CPython extension: setup.py's sources) compiled with the sanitizers in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    module = out / f"_endpoint_c{sysconfig.get_config_var('EXT_SUFFIX')}"
+    sources = ["rpmsg/csrc/endpoint.c", "rpmsg/csrc/fastpath.c", "virtio/csrc/vring.c"]
+    include = [f"-I{sysconfig.get_paths()['include']}", "-Irpmsg/csrc", "-Ivirtio/csrc"]
+    cmd = ["gcc", "-shared", "-fPIC", "-std=gnu11", *SANITIZE, *include, "-o", str(module), *sources]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
     return module
 
 
@@ -80,11 +92,18 @@ def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
 
 
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
-    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c) and the engine under it, both sanitized, driven by the
-    rpmsg suite (loop, shm with other processes, devmem; hostile rings in either role) and the quirk tests."""
+    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the host endpoint's C methods (endpoint.c) and the
+    engine under them, all sanitized, driven by the rpmsg suite (loop, shm with other processes, devmem; hostile
+    rings in either role), the C-path and C-method tests and the quirk tests."""
     env = {
         "RPROC_VRING_MODULE": str(build_sanitized("virtio._build_vring", tmp_path / "engine")),
         "RPROC_RPMSG_FASTPATH_MODULE": str(build_sanitized("rpmsg._build_fastpath", tmp_path / "fastpath")),
+        "RPROC_RPMSG_ENDPOINT_MODULE": str(build_sanitized_endpoint(tmp_path / "endpoint")),
     }
-    tests = ["tests/rpmsg/test_suite.py", "tests/rpmsg/test_fastpath.py", "tests/rpmsg/test_quirks.py"]
+    tests = [
+        "tests/rpmsg/test_suite.py",
+        "tests/rpmsg/test_fastpath.py",
+        "tests/rpmsg/test_endpoint_c.py",
+        "tests/rpmsg/test_quirks.py",
+    ]
     run_sanitized(env, "-k", "c-path", *tests)

@@ -1,0 +1,272 @@
+"""The host endpoint's C methods (rpmsg/csrc/endpoint.c): they take the common case (the message fits, a buffer is
+free, the one message waiting is this endpoint's) without entering the Python methods, and hand everything else to
+them (``_send_py``, ``_sendto_py``, ``_recv_py``, ``_recvfrom_py``) with the same results. Every test runs with
+the C path on and off (conftest's ``host_path``): off, the Python methods run every time, and the results match."""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rpmsg import EndpointClosed, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
+from rpmsg.device import TRACE, Endpoint, WaitMode
+from rpmsg.errors import RemoteProtocolError
+
+PROFILE = Profile(num=16, rx_count=16, tx_count=16)
+PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py")
+
+
+@pytest.fixture(params=["block", "spin", "busy"])
+def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
+    wait: WaitMode = request.param
+    host, remote = loopback_pair(PROFILE, wait=wait, eventfd=True)
+    assert host._gate.open == (host_path == "c-path")
+    assert not remote._gate.open  # the remote role keeps the cffi path
+    yield host, remote
+    remote.close()
+    host.close()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often each Python method ran for a host endpoint (the C methods call them by name)."""
+    counts: Counter[str] = Counter()
+    for name in PY_METHODS:
+        original = getattr(Endpoint, name)
+
+        def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
+            if type(self.device.core).__name__ == "HostCore":
+                counts[_name] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(Endpoint, name, counted)
+    return counts
+
+
+def _connect(host: RpmsgDevice, remote: RpmsgDevice) -> tuple[Endpoint, Endpoint]:
+    """A connected pair, after one exchange: the first send after a logging change asks the logger itself (in
+    the Python method), which fills the level cache the C methods read."""
+    r = remote.endpoint("svc")
+    h = host.open("svc", timeout=5)
+    h.send(b"hello")
+    assert r.recv() == b"hello"
+    return h, r
+
+
+def test_the_common_case_never_enters_the_python_methods(
+    pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str], host_path: str
+) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    calls.clear()
+    for i in range(300):
+        payload = bytes([i & 0xFF]) * (i % 497)  # 0..496 bytes: every size up to the buffer's payload
+        assert h.send(payload) == len(payload)
+        data, src = r.recvfrom()
+        assert (data, src) == (payload, h.addr)
+        r.sendto(data[::-1], src)
+        assert h.recvfrom() == (payload[::-1], r.addr)  # the reply waits in vring 0: one C call takes it
+        r.sendto(b"x%d" % i, src)
+        assert h.recv() == b"x%d" % i
+        assert h.sendto(bytearray(b"y"), r.addr) == 1
+        assert r.recv() == b"y"
+    if host_path == "c-path":
+        assert calls == Counter()
+    else:
+        assert calls == Counter(_send_py=300, _sendto_py=300, _recv_py=300, _recvfrom_py=300)
+
+
+def test_a_batch_and_messages_for_others_are_delivered_by_the_python_methods(
+    pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str]
+) -> None:
+    host, remote = pair
+    a, r = _connect(host, remote)
+    calls.clear()
+    b = host.endpoint(peer=r.addr)
+    r.sendto(b"for b", b.addr)  # the one message waiting is not a's
+    a.settimeout(0)
+    with pytest.raises(WouldBlock):
+        a.recv()
+    assert b.recv() == b"for b"
+    remote.endpoint("late")  # a name-service announcement, then a message, in one batch
+    r.sendto(b"for a", a.addr)
+    r.sendto(b"for b again", b.addr)
+    a.settimeout(5)
+    assert a.recv() == b"for a"
+    assert host.channels()["late"] >= 1024
+    assert b.recvfrom() == (b"for b again", r.addr)  # queued by a's batch: the Python method takes it
+    # a: the one waiting is b's; b: queued; a: a batch; b: queued. Each handed over, as the Python path does it.
+    assert calls == Counter(_recv_py=3, _recvfrom_py=1)
+
+
+def test_nothing_waiting_waits_in_the_python_method(pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str]) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    calls.clear()
+    h.settimeout(10)
+    sender = threading.Timer(0.05, lambda: r.sendto(b"late", h.addr))
+    sender.start()
+    start = time.monotonic()
+    assert h.recv() == b"late"
+    assert time.monotonic() - start >= 0.04
+    sender.join()
+    assert calls["_recv_py"] == 1
+    h.settimeout(0.05)
+    with pytest.raises(RpmsgTimeout, match=r"within 0\.05 s"):
+        h.recv()
+
+
+def test_tracing_is_done_by_the_python_methods(
+    pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str], host_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    calls.clear()
+    with caplog.at_level(TRACE, logger="rpmsg.device"):
+        h.send(b"traced out")
+        assert r.recv() == b"traced out"
+        r.sendto(b"traced in", h.addr)
+        assert h.recv() == b"traced in"
+    lines = [rec.getMessage() for rec in caplog.records if rec.levelno == TRACE]
+    assert any("-> " in line and "10 bytes" in line for line in lines), lines
+    assert any("<- " in line and "9 bytes" in line for line in lines), lines
+    assert calls["_send_py"] == 1 and calls["_recv_py"] == 1
+    # Tracing off again: the first send asks the logger (the level change cleared its cache), then the C
+    # methods take over again.
+    h.send(b"quiet")
+    assert r.recv() == b"quiet"
+    assert calls["_send_py"] == 2
+    h.send(b"quiet again")
+    assert r.recv() == b"quiet again"
+    assert calls["_send_py"] == (2 if host_path == "c-path" else 3)
+
+
+def test_arguments_behave_as_in_the_python_methods(pair: tuple[RpmsgDevice, RpmsgDevice], host_path: str) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    for call, expect in (
+        (lambda: h.recv(3), b"abc"),
+        (lambda: h.recv(bufsize=4), b"abcd"),
+        (lambda: h.recv(0), b""),
+        (lambda: h.recvfrom(2), (b"ab", r.addr)),
+        (lambda: h.recvfrom(bufsize=1), (b"a", r.addr)),
+    ):
+        r.sendto(b"abcdef", h.addr)
+        assert call() == expect
+    with pytest.raises(TypeError):
+        h.send("text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        h.recv(1, 2)  # type: ignore[call-arg]
+    h.send(memoryview(b"view"))
+    assert r.recv() == b"view"
+    too_long = bytes(PROFILE.tx_size - 16 + 1)
+    with pytest.raises(Exception, match="497"):
+        h.send(too_long)
+
+
+def test_closing_and_the_gate(pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str], host_path: str) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    c_path = host_path == "c-path"
+    zero_copy = host.endpoint(zero_copy=True)  # its receives need the general path: the gate closes
+    assert not host._gate.open
+    zero_copy.close()
+    assert host._gate.open == c_path
+    with pytest.raises(TypeError):
+        h._gate = object()  # type: ignore[assignment]
+    other = host.endpoint(peer=r.addr)
+    other._gate = None  # Python methods only, for this endpoint
+    calls.clear()
+    other.send(b"python")
+    assert r.recv() == b"python"
+    assert calls["_send_py"] == 1
+    h.fileno()  # a pump thread: the gate closes for good
+    assert not host._gate.open
+    h.send(b"pumped")
+    assert r.recv() == b"pumped"
+    h.close()
+    with pytest.raises(EndpointClosed):
+        h.send(b"closed")
+    with pytest.raises(EndpointClosed):
+        h.recv()
+
+
+def test_a_hostile_used_index_found_by_the_c_receive(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    h, _ = _connect(host, remote)
+    used_idx = PROFILE.rx_layout.used + 2
+    (idx,) = struct.unpack("<H", remote.core.memory.read(used_idx, 2))
+    remote.core.memory.write(used_idx, struct.pack("<H", (idx + 100) & 0xFFFF))  # "100 messages": more than posted
+    with pytest.raises(PeerLost, match="vring 0"):
+        h.recv()
+    assert not host._gate.open and host.failure is not None
+    with pytest.raises(PeerLost):
+        h.send(b"after")
+
+
+def test_a_hostile_used_index_found_by_the_c_send(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    h, _ = _connect(host, remote)
+    h.settimeout(0)
+    sent = 0
+    with pytest.raises(WouldBlock):
+        while True:  # no buffer comes back: the remote does not read
+            h.send(b"fill")
+            sent += 1
+    assert sent >= 1
+    used_idx = PROFILE.tx_layout.used + 2
+    (idx,) = struct.unpack("<H", remote.core.memory.read(used_idx, 2))
+    remote.core.memory.write(used_idx, struct.pack("<H", (idx + 100) & 0xFFFF))
+    with pytest.raises((RemoteProtocolError, PeerLost), match="vring 1"):
+        h.send(b"reclaims")
+
+
+def test_threads_sending_and_receiving_at_once(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    """Two host threads on one endpoint each (one sends, one receives), an echo on the remote: every message
+    arrives once and in order, whichever thread holds the device lock when the other calls in."""
+    host, remote = pair
+    h, r = _connect(host, remote)
+    count = 2000
+    got: list[bytes] = []
+
+    def echo() -> None:
+        for _ in range(count):
+            data, src = r.recvfrom()
+            r.sendto(data, src)
+
+    def receive() -> None:
+        for _ in range(count):
+            got.append(h.recv())
+
+    threads = [threading.Thread(target=echo), threading.Thread(target=receive)]
+    for t in threads:
+        t.start()
+    h.settimeout(10)
+    for i in range(count):
+        h.send(struct.pack("<I", i))
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    assert got == [struct.pack("<I", i) for i in range(count)]
+
+
+def test_the_logger_cache_is_what_isEnabledFor_reads() -> None:
+    """The C methods read logging's per-logger level cache (Logger._cache) instead of calling isEnabledFor:
+    a False there must mean no TRACE, on this Python too."""
+    log = logging.getLogger("rpmsg.device")
+    assert isinstance(getattr(log, "_cache", None), dict)
+    log.isEnabledFor(TRACE)
+    assert log._cache.get(TRACE) is log.isEnabledFor(TRACE)
+    saved = log.level
+    log.setLevel(TRACE)
+    try:
+        assert log._cache.get(TRACE) is not False  # cleared by setLevel: the C methods hand over
+    finally:
+        log.setLevel(saved)
