@@ -112,11 +112,11 @@ class RpmsgDevice:
 
     def _make_fast(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
         """The per-message path in C, where it does exactly what the general path does: a core on the C engine
-        with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.) The
-        host's is also what the endpoints' C methods use, when the doorbell is an eventfd."""
+        with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.) It is
+        also what the endpoints' C methods use, when the doorbell is an eventfd."""
         fast = self._make_fast_path()
         self._gate.detach()
-        self._gate_attached = isinstance(fast, fastpath.HostFastPath) and fast.attach(
+        self._gate_attached = fast is not None and fast.attach(
             self._gate, self._lock, getattr(log, "_cache", None), self
         )
         self._update_gate()
@@ -335,7 +335,7 @@ class RpmsgDevice:
         """The endpoints' C send met a broken ring: reported as the Python path does."""
         fast = self._fast
         assert fast is not None
-        fast._fault(rc, fast._send_queue_obj, "vring 1")
+        fast._fault(rc, fast._send_queue_obj, "vring 0" if isinstance(fast, fastpath.RemoteFastPath) else "vring 1")
 
     @contextlib.contextmanager
     def _doorbell_owned(self) -> Iterator[None]:

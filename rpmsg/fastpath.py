@@ -101,9 +101,10 @@ class _FastPath:
         if type(doorbell) is EventfdSocketDoorbell:
             self._kick_fd, self._kick_out_fd, _ = doorbell.descriptors()
         self._wake_fd = wake_fd
-
-    def close(self) -> None:
-        """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
+        self.max_payload: int
+        self._pool_src: object = None
+        self._gate: Any = None  # the endpoints' C methods, once attached
+        self._gate_args: tuple[Any, Any, Any] = (None, None, None)
 
     def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
         return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
@@ -137,6 +138,54 @@ class _FastPath:
         )
         return rc
 
+    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any) -> bool:
+        """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path; False when they cannot
+        take it (no compiled module, or a doorbell that is not an eventfd: the kick is written in C)."""
+        if not hasattr(gate, "attach") or self._kick_out_fd < 0 or type(logger_cache) is not dict:
+            return False
+        self._gate, self._gate_args = gate, (lock, logger_cache, device)
+        self._attach_gate()
+        return True
+
+    def _attach_gate(self) -> None:
+        def addr(ptr: Any) -> int:
+            return int(self._ffi.cast("uintptr_t", ptr)) if ptr is not None else 0
+
+        pool, npool, pool_cap, tx_size, rx_size, rx_count, checked = self._gate_pointers()
+        lock, cache, device = self._gate_args
+        self._gate.attach(
+            addr(self._recv_vq),
+            addr(self._send_vq),
+            addr(pool),
+            addr(npool),
+            pool_cap,
+            tx_size,
+            rx_size,
+            rx_count,
+            self.max_payload,
+            addr(self._c_out),
+            addr(self._c_lens),
+            self._out_cap,
+            self._kick_out_fd,
+            lock,
+            cache,
+            checked,
+            self._pool_src,
+            device,
+            isinstance(self, RemoteFastPath),
+        )
+
+    def close(self) -> None:
+        """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
+        if self._gate is not None:
+            self._gate.detach()
+            self._gate = None
+
+    def _gate_pointers(self) -> tuple[Any, ...]:
+        """(pool, pool count, pool capacity, send size, receive size, batch count, what the C send checks first:
+        the host's send ring (its pool replaced?) or the remote's core (a spare buffer?)) for the gate."""
+        raise NotImplementedError
+
     def _fault(self, rc: int, queue: DriverQueue | DeviceQueue, where: str) -> None:
         """Report a broken ring the way the general path does (the queue's own check names what and where)."""
         try:
@@ -156,9 +205,6 @@ class HostFastPath(_FastPath):
         self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
         self._addr = self._ffi.new("uint64_t *")
         self.core = core
-        self._pool_src: object = None
-        self._gate: Any = None  # the endpoints' C methods, once attached
-        self._gate_args: tuple[Any, Any, Any] = (None, None, None)
         self._bind_pool()
         self.max_payload = core.max_payload
         self._tx_size = core.tx_size
@@ -170,9 +216,7 @@ class HostFastPath(_FastPath):
         self._tx_view = core.memory.view(lo, max(core.tx_addrs, default=lo) + self._tx_size - lo)
 
     def close(self) -> None:
-        if self._gate is not None:
-            self._gate.detach()
-            self._gate = None
+        super().close()
         self._tx_view.release()
 
     def _bind_pool(self) -> None:
@@ -185,38 +229,8 @@ class HostFastPath(_FastPath):
         if self._gate is not None:
             self._attach_gate()
 
-    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any) -> bool:
-        """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path; False when they cannot
-        take it (no compiled module, or a doorbell that is not an eventfd: the kick is written in C)."""
-        if not hasattr(gate, "attach") or self._kick_out_fd < 0 or type(logger_cache) is not dict:
-            return False
-        self._gate, self._gate_args = gate, (lock, logger_cache, device)
-        self._attach_gate()
-        return True
-
-    def _attach_gate(self) -> None:
-        def addr(ptr: Any, ffi: Any = self._ffi) -> int:
-            return int(ffi.cast("uintptr_t", ptr))
-
-        self._gate.attach(
-            addr(self._recv_vq),
-            addr(self._send_vq),
-            addr(self._pool),
-            addr(self._npool),
-            self._pool_cap,
-            self._tx_size,
-            self._rx_size,
-            self._rx_count,
-            self.max_payload,
-            addr(self._c_out),
-            addr(self._c_lens),
-            self._out_cap,
-            self._kick_out_fd,
-            *self._gate_args[:2],
-            self._send_ring,
-            self._pool_src,
-            self._gate_args[2],
-        )
+    def _gate_pointers(self) -> tuple[Any, ...]:
+        return (self._pool, self._npool, self._pool_cap, self._tx_size, self._rx_size, self._rx_count, self._send_ring)
 
     # --- per message ---------------------------------------------------------------------------------------
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
@@ -284,6 +298,9 @@ class RemoteFastPath(_FastPath):
         self._send_c, self._recv_c = self._lib.rpf_dev_send, self._lib.rpf_dev_recv
         self.core = core
         self._max = len(core._rx_lens)
+
+    def _gate_pointers(self) -> tuple[Any, ...]:
+        return (None, None, 0, 0, 0, self._max, self.core)  # no pool: the host's buffers come from vring 0
 
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
         """0: no host buffer posted; 1: sent (and kicked when asked and possible); 1 | NOTIFY: sent, the caller

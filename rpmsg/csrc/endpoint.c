@@ -1,11 +1,11 @@
 /*
- * rpmsg._endpoint_c: the host endpoint's send, sendto, recv and recvfrom as C methods (CPython API).
+ * rpmsg._endpoint_c: the endpoint's send, sendto, recv and recvfrom as C methods (CPython API), host and remote.
  *
  * Why this exists: on one CPU a blocking round trip costs two context switches and a few syscalls (~2 us here);
  * every Python call and `with lock:` on the way costs 0.1-0.2 us more, and the endpoint API made of them cost
  * 2.5 us on top. These methods do the common case of rpmsg/device.py's C path (rpmsg/fastpath.py) without
- * entering the interpreter: the message fits, a send buffer is free, the message waiting is one well-formed
- * message for this endpoint. Anything else (nothing waiting, a batch, a message for someone else, a full ring,
+ * entering the interpreter: the message fits, a send buffer (host) or a posted host buffer (remote) is there,
+ * the message waiting is one well-formed message for this endpoint. Anything else (nothing waiting, a batch, a message for someone else, a full ring,
  * an error, tracing, a closed endpoint, keyword arguments) calls the Python method `_<name>_py` with the same
  * arguments, which is the whole endpoint implementation; these methods only ever skip it, they never decide
  * anything it would decide differently.
@@ -35,7 +35,8 @@ typedef struct {
 	int block;    /* wait mode "block": a receive turns the peer's kicks off, as the Python path does */
 	int kicks_on; /* whether the peer was asked to kick us for new messages (the device's bookkeeping) */
 	int attached;
-	struct rp_vq *rx, *tx;
+	int remote;   /* the remote role (virtio device): rpf_dev_*; else the host's rpf_send/rpf_recv */
+	struct rp_vq *rx, *tx; /* the rings we receive from and send to */
 	uint64_t *pool;
 	uint32_t *npool;
 	uint32_t pool_cap, tx_size, rx_size, rx_count, max_payload, out_cap;
@@ -44,12 +45,13 @@ typedef struct {
 	int kick_fd;
 	PyObject *acquire, *release; /* the device lock's bound methods */
 	PyObject *trace_cache;       /* the rpmsg.device logger's level cache (a dict: level -> enabled) */
-	PyObject *pool_ring;         /* the send queue's CVring: its pool_array is replaced when the host restarts */
-	PyObject *pool_obj;          /* ... and the array the pointers above came from */
+	PyObject *pool_ring;         /* host: the send queue's CVring (its pool_array is replaced when the host
+				      * restarts); remote: the RemoteCore (its _spare buffer goes first) */
+	PyObject *pool_obj;          /* host: the array the pool pointers came from */
 	PyObject *device;            /* for what only Python does: kicks that failed, batches, errors */
 } Gate;
 
-static PyObject *s_pool_array, *s_kick, *s_take_batch, *s_send_failed, *s_recv_failed, *trace_key;
+static PyObject *s_pool_array, *s_spare, *s_kick, *s_take_batch, *s_send_failed, *s_recv_failed, *trace_key;
 static PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py;
 
 static void gate_drop(Gate *g)
@@ -95,22 +97,25 @@ static void *as_ptr(PyObject *v)
 
 PyDoc_STRVAR(gate_attach_doc,
 	     "attach(rx, tx, pool, npool, pool_cap, tx_size, rx_size, rx_count, max_payload, out, lens, out_cap, "
-	     "kick_fd, lock, trace_cache, pool_ring, pool_obj, device)\n\n"
-	     "Point the C methods at a host C path: the addresses of its rings (struct rp_vq), send pool, batch "
-	     "buffer and lengths, the eventfd to kick the remote with, and the Python objects named in endpoint.c. "
-	     "Leaves `open` as it was.");
+	     "kick_fd, lock, trace_cache, pool_ring, pool_obj, device, remote)\n\n"
+	     "Point the C methods at a C path: the addresses of its rings (struct rp_vq: receive, send), send pool "
+	     "(host; 0 for the remote), batch buffer and lengths, the eventfd to kick the peer with, and the Python "
+	     "objects named in endpoint.c. remote: the remote role (pool_ring is then its RemoteCore). Leaves `open` "
+	     "as it was.");
 
 static PyObject *gate_attach(Gate *g, PyObject *args)
 {
 	PyObject *rx, *tx, *pool, *npool, *out, *lens, *lock, *cache, *ring, *pool_obj, *device;
 	unsigned int pool_cap, tx_size, rx_size, rx_count, max_payload, out_cap;
-	int kick_fd;
-	if (!PyArg_ParseTuple(args, "O!O!O!O!IIIIIO!O!IiOO!OOO:attach", &PyLong_Type, &rx, &PyLong_Type, &tx,
+	int kick_fd, remote;
+	if (!PyArg_ParseTuple(args, "O!O!O!O!IIIIIO!O!IiOO!OOOp:attach", &PyLong_Type, &rx, &PyLong_Type, &tx,
 			      &PyLong_Type, &pool, &PyLong_Type, &npool, &pool_cap, &tx_size, &rx_size, &rx_count,
 			      &max_payload, &PyLong_Type, &out, &PyLong_Type, &lens, &out_cap, &kick_fd, &lock,
-			      &PyDict_Type, &cache, &ring, &pool_obj, &device))
+			      &PyDict_Type, &cache, &ring, &pool_obj, &device, &remote))
 		return NULL;
-	if (kick_fd < 0 || tx_size < HDR || rx_size < HDR || rx_count == 0 || out_cap < rx_size) {
+	if (kick_fd < 0 || rx_count == 0 || out_cap < HDR ||
+	    (!remote && (tx_size < HDR || rx_size < HDR || out_cap < rx_size)) ||
+	    (remote && max_payload > RPF_DEV_MAX)) {
 		PyErr_SetString(PyExc_ValueError, "attach: a kick eventfd, buffers of at least 16 bytes and a batch "
 						  "buffer holding one are needed");
 		return NULL;
@@ -151,6 +156,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args)
 	g->pool_obj = pool_obj;
 	Py_INCREF(device);
 	g->device = device;
+	g->remote = remote;
 	g->attached = 1;
 	g->open = open;
 	Py_RETURN_NONE;
@@ -195,6 +201,7 @@ static PyMemberDef gate_members[] = {
 	{ "block", T_BOOL, offsetof(Gate, block), 0, "wait mode is block" },
 	{ "kicks_on", T_BOOL, offsetof(Gate, kicks_on), 0, "the peer was asked to kick us for new messages" },
 	{ "attached", T_BOOL, offsetof(Gate, attached), READONLY, "a C path is attached" },
+	{ "remote", T_BOOL, offsetof(Gate, remote), READONLY, "the attached C path is the remote role's" },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -389,28 +396,32 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 		return NULL;
 	}
 	*handled = 1;
-	PyObject *pool = g->open ? PyObject_GetAttr(g->pool_ring, s_pool_array) : NULL;
-	int same_pool = pool == g->pool_obj;
-	Py_XDECREF(pool);
+	/* host: the pool must be the one attached (a restart replaces it: the Python path rebinds); remote: a host
+	 * buffer the Python path popped and kept (too small for its last send) goes first */
+	PyObject *check = g->open ? PyObject_GetAttr(g->pool_ring, g->remote ? s_spare : s_pool_array) : NULL;
+	int go = check && check == (g->remote ? Py_None : g->pool_obj);
+	Py_XDECREF(check);
 	PyErr_Clear();
-	if (!same_pool) { /* closed meanwhile, or the host restarted: the Python path rebinds */
+	if (!go) {
 		PyBuffer_Release(&b);
 		unlock(g);
 		*handled = 0;
 		return NULL;
 	}
-	int rc = rpf_send(g->tx, g->pool, g->npool, g->pool_cap, g->tx_size, src, dst, b.buf, (uint32_t)b.len,
-			  g->kick_fd);
+	int rc = g->remote ? rpf_dev_send(g->tx, src, dst, b.buf, (uint32_t)b.len, g->kick_fd)
+			   : rpf_send(g->tx, g->pool, g->npool, g->pool_cap, g->tx_size, src, dst, b.buf,
+				      (uint32_t)b.len, g->kick_fd);
 	Py_ssize_t len = b.len;
 	PyBuffer_Release(&b);
-	if (rc < 0)
+	if (rc < 0 && rc != RPF_GENERAL)
 		return failed(g, s_send_failed, rc);
-	if (rc == 0) { /* no send buffer free: the Python path waits for one */
+	if (rc <= 0) { /* no buffer (the Python path waits for one), or a host buffer too small (it names it) */
 		unlock(g);
 		*handled = 0;
 		return NULL;
 	}
-	if ((rc & RPF_NOTIFY) && kick_python(g, 1) < 0) {
+	/* the queue we sent on: vring 1 for the host, vring 0 for the remote */
+	if ((rc & RPF_NOTIFY) && kick_python(g, g->remote ? 0 : 1) < 0) {
 		unlock(g);
 		return NULL;
 	}
@@ -445,19 +456,21 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		return NULL;
 	}
 	int arm = g->block && g->kicks_on ? -1 : 0;
-	int rc = rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
-	if (rc < 0)
+	int rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, arm, g->kick_fd)
+			   : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
+	if (rc < 0 && rc != RPF_GENERAL)
 		return failed(g, s_recv_failed, rc);
 	if (arm)
 		g->kicks_on = 0;
-	if (rc == 0) {
+	if (rc <= 0) { /* nothing waits, or (remote) a message larger than the batch buffer: the Python path */
 		unlock(g);
 		*handled = 0;
 		return NULL;
 	}
-	if (rc & RPF_NOTIFY) { /* the remote wants to hear of the re-posted buffers */
+	if (rc & RPF_NOTIFY) { /* the peer wants to hear of the buffers re-posted (host) or given back (remote) */
 		uint64_t one = 1;
-		if (write(g->kick_fd, &one, 8) != 8 && kick_python(g, 0) < 0) {
+		/* rpf_dev_recv already tried the eventfd: NOTIFY left means the device's own kick */
+		if ((g->remote || write(g->kick_fd, &one, 8) != 8) && kick_python(g, g->remote ? 1 : 0) < 0) {
 			unlock(g);
 			return NULL;
 		}
@@ -601,7 +614,7 @@ static PyTypeObject EndpointBaseType = {
 static struct PyModuleDef module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "rpmsg._endpoint_c",
-	.m_doc = PyDoc_STR("The host endpoint's send/recv entry points in C; see rpmsg/csrc/endpoint.c."),
+	.m_doc = PyDoc_STR("The endpoint's send/recv entry points in C; see rpmsg/csrc/endpoint.c."),
 	.m_size = -1,
 };
 
@@ -609,9 +622,9 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 {
 	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0)
 		return NULL;
-	static const char *names[] = { "pool_array", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
+	static const char *names[] = { "pool_array", "_spare", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
 				       "_send_py", "_sendto_py", "_recv_py", "_recvfrom_py" };
-	PyObject **slots[] = { &s_pool_array, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
+	PyObject **slots[] = { &s_pool_array, &s_spare, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
 			       &s_send_py, &s_sendto_py, &s_recv_py, &s_recvfrom_py };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*slots[i] = PyUnicode_InternFromString(names[i])))

@@ -1,7 +1,8 @@
-"""The host endpoint's C methods (rpmsg/csrc/endpoint.c): they take the common case (the message fits, a buffer is
-free, the one message waiting is this endpoint's) without entering the Python methods, and hand everything else to
-them (``_send_py``, ``_sendto_py``, ``_recv_py``, ``_recvfrom_py``) with the same results. Every test runs with
-the C path on and off (conftest's ``host_path``): off, the Python methods run every time, and the results match."""
+"""The endpoints' C methods (rpmsg/csrc/endpoint.c), host and remote role: they take the common case (the message
+fits, a buffer is there, the one message waiting is this endpoint's) without entering the Python methods, and hand
+everything else to them (``_send_py``, ``_sendto_py``, ``_recv_py``, ``_recvfrom_py``) with the same results.
+Every test runs with the C path on and off (conftest's ``host_path``): off, the Python methods run every time, and
+the results match."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from rpmsg import EndpointClosed, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
 from rpmsg.device import TRACE, Endpoint, WaitMode
-from rpmsg.errors import RemoteProtocolError
+from rpmsg.errors import MessageTooLong, RemoteProtocolError
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py")
@@ -27,8 +28,8 @@ PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py")
 def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
     wait: WaitMode = request.param
     host, remote = loopback_pair(PROFILE, wait=wait, eventfd=True)
-    assert host._gate.open == (host_path == "c-path")
-    assert not remote._gate.open  # the remote role keeps the cffi path
+    assert host._gate.open == remote._gate.open == (host_path == "c-path")
+    assert remote._gate.remote == (host_path == "c-path") and not host._gate.remote
     yield host, remote
     remote.close()
     host.close()
@@ -36,14 +37,13 @@ def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[Rpmsg
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How often each Python method ran for a host endpoint (the C methods call them by name)."""
+    """How often each Python method ran for a host endpoint ("_send_py") and a remote one ("remote_send_py")."""
     counts: Counter[str] = Counter()
     for name in PY_METHODS:
         original = getattr(Endpoint, name)
 
         def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
-            if type(self.device.core).__name__ == "HostCore":
-                counts[_name] += 1
+            counts[_name if type(self.device.core).__name__ == "HostCore" else "remote" + _name] += 1
             return _original(self, *args, **kw)
 
         monkeypatch.setattr(Endpoint, name, counted)
@@ -80,7 +80,15 @@ def test_the_common_case_never_enters_the_python_methods(
     if host_path == "c-path":
         assert calls == Counter()
     else:
-        assert calls == Counter(_send_py=300, _sendto_py=300, _recv_py=300, _recvfrom_py=300)
+        assert calls == Counter(
+            _send_py=300,
+            _sendto_py=300,
+            _recv_py=300,
+            _recvfrom_py=300,
+            remote_sendto_py=600,
+            remote_recvfrom_py=300,
+            remote_recv_py=300,
+        )
 
 
 def test_a_batch_and_messages_for_others_are_delivered_by_the_python_methods(
@@ -103,7 +111,7 @@ def test_a_batch_and_messages_for_others_are_delivered_by_the_python_methods(
     assert host.channels()["late"] >= 1024
     assert b.recvfrom() == (b"for b again", r.addr)  # queued by a's batch: the Python method takes it
     # a: the one waiting is b's; b: queued; a: a batch; b: queued. Each handed over, as the Python path does it.
-    assert calls == Counter(_recv_py=3, _recvfrom_py=1)
+    assert Counter({k: v for k, v in calls.items() if k.startswith("_")}) == Counter(_recv_py=3, _recvfrom_py=1)
 
 
 def test_nothing_waiting_waits_in_the_python_method(pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str]) -> None:
@@ -270,3 +278,49 @@ def test_the_logger_cache_is_what_isEnabledFor_reads() -> None:
         assert log._cache.get(TRACE) is not False  # cleared by setLevel: the C methods hand over
     finally:
         log.setLevel(saved)
+
+
+# --- the remote role ---------------------------------------------------------------------------------------------
+def test_the_remote_hands_a_too_small_host_buffer_to_the_python_method(host_path: str, calls: Counter[str]) -> None:
+    """Host buffers of 64 bytes: a longer message is refused by name (the Python method; the C send takes
+    nothing), the buffer it popped stays the general path's spare and the next message goes in it, in order."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16, rx_size=64), wait="block", eventfd=True)
+    try:
+        h, r = _connect(host, remote)
+        calls.clear()
+        with pytest.raises(MessageTooLong, match="64-byte buffer"):
+            r.sendto(bytes(100), h.addr)
+        assert remote.core._spare is not None
+        for i in range(40):
+            r.sendto(b"%d" % i, h.addr)
+            assert h.recv() == b"%d" % i
+        assert remote.core._spare is None
+        # the refused send and the one after it (the spare goes first) in Python; the rest in C, when on
+        assert calls["remote_sendto_py"] == (2 if host_path == "c-path" else 41)
+    finally:
+        remote.close()
+        host.close()
+
+
+def test_the_remote_with_no_host_buffer_waits_in_the_python_method(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    h, r = _connect(host, remote)
+    r.settimeout(0)
+    sent = 0
+    with pytest.raises(WouldBlock):
+        while True:  # the host does not read: its receive buffers run out
+            r.sendto(b"%d" % sent, h.addr)
+            sent += 1
+    assert sent == PROFILE.rx_count  # every receive buffer the host posted, then none
+    assert [h.recv() for _ in range(sent)] == [b"%d" % i for i in range(sent)]
+
+
+def test_a_hostile_avail_index_found_by_the_remote_c_receive(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = pair
+    _, r = _connect(host, remote)
+    avail_idx = PROFILE.tx_layout.avail + 2
+    (idx,) = struct.unpack("<H", host.core.memory.read(avail_idx, 2))
+    host.core.memory.write(avail_idx, struct.pack("<H", (idx + 100) & 0xFFFF))  # more than the ring holds
+    with pytest.raises(PeerLost, match="vring 1"):
+        r.recv()
+    assert not remote._gate.open and remote.failure is not None
