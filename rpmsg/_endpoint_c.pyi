@@ -6,6 +6,7 @@ class Gate:
     block: bool
     kicks_on: bool
     attached: bool
+    remote: bool
     def attach(self, *args: Any) -> None: ...
     def detach(self) -> None: ...
 

@@ -51,6 +51,8 @@ class PyGate:
         self.open = False
         self.block = False
         self.kicks_on = True  # whether we asked the peer to kick us for new messages
+        self.attached = False
+        self.remote = False
 
     def detach(self) -> None:
         pass
