@@ -119,6 +119,9 @@ class RpmsgDevice:
         self._gate_attached = fast is not None and fast.attach(
             self._gate, self._lock, getattr(log, "_cache", None), self
         )
+        if self._gate_attached and fast is not None and not isinstance(self._gate, fastpath.PyGate):
+            # a blocking receive sleeps in C like _doorbell_owned + _block (the same descriptors)
+            self._gate.set_wait(fast._poll_fd, fast._kick_fd, self._wake_fd, threading.current_thread, self._changed)
         self._update_gate()
         return fast
 

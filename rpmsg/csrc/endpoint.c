@@ -5,10 +5,11 @@
  * every Python call and `with lock:` on the way costs 0.1-0.2 us more, and the endpoint API made of them cost
  * 2.5 us on top. These methods do the common case of rpmsg/device.py's C path (rpmsg/fastpath.py) without
  * entering the interpreter: the message fits, a send buffer (host) or a posted host buffer (remote) is there,
- * the message waiting is one well-formed message for this endpoint. Anything else (nothing waiting, a batch, a message for someone else, a full ring,
- * an error, tracing, a closed endpoint, keyword arguments) calls the Python method `_<name>_py` with the same
- * arguments, which is the whole endpoint implementation; these methods only ever skip it, they never decide
- * anything it would decide differently.
+ * the message waiting is one well-formed message for this endpoint; and, in wait mode "block" with no timeout,
+ * the sleep until one comes (the Python path's wait, in C). Anything else (a timeout to keep, another wait mode,
+ * a batch, a message for someone else, a full ring, an error, tracing, a closed endpoint, keyword arguments)
+ * calls the Python method `_<name>_py` with the same arguments, which is the whole endpoint implementation;
+ * these methods only ever skip it, they never decide anything it would decide differently.
  *
  * Who may use the rings is decided by the device's Python lock (an RLock): it is taken here without blocking
  * (`acquire(False)`); if another thread holds it, the Python method waits for it instead. Whether the C path
@@ -49,12 +50,18 @@ typedef struct {
 				      * restarts); remote: the RemoteCore (its _spare buffer goes first) */
 	PyObject *pool_obj;          /* host: the array the pool pointers came from */
 	PyObject *device;            /* for what only Python does: kicks that failed, batches, errors */
+	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its kick eventfd, the device's wake
+	 * eventfd, threading.current_thread and the device's condition */
+	int poll_fd, wait_kick_fd, wake_fd;
+	PyObject *current_thread, *changed;
 } Gate;
 
+static PyObject *s_doorbell_owner, *s_notify_all, *s_timeout;
 static PyObject *s_pool_array, *s_spare, *s_kick, *s_take_batch, *s_send_failed, *s_recv_failed, *trace_key;
 static PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py;
 
-static void gate_drop(Gate *g)
+/* What attach sets (a re-attach after the host's pool was replaced keeps set_wait's). */
+static void gate_drop_rings(Gate *g)
 {
 	g->attached = 0;
 	g->open = 0;
@@ -66,6 +73,14 @@ static void gate_drop(Gate *g)
 	Py_CLEAR(g->device);
 }
 
+static void gate_drop(Gate *g)
+{
+	gate_drop_rings(g);
+	Py_CLEAR(g->current_thread);
+	Py_CLEAR(g->changed);
+	g->poll_fd = -1;
+}
+
 static int gate_traverse(Gate *g, visitproc visit, void *arg)
 {
 	Py_VISIT(g->acquire);
@@ -74,6 +89,8 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 	Py_VISIT(g->pool_ring);
 	Py_VISIT(g->pool_obj);
 	Py_VISIT(g->device);
+	Py_VISIT(g->current_thread);
+	Py_VISIT(g->changed);
 	return 0;
 }
 
@@ -127,7 +144,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args)
 		return NULL;
 	}
 	int open = g->open;
-	gate_drop(g);
+	gate_drop_rings(g);
 	g->rx = as_ptr(rx);
 	g->tx = as_ptr(tx);
 	g->pool = as_ptr(pool);
@@ -159,6 +176,33 @@ static PyObject *gate_attach(Gate *g, PyObject *args)
 	g->remote = remote;
 	g->attached = 1;
 	g->open = open;
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(gate_set_wait_doc,
+	     "set_wait(poll_fd, kick_fd, wake_fd, current_thread, changed)\n\n"
+	     "Let a blocking receive (wait mode block, no timeout) sleep in C, as the Python path's wait does: on "
+	     "poll_fd (the doorbell's descriptor) and wake_fd, the kick read from kick_fd; it owns the doorbell "
+	     "meanwhile (device._doorbell_owner = current_thread()) and notifies `changed` when it leaves. After "
+	     "attach.");
+
+static PyObject *gate_set_wait(Gate *g, PyObject *args)
+{
+	int poll_fd, kick_fd, wake_fd;
+	PyObject *current_thread, *changed;
+	if (!PyArg_ParseTuple(args, "iiiOO:set_wait", &poll_fd, &kick_fd, &wake_fd, &current_thread, &changed))
+		return NULL;
+	if (!g->attached || poll_fd < 0 || wake_fd < 0) {
+		PyErr_SetString(PyExc_ValueError, "set_wait: attach first, with the doorbell's and the wake descriptors");
+		return NULL;
+	}
+	Py_INCREF(current_thread);
+	Py_XSETREF(g->current_thread, current_thread);
+	Py_INCREF(changed);
+	Py_XSETREF(g->changed, changed);
+	g->poll_fd = poll_fd;
+	g->wait_kick_fd = kick_fd;
+	g->wake_fd = wake_fd;
 	Py_RETURN_NONE;
 }
 
@@ -194,6 +238,7 @@ static PyObject *gate_get_open(Gate *g, void *closure)
 static PyMethodDef gate_methods[] = {
 	{ "attach", (PyCFunction)gate_attach, METH_VARARGS, gate_attach_doc },
 	{ "detach", (PyCFunction)gate_detach, METH_NOARGS, gate_detach_doc },
+	{ "set_wait", (PyCFunction)gate_set_wait, METH_VARARGS, gate_set_wait_doc },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -218,8 +263,10 @@ static PyObject *gate_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	Gate *g = (Gate *)type->tp_alloc(type, 0);
-	if (g)
+	if (g) {
 		g->kicks_on = 1;
+		g->poll_fd = -1;
+	}
 	return (PyObject *)g;
 }
 
@@ -429,6 +476,68 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 	return PyLong_FromSsize_t(len);
 }
 
+/* 1 if a receive with nothing waiting may sleep in C: block mode with the wait set, no timeout on the endpoint
+ * and no other thread owning the doorbell (it then waits on the condition: the Python path); 0 if not; -1 error. */
+static int may_sleep(Gate *g, EndpointBase *e)
+{
+	if (!g->block || g->poll_fd < 0 || !g->changed)
+		return 0;
+	PyObject *timeout = PyObject_GetAttr((PyObject *)e, s_timeout);
+	if (!timeout)
+		return -1;
+	int none = timeout == Py_None;
+	Py_DECREF(timeout);
+	if (!none)
+		return 0;
+	PyObject *owner = PyObject_GetAttr(g->device, s_doorbell_owner);
+	if (!owner)
+		return -1;
+	none = owner == Py_None;
+	Py_DECREF(owner);
+	return none;
+}
+
+#define SLEEP_UNLOCKED -2 /* an error, and the lock is not held (interrupted while taking it back) */
+
+/* Sleep on the doorbell without the lock and the GIL, as RpmsgDevice._doorbell_owned + _block do: own the
+ * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
+ * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
+ * held, SLEEP_UNLOCKED on an error without it. */
+static int sleep_c(Gate *g)
+{
+	PyObject *me = PyObject_CallNoArgs(g->current_thread);
+	if (!me)
+		return -1;
+	int rc = PyObject_SetAttr(g->device, s_doorbell_owner, me);
+	Py_DECREF(me);
+	if (rc < 0)
+		return -1;
+	PyObject *r = PyObject_Vectorcall(g->release, NULL, 0, NULL);
+	if (!r) {
+		if (PyObject_SetAttr(g->device, s_doorbell_owner, Py_None) < 0)
+			PyErr_Clear();
+		return -1;
+	}
+	Py_DECREF(r);
+	int woke;
+	Py_BEGIN_ALLOW_THREADS
+	woke = rpf_wait(g->rx, 0, g->poll_fd, g->wait_kick_fd, g->wake_fd, -1);
+	Py_END_ALLOW_THREADS
+	r = PyObject_Vectorcall(g->acquire, NULL, 0, NULL);
+	if (!r) /* a signal handler raised while we waited for the lock: no lock, no doorbell left to give back */
+		return SLEEP_UNLOCKED;
+	Py_DECREF(r);
+	if (PyObject_SetAttr(g->device, s_doorbell_owner, Py_None) < 0)
+		return -1;
+	r = PyObject_CallMethodNoArgs(g->changed, s_notify_all);
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	if (woke == RPF_EINTR && PyErr_CheckSignals() < 0)
+		return -1;
+	return woke;
+}
+
 /* Take one message for this endpoint in C: bytes (or (bytes, src)); NULL with no exception: the Python
  * method's turn (what was taken in meanwhile is delivered to the queues first). */
 static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled)
@@ -455,17 +564,48 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		*handled = 0;
 		return NULL;
 	}
+	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
+	 * before sleeping. */
 	int arm = g->block && g->kicks_on ? -1 : 0;
-	int rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, arm, g->kick_fd)
-			   : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
-	if (rc < 0 && rc != RPF_GENERAL)
-		return failed(g, s_recv_failed, rc);
-	if (arm)
-		g->kicks_on = 0;
-	if (rc <= 0) { /* nothing waits, or (remote) a message larger than the batch buffer: the Python path */
-		unlock(g);
-		*handled = 0;
-		return NULL;
+	int rc;
+	for (;;) {
+		rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, arm, g->kick_fd)
+			       : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
+		if (rc < 0 && rc != RPF_GENERAL)
+			return failed(g, s_recv_failed, rc);
+		if (arm)
+			g->kicks_on = arm > 0;
+		if (rc > 0)
+			break;
+		int may = rc == 0 ? may_sleep(g, e) : 0;
+		if (may <= 0) { /* the Python path: it waits (with a timeout, spinning, or on the condition), or
+				 * takes a message larger than the batch buffer (remote) */
+			unlock(g);
+			*handled = may < 0;
+			return NULL;
+		}
+		if (arm <= 0) {
+			arm = 1;
+			continue;
+		}
+		int woke = sleep_c(g);
+		if (woke == SLEEP_UNLOCKED)
+			return NULL;
+		if (woke < 0) {
+			unlock(g);
+			return NULL;
+		}
+		queued = PyObject_Length(e->queue);
+		if (queued != 0 || woke == RPF_DOORBELL || !g->open || e->closed) {
+			/* another thread delivered ours, the doorbell needs its own look (the peer's end?), or the device
+			 * changed: the Python path */
+			if (queued < 0)
+				PyErr_Clear();
+			unlock(g);
+			*handled = 0;
+			return NULL;
+		}
+		arm = -1;
 	}
 	if (rc & RPF_NOTIFY) { /* the peer wants to hear of the buffers re-posted (host) or given back (remote) */
 		uint64_t one = 1;
@@ -622,9 +762,9 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 {
 	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0)
 		return NULL;
-	static const char *names[] = { "pool_array", "_spare", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
+	static const char *names[] = { "_doorbell_owner", "notify_all", "_timeout", "pool_array", "_spare", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
 				       "_send_py", "_sendto_py", "_recv_py", "_recvfrom_py" };
-	PyObject **slots[] = { &s_pool_array, &s_spare, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
+	PyObject **slots[] = { &s_doorbell_owner, &s_notify_all, &s_timeout, &s_pool_array, &s_spare, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
 			       &s_send_py, &s_sendto_py, &s_recv_py, &s_recvfrom_py };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*slots[i] = PyUnicode_InternFromString(names[i])))

@@ -7,6 +7,7 @@ the results match."""
 from __future__ import annotations
 
 import logging
+import signal
 import struct
 import threading
 import time
@@ -324,3 +325,89 @@ def test_a_hostile_avail_index_found_by_the_remote_c_receive(pair: tuple[RpmsgDe
     with pytest.raises(PeerLost, match="vring 1"):
         r.recv()
     assert not remote._gate.open and remote.failure is not None
+
+
+# --- the blocking receive's sleep in C (wait mode "block", no timeout) -------------------------------------------
+@pytest.fixture
+def blocking(host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
+    host, remote = loopback_pair(PROFILE, wait="block", eventfd=True)
+    yield host, remote
+    remote.close()
+    host.close()
+
+
+def _later(seconds: float, action: Any) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+def test_a_blocking_receive_sleeps_in_c_until_the_message_comes(
+    blocking: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str], host_path: str
+) -> None:
+    host, remote = blocking
+    h, r = _connect(host, remote)
+    calls.clear()
+    for i in range(20):  # the host sleeps for each; so does the remote, for the host's reply
+        timer = _later(0.01, lambda i=i: r.sendto(b"late %d" % i, h.addr))
+        assert h.recv() == b"late %d" % i
+        timer.join()
+        _later(0.01, lambda i=i: h.send(b"back %d" % i))
+        assert r.recv() == b"back %d" % i
+    python_calls = 0 if host_path == "c-path" else 20
+    assert calls["_recv_py"] == calls["remote_recv_py"] == python_calls
+    assert host._doorbell_owner is None and remote._doorbell_owner is None
+
+
+def test_closing_the_device_wakes_a_receive_sleeping_in_c(blocking: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = blocking
+    h, _ = _connect(host, remote)
+    timer = _later(0.05, host.close)
+    start = time.monotonic()
+    with pytest.raises(EndpointClosed):
+        h.recv()
+    assert time.monotonic() - start < 2.5  # close waits up to 2 s for the sleeper: it must not need to
+    timer.join()
+
+
+def test_the_peer_leaving_wakes_a_receive_sleeping_in_c(blocking: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    host, remote = blocking
+    h, _ = _connect(host, remote)
+    timer = _later(0.05, remote.close)  # closes its doorbell: the host sees the socket's end
+    with pytest.raises(PeerLost):
+        h.recv()
+    timer.join()
+
+
+def test_a_signal_reaches_python_while_a_receive_sleeps_in_c(blocking: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    """A handler that returns: the receive sleeps on and gets its message; one that raises: the exception."""
+    host, remote = blocking
+    h, r = _connect(host, remote)
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stop
+
+    saved = signal.signal(signal.SIGALRM, note)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.03)
+        timer = _later(0.1, lambda: r.sendto(b"after the signal", h.addr))
+        assert h.recv() == b"after the signal"
+        timer.join()
+        assert seen == [signal.SIGALRM]
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, 0.03)
+        with pytest.raises(Stop):
+            h.recv()
+        assert host._doorbell_owner is None
+        r.sendto(b"still served", h.addr)
+        assert h.recv() == b"still served"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, saved)
