@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rpmsg import EndpointClosed, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
 from rpmsg.device import TRACE, Endpoint, WaitMode
@@ -411,3 +413,80 @@ def test_a_signal_reaches_python_while_a_receive_sleeps_in_c(blocking: tuple[Rpm
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, saved)
+
+
+# --- differential: the same operations with the C methods and with the Python path only --------------------------
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["a.send", "b.sendto", "r.to_a", "r.to_b"]), st.integers(0, 497)),
+        st.tuples(st.sampled_from(["a.recv", "a.recvfrom", "b.recv", "r.recv"]), st.integers(-1, 600)),
+        st.tuples(st.just("r.announce"), st.integers(0, 3)),
+        st.tuples(st.just("trace"), st.booleans()),
+    ),
+    max_size=60,
+)
+
+
+class _World:
+    """A host with endpoints a and b and a remote endpoint r, all non-blocking."""
+
+    def __init__(self, c_path: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        with monkeypatch.context() as env:
+            env.setenv("RPROC_RPMSG_FASTPATH", "1" if c_path else "0")
+            self.host, self.remote = loopback_pair(Profile(num=8, rx_count=8, tx_count=8), wait="block", eventfd=True)
+        assert self.host._gate.open == c_path
+        self.r = self.remote.endpoint("svc")
+        self.a = self.host.open("svc", timeout=5)
+        self.b = self.host.endpoint(peer=self.r.addr)
+        for ep in (self.a, self.b, self.r):
+            ep.settimeout(0)
+
+    def run(self, op: str, arg: int) -> object:
+        data = bytes([len(op), arg & 0xFF]) * (arg // 2) + bytes(arg % 2)
+        try:
+            if op == "a.send":
+                return self.a.send(data)
+            if op == "b.sendto":
+                return self.b.sendto(data, self.r.addr)
+            if op in ("r.to_a", "r.to_b"):
+                return self.r.sendto(data, (self.a if op == "r.to_a" else self.b).addr)
+            if op == "r.announce":
+                return self.remote.endpoint(f"extra{arg}").addr if f"extra{arg}" not in self._names() else None
+            if op == "trace":
+                logging.getLogger("rpmsg.device").setLevel(TRACE if arg else logging.NOTSET)
+                return None
+            ep = {"a": self.a, "b": self.b, "r": self.r}[op[0]]
+            return ep.recvfrom(arg) if op.endswith("recvfrom") else ep.recv(arg)
+        except Exception as exc:
+            return type(exc).__name__
+
+    def _names(self) -> set[str]:
+        return {ep.name for ep in self.remote._endpoints.values()}
+
+    def close(self) -> None:
+        self.remote.close()
+        self.host.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_the_c_methods_do_what_the_python_path_does(
+    ops: list[tuple[str, int]], host_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random sends of 0..497 bytes both ways, receives with any bufsize (negative too) on either endpoint,
+    name-service announcements and tracing switched on and off: every result (or exception) and the channels the
+    host knows are the same with the C methods as with the Python path only."""
+    if host_path != "c-path":
+        return  # one comparison is enough: each run builds both worlds
+    logger = logging.getLogger("rpmsg.device")
+    level = logger.level
+    worlds = [_World(True, monkeypatch), _World(False, monkeypatch)]
+    try:
+        results = [[w.run(op, arg) for op, arg in ops] for w in worlds]
+        logger.setLevel(level)
+        assert results[0] == results[1]
+        assert worlds[0].host.channels() == worlds[1].host.channels()
+    finally:
+        logger.setLevel(level)
+        for w in worlds:
+            w.close()
