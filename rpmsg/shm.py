@@ -14,9 +14,11 @@ def host_over_shm(
     wait: WaitMode = "spin",
     timeout: float = 10.0,
     memfd: bool = False,
-    eventfd: bool = False,
+    eventfd: bool = True,
 ) -> tuple[RpmsgDevice, ShmLink]:
-    """Create /dev/shm/NAME, lay out the rings, post receive buffers, then wait for the remote to connect."""
+    """Create /dev/shm/NAME, lay out the rings, post receive buffers, then wait for the remote to connect.
+    ``eventfd`` (the default): kicks through eventfds passed to the remote, which the endpoints' C methods write
+    and read themselves; False: bytes on the socket."""
     p = profile or Profile()
     listener = ShmLink.create_host(name, p.base + p.size, memfd=memfd, eventfd=eventfd)
     try:

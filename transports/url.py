@@ -7,9 +7,10 @@
 | URL | what |
 | --- | --- |
 | ``loop://NAME?size=N`` | both sides in this process (a bytearray, eventfds) |
-| ``shm://NAME?size=N[&allow_uid=U][&memfd=1][&doorbell=eventfd]`` | two processes: /dev/shm/NAME (0600), or
-  an anonymous memfd passed over the socket; kicks as bytes on /dev/shm/NAME.sock or eventfds passed with
-  SCM_RIGHTS; a peer of another uid is refused (SO_PEERCRED) unless allowed |
+| ``shm://NAME?size=N[&allow_uid=U][&memfd=1][&doorbell=eventfd|socket|dgram]`` | two processes:
+  /dev/shm/NAME (0600), or an anonymous memfd passed over the socket; kicks as eventfds passed with SCM_RIGHTS
+  (the default: the rpmsg C paths write and read them without Python), bytes on /dev/shm/NAME.sock, or
+  datagrams; a peer of another uid is refused (SO_PEERCRED) unless allowed |
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket) |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
@@ -107,7 +108,7 @@ class _ShmLink(Link):
         self._link: ShmLink | None = None
         self._allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
         if role == "host":
-            doorbell = url.params.get("doorbell", "socket")
+            doorbell = url.params.get("doorbell", "eventfd")
             if doorbell not in ("socket", "eventfd", "dgram"):
                 raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket), eventfd or dgram")
             self._listener = ShmLink.create_host(

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     device = RpmsgDevice(p.remote_core(link.memory, cls=cls), link.doorbell)
     if args.mode == "death-unseen" and os.fork() == 0:
         # The child keeps the doorbell socket open after the parent is killed; it leaves when the host does.
-        fd = device.doorbell.fileno()
+        # (An eventfd doorbell's descriptor is an epoll set: its stream socket is what tells of an end.)
+        sock = getattr(device.doorbell, "sock", None)
+        fd = sock.fileno() if sock is not None else device.doorbell.fileno()
         os.set_blocking(fd, True)
         with contextlib.suppress(OSError):
             while os.read(fd, 4096):

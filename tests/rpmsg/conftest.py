@@ -148,7 +148,7 @@ def host(request: pytest.FixtureRequest, tmp_path: Path, host_path: str) -> Iter
         )
         try:
             anonymous = request.param == "shm-memfd-eventfd"
-            dev, link = host_over_shm(name, timeout=20, memfd=anonymous, eventfd=anonymous)
+            dev, link = host_over_shm(name, timeout=20, memfd=anonymous, eventfd=anonymous)  # "shm": the socket
             if anonymous:
                 assert not Path("/dev/shm", name).exists()  # the memory has no name anyone could open
         except BaseException:
