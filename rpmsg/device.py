@@ -698,6 +698,11 @@ class RpmsgDevice:
         return self.endpoint(name, peer=remote, announce=False, zero_copy=zero_copy)
 
 
+def _check_bufsize(size: int, call: str) -> None:
+    if size < 0:
+        raise ValueError(f"negative buffersize in {call}")  # as socket's (a slice would take all but the end)
+
+
 def _set_once(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -831,6 +836,7 @@ class Endpoint(EndpointBase):
                 dev._wait(deadline)
 
     def _recvfrom_py(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
+        _check_bufsize(bufsize, "recvfrom")
         deadline = self._deadline()
         if self.device._fast is not None:
             got = self.device._fast_recvfrom(self, bufsize, deadline)
@@ -847,6 +853,7 @@ class Endpoint(EndpointBase):
         return data, msg.src
 
     def _recv_py(self, bufsize: int = 1 << 16) -> bytes:
+        _check_bufsize(bufsize, "recv")
         timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.device._fast is not None:
@@ -856,6 +863,7 @@ class Endpoint(EndpointBase):
         return self._recv_general(bufsize, deadline)[0]
 
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
+        _check_bufsize(nbytes, "recv_into")
         deadline = self._deadline()
         if self.device._fast is not None:
             got = self.device._fast_recvfrom(self, nbytes or len(buffer), deadline)

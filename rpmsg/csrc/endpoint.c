@@ -284,30 +284,37 @@ static PyTypeObject GateType = {
 	.tp_getset = gate_getset,
 };
 
-/* The device lock without waiting: 1 taken, 0 held by another thread, -1 error. */
-static int lock_try(Gate *g)
+/* The device lock without waiting: 1 taken (*release: a reference to its release method, for unlock: Python
+ * code run meanwhile, a user's channel callback or a signal handler, may detach the gate), 0 held by another
+ * thread (or no lock attached), -1 error. */
+static int lock_try(Gate *g, PyObject **release)
 {
+	if (!g->acquire || !g->release)
+		return 0;
 	PyObject *args[1] = { Py_False };
 	PyObject *r = PyObject_Vectorcall(g->acquire, args, 1, NULL);
 	if (!r)
 		return -1;
 	int taken = r == Py_True;
 	Py_DECREF(r);
+	if (taken)
+		*release = Py_NewRef(g->release);
 	return taken;
 }
 
-/* Release the lock; an exception already set survives it (and a failure to release replaces none). */
-static void unlock(Gate *g)
+/* Release the lock (and the reference lock_try took); an exception already set survives it. */
+static void unlock(PyObject *release)
 {
 	PyObject *type, *value, *tb;
 	PyErr_Fetch(&type, &value, &tb);
-	PyObject *r = PyObject_Vectorcall(g->release, NULL, 0, NULL);
+	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
 	if (r)
 		Py_DECREF(r);
 	else if (type)
 		PyErr_Clear();
 	if (type)
 		PyErr_Restore(type, value, tb);
+	Py_DECREF(release);
 }
 
 /* Usable before taking the lock: open, and no tracing (the logger's cache holds False for TRACE only when the
@@ -327,6 +334,10 @@ static int gate_usable(Gate *g)
  * left). 0, or -1 with an exception. */
 static int kick_python(Gate *g, int queue)
 {
+	if (!g->device) {
+		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
+		return -1;
+	}
 	PyObject *q = PyLong_FromLong(queue);
 	if (!q)
 		return -1;
@@ -338,10 +349,12 @@ static int kick_python(Gate *g, int queue)
 	return 0;
 }
 
-/* A failure code from the C path: the device reports it (always raises). */
-static PyObject *failed(Gate *g, PyObject *method, int rc)
+/* A failure code from the C path: the device reports it (always raises); the lock is released. */
+static PyObject *failed(Gate *g, PyObject *method, int rc, PyObject *release)
 {
-	PyObject *code = PyLong_FromLong(rc);
+	PyObject *code = g->device ? PyLong_FromLong(rc) : NULL;
+	if (!g->device)
+		PyErr_Format(PyExc_RuntimeError, "the C path failed with code %d", rc);
 	if (code) {
 		PyObject *r = PyObject_CallMethodOneArg(g->device, method, code);
 		Py_DECREF(code);
@@ -349,7 +362,7 @@ static PyObject *failed(Gate *g, PyObject *method, int rc)
 		if (r && !PyErr_Occurred())
 			PyErr_Format(PyExc_RuntimeError, "the C path failed with code %d", rc);
 	}
-	unlock(g);
+	unlock(release);
 	return NULL;
 }
 
@@ -436,7 +449,8 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 		PyBuffer_Release(&b);
 		return NULL;
 	}
-	int taken = lock_try(g);
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
 	if (taken <= 0) {
 		PyBuffer_Release(&b);
 		*handled = taken < 0;
@@ -451,7 +465,7 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 	PyErr_Clear();
 	if (!go) {
 		PyBuffer_Release(&b);
-		unlock(g);
+		unlock(release);
 		*handled = 0;
 		return NULL;
 	}
@@ -461,18 +475,18 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 	Py_ssize_t len = b.len;
 	PyBuffer_Release(&b);
 	if (rc < 0 && rc != RPF_GENERAL)
-		return failed(g, s_send_failed, rc);
+		return failed(g, s_send_failed, rc, release);
 	if (rc <= 0) { /* no buffer (the Python path waits for one), or a host buffer too small (it names it) */
-		unlock(g);
+		unlock(release);
 		*handled = 0;
 		return NULL;
 	}
 	/* the queue we sent on: vring 1 for the host, vring 0 for the remote */
 	if ((rc & RPF_NOTIFY) && kick_python(g, g->remote ? 0 : 1) < 0) {
-		unlock(g);
+		unlock(release);
 		return NULL;
 	}
-	unlock(g);
+	unlock(release);
 	return PyLong_FromSsize_t(len);
 }
 
@@ -503,38 +517,59 @@ static int may_sleep(Gate *g, EndpointBase *e)
  * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
  * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
  * held, SLEEP_UNLOCKED on an error without it. */
-static int sleep_c(Gate *g)
+static int sleep_c(Gate *g, PyObject *release)
 {
-	PyObject *me = PyObject_CallNoArgs(g->current_thread);
+	/* Our own references: a signal handler or another thread may detach the gate while we sleep. */
+	if (!g->acquire || !g->device || !g->changed || !g->current_thread)
+		return RPF_DOORBELL; /* nothing to sleep with: the Python path */
+	PyObject *acquire = Py_NewRef(g->acquire), *device = Py_NewRef(g->device);
+	PyObject *changed = Py_NewRef(g->changed), *current_thread = Py_NewRef(g->current_thread);
+	int poll_fd = g->poll_fd, kick_fd = g->wait_kick_fd, wake_fd = g->wake_fd;
+	struct rp_vq *rx = g->rx;
+	int woke = -1;
+	PyObject *me = PyObject_CallNoArgs(current_thread);
 	if (!me)
-		return -1;
-	int rc = PyObject_SetAttr(g->device, s_doorbell_owner, me);
+		goto out;
+	int rc = PyObject_SetAttr(device, s_doorbell_owner, me);
 	Py_DECREF(me);
 	if (rc < 0)
-		return -1;
-	PyObject *r = PyObject_Vectorcall(g->release, NULL, 0, NULL);
+		goto out;
+	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
 	if (!r) {
-		if (PyObject_SetAttr(g->device, s_doorbell_owner, Py_None) < 0)
+		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
 			PyErr_Clear();
-		return -1;
+		goto out;
 	}
 	Py_DECREF(r);
-	int woke;
+	int waited;
 	Py_BEGIN_ALLOW_THREADS
-	woke = rpf_wait(g->rx, 0, g->poll_fd, g->wait_kick_fd, g->wake_fd, -1);
+	waited = rpf_wait(rx, 0, poll_fd, kick_fd, wake_fd, -1);
 	Py_END_ALLOW_THREADS
-	r = PyObject_Vectorcall(g->acquire, NULL, 0, NULL);
-	if (!r) /* a signal handler raised while we waited for the lock: no lock, no doorbell left to give back */
-		return SLEEP_UNLOCKED;
+	r = PyObject_Vectorcall(acquire, NULL, 0, NULL);
+	if (!r) { /* a signal handler raised while we waited for the lock: give the doorbell up without it */
+		PyObject *type, *value, *tb;
+		PyErr_Fetch(&type, &value, &tb);
+		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
+			PyErr_Clear();
+		PyErr_Restore(type, value, tb);
+		woke = SLEEP_UNLOCKED;
+		goto out;
+	}
 	Py_DECREF(r);
-	if (PyObject_SetAttr(g->device, s_doorbell_owner, Py_None) < 0)
-		return -1;
-	r = PyObject_CallMethodNoArgs(g->changed, s_notify_all);
+	if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
+		goto out;
+	r = PyObject_CallMethodNoArgs(changed, s_notify_all);
 	if (!r)
-		return -1;
+		goto out;
 	Py_DECREF(r);
-	if (woke == RPF_EINTR && PyErr_CheckSignals() < 0)
-		return -1;
+	if (waited == RPF_EINTR && PyErr_CheckSignals() < 0)
+		goto out;
+	woke = waited;
+out:
+	Py_DECREF(acquire);
+	Py_DECREF(device);
+	Py_DECREF(changed);
+	Py_DECREF(current_thread);
 	return woke;
 }
 
@@ -553,14 +588,15 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			PyErr_Clear();
 		return NULL;
 	}
-	int taken = lock_try(g);
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
 	if (taken <= 0) {
 		*handled = taken < 0;
 		return NULL;
 	}
 	*handled = 1;
 	if (!g->open) {
-		unlock(g);
+		unlock(release);
 		*handled = 0;
 		return NULL;
 	}
@@ -572,7 +608,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, arm, g->kick_fd)
 			       : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
 		if (rc < 0 && rc != RPF_GENERAL)
-			return failed(g, s_recv_failed, rc);
+			return failed(g, s_recv_failed, rc, release);
 		if (arm)
 			g->kicks_on = arm > 0;
 		if (rc > 0)
@@ -580,7 +616,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		int may = rc == 0 ? may_sleep(g, e) : 0;
 		if (may <= 0) { /* the Python path: it waits (with a timeout, spinning, or on the condition), or
 				 * takes a message larger than the batch buffer (remote) */
-			unlock(g);
+			unlock(release);
 			*handled = may < 0;
 			return NULL;
 		}
@@ -588,11 +624,13 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			arm = 1;
 			continue;
 		}
-		int woke = sleep_c(g);
-		if (woke == SLEEP_UNLOCKED)
+		int woke = sleep_c(g, release);
+		if (woke == SLEEP_UNLOCKED) {
+			Py_DECREF(release);
 			return NULL;
+		}
 		if (woke < 0) {
-			unlock(g);
+			unlock(release);
 			return NULL;
 		}
 		queued = PyObject_Length(e->queue);
@@ -601,7 +639,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			 * changed: the Python path */
 			if (queued < 0)
 				PyErr_Clear();
-			unlock(g);
+			unlock(release);
 			*handled = 0;
 			return NULL;
 		}
@@ -611,7 +649,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		uint64_t one = 1;
 		/* rpf_dev_recv already tried the eventfd: NOTIFY left means the device's own kick */
 		if ((g->remote || write(g->kick_fd, &one, 8) != 8) && kick_python(g, g->remote ? 1 : 0) < 0) {
-			unlock(g);
+			unlock(release);
 			return NULL;
 		}
 	}
@@ -625,16 +663,18 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		if (dst == addr && len <= g->lens[0] - HDR) {
 			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
 			PyObject *data = PyBytes_FromStringAndSize((const char *)p + HDR, take);
-			unlock(g);
+			unlock(release);
 			if (!data || !with_src)
 				return data;
 			return Py_BuildValue("(NI)", data, (unsigned int)src);
 		}
 	}
-	PyObject *count = PyLong_FromLong(n);
+	PyObject *count = g->device ? PyLong_FromLong(n) : NULL;
 	PyObject *r = count ? PyObject_CallMethodOneArg(g->device, s_take_batch, count) : NULL;
+	if (!g->device)
+		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
 	Py_XDECREF(count);
-	unlock(g);
+	unlock(release);
 	if (!r)
 		return NULL;
 	Py_DECREF(r);

@@ -171,6 +171,9 @@ def test_arguments_behave_as_in_the_python_methods(pair: tuple[RpmsgDevice, Rpms
     ):
         r.sendto(b"abcdef", h.addr)
         assert call() == expect
+    for negative in (lambda: h.recv(-1), lambda: h.recvfrom(-5), lambda: h.recv_into(bytearray(4), -1)):
+        with pytest.raises(ValueError, match="negative buffersize"):  # as a socket's
+            negative()
     with pytest.raises(TypeError):
         h.send("text")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
