@@ -443,6 +443,8 @@ class RpmsgDevice:
     def _wait(self, deadline: float | None, *, for_buffer: bool = False) -> None:
         """Wait for something to happen (called with the lock held, returns with it held); the caller looks at
         the rings again. ``for_buffer``: what is awaited is a send buffer coming back, not a message."""
+        if self._closed:  # by a callback run while processing: its doorbell is gone
+            raise EndpointClosed("the rpmsg device is closed")
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         fast = self._fast
         if self.wait_mode == "busy":

@@ -669,10 +669,13 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			return Py_BuildValue("(NI)", data, (unsigned int)src);
 		}
 	}
-	PyObject *count = g->device ? PyLong_FromLong(n) : NULL;
-	PyObject *r = count ? PyObject_CallMethodOneArg(g->device, s_take_batch, count) : NULL;
-	if (!g->device)
+	if (!g->device) {
 		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
+		unlock(release);
+		return NULL;
+	}
+	PyObject *count = PyLong_FromLong(n);
+	PyObject *r = count ? PyObject_CallMethodOneArg(g->device, s_take_batch, count) : NULL;
 	Py_XDECREF(count);
 	unlock(release);
 	if (!r)

@@ -493,3 +493,16 @@ def test_the_c_methods_do_what_the_python_path_does(
         logger.setLevel(level)
         for w in worlds:
             w.close()
+
+
+def test_a_callback_closing_the_device_in_the_middle_of_a_c_receive(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    """The C receive hands a batch to the device's parser, whose channel callback closes the device (detaching
+    the gate the C method is using): the call ends cleanly with the closed endpoint's error."""
+    host, remote = pair
+    a, r = _connect(host, remote)
+    host.on_channel(lambda name, addr, created: host.close())
+    remote.endpoint("trigger")  # an NS announcement ...
+    r.sendto(b"for a", a.addr)  # ... and a message: one batch
+    with pytest.raises(EndpointClosed):
+        a.recv()
+    assert not host._gate.open and not host._gate.attached
