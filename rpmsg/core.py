@@ -128,6 +128,13 @@ class _CoreBase:
         if intent is not None:
             self.intents.add(intent.queue)
 
+    def _publish_taken(self, queue: DriverQueue | DeviceQueue) -> None:
+        """Publish after taking messages in. An entry after them that broke the queue (the engine took the good
+        ones, then stopped) makes this fail: the messages taken are still delivered, and the next poll reports
+        the broken queue (nothing the peer completed correctly is lost to a later bad entry)."""
+        with contextlib.suppress(RemoteFault):
+            self._note(queue.publish())
+
     def _parse_batch(self, out: bytearray, lens: array[int], n: int, where: str) -> list[Event]:
         """Messages copied back to back into ``out`` (sizes in ``lens``): each header checked, each dispatched."""
         events: list[Event] = []
@@ -326,7 +333,7 @@ class HostCore(_CoreBase):
                 if event is not None:
                     events.append(event)
         if used_list:
-            self._note(self.rx.publish())
+            self._publish_taken(self.rx)
         return events
 
     def _poll_copy(self, limit: int | None) -> list[Event]:
@@ -339,7 +346,7 @@ class HostCore(_CoreBase):
             raise RemoteProtocolError(f"vring 0: {exc}") from exc
         if not n:
             return []
-        self._note(self.rx.publish())
+        self._publish_taken(self.rx)
         return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 0")
 
     def _repost(self, addr: int, *, publish: bool = True) -> None:
@@ -443,7 +450,7 @@ class RemoteCore(_CoreBase):
                 zero_copy = _never
             if n:
                 # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
-                self._note(self.from_host.publish())
+                self._publish_taken(self.from_host)
                 return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
             if zero_copy is None:
                 return []

@@ -827,10 +827,12 @@ class Endpoint(EndpointBase):
                 if dev.failure is not None and dev._salvage():
                     continue  # what the peer sent before it went is still in the rings: deliver it first
                 self._check_open()
-                dev.process()
+                handled = dev.process()
                 msg = self._take()
                 if msg is not None:
                     return msg
+                if handled:
+                    continue  # a batch for others: look again before saying nothing is there (as the C path)
                 if deadline is not None and time.monotonic() >= deadline:
                     if timeout == 0:
                         raise WouldBlock(f"no message waiting on {self!r}")

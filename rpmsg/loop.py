@@ -18,7 +18,11 @@ def loopback_pair(
     kicks through a pair of eventfds, as the shm transport's (the doorbell the C paths kick in C)."""
     p = profile or Profile()
     host_side, remote_side = loop_pair(p.base + p.size)
-    host_bell, remote_bell = _eventfd_doorbells() if eventfd else (host_side.doorbell, remote_side.doorbell)
+    host_bell, remote_bell = host_side.doorbell, remote_side.doorbell
+    if eventfd:
+        host_bell.close()  # the loop's own doorbells give way (their descriptors with them)
+        remote_bell.close()
+        host_bell, remote_bell = _eventfd_doorbells()
     host = RpmsgDevice(p.host_core(host_side.memory, event_idx=event_idx), host_bell, wait=wait)
     host.start()
     remote = RpmsgDevice(p.remote_core(remote_side.memory, event_idx=event_idx), remote_bell, wait=wait)

@@ -137,8 +137,8 @@ int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, u
 	if (n <= 0)
 		return n;
 	int r = rp_drv_publish(rx);
-	if (r < 0)
-		return r;
+	if (r < 0) /* an entry after these broke the queue: deliver these, the next call reports it */
+		return n;
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
@@ -197,8 +197,8 @@ int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32
 		return n;
 	/* The host's buffers go back now; a Linux sender blocked on a full ring waits for exactly this kick. */
 	int r = rp_dev_publish(from_host);
-	if (r < 0)
-		return r;
+	if (r < 0) /* as in rpf_recv: deliver what was taken before the bad entry */
+		return n;
 	return kicked(r, kick_fd, n);
 }
 

@@ -7,6 +7,7 @@ the results match."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import struct
 import threading
@@ -430,6 +431,18 @@ OPS = st.lists(
 )
 
 
+HOSTILE_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["r.to_a", "r.to_b", "a.send"]), st.integers(0, 496), st.just(0)),
+        st.tuples(st.sampled_from(["a.recv", "b.recv", "r.recv"]), st.integers(0, 600), st.just(0)),
+        # the remote writes garbage over vring 0's used ring (flags, idx, an entry's id or len) or, as the host
+        # would see it, vring 1's avail ring: 16-bit words at even offsets
+        st.tuples(st.sampled_from(["used0", "avail1"]), st.integers(0, 2 + 8 * 4), st.integers(0, 0xFFFF)),
+    ),
+    max_size=40,
+)
+
+
 class _World:
     """A host with endpoints a and b and a remote endpoint r, all non-blocking."""
 
@@ -462,6 +475,12 @@ class _World:
             return ep.recvfrom(arg) if op.endswith("recvfrom") else ep.recv(arg)
         except Exception as exc:
             return type(exc).__name__
+
+    def scribble(self, ring: str, offset: int, value: int) -> None:
+        p = Profile(num=8)
+        base = p.rx_layout.used if ring == "used0" else p.tx_layout.avail
+        memory = self.remote.core.memory if ring == "used0" else self.host.core.memory
+        memory.write(base + (offset & ~1), struct.pack("<H", value))
 
     def _names(self) -> set[str]:
         return {ep.name for ep in self.remote._endpoints.values()}
@@ -506,3 +525,57 @@ def test_a_callback_closing_the_device_in_the_middle_of_a_c_receive(pair: tuple[
     with pytest.raises(EndpointClosed):
         a.recv()
     assert not host._gate.open and not host._gate.attached
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=HOSTILE_OPS)
+def test_a_hostile_peer_meets_the_same_answers_with_and_without_the_c_methods(
+    ops: list[tuple[str, int, int]], host_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages, receives and garbage written over the rings the other side reads (vring 0's used ring for the
+    host, vring 1's avail ring for the remote): the same results and exception types step by step with the C
+    methods and with the Python path only; nothing crashes (this also runs under ASan/UBSan)."""
+    if host_path != "c-path":
+        return  # one comparison is enough: each run builds both worlds
+    worlds = [_World(True, monkeypatch), _World(False, monkeypatch)]
+    try:
+        results: list[list[object]] = [[], []]
+        for op, arg, value in ops:
+            for world, out in zip(worlds, results, strict=True):
+                if op in ("used0", "avail1"):
+                    world.scribble(op, arg, value)
+                else:
+                    got = world.run(op, arg)
+                    out.append(got)
+        assert results[0] == results[1]
+    finally:
+        for w in worlds:
+            w.close()
+
+
+def test_a_bad_used_entry_after_good_ones_loses_none_of_them(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
+    """The remote completes two messages, then garbage overwrites the second used entry's length: the first is
+    delivered (it was completed correctly), then the broken ring is reported."""
+    host, remote = pair
+    a, r = _connect(host, remote)
+    r.sendto(b"good", a.addr)
+    r.sendto(b"spoiled", a.addr)
+    lay = PROFILE.rx_layout
+    (idx,) = struct.unpack("<H", remote.core.memory.read(lay.used + 2, 2))
+    second = lay.used + 4 + ((idx - 1) % PROFILE.num) * 8
+    remote.core.memory.write(second + 4, struct.pack("<I", 0x10010))  # longer than any buffer
+    assert a.recv() == b"good"
+    with pytest.raises(PeerLost, match="vring 0"):
+        a.recv()
+
+
+def test_eventfd_loopback_pairs_leave_no_descriptor_behind() -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    for _ in range(10):
+        host, remote = loopback_pair(PROFILE, wait="block", eventfd=True)
+        remote.close()
+        host.close()
+    assert open_fds() == before
