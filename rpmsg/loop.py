@@ -18,7 +18,8 @@ def loopback_pair(
     kicks through a pair of eventfds, as the shm transport's (the doorbell the C paths kick in C)."""
     p = profile or Profile()
     host_side, remote_side = loop_pair(p.base + p.size)
-    host_bell, remote_bell = host_side.doorbell, remote_side.doorbell
+    host_bell: Doorbell = host_side.doorbell
+    remote_bell: Doorbell = remote_side.doorbell
     if eventfd:
         host_bell.close()  # the loop's own doorbells give way (their descriptors with them)
         remote_bell.close()
