@@ -117,11 +117,8 @@ class RpmsgDevice:
         fast = self._make_fast_path()
         self._gate.detach()
         self._gate_attached = fast is not None and fast.attach(
-            self._gate, self._lock, getattr(log, "_cache", None), self
+            self._gate, self._lock, getattr(log, "_cache", None), self, self._changed
         )
-        if self._gate_attached and fast is not None and not isinstance(self._gate, fastpath.PyGate):
-            # a blocking receive sleeps in C like _doorbell_owned + _block (the same descriptors)
-            self._gate.set_wait(fast._poll_fd, fast._kick_fd, self._wake_fd, threading.current_thread, self._changed)
         self._update_gate()
         return fast
 
@@ -329,7 +326,7 @@ class RpmsgDevice:
         fast = self._fast
         assert fast is not None
         try:
-            fast._fault(rc, fast._recv_queue_obj, fast.where)
+            fast.recv_fault(rc)
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
@@ -338,7 +335,7 @@ class RpmsgDevice:
         """The endpoints' C send met a broken ring: reported as the Python path does."""
         fast = self._fast
         assert fast is not None
-        fast._fault(rc, fast._send_queue_obj, "vring 0" if isinstance(fast, fastpath.RemoteFastPath) else "vring 1")
+        fast.send_fault(rc)
 
     @contextlib.contextmanager
     def _doorbell_owned(self) -> Iterator[None]:
@@ -715,8 +712,8 @@ class Endpoint(EndpointBase):
     ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``.
 
     ``send``, ``sendto``, ``recv`` and ``recvfrom`` are the ``_*_py`` methods below. When rpmsg._endpoint_c is
-    built they are its C methods (the base class), which do the host's common case themselves while the device's
-    gate is open and otherwise call the ``_*_py`` method with the same arguments."""
+    built they are its C methods (the base class), which do the common case themselves (either role) while the
+    device's gate is open and otherwise call the ``_*_py`` method with the same arguments."""
 
     def __init__(self, device: RpmsgDevice, addr: int, name: str, peer: int | None, zero_copy: bool) -> None:
         gate = device._gate

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
 
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
@@ -35,7 +36,7 @@ def _module() -> Any:
 
 @functools.cache
 def endpoint_module() -> Any:
-    """rpmsg._endpoint_c (the host endpoint's send/recv as C methods, rpmsg/csrc/endpoint.c), or None when it is
+    """rpmsg._endpoint_c (the endpoints' send/recv as C methods, rpmsg/csrc/endpoint.c), or None when it is
     not built (RPROC_RPMSG_ENDPOINT_MODULE: another build, e.g. sanitized)."""
     try:
         return load_extension("rpmsg._endpoint_c", "RPROC_RPMSG_ENDPOINT_MODULE")
@@ -68,6 +69,7 @@ class _FastPath:
     recv_queue: int  # the queue a receive kicks (re-posted or returned buffers)
     send_queue: int  # the queue a send kicks
     where: str  # the receive ring's name in errors
+    send_where: str  # the send ring's
 
     def __init__(
         self,
@@ -140,13 +142,16 @@ class _FastPath:
         )
         return rc
 
-    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any) -> bool:
-        """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path; False when they cannot
-        take it (no compiled module, or a doorbell that is not an eventfd: the kick is written in C)."""
+    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any, changed: Any) -> bool:
+        """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path, and let a blocking receive
+        sleep in C on the same descriptors as :meth:`wait` (``changed``: the device's condition, notified when
+        it leaves the doorbell); False when they cannot take it (no compiled module, or a doorbell that is not
+        an eventfd: the kick is written in C)."""
         if not hasattr(gate, "attach") or self._kick_out_fd < 0 or type(logger_cache) is not dict:
             return False
         self._gate, self._gate_args = gate, (lock, logger_cache, device)
         self._attach_gate()
+        gate.set_wait(self._poll_fd, self._kick_fd, self._wake_fd, threading.current_thread, changed)
         return True
 
     def _attach_gate(self) -> None:
@@ -188,6 +193,14 @@ class _FastPath:
         the host's send ring (its pool replaced?) or the remote's core (a spare buffer?)) for the gate."""
         raise NotImplementedError
 
+    def send_fault(self, rc: int) -> None:
+        """Raise RemoteProtocolError for a failure code of a send (the ring's own check names what and where)."""
+        self._fault(rc, self._send_queue_obj, self.send_where)
+
+    def recv_fault(self, rc: int) -> None:
+        """The same for a receive."""
+        self._fault(rc, self._recv_queue_obj, self.where)
+
     def _fault(self, rc: int, queue: DriverQueue | DeviceQueue, where: str) -> None:
         """Report a broken ring the way the general path does (the queue's own check names what and where)."""
         try:
@@ -198,7 +211,7 @@ class _FastPath:
 
 
 class HostFastPath(_FastPath):
-    recv_queue, send_queue, where = RX_VRING, TX_VRING, "vring 0"
+    recv_queue, send_queue, where, send_where = RX_VRING, TX_VRING, "vring 0", "vring 1"
 
     def __init__(self, core: HostCore, doorbell: Doorbell, wake_fd: int) -> None:
         super().__init__(core.rx, core.tx, core._rx_out, core._rx_lens, doorbell, wake_fd)
@@ -254,7 +267,7 @@ class HostFastPath(_FastPath):
             self._kick_out_fd,
         )
         if rc < 0:
-            self._fault(rc, self.core.tx, "vring 1")
+            self.send_fault(rc)
         return rc
 
     def take(self) -> int | None:
@@ -263,7 +276,7 @@ class HostFastPath(_FastPath):
             self._bind_pool()
         rc: int = self._take_c(self._send_vq, self._pool, self._npool, self._pool_cap, self._addr)
         if rc < 0:
-            self._fault(rc, self.core.tx, "vring 1")
+            self.send_fault(rc)
         return int(self._addr[0]) if rc else None
 
     def buffer(self, addr: int) -> TxBuffer:
@@ -276,7 +289,7 @@ class HostFastPath(_FastPath):
         when the caller must kick."""
         rc: int = self._send_buffer_c(self._send_vq, addr, self._tx_size, src, dst, length, reserved, self._kick_out_fd)
         if rc < 0:
-            self._fault(rc, self.core.tx, "vring 1")
+            self.send_fault(rc)
         return rc
 
     def recv(self, arm: int) -> int:
@@ -287,12 +300,12 @@ class HostFastPath(_FastPath):
             self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._rx_count, self._rx_size, arm
         )
         if rc < 0:
-            self._fault(rc, self.core.rx, "vring 0")
+            self.recv_fault(rc)
         return rc
 
 
 class RemoteFastPath(_FastPath):
-    recv_queue, send_queue, where = TX_VRING, RX_VRING, "vring 1"
+    recv_queue, send_queue, where, send_where = TX_VRING, RX_VRING, "vring 1", "vring 0"
     max_payload = 4080  # RPF_DEV_MAX; the host's buffer size decides the real limit (the general path names it)
 
     def __init__(self, core: RemoteCore, doorbell: Doorbell, wake_fd: int) -> None:
@@ -312,7 +325,7 @@ class RemoteFastPath(_FastPath):
         buf = data if type(data) is bytes else self._ffi.from_buffer(data)
         rc: int = self._send_c(self._send_vq, src, dst, buf, len(data), self._kick_out_fd)
         if rc < 0 and rc != GENERAL:
-            self._fault(rc, self.core.to_host, "vring 0")
+            self.send_fault(rc)
         return rc
 
     def recv(self, arm: int) -> int:
@@ -322,5 +335,5 @@ class RemoteFastPath(_FastPath):
             self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._max, arm, self._kick_out_fd
         )
         if rc < 0 and rc != GENERAL:
-            self._fault(rc, self.core.from_host, "vring 1")
+            self.recv_fault(rc)
         return rc
