@@ -57,17 +57,29 @@ def cobs_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
-def encode_frame(body: bytes) -> bytes:
-    """One frame on the wire, delimiter included."""
-    return cobs_encode(body + CRC.pack(zlib.crc32(body))) + b"\0"
+def encode_frame(body: bytes, bound: bytes = b"") -> bytes:
+    """One frame on the wire, delimiter included. ``bound``: bytes the CRC covers before the body but the wire does
+    not carry (the serial link's session and sequence numbers: the receiver checks the CRC with its own)."""
+    return cobs_encode(body + CRC.pack(zlib.crc32(body, zlib.crc32(bound)))) + b"\0"
 
 
-def decode_frame(wire: bytes) -> bytes:
-    """The body of one frame (without its delimiter), or FrameError."""
+def crc_matches(body: bytes, crc: int, bound: bytes = b"") -> bool:
+    """Whether ``crc`` is the CRC-32 of ``bound || body``."""
+    return zlib.crc32(body, zlib.crc32(bound)) == crc
+
+
+def split_frame(wire: bytes) -> tuple[bytes, int]:
+    """The body and the CRC field of one frame (without its delimiter), the CRC not checked; FrameError if the
+    frame is not COBS or too short."""
     raw = cobs_decode(wire)
     if len(raw) < CRC.size:
         raise FrameError(f"frame of {len(raw)} bytes is shorter than its CRC")
-    body, crc = raw[: -CRC.size], CRC.unpack_from(raw, len(raw) - CRC.size)[0]
+    return raw[: -CRC.size], CRC.unpack_from(raw, len(raw) - CRC.size)[0]
+
+
+def decode_frame(wire: bytes) -> bytes:
+    """The body of one frame (without its delimiter) whose CRC covers the body alone, or FrameError."""
+    body, crc = split_frame(wire)
     if zlib.crc32(body) != crc:
         raise FrameError(f"CRC mismatch on a {len(body)}-byte frame")
     return body
@@ -78,7 +90,8 @@ class FrameDecoder:
     """Feed it bytes as they come; it returns the bodies of the good frames and counts the bad ones.
 
     ``max_frame`` bounds the bytes kept while waiting for a delimiter: a stream of garbage without zeros cannot
-    grow memory, it is dropped as one bad frame."""
+    grow memory, it is dropped as one bad frame. :meth:`feed_unchecked` leaves the CRC to the caller (the
+    serial link binds its session into it)."""
 
     max_frame: int = 1024
     bad: int = 0
@@ -90,8 +103,15 @@ class FrameDecoder:
         self._wire_limit = self.max_frame + self.max_frame // 254 + CRC.size + 2
 
     def feed(self, data: bytes) -> list[bytes]:
+        return [body for body, _ in self._feed(data, check_crc=True)]
+
+    def feed_unchecked(self, data: bytes) -> list[tuple[bytes, int]]:
+        """As :meth:`feed`, the CRC not checked: (body, CRC field) of each well-formed frame."""
+        return self._feed(data, check_crc=False)
+
+    def _feed(self, data: bytes, check_crc: bool) -> list[tuple[bytes, int]]:
         assert self._buf is not None
-        frames: list[bytes] = []
+        frames: list[tuple[bytes, int]] = []
         start = 0
         while True:
             end = data.find(b"\0", start)
@@ -109,7 +129,10 @@ class FrameDecoder:
                 self._overflow = False
             elif self._buf:
                 try:
-                    frames.append(decode_frame(bytes(self._buf)))
+                    body, crc = split_frame(bytes(self._buf))
+                    if check_crc and zlib.crc32(body) != crc:
+                        raise FrameError(f"CRC mismatch on a {len(body)}-byte frame")
+                    frames.append((body, crc))
                 except FrameError:
                     self.bad += 1
             self._buf.clear()

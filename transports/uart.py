@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import random
 import select
 import threading
 import time
@@ -109,12 +108,12 @@ class UartLink:
         window: int = 8,
         max_payload: int = 256,
         rto: float = 0.05,
-        session: int | None = None,
+        seed: int | None = None,
     ) -> None:
         self.port = port
         self.name = name
         self.core = LinkCore(
-            session=random.getrandbits(32) if session is None else session,
+            seed=seed,  # None: the session nonces come from the OS's random source
             window=window,
             max_payload=max_payload,
             rto=rto,

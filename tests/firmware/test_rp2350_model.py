@@ -42,10 +42,11 @@ def test_boot_clocks_uart_and_the_first_hello(rp2350_elf: Path) -> None:
     before = model.writes[written.index(UART0 + 0x24) - 1]  # UART0 released from reset just before
     assert before[0] == RESETS and not before[1] & (1 << 26)
     assert written.index(CLOCKS + 0x48) < written.index(UART0 + 0x24)  # ... and after clk_peri was set up
-    # the serial link's HELLO (docs/uart-link.md): version 1, window 8, max payload 256
+    # the serial link's HELLO (docs/uart-link.md): type 1, seq and ack 0, version 2, window 8, max payload 256
     frame = bytes(model.tx[: model.tx.index(0)])
     body = decode_frame(frame)
-    assert body[0] == 1 and body[3] == 1 and body[4] == 8 and struct.unpack_from("<H", body, 5)[0] == 256
+    assert body[:5] == bytes([1, 0, 0, 0, 0]) and body[5] == 2 and body[6] == 8
+    assert struct.unpack_from("<H", body, 7)[0] == 256 and len(body) == 13
 
 
 @pytest.fixture

@@ -15,22 +15,30 @@ import pytest
 from cffi import FFI
 
 from tests.firmware.remote_lib import compile_and_load
-from tests.transports.test_serial_link import COBS_VECTORS, Line
+from tests.transports.test_serial_link import (
+    COBS_VECTORS,
+    Line,
+    old_hello_after_restart,
+    py_side,
+    replay_after_restart,
+)
 from transports.serial_frames import encode_frame
 from transports.serial_link import LinkCore, Message
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "_rproc_serial_link_c"
 CDEF = """
-struct sl_link { uint32_t bad_frames; uint32_t retransmissions; uint8_t up; ...; };
+struct sl_link { uint32_t bad_frames; uint32_t retransmissions; uint32_t unbound; uint8_t up; uint8_t in_flight;
+                 uint32_t nonce; ...; };
 uint32_t sl_crc32(const uint8_t *data, size_t len);
 size_t sl_cobs_encode(const uint8_t *in, size_t len, uint8_t *out);
 int sl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out);
 typedef void (*sl_write_fn)(void *ctx, const uint8_t *data, size_t len);
 typedef void (*sl_deliver_fn)(void *ctx, const uint8_t *data, size_t len);
 typedef void (*sl_event_fn)(void *ctx, int event, uint32_t value);
-void sl_init(struct sl_link *l, uint32_t session, uint8_t window, uint16_t max_payload, uint32_t rto_ms,
+void sl_init(struct sl_link *l, uint32_t seed, uint8_t window, uint16_t max_payload, uint32_t rto_ms,
              sl_write_fn write, sl_deliver_fn deliver, sl_event_fn event, void *ctx);
+void sl_stir(struct sl_link *l, uint32_t entropy);
 void sl_start(struct sl_link *l, uint32_t now_ms);
 int sl_send(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms);
 void sl_receive(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms);
@@ -40,6 +48,7 @@ extern "Python" void py_deliver(void *, const uint8_t *, size_t);
 extern "Python" void py_event(void *, int, uint32_t);
 """
 SL_ERR_FULL = -31
+SL_EV_CONNECTED, SL_EV_PEER_RESET = 1, 2
 
 
 @functools.cache
@@ -60,11 +69,12 @@ def lib() -> Any:
 class CLink:
     """One C link with Python callbacks: what it writes goes to ``line``, what it delivers to ``got``."""
 
-    def __init__(self, session: int, line: Line, window: int = 8, rto_ms: int = 20) -> None:
+    def __init__(self, seed: int, line: Line | None, window: int = 8, rto_ms: int = 20) -> None:
         m = lib()
         self.ffi, self.lib = m.ffi, m.lib
         self.line = line
         self.got: list[bytes] = []
+        self.out = bytearray()  # what it wrote, when it has no line
         self.events: list[tuple[int, int]] = []
         self.now = 0
         self.link = self.ffi.new("struct sl_link *")
@@ -73,7 +83,10 @@ class CLink:
         @self.ffi.def_extern()  # type: ignore[misc]
         def py_write(ctx: Any, data: Any, n: int) -> None:
             me = self.ffi.from_handle(ctx)
-            me.line.write(bytes(self.ffi.buffer(data, n)), me.now / 1000)
+            if me.line is None:
+                me.out += self.ffi.buffer(data, n)
+            else:
+                me.line.write(bytes(self.ffi.buffer(data, n)), me.now / 1000)
 
         @self.ffi.def_extern()  # type: ignore[misc]
         def py_deliver(ctx: Any, data: Any, n: int) -> None:
@@ -83,7 +96,7 @@ class CLink:
         def py_event(ctx: Any, event: int, value: int) -> None:
             self.ffi.from_handle(ctx).events.append((event, value))
 
-        self.lib.sl_init(self.link, session, window, 256, rto_ms, self.lib.py_write, self.lib.py_deliver,
+        self.lib.sl_init(self.link, seed, window, 256, rto_ms, self.lib.py_write, self.lib.py_deliver,
                          self.lib.py_event, self.handle)  # fmt: skip
 
 
@@ -112,7 +125,7 @@ def test_c_link_and_python_link_talk(noise: float) -> None:
     c_to_py = Line(rng, flip=noise, drop=noise, dup=noise / 2, garbage=noise / 2)
     py_to_c = Line(rng, flip=noise, drop=noise, dup=noise / 2, garbage=noise / 2)
     c = CLink(0xC0FFEE, c_to_py)
-    py = LinkCore(session=0xBEEF, rto=0.02)
+    py = LinkCore(seed=0xBEEF, rto=0.02)
     to_c = [rng.randbytes(rng.randrange(0, 257)) for _ in range(200)]
     to_py = [rng.randbytes(rng.randrange(0, 257)) for _ in range(200)]
     got_py: list[bytes] = []
@@ -138,9 +151,76 @@ def test_c_link_and_python_link_talk(noise: float) -> None:
             break
     assert got_py == to_py
     assert c.got == to_c
-    assert (1, 0xBEEF) in c.events  # SL_EV_CONNECTED with the Python side's session
+    assert (SL_EV_CONNECTED, py.nonce) in c.events  # with the Python side's nonce
     if noise:
         assert c.link.bad_frames > 0 and py.bad_frames > 0
+
+
+class CSide:
+    """The C link with the face of tests.transports.test_serial_link.PySide: the replay scenarios drive either."""
+
+    def __init__(self, seed: int) -> None:
+        self.c = CLink(seed, None)
+        self.sent = 0
+
+    def start(self, ms: int) -> None:
+        self.c.now = ms
+        self.c.lib.sl_start(self.c.link, ms)
+
+    def step(self, incoming: bytes, ms: int) -> bytes:
+        self.c.now = ms
+        if incoming:
+            self.c.lib.sl_receive(self.c.link, incoming, len(incoming), ms)
+        self.c.lib.sl_poll(self.c.link, ms)
+        out = bytes(self.c.out)
+        self.c.out.clear()
+        return out
+
+    def try_send(self, data: bytes, ms: int) -> bool:
+        if not self.c.link.up or self.c.lib.sl_send(self.c.link, data, len(data), ms) != 0:
+            return False
+        self.sent += 1
+        return True
+
+    @property
+    def delivered(self) -> list[bytes]:
+        return self.c.got
+
+    @property
+    def up(self) -> bool:
+        return bool(self.c.link.up)
+
+    @property
+    def acknowledged(self) -> int:
+        lost = sum(v for e, v in self.c.events if e == SL_EV_PEER_RESET)
+        return self.sent - self.c.link.in_flight - lost
+
+    @property
+    def resets(self) -> int:
+        return sum(e == SL_EV_PEER_RESET for e, _ in self.c.events)
+
+
+@pytest.mark.parametrize("c_role", ["restarts", "stays"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_replayed_frames_c_and_python(c_role: str, seed: int) -> None:
+    """The replaying line of the Python tests between the C link and the Python one, the C side the one that
+    restarts or the one that stays: no stale duplicate, no acknowledged message lost, one reset."""
+    if c_role == "restarts":
+        replay_after_restart(py_side, CSide, seed, replay=0.2, count=300)
+    else:
+        replay_after_restart(CSide, py_side, seed, replay=0.2, count=300)
+
+
+@pytest.mark.parametrize("c_role", ["restarts", "stays"])
+def test_a_replayed_hello_cannot_restart_the_c_link(c_role: str) -> None:
+    if c_role == "restarts":
+        old_hello_after_restart(py_side, CSide, 4)
+    else:
+        old_hello_after_restart(CSide, py_side, 4)
+
+
+def test_replayed_frames_c_and_c() -> None:
+    replay_after_restart(CSide, CSide, 5, replay=0.2, count=300)
 
 
 @pytest.mark.toolchain

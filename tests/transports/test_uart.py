@@ -104,7 +104,7 @@ def test_peer_restart_reported(pty: tuple[int, str]) -> None:
         with UartLink(FdPort(master), name="second") as b2:
             b2.wait_connected(5)
             exchange(a, b2, 10)
-            assert len(a.resets) == 1 and a.resets[0].peer_session == b2.core.session
+            assert len(a.resets) == 1 and a.resets[0].peer_nonce == b2.core.nonce
 
 
 def test_urls_and_errors() -> None:

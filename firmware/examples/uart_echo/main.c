@@ -87,6 +87,8 @@ static void pump(void)
 	int c;
 	while (n < sizeof buf && (c = board_uart_getc()) >= 0)
 		buf[n++] = (uint8_t)c;
+	if (n)
+		sl_stir(&link, SYST_CVR); /* when bytes arrive: the host's timing, for the nonces drawn later */
 	sl_receive(&link, buf, n, now_ms());
 }
 
@@ -121,6 +123,10 @@ int main(void)
 	SYST_CVR = 0;
 	SYST_CSR = 5u; /* enabled, processor clock, no interrupt */
 	ticks_last = SYST_CVR;
+	/* The link's nonces must differ at every boot (docs/uart-link.md, "Randomness"). The emulators (QEMU, the
+	 * RP2350 model) derive SysTick from the host's clock, so its value here varies from run to run; a real chip
+	 * boots in the same number of cycles every time, and firmware for it should seed from a true random source
+	 * instead (on the RP2350 its TRNG, or the ROSC's RANDOMBIT), which this example does not read. */
 	sl_init(&link, 0x55A7E000u ^ SYST_CVR, 8, 256, 100, uart_write, on_message, 0, 0);
 	sl_start(&link, now_ms());
 	while (!started)
