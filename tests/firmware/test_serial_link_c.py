@@ -17,19 +17,21 @@ from cffi import FFI
 from tests.firmware.remote_lib import compile_and_load
 from tests.transports.test_serial_link import (
     COBS_VECTORS,
+    FRAME_BODY,
+    FRAME_BOUND,
     Line,
     old_hello_after_restart,
     py_side,
     replay_after_restart,
 )
 from transports.serial_frames import encode_frame
-from transports.serial_link import LinkCore, Message
+from transports.serial_link import BOUND, HEADER, T_DATA, LinkCore, Message
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "_rproc_serial_link_c"
 CDEF = """
 struct sl_link { uint32_t bad_frames; uint32_t retransmissions; uint32_t unbound; uint8_t up; uint8_t in_flight;
-                 uint32_t nonce; ...; };
+                 uint32_t nonce; uint32_t peer_nonce; uint32_t expected; ...; };
 uint32_t sl_crc32(const uint8_t *data, size_t len);
 size_t sl_cobs_encode(const uint8_t *in, size_t len, uint8_t *out);
 int sl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out);
@@ -117,6 +119,25 @@ def test_c_crc_matches_zlib() -> None:
         data = rng.randbytes(size)
         assert lib().lib.sl_crc32(data, size) == zlib.crc32(data)
     assert encode_frame(b"hi") == b"\x07hi\xac\x2a\x93\xd8\x00"  # the vector docs/uart-link.md gives
+    # the session-bound vector: the CRC of the pseudo-header, then the body
+    assert lib().lib.sl_crc32(FRAME_BOUND + FRAME_BODY, 23) == 0x450B3BD2
+
+
+def test_c_drops_a_frame_from_65536_frames_ago() -> None:
+    c = CSide(7)
+    py = LinkCore(seed=8)
+    c.start(0)
+    py.start(0.0)
+    for ms in range(5):
+        py.receive(c.step(py.transmit(ms / 1000), ms), ms / 1000)
+    assert c.up and py.up and c.c.link.peer_nonce == py.nonce
+    c.c.link.expected = 70_000  # as if 70,000 messages had come
+    for seq, payload in ((70_000 - 65_536, b"stale"), (70_000, b"fresh")):
+        wire = encode_frame(
+            HEADER.pack(T_DATA, seq & 0xFFFF, 0) + payload, BOUND.pack(py.nonce, c.c.link.nonce, seq, 0)
+        )
+        c.step(wire, 10)
+    assert c.delivered == [b"fresh"] and c.c.link.unbound == 1
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.002, 0.005])

@@ -12,8 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transports.serial_frames import FrameDecoder, FrameError, cobs_decode, cobs_encode, decode_frame, encode_frame
-from transports.serial_link import Connected, Event, LinkCore, LinkError, Message, PeerReset
+from transports.serial_frames import (
+    FrameDecoder,
+    FrameError,
+    cobs_decode,
+    cobs_encode,
+    crc_matches,
+    decode_frame,
+    encode_frame,
+    split_frame,
+)
+from transports.serial_link import BOUND, HEADER, T_DATA, Connected, Event, LinkCore, LinkError, Message, PeerReset
 
 # Wikipedia's COBS examples (the encoding the C side must produce too).
 COBS_VECTORS = [
@@ -198,6 +207,43 @@ def test_peer_restart_is_reported_and_the_link_goes_on() -> None:
     got_a, got_b, events = run_pair(a, b2, Line(rng), Line(rng), [b"after"], [b"hello again"])
     assert got_b == [b"after"] and got_a == [b"hello again"]
     assert not [e for e in events if isinstance(e, PeerReset)]
+
+
+# DATA "hi", seq 0x12345, ack 0x10002, from nonce 0x11223344 to nonce 0x55667788 (docs/uart-link.md): the wire has
+# the low 16 bits of seq and ack; the CRC (0x450b3bd2) covers the 16-byte pseudo-header, then the body.
+FRAME_VECTOR = bytes.fromhex("05 03 45 23 02 07 68 69 d2 3b 0b 45 00")
+FRAME_BOUND = BOUND.pack(0x11223344, 0x55667788, 0x12345, 0x10002)
+FRAME_BODY = bytes.fromhex("03 45 23 02 00 68 69")
+
+
+def test_frame_vector_binds_what_the_wire_does_not_carry() -> None:
+    assert encode_frame(FRAME_BODY, FRAME_BOUND) == FRAME_VECTOR
+    assert split_frame(FRAME_VECTOR[:-1]) == (FRAME_BODY, 0x450B3BD2)
+    assert crc_matches(FRAME_BODY, 0x450B3BD2, FRAME_BOUND)
+    for k in range(4):  # another session, direction or high half of seq or ack: the CRC does not match
+        other = bytearray(FRAME_BOUND)
+        other[4 * k + 2] ^= 1
+        assert not crc_matches(FRAME_BODY, 0x450B3BD2, bytes(other))
+
+
+def bound_data(a: LinkCore, b: LinkCore, seq: int, payload: bytes) -> bytes:
+    """A DATA frame from a to b with this full sequence number, as a would have sent it then."""
+    assert a.peer_nonce == b.nonce
+    return encode_frame(
+        HEADER.pack(T_DATA, seq & 0xFFFF, 0) + payload, BOUND.pack(a.nonce, b.nonce, seq, 0)
+    )  # fmt: skip
+
+
+def test_a_frame_from_65536_frames_ago_cannot_pass_for_the_expected_one() -> None:
+    """The wire carries 16 bits of the sequence: a DATA frame replayed from 2**16 frames earlier has the same
+    ones as the frame expected now, but its CRC binds the old high half."""
+    a, b = LinkCore(seed=1), LinkCore(seed=2)
+    a.start(0.0)
+    handshake(a, b)
+    b._expected = 70_000  # as if 70,000 messages had come
+    old = bound_data(a, b, 70_000 - 65_536, b"stale")
+    assert b.receive(old, 0.0) == [] and b.unbound == 1
+    assert b.receive(bound_data(a, b, 70_000, b"fresh"), 0.0) == [Message(b"fresh")]
 
 
 def test_window_bounds_what_is_in_flight() -> None:
