@@ -287,17 +287,18 @@ class LinkCore:
         events.append(Connected(self._eff_window, self._eff_payload, cand.peer))
         return events
 
-    def _params(self, payload: bytes, size: int) -> tuple[int, ...] | None:
-        if len(payload) < size:
+    def _params(self, payload: bytes, layout: struct.Struct) -> tuple[int, ...] | None:
+        """The fields of a HELLO or HELLO_ACK payload, or None if it is short or out of range."""
+        if len(payload) < layout.size:
             return None
-        fields = struct.unpack_from(f"<{'BBHI' if size == HELLO.size else 'BBHII'}", payload)
+        fields: tuple[int, ...] = layout.unpack_from(payload)
         version, window, max_payload = fields[:3]
         if version != VERSION or not 1 <= window <= MAX_WINDOW or max_payload < 1:
             return None
         return fields
 
     def _on_hello(self, payload: bytes) -> None:
-        fields = self._params(payload, HELLO.size)
+        fields = self._params(payload, HELLO)
         if fields is None:
             self.decoder.bad += 1
             return
@@ -315,7 +316,7 @@ class LinkCore:
         self._reply = (cand.mine if cand.peer == nonce else self.nonce, nonce)
 
     def _on_hello_ack(self, payload: bytes) -> None:
-        fields = self._params(payload, HELLO_ACK.size)
+        fields = self._params(payload, HELLO_ACK)
         if fields is None:
             self.decoder.bad += 1
             return
