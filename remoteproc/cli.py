@@ -17,6 +17,7 @@ from typing import Any
 from remoteproc.elf import ELF_MAGIC, read_bytes
 from remoteproc.errors import RemoteprocError
 from remoteproc.firmware import FirmwareInfo, firmware_info, info_to_dict
+from remoteproc.version import version
 from resource_table import (
     Dialect,
     Finding,
@@ -386,6 +387,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from remoteproc.doctor import diagnose, format_report
+
+    report = diagnose(args.root)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from remoteproc.platforms.linux import LinuxRemoteproc
 
@@ -583,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv debug, -vvv every rpmsg message)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"rproc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -796,6 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the splash and each answer")
     p.add_argument("--no-verify", action="store_true", help="skip reading the image back")
     p.set_defaults(func=cmd_uart_boot)
+
+    p = sub.add_parser("doctor", help="what this installation and machine can do: engines, tools, kernel devices")
+    p.add_argument("--root", default="/", help="look for /sys and /dev under this directory (default /)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("layout", help="place vrings and rpmsg buffers in shared memory")
     p.add_argument("--base", type=_int, required=True, help="first device address of the shared memory")
