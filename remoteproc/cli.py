@@ -509,7 +509,13 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             args.command, shm=args.shm, event=args.event, shutdown_message=shutdown, isolate=args.isolate
         )
     else:
-        peer = FirmwarePeer(Path(args.firmware) if args.firmware else Path("firmware/build/services.elf"))
+        from remoteproc.demo import DEFAULT_FIRMWARE
+
+        firmware = Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE
+        if not firmware.is_file():
+            what = "--firmware" if args.firmware else "the example firmware (not in this install)"
+            raise UsageError(f"--peer firmware: {what} {firmware} is not a file: give --firmware FW.elf")
+        peer = FirmwarePeer(firmware)
 
     def show(result: Result) -> None:
         if not args.json:
@@ -787,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="openamp-remote: run the command in its own mount namespace with private /tmp and /dev/shm (its fixed "
         "paths then meet no other pair's; needs unshare and root)",
     )
-    p.add_argument("--firmware", help="firmware: the ELF (default firmware/build/services.elf)")
+    p.add_argument("--firmware", help="firmware: the ELF (default: the example firmware, services.elf)")
     p.add_argument("--only", help="comma-separated scenario names")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per wait (default 5)")
     p.add_argument("--list", action="store_true", help="list the scenarios and break modes")
