@@ -6,5 +6,6 @@ The loader, lifecycle and platforms come with the remoteproc issue.
 
 from remoteproc.errors import FirmwareError, RemoteprocError
 from remoteproc.firmware import FirmwareInfo, firmware_info
+from remoteproc.version import __version__
 
-__all__ = ["FirmwareError", "FirmwareInfo", "RemoteprocError", "firmware_info"]
+__all__ = ["FirmwareError", "FirmwareInfo", "RemoteprocError", "__version__", "firmware_info"]

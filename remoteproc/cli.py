@@ -17,6 +17,7 @@ from typing import Any
 from remoteproc.elf import ELF_MAGIC, read_bytes
 from remoteproc.errors import RemoteprocError
 from remoteproc.firmware import FirmwareInfo, firmware_info, info_to_dict
+from remoteproc.version import version
 from resource_table import (
     Dialect,
     Finding,
@@ -386,6 +387,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from remoteproc.doctor import diagnose, format_report
+
+    report = diagnose(args.root)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from remoteproc.platforms.linux import LinuxRemoteproc
 
@@ -500,7 +509,13 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             args.command, shm=args.shm, event=args.event, shutdown_message=shutdown, isolate=args.isolate
         )
     else:
-        peer = FirmwarePeer(Path(args.firmware) if args.firmware else Path("firmware/build/services.elf"))
+        from remoteproc.demo import DEFAULT_FIRMWARE
+
+        firmware = Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE
+        if not firmware.is_file():
+            what = "--firmware" if args.firmware else "the example firmware (not in this install)"
+            raise UsageError(f"--peer firmware: {what} {firmware} is not a file: give --firmware FW.elf")
+        peer = FirmwarePeer(firmware)
 
     def show(result: Result) -> None:
         if not args.json:
@@ -583,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv debug, -vvv every rpmsg message)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"rproc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -777,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="openamp-remote: run the command in its own mount namespace with private /tmp and /dev/shm (its fixed "
         "paths then meet no other pair's; needs unshare and root)",
     )
-    p.add_argument("--firmware", help="firmware: the ELF (default firmware/build/services.elf)")
+    p.add_argument("--firmware", help="firmware: the ELF (default: the example firmware, services.elf)")
     p.add_argument("--only", help="comma-separated scenario names")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per wait (default 5)")
     p.add_argument("--list", action="store_true", help="list the scenarios and break modes")
@@ -796,6 +812,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the splash and each answer")
     p.add_argument("--no-verify", action="store_true", help="skip reading the image back")
     p.set_defaults(func=cmd_uart_boot)
+
+    p = sub.add_parser("doctor", help="what this installation and machine can do: engines, tools, kernel devices")
+    p.add_argument("--root", default="/", help="look for /sys and /dev under this directory (default /)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("layout", help="place vrings and rpmsg buffers in shared memory")
     p.add_argument("--base", type=_int, required=True, help="first device address of the shared memory")

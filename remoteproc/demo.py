@@ -16,7 +16,11 @@ from remoteproc.rproc import RemoteProc
 from rpmsg.device import Endpoint
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 
-DEFAULT_FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "build" / "services.elf"
+# A wheel carries the example firmware in remoteproc/example_firmware/ (setup.py builds it when
+# arm-none-eabi-gcc is there at build time); a source checkout has it in firmware/build/ (make -C firmware).
+PACKAGED_FIRMWARE = Path(__file__).resolve().parent / "example_firmware" / "services.elf"
+SOURCE_FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "build" / "services.elf"
+DEFAULT_FIRMWARE = PACKAGED_FIRMWARE if PACKAGED_FIRMWARE.is_file() else SOURCE_FIRMWARE
 
 
 @dataclass
@@ -60,7 +64,10 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoReport:
     if not firmware.is_file():
-        raise FileNotFoundError(f"{firmware} is missing: build it with ./scripts/setup (make -C firmware)")
+        raise FileNotFoundError(
+            f"{firmware} is missing: in a checkout, build it with ./scripts/setup (make -C firmware); an installed "
+            "wheel carries it only when arm-none-eabi-gcc was there when the wheel was built: give --firmware FW.elf"
+        )
     platform = choose_platform(platform_name, say)
     with RemoteProc(platform) as rp:
         last = [0.0]

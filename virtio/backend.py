@@ -1,12 +1,15 @@
 """Which engine runs: the C fast path when it is built, else the Python twin.
 
 ``RPROC_VIRTIO_BACKEND=python`` forces the twin; ``=c`` demands the C module and fails loudly without it (CI
-runs with the C backend: tests/virtio/test_backend.py). :data:`ACTIVE` says which one is in use.
+runs with the C backend: tests/virtio/test_backend.py). :data:`ACTIVE` says which one is in use. When the C
+module is missing and nothing asked for the twin, the import warns once (a RuntimeWarning naming the fix):
+falling back silently would hide a broken install. ``rproc doctor`` says which engine runs and why.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 from virtio.pyring import PyVring
 
@@ -24,6 +27,12 @@ def _detect() -> str:
             raise ImportError(
                 f"RPROC_VIRTIO_BACKEND=c but the C engine is not built: {exc} (reinstall with ./scripts/setup)"
             ) from exc
+        warnings.warn(
+            f"rproc: the C virtqueue engine is not built ({exc}); running the pure-Python engine (~10x slower per "
+            "message). Install a C compiler and reinstall rproc, or set RPROC_VIRTIO_BACKEND=python to choose it.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return "python"
     return "c"
 
