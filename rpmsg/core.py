@@ -409,7 +409,7 @@ class RemoteCore(_CoreBase):
         return False
 
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
-        check_payload(len(payload), MAX_PAYLOAD, "")  # the host's buffer size is checked once one is taken
+        check_payload(len(payload))  # the host's buffer size is checked once one is taken
         if self._spare is None:
             message = pack_header(src, dst, len(payload)) + bytes(payload)
             try:

@@ -63,19 +63,17 @@ class Header:
     reserved: int = 0
 
 
-def check_payload(size: int, limit: int, room: str) -> None:
-    """MessageTooLong unless a payload of ``size`` bytes fits ``limit`` (what ``room`` holds) and the header's
-    16-bit len (:data:`MAX_PAYLOAD`, whatever the buffer size)."""
-    if size > min(limit, MAX_PAYLOAD):
-        if size > MAX_PAYLOAD:
-            why = f"the rpmsg header's len is 16 bits: at most {MAX_PAYLOAD} bytes of payload"
-        else:
-            why = f"{room} ({limit} bytes of payload)"
-        raise MessageTooLong(f"{size} bytes do not fit {why}", size=size, limit=min(limit, MAX_PAYLOAD))
+def check_payload(size: int, limit: int = MAX_PAYLOAD, room: str = "the rpmsg header's 16-bit len") -> None:
+    """MessageTooLong unless a payload of ``size`` bytes fits ``limit`` (what ``room`` holds: a buffer after its
+    header) and the header's 16-bit len (:data:`MAX_PAYLOAD`, whatever the buffer size)."""
+    if limit > MAX_PAYLOAD:
+        limit, room = MAX_PAYLOAD, "the rpmsg header's 16-bit len"
+    if size > limit:
+        raise MessageTooLong(f"{size} bytes do not fit {room} ({limit} bytes of payload)", size=size, limit=limit)
 
 
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
-    check_payload(length, MAX_PAYLOAD, "")
+    check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)
 
 
