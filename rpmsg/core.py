@@ -29,9 +29,11 @@ from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError
 from rpmsg.protocol import (
     HEADER,
     HEADER_SIZE,
+    MAX_PAYLOAD,
     NS_ADDR,
     RX_VRING,
     TX_VRING,
+    check_payload,
     pack_header,
     pack_ns,
     unpack_header,
@@ -210,7 +212,8 @@ class HostCore(_CoreBase):
 
     @property
     def max_payload(self) -> int:
-        return self.tx_size - HEADER_SIZE
+        """What one send carries: the buffer after the header, and at most the header's u16 len."""
+        return min(self.tx_size - HEADER_SIZE, MAX_PAYLOAD)
 
     def start(self) -> None:
         """Initialise both rings, post every RX buffer, and ask for a kick of vring 0 (Linux rpmsg_probe)."""
@@ -261,12 +264,7 @@ class HostCore(_CoreBase):
         return False
 
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
-        if len(payload) > self.max_payload:
-            raise MessageTooLong(
-                f"{len(payload)} bytes do not fit a {self.tx_size}-byte buffer ({self.max_payload} bytes of payload)",
-                size=len(payload),
-                limit=self.max_payload,
-            )
+        check_payload(len(payload), self.tx_size - HEADER_SIZE, f"a {self.tx_size}-byte buffer")
         message = pack_header(src, dst, len(payload)) + bytes(payload)
         lens = [len(message)]
         # One C call copies the message into a free buffer and adds it; reclaim only when none is free.
@@ -411,6 +409,7 @@ class RemoteCore(_CoreBase):
         return False
 
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
+        check_payload(len(payload))  # the host's buffer size is checked once one is taken
         if self._spare is None:
             message = pack_header(src, dst, len(payload)) + bytes(payload)
             try:
@@ -426,14 +425,11 @@ class RemoteCore(_CoreBase):
                 raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
         chain = self._take_rx_buffer()
         buf = chain.descs[0]
-        limit = buf.len - HEADER_SIZE
-        if len(payload) > limit:
+        try:
+            check_payload(len(payload), buf.len - HEADER_SIZE, f"the host's {buf.len}-byte buffer")
+        except MessageTooLong:
             self._spare = chain
-            raise MessageTooLong(
-                f"{len(payload)} bytes do not fit the host's {buf.len}-byte buffer ({limit} bytes of payload)",
-                size=len(payload),
-                limit=limit,
-            )
+            raise
         self.memory.write(buf.addr, pack_header(src, dst, len(payload)))
         self.memory.write(buf.addr + HEADER_SIZE, payload)
         self.to_host.push(chain.head, HEADER_SIZE + len(payload))

@@ -234,6 +234,12 @@ class RpmsgDevice:
         for ep in self._endpoints.values():
             ep._wake()
 
+    def _broke(self, exc: RemoteProtocolError) -> PeerLost:
+        """The peer broke a ring this call met (sending or receiving): the device fails, and this is the PeerLost
+        the call raises (every later call raises one too, from _check)."""
+        self._fail(exc)
+        return PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed)
+
     def process(self) -> int:
         """Take in whatever the peer sent; returns how many events were handled."""
         with self._lock:
@@ -335,7 +341,10 @@ class RpmsgDevice:
         """The endpoints' C send met a broken ring: reported as the Python path does."""
         fast = self._fast
         assert fast is not None
-        fast.send_fault(rc)
+        try:
+            fast.send_fault(rc)
+        except RemoteProtocolError as exc:
+            raise self._broke(exc) from exc
 
     @contextlib.contextmanager
     def _doorbell_owned(self) -> Iterator[None]:
@@ -540,7 +549,10 @@ class RpmsgDevice:
         with self._lock:
             if self.failure is not None or self._closed:
                 return False  # the general path raises what it should
-            sent = fast.send(src, dst, data)
+            try:
+                sent = fast.send(src, dst, data)
+            except RemoteProtocolError as exc:
+                raise self._broke(exc) from exc
             if sent <= 0:
                 return False  # no buffer free (the general path waits for one), or the general path's case
             if sent & fastpath.NOTIFY:
@@ -553,7 +565,10 @@ class RpmsgDevice:
             while True:
                 self._check()
                 try:
-                    self.core.send(src, dst, data)
+                    try:
+                        self.core.send(src, dst, data)
+                    except RemoteProtocolError as exc:
+                        raise self._broke(exc) from exc
                     if log.isEnabledFor(TRACE):
                         log.log(
                             TRACE, "rpmsg -> %#x to %#x, %d bytes: %s", src, dst, len(data), bytes(data[:32]).hex(" ")
@@ -574,14 +589,16 @@ class RpmsgDevice:
         with self._lock:
             while True:
                 self._check()
-                if fast is not None:
-                    addr = fast.take()
-                    if addr is not None:
-                        return fast.buffer(addr)
                 try:
+                    if fast is not None:
+                        addr = fast.take()
+                        if addr is not None:
+                            return fast.buffer(addr)
                     return self.core.get_tx_buffer()
                 except WouldBlock:
                     self._wait_for_buffer(deadline)
+                except RemoteProtocolError as exc:
+                    raise self._broke(exc) from exc
 
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
         fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
@@ -589,13 +606,16 @@ class RpmsgDevice:
             self._check()
             if not isinstance(self.core, HostCore):
                 raise LocalProtocolError("only the host has send buffers")
-            if fast is not None and not log.isEnabledFor(TRACE):
-                self.core.check_tx_buffer(buf, length)
-                buf._finish()
-                if fast.send_buffer(buf.addr, src, dst, length, reserved) & fastpath.NOTIFY:
-                    self._kick(TX_VRING)
-                return
-            self.core.send_buffer(buf, src, dst, length, reserved=reserved)
+            try:
+                if fast is not None and not log.isEnabledFor(TRACE):
+                    self.core.check_tx_buffer(buf, length)
+                    buf._finish()
+                    if fast.send_buffer(buf.addr, src, dst, length, reserved) & fastpath.NOTIFY:
+                        self._kick(TX_VRING)
+                    return
+                self.core.send_buffer(buf, src, dst, length, reserved=reserved)
+            except RemoteProtocolError as exc:
+                raise self._broke(exc) from exc
             self._flush()
 
     def _wait_for_buffer(self, deadline: float | None) -> None:

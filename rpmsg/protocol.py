@@ -21,13 +21,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from rpmsg.errors import LocalProtocolError, RemoteProtocolError
+from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError
 
 HEADER = struct.Struct("<IIIHH")
 HEADER_SIZE = HEADER.size  # 16
 NS_MSG = struct.Struct("<32sII")
 NS_MSG_SIZE = NS_MSG.size  # 40
 NAME_SIZE = 32
+
+MAX_PAYLOAD = 0xFFFF  # hdr.len is a u16: the largest payload one message carries, whatever the buffer size
 
 NS_ADDR = 53
 ADDR_ANY = 0xFFFF_FFFF
@@ -61,7 +63,17 @@ class Header:
     reserved: int = 0
 
 
+def check_payload(size: int, limit: int = MAX_PAYLOAD, room: str = "the rpmsg header's 16-bit len") -> None:
+    """MessageTooLong unless a payload of ``size`` bytes fits ``limit`` (what ``room`` holds: a buffer after its
+    header) and the header's 16-bit len (:data:`MAX_PAYLOAD`, whatever the buffer size)."""
+    if limit > MAX_PAYLOAD:
+        limit, room = MAX_PAYLOAD, "the rpmsg header's 16-bit len"
+    if size > limit:
+        raise MessageTooLong(f"{size} bytes do not fit {room} ({limit} bytes of payload)", size=size, limit=limit)
+
+
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
+    check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)
 
 

@@ -142,10 +142,13 @@ class CVring:
         vq = self._vq
         slots = []
         if self.role == ROLE_DRIVER:
-            slots = [(int(s.token), int(s.total), int(s.ndesc), int(s.next)) for s in self._slots[0 : self.num]]
+            slots = [
+                (int(s.token), int(s.total), int(s.ndesc), int(s.next), int(s.avail_pos))
+                for s in self._slots[0 : self.num]
+            ]
         return {
             "broken": bool(vq.broken),
-            "suppressed": bool(vq.pad),
+            "suppressed": bool(vq.suppressed),
             "free_head": int(vq.free_head),
             "num_free": int(vq.num_free),
             "avail_shadow": int(vq.avail_shadow),

@@ -50,6 +50,7 @@ class Slot:
     total: int = 0
     ndesc: int = 0
     next: int = 0
+    avail_pos: int = 0  # the avail idx the head was added at: the device has it once that is published
 
 
 def translate(regions: Sequence[Region], da: int, length: int) -> memoryview | None:
@@ -199,7 +200,7 @@ class PyVring:
         self.free_head = self.slots[d].next & U16
         self.num_free -= n
         s = self.slots[head]
-        s.token, s.total, s.ndesc = token, total, n
+        s.token, s.total, s.ndesc, s.avail_pos = token, total, n, self.avail_shadow
         self._avail16[2 + (self.avail_shadow & (self.num - 1))] = head
         self.avail_shadow = (self.avail_shadow + 1) & U16
         return head
@@ -236,7 +237,12 @@ class PyVring:
             return self._fault(RP_ERR_USED_JUMP, self.last_used, uidx), 0, 0
         pos = self.last_used & (self.num - 1)
         uid, length = self._used32[2 * pos], self._used32[2 * pos + 1]
-        if uid >= self.num or self.slots[uid].ndesc == 0:
+        # In flight: added and published (vring.c used_peek: at most num heads wait unpublished).
+        if (
+            uid >= self.num
+            or self.slots[uid].ndesc == 0
+            or ((self.slots[uid].avail_pos - self.avail_kicked) & U16) < self.num
+        ):
             return self._fault(RP_ERR_BAD_USED_ID, pos, uid), 0, 0
         if length > self.slots[uid].total:
             return self._fault(RP_ERR_USED_LEN, uid, length), 0, 0
@@ -548,8 +554,8 @@ class PyVring:
                 if not flags & DESC_F_NEXT or nxt >= self.num:
                     return self._fault(RP_ERR_BAD_NEXT, d, nxt)
                 d = nxt
-        if data is not None and done != len(data):
-            return self._fault(RP_ERR_USED_LEN, head, done)
+        if done != (to_cap if to_cap is not None else len(data)):  # type: ignore[arg-type]
+            return self._fault(RP_ERR_USED_LEN, head, done)  # shrank since it was measured
         return RP_OK
 
     def dev_recv_copy_into(self, out: memoryview, lens: LensOut, max_count: int) -> int:
@@ -634,6 +640,6 @@ class PyVring:
             "err": self.err,
             "err_where": self.err_where,
             "err_value": self.err_value,
-            "slots": [(s.token, s.total, s.ndesc, s.next) for s in self.slots],
+            "slots": [(s.token, s.total, s.ndesc, s.next, s.avail_pos) for s in self.slots],
             "pool": list(self.pool),
         }

@@ -124,7 +124,7 @@ int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
 	     int arm)
 {
-	if (arm < 0 && !rx->pad) /* pad: the engine's "callbacks suppressed" flag */
+	if (arm < 0 && !rx->suppressed)
 		rp_drv_disable_cb(rx);
 	int n = rp_drv_recv_copy(rx, out, out_cap, lens, max, buf_size);
 	if (n == 0 && arm > 0) {
@@ -181,7 +181,7 @@ int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_
 int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
 		 int kick_fd)
 {
-	if (arm < 0 && !from_host->pad) /* pad: the engine's "notifications suppressed" flag */
+	if (arm < 0 && !from_host->suppressed)
 		rp_dev_disable_notify(from_host);
 	int n = rp_dev_recv_copy(from_host, out, out_cap, lens, max);
 	if (n == 0 && arm > 0) {

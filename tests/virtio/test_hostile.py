@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -165,4 +166,85 @@ def test_descriptor_rewritten_between_checks_cannot_escape(backend: str) -> None
     write_desc(p, 0, BUF_DA, 16, 0, 0)  # driver turns it readable, 16 bytes
     out = bytearray(16)
     assert p.dev.recv_copy_into(out, [0], 1) == 1
+    assert p.canaries_intact()
+
+
+def post_writable(p: Pair, n: int, size: int = 64) -> list[int]:
+    """``n`` device-writable buffers whose tokens are their addresses (as recv_copy wants), published."""
+    addrs = [BUF_DA + size * i for i in range(n)]
+    p.drv.add_many([Buf(a, size, write=True) for a in addrs], addrs)
+    p.drv.publish()
+    return addrs
+
+
+def test_id_returned_twice_in_one_batch(backend: str) -> None:
+    """The device returns one head twice in one batch. recv_copy posts each buffer again as it goes, so the head
+    is in the descriptor table again when the second entry is read: it is still refused, because the device has
+    not been shown it (not published). The first entry is delivered, then the queue is in the error state."""
+    p = make_pair(backend)
+    addrs = post_writable(p, 4)
+    p.memory.write(addrs[0], b"once")
+    p.memory.write(p.layout.used + 4, struct.pack("<IIII", 0, 4, 0, 4))  # id 0, then id 0 again
+    p.memory.write(p.layout.used + 2, struct.pack("<H", 2))
+    out, lens = bytearray(256), [0] * 4
+    assert p.drv.recv_copy_into(out, lens, 4, 64) == 1
+    assert (bytes(out[:4]), lens[0]) == (b"once", 4)
+    assert p.drv.broken
+    with pytest.raises(QueueBrokenError) as err:
+        p.drv.recv_copy_into(out, lens, 4, 64)
+    assert (err.value.code, err.value.where, err.value.value) == ("BAD_USED_ID", 1, 0)
+    assert p.canaries_intact()
+
+
+def test_id_added_again_but_not_published_is_not_in_flight(backend: str) -> None:
+    """A head taken back and added again, but not yet published, is not the device's: returning it is a fault."""
+    p = make_pair(backend)
+    post_writable(p, 2)
+    write_used(p, 0, 0, 0, idx=1)
+    assert [u.head for u in p.drv.get_used()] == [0]
+    assert p.drv.add([Buf(BUF_DA, 64, write=True)], token=BUF_DA) == 0  # descriptor 0 again, not published
+    write_used(p, 1, 0, 0, idx=2)
+    with pytest.raises(RemoteFault) as err:
+        p.drv.get_used()
+    assert (err.value.code, err.value.where, err.value.value) == ("BAD_USED_ID", 1, 0)
+    with pytest.raises(QueueBrokenError):
+        p.drv.publish()  # the error state holds: nothing is published any more
+    assert p.memory.read(p.layout.avail + 2, 2) == struct.pack("<H", 2)
+
+
+def _shrink_between_passes(p: Pair, backend: str, out_len: int) -> memoryview | bytearray:
+    """Make the readable chain 0 -> 1 (16 + 16 bytes) lose 12 bytes of descriptor 1 after recv_copy measured it
+    and before it copies it; returns the ``out`` buffer to pass. The C engine is driven into it by aliasing:
+    ``out`` is ring memory whose first bytes are descriptor 1's length, so copying descriptor 0 rewrites it. The
+    Python engine copies into its own buffer first, so its measuring pass is wrapped instead."""
+    write_desc(p, 0, BUF_DA, 16, 1, 1)
+    write_desc(p, 1, BUF_DA + 64, 16, 0, 0)
+    publish_heads(p, 0)
+    shrunk = struct.pack("<I", 4)
+    if backend == "c":
+        p.memory.write(BUF_DA, shrunk * 4)
+        return p.memory.view(p.layout.desc + 16 + 8, out_len)
+    ring: Any = p.dev._ring
+    walk = ring._walk
+
+    def walk_then_shrink(head: int, max_descs: int | None) -> Any:
+        result = walk(head, max_descs)
+        p.memory.write(p.layout.desc + 16 + 8, shrunk)
+        return result
+
+    ring._walk = walk_then_shrink
+    return bytearray(out_len)
+
+
+def test_readable_descriptor_shrunk_between_measure_and_copy(backend: str) -> None:
+    """recv_copy measures a chain, then copies it: a readable descriptor that shrank in between would leave
+    fewer bytes copied than the length reported; it is a fault, as for sends (a grown one already was)."""
+    p = make_pair(backend)
+    out = _shrink_between_passes(p, backend, 64)
+    lens = [0]
+    with pytest.raises(RemoteFault) as err:
+        p.dev.recv_copy_into(out, lens, 1)
+    assert (err.value.code, err.value.where, err.value.value) == ("USED_LEN", 0, 20)
+    assert p.dev.broken and lens == [0]
+    assert p.memory.read(p.layout.used + 2, 2) == b"\0\0"  # nothing returned used
     assert p.canaries_intact()

@@ -94,7 +94,7 @@ def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
     """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the host endpoint's C methods (endpoint.c) and the
     engine under them, all sanitized, driven by the rpmsg suite (loop, shm with other processes, devmem; hostile
-    rings in either role), the C-path and C-method tests and the quirk tests."""
+    rings in either role), the C-path and C-method tests, the quirk tests and the ring rules."""
     env = {
         "RPROC_VRING_MODULE": str(build_sanitized("virtio._build_vring", tmp_path / "engine")),
         "RPROC_RPMSG_FASTPATH_MODULE": str(build_sanitized("rpmsg._build_fastpath", tmp_path / "fastpath")),
@@ -105,5 +105,6 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_fastpath.py",
         "tests/rpmsg/test_endpoint_c.py",
         "tests/rpmsg/test_quirks.py",
+        "tests/rpmsg/test_ring_rules.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)

@@ -71,8 +71,7 @@ static inline void st64(volatile uint8_t *p, uint64_t v)
 #define USED_ELEM(vq, pos) ((vq)->used + 4u + 8u * (uint32_t)(pos))
 #define AVAIL_EVENT(vq) ((vq)->used + 4u + 8u * (uint32_t)(vq)->num)
 
-/* pad doubles as "callbacks/notifications disabled" */
-#define SUPPRESSED(vq) ((vq)->pad)
+#define SUPPRESSED(vq) ((vq)->suppressed)
 
 uint32_t rp_desc_size(uint16_t num) { return 16u * num; }
 uint32_t rp_avail_size(uint16_t num) { return 6u + 2u * num; }
@@ -139,6 +138,7 @@ int rp_vq_init(struct rp_vq *vq, uint8_t role, uint16_t num, uint16_t index, voi
 			slots[i].total = 0;
 			slots[i].ndesc = 0;
 			slots[i].next = (uint16_t)(i + 1u);
+			slots[i].avail_pos = 0;
 		}
 		vq->num_free = num;
 	}
@@ -158,6 +158,7 @@ void rp_drv_reset(struct rp_vq *vq)
 		vq->slots[i].total = 0;
 		vq->slots[i].ndesc = 0;
 		vq->slots[i].next = (uint16_t)(i + 1u);
+		vq->slots[i].avail_pos = 0;
 	}
 	vq->free_head = 0;
 	vq->num_free = vq->num;
@@ -205,6 +206,7 @@ int rp_drv_add(struct rp_vq *vq, const struct rp_buf *bufs, uint32_t n, uint64_t
 	vq->slots[head].token = token;
 	vq->slots[head].total = (uint32_t)total;
 	vq->slots[head].ndesc = (uint16_t)n;
+	vq->slots[head].avail_pos = vq->avail_shadow;
 	st16(AVAIL_RING(vq, vq->avail_shadow & (vq->num - 1u)), head);
 	vq->avail_shadow++;
 	return head;
@@ -252,7 +254,11 @@ static int used_peek(struct rp_vq *vq, uint16_t *id_out, uint32_t *len_out)
 	uint16_t pos = vq->last_used & (vq->num - 1u);
 	uint32_t id = ld32(USED_ELEM(vq, pos));
 	uint32_t len = ld32(USED_ELEM(vq, pos) + 4);
-	if (id >= vq->num || vq->slots[id].ndesc == 0)
+	/* In flight: added, and published (an unpublished head was never shown to the device: one it returned
+	 * before, taken back and added again, e.g. by recv_copy in the same batch, is not the device's yet). At
+	 * most num heads wait unpublished, so "added at or after avail_kicked" is (pos - kicked) mod 2^16 < num. */
+	if (id >= vq->num || vq->slots[id].ndesc == 0 ||
+	    (uint16_t)(vq->slots[id].avail_pos - vq->avail_kicked) < vq->num)
 		return fault(vq, RP_ERR_BAD_USED_ID, pos, id);
 	if (len > vq->slots[id].total)
 		return fault(vq, RP_ERR_USED_LEN, (uint32_t)id, len);
@@ -413,8 +419,11 @@ int rp_drv_recv_copy(struct rp_vq *vq, uint8_t *out, uint32_t cap, uint32_t *len
 		}
 		uint64_t addr = vq->slots[id].token;
 		uint8_t *host = rp_translate(vq->regions, vq->nregions, addr, buf_size);
-		if (!host)
-			return k ? (int)k : local_error(vq, RP_ERR_BAD_ADDR, id, addr);
+		if (!host) {
+			if (k)
+				break; /* as every other stop part-way: what was taken is acknowledged (used_done) */
+			return local_error(vq, RP_ERR_BAD_ADDR, id, addr);
+		}
 		rp_copy(out + pos, host, len);
 		lens[k] = len;
 		pos += len;
@@ -533,7 +542,7 @@ static int chain_copy(struct rp_vq *vq, uint16_t head, int count, uint8_t *to, u
 			d = next;
 		}
 	}
-	if (from && done != from_len)
+	if (done != (to ? to_cap : from_len))
 		return fault(vq, RP_ERR_USED_LEN, head, done); /* shrank since it was measured */
 	*copied = done;
 	return RP_OK;

@@ -32,8 +32,8 @@ enum rp_status {
 	RP_ERR_LOOP = -3,        /* remote: chain longer than num descriptors */
 	RP_ERR_AVAIL_JUMP = -4,  /* remote: avail idx moved by more than num */
 	RP_ERR_USED_JUMP = -5,   /* remote: used idx moved past what is in flight */
-	RP_ERR_BAD_USED_ID = -6, /* remote: used id >= num, or a head not in flight */
-	RP_ERR_USED_LEN = -7,    /* remote: used len larger than the chain */
+	RP_ERR_BAD_USED_ID = -6, /* remote: used id >= num, or a head not in flight (not published, or returned) */
+	RP_ERR_USED_LEN = -7,    /* remote: used len larger than the chain; a chain resized between measure and copy */
 	RP_ERR_BAD_ADDR = -8,    /* remote (device side) or local (driver side): buffer outside every region */
 	RP_ERR_INDIRECT = -9,    /* remote: indirect descriptor, not negotiated */
 	RP_ERR_FULL = -10,       /* local: not enough free descriptors */
@@ -82,6 +82,7 @@ struct rp_slot {
 	uint32_t total;    /* bytes in the chain (used.len may not exceed it) */
 	uint16_t ndesc;    /* descriptors in the chain, 0 when the head is not in flight */
 	uint16_t next;     /* free-list and chain link */
+	uint16_t avail_pos; /* the avail idx this head was added at: the device has it only once that is published */
 };
 
 struct rp_vq {
@@ -95,7 +96,7 @@ struct rp_vq {
 	uint8_t role;
 	uint8_t event_idx;
 	uint8_t broken;
-	uint8_t pad;
+	uint8_t suppressed; /* this side asked the peer not to notify it (callbacks / notifications disabled) */
 	/* driver side */
 	struct rp_slot *slots; /* [num], caller storage */
 	uint16_t free_head;
