@@ -84,11 +84,12 @@ def format_info(info: FirmwareInfo) -> str:
         f"  ELF{elf.elf_class} {endian} {elf.machine} {elf.elf_type}, entry {elf.entry:#x}, {elf.file_size} bytes",
     ]
     if elf.segments:
+        width = max(10, *(len(s.type_name) for s in elf.segments))
         lines.append("  segments:")
-        lines.append("     #  type        offset      paddr       vaddr       filesz      memsz       flags")
+        lines.append(f"     #  {'type':<{width}}  offset      paddr       vaddr       filesz      memsz       flags")
         for s in elf.segments:
             lines.append(
-                f"    {s.index:2d}  {s.type_name:<10}  {s.offset:#010x}  {s.paddr:#010x}  {s.vaddr:#010x}  "
+                f"    {s.index:2d}  {s.type_name:<{width}}  {s.offset:#010x}  {s.paddr:#010x}  {s.vaddr:#010x}  "
                 f"{s.filesz:#010x}  {s.memsz:#010x}  {s.flags_text}"
             )
     else:
@@ -132,7 +133,7 @@ def cmd_rsc_show(args: argparse.Namespace) -> int:
     data = _read_table(args.table, args.dialect)
     table, spans = parse_with_spans(data, dialect=args.dialect)
     if args.json:
-        print(json.dumps(to_dict(table), indent=2))
+        print(json.dumps(to_dict(table, [s.offset for s in spans]), indent=2))
         return EXIT_OK
     print(pretty(table, spans, len(data)))
     for line in _findings_lines(check(data, dialect=args.dialect)):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from elftools.common.exceptions import ELFError, ELFParseError
+from elftools.elf import enums as _elf_enums
 from elftools.elf.elffile import ELFFile
 
 from remoteproc.errors import FirmwareError
@@ -47,6 +48,8 @@ class Segment:
     filesz: int
     memsz: int
     flags: int
+    # the program header type's name for this file's machine (PT_GNU_STACK, PT_ARM_EXIDX, ...), "" if unnamed
+    type_label: str = ""
 
     @property
     def loadable(self) -> bool:
@@ -54,6 +57,8 @@ class Segment:
 
     @property
     def type_name(self) -> str:
+        if self.type_label:
+            return self.type_label
         try:
             return SegmentType(self.type).name
         except ValueError:
@@ -146,9 +151,11 @@ def read_elf_stream(stream: IO[bytes], path: str) -> ElfImage:
 def _segments(elf: Any, file_size: int, path: str) -> Iterator[Segment]:
     for index in range(elf.num_segments()):
         h = elf.get_segment(index).header  # segment objects read their data only when asked
+        ptype, label = _ptype(h["p_type"])
         seg = Segment(
             index=index,
-            type=_ptype(h["p_type"]),
+            type=ptype,
+            type_label=label,
             offset=int(h["p_offset"]),
             vaddr=int(h["p_vaddr"]),
             paddr=int(h["p_paddr"]),
@@ -166,13 +173,23 @@ def _segments(elf: Any, file_size: int, path: str) -> Iterator[Segment]:
         yield seg
 
 
-def _ptype(value: Any) -> int:
+def _ptype(value: Any) -> tuple[int, str]:
+    """(p_type, its name). pyelftools gives a known type as its name (the machine's own for processor-specific
+    values: 0x70000001 is PT_ARM_EXIDX on ARM, PT_MIPS_REGINFO on MIPS) and an unknown one as the number."""
     if isinstance(value, int):
-        return value
-    try:
-        return int(SegmentType[str(value)])
-    except KeyError:
-        return -1
+        try:
+            return value, SegmentType(value).name
+        except ValueError:
+            return value, ""
+    name = str(value)
+    for table in _P_TYPE_TABLES:
+        number = table.get(name)
+        if isinstance(number, int):
+            return number, name
+    return -1, name  # a name pyelftools knows but its tables do not (never seen)
+
+
+_P_TYPE_TABLES = [getattr(_elf_enums, n) for n in sorted(dir(_elf_enums)) if n.startswith("ENUM_P_TYPE_")]
 
 
 def _find_section(elf: Any, name: str, file_size: int, path: str) -> Section | None:

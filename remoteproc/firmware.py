@@ -89,6 +89,7 @@ def info_to_dict(info: FirmwareInfo) -> dict[str, Any]:
             {
                 "index": s.index,
                 "type": s.type_name,
+                "p_type": f"{s.type:#x}" if s.type >= 0 else None,
                 "offset": f"{s.offset:#x}",
                 "paddr": f"{s.paddr:#x}",
                 "vaddr": f"{s.vaddr:#x}",
@@ -105,8 +106,7 @@ def info_to_dict(info: FirmwareInfo) -> dict[str, Any]:
             "address": f"{elf.resource_table.addr:#x}",
             "file_offset": f"{elf.resource_table.offset:#x}",
             "size": elf.resource_table.size,
-            "offsets": [f"{s.offset:#x}" for s in info.spans],
-            **to_dict(info.table),
+            **to_dict(info.table, [s.offset for s in info.spans]),
         }
     out["findings"] = [
         {"severity": f.severity.value, "message": f.message, "index": f.index, "offset": f.offset, "field": f.field}

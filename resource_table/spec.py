@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,13 @@ _BYTES_FIELDS = {"config", "data", "chksum"}
 # model -> data
 
 
-def to_dict(table: ResourceTable) -> dict[str, Any]:
-    """The table as JSON/TOML-ready data: addresses as "0x..." strings, "any" where the host chooses."""
-    out: dict[str, Any] = {"version": table.version}
-    if any(table.reserved):
-        out["reserved"] = list(table.reserved)
+def to_dict(table: ResourceTable, offsets: Sequence[int] | None = None) -> dict[str, Any]:
+    """The table as JSON/TOML-ready data: addresses as "0x..." strings, "any" where the host chooses. Every field
+    of the C structs is there by its C name, the implied ones too (num, num_of_vrings, config_len), and the
+    header's ``offset`` array when ``offsets`` (where a parsed table had its entries) is given."""
+    out: dict[str, Any] = {"version": table.version, "num": len(table.entries), "reserved": list(table.reserved)}
+    if offsets is not None:
+        out["offset"] = [f"{o:#x}" for o in offsets]
     out["entries"] = [_entry_to_dict(e, table.version) for e in table.entries]
     return out
 
@@ -91,9 +93,14 @@ def _entry_to_dict(entry: Entry, version: int) -> dict[str, Any]:
                 out["optional"] = True
         elif f.name == "vrings":
             out["vrings"] = [_vring_to_dict(r, version) for r in value]
+
         elif f.name == "type":
             continue
         else:
+            if isinstance(entry, Vdev) and f.name == "status":  # C order: ..., config_len, status, num_of_vrings
+                out["config_len"] = len(entry.config)
+            if isinstance(entry, Vdev) and f.name == "reserved":
+                out["num_of_vrings"] = len(entry.vrings)
             out[f.name] = _scalar_out(f.name, value, version)
     return out
 
@@ -147,7 +154,9 @@ def from_dict(data: Any) -> ResourceTable:
     """Build the model from data shaped like :func:`to_dict`'s output."""
     if not isinstance(data, Mapping):
         raise SpecError("the description must be an object/table at the top level")
-    _no_unknown_keys(data, {"version", "reserved", "entries"}, "")
+    # "offset" (to_dict's record of where a parsed table had its entries) is not an input: the builder lays the
+    # entries out (packed, or aligned on request). Its length is checked like num's.
+    _no_unknown_keys(data, {"version", "num", "offset", "reserved", "entries"}, "")
     version = _int(data.get("version", 1), "version", version=1)
     if version not in (1, 2):
         raise SpecError(f"version {version} is not 1 or 2", field="version")
@@ -159,7 +168,21 @@ def from_dict(data: Any) -> ResourceTable:
     if not isinstance(entries_data, list):
         raise SpecError("entries must be a list", field="entries")
     entries = tuple(_entry_from_dict(e, f"entries[{i}]", version) for i, e in enumerate(entries_data))
+    _derived(data, "num", len(entries), "the number of entries", "", version)
+    if "offset" in data and (not isinstance(data["offset"], list) or len(data["offset"]) != len(entries)):
+        raise SpecError(f"offset must list one offset per entry ({len(entries)})", field="offset")
     return ResourceTable(version=version, entries=entries, reserved=reserved_t)
+
+
+def _derived(data: Mapping[str, Any], key: str, actual: int, what: str, where: str, version: int) -> None:
+    """A field of the C structs that the description implies (num, num_of_vrings, config_len): optional in a
+    description (to_dict writes it, so that scripts read every C field by its name), checked when present."""
+    if key not in data:
+        return
+    field = f"{where}.{key}" if where else key
+    given = _int(data[key], field, version)
+    if given != actual:
+        raise SpecError(f"{key} is {given} but there are {actual} ({what})", field=field)
 
 
 def _no_unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -178,12 +201,16 @@ def _entry_from_dict(data: Any, where: str, version: int) -> Entry:
         raise SpecError(f"type {kind!r} is not one of {', '.join(KINDS)}", field=f"{where}.type")
     names = {f.name for f in dataclasses.fields(cls)}
     opaque = cls in (VendorEntry, RawEntry)
-    _no_unknown_keys(data, names | {"type"} | ({"rsc_type"} if opaque else set()), where)
+    derived = {"num_of_vrings", "config_len"} if cls is Vdev else set()
+    _no_unknown_keys(data, names | {"type"} | derived | ({"rsc_type"} if opaque else set()), where)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name == "type" or f.name not in data:
             continue
         kwargs[f.name] = _field_in(f.name, data[f.name], f"{where}.{f.name}", version)
+    if cls is Vdev:
+        _derived(data, "num_of_vrings", len(kwargs.get("vrings", ())), "vrings listed", where, version)
+        _derived(data, "config_len", len(kwargs.get("config", b"")), "bytes of config", where, version)
     if opaque:
         if "rsc_type" not in data:
             raise SpecError("vendor and raw entries need rsc_type, their type number", field=f"{where}.rsc_type")

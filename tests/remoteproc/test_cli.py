@@ -38,6 +38,24 @@ def test_info_json(example_firmware: Path, capsys: pytest.CaptureFixture[str]) -
     assert data["resource_table"]["version"] == 1
     assert [e["type"] for e in data["resource_table"]["entries"]] == ["carveout", "trace", "vdev"]
     assert data["findings"] == []
+    table = data["resource_table"]
+    assert table["num"] == 3 and len(table["offset"]) == 3 and table["offset"][0] == "0x1c"
+    assert [s["p_type"] for s in data["segments"]] == ["0x1"] * len(data["segments"])
+
+
+@pytest.mark.toolchain
+def test_program_header_types_are_shown_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PT_GNU_STACK and friends (a host gcc executable has them) by name, not as -0x1."""
+    source = tmp_path / "p.c"
+    source.write_text("int main(void) { return 0; }\n")
+    program = tmp_path / "p"
+    subprocess.run(["gcc", "-o", str(program), str(source)], check=True)
+    assert main(["info", "--json", str(program)]) == 0
+    segments = {s["type"]: s["p_type"] for s in json.loads(capsys.readouterr().out)["segments"]}
+    assert segments["PT_GNU_STACK"] == "0x6474e551" and segments["PT_LOAD"] == "0x1"
+    assert main(["info", str(program)]) == 0
+    text = capsys.readouterr().out
+    assert "PT_GNU_STACK" in text and "-0x1" not in text
 
 
 def test_errors_have_no_traceback_and_exit_1(tmp_path: Path) -> None:

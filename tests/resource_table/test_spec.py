@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,55 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         load_spec(tmp_path / "missing.json")
     assert "missing.json" in str(err.value)
+
+
+def test_json_carries_every_c_field_by_its_c_name() -> None:
+    """A script reads num, offset, config_len, num_of_vrings and reserved straight from the JSON; none is derived."""
+    config = bytes(range(12))
+    table = from_dict(
+        {
+            "version": 1,
+            "entries": [
+                {"type": "carveout", "da": "any", "pa": 0x1000, "len": 0x2000, "name": "pool"},
+                {
+                    "type": "vdev",
+                    "id": 7,
+                    "dfeatures": 1,
+                    "vrings": [{"align": 0x1000, "num": 16}, {"align": 0x1000, "num": 16}],
+                    "config": config.hex(),
+                },
+            ],
+        }
+    )
+    data = to_dict(table, [0x18, 0x50])
+    assert (data["num"], data["reserved"], data["offset"]) == (2, [0, 0], ["0x18", "0x50"])
+    vdev = data["entries"][1]
+    assert list(vdev) == [
+        "type", "id", "notifyid", "dfeatures", "gfeatures", "config_len", "status", "num_of_vrings", "reserved",
+        "vrings", "config",
+    ]  # fmt: skip
+    assert (vdev["config_len"], vdev["num_of_vrings"], vdev["reserved"]) == (12, 2, [0, 0])
+    assert set(data["entries"][0]) == {"type", "da", "pa", "len", "flags", "reserved", "name"}
+    assert from_dict(data) == table  # what to_dict writes reads back
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(num=3), "num"),
+        (lambda d: d.update(offset=["0x10", "0x40"]), "offset"),
+        (lambda d: d["entries"][0].update(config_len=1), "entries[0].config_len"),
+        (lambda d: d["entries"][0].update(num_of_vrings=1), "entries[0].num_of_vrings"),
+    ],
+)
+def test_implied_c_fields_that_disagree_are_refused(change: Any, field: str) -> None:
+    data: dict[str, Any] = {
+        "version": 1,
+        "num": 1,
+        "entries": [{"type": "vdev", "id": 7, "vrings": [{"align": 16, "num": 4}] * 2, "config": "0102"}],
+    }
+    from_dict(data)  # consistent: accepted
+    change(data)
+    with pytest.raises(SpecError) as err:
+        from_dict(data)
+    assert err.value.field == field
