@@ -19,13 +19,14 @@ from rpmsg.errors import (
     WouldBlock,
 )
 from rpmsg.loop import loopback_pair
-from rpmsg.profiles import Profile
+from rpmsg.profiles import Limits, Profile
 
 __all__ = [
     "ChannelEvent",
     "Endpoint",
     "EndpointClosed",
     "HostCore",
+    "Limits",
     "LocalProtocolError",
     "Message",
     "MessageTooLong",

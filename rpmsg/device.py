@@ -15,6 +15,16 @@ general path below, on the same rings.
 
 Timeouts are the caller's (``settimeout``); there is no fixed wait anywhere. A doorbell that reports the peer
 gone, or a ring the peer broke, makes every waiting and later call raise :class:`PeerLost`.
+
+Bounds
+------
+What the peer sends lands in two places that grow: the channel registry (name-service announcements) and each
+endpoint's receive queue. Both are bounded by :class:`rpmsg.profiles.Limits` (``self.limits``), in
+:meth:`_channel_event` and :meth:`Endpoint._enqueue`, which every path reaches: the C paths return a message
+straight to the endpoint that asked for it and hand everything else (a batch, a message for another endpoint,
+the name service) to :meth:`_take_batch`, i.e. to :meth:`_handle` as the general path does. Beyond a bound,
+what the peer sent is dropped and counted, never held: holding its buffer would stall the one ring that every
+endpoint and the name service share (docs/reliability.md, "Bounds").
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ from rpmsg.errors import (
     RpmsgTimeout,
     WouldBlock,
 )
-from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator
+from rpmsg.profiles import Limits
+from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator, ns_address_problem
 from transports.doorbell import Doorbell, PeerLostError
 
 if TYPE_CHECKING:
@@ -58,11 +69,23 @@ BUSY_SLICE_SECONDS = 0.001  # a busy-polling waiter looks at the doorbell (the p
 BUFFER_POLL_SECONDS = 0.005
 
 
+def _rate_limited(count: int) -> int:
+    """The log level of the ``count``-th drop of one kind: WARNING at 1, 2, 4, 8, ... (a flood logs a few dozen
+    lines, not millions; the counter has the exact number), DEBUG otherwise."""
+    return logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
+
+
 class RpmsgDevice:
     """Endpoints, channels and the wait loop over one core and one doorbell."""
 
     def __init__(
-        self, core: HostCore | RemoteCore, doorbell: Doorbell, *, wait: WaitMode = "spin", ns: bool = True
+        self,
+        core: HostCore | RemoteCore,
+        doorbell: Doorbell,
+        *,
+        wait: WaitMode = "spin",
+        ns: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         if wait not in ("block", "spin", "busy"):
             raise LocalProtocolError(f"wait mode {wait!r} is not block, spin or busy")
@@ -74,6 +97,10 @@ class RpmsgDevice:
         self.doorbell = doorbell
         self.wait_mode = wait
         self.ns = ns
+        self.limits = Limits() if limits is None else limits  # what the peer can make this device hold
+        self.ns_refused = 0  # name-service messages refused: an invalid address, or the channel limit reached
+        self.queue_dropped = 0  # messages dropped because their endpoint's queue was full (all endpoints)
+        self.unbound_dropped = 0  # messages dropped because no endpoint is bound at their destination
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._endpoints: dict[int, Endpoint] = {}
@@ -91,6 +118,16 @@ class RpmsgDevice:
         self._salvaged = False
         self.unconfirmed = 0
         self._fast = self._make_fast()
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        if not isinstance(limits, Limits):
+            raise LocalProtocolError(f"limits must be an rpmsg.Limits, not {limits!r}")
+        self._limits = limits
 
     @property
     def wait_mode(self) -> WaitMode:
@@ -429,17 +466,50 @@ class RpmsgDevice:
             )
         ep = self._endpoints.get(msg.dst)
         if ep is None or ep.closed:
-            log.info("message from %#x to unbound address %#x dropped", msg.src, msg.dst)
+            self.unbound_dropped += 1
+            log.log(
+                logging.INFO if self.unbound_dropped & (self.unbound_dropped - 1) == 0 else logging.DEBUG,
+                "message from %#x to unbound address %#x dropped (%d so far)",
+                msg.src,
+                msg.dst,
+                self.unbound_dropped,
+            )
             msg.release()
             return
         ep._enqueue(msg)
 
     def _channel_event(self, event: ChannelEvent) -> None:
+        """The registry: refuse an address no message can go to and a new name beyond ``limits.channels``; a
+        create for a known name moves it to the new address (the newest announcement wins, as OpenAMP re-points
+        the endpoint of that name); a destroy removes the name only if it names the address it has now. The
+        callbacks hear of what changed the registry (or repeated a create), nothing else."""
+        channels = self._channels
+        problem = ns_address_problem(event.addr)
+        full = not event.destroy and event.name not in channels and len(channels) >= self.limits.channels
+        if problem is None and full:
+            problem = f"{len(channels)} channels are announced already (limits.channels)"
+        if problem is not None:
+            self.ns_refused += 1
+            log.log(
+                _rate_limited(self.ns_refused),
+                "name service: refused %s of %r at %#x: %s (%d refused so far)",
+                "destroy" if event.destroy else "create",
+                event.name,
+                event.addr,
+                problem,
+                self.ns_refused,
+            )
+            return
         if event.destroy:
-            if self._channels.get(event.name) == event.addr:
-                del self._channels[event.name]
+            if channels.get(event.name) != event.addr:
+                log.debug("name service: destroy of %r at %#x, not announced there: ignored", event.name, event.addr)
+                return
+            del channels[event.name]
         else:
-            self._channels[event.name] = event.addr
+            old = channels.get(event.name)
+            if old is not None and old != event.addr:
+                log.info("name service: channel %r moves from %#x to %#x", event.name, old, event.addr)
+            channels[event.name] = event.addr
         for callback in list(self._channel_callbacks):
             try:
                 callback(event.name, event.addr, not event.destroy)
@@ -645,10 +715,15 @@ class RpmsgDevice:
         announce: bool | None = None,
         zero_copy: bool = False,
         timeout: float | None = None,
+        max_queued: int | None = None,
+        max_queued_bytes: int | None = None,
     ) -> Endpoint:
         """Bind a local endpoint (a dynamic address from 1024 unless ``addr`` is given). With a ``name`` and the
         name service on, the remote role announces it (``announce`` overrides), waiting up to ``timeout`` for a
-        host buffer to announce in."""
+        host buffer to announce in. ``max_queued``/``max_queued_bytes``: this endpoint's receive queue bound
+        (None: the device's ``limits``)."""
+        _check_bound(max_queued, "max_queued")
+        _check_bound(max_queued_bytes, "max_queued_bytes")  # before an address is taken
         with self._lock:
             self._check()
             if addr == ADDR_ANY:
@@ -658,6 +733,7 @@ class RpmsgDevice:
                     raise LocalProtocolError(f"address {NS_ADDR} is the name service")
                 self._addresses.claim(addr)
             ep = Endpoint(self, addr, name, peer, zero_copy)
+            ep.max_queued, ep.max_queued_bytes = max_queued, max_queued_bytes
             self._endpoints[addr] = ep
             self._zero_copy_endpoints += zero_copy
             self._update_gate()
@@ -711,10 +787,30 @@ class RpmsgDevice:
                     )
                 self._wait(deadline)
 
-    def open(self, name: str, timeout: float | None = None, *, zero_copy: bool = False) -> Endpoint:
+    def open(
+        self,
+        name: str,
+        timeout: float | None = None,
+        *,
+        zero_copy: bool = False,
+        max_queued: int | None = None,
+        max_queued_bytes: int | None = None,
+    ) -> Endpoint:
         """A local endpoint connected to the peer's channel ``name`` (waiting for it to be announced)."""
         remote = self.wait_for_channel(name, timeout)
-        return self.endpoint(name, peer=remote, announce=False, zero_copy=zero_copy)
+        return self.endpoint(
+            name,
+            peer=remote,
+            announce=False,
+            zero_copy=zero_copy,
+            max_queued=max_queued,
+            max_queued_bytes=max_queued_bytes,
+        )
+
+
+def _check_bound(value: int | None, name: str) -> None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise LocalProtocolError(f"{name} must be None (the device's limits) or an int >= 1, not {value!r}")
 
 
 def _check_bufsize(size: int, call: str) -> None:
@@ -747,6 +843,10 @@ class Endpoint(EndpointBase):
         self.announced = False
         self.closed = False
         self._queue: deque[Message] = deque()
+        self._queued_bytes = 0
+        self._max_queued: int | None = None
+        self._max_queued_bytes: int | None = None
+        self.dropped = 0  # messages dropped because the receive queue was full
         self._timeout: float | None = None
         self._fd: int | None = None
 
@@ -769,6 +869,26 @@ class Endpoint(EndpointBase):
 
     def connect(self, peer: int) -> None:
         self.peer = peer
+
+    @property
+    def max_queued(self) -> int | None:
+        """Messages the receive queue holds at most (None: the device's ``limits.queued``)."""
+        return self._max_queued
+
+    @max_queued.setter
+    def max_queued(self, value: int | None) -> None:
+        _check_bound(value, "max_queued")
+        self._max_queued = value
+
+    @property
+    def max_queued_bytes(self) -> int | None:
+        """Payload bytes the receive queue holds at most (None: the device's ``limits.queued_bytes``)."""
+        return self._max_queued_bytes
+
+    @max_queued_bytes.setter
+    def max_queued_bytes(self, value: int | None) -> None:
+        _check_bound(value, "max_queued_bytes")
+        self._max_queued_bytes = value
 
     # --- sending ---------------------------------------------------------------------------------------------
     def _send_py(self, data: bytes | bytearray | memoryview) -> int:
@@ -809,9 +929,39 @@ class Endpoint(EndpointBase):
 
     # --- receiving -------------------------------------------------------------------------------------------
     def _enqueue(self, msg: Message) -> None:
-        self._queue.append(msg)
-        if self._fd is not None and len(self._queue) == 1:
+        """Queue a message the device took in for this endpoint, or drop and count it when the queue is full (an
+        empty queue takes any one message)."""
+        queue = self._queue
+        size = len(msg.payload)
+        if queue:
+            limits = self.device.limits
+            cap = limits.queued if self._max_queued is None else self._max_queued
+            cap_bytes = limits.queued_bytes if self._max_queued_bytes is None else self._max_queued_bytes
+            if len(queue) >= cap or self._queued_bytes + size > cap_bytes:
+                self._drop_full(msg, size, cap, cap_bytes)
+                return
+        queue.append(msg)
+        self._queued_bytes += size
+        if self._fd is not None and len(queue) == 1:
             os.eventfd_write(self._fd, 1)
+
+    def _drop_full(self, msg: Message, size: int, cap: int, cap_bytes: int) -> None:
+        self.dropped += 1
+        self.device.queue_dropped += 1
+        msg.release()  # a zero-copy message's buffer goes back to the ring
+        log.log(
+            _rate_limited(self.dropped),
+            "%r: receive queue full (%d messages, %d bytes; bound %d messages, %d bytes): dropped a %d-byte "
+            "message from %#x (%d dropped here so far)",
+            self,
+            len(self._queue),
+            self._queued_bytes,
+            cap,
+            cap_bytes,
+            size,
+            msg.src,
+            self.dropped,
+        )
 
     def _wake(self) -> None:
         if self._fd is not None:
@@ -821,6 +971,7 @@ class Endpoint(EndpointBase):
         if not self._queue:
             return None
         msg = self._queue.popleft()
+        self._queued_bytes -= len(msg.payload)
         if self._fd is not None and not self._queue:
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(self._fd)
@@ -958,6 +1109,7 @@ class Endpoint(EndpointBase):
         with self.device._lock:
             while self._queue:
                 self._queue.popleft().release()
+            self._queued_bytes = 0
             self.device._remove(self)
             if self._fd is not None:
                 os.close(self._fd)

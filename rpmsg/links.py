@@ -16,7 +16,7 @@ def host_on(
     link.declare_writes(*written_ranges(p, "host"))
     core = p.host_core(link.memory)
     core.start()
-    device = RpmsgDevice(core, link.connect(timeout), wait=wait)
+    device = RpmsgDevice(core, link.connect(timeout), wait=wait, limits=p.limits)
     device.start()
     return device
 
@@ -27,4 +27,4 @@ def remote_on(
     p = profile or Profile()
     link.declare_writes(*written_ranges(p, "remote"))
     doorbell = link.connect(timeout)
-    return RpmsgDevice(p.remote_core(link.memory), doorbell, wait=wait)
+    return RpmsgDevice(p.remote_core(link.memory), doorbell, wait=wait, limits=p.limits)

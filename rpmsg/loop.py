@@ -24,9 +24,11 @@ def loopback_pair(
         host_bell.close()  # the loop's own doorbells give way (their descriptors with them)
         remote_bell.close()
         host_bell, remote_bell = _eventfd_doorbells()
-    host = RpmsgDevice(p.host_core(host_side.memory, event_idx=event_idx), host_bell, wait=wait)
+    host = RpmsgDevice(p.host_core(host_side.memory, event_idx=event_idx), host_bell, wait=wait, limits=p.limits)
     host.start()
-    remote = RpmsgDevice(p.remote_core(remote_side.memory, event_idx=event_idx), remote_bell, wait=wait)
+    remote = RpmsgDevice(
+        p.remote_core(remote_side.memory, event_idx=event_idx), remote_bell, wait=wait, limits=p.limits
+    )
     return host, remote
 
 

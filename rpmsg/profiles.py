@@ -1,4 +1,5 @@
-"""Where things live in shared memory for a host/remote pair that has no resource table to say it.
+"""Where things live in shared memory for a host/remote pair that has no resource table to say it, and how much
+a peer may make this side hold (:class:`Limits`).
 
 rproc's own profile: vring 0 at the start of the window, vring 1 at the next ``align`` boundary after it, then
 the buffer pool (receive buffers first, then send buffers), as Linux's rpmsg lays out its single buffer block.
@@ -9,8 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rpmsg.core import HostCore, RemoteCore
+from rpmsg.errors import LocalProtocolError
 from transports.memory import RegionMemory
 from virtio import VringLayout
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the peer can make this side keep in memory (docs/reliability.md, "Bounds"); local policy, not layout:
+    the two sides need not agree. ``RpmsgDevice(limits=...)`` or ``device.limits = ...`` (any device);
+    ``Profile(limits=...)`` for the devices made from a profile.
+
+    - ``channels``: name-service channels the peer may have announced at once. A create for a new name beyond
+      it is refused: counted in ``device.ns_refused``, logged (rate-limited), no callback; a destroy makes room.
+    - ``queued`` / ``queued_bytes``: messages / payload bytes waiting in one endpoint's receive queue (an
+      endpoint may override both: ``device.endpoint(..., max_queued=, max_queued_bytes=)``). A message that
+      finds the queue full is dropped (its buffer goes back to the ring) and counted in ``ep.dropped`` (and
+      ``device.queue_dropped``), logged rate-limited. An empty queue always takes one message, however long.
+      Keep ``queued`` at least the ring's buffer count (256 by default) so that a reader that keeps up never
+      loses a message of one batch.
+    """
+
+    channels: int = 1024
+    queued: int = 4096
+    queued_bytes: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "queued", "queued_bytes"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise LocalProtocolError(f"Limits.{name} must be an int >= 1, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +51,7 @@ class Profile:
     rx_size: int = 512
     tx_size: int = 512
     base: int = 0
+    limits: Limits = Limits()
 
     @property
     def rx_layout(self) -> VringLayout:

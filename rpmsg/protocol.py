@@ -13,6 +13,13 @@ Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``str
   garbage after it) and are untrusted text.
 - Addresses below 1024 are reserved in Linux and OpenAMP; rproc allocates dynamic addresses from 1024 but accepts
   any peer address (RPMsg-Lite allocates from 1).
+- A name-service announcement must name an address a message can be sent to: not 53 (the name service itself)
+  and not 0xffffffff (``RPMSG_ADDR_ANY``, "no address"). Linux and OpenAMP check neither (Linux's
+  ``rpmsg_ns_cb`` takes ``msg->addr`` as the channel's destination as it is, OpenAMP's
+  ``rpmsg_virtio_ns_callback`` stores it in the endpoint's ``dest_addr``); rproc refuses both
+  (:func:`ns_address_problem`). The rest of the range below 1024 is reserved only for *dynamic* allocation:
+  OpenAMP's ``rpmsg_create_ept`` binds a fixed address below 1024 unchecked, and RPMsg-Lite allocates from 1,
+  so a peer's channel may legitimately live there.
 - vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
 """
 
@@ -116,6 +123,16 @@ def unpack_ns(payload: bytes | bytearray | memoryview) -> NameServiceMessage:
     if flags not in (NS_CREATE, NS_DESTROY):
         raise RemoteProtocolError(f"name-service flags {flags:#x} are neither create (0) nor destroy (1)")
     return NameServiceMessage(name=safe_name(raw), addr=addr, destroy=flags == NS_DESTROY)
+
+
+def ns_address_problem(addr: int) -> str | None:
+    """Why ``addr`` from a name-service message cannot be a channel's address, or None if it can (see the rules
+    above: 53 is the name service, 0xffffffff means "any address")."""
+    if addr == NS_ADDR:
+        return f"address {NS_ADDR:#x} is the name service itself"
+    if addr == ADDR_ANY:
+        return f"address {ADDR_ANY:#x} is RPMSG_ADDR_ANY (no address)"
+    return None
 
 
 def safe_name(raw: bytes) -> str:

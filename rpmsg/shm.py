@@ -28,7 +28,7 @@ def host_over_shm(
     except BaseException:
         listener.abandon()
         raise
-    device = RpmsgDevice(core, link.doorbell, wait=wait)
+    device = RpmsgDevice(core, link.doorbell, wait=wait, limits=p.limits)
     device.start()  # sends the start kick queued by core.start()
     return device, link
 
@@ -39,4 +39,4 @@ def remote_over_shm(
     p = profile or Profile()
     link = ShmLink.connect_remote(name, p.base + p.size, timeout)
     core = p.remote_core(link.memory)
-    return RpmsgDevice(core, link.doorbell, wait=wait), link
+    return RpmsgDevice(core, link.doorbell, wait=wait, limits=p.limits), link

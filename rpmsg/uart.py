@@ -40,7 +40,7 @@ def host_over_uart(link: UartLink, profile: Profile | None = None, *, wait: Wait
     """The host role on a connected link: rings and receive buffers set up, sent, then the start kick."""
     p = profile or Profile(num=16, rx_count=16, tx_count=16)
     mirror, doorbell = _mirror(p, "host", link)
-    device = RpmsgDevice(p.host_core(mirror.memory), doorbell, wait=wait)
+    device = RpmsgDevice(p.host_core(mirror.memory), doorbell, wait=wait, limits=p.limits)
     device.start()
     return device
 
@@ -48,4 +48,4 @@ def host_over_uart(link: UartLink, profile: Profile | None = None, *, wait: Wait
 def remote_over_uart(link: UartLink, profile: Profile | None = None, *, wait: WaitMode = "block") -> RpmsgDevice:
     p = profile or Profile(num=16, rx_count=16, tx_count=16)
     mirror, doorbell = _mirror(p, "remote", link)
-    return RpmsgDevice(p.remote_core(mirror.memory), doorbell, wait=wait)
+    return RpmsgDevice(p.remote_core(mirror.memory), doorbell, wait=wait, limits=p.limits)
