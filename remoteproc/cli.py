@@ -1,13 +1,17 @@
 """The ``rproc`` command line: thin wrappers over importable functions, exit codes decided in :func:`main`.
 
-Exit codes: 0 success, 1 an error the user can act on (bad firmware, bad table, failed check), 2 bad usage.
+Exit codes (docs/cli.md): 0 success; 1 an error the user can act on, one line on stderr: a file missing, not
+regular or too large, a bad firmware or table, a failed check, an error of rpmsg, virtio or a transport (a
+timeout, a message too long, a lost peer); 2 bad usage; 130 interrupted. Only :func:`main` maps errors to codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -36,6 +40,7 @@ from resource_table import (
     to_v2,
 )
 from resource_table.emit_c import emit_c
+from resource_table.files import open_regular, read_regular
 
 log = logging.getLogger("rproc")
 
@@ -112,38 +117,40 @@ def _findings_lines(findings: Sequence[Finding]) -> list[str]:
     return ["  findings:", *(f"    {f}" for f in findings)]
 
 
-def _read_table(path: str, dialect: Dialect) -> bytes:
-    """A raw table file, the .resource_table section of an ELF, or a JSON/TOML description built."""
+def _read_table(path: str, dialect: Dialect) -> tuple[bytes, tuple[Finding, ...]]:
+    """A raw table file, the .resource_table section of an ELF, or a JSON/TOML description built; with the
+    findings of a check (for an ELF, also what ``info`` finds in its segments and the table's placement)."""
     if Path(path).suffix.lower() in (".json", ".toml"):
-        return build(load_spec(path))
+        data = build(load_spec(path))
+        return data, tuple(check(data, dialect=dialect))
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(4)
+        if head != ELF_MAGIC:
+            data = read_regular(path)
+            return data, tuple(check(data, dialect=dialect))
     except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
-    if head == ELF_MAGIC:
-        info = firmware_info(path, dialect=dialect)
-        if info.elf.resource_table is None:
-            raise RemoteprocError(f"{path}: has no .resource_table section")
-        return read_bytes(path, info.elf.resource_table.offset, info.elf.resource_table.size)
-    return Path(path).read_bytes()
+        raise RemoteprocError(f"{path}: {exc.strerror}") from None
+    info = firmware_info(path, dialect=dialect)
+    if info.elf.resource_table is None:
+        raise RemoteprocError(f"{path}: has no .resource_table section")
+    return read_bytes(path, info.elf.resource_table.offset, info.elf.resource_table.size), info.findings
 
 
 def cmd_rsc_show(args: argparse.Namespace) -> int:
-    data = _read_table(args.table, args.dialect)
+    data, findings = _read_table(args.table, args.dialect)
     table, spans = parse_with_spans(data, dialect=args.dialect)
     if args.json:
         print(json.dumps(to_dict(table, [s.offset for s in spans]), indent=2))
         return EXIT_OK
     print(pretty(table, spans, len(data)))
-    for line in _findings_lines(check(data, dialect=args.dialect)):
+    for line in _findings_lines(findings):
         print(line)
     return EXIT_OK
 
 
 def cmd_rsc_check(args: argparse.Namespace) -> int:
-    data = _read_table(args.table, args.dialect)
-    findings = check(data, dialect=args.dialect)
+    _, findings = _read_table(args.table, args.dialect)
     failing = [f for f in findings if args.strict or f.severity is Severity.ERROR]
     for f in findings:
         print(f)
@@ -176,14 +183,24 @@ def cmd_rsc_build(args: argparse.Namespace) -> int:
 
 
 def _write(target: str, data: bytes) -> None:
+    """Write an output file ('-': standard output). Opened without blocking, so a FIFO no process reads is an
+    error at once instead of a hang; once open, the write blocks as usual."""
     if target == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     try:
-        Path(target).write_bytes(data)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     except OSError as exc:
-        raise UsageError(f"{target}: {exc.strerror}") from None
+        if exc.errno == errno.ENXIO:
+            raise RemoteprocError(f"{target}: a FIFO no process reads (start its reader first)") from None
+        raise RemoteprocError(f"{target}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.set_blocking(fd, True)
+            f.write(data)
+    except OSError as exc:
+        raise RemoteprocError(f"{target}: {exc.strerror}") from None
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
@@ -539,9 +556,9 @@ def _finish_conformance(args: argparse.Namespace, report: Any, *, shown: bool = 
     else:
         print(report.table())
     if args.junit:
-        Path(args.junit).write_text(report.to_junit())
+        _write(args.junit, report.to_junit().encode())
     if args.json_file:
-        Path(args.json_file).write_text(report.to_json())
+        _write(args.json_file, report.to_json().encode())
     return EXIT_OK if report.passed else EXIT_FAILURE
 
 
@@ -835,6 +852,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_text(exc: BaseException) -> str | None:
+    """The one line a user reads for an error of one of our packages (each package's root), or ``None`` for
+    anything else (a bug: its traceback shows). rpmsg, virtio and transport errors say which layer failed.
+    Imported here, not at the top: ``rproc info`` and ``rproc rsc`` need none of them."""
+    from rpmsg.errors import RpmsgError, RpmsgTimeout
+    from transports.errors import TransportError
+    from virtio.errors import VirtioError
+
+    layers: tuple[tuple[type[Exception], str], ...] = (
+        (RemoteprocError, ""),
+        (ResourceTableError, ""),
+        (RpmsgTimeout, "rpmsg: timed out: "),
+        (RpmsgError, "rpmsg: "),
+        (VirtioError, "virtio: "),
+        (TransportError, "transport: "),
+    )
+    return next((f"{prefix}{exc}" for root, prefix in layers if isinstance(exc, root)), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -848,12 +884,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rproc: usage: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (RemoteprocError, ResourceTableError) as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"rproc: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
     except BrokenPipeError:  # `rproc info fw.elf | head`
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Every package's root: a bad file, a refused table, a timeout or a message too long for the peer's
+        # buffers, a ring the peer broke, a transport that failed. One line; --debug adds the traceback.
+        text = _error_text(exc)
+        if text is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"rproc: error: {text}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remoteproc.boards import MPS2_AN505
+from remoteproc.errors import RemoteprocError
 from remoteproc.platforms.base import Platform
 from remoteproc.platforms.qemu import QemuPlatform
 from remoteproc.platforms.sim import SimPlatform
@@ -86,18 +87,18 @@ def run_demo(
             say(f"  rpmsg vdev: {rings}; buffers at {v.buffers_da:#x}")
         started = time.perf_counter()
         rp.start()
-        assert rp.rpmsg is not None
+        device = rp.rpmsg_device()
         say(f"started in {1000 * (time.perf_counter() - started):.0f} ms: DRIVER_OK, first kick sent")
-        ep = rp.rpmsg.open("rpmsg-echo", timeout=10)
+        ep = device.open("rpmsg-echo", timeout=10)
         ep.settimeout(10)
-        say(f"channels announced: {', '.join(f'{n} at {a:#x}' for n, a in sorted(rp.rpmsg.channels().items()))}")
+        say(f"channels announced: {', '.join(f'{n} at {a:#x}' for n, a in sorted(device.channels().items()))}")
 
         limit = LINUX_BUFFER_SIZE - 16
         for size in range(1, limit + 1):
             payload = bytes((size + i) & 0xFF for i in range(size))
             ep.send(payload)
             if ep.recv() != payload:
-                raise RuntimeError(f"echo of {size} bytes came back different")
+                raise RemoteprocError(f"echo of {size} bytes came back different")
         say(f"echoed every size from 1 to {limit} bytes: all identical")
 
         p50, p99 = round_trip_us(ep, rounds)

@@ -21,6 +21,7 @@ from elftools.elf import enums as _elf_enums
 from elftools.elf.elffile import ELFFile
 
 from remoteproc.errors import FirmwareError
+from resource_table.files import open_regular
 
 ELF_MAGIC = b"\x7fELF"
 RESOURCE_TABLE_SECTION = ".resource_table"
@@ -107,9 +108,10 @@ def _guard(path: str) -> Iterator[None]:
 
 
 def open_elf(path: str | os.PathLike[str]) -> IO[bytes]:
+    """``path`` opened for reading; a FIFO, a device or a directory is refused at once (never a hang)."""
     p = str(path)
     try:
-        return open(p, "rb")
+        return open_regular(p)
     except OSError as exc:
         raise FirmwareError(f"cannot open: {exc.strerror}", path=p) from None
 

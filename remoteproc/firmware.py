@@ -8,6 +8,7 @@ from typing import Any
 
 from remoteproc.elf import ElfImage, read_bytes, read_elf
 from remoteproc.errors import FirmwareError
+from remoteproc.loader import segment_problems
 from resource_table import (
     Dialect,
     Finding,
@@ -19,6 +20,7 @@ from resource_table import (
     parse_with_spans,
     to_dict,
 )
+from resource_table.files import MAX_READ
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,21 @@ class FirmwareInfo:
 
 def firmware_info(path: str | os.PathLike[str], *, dialect: Dialect = Dialect.LINUX) -> FirmwareInfo:
     """Read ``path`` and its resource table. A table that does not parse is a :class:`FirmwareError` whose
-    message names the entry and field and whose offset is the file offset of the bad bytes."""
+    message names the entry and field and whose offset is the file offset of the bad bytes. The findings are
+    the table's (:func:`resource_table.check`), the segments' (the loader's own rule,
+    :func:`remoteproc.loader.segment_problems`: what it refuses is an error here) and the table's placement."""
     image = read_elf(path)
+    segments = [Finding(severity=Severity.ERROR, message=p) for p in segment_problems(image)]
     section = image.resource_table
     if section is None:
-        return FirmwareInfo(elf=image, table=None, spans=(), findings=())
+        return FirmwareInfo(elf=image, table=None, spans=(), findings=tuple(segments))
+    if section.size > MAX_READ:
+        raise FirmwareError(
+            f"section {section.name} is {section.size} bytes, larger than the {MAX_READ} bytes rproc reads of a "
+            "resource table",
+            path=image.path,
+            offset=section.offset,
+        )
     data = read_bytes(path, section.offset, section.size)
     if not image.little_endian and len(data) >= 4 and int.from_bytes(data[:4], "big") in (1, 2):
         raise FirmwareError(
@@ -52,6 +64,7 @@ def firmware_info(path: str | os.PathLike[str], *, dialect: Dialect = Dialect.LI
         at = section.offset + exc.offset if exc.offset is not None else section.offset
         raise FirmwareError(f"section {section.name}: {exc}", path=image.path, offset=at) from None
     findings = list(check(data, dialect=dialect))
+    findings.extend(segments)
     findings.extend(_placement(image))
     return FirmwareInfo(elf=image, table=table, spans=spans, findings=tuple(findings), table_size=len(data))
 

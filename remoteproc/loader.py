@@ -1,8 +1,9 @@
 """Placing firmware segments in the remote's memory, as Linux's ``rproc_elf_load_segments`` does.
 
 Every PT_LOAD with a non-zero memsz goes to its physical address (``p_paddr``: the device address) through the
-platform's memory window; ``memsz - filesz`` bytes are zeroed. Before anything is written, each segment is
-checked to lie inside one region and not to overlap another segment, so a bad firmware changes nothing. Bytes
+platform's memory window; ``memsz - filesz`` bytes are zeroed. Before anything is written, the segments are
+checked (:func:`segment_problems`: something to load, filesz within memsz, no wrap past the address space, no
+overlap) and each to lie inside one region, so a bad firmware changes nothing. Bytes
 are streamed from the file in chunks straight into device memory: a large image is never held in memory twice.
 """
 
@@ -50,25 +51,52 @@ def _regions_text(regions: Sequence[RegionLike]) -> str:
     return ", ".join(f"{r.name} {r.da:#x}..{r.end:#x}" for r in regions) or "none"
 
 
-def check_segments(image: ElfImage, regions: Sequence[RegionLike]) -> list[Segment]:
-    """The segments to load, after refusing any outside every region or overlapping another."""
+def segment_problems(image: ElfImage) -> list[str]:
+    """What is wrong with ``image``'s loadable segments whatever memory they go to; empty when nothing is.
+
+    The one rule: the loader refuses an image with any of these (:func:`check_segments`), and ``rproc info``
+    and ``rproc rsc check`` show each as an error (:func:`remoteproc.firmware.firmware_info`).
+
+    - no PT_LOAD with a memsz: nothing to load (Linux's ``rproc_elf_sanity_check`` refuses ``e_phnum == 0``);
+    - filesz above memsz (Linux's ``rproc_elf_load_segments`` refuses it: "bad phdr filesz");
+    - a segment that ends past the top of the ELF class's address space (4 GiB for ELF32): its device
+      addresses would wrap around to 0;
+    - two segments that overlap: one would overwrite the other.
+    """
     loads = [s for s in image.segments if s.loadable and s.memsz]
+    if not loads:
+        return ["no loadable segment (no PT_LOAD with a memsz): nothing to load (Linux refuses it too)"]
+    problems = []
+    top = 1 << image.elf_class
     for seg in loads:
         if seg.filesz > seg.memsz:
-            raise FirmwareError(
-                f"segment {seg.index}: filesz {seg.filesz:#x} is larger than memsz {seg.memsz:#x}", path=image.path
+            problems.append(f"segment {seg.index}: filesz {seg.filesz:#x} is larger than memsz {seg.memsz:#x}")
+        if seg.paddr + seg.memsz > top:
+            problems.append(
+                f"segment {seg.index} ({seg.paddr:#x} + memsz {seg.memsz:#x}) ends at {seg.paddr + seg.memsz:#x}, "
+                f"past the top of the {image.elf_class}-bit address space ({top:#x}): its addresses would wrap to 0"
             )
+    for a, b in pairwise(sorted(loads, key=lambda s: s.paddr)):
+        if a.paddr + a.memsz > b.paddr:
+            problems.append(
+                f"segments {a.index} ({a.paddr:#x}..{a.paddr + a.memsz:#x}) and {b.index} "
+                f"({b.paddr:#x}..{b.paddr + b.memsz:#x}) overlap"
+            )
+    return problems
+
+
+def check_segments(image: ElfImage, regions: Sequence[RegionLike]) -> list[Segment]:
+    """The segments to load, after refusing what :func:`segment_problems` finds and any segment outside
+    every region."""
+    problems = segment_problems(image)
+    if problems:
+        raise FirmwareError("; ".join(problems), path=image.path)
+    loads = [s for s in image.segments if s.loadable and s.memsz]
+    for seg in loads:
         if not any(r.da <= seg.paddr and seg.paddr + seg.memsz <= r.end for r in regions):
             raise FirmwareError(
                 f"segment {seg.index} ({seg.paddr:#x}..{seg.paddr + seg.memsz:#x}, {seg.memsz:#x} bytes) is not "
                 f"inside any memory region of the remote (regions: {_regions_text(regions)})",
-                path=image.path,
-            )
-    for a, b in pairwise(sorted(loads, key=lambda s: s.paddr)):
-        if a.paddr + a.memsz > b.paddr:
-            raise FirmwareError(
-                f"segments {a.index} ({a.paddr:#x}..{a.paddr + a.memsz:#x}) and {b.index} "
-                f"({b.paddr:#x}..{b.paddr + b.memsz:#x}) overlap",
                 path=image.path,
             )
     return loads

@@ -28,6 +28,7 @@ from remoteproc.platforms.base import Platform
 from remoteproc.resources import Pool, Resources, handle_resources
 from remoteproc.vdev import VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
+from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 from virtio import VringLayout
@@ -64,9 +65,8 @@ class RemoteProc:
         info = firmware_info(path, dialect=self.dialect)
         errors = [f for f in info.findings if f.severity is Severity.ERROR]
         if errors:
-            raise FirmwareError(
-                "the resource table would be refused: " + "; ".join(str(f) for f in errors), path=str(path)
-            )
+            problems = "; ".join(place(f.message, f.index, f.field, f.offset) for f in errors)
+            raise FirmwareError(f"cannot be loaded: {problems}", path=str(path))
         section = info.elf.resource_table
         if info.table is None or section is None:
             raise FirmwareError(
@@ -135,10 +135,25 @@ class RemoteProc:
             )
             core.start()  # rings zeroed, receive buffers posted, the first kick queued
             control.driver_ok()
-            doorbell = self.platform.connect(timeout)
+            try:
+                doorbell = self.platform.connect(timeout)
+            except BaseException:
+                core.close()  # its views of the shared memory, or the platform could not unmap it
+                raise
             self.rpmsg = RpmsgDevice(core, doorbell, ns=bool(features & 1))
             self.rpmsg.start()
             self._vdevs.append(control)
+
+    def rpmsg_device(self) -> RpmsgDevice:
+        """The running remote's rpmsg device, or a :class:`RemoteprocError` saying why there is none."""
+        if self.rpmsg is not None:
+            return self.rpmsg
+        if self.resources is not None and not self.resources.vdevs and self.state is not State.OFFLINE:
+            raise RemoteprocError(
+                f"{self.firmware}: its resource table has no vdev ({len(self.resources.table.entries)} entries): "
+                "it runs, but there is no rpmsg device to talk to"
+            )
+        raise RemoteprocError(f"no rpmsg device: the remote is {self.state.value}")
 
     # --- attaching to a remote that already runs ---------------------------------------------------------------
     @property

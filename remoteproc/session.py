@@ -18,7 +18,7 @@ from remoteproc.errors import RemoteprocError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
 from remoteproc.rproc import RemoteProc
-from rpmsg import RpmsgError, RpmsgTimeout
+from rpmsg import RpmsgDevice, RpmsgError, RpmsgTimeout
 from rpmsg.device import Endpoint
 from rpmsg.protocol import safe_name
 
@@ -68,10 +68,15 @@ def run_session(
     progress: Progress | None = None,
     say: Callable[[str], None] = print,
 ) -> SessionResult:
+    sends = list(sends)
     with RemoteProc(platform) as rp:
         rp.load(firmware, progress=progress)
         rp.start()
-        result = _exchange(rp, sends, timeout, say)
+        if rp.rpmsg is None and not sends:  # a table without a vdev is legal: the remote runs, nothing to talk to
+            say("no vdev in the resource table: no rpmsg channels")
+            result = SessionResult(channels={})
+        else:
+            result = _exchange(rp, sends, timeout, say)
         if show_trace:
             for index in range(len(rp.traces())):
                 result.trace = rp.read_trace(index)
@@ -96,14 +101,15 @@ def follow_trace(
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
-        assert rp.rpmsg is not None
-        shown = ""
         pending = list(sends)
+        device = rp.rpmsg_device() if pending else rp.rpmsg  # a firmware without a vdev can still log
+        shown = ""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if pending:
                 channel, payload = pending.pop(0)
-                ep = rp.rpmsg.open(channel, timeout=max(0.1, deadline - time.monotonic()))
+                assert device is not None
+                ep = device.open(channel, timeout=max(0.1, deadline - time.monotonic()))
                 ep.send(payload)
             text = rp.read_trace(index)
             if len(text) > len(shown) and text.startswith(shown):
@@ -113,7 +119,8 @@ def follow_trace(
             elif text != shown:  # the buffer wrapped or was rewritten: show it again whole
                 say(safe_name(text.encode()))
                 shown = text
-            rp.rpmsg.process()
+            if device is not None:
+                device.process()
             time.sleep(0.02)
         rp.stop()
         return shown
@@ -124,16 +131,16 @@ def _exchange(
 ) -> SessionResult:
     """List the channels the remote announced, then send each message and wait for one reply to it (an
     endpoint per channel, opened on first use and closed at the end)."""
-    assert rp.rpmsg is not None
+    device = rp.rpmsg_device()
     result = SessionResult(channels={})
-    for name, addr in sorted(_settle(rp, timeout).items()):
+    for name, addr in sorted(_settle(device, timeout).items()):
         say(f"channel {name} at {addr:#x}")
         result.channels[name] = addr
     endpoints: dict[str, Endpoint] = {}
     try:
         for channel, payload in sends:
             if channel not in endpoints:
-                endpoints[channel] = rp.rpmsg.open(channel, timeout=timeout)
+                endpoints[channel] = device.open(channel, timeout=timeout)
                 endpoints[channel].settimeout(timeout)
             ep = endpoints[channel]
             ep.send(payload)
@@ -149,18 +156,17 @@ def _exchange(
     return result
 
 
-def _settle(rp: RemoteProc, timeout: float) -> dict[str, int]:
+def _settle(device: RpmsgDevice, timeout: float) -> dict[str, int]:
     """Channels announced so far, after giving the remote a moment to announce (the first one, at least)."""
-    assert rp.rpmsg is not None
     deadline = time.monotonic() + min(timeout, 1.0)
     while time.monotonic() < deadline:
-        rp.rpmsg.process()
-        if rp.rpmsg.channels():
+        device.process()
+        if device.channels():
             time.sleep(0.05)
-            rp.rpmsg.process()
+            device.process()
             break
         time.sleep(0.01)
-    return rp.rpmsg.channels()
+    return device.channels()
 
 
 def _show(data: bytes) -> str:
@@ -227,8 +233,7 @@ def ping(
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
-        assert rp.rpmsg is not None
-        ep = rp.rpmsg.open(channel, timeout=timeout)
+        ep = rp.rpmsg_device().open(channel, timeout=timeout)
         ep.settimeout(timeout)
         times = []
         for seq in range(1, count + 1):
@@ -261,8 +266,7 @@ def listen(
     with RemoteProc(platform) as rp:
         rp.load(firmware)
         rp.start()
-        assert rp.rpmsg is not None
-        ep = rp.rpmsg.open(channel, timeout=timeout)
+        ep = rp.rpmsg_device().open(channel, timeout=timeout)
         if send is not None:
             ep.send(send)
         got: list[bytes] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 import threading
@@ -56,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     table_da, table_size = (int(x, 0) for x in args.table.split(":"))
 
     table, spans = parse_with_spans(file.memory.read(table_da, table_size))
-    vdev_index = next(i for i, e in enumerate(table.entries) if isinstance(e, Vdev))
+    vdev_index = next((i for i, e in enumerate(table.entries) if isinstance(e, Vdev)), None)
+    if vdev_index is None:  # legal (Linux starts it): the firmware runs with nothing to serve, until stopped
+        TraceLog(file, next((e for e in table.entries if isinstance(e, Trace)), None))("sim remote: no vdev\n")
+        parent = os.getppid()
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        return 0
     status_da = table_da + spans[vdev_index].offset + vdev_field_offset(table.version, "status")
     deadline = time.monotonic() + 30
     while not driver_ok(file.memory.read(status_da, 1)[0]):
@@ -99,5 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """:func:`main`, with an error as one line on stderr instead of a traceback: the host puts that line in
+    its own error (the sim platform reads this process's stderr when it exits before connecting)."""
+    try:
+        return main(argv)
+    except Exception as exc:  # the process boundary: whatever stopped the remote, said in one line
+        print(f"sim remote: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

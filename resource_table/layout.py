@@ -20,10 +20,12 @@ from itertools import pairwise
 from resource_table.errors import ResourceTableError
 from resource_table.findings import Finding, Severity
 from resource_table.model import Vring
+from resource_table.validate import MAX_VRING_NUM
 
 RPMSG_HEADER_SIZE = 16
 DEFAULT_BUFFER_SIZE = 512
 LINUX_MAX_BUFFERS = 512
+MAX_VRINGS = 255  # fw_rsc_vdev.num_of_vrings is a u8
 
 
 def align_up(value: int, align: int) -> int:
@@ -109,11 +111,23 @@ def plan_layout(
     Counts default to Linux's: ``min(2 * vring_num, 512) / 2`` per direction. RX is the host's receive direction
     (vring 0, remote -> host).
     """
-    if vring_count < 1:
-        raise ResourceTableError(f"vring_count {vring_count} must be at least 1", field="vring_count")
+    if not 1 <= vring_count <= MAX_VRINGS:
+        raise ResourceTableError(
+            f"vring_count {vring_count} must be 1 to {MAX_VRINGS} (num_of_vrings is a u8 in the vdev entry)",
+            field="vring_count",
+        )
+    if base < 0:
+        raise ResourceTableError(f"base {base} is negative", field="base")
+    if vring_num > MAX_VRING_NUM:
+        raise ResourceTableError(
+            f"{vring_num} entries: a vring has at most {MAX_VRING_NUM} (virtio 1.x 2.7, Queue Size)", field="num"
+        )
     half = min(2 * vring_num, LINUX_MAX_BUFFERS) // 2
     rx_count = half if rx_count is None else rx_count
     tx_count = half if tx_count is None else tx_count
+    for name, count in (("rx_count", rx_count), ("tx_count", tx_count)):
+        if count < 0:
+            raise ResourceTableError(f"{count} buffers: a count cannot be negative", field=name)
     for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
         if size <= RPMSG_HEADER_SIZE:
             raise ResourceTableError(

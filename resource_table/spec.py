@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from resource_table.errors import SpecError
+from resource_table.files import read_regular
 from resource_table.model import (
     FW_RSC_NOTIFY_ID_ANY,
     Carveout,
@@ -131,10 +133,14 @@ def load_spec(path: str | Path) -> ResourceTable:
     """Read a ``.json`` or ``.toml`` description."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular(path)
     except OSError as exc:
         raise SpecError(f"{path}: {exc.strerror}") from None
     fmt = "toml" if path.suffix.lower() == ".toml" else "json"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start:#x} is {raw[exc.start]:#04x})") from None
     try:
         return loads_spec(text, fmt)
     except SpecError as exc:
@@ -147,13 +153,40 @@ def loads_spec(text: str, fmt: str = "json") -> ResourceTable:
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise SpecError(f"not valid {fmt.upper()}: {exc}") from None
+    except RecursionError:  # the decoders recurse per level: a few thousand brackets exhaust the stack
+        raise SpecError(_TOO_DEEP) from None
     return from_dict(data)
+
+
+MAX_DEPTH = 5
+"""Levels of arrays and objects a description can have: the top object, ``entries``, an entry, its ``vrings``
+and a vring. Anything deeper is refused before it is read (deep data makes recursive code overflow the stack)."""
+_TOO_DEEP = (
+    f"nested deeper than the {MAX_DEPTH} levels a table description has (top, entries, an entry, vrings, a vring)"
+)
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse data nested deeper than :data:`MAX_DEPTH`, naming where; iterative, so it cannot overflow itself."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, Mapping):
+            children = [(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            children = [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise SpecError(_TOO_DEEP, field=where)
+        stack.extend((v, depth + 1, w) for v, w in children)
 
 
 def from_dict(data: Any) -> ResourceTable:
     """Build the model from data shaped like :func:`to_dict`'s output."""
     if not isinstance(data, Mapping):
         raise SpecError("the description must be an object/table at the top level")
+    _check_depth(data)
     # "offset" (to_dict's record of where a parsed table had its entries) is not an input: the builder lays the
     # entries out (packed, or aligned on request). Its length is checked like num's.
     _no_unknown_keys(data, {"version", "num", "offset", "reserved", "entries"}, "")
@@ -198,7 +231,7 @@ def _entry_from_dict(data: Any, where: str, version: int) -> Entry:
     kind = data.get("type")
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise SpecError(f"type {kind!r} is not one of {', '.join(KINDS)}", field=f"{where}.type")
+        raise SpecError(f"type {reprlib.repr(kind)} is not one of {', '.join(KINDS)}", field=f"{where}.type")
     names = {f.name for f in dataclasses.fields(cls)}
     opaque = cls in (VendorEntry, RawEntry)
     derived = {"num_of_vrings", "config_len"} if cls is Vdev else set()
@@ -236,11 +269,11 @@ def _field_in(name: str, value: Any, where: str, version: int) -> Any:
         return _hex_bytes(value, where)
     if name in ("name", "algo"):
         if not isinstance(value, str):
-            raise SpecError(f"expected a string, got {value!r}", field=where)
+            raise SpecError(f"expected a string, got {reprlib.repr(value)}", field=where)
         return value
     if name == "optional":
         if not isinstance(value, bool):
-            raise SpecError(f"expected true or false, got {value!r}", field=where)
+            raise SpecError(f"expected true or false, got {reprlib.repr(value)}", field=where)
         return value
     if name == "reserved" and isinstance(value, list):
         return tuple(_int(v, f"{where}[{i}]", version) for i, v in enumerate(value))
@@ -267,7 +300,7 @@ def _vring_from_dict(data: Any, where: str, version: int) -> Vring:
 
 def _int(value: Any, where: str, version: int, *, allow_any: bool = False, any_value: int | None = None) -> int:
     if isinstance(value, bool):
-        raise SpecError(f"expected an integer, got {value!r}", field=where)
+        raise SpecError(f"expected an integer, got {reprlib.repr(value)}", field=where)
     if isinstance(value, int):
         return value
     if isinstance(value, str):
@@ -279,7 +312,7 @@ def _int(value: Any, where: str, version: int, *, allow_any: bool = False, any_v
         except ValueError:
             pass
     hint = ', "0x..." or "any"' if allow_any else ' or "0x..."'
-    raise SpecError(f"expected an integer{hint}, got {value!r}", field=where)
+    raise SpecError(f"expected an integer{hint}, got {reprlib.repr(value)}", field=where)
 
 
 def _hex_bytes(value: Any, where: str) -> bytes:
@@ -288,4 +321,4 @@ def _hex_bytes(value: Any, where: str) -> bytes:
             return bytes.fromhex(value)
         except ValueError:
             pass
-    raise SpecError(f'expected a hex string such as "01ff", got {value!r}', field=where)
+    raise SpecError(f'expected a hex string such as "01ff", got {reprlib.repr(value)}', field=where)

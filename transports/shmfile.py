@@ -78,13 +78,15 @@ class SharedFile:
     fd: int | None = None
 
     def close(self, *, unlink: bool = False) -> None:
-        self.memory.release()
-        self._map.close()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        if unlink and not str(self.path).startswith("memfd:"):
-            self.path.unlink(missing_ok=True)
+        try:
+            self.memory.release()
+            self._map.close()  # BufferError while someone still holds a view: the name goes all the same
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            if unlink and not str(self.path).startswith("memfd:"):
+                self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> SharedFile:
         return self

@@ -75,6 +75,23 @@ class _Vring:
                 setattr(self, name, -1)
 
 
+class _ByteStream:
+    """A byte string that answers the two socket calls :meth:`VhostUserBackend._receive` makes (without
+    descriptors): how :meth:`VhostUserBackend.feed` parses a stream of any size without a socket to fill."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        chunk = bytes(self._data[self._pos : self._pos + size])
+        self._pos += len(chunk)
+        return chunk
+
+    def recvmsg(self, size: int, ancbufsize: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, None]:
+        return self.recv(size), [], 0, None
+
+
 @dataclass
 class _Mapping:
     region: vu.MemRegion
@@ -420,20 +437,14 @@ class VhostUserBackend:
         Raises :class:`~transports.vhost_user_messages.VhostUserProtocolError` where the stream is malformed."""
         with self._lock:
             self._reset_state()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream = _ByteStream(data)  # read as the socket is, from memory: nothing to wait for, whatever the size
         replies = []
-        try:
-            theirs.sendall(data)
-            theirs.shutdown(socket.SHUT_WR)
-            while (msg := self._receive(ours)) is not None:
-                header, payload, fds = msg
-                replies.append(self._handle(header, payload, fds))
-        finally:
-            ours.close()
-            theirs.close()
+        while (msg := self._receive(stream)) is not None:
+            header, payload, fds = msg
+            replies.append(self._handle(header, payload, fds))
         return replies
 
-    def _receive(self, conn: socket.socket) -> tuple[vu.Header, bytes, list[int]] | None:
+    def _receive(self, conn: socket.socket | _ByteStream) -> tuple[vu.Header, bytes, list[int]] | None:
         fds: list[int] = []
         data = b""
         while len(data) < vu.HEADER.size:

@@ -276,7 +276,7 @@ class DeviceQueue(_Queue):
     def write(self, desc: Desc, data: bytes) -> None:
         if len(data) > desc.len or not desc.writable:
             raise LocalError(
-                f"queue {self.index}: {len(data)} bytes do not fit writable descriptor {desc.index} "
+                f"queue {self.index}: {len(data)} bytes do not fit writable descriptor {desc.slot} "
                 f"({desc.len} bytes, flags {desc.flags:#x})",
                 queue=self.index,
                 code="SPACE",

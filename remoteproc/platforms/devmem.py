@@ -42,6 +42,7 @@ from remoteproc.elf import ElfImage
 from remoteproc.errors import RemoteprocError
 from remoteproc.loader import LoadedSegment, Progress, load_segments
 from remoteproc.resources import Pool
+from resource_table.files import read_regular
 from transports.devmem import DevmemWindow, Register32, UioDoorbell
 from transports.doorbell import Doorbell
 from transports.errors import TransportError
@@ -69,10 +70,18 @@ class DevmemBoard:
     def load(cls, file: str | Path) -> DevmemBoard:
         path = Path(file)
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise RemoteprocError(f"{path}: {exc}") from None
-        return cls.from_dict(data, str(path))
+            data = tomllib.loads(read_regular(path).decode("utf-8"))
+        except OSError as exc:
+            raise RemoteprocError(f"{path}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise RemoteprocError(f"{path}: not a valid TOML board file: {exc}") from None
+        except RecursionError:
+            raise RemoteprocError(f"{path}: not a board file: nested thousands of levels deep") from None
+        try:
+            return cls.from_dict(data, str(path))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a value of the wrong kind (a string where a number goes, a table where a list goes)
+            raise RemoteprocError(f"{path}: a value of the wrong kind ({type(exc).__name__}: {exc})") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "board") -> DevmemBoard:

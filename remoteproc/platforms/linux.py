@@ -26,6 +26,7 @@ from pathlib import Path
 
 from remoteproc.errors import RemoteprocError
 from remoteproc.lifecycle import State
+from resource_table.files import open_regular
 from rpmsg.errors import EndpointClosed, RpmsgTimeout, WouldBlock
 
 ENDPOINT_INFO = struct.Struct("<32sII")  # struct rpmsg_endpoint_info (include/uapi/linux/rpmsg.h)
@@ -117,11 +118,14 @@ class LinuxRemoteproc:
     def load(self, firmware: str | Path) -> str:
         """Copy the firmware where the kernel finds it and name it; returns the name written."""
         src = Path(firmware)
-        if not src.is_file():
-            raise RemoteprocError(f"{src}: no such firmware file")
-        target = self.firmware_dir()
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, target / src.name)
+        target = self.firmware_dir() / src.name
+        try:
+            with open_regular(src) as fin:  # a FIFO or a device: refused, not copied forever
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+        except OSError as exc:
+            raise RemoteprocError(f"{exc.filename or src}: {exc.strerror}") from None
         self._write("firmware", src.name)
         return src.name
 

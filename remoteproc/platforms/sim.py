@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
+from typing import IO
 
 from remoteproc.boards import Board
 from remoteproc.elf import ElfImage
@@ -40,6 +42,7 @@ class SimPlatform:
         self.memory: RegionMemory = self._file.memory
         self.process: subprocess.Popen[bytes] | None = None
         self._listener: object | None = None
+        self._errors: IO[bytes] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -87,28 +90,53 @@ class SimPlatform:
             cmd += ["--service", service]
         root = Path(__file__).resolve().parents[2]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(cmd, env=env)
+        # The remote's stderr, read when it exits early (connect) and shown at stop; closed in stop.
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(cmd, env=env, stderr=self._errors)
 
     def connect(self, timeout: float = 10.0) -> SocketDoorbell:
-        """After DRIVER_OK: the remote connects; its connection is the doorbell."""
+        """After DRIVER_OK: the remote connects; its connection is the doorbell. If the remote exits first, that
+        is seen at once (a pidfd), and the error says its exit status and the last line it wrote."""
+        import select
         import socket
 
         server = self._listener
-        if not isinstance(server, socket.socket):
+        if not isinstance(server, socket.socket) or self.process is None:
             raise RemoteprocError("the remote was not started")
-        server.settimeout(timeout)
         try:
-            conn, _ = server.accept()
-        except TimeoutError:
-            raise RemoteprocError(
-                f"the simulated remote did not come up within {timeout} s "
-                f"(exit status {self.process.poll() if self.process else None})"
-            ) from None
+            pidfd = os.pidfd_open(self.process.pid)
+        except ProcessLookupError:  # already exited and reaped (a crashed() poll)
+            pidfd = -1
+        try:
+            ready = [pidfd] if pidfd < 0 else select.select([server.fileno(), pidfd], [], [], timeout)[0]
+            if server.fileno() in ready:
+                conn, _ = server.accept()
+            elif pidfd in ready:
+                status = self.process.wait()
+                raise RemoteprocError(
+                    f"the simulated remote exited with status {status} before it connected: "
+                    f"{self._child_error() or '(it wrote nothing)'}"
+                )
+            else:
+                raise RemoteprocError(f"the simulated remote did not come up within {timeout} s")
         finally:
+            if pidfd >= 0:
+                os.close(pidfd)
             server.close()
             self._listener = None
             self.socket_path.unlink(missing_ok=True)
         return SocketDoorbell(conn)
+
+    def _child_error(self) -> str:
+        """The last line the remote wrote to its stderr (taken: :meth:`stop` does not show it again)."""
+        errors = self._errors
+        if errors is None:
+            return ""
+        errors.seek(0)
+        lines = errors.read().decode(errors="replace").strip().splitlines()
+        errors.seek(0)
+        errors.truncate()
+        return lines[-1] if lines else ""
 
     def crashed(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -118,6 +146,11 @@ class SimPlatform:
             self.process.kill()
             self.process.wait()
             self.process = None
+        if self._errors is not None:  # what the remote wrote and no error reported: shown, as if it were ours
+            self._errors.seek(0)
+            sys.stderr.write(self._errors.read().decode(errors="replace"))
+            self._errors.close()
+            self._errors = None
         if self._listener is not None:
             self._listener.close()  # type: ignore[attr-defined]
             self._listener = None

@@ -3,20 +3,57 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from remoteproc import firmware_info
 from remoteproc.cli import main
 from resource_table import build, load_spec, parse
 
 GOLDEN = Path(__file__).resolve().parent.parent / "resource_table" / "golden"
 
 
-def rproc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remoteproc", *args], capture_output=True, text=True, timeout=60)
+def rproc(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remoteproc", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_bounded,
+    )
+
+
+def _bounded() -> None:
+    """At most 2 GiB of address space for the child: a command that reads without bound fails in it, not in
+    the machine (Python, numpy-free imports and the C extensions need far less)."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Exit 1 with one line 'rproc: error: ...' holding every word, and no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("rproc: error: ")]
+    for word in words:
+        assert word in line, line
+
+
+def patched_firmware(src: Path, tmp_path: Path, name: str, fmt: str, offset: int, value: int) -> Path:
+    data = bytearray(src.read_bytes())
+    struct.pack_into(fmt, data, offset, value)
+    out = tmp_path / name
+    out.write_bytes(bytes(data))
+    return out
+
+
+def shm_files_of_this_process() -> list[Path]:
+    return sorted(Path("/dev/shm").glob(f"rproc-sim-{os.getpid()}-*"))
 
 
 def test_info_prints_the_table_a_user_can_read(example_firmware: Path) -> None:
@@ -141,3 +178,140 @@ def test_layout_text_json_and_window(capsys: pytest.CaptureFixture[str]) -> None
     assert "is outside window" in capsys.readouterr().out
     assert main(["layout", "--base", "0", "--num", "100"]) == 1
     assert "100 is not a power of two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("info",), ("rsc", "show"), ("rsc", "check"), ("load", "--platform", "sim"), ("ping", "--platform", "sim")],
+)
+def test_a_fifo_is_refused_at_once(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Before, each of these opened the FIFO and waited for a writer for good (here: 30 s, then a failure)."""
+    fifo = tmp_path / "fw.elf"
+    os.mkfifo(fifo)
+    one_error_line(rproc(*command, str(fifo), timeout=30), str(fifo), "a FIFO, not a regular file")
+
+
+def test_devices_and_oversized_tables_are_refused(tmp_path: Path) -> None:
+    """/dev/zero was read until MemoryError (5.4 GB); a table file has a 16 MiB cap, named in the error."""
+    one_error_line(rproc("rsc", "check", "/dev/zero", timeout=30), "/dev/zero: a character device")
+    one_error_line(rproc("rsc", "show", str(tmp_path), timeout=30), f"{tmp_path}: a directory")
+    big = tmp_path / "big.bin"
+    with big.open("wb") as f:
+        f.truncate((16 << 20) + 1)
+    one_error_line(rproc("rsc", "check", str(big)), f"{big}: 16777217 bytes, larger than the 16777216 bytes (16 MiB)")
+
+
+def test_output_to_a_fifo_nobody_reads(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.bin"
+    os.mkfifo(fifo)
+    result = rproc("rsc", "build", str(GOLDEN / "openamp_rpmsg.toml"), "--bin", str(fifo), timeout=30)
+    one_error_line(result, f"{fifo}: a FIFO no process reads")
+
+
+def test_a_board_file_that_is_a_fifo_or_too_deep(tmp_path: Path, example_firmware: Path) -> None:
+    fifo = tmp_path / "board.toml"
+    os.mkfifo(fifo)
+    load = ("load", "--platform", "devmem", "--board")
+    one_error_line(rproc(*load, str(fifo), str(example_firmware), timeout=30), "a FIFO, not a regular file")
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    one_error_line(rproc(*load, str(deep), str(example_firmware)), f"{deep}: not a board file")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[[region]]\nname = "ram"\nda = "high"\nsize = 1\n')
+    one_error_line(rproc(*load, str(wrong), str(example_firmware)), f"{wrong}: a value of the wrong kind")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("info", "missing.elf"),
+        ("rsc", "show", "missing.bin"),
+        ("rsc", "check", "missing.bin"),
+        ("rsc", "show", "missing.json"),
+        ("rsc", "build", "missing.toml", "--bin", "-"),
+        ("load", "--platform", "sim", "missing.elf"),
+        ("ping", "--platform", "sim", "missing.elf"),
+    ],
+)
+def test_a_missing_file_is_exit_1_from_every_command(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Before: exit 2 (usage) from rsc show/check of a raw table, 1 from info and the rest."""
+    [missing] = [tmp_path / a for a in command if a.startswith("missing")]
+    args = [str(tmp_path / a) if a.startswith("missing") else a for a in command]
+    one_error_line(rproc(*args), f"{missing}: ", "No such file")
+
+
+def test_deep_json_is_one_error_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    for command in (("rsc", "show"), ("rsc", "check"), ("rsc", "build")):
+        one_error_line(rproc(*command, str(deep)), "deep.json: nested deeper than the 5 levels")
+
+
+def test_segment_problems_fail_info_rsc_check_and_load_alike(example_firmware: Path, tmp_path: Path) -> None:
+    """Overlapping segments and a segment past 4 GiB: info and rsc check report the loader's own error (exit 1)
+    and load refuses with it; before, info and rsc check passed them."""
+    phoff = struct.unpack_from("<I", example_firmware.read_bytes(), 0x1C)[0]
+    paddr2 = phoff + 2 * 32 + 12
+    for name, value, words in (
+        ("overlap.elf", 0x10000010, "segments 0 (0x10000000.."),
+        ("wrap.elf", 0xFFFFF000, "segment 2 (0xfffff000 + memsz 0x2000) ends at 0x100001000, past the top"),
+    ):
+        fw = patched_firmware(example_firmware, tmp_path, name, "<I", paddr2, value)
+        info = rproc("info", str(fw))
+        assert info.returncode == 1 and f"error: {words}" in info.stdout, info.stdout
+        check = rproc("rsc", "check", "--lenient", str(fw))
+        assert check.returncode == 1 and f"error: {words}" in check.stdout, check.stdout
+        one_error_line(rproc("load", "--platform", "sim", str(fw)), f"{fw}: cannot be loaded: {words}")
+
+
+def test_elf_without_program_headers_is_refused_at_load(
+    example_firmware: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: 'loaded', the sim remote's traceback shown, a 10 s wait for a child that had exited, and its
+    22 MB /dev/shm file left behind."""
+    fw = patched_firmware(example_firmware, tmp_path, "nophdr.elf", "<H", 44, 0)  # e_phnum
+    assert main(["info", str(fw)]) == 1
+    assert "error: no loadable segment" in capsys.readouterr().out
+    assert main(["load", "--platform", "sim", str(fw)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"rproc: error: {fw}: cannot be loaded: no loadable segment") and err.count("\n") == 1
+    assert shm_files_of_this_process() == []
+
+
+def test_a_table_without_entries_loads_and_says_there_is_nothing_to_talk_to(
+    example_firmware: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """num = 0 is a legal table (Linux's rproc_handle_resources loops zero times): rsc check passes it, load
+    starts the firmware; asking to talk is one clear error, not an AssertionError."""
+    table = firmware_info(example_firmware).elf.resource_table
+    assert table is not None
+    fw = patched_firmware(example_firmware, tmp_path, "empty.elf", "<I", table.offset + 4, 0)  # num
+    assert main(["rsc", "check", str(fw)]) == 0
+    assert main(["load", "--platform", "sim", str(fw)]) == 0
+    assert "no vdev in the resource table: no rpmsg channels" in capsys.readouterr().out
+    for command in (["load", "--send", "rpmsg-echo:hi"], ["ping"]):
+        assert main([*command, "--platform", "sim", str(fw)]) == 1
+        err = capsys.readouterr().err
+        assert (
+            err == f"rproc: error: {fw}: its resource table has no vdev (0 entries): it runs, but there is no "
+            "rpmsg device to talk to\n"
+        )
+    assert shm_files_of_this_process() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["ping", "-s", "1000", "-c", "1"], "rproc: error: rpmsg: 1000 bytes do not fit a 512-byte buffer"),
+        (["ping", "--channel", "nope", "--timeout", "0.5"], "rproc: error: rpmsg: timed out: no channel 'nope'"),
+        (["load", "--send", "nope:x", "--timeout", "0.5"], "rproc: error: rpmsg: timed out: no channel 'nope'"),
+        (["trace", "--send", "nope:x", "--seconds", "0.5"], "rproc: error: rpmsg: timed out: no channel 'nope'"),
+    ],
+)
+def test_rpmsg_errors_are_one_line_and_exit_1(
+    example_firmware: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    """Before: RpmsgTimeout and MessageTooLong reached the user as tracebacks."""
+    assert main([*args, "--platform", "sim", str(example_firmware)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err

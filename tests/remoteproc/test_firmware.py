@@ -163,3 +163,56 @@ def test_random_corruption_gives_only_firmware_errors(example_firmware: Path, tm
         path.write_bytes(bytes(data[: rng.randint(1, len(data))] if rng.random() < 0.2 else data))
         with contextlib.suppress(FirmwareError):
             firmware_info(path)
+
+
+def patched(src: Path, tmp_path: Path, name: str, *edits: tuple[str, int, int]) -> Path:
+    """A copy of ``src`` with each (struct format, file offset, value) written into it."""
+    data = bytearray(src.read_bytes())
+    for fmt, offset, value in edits:
+        struct.pack_into(fmt, data, offset, value)
+    out = tmp_path / name
+    out.write_bytes(bytes(data))
+    return out
+
+
+def phdr(path: Path, index: int, field: str) -> int:
+    """File offset of an Elf32_Phdr field of segment ``index``."""
+    phoff = struct.unpack_from("<I", path.read_bytes(), 0x1C)[0]
+    return phoff + 32 * index + {"p_vaddr": 8, "p_paddr": 12, "p_filesz": 16, "p_memsz": 20}[field]
+
+
+def test_segment_problems_are_error_findings_by_the_loaders_rule(example_firmware: Path, tmp_path: Path) -> None:
+    """No program headers, two overlapping segments, a segment past 4 GiB: each an ERROR finding of info (and so
+    of load and rsc check), worded by the one rule the loader refuses them by."""
+    from remoteproc.loader import segment_problems
+
+    fw = example_firmware
+    cases = {
+        "nophdr.elf": (("<H", 44, 0),),  # e_phnum
+        "overlap.elf": (("<I", phdr(fw, 2, "p_paddr"), 0x10000010),),
+        "wrap.elf": (("<I", phdr(fw, 2, "p_paddr"), 0xFFFFF000),),  # + memsz 0x2000: past 0x100000000
+    }
+    expected = {
+        "nophdr.elf": "no loadable segment (no PT_LOAD with a memsz): nothing to load",
+        "overlap.elf": "segments 0 (0x10000000..",
+        "wrap.elf": "segment 2 (0xfffff000 + memsz 0x2000) ends at 0x100001000, past the top of the 32-bit address",
+    }
+    for name, edits in cases.items():
+        path = patched(fw, tmp_path, name, *edits)
+        info = firmware_info(path)
+        assert info.findings
+        assert all(f.severity is Severity.ERROR for f in info.findings)
+        assert expected[name] in info.findings[0].message
+        assert [f.message for f in info.findings] == segment_problems(info.elf)
+
+
+def test_resource_table_section_larger_than_the_cap(example_firmware: Path, tmp_path: Path) -> None:
+    path = copy(example_firmware, tmp_path)
+    shdr, table_at = section_header_offset(path, ".resource_table")
+    size = (16 << 20) + 4
+    with path.open("r+b") as f:
+        f.truncate(table_at + size)  # sparse: the file really has that many bytes
+        f.seek(shdr + 20)
+        f.write(struct.pack("<I", size))
+    with pytest.raises(FirmwareError, match=r"section .resource_table is 16777220 bytes, larger than the 16777216"):
+        firmware_info(path)

@@ -4,6 +4,7 @@ rpmsg char device's one-message-per-read/write semantics on a SOCK_SEQPACKET pai
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -70,6 +71,19 @@ def test_custom_firmware_path(tmp_path: Path, example_firmware: Path) -> None:
     param.write_text("/opt/fw\n")
     LinuxRemoteproc.find(0, tmp_path).load(example_firmware)
     assert (tmp_path / "opt/fw/minimal.elf").exists()
+
+
+def test_firmware_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    """Copied with shutil before: a FIFO blocked the copy until a writer came; now refused at once, naming it."""
+    fake_sysfs(tmp_path, "m4")
+    rp = LinuxRemoteproc.find(0, tmp_path)
+    fifo = tmp_path / "fw.elf"
+    os.mkfifo(fifo)
+    with pytest.raises(RemoteprocError, match=r"fw.elf: a FIFO, not a regular file"):
+        rp.load(fifo)
+    with pytest.raises(RemoteprocError, match=r"missing.elf: No such file or directory"):
+        rp.load(tmp_path / "missing.elf")
+    assert not (tmp_path / "lib/firmware").exists()
 
 
 def test_unknown_state_is_reported(tmp_path: Path) -> None:

@@ -141,3 +141,24 @@ def test_filesz_larger_than_memsz(example_firmware: Path, tmp_path: Path) -> Non
     bad.write_bytes(bytes(data))
     with pytest.raises(FirmwareError, match="segment 2: filesz 0xc8 is larger than memsz 0x10"):
         load_segments(bad, read_elf(bad), memory(*AN505))
+
+
+def test_no_loadable_segment_is_refused(example_firmware: Path, tmp_path: Path) -> None:
+    """An ELF without program headers loads nothing: refused as Linux's rproc_elf_sanity_check does."""
+    data = bytearray(example_firmware.read_bytes())
+    struct.pack_into("<H", data, 44, 0)  # e_phnum
+    bad = tmp_path / "nophdr.elf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FirmwareError, match=r"nophdr.elf: no loadable segment \(no PT_LOAD with a memsz\)"):
+        load_segments(bad, read_elf(bad), memory(*AN505))
+
+
+def test_segment_wrapping_past_4_gib(example_firmware: Path, tmp_path: Path) -> None:
+    data = bytearray(example_firmware.read_bytes())
+    phoff = struct.unpack_from("<I", data, 0x1C)[0]
+    struct.pack_into("<I", data, phoff + 2 * 32 + 12, 0xFFFFF000)  # segment 2 (memsz 0x2000) at the top
+    bad = tmp_path / "wrap.elf"
+    bad.write_bytes(bytes(data))
+    top = memory(*AN505[:2], ("top", 0xFFFFF000, 0x1000))
+    with pytest.raises(FirmwareError, match="ends at 0x100001000, past the top of the 32-bit address space"):
+        load_segments(bad, read_elf(bad), top)

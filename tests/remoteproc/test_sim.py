@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from remoteproc.boards import MPS2_AN505
+from remoteproc.errors import RemoteprocError
 from remoteproc.lifecycle import State, StateError
 from remoteproc.platforms.sim import SimPlatform
 from remoteproc.rproc import RemoteProc
@@ -142,3 +143,33 @@ def test_demo_command(example_firmware: Path) -> None:
     assert "round trip, 16 bytes, 200 times: p50" in res.stdout
     assert "stopped: offline" in res.stdout
     assert time.monotonic() - start < 60
+
+
+def test_remote_that_exits_is_seen_at_once_and_told_in_one_line(capfd: pytest.CaptureFixture[str]) -> None:
+    """The remote dies before connecting (here: no table where it was told to look): the host says so with the
+    exit status and the remote's own one-line error, without waiting out the timeout (before: 30 s here, then
+    "did not come up"), no traceback shown, and its shared file removed."""
+    platform = SimPlatform(MPS2_AN505)
+    try:
+        platform.start(0x80000000, 0x100)  # nothing was written there: version 0
+        with pytest.raises(RemoteprocError) as err:
+            platform.connect(timeout=30)
+    finally:
+        platform.close()
+    message = str(err.value)
+    assert message.startswith("the simulated remote exited with status 1 before it connected: sim remote: ")
+    assert "ParseError: field ver, offset 0x0: version 0 is not a resource table version" in message
+    assert "\n" not in message
+    assert "Traceback" not in capfd.readouterr().err
+    assert not platform.path.exists()
+
+
+def test_failed_start_leaves_no_shared_file(rp: RemoteProc, example_firmware: Path) -> None:
+    """A start that fails after the rings are set up: the host's views of the shared memory are let go, so
+    close unmaps and removes its file (before: BufferError from close, the 22 MB file left; the fixture checks)."""
+    rp.load(example_firmware)
+    start = rp.platform.start
+    rp.platform.start = lambda da, size: start(da + 4, size)  # type: ignore[method-assign]
+    with pytest.raises(RemoteprocError, match="exited with status 1 before it connected: sim remote: ParseError"):
+        rp.start()
+    assert rp.state is State.OFFLINE

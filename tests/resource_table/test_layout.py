@@ -63,6 +63,22 @@ def test_plan_refuses_what_cannot_work() -> None:
     assert err.value.field == "rx_count"
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"base": -1}, "base", "base -1 is negative"),
+        ({"vring_num": 65536}, "num", "a vring has at most 32768"),
+        ({"vring_count": 100_000_000}, "vring_count", "must be 1 to 255"),  # before: planned ring by ring
+        ({"rx_count": -5}, "rx_count", "cannot be negative"),
+        ({"tx_count": -1}, "tx_count", "cannot be negative"),
+    ],
+)
+def test_plan_refuses_values_no_vdev_can_hold(kwargs: dict[str, int], field: str, words: str) -> None:
+    with pytest.raises(ResourceTableError, match=words) as err:
+        plan_layout(**{"base": 0x80000000, **kwargs})
+    assert err.value.field == field
+
+
 def test_check_regions_finds_overlap_misalignment_and_outside() -> None:
     found = check_regions(
         [Region("a", 0x1000, 0x100, 0x1000), Region("b", 0x10F0, 0x20), Region("c", 0x2001, 8, 4)],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +139,60 @@ def test_implied_c_fields_that_disagree_are_refused(change: Any, field: str) -> 
     with pytest.raises(SpecError) as err:
         from_dict(data)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "field"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "json", None),  # the decoder itself overflows
+        ("a = " + "[" * 100_000 + "]" * 100_000, "toml", None),
+        ("a = " + "{b=" * 10_000 + "1" + "}" * 10_000, "toml", None),
+        (
+            '{"entries": [{"type": "trace", "len": 1, "da": ' + "[" * 900 + "]" * 900 + "}]}",
+            "json",
+            "entries[0].da[0][0]",
+        ),
+        ('{"entries": [{"type": "vdev", "id": 7, "vrings": [{"num": [[1]]}]}]}', "json", "entries[0].vrings[0].num"),
+    ],
+)
+def test_deep_nesting_is_a_spec_error(text: str, fmt: str, field: str | None) -> None:
+    """Deeper than a description can be (5 levels): a SpecError naming where, never a RecursionError."""
+    with pytest.raises(SpecError, match="nested deeper than the 5 levels a table description has") as err:
+        loads_spec(text, fmt)
+    assert err.value.field == field
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    with pytest.raises(SpecError) as err:
+        from_dict({"entries": [{"type": "trace", "da": 1, "len": 1, "name": list(range(100_000))}]})
+    assert "got [0, 1, 2, 3, 4, 5, ...]" in str(err.value) and len(str(err.value)) < 200
+
+
+def _open_for_writing(fifo: Path) -> None:
+    """Unblock a reader waiting in open() on ``fifo`` (it then reads end of file); nothing if none waits."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_fifo_or_a_device_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO would block the open until a writer comes: refused before reading, naming the file and what it is."""
+    fifo = tmp_path / "spec.json"
+    os.mkfifo(fifo)
+    watchdog = threading.Timer(10, _open_for_writing, (fifo,))  # a regression fails instead of hanging
+    watchdog.start()
+    try:
+        with pytest.raises(SpecError, match=r"spec.json: a FIFO, not a regular file"):
+            load_spec(fifo)
+    finally:
+        watchdog.cancel()
+    with pytest.raises(SpecError, match="/dev/null: a character device, not a regular file"):
+        load_spec("/dev/null")
+    big = tmp_path / "big.json"
+    with big.open("wb") as f:
+        f.truncate((16 << 20) + 1)
+    with pytest.raises(SpecError, match=r"big.json: 16777217 bytes, larger than the 16777216 bytes \(16 MiB\)"):
+        load_spec(big)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"entries": [], "x": "\xe9"}')
+    with pytest.raises(SpecError, match=r"latin.json: not UTF-8 text \(byte 0x16 is 0xe9\)"):
+        load_spec(latin)

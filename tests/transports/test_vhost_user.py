@@ -297,3 +297,17 @@ def test_any_byte_stream_only_our_error(
     stream = b"".join(vu.HEADER.pack(r, 1 | (i & 1) << 3, size) + noise[:size] for i, r in enumerate(requests))
     with contextlib.suppress(vu.VhostUserProtocolError):
         fed_backend.feed(stream + noise)
+
+
+def test_feed_takes_a_stream_larger_than_a_socket_buffer(fed_backend: VhostUserBackend) -> None:
+    """feed() parses from memory: 1.2 MB of requests (far more than a socketpair holds) are all answered, in a
+    thread given 60 s (before, feed wrote its whole input into a socketpair first and blocked there for good)."""
+    stream = vu.HEADER.pack(vu.Request.GET_FEATURES, 1, 0) * 100_001  # 1,200,012 bytes
+    replies: list[list[bytes]] = []
+    worker = threading.Thread(target=lambda: replies.append(fed_backend.feed(stream)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "feed() blocked on its own input"
+    [answers] = replies
+    assert len(answers) == 100_001
+    assert {vu.HEADER.unpack_from(r)[0] for r in answers} == {vu.Request.GET_FEATURES}

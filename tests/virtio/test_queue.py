@@ -202,3 +202,19 @@ def test_closed_queue_refuses_use(backend: str) -> None:
     p.drv.close()  # idempotent
     with pytest.raises(LocalError, match="queue 0 is closed"):
         p.drv.add([Buf(BUF_DA, 8)], token=1)
+
+
+def test_write_too_much_names_the_descriptor_slot(backend: str) -> None:
+    """The message names the descriptor's slot in the table (Desc is a NamedTuple: desc.index is tuple.index)."""
+    p = make_pair(backend)
+    p.drv.add([Buf(BUF_DA, 16), Buf(BUF_DA + 0x100, 8, write=True)], token=1)
+    p.drv.publish()
+    chain = p.dev.pop()
+    assert chain is not None
+    with pytest.raises(LocalError) as err:
+        p.dev.write(chain.descs[1], bytes(9))
+    assert str(err.value).startswith(
+        f"queue 0: 9 bytes do not fit writable descriptor {chain.descs[1].slot} (8 bytes, flags 0x2)"
+    )
+    with pytest.raises(LocalError, match=f"descriptor {chain.descs[0].slot} \\(16 bytes, flags 0x1\\)"):
+        p.dev.write(chain.descs[0], b"x")  # readable only
