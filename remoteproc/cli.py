@@ -72,8 +72,19 @@ def _dialect(text: str) -> Dialect:
 # commands
 
 
+def _write_svg(path: str, svg: str) -> None:
+    try:
+        Path(path).write_text(svg)
+    except OSError as exc:
+        raise RemoteprocError(f"{path}: cannot write the picture: {exc.strerror}") from None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     info = firmware_info(args.firmware, dialect=args.dialect)
+    if args.svg:
+        from remoteproc.memory_map import firmware_regions, render_svg
+
+        _write_svg(args.svg, render_svg(firmware_regions(info), f"{Path(args.firmware).name}: memory map"))
     if args.json:
         print(json.dumps(info_to_dict(info), indent=2))
     else:
@@ -217,6 +228,11 @@ def cmd_layout(args: argparse.Namespace) -> int:
     )
     window = Region("window", args.base, args.window_size) if args.window_size is not None else None
     findings = check_regions(layout.regions, window=window)
+    if args.svg:
+        from remoteproc.memory_map import layout_regions, render_svg
+
+        shown = (window.start, window.size) if window is not None else None
+        _write_svg(args.svg, render_svg(layout_regions(layout, shown), f"rpmsg layout from {layout.base:#x}"))
     if args.json:
         out: dict[str, Any] = {
             "base": f"{layout.base:#x}",
@@ -749,6 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
     p.add_argument("firmware")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--svg", metavar="FILE", help="also draw the memory map (segments, table, resources) as SVG")
     dialect_arg(p)
     p.set_defaults(func=cmd_info)
 
@@ -848,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tx-size", type=_int, default=512, help="bytes per send buffer (default 512)")
     p.add_argument("--buffer-align", type=_int, default=64, help="alignment of each buffer pool (default 64)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--svg", metavar="FILE", help="also draw the memory map (vring parts, buffer pools) as SVG")
     p.set_defaults(func=cmd_layout)
     return parser
 
