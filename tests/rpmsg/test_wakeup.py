@@ -157,7 +157,7 @@ def test_a_receive_that_finds_a_message_while_asking_for_kicks_leaves_no_sleeper
                 sender.sendto(b"to a", a.addr)
 
         class Hooked(Endpoint):
-            @property  # type: ignore[override]
+            @property
             def _timeout(self) -> float | None:
                 inject()
                 value: float | None = self.__dict__.get("_timeout_value")
