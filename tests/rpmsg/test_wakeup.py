@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from rpmsg import Profile, RpmsgDevice, loopback_pair
+from rpmsg import Profile, RpmsgDevice, RpmsgTimeout, loopback_pair
 from rpmsg.device import Endpoint, WaitMode
 from rpmsg.shm import host_over_shm
 from tests.rpmsg.wakeup_peer import (
@@ -79,7 +79,11 @@ def doorbell(request: pytest.FixtureRequest, host_path: str) -> str:
 
 
 def _pair(doorbell: str, wait: WaitMode) -> tuple[RpmsgDevice, RpmsgDevice]:
-    return loopback_pair(PROFILE, wait=wait, eventfd=doorbell != "c-path", event_idx=doorbell.endswith("event-idx"))
+    host, remote = loopback_pair(
+        PROFILE, wait=wait, eventfd=doorbell != "c-path", event_idx=doorbell.endswith("event-idx")
+    )
+    remote.doorbell.wait(0)  # the host's start kick: a first sleeper would wake to it at a moment of its choosing
+    return host, remote
 
 
 CASES = [(2, "forward"), (2, "reverse"), (2, "one-by-one"), (4, "shuffled"), (4, "one-by-one"), (8, "shuffled")]
@@ -208,6 +212,54 @@ def test_a_receive_that_finds_a_message_while_asking_for_kicks_leaves_no_sleeper
             pytest.fail(f"lost wake-up: b still asleep after {WATCHDOG} s; {ring_state(receiving)}")
         assert got[b.addr] == (b"to b", sender.addr)
         assert injected.is_set() == (host_path == "c-path")
+    finally:
+        host.close()
+        remote.close()
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_a_busy_poller_leaves_the_kicks_on_while_another_thread_sleeps_on_the_doorbell(
+    doorbell: str, role: str
+) -> None:
+    """The wait mode is the device's and may change while a thread sleeps: a thread that then busy-polls turns
+    the kicks off to spare the peer its doorbell writes, but not while another thread sleeps on the doorbell
+    (the general path's rule too)."""
+    host, remote = _pair(doorbell, "block")
+    receiving, sending = (host, remote) if role == "host" else (remote, host)
+    try:
+        a = receiving.endpoint(addr=BASE)
+        b = receiving.endpoint(addr=BASE + 1)
+        sender = sending.endpoint(addr=SENDER_BASE)
+        got: dict[int, tuple[bytes, int] | BaseException] = {}
+
+        def receive(ep: Endpoint) -> None:
+            try:
+                got[ep.addr] = ep.recvfrom()
+            except BaseException as exc:  # reported by the test
+                got[ep.addr] = exc
+
+        ta = threading.Thread(target=receive, args=(a,), daemon=True)
+        ta.start()
+        _wait_until(_asleep(receiving, 1), receiving, "a asleep on the doorbell")
+        receiving.wait_mode = "busy"
+        asked_off = threading.Event()
+        kicks = receiving._kicks
+
+        def noted(on: bool) -> bool:
+            if not on:
+                asked_off.set()
+            return kicks(on)
+
+        receiving._kicks = noted  # type: ignore[method-assign]
+        b.settimeout(0.05)  # b busy-polls for a while and leaves with nothing: nobody else wakes a
+        with pytest.raises(RpmsgTimeout):
+            b.recvfrom()
+        assert asked_off.is_set()
+        sender.sendto(b"to a", a.addr)
+        ta.join(timeout=WATCHDOG)
+        if ta.is_alive():
+            pytest.fail(f"lost wake-up: a still asleep after {WATCHDOG} s; {ring_state(receiving)}")
+        assert got[a.addr] == (b"to a", sender.addr)
     finally:
         host.close()
         remote.close()
