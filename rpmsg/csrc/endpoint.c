@@ -624,7 +624,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			       : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
 		if (rc < 0 && rc != RPF_GENERAL)
 			return failed(g, s_recv_failed, rc, release);
-		if (arm) /* what the ring says: asking (arm > 0) found messages first and left the kicks off */
+		if (arm) /* what the ring says: asking (arm > 0) that found messages first left the kicks off */
 			g->kicks_on = !g->rx->pad;
 		if (rc > 0)
 			break;
