@@ -322,15 +322,15 @@ class RpmsgDevice:
                     return None
                 # Blocking: the peer's kicks are asked for only while this thread sleeps (as "spin" does after
                 # its spin), so a reply that finds us awake costs the peer no doorbell write. Asking and looking
-                # once more is one C call.
-                arm = 1 if armed else -1 if block and self._kicks_on else 0
+                # once more is one C call. They stay on while another thread sleeps on the doorbell.
+                arm = 1 if armed else -1 if block and self._kicks_on and self._doorbell_owner is None else 0
                 try:
                     n = fast.recv(arm)
                 except RemoteProtocolError as exc:
                     self._fail(exc)
                     raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
                 if arm:
-                    self._kicks_on = arm > 0
+                    self._kicks_on = fast.kicks_on()  # asking may have found messages first: then still off
                 if n == fastpath.GENERAL:
                     return None
                 if n:
@@ -577,8 +577,12 @@ class RpmsgDevice:
             self._kicks(on)
 
     def _kicks(self, on: bool) -> bool:
-        """Turn the peer's kicks for new messages on or off; True if messages are already waiting."""
+        """Turn the peer's kicks for new messages on or off; True if messages are already waiting. Never off
+        while another thread (or the pump) sleeps on the doorbell: it waits for exactly those kicks."""
         if on == self._kicks_on:
+            return False
+        owner = self._doorbell_owner
+        if not on and (self._pump is not None or (owner is not None and owner is not threading.current_thread())):
             return False
         self._kicks_on = on
         try:

@@ -128,6 +128,11 @@ class _FastPath:
             return None
         return self._view[HEADER_SIZE : HEADER_SIZE + min(length, bufsize)].tobytes(), src
 
+    def kicks_on(self) -> bool:
+        """Whether the peer is asked to kick us for new messages: the receive ring's own flag, after a
+        :meth:`recv` with ``arm`` (one that found messages before asking leaves them off)."""
+        return not self._recv_vq.suppressed
+
     def wait(self, spin_ns: int, block: bool, timeout_ns: int, *, watch_send: bool = False) -> int:
         """Spin on the receive ring (``watch_send``: the send ring, for free buffers) up to ``spin_ns``, then
         (``block``) sleep on the doorbell up to ``timeout_ns`` (-1: no limit). Returns TIMEOUT, READY, KICKED,

@@ -511,6 +511,20 @@ static int may_sleep(Gate *g, EndpointBase *e)
 	return none;
 }
 
+/* Whether another thread owns the doorbell: it sleeps there with the peer's kicks asked for, so they must stay
+ * on (docs/rpmsg.md, "Waking up"). An error counts as owned: leaving the kicks on is always safe. */
+static int doorbell_owned(Gate *g)
+{
+	PyObject *owner = g->device ? PyObject_GetAttr(g->device, s_doorbell_owner) : NULL;
+	if (!owner) {
+		PyErr_Clear();
+		return 1;
+	}
+	int owned = owner != Py_None;
+	Py_DECREF(owner);
+	return owned;
+}
+
 #define SLEEP_UNLOCKED -2 /* an error, and the lock is not held (interrupted while taking it back) */
 
 /* Sleep on the doorbell without the lock and the GIL, as RpmsgDevice._doorbell_owned + _block do: own the
@@ -601,16 +615,17 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		return NULL;
 	}
 	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
-	 * before sleeping. */
-	int arm = g->block && g->kicks_on ? -1 : 0;
+	 * before sleeping; but never while another thread sleeps on the doorbell (it would sleep through every
+	 * message: issue 17's lost wake-up). Only checked when the kicks are on: not in a lone receiver's loop. */
+	int arm = g->block && g->kicks_on && !doorbell_owned(g) ? -1 : 0;
 	int rc;
 	for (;;) {
 		rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, arm, g->kick_fd)
 			       : rpf_recv(g->rx, g->out, g->out_cap, g->lens, g->rx_count, g->rx_size, arm);
 		if (rc < 0 && rc != RPF_GENERAL)
 			return failed(g, s_recv_failed, rc, release);
-		if (arm)
-			g->kicks_on = arm > 0;
+		if (arm) /* what the ring says: asking (arm > 0) that found messages first left the kicks off */
+			g->kicks_on = !g->rx->suppressed;
 		if (rc > 0)
 			break;
 		int may = rc == 0 ? may_sleep(g, e) : 0;
@@ -643,7 +658,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			*handled = 0;
 			return NULL;
 		}
-		arm = -1;
+		arm = -1; /* we held the doorbell and hold the lock again: nobody else sleeps on it */
 	}
 	if (rc & RPF_NOTIFY) { /* the peer wants to hear of the buffers re-posted (host) or given back (remote) */
 		uint64_t one = 1;

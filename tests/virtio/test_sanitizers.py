@@ -99,6 +99,7 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "RPROC_VRING_MODULE": str(build_sanitized("virtio._build_vring", tmp_path / "engine")),
         "RPROC_RPMSG_FASTPATH_MODULE": str(build_sanitized("rpmsg._build_fastpath", tmp_path / "fastpath")),
         "RPROC_RPMSG_ENDPOINT_MODULE": str(build_sanitized_endpoint(tmp_path / "endpoint")),
+        "RPROC_WAKEUP_MESSAGES": "2000",  # the many-thread wake-up stress, sanitized: the C sleep under contention
     }
     tests = [
         "tests/rpmsg/test_suite.py",
@@ -106,5 +107,6 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_endpoint_c.py",
         "tests/rpmsg/test_quirks.py",
         "tests/rpmsg/test_ring_rules.py",
+        "tests/rpmsg/test_wakeup.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)
