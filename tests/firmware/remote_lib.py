@@ -1,7 +1,9 @@
 """The firmware's C rpmsg remote library (firmware/lib/rpmsg_remote.c with virtio/csrc/vring.c) built for this
 host through cffi, so tests can drive it against rproc's Python host in one process, and under sanitizers.
 
-RPROC_REMOTE_LIB=/path/to/module.so loads another build (the sanitizer test makes one with ASan/UBSan)."""
+RPROC_REMOTE_LIB=/path/to/module.so loads another build (the sanitizer test makes one with ASan/UBSan), and
+RPROC_REMOTE_LIB_WIDE another build of the "wide" variant: the differential test's, with a bounce buffer as large
+as the Python remote's batch buffer (64 KiB) so that both take the same chained messages."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from cffi import FFI
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "_rproc_remote_lib"
+VARIANTS = {"": [], "wide": ["-DRPMSG_BOUNCE_SIZE=65536u"]}
 
 CDEF = """
 struct rp_region { uint64_t da; uint64_t size; uint8_t *host; };
 struct fw_rsc_vdev { ...; };
-struct rp_vq { uint8_t broken; int32_t err; uint32_t err_where; uint64_t err_value; ...; };
+struct rp_vq { uint8_t broken; uint16_t last_avail; uint16_t used_shadow; uint16_t used_signalled; int32_t err;
+              uint32_t err_where; uint64_t err_value; ...; };
 struct rpmsg_remote { struct rp_vq to_host; struct rp_vq from_host; uint32_t dropped; uint8_t has_spare; ...; };
 struct rpmsg_ept { uint32_t addr; void *priv; ...; };
 typedef void (*rpmsg_cb)(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data,
@@ -49,23 +53,23 @@ RPMSG_ERR_BAD_BUFFER = -26
 ADDR_ANY = 0xFFFFFFFF
 
 
-def builder(extra: list[str] | None = None) -> FFI:
+def builder(extra: list[str] | None = None, variant: str = "") -> FFI:
     ffi = FFI()
     ffi.cdef(CDEF)
     ffi.set_source(
-        NAME,
+        NAME + variant,
         '#include "rproc/rpmsg_remote.h"',
         sources=[str(REPO / "firmware/lib/rpmsg_remote.c"), str(REPO / "virtio/csrc/vring.c")],
         include_dirs=[str(REPO / "firmware/include"), str(REPO / "virtio/csrc")],
-        extra_compile_args=["-std=c11", "-O1", "-g", *(extra or [])],
+        extra_compile_args=["-std=c11", "-O1", "-g", *VARIANTS[variant], *(extra or [])],
         extra_link_args=list(extra or []),
     )
     return ffi
 
 
-def build(out_dir: Path, extra: list[str] | None = None) -> Path:
-    builder(extra).compile(tmpdir=str(out_dir))
-    return next(out_dir.glob(f"{NAME}*.so"))
+def build(out_dir: Path, extra: list[str] | None = None, variant: str = "") -> Path:
+    builder(extra, variant).compile(tmpdir=str(out_dir))
+    return next(out_dir.glob(f"{NAME + variant}.*so"))
 
 
 def load_module(name: str, path: str | Path) -> Any:
@@ -86,9 +90,9 @@ def compile_and_load(ffi: FFI, name: str) -> Any:
 
 
 @functools.cache
-def load() -> Any:
-    path = os.environ.get("RPROC_REMOTE_LIB")
-    mod = load_module(NAME, path) if path else compile_and_load(builder(), NAME)
+def load(variant: str = "") -> Any:
+    path = os.environ.get("RPROC_REMOTE_LIB" + (f"_{variant.upper()}" if variant else ""))
+    mod = load_module(NAME + variant, path) if path else compile_and_load(builder(variant=variant), NAME + variant)
     ffi = mod.ffi
 
     # Callbacks that find their Python state through a handle (ept->priv, kick_ctx): any number of remotes.
@@ -126,8 +130,8 @@ class FirmwareRemote:
     messages delivered to its endpoints land in :attr:`received` as (src, endpoint, payload), kicks in
     :attr:`kicks`."""
 
-    def __init__(self, memory: bytearray, base: int) -> None:
-        self.mod = load()
+    def __init__(self, memory: bytearray, base: int, variant: str = "") -> None:
+        self.mod = load(variant)
         self.ffi, self.lib = self.mod.ffi, self.mod.lib
         self.memory = memory
         self.received: list[tuple[int, int, bytes]] = []
