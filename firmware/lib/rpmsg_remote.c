@@ -140,15 +140,19 @@ static int take(struct rp_vq *vq, uint16_t *head, struct rp_desc *first)
 	return n < 0 ? RPMSG_ERR_RING : n;
 }
 
-/* Descriptor d as it is now: the host may rewrite it at any time, so whoever uses it checks it. */
+/* Descriptor d as it is now: the host may rewrite it at any time, so whoever uses it checks it. Relaxed atomic
+ * loads, as the engine reads shared fields (the table is 16-byte aligned: single LDR/LDRH). */
 static void read_desc(const struct rp_vq *vq, uint16_t d, uint64_t *addr, uint32_t *len, uint16_t *flags,
 		      uint16_t *next)
 {
 	const volatile uint8_t *p = vq->desc + 16u * (uint32_t)d;
-	*addr = (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
-	*len = get32(p + 8);
-	*flags = (uint16_t)get16(p + 12);
-	*next = (uint16_t)get16(p + 14);
+	const volatile uint32_t *w = (const volatile uint32_t *)(const volatile void *)p;
+	const volatile uint16_t *h = (const volatile uint16_t *)(const volatile void *)(p + 12);
+	*addr = (uint64_t)__atomic_load_n(&w[0], __ATOMIC_RELAXED) |
+		((uint64_t)__atomic_load_n(&w[1], __ATOMIC_RELAXED) << 32);
+	*len = __atomic_load_n(&w[2], __ATOMIC_RELAXED);
+	*flags = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
+	*next = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
 }
 
 /* Walk `count` descriptors of a chain the engine validated and took, from `head`. With `out` 0: the bytes of the
