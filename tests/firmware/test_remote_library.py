@@ -301,3 +301,22 @@ def test_a_buffer_the_remote_cannot_write_is_returned_unused() -> None:
     assert r.fw.send(1024, 99, b"x") == RPMSG_ERR_BAD_BUFFER
     assert [(u.token, u.len) for u in r.rx.get_used()] == [(3, 0)]
     assert r.fw.broken() == (False, False)
+
+
+def test_a_chained_message_past_the_bounce_buffer_is_dropped_and_the_ring_goes_on() -> None:
+    """A message split over descriptors is gathered into RPMSG_BOUNCE_SIZE (512) bytes: a larger chain is dropped
+    (counted), returned with used.len = its bytes, and the next message is delivered."""
+    r = rig(GOOD)
+    assert r.tx is not None
+    assert r.fw.create_ept(b"", 1024) == (RPMSG_OK, 1024)
+    big = pack_header(5, 1024, 600) + bytes(600)
+    r.mem.write(RIG_POOL, big)
+    r.tx.add([Buf(RIG_POOL, 300), Buf(RIG_POOL + 300, len(big) - 300)], token=1)
+    small = pack_header(6, 1024, 3) + b"abc"
+    r.mem.write(RIG_POOL + 0x400, small)
+    r.tx.add([Buf(RIG_POOL + 0x400, 10), Buf(RIG_POOL + 0x40A, 9)], token=2)
+    r.tx.publish()
+    assert r.fw.poll() == 2
+    assert r.fw.dropped == 1
+    assert r.fw.received == [(6, 1024, b"abc")]
+    assert [(u.token, u.len) for u in r.tx.get_used()] == [(1, 616), (2, 19)]
