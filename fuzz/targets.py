@@ -109,6 +109,90 @@ def serial_link(data: bytes) -> None:
         core.transmit(i / 1000)
 
 
+_FW_BASE = 0x80000000
+_FW_SIZE = 0x2000
+_GUARD = b"\xa5" * 64
+_FW_RESULTS = {0, -20, -21, -24, -25, -26}  # RPMSG_OK and the RPMSG_ERR_* rpmsg_send may return
+
+
+def _fw_vring(raw: int, what: str) -> int:
+    """A table value from 4 fuzz bytes: mostly one a host could write (in the region, a power of two), else any."""
+    if raw >> 31:
+        return raw
+    if what == "da":
+        return _FW_BASE + (raw & 0x1FF0) - (0x100 if raw & 0x10000 else 0)
+    return 1 << (raw & (15 if what == "align" else 7))
+
+
+def fwlib_ring(data: bytes) -> None:
+    """A host's resource table and ring memory, anything at all, given to the firmware library's remote
+    (firmware/lib/rpmsg_remote.c; tests/virtio/test_sanitizers.py runs this target on an ASan/UBSan build):
+    rpmsg_remote_init sets up or refuses, rpmsg_poll and rpmsg_send return one of their codes, and nothing is
+    read or written outside the region (ASan; guard bytes on both sides)."""
+    from tests.firmware.remote_lib import load, write_table
+
+    mod = load()
+    ffi, lib = mod.ffi, mod.lib
+    head = data[:26].ljust(26, b"\0")
+    raw = [int.from_bytes(head[i : i + 4], "little") for i in range(0, 24, 4)]
+    backing = bytearray(_GUARD + bytes(_FW_SIZE) + _GUARD)
+    region = memoryview(backing)[len(_GUARD) : len(_GUARD) + _FW_SIZE]
+    table = bytearray(0x100)
+    vrings = [(_fw_vring(raw[3 * i], "da"), _fw_vring(raw[3 * i + 1], "align"), _fw_vring(raw[3 * i + 2], "num"))
+              for i in range(2)]  # fmt: skip
+    write_table(table, vrings, gfeatures=0, status=head[24])
+    region[0x100 : 0x100 + len(data) - 26] = data[26 : 26 + _FW_SIZE - 0x100]  # rings and buffers: garbage
+    region[: len(table)] = table
+    host = ffi.from_buffer("uint8_t[]", backing, require_writable=True) + len(_GUARD)
+    rp_region = ffi.new("struct rp_region *", {"da": _FW_BASE, "size": _FW_SIZE, "host": host})
+    remote = ffi.new("struct rpmsg_remote *")
+    vdev = ffi.cast("struct fw_rsc_vdev *", host + 20)
+    rc = lib.rpmsg_remote_init(remote, vdev, rp_region, ffi.NULL, ffi.NULL)
+    assert rc in (0, -23, -24), rc  # OK, NOT_READY, RING
+    if rc == 0:
+        ept, got = ffi.new("struct rpmsg_ept *"), []  # type: ignore[var-annotated]
+        handle = ffi.new_handle(got)
+        assert lib.rpmsg_create_ept(remote, ept, b"", 1024, lib.py_record, handle) == 0  # no name: no announce
+        for size in (head[25], 0, 600):
+            assert lib.rpmsg_poll(remote) >= -25
+            assert lib.rpmsg_send(remote, 1024, 53, bytes(size), size) in _FW_RESULTS
+    assert backing[: len(_GUARD)] == _GUARD and backing[-len(_GUARD) :] == _GUARD
+
+
+def mirror(data: bytes) -> None:
+    """A peer's messages (a length byte, then the message) into the firmware's C mirror (firmware/lib/mirror.c;
+    ASan/UBSan build in tests/virtio/test_sanitizers.py) and its Python twin: both apply or refuse each alike,
+    their windows stay equal, and their next flushes send the same messages."""
+    from tests.firmware.mirror_lib import MIRROR_ERR_RANGE, CMirror
+    from transports.errors import AddressError
+    from transports.mirror import Mirror, MirrorError
+
+    window = 0x400
+    ranges, index = [(0x40, 0x80), (0x200, 0x100)], [0x42, 0x202, 0x244]
+    py_mem, c_window = bytearray_memory(window), bytearray(window)
+    py, c = Mirror(py_mem, ranges, index_fields=index, max_payload=64), CMirror(c_window, 0, ranges, index, 64)
+    pos = 0
+    while pos < len(data):
+        n = data[pos]
+        message, pos = data[pos + 1 : pos + 1 + n], pos + 1 + n
+        got = c.apply(message)
+        try:
+            want = py.apply(message)
+        except AddressError:
+            assert got == MIRROR_ERR_RANGE, (message, got)
+            continue
+        except MirrorError:
+            assert got < -1 and got != MIRROR_ERR_RANGE, (message, got)
+            continue
+        assert got == (-1 if want is None else want), (message, got, want)
+        if data[pos - 1 : pos] == b"\xff":  # now and then this side writes too, and both flush
+            py_mem.write(0x40, message[:0x80])
+            c_window[0x40 : 0x40 + len(message[:0x80])] = message[:0x80]
+            assert c.changes() == py.changes()
+    assert py_mem.read(0, window) == bytes(c_window)
+    assert c.changes() == py.changes()
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "resource_table": resource_table,
     "elf": elf,
@@ -116,4 +200,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "rpmsg_messages": rpmsg_messages,
     "vhost_user": vhost_user,
     "serial_link": serial_link,
+    "fwlib_ring": fwlib_ring,
+    "mirror": mirror,
 }

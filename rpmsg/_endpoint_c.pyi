@@ -3,10 +3,10 @@ from typing import Any
 
 class Gate:
     open: bool
-    block: bool
-    kicks_on: bool
-    attached: bool
-    remote: bool
+    block: int  # C int fields (T_INT)
+    kicks_on: int
+    attached: int
+    remote: int
     def attach(self, *args: Any) -> None: ...
     def detach(self) -> None: ...
     def set_wait(self, *args: Any) -> None: ...

@@ -395,6 +395,7 @@ class RemoteCore(_CoreBase):
             raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
         if not popped.descs[0].writable:
             self.to_host.push(popped.head, 0)
+            self._note(self.to_host.publish())  # returned now, not with the next send (C twin: rpmsg_remote.c)
             raise RemoteProtocolError(f"vring 0: host buffer {popped.head} is not device-writable")
         return popped
 

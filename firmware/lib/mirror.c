@@ -35,8 +35,8 @@ int mirror_apply(struct mirror *m, const uint8_t *msg, size_t len)
 static void emit(struct mirror *m, uint32_t da, const uint8_t *data, uint32_t n,
 		 void (*send)(const uint8_t *msg, size_t len))
 {
-	uint8_t msg[MIRROR_WRITE_HEAD + 256];
-	uint32_t chunk = m->chunk > 256 ? 256 : m->chunk;
+	uint8_t msg[MIRROR_WRITE_HEAD + MIRROR_MAX_CHUNK];
+	uint32_t chunk = m->chunk;
 	for (uint32_t pos = 0; pos < n; pos += chunk) {
 		uint32_t k = n - pos < chunk ? n - pos : chunk;
 		uint32_t at = da + pos;
@@ -60,46 +60,64 @@ static int is_index(const struct mirror *m, uint32_t da)
 	return 0;
 }
 
-void mirror_flush(struct mirror *m, void (*send)(const uint8_t *msg, size_t len))
+/* The next changed run [*start, *end) of whole blocks of range g at or after *off (0 when none). */
+static int next_run(const struct mirror *m, const struct mirror_range *g, uint32_t *off, uint32_t *start,
+		    uint32_t *end)
 {
-	uint8_t index_changed[8] = { 0 }; /* per index field (up to 8) */
-	for (uint32_t r = 0; r < m->nranges; r++) {
-		struct mirror_range *g = &m->ranges[r];
-		const uint8_t *now = m->window + (g->da - m->window_da);
-		uint32_t off = 0;
-		while (off < g->size) {
-			uint32_t blk = g->size - off < MIRROR_BLOCK ? g->size - off : MIRROR_BLOCK;
-			if (same(now + off, g->shadow + off, blk)) {
-				off += blk;
-				continue;
-			}
-			uint32_t start = off;
-			while (off < g->size) {
-				blk = g->size - off < MIRROR_BLOCK ? g->size - off : MIRROR_BLOCK;
-				if (same(now + off, g->shadow + off, blk))
-					break;
-				off += blk;
-			}
-			/* the run [start, off) without its index fields; those go last */
-			uint32_t pos = start;
-			for (uint32_t a = start; a < off; a++) {
-				if (!is_index(m, g->da + a))
+	const uint8_t *now = m->window + (g->da - m->window_da);
+	uint32_t o = *off;
+	while (o < g->size) {
+		uint32_t blk = g->size - o < MIRROR_BLOCK ? g->size - o : MIRROR_BLOCK;
+		if (!same(now + o, g->shadow + o, blk))
+			break;
+		o += blk;
+	}
+	if (o >= g->size)
+		return 0;
+	*start = o;
+	while (o < g->size) {
+		uint32_t blk = g->size - o < MIRROR_BLOCK ? g->size - o : MIRROR_BLOCK;
+		if (same(now + o, g->shadow + o, blk))
+			break;
+		o += blk;
+	}
+	*end = *off = o;
+	return 1;
+}
+
+/* Three passes over the same changed runs (nothing writes the window meanwhile): the data without the index
+ * fields, then the index fields (as many as there are, in address order within each run, as transports/mirror.py
+ * sends them), then the shadows. */
+int mirror_flush(struct mirror *m, void (*send)(const uint8_t *msg, size_t len))
+{
+	if (m->chunk < 2 || m->chunk > MIRROR_MAX_CHUNK)
+		return MIRROR_ERR_CHUNK;
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint32_t r = 0; r < m->nranges; r++) {
+			struct mirror_range *g = &m->ranges[r];
+			uint8_t *now = m->window + (g->da - m->window_da);
+			uint32_t off = 0, start, end;
+			while (next_run(m, g, &off, &start, &end)) {
+				if (pass == 2) {
+					for (uint32_t i = start; i < end; i++)
+						g->shadow[i] = now[i];
 					continue;
-				if (a > pos)
-					emit(m, g->da + pos, now + pos, a - pos, send);
-				for (uint32_t i = 0; i < m->nindex && i < 8; i++)
-					if (m->index_fields[i] == g->da + a)
-						index_changed[i] = 1;
-				pos = a + 2;
-				a++;
+				}
+				uint32_t pos = start;
+				for (uint32_t a = start; a < end; a++) {
+					if (!is_index(m, g->da + a))
+						continue;
+					if (pass == 0 && a > pos)
+						emit(m, g->da + pos, now + pos, a - pos, send);
+					if (pass == 1)
+						emit(m, g->da + a, now + a, 2, send);
+					pos = a + 2;
+					a++;
+				}
+				if (pass == 0 && pos < end)
+					emit(m, g->da + pos, now + pos, end - pos, send);
 			}
-			if (pos < off)
-				emit(m, g->da + pos, now + pos, off - pos, send);
-			for (uint32_t i = start; i < off; i++)
-				g->shadow[i] = now[i];
 		}
 	}
-	for (uint32_t i = 0; i < m->nindex && i < 8; i++)
-		if (index_changed[i])
-			emit(m, m->index_fields[i], m->window + (m->index_fields[i] - m->window_da), 2, send);
+	return 0;
 }

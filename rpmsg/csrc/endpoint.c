@@ -242,11 +242,12 @@ static PyMethodDef gate_methods[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+/* The int fields as T_INT: T_BOOL is a char, one byte of the int (the right one on little-endian hosts only). */
 static PyMemberDef gate_members[] = {
-	{ "block", T_BOOL, offsetof(Gate, block), 0, "wait mode is block" },
-	{ "kicks_on", T_BOOL, offsetof(Gate, kicks_on), 0, "the peer was asked to kick us for new messages" },
-	{ "attached", T_BOOL, offsetof(Gate, attached), READONLY, "a C path is attached" },
-	{ "remote", T_BOOL, offsetof(Gate, remote), READONLY, "the attached C path is the remote role's" },
+	{ "block", T_INT, offsetof(Gate, block), 0, "wait mode is block" },
+	{ "kicks_on", T_INT, offsetof(Gate, kicks_on), 0, "the peer was asked to kick us for new messages" },
+	{ "attached", T_INT, offsetof(Gate, attached), READONLY, "a C path is attached" },
+	{ "remote", T_INT, offsetof(Gate, remote), READONLY, "the attached C path is the remote role's" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

@@ -13,10 +13,19 @@ from hypothesis import strategies as st
 
 from resource_table import ResourceTable, Vdev, Vring, build_with_spans
 from rpmsg import HostCore, Profile, RpmsgDevice
-from tests.firmware.remote_lib import load
+from rpmsg.protocol import pack_header
+from tests.firmware.remote_lib import (
+    RPMSG_ERR_BAD_BUFFER,
+    RPMSG_ERR_RING,
+    RPMSG_ERR_TOO_BIG,
+    RPMSG_OK,
+    FirmwareRemote,
+    load,
+    write_table,
+)
 from transports.doorbell import EventfdDoorbell
 from transports.memory import MappedRegion, RegionMemory
-from virtio import Buf
+from virtio import Buf, DriverQueue, VringLayout
 
 BASE = 0x80000000
 TABLE = 0x0
@@ -159,3 +168,155 @@ def test_a_reset_by_the_host_is_reported(pair: Pair) -> None:
     assert pair.lib.rpmsg_poll(pair.remote) == -25  # RPMSG_ERR_RESET
     pair.backing[vdev_status - BASE] = 7
     assert pair.lib.rpmsg_poll(pair.remote) >= 0
+
+
+# ---- the host's vring addresses and buffer shapes (issue 17): a standalone rig, the host driven by hand ----
+
+RIG_BASE = 0x80000000
+RIG_SIZE = 0x8000
+RIG_POOL = RIG_BASE + 0x4000
+
+
+@dataclass
+class Rig:
+    memory: bytearray
+    fw: FirmwareRemote
+    mem: RegionMemory
+    rx: DriverQueue | None = None  # vring 0, the host's receive buffers
+    tx: DriverQueue | None = None  # vring 1, the host's messages
+
+
+def rig(vrings: list[tuple[int, int, int]]) -> Rig:
+    memory = bytearray(RIG_SIZE)
+    write_table(memory, vrings)
+    mem = RegionMemory([MappedRegion("ram", RIG_BASE, RIG_SIZE, memory)])
+    fw = FirmwareRemote(memory, RIG_BASE)
+    r = Rig(memory, fw, mem)
+    if fw.init() == RPMSG_OK:
+        r.rx = DriverQueue(mem, VringLayout.legacy(vrings[0][0], vrings[0][2], vrings[0][1]), index=0)
+        r.tx = DriverQueue(mem, VringLayout.legacy(vrings[1][0], vrings[1][2], vrings[1][1]), index=1)
+    return r
+
+
+GOOD = [(RIG_BASE + 0x1000, 16, 8), (RIG_BASE + 0x2000, 16, 8)]
+
+
+@pytest.mark.parametrize(
+    "vrings",
+    [
+        [(RIG_BASE + 0x10000, 16, 8), GOOD[1]],  # vring 0 past the region
+        [GOOD[0], (0x1000, 16, 8)],  # vring 1 below it
+        [(RIG_BASE + RIG_SIZE - 0x80, 16, 8), GOOD[1]],  # starts inside, ends outside
+        [(RIG_BASE + 0x1000, 0, 8), GOOD[1]],  # align 0
+        [(RIG_BASE + 0x1000, 24, 8), GOOD[1]],  # align not a power of two
+        [(RIG_BASE + 0x1000, 16, 6), GOOD[1]],  # num not a power of two
+        [(RIG_BASE + 0x1000, 16, 0), GOOD[1]],
+        [(RIG_BASE + 0x1000, 16, 65536), GOOD[1]],
+        [(RIG_BASE + 0x1004, 16, 8), GOOD[1]],  # descriptors not 16-byte aligned
+        [(RIG_BASE + 0x1000, 0x80000000, 8), GOOD[1]],  # the used ring 2 GiB on
+    ],
+)
+def test_vrings_the_region_cannot_hold_are_refused(vrings: list[tuple[int, int, int]]) -> None:
+    """A vring the host placed outside the shared region (or with a bad num or align) is refused by
+    rpmsg_remote_init, and send and poll keep saying so: no write through a null pointer (issue 17)."""
+    r = rig(vrings)
+    assert r.rx is None
+    assert r.fw.init() == RPMSG_ERR_RING
+    assert r.fw.poll() == RPMSG_ERR_RING
+    assert r.fw.send(1024, 1, b"x") == RPMSG_ERR_RING
+    assert r.fw.broken() == (True, True)
+
+
+def test_the_used_ring_is_where_linux_puts_it() -> None:
+    """Legacy layout: used at the next `align` boundary of the address (Linux vring_init, virtio/layout.py), not
+    of the offset from da: with da 0x80001040 and align 0x1000 that is 0x80002000, not 0x80002040."""
+    da = RIG_BASE + 0x1040
+    r = rig([(da, 0x1000, 8), (RIG_BASE + 0x3000, 16, 8)])
+    assert r.rx is not None
+    layout = VringLayout.legacy(da, 8, 0x1000)
+    assert layout.used == RIG_BASE + 0x2000
+    r.rx.add([Buf(RIG_POOL, 512, write=True)], token=RIG_POOL)
+    r.rx.publish()
+    assert r.fw.send(1024, 77, b"hello") == RPMSG_OK
+    assert r.mem.read(layout.used + 2, 2) == b"\x01\x00"
+    assert [(u.token, u.len) for u in r.rx.get_used()] == [(RIG_POOL, 21)]
+
+
+def test_a_message_in_a_chain_is_delivered_and_the_ring_moves_on() -> None:
+    """A host message split over two readable descriptors: delivered whole (virtio 1.2 2.7.4: a device takes any
+    arrangement), returned with used.len = the chain's bytes; it used to wedge rpmsg_poll at RPMSG_ERR_RING with
+    the queue neither broken nor advanced."""
+    r = rig(GOOD)
+    assert r.tx is not None and r.rx is not None
+    r.rx.add([Buf(RIG_POOL + 0x800, 512, write=True)], token=0)
+    r.rx.publish()
+    assert r.fw.create_ept(b"", 1024) == (RPMSG_OK, 1024)
+    message = pack_header(5, 1024, 30) + bytes(range(30))
+    r.mem.write(RIG_POOL, message[:20])
+    r.mem.write(RIG_POOL + 0x100, message[20:])
+    r.tx.add([Buf(RIG_POOL, 20), Buf(RIG_POOL + 0x100, 26)], token=1)
+    r.tx.publish()
+    assert r.fw.poll() == 1
+    assert r.fw.received == [(5, 1024, bytes(range(30)))]
+    assert [(u.token, u.len) for u in r.tx.get_used()] == [(1, 46)]
+    assert r.fw.broken() == (False, False)
+    assert r.fw.poll() == 0
+
+
+def test_a_send_fills_a_chain_of_writable_descriptors() -> None:
+    """A host receive buffer of two writable descriptors is filled across both; rpmsg_send used to return
+    RPMSG_ERR_TOO_BIG for it forever."""
+    r = rig(GOOD)
+    assert r.rx is not None
+    r.rx.add([Buf(RIG_POOL, 16, write=True), Buf(RIG_POOL + 0x100, 100, write=True)], token=7)
+    r.rx.publish()
+    assert r.fw.send(1024, 99, b"spans two") == RPMSG_OK
+    assert [(u.token, u.len) for u in r.rx.get_used()] == [(7, 25)]
+    assert r.mem.read(RIG_POOL, 16) == pack_header(1024, 99, 9)
+    assert r.mem.read(RIG_POOL + 0x100, 9) == b"spans two"
+
+
+def test_a_buffer_too_small_for_a_send_is_kept_for_the_next() -> None:
+    """As the Python remote does: a host buffer too small for a send stays with the remote (RPMSG_ERR_TOO_BIG) and
+    the next send that fits uses it. It used to go back with used.len 0, which Linux's rpmsg_recv_single() checks
+    as len - sizeof(hdr) unsigned: it would have taken the buffer's stale bytes for a message."""
+    r = rig(GOOD)
+    assert r.rx is not None
+    r.rx.add([Buf(RIG_POOL, 32, write=True)], token=3)
+    r.rx.add([Buf(RIG_POOL + 0x200, 512, write=True)], token=4)
+    r.rx.publish()
+    assert r.fw.send(1024, 99, bytes(100)) == RPMSG_ERR_TOO_BIG
+    assert r.rx.get_used() == []  # nothing returned
+    assert r.fw.send(1024, 99, bytes(100)) == RPMSG_ERR_TOO_BIG  # still that buffer's turn
+    assert r.fw.send(1024, 99, b"small") == RPMSG_OK
+    assert r.fw.send(1024, 99, bytes(100)) == RPMSG_OK
+    assert [(u.token, u.len) for u in r.rx.get_used()] == [(3, 21), (4, 116)]
+
+
+def test_a_buffer_the_remote_cannot_write_is_returned_unused() -> None:
+    r = rig(GOOD)
+    assert r.rx is not None
+    r.rx.add([Buf(RIG_POOL, 512)], token=3)  # device-readable: a host bug
+    r.rx.publish()
+    assert r.fw.send(1024, 99, b"x") == RPMSG_ERR_BAD_BUFFER
+    assert [(u.token, u.len) for u in r.rx.get_used()] == [(3, 0)]
+    assert r.fw.broken() == (False, False)
+
+
+def test_a_chained_message_past_the_bounce_buffer_is_dropped_and_the_ring_goes_on() -> None:
+    """A message split over descriptors is gathered into RPMSG_BOUNCE_SIZE (512) bytes: a larger chain is dropped
+    (counted), returned with used.len = its bytes, and the next message is delivered."""
+    r = rig(GOOD)
+    assert r.tx is not None
+    assert r.fw.create_ept(b"", 1024) == (RPMSG_OK, 1024)
+    big = pack_header(5, 1024, 600) + bytes(600)
+    r.mem.write(RIG_POOL, big)
+    r.tx.add([Buf(RIG_POOL, 300), Buf(RIG_POOL + 300, len(big) - 300)], token=1)
+    small = pack_header(6, 1024, 3) + b"abc"
+    r.mem.write(RIG_POOL + 0x400, small)
+    r.tx.add([Buf(RIG_POOL + 0x400, 10), Buf(RIG_POOL + 0x40A, 9)], token=2)
+    r.tx.publish()
+    assert r.fw.poll() == 2
+    assert r.fw.dropped == 1
+    assert r.fw.received == [(6, 1024, b"abc")]
+    assert [(u.token, u.len) for u in r.tx.get_used()] == [(1, 616), (2, 19)]

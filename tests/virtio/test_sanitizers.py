@@ -79,16 +79,48 @@ def test_c_engine_under_asan_and_ubsan(tmp_path: Path) -> None:
 
 
 def test_firmware_library_under_asan_and_ubsan(tmp_path: Path) -> None:
-    """The firmware's rpmsg remote (firmware/lib/rpmsg_remote.c on vring.c), built for this host with the
-    sanitizers and driven by tests/firmware against the Python host (whose C engine is sanitized too)."""
+    """The firmware's rpmsg remote (firmware/lib/rpmsg_remote.c on vring.c) and mirror (mirror.c), built for this
+    host with the sanitizers and driven by tests/firmware against the Python host and the Python remote and
+    mirror (whose C engine is sanitized too)."""
+    env = firmware_libs(tmp_path)
+    env["RPROC_VRING_MODULE"] = str(build_sanitized("virtio._build_vring", tmp_path / "engine"))
+    run_sanitized(env, "tests/firmware")
+
+
+def firmware_libs(out: Path) -> dict[str, str]:
+    """The firmware library's host builds (tests/firmware/remote_lib.py, mirror_lib.py) with the sanitizers: the
+    environment that makes the tests and fuzz targets load them."""
     build = (
-        "import sys; sys.path.insert(0, '.'); from tests.firmware.remote_lib import build; "
-        f"from pathlib import Path; print(build(Path({str(tmp_path)!r}), {SANITIZE!r}))"
+        "import sys; sys.path.insert(0, '.'); from pathlib import Path; "
+        "from tests.firmware import remote_lib, mirror_lib; "
+        f"print(remote_lib.build(Path({str(out / 'lib')!r}), {SANITIZE!r})); "
+        f"print(remote_lib.build(Path({str(out / 'wide')!r}), {SANITIZE!r}, 'wide')); "
+        f"print(mirror_lib.build(Path({str(out / 'mirror')!r}), {SANITIZE!r}))"
     )
-    lib = subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, text=True, cwd=REPO)
-    remote_lib = lib.stdout.strip().splitlines()[-1]
-    engine = build_sanitized("virtio._build_vring", tmp_path / "engine")
-    run_sanitized({"RPROC_REMOTE_LIB": remote_lib, "RPROC_VRING_MODULE": str(engine)}, "tests/firmware")
+    res = subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, text=True, cwd=REPO)
+    lib, wide, mirror = res.stdout.strip().splitlines()[-3:]
+    return {"RPROC_REMOTE_LIB": lib, "RPROC_REMOTE_LIB_WIDE": wide, "RPROC_MIRROR_LIB": mirror}
+
+
+@pytest.mark.parametrize("target", ["fwlib_ring", "mirror"])
+def test_firmware_fuzz_targets_under_asan_and_ubsan(target: str, tmp_path: Path) -> None:
+    """The atheris targets on the firmware library (ring setup from a hostile table and garbage rings; the mirror
+    against its twin) with the library built with the sanitizers: an invalid access aborts the run."""
+    pytest.importorskip("atheris", reason="atheris is installed by ./scripts/setup (test extras)")
+    runs = os.environ.get("RPROC_ATHERIS_RUNS", "3000")
+    env = {
+        **os.environ,
+        **firmware_libs(tmp_path),
+        "LD_PRELOAD": runtime("libasan.so"),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }
+    res = subprocess.run([sys.executable, str(REPO / "fuzz" / "run.py"), target, f"-runs={runs}", "-max_len=8192",
+                          f"-artifact_prefix={tmp_path}/"], capture_output=True, text=True, timeout=900, cwd=REPO,
+                         env=env)  # fmt: skip
+    tail = (res.stdout + res.stderr)[-3000:]
+    assert res.returncode == 0 and f"Done {runs} runs" in tail, tail
+    assert "ERROR: AddressSanitizer" not in tail and "runtime error" not in tail, tail
 
 
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:

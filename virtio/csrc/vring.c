@@ -48,11 +48,26 @@ static void rp_zero(void *dst, uint32_t n)
 }
 #endif
 
-/* Single aligned accesses: a 16-bit index must never be read or written as two bytes (it would tear). */
-static inline uint16_t ld16(volatile const uint8_t *p) { return *(volatile const uint16_t *)(const void *)p; }
-static inline void st16(volatile uint8_t *p, uint16_t v) { *(volatile uint16_t *)(void *)p = v; }
-static inline uint32_t ld32(volatile const uint8_t *p) { return *(volatile const uint32_t *)(const void *)p; }
-static inline void st32(volatile uint8_t *p, uint32_t v) { *(volatile uint32_t *)(void *)p = v; }
+/* Single aligned accesses: a 16-bit index must never be read or written as two bytes (it would tear). The peer
+ * reads and writes the same memory concurrently, so every shared field is a relaxed atomic (C11 7.17: a plain or
+ * volatile access racing with another is undefined); the fences above give the ordering. On Cortex-M33 and x86-64
+ * these are the same single LDRH/STRH/LDR/STR and MOV instructions. */
+static inline uint16_t ld16(volatile const uint8_t *p)
+{
+	return __atomic_load_n((volatile const uint16_t *)(const volatile void *)p, __ATOMIC_RELAXED);
+}
+static inline void st16(volatile uint8_t *p, uint16_t v)
+{
+	__atomic_store_n((volatile uint16_t *)(volatile void *)p, v, __ATOMIC_RELAXED);
+}
+static inline uint32_t ld32(volatile const uint8_t *p)
+{
+	return __atomic_load_n((volatile const uint32_t *)(const volatile void *)p, __ATOMIC_RELAXED);
+}
+static inline void st32(volatile uint8_t *p, uint32_t v)
+{
+	__atomic_store_n((volatile uint32_t *)(volatile void *)p, v, __ATOMIC_RELAXED);
+}
 /* 64-bit fields as two words: LDRD faults on unaligned addresses on Armv8-M; descriptors are not racing. */
 static inline uint64_t ld64(volatile const uint8_t *p) { return (uint64_t)ld32(p) | ((uint64_t)ld32(p + 4) << 32); }
 static inline void st64(volatile uint8_t *p, uint64_t v)

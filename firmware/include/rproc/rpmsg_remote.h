@@ -17,14 +17,21 @@
 #define RPMSG_NS_ADDR 53u
 #define RPMSG_HDR_SIZE 16u
 #define RPMSG_MAX_EPTS 8
+/* A host message in a chain of more than one descriptor (virtio lets a driver split a buffer; Linux and OpenAMP
+ * never do) is gathered here before its callback: the largest such message taken. Single-descriptor messages are
+ * delivered in place, whatever their size. */
+#ifndef RPMSG_BOUNCE_SIZE
+#define RPMSG_BOUNCE_SIZE 512u
+#endif
 
 #define RPMSG_OK 0
 #define RPMSG_ERR_NO_BUFFER (-20)   /* the host has no receive buffer posted right now: poll, then retry */
-#define RPMSG_ERR_TOO_BIG (-21)     /* the payload does not fit the host's buffer */
+#define RPMSG_ERR_TOO_BIG (-21)     /* the payload does not fit the host's buffer (kept for the next send) */
 #define RPMSG_ERR_NO_SLOT (-22)     /* no room for another endpoint */
 #define RPMSG_ERR_NOT_READY (-23)   /* DRIVER_OK not set yet */
 #define RPMSG_ERR_RING (-24)        /* the host broke a ring: see the queue's err fields */
 #define RPMSG_ERR_RESET (-25)       /* the host reset the device (status 0): init again after DRIVER_OK */
+#define RPMSG_ERR_BAD_BUFFER (-26)  /* the host posted a receive buffer we cannot write: returned unused */
 
 struct rpmsg_remote;
 struct rpmsg_ept;
@@ -50,14 +57,23 @@ struct rpmsg_remote {
 	uint32_t next_addr;
 	void (*kick)(void *ctx, uint32_t queue);
 	void *kick_ctx;
-	uint32_t dropped; /* malformed host messages */
+	uint32_t dropped; /* malformed host messages (and chained ones larger than RPMSG_BOUNCE_SIZE) */
+	/* A host receive buffer popped for a send it was too small for: kept for the next send that fits, like the
+	 * Python remote (rpmsg/core.py). Returned unused it would reach Linux with a used.len below the header. */
+	volatile uint8_t *spare;
+	uint32_t spare_len;
+	uint16_t spare_head;
+	uint8_t has_spare;
+	uint8_t bounce[RPMSG_BOUNCE_SIZE];
 };
 
 /* 1 when the host has set DRIVER_OK in the vdev status (Linux writes 0x07, OpenAMP 0x04). */
 int rpmsg_remote_ready(volatile const struct fw_rsc_vdev *vdev);
 
 /* Set up on the vrings the host wrote into `vdev` (call once rpmsg_remote_ready()); `region` is the shared
- * memory the host's descriptors point into. */
+ * memory the host's descriptors point into. Each vring must lie inside it, with num a power of two up to 32768
+ * and align a power of two (the layout of Linux vring_init and virtio/layout.py): else RPMSG_ERR_RING, and every
+ * later rpmsg_send/rpmsg_poll returns RPMSG_ERR_RING until an init succeeds. */
 int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev, const struct rp_region *region,
 		      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
 
@@ -65,9 +81,13 @@ int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev,
 int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *name, uint32_t addr, rpmsg_cb cb,
 		     void *priv);
 
+/* Send into the next host receive buffer: RPMSG_OK, RPMSG_ERR_NO_BUFFER (poll, then retry), RPMSG_ERR_TOO_BIG
+ * (the buffer is kept for a later, smaller send), RPMSG_ERR_BAD_BUFFER (not device-writable: returned unused) or
+ * RPMSG_ERR_RING. A buffer of several descriptors is filled across its writable ones. */
 int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len);
 
-/* Handle every message the host sent; returns how many, RPMSG_ERR_RING, or RPMSG_ERR_RESET when the host has
+/* Handle every message the host sent; returns how many (a ring broken after some were handled is reported by the
+ * next call), RPMSG_ERR_RING, or RPMSG_ERR_RESET when the host has
  * reset the device (virtio 1.2 2.1: status 0; Linux on stop and detach): wait for DRIVER_OK again, then call
  * rpmsg_remote_init and create the endpoints anew, the vrings may have moved. */
 int rpmsg_poll(struct rpmsg_remote *r);
