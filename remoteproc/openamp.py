@@ -12,9 +12,14 @@ Where things live (all byte offsets in /dev/shm/openamp.shm, which are also the 
 0x10000    buffer pool, 512 x 512 bytes: the first 256 posted by the host for receiving, then send buffers
 =========  ======================================================================================
 
-Who does what: the remote (virtio device) creates the file, writes the table and listens; the host (virtio
-driver) connects, zeroes the vrings, posts its 256 receive buffers, sets vring 1's avail.flags = NO_INTERRUPT,
-writes the status. Endpoints 0x400 on both sides, channel "rpmsg-openamp-demo-channel".
+Who does what: the remote (virtio device) creates the file (or reuses the one a host that started first made:
+:mod:`transports.openamp` says when), writes the table, then listens; the host (virtio driver) connects, zeroes
+the vrings, posts its 256 receive buffers, sets vring 1's avail.flags = NO_INTERRUPT, writes the status.
+Endpoints 0x400 on both sides, channel "rpmsg-openamp-demo-channel".
+
+The way in, for either role: ``link = transports.url.open_link("openamp://[?shm=PATH&event=PATH]", role=...)``
+(or ``OpenAmpLink``), then :func:`host_device` or :func:`remote_device`. ``rpmsg.links.host_on``/``remote_on``
+refuse such a link: their Profile layout is not OpenAMP's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from remoteproc.errors import RemoteprocError
 from resource_table import ResourceTable, ResourceTableError, Vdev, Vring, build, parse
 from rpmsg import HostCore, RemoteCore, RpmsgDevice
 from rpmsg.protocol import driver_ok
-from transports.openamp import OpenAmpLink
+from transports.link import Link
+from transports.openamp import LAYOUT
 from virtio import VringLayout
 
 TABLE = ResourceTable(
@@ -56,8 +62,20 @@ def _layouts(vdev: Vdev) -> tuple[VringLayout, VringLayout]:
     return VringLayout.legacy(r0.da, r0.num, r0.align), VringLayout.legacy(r1.da, r1.num, r1.align)
 
 
-def remote_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
-    """The remote's side: write the table, wait for the host and its DRIVER_OK, then serve rpmsg."""
+def _check_link(link: Link, role: str, call: str) -> None:
+    if link.layout != LAYOUT:
+        raise RemoteprocError(
+            f"{call} needs an openamp:// link (transports.url.open_link('openamp://...', role={role!r})), "
+            f"not {type(link).__name__}"
+        )
+    if link.role != role:
+        raise RemoteprocError(f"{call} needs the {role} side of the openamp:// link, not the {link.role} side")
+
+
+def remote_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
+    """The remote's side: write the table, then listen (a host that started first connects now and reads the
+    table at once), wait for the host and its DRIVER_OK, then serve rpmsg."""
+    _check_link(link, "remote", "remote_device")
     table = build(TABLE)
     assert len(table) == TABLE_SIZE
     link.memory.write(0, table)
@@ -71,10 +89,11 @@ def remote_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
     return RpmsgDevice(RemoteCore(link.memory, rx, tx), doorbell)
 
 
-def host_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
+def host_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
     """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg."""
-    # The remote listens on the socket before it has written the table (rproc's remote binds first; a restarted
-    # one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
+    _check_link(link, "host", "host_device")
+    # A remote may listen on the socket before it has written the table (rproc's remote did until issue 17; a
+    # restarted one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -192,6 +192,7 @@ class SpyLink(Link):
     def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
         super().__init__(inner.memory, inner.role)
         self.inner = inner
+        self.layout = inner.layout
         self.trace = trace
         self._watched: dict[str, tuple[int, int]] = {}
         self._last: dict[str, int] = {}
