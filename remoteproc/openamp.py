@@ -25,6 +25,7 @@ refuse such a link: their Profile layout is not OpenAMP's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from remoteproc.errors import RemoteprocError
 from resource_table import ResourceTable, ResourceTableError, Vdev, Vring, build, parse
@@ -72,9 +73,10 @@ def _check_link(link: Link, role: str, call: str) -> None:
         raise RemoteprocError(f"{call} needs the {role} side of the openamp:// link, not the {link.role} side")
 
 
-def remote_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
+def remote_device(link: Link, *, timeout: float = 10.0, check: Callable[[], None] | None = None) -> RpmsgDevice:
     """The remote's side: write the table, then listen (a host that started first connects now and reads the
-    table at once), wait for the host and its DRIVER_OK, then serve rpmsg."""
+    table at once), wait for the host and its DRIVER_OK, then serve rpmsg. ``check``: called while waiting for
+    the host's DRIVER_OK; it raises to stop waiting (the host program has ended)."""
     _check_link(link, "remote", "remote_device")
     table = build(TABLE)
     assert len(table) == TABLE_SIZE
@@ -82,6 +84,8 @@ def remote_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
     doorbell = link.connect(timeout)
     deadline = time.monotonic() + timeout
     while not driver_ok(link.memory.read(STATUS_OFFSET, 1)[0]):
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             raise RemoteprocError(f"the OpenAMP host did not set DRIVER_OK within {timeout} s")
         time.sleep(0.001)  # OpenAMP's remote polls the status every millisecond too
@@ -89,8 +93,9 @@ def remote_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
     return RpmsgDevice(RemoteCore(link.memory, rx, tx), doorbell)
 
 
-def host_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
-    """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg."""
+def host_device(link: Link, *, timeout: float = 10.0, check: Callable[[], None] | None = None) -> RpmsgDevice:
+    """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg.
+    ``check``: called while waiting for the table; it raises to stop waiting (the remote program has ended)."""
     _check_link(link, "host", "host_device")
     # A remote may listen on the socket before it has written the table (rproc's remote did until issue 17; a
     # restarted one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
@@ -103,6 +108,8 @@ def host_device(link: Link, *, timeout: float = 10.0) -> RpmsgDevice:
             problem = f"{len(table.vdevs)} vdevs"
         except ResourceTableError as exc:
             problem = str(exc)
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             raise RemoteprocError(f"no usable OpenAMP resource table at offset 0 within {timeout} s: {problem}")
         time.sleep(0.001)

@@ -33,6 +33,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from transports.doorbell import Doorbell, SocketDoorbell
@@ -93,10 +94,22 @@ class OpenAmpLink(Link):
     connects, after writing its table; "host" waits for the socket, connects and maps the file."""
 
     layout = LAYOUT
+    POLL = 0.01  # seconds between two looks while waiting for the peer
 
-    def __init__(self, role: str, *, shm: str = SHM_PATH, event: str = EVENT_PATH, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        role: str,
+        *,
+        shm: str = SHM_PATH,
+        event: str = EVENT_PATH,
+        timeout: float = 10.0,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        """``check``: called while waiting for the peer (every :attr:`POLL` s); it raises to stop waiting (the
+        peer's process has ended, say). It may also be set later, as :attr:`check`."""
         self.shm_path = Path(shm)
         self.event_path = Path(event)
+        self.check = check
         self._server: socket.socket | None = None
         bell: SocketDoorbell | None = None
         if role == "remote":
@@ -110,9 +123,11 @@ class OpenAmpLink(Link):
                     break
                 except (FileNotFoundError, ConnectionRefusedError):
                     sock.close()
+                    if self.check is not None:
+                        self.check()
                     if time.monotonic() > deadline:
                         raise TransportError(f"no OpenAMP remote listening on {self.event_path}") from None
-                    time.sleep(0.01)
+                    time.sleep(self.POLL)
             self._file = SharedFile(self.shm_path, SHM_SIZE, create=False)
             bell = SocketDoorbell(sock)
         else:
@@ -152,12 +167,19 @@ class OpenAmpLink(Link):
             raise TransportError("the host side connects when it opens")
         self.listen()
         assert self._server is not None
-        self._server.settimeout(timeout)
-        try:
-            conn, _ = self._server.accept()
-        except TimeoutError:
-            raise TransportError(f"no OpenAMP host connected to {self.event_path} within {timeout} s") from None
-        return SocketDoorbell(conn)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.check is not None:
+                self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportError(f"no OpenAMP host connected to {self.event_path} within {timeout} s")
+            self._server.settimeout(min(left, self.POLL) if self.check is not None else left)
+            try:
+                conn, _ = self._server.accept()
+                return SocketDoorbell(conn)
+            except TimeoutError:
+                continue
 
     def close(self) -> None:
         if self._doorbell is not None:

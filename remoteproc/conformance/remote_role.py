@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from remoteproc import children
 from remoteproc.conformance.breaks import ECHO_CHANNEL, HOST_BREAKS
+from remoteproc.conformance.program import PeerProgram, reported_errors
 from remoteproc.conformance.report import Outcome, Report, Result
 from remoteproc.conformance.scenarios import CountingDoorbell, NotApplicable, ScenarioFailed
 from remoteproc.errors import RemoteprocError
@@ -54,6 +56,7 @@ class Record:
     complaints: list[str] = field(default_factory=list)  # a kernel host's BUG/Oops/panic/WARNING reports
     event_idx: bool = False
     buffer_waits: int = 0  # times the remote asked to be kicked for a receive buffer (those kicks are due)
+    reported_errors: tuple[int, str] | None = None  # the host program's own tally ("Error count = N"), its line
 
 
 class HostRun(Protocol):
@@ -153,6 +156,9 @@ def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
     if kicks_at_settle is not None and isinstance(bell, CountingDoorbell):
         record.kicks_while_suppressed = bell.kicks - kicks_at_settle
     record.exit_code = run.exit_code(5.0)
+    output = getattr(run, "output", None)
+    if callable(output):
+        record.reported_errors = reported_errors(output())
     complaints = getattr(run, "complaints", None)
     if callable(complaints):
         record.complaints = list(complaints())
@@ -247,7 +253,14 @@ def host_ends_cleanly(r: Record) -> str:
         raise ScenarioFailed(f"the host program did not end ({r.ended})")
     if r.exit_code != 0:
         raise ScenarioFailed(f"the host program ended with status {r.exit_code} ({r.ended})")
-    return f"the host program ended with status 0; {r.ended}"
+    if r.reported_errors is not None and r.reported_errors[0]:
+        # OpenAMP's pingers count wrong or missing echoes and exit 0 all the same: their count is the verdict.
+        raise ScenarioFailed(
+            f"the host program ended with status 0 but counted {r.reported_errors[0]} errors of its own: "
+            f"{r.reported_errors[1]!r} ({r.ended})"
+        )
+    said = f" and reported {r.reported_errors[1]!r}" if r.reported_errors is not None else ""
+    return f"the host program ended with status 0{said}; {r.ended}"
 
 
 @dataclass(frozen=True)
@@ -268,7 +281,9 @@ REMOTE_CATALOGUE: tuple[RemoteScenario, ...] = (
     RemoteScenario("index-wraparound", "traffic goes on across the 16-bit index wrap", index_wraparound),
     RemoteScenario("host-honours-suppression", "no kick while used.flags = NO_NOTIFY", host_honours_suppression),
     RemoteScenario(
-        "host-ends-cleanly", "the host program ends with status 0 (a kernel host: no BUG/Oops/panic)", host_ends_cleanly
+        "host-ends-cleanly",
+        "the host program ends with status 0 and counts no errors of its own (a kernel host: no BUG/Oops/panic)",
+        host_ends_cleanly,
     ),
 )
 
@@ -310,12 +325,16 @@ class _ProcessRun:
     channel: str
     channel_addr: int = 0x400
     table: tuple[int, int, int] | None = None
+    program: PeerProgram | None = None  # a program whose output is kept (the host's own error count)
 
     def exit_code(self, timeout: float) -> int | None:
         try:
             return self.proc.wait(timeout) if timeout else self.proc.poll()
         except subprocess.TimeoutExpired:
             return None
+
+    def output(self) -> bytes:
+        return self.program.output() if self.program is not None else b""
 
     def close(self) -> None:
         self.device.close()
@@ -324,6 +343,8 @@ class _ProcessRun:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.program is not None:
+            self.program.close()
 
 
 class RprocHostPeer:
@@ -342,7 +363,7 @@ class RprocHostPeer:
         args = [sys.executable, "-m", "remoteproc.conformance.host_peer", name, "--timeout", str(timeout)]
         if self.break_mode:
             args += ["--break", self.break_mode]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             device, link = remote_over_shm(name, timeout=timeout * 4)
         except BaseException:
@@ -369,12 +390,16 @@ class OpenAmpHostPeer:
         from transports.openamp import OpenAmpLink
 
         link = OpenAmpLink("remote", shm=self.shm, event=self.event)
-        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
-            device = remote_device(link, timeout=timeout * 4)
+            program = PeerProgram(self.command)
         except BaseException:
-            proc.kill()
-            proc.wait()
+            link.close()
+            raise
+        link.check = program.check  # every wait gives up as soon as the program has ended, with its status
+        try:
+            device = remote_device(link, timeout=timeout * 4, check=program.check)
+        except BaseException:
+            program.close()
             link.close()
             raise
         device.doorbell = CountingDoorbell(device.doorbell)
@@ -388,8 +413,9 @@ class OpenAmpHostPeer:
         return _ProcessRun(
             self.description,
             device,
-            proc,
+            program.proc,
             [remove_files],
             CHANNEL,
             table=(STATUS_OFFSET, GFEATURES_OFFSET, dfeatures),
+            program=program,
         )

@@ -1,7 +1,8 @@
 """The host of the OpenAMP profile as a program (rproc in the place of OpenAMP's echo pinger): connect, set
-DRIVER_OK, echo every size 1..496 through the demo channel, exit 0 (1 on a wrong or missing echo).
+DRIVER_OK, echo every size 1..496 through the demo channel, count the wrong or missing echoes, print
+" Test Results: Error count = N" and exit 0 whatever N is, as OpenAMP's pingers do.
 
-python -m tests.remoteproc.openamp_host_peer SHM EVENT [--bad-gfeatures]
+python -m tests.remoteproc.openamp_host_peer SHM EVENT [--bad-gfeatures] [--wrong-echoes N]
 
 It starts as OpenAMP's host does (libmetal + the "generic" Linux machine of openamp-system-reference): it opens
 the shared file, creating it 0600 and growing it under an flock if need be, and maps it *before* it connects to
@@ -11,6 +12,8 @@ table to remoteproc", exit status 255.
 
 --bad-gfeatures: a broken host that accepts a feature the remote never offered (the remote-role scenario
 status-handshake must fail).
+--wrong-echoes N: a pinger whose check fails N times (it compares the first N echoes with other bytes): it
+counts N errors and exits 0 (the remote-role scenario host-ends-cleanly must fail on the count).
 """
 
 from __future__ import annotations
@@ -84,22 +87,25 @@ def main() -> int:
             write(da, (0x3).to_bytes(4, "little") if da == GFEATURES_OFFSET else data)
 
         link.memory.write = bad  # type: ignore[method-assign]
+    wrong = int(sys.argv[sys.argv.index("--wrong-echoes") + 1]) if "--wrong-echoes" in sys.argv else 0
     device = host_device(link)
-    status = 0
+    errors = 0
     try:
         ep = device.open(CHANNEL, timeout=10)
         ep.settimeout(10)
         for size in range(1, 497):
             payload = bytes((i * 3 + size) & 0xFF for i in range(size))
             ep.send(payload)
-            if ep.recv() != payload:
-                status = 1
+            expected = payload if size > wrong else bytes(size)
+            if ep.recv() != expected:
+                errors += 1
     except RpmsgError as exc:
         print(f"openamp_host_peer: {exc}", file=sys.stderr)
-        status = 1
+        errors += 1
+    print(f" Test Results: Error count = {errors} ")
     device.close()
     link.close()
-    return status
+    return 0
 
 
 if __name__ == "__main__":

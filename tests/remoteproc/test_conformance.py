@@ -148,6 +148,46 @@ def test_remote_role_against_an_openamp_profile_host_program(tmp_path: Path) -> 
     assert results["status-handshake"].evidence.startswith("status 0x04")  # OpenAMP's host value
     assert results["messages-well-formed"].evidence.startswith("496 messages of 1..496 bytes")
     assert results["index-wraparound"].outcome is Outcome.NOT_APPLICABLE
+    assert "reported 'Test Results: Error count = 0'" in results["host-ends-cleanly"].evidence
+
+
+def test_a_host_program_counting_errors_fails_though_it_exits_0(tmp_path: Path) -> None:
+    """OpenAMP's pingers count wrong echoes, print "Test Results: Error count = N" and exit 0: the count is read
+    from the program's output and fails host-ends-cleanly (it passed on the exit status alone)."""
+    shm = f"/dev/shm/rproc-conformance-oah-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event} --wrong-echoes 3"
+    report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
+    results = {r.scenario: r for r in report.results}
+    assert results["host-ends-cleanly"].outcome is Outcome.FAIL, report.table()
+    assert "status 0 but counted 3 errors of its own: 'Test Results: Error count = 3'" in (
+        results["host-ends-cleanly"].evidence
+    )
+    assert results["messages-well-formed"].outcome is Outcome.PASS  # the traffic itself was fine
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_a_peer_program_that_exits_at_once_is_reported_by_its_status(role: str, tmp_path: Path) -> None:
+    """A program that ends at once (a wrong argument, "Failed to set resource table") is reported with its exit
+    status and what it wrote, as soon as it has ended: not as the 10-20 s timeout of the wait for it."""
+    import time
+
+    shm = f"/dev/shm/rproc-conformance-exit-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    script = "import sys; print('usage: frobnicate', file=sys.stderr); sys.exit(3)"
+    command = f'{sys.executable} -c "{script}"'
+    start = time.monotonic()
+    if role == "host":  # rproc is the host: the program should have been OpenAMP's remote
+        report = run(OpenAmpRemotePeer(command, shm=shm, event=event), only=["status-and-features"], timeout=30.0)
+    else:
+        report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=30.0)
+    elapsed = time.monotonic() - start
+    Path(shm).unlink(missing_ok=True)
+    assert {r.outcome for r in report.results} == {Outcome.FAIL}, report.table()
+    for result in report.results:
+        assert f"{sys.executable} exited with status 3 after" in result.evidence, result.evidence
+        assert "stderr: 'usage: frobnicate'" in result.evidence, result.evidence
+    assert elapsed < 15  # the wait was 30 s (120 s for the remote role): it ended with the program
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="mount namespaces need root")
