@@ -230,3 +230,97 @@ def test_a_host_accepting_unoffered_features_fails_status_handshake(tmp_path: Pa
     command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event} --bad-gfeatures"
     report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
     assert report.outcome_of("status-handshake") is Outcome.FAIL, report.table()
+
+
+# --- counting the host's kicks exactly (host-honours-suppression) ------------------------------------------------
+
+
+class _ScriptedHost:
+    """A host in this process (rproc's, on a loopback pair) whose kicks the test writes by hand, with serve()
+    as the remote role runs it in a thread."""
+
+    def __init__(self) -> None:
+        from remoteproc.conformance.remote_role import Record, serve
+        from remoteproc.conformance.scenarios import CountingDoorbell
+        from rpmsg import Profile, loopback_pair
+
+        self.host, self.remote = loopback_pair(Profile(num=64, rx_count=64, tx_count=64))
+        self.remote.doorbell = CountingDoorbell(self.remote.doorbell)
+        self.description, self.device, self.table = "scripted host", self.remote, None
+        self.channel, self.channel_addr = "echo", 0x400
+        self.done = threading.Event()
+        self.record = Record()
+        self.thread = threading.Thread(target=serve, args=(self, self.record, 5.0, 60.0))
+        self.thread.start()
+        self.dst = self.host.wait_for_channel("echo", timeout=10)
+
+    def exit_code(self, timeout: float) -> int | None:
+        return 0 if self.done.is_set() else None
+
+    def send(self, payload: bytes) -> list[int]:
+        """Publish one message; the kicks it owes (the remote's flags were clear when it looked)."""
+        self.host.core.send(0x401, self.dst, payload)
+        return self.host.core.take_intents()
+
+    def wait_replies(self, count: int) -> None:
+        import time
+
+        deadline = time.monotonic() + 10
+        while self.record.replies < count:
+            assert time.monotonic() < deadline, f"{self.record.replies} replies of {count}"
+            time.sleep(0.005)
+
+    def finish(self) -> str:
+        self.done.set()
+        self.thread.join(20)
+        self.host.close()
+        self.remote.close()
+        from remoteproc.conformance.remote_role import host_honours_suppression
+
+        return host_honours_suppression(self.record)
+
+
+def test_a_late_kick_for_a_message_sent_before_the_suppression_is_not_blamed() -> None:
+    """The host publishes a message while the remote sleeps with kicks on (it owes a kick), and is slow to write
+    it: the remote finds the message by itself, sets NO_NOTIFY, replies; only then does the kick arrive, and
+    the host goes on without kicking. That kick is legitimate. It was blamed when the count started at the 10th
+    message and the doorbell was drained lazily (the flaky failure against OpenAMP's nocopy ping)."""
+    from transports.doorbell import Doorbell
+
+    h = _ScriptedHost()
+    try:
+        owed = h.send(b"first")
+        assert owed, "the remote was asleep with kicks on: this message is owed a kick"
+        h.wait_replies(1)  # found without the kick (the remote looks again when its 0.2 s wait ends)
+        bell: Doorbell = h.host.doorbell
+        for queue in owed:
+            bell.notify(queue)  # late, and before the next message: as a host preempted between flags and kick
+        for i in range(40):
+            assert h.send(i.to_bytes(4, "little")) == [], "the host sees NO_NOTIFY and owes no kick"
+        h.wait_replies(41)
+    finally:
+        evidence = h.finish()
+    assert h.record.kicks_while_suppressed == 0, evidence
+    assert evidence.startswith("0 kicks in "), evidence
+
+
+def test_kicks_against_the_suppression_are_counted_one_by_one() -> None:
+    """Three kicks written at once after the suppression was visible are three (they were one: a wait that
+    consumed some), and fail the scenario."""
+    from remoteproc.conformance.scenarios import ScenarioFailed
+
+    h = _ScriptedHost()
+    try:
+        h.send(b"first")
+        h.wait_replies(1)
+        for i in range(20):
+            h.send(i.to_bytes(4, "little"))
+        h.wait_replies(21)
+        for _ in range(3):
+            h.host.doorbell.notify(1)  # no message needs them: vring 1 used.flags = NO_NOTIFY
+        h.send(b"last")
+        h.wait_replies(22)
+    finally:
+        with pytest.raises(ScenarioFailed, match=r"the host sent 3 kicks in 21 messages published after") as failed:
+            h.finish()
+    assert h.record.kicks_while_suppressed == 3, failed.value
