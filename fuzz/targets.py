@@ -9,7 +9,9 @@ becomes a regression test in tests/."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,13 +37,31 @@ def resource_table(data: bytes) -> None:
         check(data, dialect=dialect)
 
 
-_elf_path = Path(tempfile.mkdtemp(prefix="rproc-fuzz-")) / "fw.elf"
+_scratch: Path | None = None
+
+
+def use_scratch(directory: Path) -> None:
+    """Files of the targets (an ELF to open, a socket to bind) go into ``directory``: fuzz/run.py makes one
+    for the run and removes it at the end, crash or not."""
+    global _scratch
+    _scratch = directory
+
+
+def scratch() -> Path:
+    """The targets' directory: the one :func:`use_scratch` gave, or one made on first use and removed at exit
+    (the targets run in a test process too). Nothing is created on import."""
+    global _scratch
+    if _scratch is None:
+        _scratch = Path(tempfile.mkdtemp(prefix="rproc-fuzz-"))
+        atexit.register(shutil.rmtree, _scratch, True)
+    return _scratch
 
 
 def elf(data: bytes) -> None:
-    _elf_path.write_bytes(data)
+    path = scratch() / "fw.elf"
+    path.write_bytes(data)
     with contextlib.suppress(FirmwareError):
-        firmware_info(_elf_path)
+        firmware_info(path)
 
 
 def virtqueue(data: bytes) -> None:
@@ -84,7 +104,6 @@ def rpmsg_messages(data: bytes) -> None:
         remote.close()
 
 
-_vhost_dir = Path(tempfile.mkdtemp(prefix="rproc-fuzz-vu-"))
 _vhost_backend: VhostUserBackend | None = None
 
 
@@ -93,7 +112,7 @@ def vhost_user(data: bytes) -> None:
     answered or refused, a malformed one ends the connection with VhostUserProtocolError, nothing else."""
     global _vhost_backend
     if _vhost_backend is None:
-        _vhost_backend = VhostUserBackend(_vhost_dir / "s", device_features=1, num_queues=2)
+        _vhost_backend = VhostUserBackend(scratch() / "s", device_features=1, num_queues=2)
     with contextlib.suppress(VhostUserProtocolError):
         _vhost_backend.feed(data)
 

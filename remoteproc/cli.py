@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from remoteproc import children
 from remoteproc.elf import ELF_MAGIC, read_bytes
 from remoteproc.errors import RemoteprocError
 from remoteproc.firmware import FirmwareInfo, firmware_info, info_to_dict
@@ -898,7 +899,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = (logging.WARNING, logging.INFO, logging.DEBUG, 5)[min(args.verbose, 3)]  # -vvv: every message
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args))
+        with children.unwind_on_signals():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return int(args.func(args))
+    except children.Terminated as exc:
+        return 128 + exc.signum
     except UsageError as exc:
         print(f"rproc: usage: {exc}", file=sys.stderr)
         return EXIT_USAGE

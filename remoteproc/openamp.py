@@ -12,20 +12,27 @@ Where things live (all byte offsets in /dev/shm/openamp.shm, which are also the 
 0x10000    buffer pool, 512 x 512 bytes: the first 256 posted by the host for receiving, then send buffers
 =========  ======================================================================================
 
-Who does what: the remote (virtio device) creates the file, writes the table and listens; the host (virtio
-driver) connects, zeroes the vrings, posts its 256 receive buffers, sets vring 1's avail.flags = NO_INTERRUPT,
-writes the status. Endpoints 0x400 on both sides, channel "rpmsg-openamp-demo-channel".
+Who does what: the remote (virtio device) creates the file (or reuses the one a host that started first made:
+:mod:`transports.openamp` says when), writes the table, then listens; the host (virtio driver) connects, zeroes
+the vrings, posts its 256 receive buffers, sets vring 1's avail.flags = NO_INTERRUPT, writes the status.
+Endpoints 0x400 on both sides, channel "rpmsg-openamp-demo-channel".
+
+The way in, for either role: ``link = transports.url.open_link("openamp://[?shm=PATH&event=PATH]", role=...)``
+(or ``OpenAmpLink``), then :func:`host_device` or :func:`remote_device`. ``rpmsg.links.host_on``/``remote_on``
+refuse such a link: their Profile layout is not OpenAMP's.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from remoteproc.errors import RemoteprocError
 from resource_table import ResourceTable, ResourceTableError, Vdev, Vring, build, parse
 from rpmsg import HostCore, RemoteCore, RpmsgDevice
 from rpmsg.protocol import driver_ok
-from transports.openamp import OpenAmpLink
+from transports.link import Link
+from transports.openamp import LAYOUT
 from virtio import VringLayout
 
 TABLE = ResourceTable(
@@ -56,14 +63,29 @@ def _layouts(vdev: Vdev) -> tuple[VringLayout, VringLayout]:
     return VringLayout.legacy(r0.da, r0.num, r0.align), VringLayout.legacy(r1.da, r1.num, r1.align)
 
 
-def remote_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
-    """The remote's side: write the table, wait for the host and its DRIVER_OK, then serve rpmsg."""
+def _check_link(link: Link, role: str, call: str) -> None:
+    if link.layout != LAYOUT:
+        raise RemoteprocError(
+            f"{call} needs an openamp:// link (transports.url.open_link('openamp://...', role={role!r})), "
+            f"not {type(link).__name__}"
+        )
+    if link.role != role:
+        raise RemoteprocError(f"{call} needs the {role} side of the openamp:// link, not the {link.role} side")
+
+
+def remote_device(link: Link, *, timeout: float = 10.0, check: Callable[[], None] | None = None) -> RpmsgDevice:
+    """The remote's side: write the table, then listen (a host that started first connects now and reads the
+    table at once), wait for the host and its DRIVER_OK, then serve rpmsg. ``check``: called while waiting for
+    the host's DRIVER_OK; it raises to stop waiting (the host program has ended)."""
+    _check_link(link, "remote", "remote_device")
     table = build(TABLE)
     assert len(table) == TABLE_SIZE
     link.memory.write(0, table)
     doorbell = link.connect(timeout)
     deadline = time.monotonic() + timeout
     while not driver_ok(link.memory.read(STATUS_OFFSET, 1)[0]):
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             raise RemoteprocError(f"the OpenAMP host did not set DRIVER_OK within {timeout} s")
         time.sleep(0.001)  # OpenAMP's remote polls the status every millisecond too
@@ -71,10 +93,12 @@ def remote_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
     return RpmsgDevice(RemoteCore(link.memory, rx, tx), doorbell)
 
 
-def host_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
-    """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg."""
-    # The remote listens on the socket before it has written the table (rproc's remote binds first; a restarted
-    # one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
+def host_device(link: Link, *, timeout: float = 10.0, check: Callable[[], None] | None = None) -> RpmsgDevice:
+    """The host's side: read the remote's table, set up the rings and buffers, DRIVER_OK, serve rpmsg.
+    ``check``: called while waiting for the table; it raises to stop waiting (the remote program has ended)."""
+    _check_link(link, "host", "host_device")
+    # A remote may listen on the socket before it has written the table (rproc's remote did until issue 17; a
+    # restarted one leaves the file zeroed for a moment): until the table parses, "not yet", then the last error.
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -84,6 +108,8 @@ def host_device(link: OpenAmpLink, *, timeout: float = 10.0) -> RpmsgDevice:
             problem = f"{len(table.vdevs)} vdevs"
         except ResourceTableError as exc:
             problem = str(exc)
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             raise RemoteprocError(f"no usable OpenAMP resource table at offset 0 within {timeout} s: {problem}")
         time.sleep(0.001)

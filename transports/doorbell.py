@@ -5,6 +5,10 @@ notifies us.
 - :class:`SocketDoorbell`: two processes, one byte per kick on a connected AF_UNIX stream socket, the mechanism
   of OpenAMP's Linux-userspace machine. The byte is the queue number. End of file means the peer is gone: a
   peer loss is reported, never a hang.
+
+Every doorbell of this module counts the peer's kicks its :meth:`wait` consumed, exactly, in ``received``: bytes on
+a socket, the counter of an eventfd (one per write), datagrams. (A wait returns True for any number of them.) Kicks
+that C code consumes through the descriptors directly are not counted.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class EventfdDoorbell:
         self._tx = shared.fds[1 - side]
         self.closed = False
         self.peer_closed = False
+        self.received = 0
 
     @classmethod
     def pair(cls) -> tuple[EventfdDoorbell, EventfdDoorbell]:
@@ -118,7 +123,7 @@ class EventfdDoorbell:
         if not ready:
             return False
         try:
-            os.eventfd_read(self._rx)
+            self.received += os.eventfd_read(self._rx)
         except BlockingIOError:
             return False  # another waiter took it
         return True
@@ -145,6 +150,7 @@ class SocketDoorbell:
         sock.setblocking(False)
         self.sock = sock
         self.lost = False
+        self.received = 0
 
     def notify(self, queue: int) -> None:
         if self.lost:
@@ -175,6 +181,7 @@ class SocketDoorbell:
         if not data:
             self.lost = True
             raise PeerLostError("the peer closed the doorbell socket (process gone?)")
+        self.received += len(data)
         return True
 
     def fileno(self) -> int:
@@ -201,6 +208,7 @@ class EventfdSocketDoorbell:
         self._epoll.register(rx_fd, select.EPOLLIN)
         self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
         self.lost = False
+        self.received = 0
 
     def notify(self, queue: int) -> None:
         if self.lost:
@@ -210,7 +218,7 @@ class EventfdSocketDoorbell:
     def _drain(self) -> bool:
         """Consume the kicks that arrived; True if there were any."""
         try:
-            os.eventfd_read(self._rx)
+            self.received += os.eventfd_read(self._rx)
             return True
         except BlockingIOError:
             return False
@@ -281,6 +289,7 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
             try:
                 if not self._dgram.recv(64):
                     return got
+                self.received += 1
                 got = True
             except BlockingIOError:
                 return got

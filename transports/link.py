@@ -10,6 +10,11 @@ from transports.memory import RegionMemory
 class Link:
     """One side of a transport: :attr:`memory` at once, the doorbell from :meth:`connect`."""
 
+    layout: str | None = None
+    """None: the rpmsg layer lays out the memory (``rpmsg.links.host_on``/``remote_on`` with a Profile). A
+    transport whose peers fix the layout themselves says here, in words, which it is and what to use instead
+    (``openamp://``); ``host_on``/``remote_on`` refuse it with that text."""
+
     def __init__(self, memory: RegionMemory, role: str) -> None:
         self.memory = memory
         self.role = role

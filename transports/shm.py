@@ -38,9 +38,30 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
+REFUSAL_LOG_INTERVAL = 10.0
+"""Seconds between two warnings about refused connections (the first is logged at once, then one line per
+interval with the count): a process of another uid connecting in a loop made 77,000 warnings in 3 s."""
+
+
+def _foreign_owner(path: Path) -> int | None:
+    """The uid owning ``path`` if it exists and is not ours."""
+    try:
+        uid = path.lstat().st_uid
+    except FileNotFoundError:
+        return None
+    return uid if uid != os.getuid() else None
+
+
 def _clear_stale(path: Path, sock_path: Path) -> None:
     """A host that died (kill -9) leaves its file and socket behind. If nobody answers on the socket, they are
-    stale and go; if a host does answer, the name is in use."""
+    stale and go; if a host does answer, the name is in use. Files of another uid are never touched (only
+    their owner or root could remove them, and root should not remove another user's session)."""
+    for p in (path, sock_path):
+        if (uid := _foreign_owner(p)) is not None:
+            raise TransportError(
+                f"{p} belongs to uid {uid}, not to us (uid {os.getuid()}): another user's host, or its "
+                f"leftover; choose another name, or have that user (or root) remove it"
+            )
     if not path.exists() and not sock_path.exists():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -48,12 +69,52 @@ def _clear_stale(path: Path, sock_path: Path) -> None:
         probe.connect(str(sock_path))
     except (FileNotFoundError, ConnectionRefusedError):
         log.info("removing the leftovers of a host that is gone: %s, %s", path, sock_path)
-        path.unlink(missing_ok=True)
-        sock_path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+            sock_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise TransportError(f"cannot remove the leftover {exc.filename}: {exc.strerror}") from None
         return
+    except OSError as exc:
+        raise TransportError(f"cannot probe {sock_path} for a running host: {exc.strerror}") from None
     finally:
         probe.close()
     raise TransportError(f"{path} is in use: a host is listening on {sock_path}")
+
+
+class _Refusals:
+    """Connections refused for their uid, logged without flooding: the first at once, then at most one line
+    per :data:`REFUSAL_LOG_INTERVAL` with how many since, and the rest when the wait ends."""
+
+    def __init__(self, sock_path: Path) -> None:
+        self.sock_path = sock_path
+        self.unreported = 0
+        self.last: tuple[int, int] = (0, 0)
+        self.logged_at: float | None = None
+
+    def refused(self, pid: int, uid: int) -> None:
+        now = time.monotonic()
+        self.last = (pid, uid)
+        if self.logged_at is None:
+            self.logged_at = now
+            log.warning(
+                "refused a connection to %s from pid %d of uid %d (allow it with allow_uid=%d)",
+                self.sock_path, pid, uid, uid,
+            )  # fmt: skip
+            return
+        self.unreported += 1
+        if now - self.logged_at >= REFUSAL_LOG_INTERVAL:
+            self.flush()
+            self.logged_at = now
+
+    def flush(self) -> None:
+        if self.unreported:
+            pid, uid = self.last
+            log.warning(
+                "refused %d more connections to %s from other uids (the last from pid %d of uid %d)",
+                self.unreported, self.sock_path, pid, uid,
+            )  # fmt: skip
+            self.unreported = 0
 
 
 def _paths(name: str) -> tuple[Path, Path]:
@@ -97,7 +158,15 @@ class ShmLink:
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.connect(str(sock_path))
+                try:
+                    sock.connect(str(sock_path))
+                except PermissionError:
+                    sock.close()
+                    owner = _foreign_owner(sock_path)
+                    raise TransportError(
+                        f"{sock_path}: permission denied"
+                        + (f" (it belongs to uid {owner}, not to us: another user's host)" if owner is not None else "")
+                    ) from None
                 _, uid = peer_credentials(sock)
                 if uid != os.getuid() and uid not in allow_uids:
                     sock.close()
@@ -170,10 +239,14 @@ class HostListener:
             os.umask(old)
         server.listen(1)
         deadline = time.monotonic() + timeout
+        refusals = _Refusals(self.sock_path)
         try:
             while True:
-                server.settimeout(max(0.0, deadline - time.monotonic()))
+                left = deadline - time.monotonic()
                 try:
+                    if left <= 0:  # settimeout(0) would make accept non-blocking: BlockingIOError, not a timeout
+                        raise TimeoutError
+                    server.settimeout(left)
                     conn, _ = server.accept()
                 except TimeoutError:
                     raise TransportError(f"no remote connected to {self.sock_path} within {timeout} s") from None
@@ -181,14 +254,9 @@ class HostListener:
                 if uid == os.getuid() or uid in allow_uids:
                     break
                 conn.close()
-                log.warning(
-                    "refused a connection to %s from pid %d of uid %d (allow it with allow_uid=%d)",
-                    self.sock_path,
-                    pid,
-                    uid,
-                    uid,
-                )
+                refusals.refused(pid, uid)
         finally:
+            refusals.flush()
             server.close()
         # The greeting says what comes with it: the memfd, then the two eventfds, as SCM_RIGHTS.
         flags = (FLAG_MEMFD if self.shm.fd is not None else 0) | (FLAG_EVENTFD if self.eventfd else 0)

@@ -12,7 +12,8 @@
   (the default: the rpmsg C paths write and read them without Python), bytes on /dev/shm/NAME.sock, or
   datagrams; a peer of another uid is refused (SO_PEERCRED) unless allowed |
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
-| ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket) |
+| ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket): its layout
+  is OpenAMP's, so ``remoteproc.openamp.host_device``/``remote_device`` take it, not ``rpmsg.links.host_on`` |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
 
 Third parties add schemes through the ``rproc.transports`` entry-point group: the entry point's name is the
@@ -192,6 +193,7 @@ class SpyLink(Link):
     def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
         super().__init__(inner.memory, inner.role)
         self.inner = inner
+        self.layout = inner.layout
         self.trace = trace
         self._watched: dict[str, tuple[int, int]] = {}
         self._last: dict[str, int] = {}

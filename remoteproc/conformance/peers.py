@@ -20,7 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from remoteproc import children
 from remoteproc.conformance.breaks import BREAKS, ECHO_CHANNEL
+from remoteproc.conformance.program import PeerProgram
 from remoteproc.conformance.scenarios import CountingDoorbell, HostContext, NotApplicable, TableFacts
 from remoteproc.errors import RemoteprocError
 from rpmsg.profiles import Profile
@@ -74,10 +76,11 @@ class Peer(Protocol):
 
 
 class ProcessLifecycle:
-    """A peer process: killed on demand, reaped at the end."""
+    """A peer process: killed on demand, reaped at the end (and its kept output freed)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], program: PeerProgram | None = None) -> None:
         self.proc = proc
+        self.program = program
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -96,6 +99,8 @@ class ProcessLifecycle:
                 self.proc.wait(2)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.program is not None:
+            self.program.close()
 
 
 class RprocRemotePeer:
@@ -111,7 +116,7 @@ class RprocRemotePeer:
         if self.break_mode:
             args += ["--break", self.break_mode, "--state", str(Path(tempfile.gettempdir()) / f"{self.name}.state")]
         # The remote waits for the host's socket, so it may start first.
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
         try:
             device, link = host_over_shm(self.name, Profile(), timeout=timeout)
@@ -148,13 +153,15 @@ class OpenAmpRemotePeer:
         if self.isolate:
             command, shm, event, root = isolated(self.command, self.shm, self.event)
         Path(event).unlink(missing_ok=True)  # a previous run's socket: wait for this run's
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        lifecycle = ProcessLifecycle(proc)
+        program = PeerProgram(command)
+        lifecycle = ProcessLifecycle(program.proc, program)
         try:
-            link = OpenAmpLink("host", shm=shm, event=event, timeout=timeout)
-            device = host_device(link, timeout=timeout)
+            # Every wait gives up as soon as the program has ended, with its status and output.
+            link = OpenAmpLink("host", shm=shm, event=event, timeout=timeout, check=program.check)
+            device = host_device(link, timeout=timeout, check=program.check)
         except BaseException:
             lifecycle.kill()
+            program.close()
             if root is not None:
                 shutil.rmtree(root, ignore_errors=True)
             raise

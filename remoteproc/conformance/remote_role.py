@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from remoteproc import children
 from remoteproc.conformance.breaks import ECHO_CHANNEL, HOST_BREAKS
+from remoteproc.conformance.program import PeerProgram, reported_errors
 from remoteproc.conformance.report import Outcome, Report, Result
 from remoteproc.conformance.scenarios import CountingDoorbell, NotApplicable, ScenarioFailed
 from remoteproc.errors import RemoteprocError
@@ -29,7 +31,6 @@ from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
 from rpmsg.protocol import HEADER_SIZE
 
 WRAP = 65536
-SUPPRESSION_SETTLE = 10  # messages before the host must have seen our NO_NOTIFY
 
 
 @dataclass
@@ -48,12 +49,16 @@ class Record:
     replies: int = 0
     reply_failures: list[str] = field(default_factory=list)
     dropped: int = 0
-    kicks_while_suppressed: int = 0
+    kicks_while_suppressed: int | None = None  # None: the host never published past the suppression point
+    kicks_allowed: int = 0  # kicks the remote asked for meanwhile (waiting for receive buffers), at most
+    messages_judged: int = 0  # messages after the point from which every kick counts
+    kicks_per_wait: bool = False  # the doorbell does not count kicks: waits that consumed some are counted
     ended: str = ""
     exit_code: int | None = None
     complaints: list[str] = field(default_factory=list)  # a kernel host's BUG/Oops/panic/WARNING reports
     event_idx: bool = False
     buffer_waits: int = 0  # times the remote asked to be kicked for a receive buffer (those kicks are due)
+    reported_errors: tuple[int, str] | None = None  # the host program's own tally ("Error count = N"), its line
 
 
 class HostRun(Protocol):
@@ -98,16 +103,105 @@ def _observe_start(run: HostRun, record: Record) -> None:
         record.dfeatures = int.from_bytes(mem.read(dfeatures_da, 4), "little")
 
 
+def _u16(core: RemoteCore, da: int) -> int:
+    return int.from_bytes(core.memory.read(da, 2), "little")
+
+
+class KickLedger:
+    """The host's kicks that break the remote's suppression, counted exactly (docs/conformance.md, "Counting the
+    host's kicks"). A kick is a byte (eventfd write, datagram), not a wait that consumed some.
+
+    1. The remote sets vring 1 used.flags = NO_NOTIFY (:meth:`suppress`, on the first message).
+    2. After the next full fence (the one in the reply's publish: ``rp_mb`` in vring.c) it reads vring 1's
+       avail.idx, A (:meth:`after_reply`). The host publishes, fences, then reads the flags (virtio 1.2 2.7.7), so
+       by the store/load argument of both fences, a publication that the remote had not seen at A was made by a
+       host that could see NO_NOTIFY: it must not be kicked. Publications up to A may be.
+    3. A host kicks for a publication before it makes the next one (publish and kick under one lock: Linux's
+       ``tx_lock``, OpenAMP's ``rdev->lock``, rproc's device lock); and a kick written is in our socket or eventfd.
+       So once the remote sees avail.idx pass A, every kick of a publication up to A has arrived: it drains the
+       doorbell and counts every kick from there (:meth:`after_message`). (The kick of publication A + 1 itself
+       may be among those drained: at most that one goes uncounted.)
+    4. Kicks the remote asked for do not count: while it waits for a receive buffer (vring 0 used.flags clear),
+       the host may kick once per buffer it posts then, plus one for a publication it made just before.
+    """
+
+    def __init__(self, core: RemoteCore, bell: CountingDoorbell) -> None:
+        self.core = core
+        self.bell = bell
+        self.avail1 = core.from_host.layout.avail + 2
+        self.avail0 = core.to_host.layout.avail + 2
+        self.per_wait = bell.kick_bytes is None
+        self.suppressed = False
+        self.visible_at: int | None = None
+        self.baseline: int | None = None
+        self.allowed = 0
+        self._open_at: int | None = None
+        self._closed: list[int] = []
+
+    def kicks(self) -> int:
+        counted = self.bell.kicks if self.per_wait else self.bell.kick_bytes
+        return int(counted or 0)
+
+    def suppress(self, device: RpmsgDevice) -> None:
+        device.wait_mode = "busy"  # from now on the host is asked not to kick
+        device.request_kicks(False)  # vring 1 used.flags = NO_NOTIFY, now
+        self.suppressed = True
+
+    def after_reply(self) -> None:
+        """After a reply was published (a full fence since the last flag change)."""
+        if self.suppressed and self.visible_at is None:
+            self.visible_at = _u16(self.core, self.avail1)
+        self._bound_windows()
+
+    def after_message(self) -> bool:
+        """When a message arrived; True once the kicks count (this message is the first judged one)."""
+        if self.visible_at is None or self.baseline is not None:
+            return False
+        if not 0 < (_u16(self.core, self.avail1) - self.visible_at) & 0xFFFF < 0x8000:
+            return False
+        while self.bell.wait(0):  # every kick of a publication up to A is here: they do not count
+            pass
+        self.baseline = self.kicks()
+        return True
+
+    def buffer_wakeup(self, asked: Callable[[bool], bool], on: bool) -> bool:
+        """In place of the core's ``want_buffer_wakeup``: notes the windows in which kicks are due."""
+        result = asked(on)  # enabling fences before it looks at the ring
+        if on and self._open_at is None:
+            self._open_at = _u16(self.core, self.avail0)
+        elif not on and self._open_at is not None:
+            self._closed.append(self._open_at)  # bounded after the next fence (after_reply)
+            self._open_at = None
+        return result
+
+    def _bound_windows(self) -> None:
+        now = _u16(self.core, self.avail0)
+        for opened in self._closed:
+            self.allowed += ((now - opened) & 0xFFFF) + 1
+        self._closed.clear()
+
+    def finish(self, record: Record) -> None:
+        self._bound_windows()
+        if self._open_at is not None:  # still waiting when the host went
+            self.allowed += ((_u16(self.core, self.avail0) - self._open_at) & 0xFFFF) + 1
+        record.kicks_per_wait = self.per_wait
+        record.kicks_allowed = self.allowed
+        if self.baseline is not None:
+            record.kicks_while_suppressed = self.kicks() - self.baseline
+
+
 def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
     """Echo on the channel until the host goes (or ``overall`` seconds pass), recording everything."""
     device = run.device
     bell = device.doorbell
     core = device.core
+    assert isinstance(core, RemoteCore)
+    ledger = KickLedger(core, bell) if isinstance(bell, CountingDoorbell) else None
     asked = core.want_buffer_wakeup
 
     def want_buffer_wakeup(on: bool) -> bool:
         record.buffer_waits += on  # the host must kick for this one: not counted against its suppression
-        return asked(on)
+        return ledger.buffer_wakeup(asked, on) if ledger is not None else asked(on)
 
     setattr(core, "want_buffer_wakeup", want_buffer_wakeup)  # noqa: B010 - instrumenting this session's core
     try:
@@ -119,7 +213,6 @@ def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
     ep.settimeout(0.2)
     start = time.monotonic()
     idle_since = start
-    kicks_at_settle: int | None = None
     try:
         while time.monotonic() - start < overall:
             try:
@@ -132,13 +225,18 @@ def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
             idle_since = time.monotonic()
             if record.first_message_after is None:
                 record.first_message_after = idle_since - start
-                device.wait_mode = "busy"  # from now on the host is asked not to kick (used.flags NO_NOTIFY)
+                if ledger is not None:
+                    ledger.suppress(device)
+                else:
+                    device.wait_mode = "busy"
             record.messages += 1
             record.sizes.append(len(data))
-            if record.messages == SUPPRESSION_SETTLE and isinstance(bell, CountingDoorbell):
-                kicks_at_settle = bell.kicks
+            if ledger is not None and (ledger.after_message() or ledger.baseline is not None):
+                record.messages_judged += 1
             try:
                 device.send(ep.addr, src, data, timeout)
+                if ledger is not None:
+                    ledger.after_reply()
                 record.replies += 1
             except RpmsgTimeout as exc:
                 record.reply_failures.append(f"reply {record.replies + 1}: {exc}")
@@ -150,9 +248,12 @@ def serve(run: HostRun, record: Record, timeout: float, overall: float) -> None:
     except (PeerLost, EndpointClosed) as exc:
         record.ended = f"the host went away ({exc})"
     record.dropped = core.dropped
-    if kicks_at_settle is not None and isinstance(bell, CountingDoorbell):
-        record.kicks_while_suppressed = bell.kicks - kicks_at_settle
+    if ledger is not None:
+        ledger.finish(record)
     record.exit_code = run.exit_code(5.0)
+    output = getattr(run, "output", None)
+    if callable(output):
+        record.reported_errors = reported_errors(output())
     complaints = getattr(run, "complaints", None)
     if callable(complaints):
         record.complaints = list(complaints())
@@ -213,30 +314,35 @@ def index_wraparound(r: Record) -> str:
 
 
 def host_honours_suppression(r: Record) -> str:
-    counted = r.messages - SUPPRESSION_SETTLE
-    if counted <= 0:
-        raise NotApplicable(f"{r.messages} messages are too few to judge")
+    counted = r.messages_judged
+    if r.kicks_while_suppressed is None or counted <= 0:
+        raise NotApplicable(
+            f"{r.messages} messages: the host never published past the point where the remote's suppression "
+            "was visible to it"
+        )
+    kicks = r.kicks_while_suppressed
+    unit = "wakeups by kicks" if r.kicks_per_wait else "kicks"
     if r.event_idx:
         # With EVENT_IDX the remote suppresses by not moving avail_event; the host still kicks each time its
         # avail index passes that stale value: once soon after, then once per 65536 messages (virtio 1.2 2.7.10).
-        allowed = 1 + -(-counted // WRAP)
-        if r.kicks_while_suppressed > allowed:
+        allowed = 1 + -(-counted // WRAP) + r.kicks_allowed
+        if kicks > allowed:
             raise ScenarioFailed(
-                f"the host kicked {r.kicks_while_suppressed} times in {counted} messages with EVENT_IDX and a stale "
-                f"avail_event (at most {allowed}: one per crossing)"
+                f"the host sent {kicks} {unit} in {counted} messages with EVENT_IDX and a stale avail_event (at "
+                f"most {allowed}: one per crossing, and {r.kicks_allowed} asked for)"
             )
         return (
-            f"{r.kicks_while_suppressed} kicks in {counted} messages with EVENT_IDX, avail_event left behind "
-            f"(one per crossing allowed: {allowed})"
+            f"{kicks} {unit} in {counted} messages with EVENT_IDX, avail_event left behind (one per crossing "
+            f"allowed, and {r.kicks_allowed} asked for: {allowed})"
         )
-    if r.kicks_while_suppressed > r.buffer_waits:
+    if kicks > r.kicks_allowed:
         raise ScenarioFailed(
-            f"the host kicked {r.kicks_while_suppressed} times in {counted} messages while vring 1 used.flags = "
-            f"NO_NOTIFY (the remote asked for {r.buffer_waits} kicks, waiting for receive buffers)"
+            f"the host sent {kicks} {unit} in {counted} messages published after vring 1 used.flags = NO_NOTIFY "
+            f"was visible to it (at most {r.kicks_allowed}: asked for in {r.buffer_waits} waits for receive buffers)"
         )
     return (
-        f"{r.kicks_while_suppressed} kicks in {counted} messages while vring 1 used.flags = NO_NOTIFY "
-        f"({r.buffer_waits} asked for while the remote waited for receive buffers)"
+        f"{kicks} {unit} in {counted} messages published after vring 1 used.flags = NO_NOTIFY was visible to the "
+        f"host ({r.buffer_waits} waits for receive buffers allowed {r.kicks_allowed})"
     )
 
 
@@ -247,7 +353,14 @@ def host_ends_cleanly(r: Record) -> str:
         raise ScenarioFailed(f"the host program did not end ({r.ended})")
     if r.exit_code != 0:
         raise ScenarioFailed(f"the host program ended with status {r.exit_code} ({r.ended})")
-    return f"the host program ended with status 0; {r.ended}"
+    if r.reported_errors is not None and r.reported_errors[0]:
+        # OpenAMP's pingers count wrong or missing echoes and exit 0 all the same: their count is the verdict.
+        raise ScenarioFailed(
+            f"the host program ended with status 0 but counted {r.reported_errors[0]} errors of its own: "
+            f"{r.reported_errors[1]!r} ({r.ended})"
+        )
+    said = f" and reported {r.reported_errors[1]!r}" if r.reported_errors is not None else ""
+    return f"the host program ended with status 0{said}; {r.ended}"
 
 
 @dataclass(frozen=True)
@@ -268,7 +381,9 @@ REMOTE_CATALOGUE: tuple[RemoteScenario, ...] = (
     RemoteScenario("index-wraparound", "traffic goes on across the 16-bit index wrap", index_wraparound),
     RemoteScenario("host-honours-suppression", "no kick while used.flags = NO_NOTIFY", host_honours_suppression),
     RemoteScenario(
-        "host-ends-cleanly", "the host program ends with status 0 (a kernel host: no BUG/Oops/panic)", host_ends_cleanly
+        "host-ends-cleanly",
+        "the host program ends with status 0 and counts no errors of its own (a kernel host: no BUG/Oops/panic)",
+        host_ends_cleanly,
     ),
 )
 
@@ -310,12 +425,16 @@ class _ProcessRun:
     channel: str
     channel_addr: int = 0x400
     table: tuple[int, int, int] | None = None
+    program: PeerProgram | None = None  # a program whose output is kept (the host's own error count)
 
     def exit_code(self, timeout: float) -> int | None:
         try:
             return self.proc.wait(timeout) if timeout else self.proc.poll()
         except subprocess.TimeoutExpired:
             return None
+
+    def output(self) -> bytes:
+        return self.program.output() if self.program is not None else b""
 
     def close(self) -> None:
         self.device.close()
@@ -324,6 +443,8 @@ class _ProcessRun:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.program is not None:
+            self.program.close()
 
 
 class RprocHostPeer:
@@ -342,7 +463,7 @@ class RprocHostPeer:
         args = [sys.executable, "-m", "remoteproc.conformance.host_peer", name, "--timeout", str(timeout)]
         if self.break_mode:
             args += ["--break", self.break_mode]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             device, link = remote_over_shm(name, timeout=timeout * 4)
         except BaseException:
@@ -369,12 +490,16 @@ class OpenAmpHostPeer:
         from transports.openamp import OpenAmpLink
 
         link = OpenAmpLink("remote", shm=self.shm, event=self.event)
-        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
-            device = remote_device(link, timeout=timeout * 4)
+            program = PeerProgram(self.command)
         except BaseException:
-            proc.kill()
-            proc.wait()
+            link.close()
+            raise
+        link.check = program.check  # every wait gives up as soon as the program has ended, with its status
+        try:
+            device = remote_device(link, timeout=timeout * 4, check=program.check)
+        except BaseException:
+            program.close()
             link.close()
             raise
         device.doorbell = CountingDoorbell(device.doorbell)
@@ -388,8 +513,9 @@ class OpenAmpHostPeer:
         return _ProcessRun(
             self.description,
             device,
-            proc,
+            program.proc,
             [remove_files],
             CHANNEL,
             table=(STATUS_OFFSET, GFEATURES_OFFSET, dfeatures),
+            program=program,
         )

@@ -33,7 +33,9 @@ class ScenarioFailed(AssertionError):
 
 
 class CountingDoorbell(DoorbellWrapper):
-    """The host's doorbell with a count of the peer's kicks (each wait that consumed at least one)."""
+    """A doorbell with a count of the peer's kicks: :attr:`kicks` counts the waits that consumed at least one,
+    :attr:`kick_bytes` every kick (each byte, eventfd write or datagram: ``received`` of transports.doorbell),
+    None where the doorbell does not count them."""
 
     def __init__(self, inner: Doorbell) -> None:
         super().__init__(inner)
@@ -43,6 +45,11 @@ class CountingDoorbell(DoorbellWrapper):
         kicked = self.inner.wait(timeout)
         self.kicks += kicked
         return kicked
+
+    @property
+    def kick_bytes(self) -> int | None:
+        received = getattr(self.inner, "received", None)
+        return received if isinstance(received, int) else None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from remoteproc import children
 from remoteproc.boards import MPS2_AN505, Board
 from remoteproc.elf import ElfImage
 from remoteproc.errors import RemoteprocError
@@ -27,7 +28,7 @@ from remoteproc.loader import LoadedSegment, Progress, check_segments
 from remoteproc.resources import Pool
 from transports.doorbell import SocketDoorbell
 from transports.qmp import Qmp, QmpError
-from transports.shmfile import SharedFile
+from transports.shmfile import SharedFile, sweep_leftovers
 
 SHARED = "mps.ram"
 
@@ -47,7 +48,9 @@ class QemuPlatform:
         self.ram_path = base
         self.uart_path = base.with_name(self.id + ".uart")
         self.qmp_path = base.with_name(self.id + ".qmp")
-        self._file = SharedFile(base, shared.size, create=True, layout=[(shared.name, shared.da, shared.size)])
+        sweep_leftovers("rproc-qemu-")  # an earlier rproc killed with SIGKILL could not remove its files
+        layout = [(shared.name, shared.da, shared.size)]
+        self._file = SharedFile(base, shared.size, create=True, layout=layout, lock=True)
         self.memory = self._file.memory
         self.process: subprocess.Popen[bytes] | None = None
         self.qmp: Qmp | None = None
@@ -83,7 +86,7 @@ class QemuPlatform:
             "-display", "none", "-monitor", "none", "-S",
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = children.start(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             self.qmp = Qmp(self.qmp_path)
             self._uart = self._connect_uart()

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from remoteproc import children
 from remoteproc.errors import RemoteprocError
 from rpmsg.device import RpmsgDevice
 from rpmsg.uart import host_over_uart
@@ -35,7 +36,7 @@ class QemuUartSession:
             "-serial", "chardev:uart", "-display", "none", "-monitor", "none",
         ]  # fmt: skip
         try:
-            self.process = subprocess.Popen(
+            self.process = children.start(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
         except FileNotFoundError:

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import IO
 
+from remoteproc import children
 from remoteproc.boards import Board
 from remoteproc.elf import ElfImage
 from remoteproc.errors import RemoteprocError
@@ -25,7 +26,7 @@ from remoteproc.loader import LoadedSegment, Progress, load_segments
 from remoteproc.resources import Pool
 from transports.doorbell import SocketDoorbell
 from transports.memory import RegionMemory
-from transports.shmfile import SharedFile
+from transports.shmfile import SharedFile, sweep_leftovers
 
 
 class SimPlatform:
@@ -36,8 +37,9 @@ class SimPlatform:
         self.services = services
         self.shm_name = f"rproc-sim-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.path = Path("/dev/shm") / self.shm_name
+        sweep_leftovers("rproc-sim-")  # an earlier rproc killed with SIGKILL could not remove its file
         self._file = SharedFile(
-            self.path, board.size, create=True, layout=[(r.name, r.da, r.size) for r in board.regions]
+            self.path, board.size, create=True, layout=[(r.name, r.da, r.size) for r in board.regions], lock=True
         )
         self.memory: RegionMemory = self._file.memory
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,7 +94,7 @@ class SimPlatform:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         # The remote's stderr, read when it exits early (connect) and shown at stop; closed in stop.
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(cmd, env=env, stderr=self._errors)
+        self.process = children.start(cmd, env=env, stderr=self._errors)  # dies with us, even of SIGKILL
 
     def connect(self, timeout: float = 10.0) -> SocketDoorbell:
         """After DRIVER_OK: the remote connects; its connection is the doorbell. If the remote exits first, that

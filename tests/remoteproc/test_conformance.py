@@ -148,6 +148,46 @@ def test_remote_role_against_an_openamp_profile_host_program(tmp_path: Path) -> 
     assert results["status-handshake"].evidence.startswith("status 0x04")  # OpenAMP's host value
     assert results["messages-well-formed"].evidence.startswith("496 messages of 1..496 bytes")
     assert results["index-wraparound"].outcome is Outcome.NOT_APPLICABLE
+    assert "reported 'Test Results: Error count = 0'" in results["host-ends-cleanly"].evidence
+
+
+def test_a_host_program_counting_errors_fails_though_it_exits_0(tmp_path: Path) -> None:
+    """OpenAMP's pingers count wrong echoes, print "Test Results: Error count = N" and exit 0: the count is read
+    from the program's output and fails host-ends-cleanly (it passed on the exit status alone)."""
+    shm = f"/dev/shm/rproc-conformance-oah-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event} --wrong-echoes 3"
+    report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
+    results = {r.scenario: r for r in report.results}
+    assert results["host-ends-cleanly"].outcome is Outcome.FAIL, report.table()
+    assert "status 0 but counted 3 errors of its own: 'Test Results: Error count = 3'" in (
+        results["host-ends-cleanly"].evidence
+    )
+    assert results["messages-well-formed"].outcome is Outcome.PASS  # the traffic itself was fine
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_a_peer_program_that_exits_at_once_is_reported_by_its_status(role: str, tmp_path: Path) -> None:
+    """A program that ends at once (a wrong argument, "Failed to set resource table") is reported with its exit
+    status and what it wrote, as soon as it has ended: not as the 10-20 s timeout of the wait for it."""
+    import time
+
+    shm = f"/dev/shm/rproc-conformance-exit-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    event = str(tmp_path / "openamp.event.0")
+    script = "import sys; print('usage: frobnicate', file=sys.stderr); sys.exit(3)"
+    command = f'{sys.executable} -c "{script}"'
+    start = time.monotonic()
+    if role == "host":  # rproc is the host: the program should have been OpenAMP's remote
+        report = run(OpenAmpRemotePeer(command, shm=shm, event=event), only=["status-and-features"], timeout=30.0)
+    else:
+        report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=30.0)
+    elapsed = time.monotonic() - start
+    Path(shm).unlink(missing_ok=True)
+    assert {r.outcome for r in report.results} == {Outcome.FAIL}, report.table()
+    for result in report.results:
+        assert f"{sys.executable} exited with status 3 after" in result.evidence, result.evidence
+        assert "stderr: 'usage: frobnicate'" in result.evidence, result.evidence
+    assert elapsed < 15  # the wait was 30 s (120 s for the remote role): it ended with the program
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="mount namespaces need root")
@@ -190,3 +230,97 @@ def test_a_host_accepting_unoffered_features_fails_status_handshake(tmp_path: Pa
     command = f"{sys.executable} -m tests.remoteproc.openamp_host_peer {shm} {event} --bad-gfeatures"
     report = run_remote_role(OpenAmpHostPeer(command, shm=shm, event=event), timeout=5.0)
     assert report.outcome_of("status-handshake") is Outcome.FAIL, report.table()
+
+
+# --- counting the host's kicks exactly (host-honours-suppression) ------------------------------------------------
+
+
+class _ScriptedHost:
+    """A host in this process (rproc's, on a loopback pair) whose kicks the test writes by hand, with serve()
+    as the remote role runs it in a thread."""
+
+    def __init__(self) -> None:
+        from remoteproc.conformance.remote_role import Record, serve
+        from remoteproc.conformance.scenarios import CountingDoorbell
+        from rpmsg import Profile, loopback_pair
+
+        self.host, self.remote = loopback_pair(Profile(num=64, rx_count=64, tx_count=64))
+        self.remote.doorbell = CountingDoorbell(self.remote.doorbell)
+        self.description, self.device, self.table = "scripted host", self.remote, None
+        self.channel, self.channel_addr = "echo", 0x400
+        self.done = threading.Event()
+        self.record = Record()
+        self.thread = threading.Thread(target=serve, args=(self, self.record, 5.0, 60.0))
+        self.thread.start()
+        self.dst = self.host.wait_for_channel("echo", timeout=10)
+
+    def exit_code(self, timeout: float) -> int | None:
+        return 0 if self.done.is_set() else None
+
+    def send(self, payload: bytes) -> list[int]:
+        """Publish one message; the kicks it owes (the remote's flags were clear when it looked)."""
+        self.host.core.send(0x401, self.dst, payload)
+        return self.host.core.take_intents()
+
+    def wait_replies(self, count: int) -> None:
+        import time
+
+        deadline = time.monotonic() + 10
+        while self.record.replies < count:
+            assert time.monotonic() < deadline, f"{self.record.replies} replies of {count}"
+            time.sleep(0.005)
+
+    def finish(self) -> str:
+        self.done.set()
+        self.thread.join(20)
+        self.host.close()
+        self.remote.close()
+        from remoteproc.conformance.remote_role import host_honours_suppression
+
+        return host_honours_suppression(self.record)
+
+
+def test_a_late_kick_for_a_message_sent_before_the_suppression_is_not_blamed() -> None:
+    """The host publishes a message while the remote sleeps with kicks on (it owes a kick), and is slow to write
+    it: the remote finds the message by itself, sets NO_NOTIFY, replies; only then does the kick arrive, and
+    the host goes on without kicking. That kick is legitimate. It was blamed when the count started at the 10th
+    message and the doorbell was drained lazily (the flaky failure against OpenAMP's nocopy ping)."""
+    from transports.doorbell import Doorbell
+
+    h = _ScriptedHost()
+    try:
+        owed = h.send(b"first")
+        assert owed, "the remote was asleep with kicks on: this message is owed a kick"
+        h.wait_replies(1)  # found without the kick (the remote looks again when its 0.2 s wait ends)
+        bell: Doorbell = h.host.doorbell
+        for queue in owed:
+            bell.notify(queue)  # late, and before the next message: as a host preempted between flags and kick
+        for i in range(40):
+            assert h.send(i.to_bytes(4, "little")) == [], "the host sees NO_NOTIFY and owes no kick"
+        h.wait_replies(41)
+    finally:
+        evidence = h.finish()
+    assert h.record.kicks_while_suppressed == 0, evidence
+    assert evidence.startswith("0 kicks in "), evidence
+
+
+def test_kicks_against_the_suppression_are_counted_one_by_one() -> None:
+    """Three kicks written at once after the suppression was visible are three (they were one: a wait that
+    consumed some), and fail the scenario."""
+    from remoteproc.conformance.scenarios import ScenarioFailed
+
+    h = _ScriptedHost()
+    try:
+        h.send(b"first")
+        h.wait_replies(1)
+        for i in range(20):
+            h.send(i.to_bytes(4, "little"))
+        h.wait_replies(21)
+        for _ in range(3):
+            h.host.doorbell.notify(1)  # no message needs them: vring 1 used.flags = NO_NOTIFY
+        h.send(b"last")
+        h.wait_replies(22)
+    finally:
+        with pytest.raises(ScenarioFailed, match=r"the host sent 3 kicks in 21 messages published after") as failed:
+            h.finish()
+    assert h.record.kicks_while_suppressed == 3, failed.value

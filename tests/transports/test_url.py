@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,109 @@ def test_a_peer_of_another_user_is_refused() -> None:
     assert "bell" in result
     remote.close()
     link.close()
+
+
+def test_another_user_connecting_in_a_loop(caplog: pytest.LogCaptureFixture) -> None:
+    """A process of another uid connecting as fast as it can for the whole wait: the host ends with its
+    TransportError at the timeout (not BlockingIOError from a zero timeout) and logs the first refusal, then
+    counts (it logged 77,000 warnings in 3 s)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a process as another user")
+    name = f"rproc-uidloop-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    link = open_link(f"shm://{name}?size=4096", role="host")
+    result: dict[str, object] = {}
+
+    def accept() -> None:
+        try:
+            link.connect(timeout=3)
+        except BaseException as exc:  # the test looks at what it was
+            result["error"] = exc
+
+    sock = Path(f"/dev/shm/{name}.sock")
+    intruder = (
+        "import os, socket, sys, time; os.setgid(65534); os.setuid(65534)\n"
+        "while True:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        f"    try: s.connect('{sock}')\n"
+        "    except OSError: time.sleep(0.001)\n"
+        "    s.close()\n"
+    )
+    with caplog.at_level("WARNING", logger="transports.shm"):
+        t = threading.Thread(target=accept)
+        t.start()
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sock.chmod(0o777)
+        loop = subprocess.Popen([sys.executable, "-c", intruder])
+        try:
+            t.join(20)
+        finally:
+            loop.kill()
+            loop.wait()
+    link.close()
+    assert not t.is_alive()
+    error = result.get("error")
+    assert isinstance(error, TransportError) and "no remote connected" in str(error), repr(error)
+    refusals = [r.getMessage() for r in caplog.records if r.name == "transports.shm"]
+    assert refusals[0].startswith(f"refused a connection to {sock} from pid {loop.pid} of uid 65534")
+    assert 2 <= len(refusals) <= 3, refusals  # the first; the rest counted (at most one interval in 3 s)
+    assert f"from pid {loop.pid} of uid 65534" in refusals[-1] and " more connections " in refusals[-1]
+    assert sum(int(r.split()[1]) for r in refusals[1:]) >= 10  # it did try again and again
+
+
+def test_a_leftover_of_another_user_is_named_not_removed() -> None:
+    """A stale file and socket of another uid under the name we want: a TransportError naming the file, its
+    owner and what to do, for root (which could remove it, and must not) and for an ordinary user (for whom
+    the probe and the removal failed with a bare PermissionError)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make files of another user")
+    name = f"rproc-stale-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    path, sock = Path(f"/dev/shm/{name}"), Path(f"/dev/shm/{name}.sock")
+    try:
+        path.write_bytes(b"\0" * 4096)
+        path.chmod(0o600)
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(sock))
+        server.close()  # a socket file nobody listens on: the leftover of a killed host
+        sock.chmod(0o600)
+        with pytest.raises(TransportError, match=rf"{path} belongs to uid 0, not to us \(uid 65534\).*remove it"):
+            _as_nobody(lambda: open_link(f"shm://{name}?size=4096", role="host"))
+        with pytest.raises(TransportError, match=rf"{sock}: permission denied \(it belongs to uid 0"):
+            _as_nobody(lambda: open_link(f"shm://{name}", role="remote", timeout=1))
+        os.chown(path, 65534, 65534)
+        os.chown(sock, 65534, 65534)
+        with pytest.raises(TransportError, match=rf"{path} belongs to uid 65534, not to us \(uid 0\)"):
+            open_link(f"shm://{name}?size=4096", role="host")
+        assert path.exists() and sock.exists()  # not removed
+    finally:
+        path.unlink(missing_ok=True)
+        sock.unlink(missing_ok=True)
+
+
+def _as_nobody(action: Callable[[], object]) -> None:
+    """Run ``action`` in a forked child as uid/gid 65534; re-raise its TransportError here (message only)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            action()
+        except TransportError as exc:
+            os.write(write, b"T" + str(exc).encode())
+        except BaseException as exc:  # reported to the parent
+            os.write(write, f"X{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    os.waitpid(pid, 0)
+    if message.startswith("T"):
+        raise TransportError(message[1:])
+    raise AssertionError(message or "no error")
 
 
 @pytest.mark.parametrize("doorbell", ["socket", "eventfd", "dgram"])

@@ -1,0 +1,112 @@
+"""A peer program the suite starts (OpenAMP's demos, or any ``--command``): tied to this process, its output kept,
+its end noticed at once.
+
+A program that exits at once (a wrong path or argument, "Failed to set resource table") used to show as a 10-20 s
+timeout of whatever waited for it; every wait for such a peer now calls :meth:`PeerProgram.check`, which raises
+:class:`PeerExited` with the exit status and the end of its output as soon as it has ended. The output (stdout
+and stderr, in anonymous temporary files: nothing is left behind) is also where a host program reports its own
+tally: OpenAMP's pingers print "Test Results: Error count = N" and exit 0 whatever N is
+(:func:`reported_errors`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import IO
+
+from remoteproc import children
+from remoteproc.errors import RemoteprocError
+
+TAIL = 800  # characters of output quoted in an error
+_ERROR_COUNT = re.compile(rb"Error count\s*=\s*(\d+)")
+
+
+class PeerExited(RemoteprocError):
+    """The peer program ended while the suite waited for it."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PeerProgram:
+    def __init__(self, command: Sequence[str]) -> None:
+        self.command = list(command)
+        self._out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the program
+        self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.started = time.monotonic()
+        try:
+            self.proc = children.start(self.command, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+        except OSError as exc:
+            self.close()
+            raise RemoteprocError(f"cannot start {self.command[0]}: {exc.strerror or exc}") from None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check(self) -> None:
+        """Raise :class:`PeerExited` if the program has ended (for the waits of the start-up)."""
+        status = self.proc.poll()
+        if status is not None:
+            raise PeerExited(
+                f"{self.command[0]} exited with status {status} after {time.monotonic() - self.started:.1f} s"
+                f"{self._tail_text()}",
+                status,
+            )
+
+    def output(self) -> bytes:
+        """Everything it wrote to stdout so far."""
+        return _read(self._out)
+
+    def stderr(self) -> bytes:
+        return _read(self._err)
+
+    def _tail_text(self) -> str:
+        err, out = self.stderr().decode(errors="replace"), self.output().decode(errors="replace")
+        parts = [f"stderr: {err[-TAIL:].strip()!r}" if err.strip() else "", f"stdout: {out[-TAIL:].strip()!r}"]
+        shown = [p for p in parts if p and not p.endswith("''")]
+        return ("; " + "; ".join(shown)) if shown else " (no output)"
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout) if timeout else self.proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        if hasattr(self, "proc"):
+            self.kill()
+        self._out.close()
+        self._err.close()
+
+
+def _read(f: IO[bytes]) -> bytes:
+    """The file's bytes, read without moving the offset it shares with the writing child."""
+    if f.closed:
+        return b""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
+def reported_errors(output: bytes) -> tuple[int, str] | None:
+    """The error count a host program printed ("Error count = N", OpenAMP's pingers; the last one if several),
+    with its line; None if it printed none."""
+    found = list(_ERROR_COUNT.finditer(output))
+    if not found:
+        return None
+    last = found[-1]
+    start = output.rfind(b"\n", 0, last.start()) + 1
+    end = output.find(b"\n", last.end())
+    line = output[start : end if end >= 0 else len(output)].decode(errors="replace").strip()
+    return int(last.group(1)), line
