@@ -110,6 +110,7 @@ class RpmsgDevice:
         self._doorbell_owner: threading.Thread | None = None
         self._pump: threading.Thread | None = None
         self._closed = False
+        self._closing = False  # close() runs: a peer found gone now ended in order too (no warning)
         self._next_doorbell_check = 0.0
         self._zero_copy_endpoints = 0
         # Wakes the thread blocked on the doorbell when another thread took in its message, or at close.
@@ -196,6 +197,7 @@ class RpmsgDevice:
         with self._lock:
             if self._closed:
                 return
+            self._closing = True
             for ep in list(self._endpoints.values()):
                 ep.close(timeout=0)  # announce the end only if a buffer is free right now: the peer may be gone
             self._closed = True
@@ -259,7 +261,10 @@ class RpmsgDevice:
 
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
-            log.warning("rpmsg device lost: %s", exc)
+            if self._closing:  # both sides closing in order: the other one was first; nothing for a user to do
+                log.info("rpmsg device closing, the peer had already gone: %s", exc)
+            else:
+                log.warning("rpmsg device lost: %s", exc)
             self.failure = exc
             self._update_gate()
             # What the peer took with it: sends whose buffers never came back (host side; a remote's sends
