@@ -257,6 +257,16 @@ class _ScriptedHost:
     def exit_code(self, timeout: float) -> int | None:
         return 0 if self.done.is_set() else None
 
+    def wait_asleep_with_kicks_on(self) -> None:
+        """Until the remote sleeps on its doorbell having asked for kicks (it gets there some time after it
+        announced its channel)."""
+        import time
+
+        deadline = time.monotonic() + 10
+        while self.remote._doorbell_owner is None or self.remote.core.from_host.state()["suppressed"]:
+            assert time.monotonic() < deadline, "the remote never slept with kicks on"
+            time.sleep(0.005)
+
     def send(self, payload: bytes) -> list[int]:
         """Publish one message; the kicks it owes (the remote's flags were clear when it looked)."""
         self.host.core.send(0x401, self.dst, payload)
@@ -289,6 +299,7 @@ def test_a_late_kick_for_a_message_sent_before_the_suppression_is_not_blamed() -
 
     h = _ScriptedHost()
     try:
+        h.wait_asleep_with_kicks_on()
         owed = h.send(b"first")
         assert owed, "the remote was asleep with kicks on: this message is owed a kick"
         h.wait_replies(1)  # found without the kick (the remote looks again when its 0.2 s wait ends)
