@@ -124,8 +124,8 @@ def test_nothing_waiting_waits_in_the_python_method(pair: tuple[RpmsgDevice, Rpm
     calls.clear()
     h.settimeout(10)
     sender = threading.Timer(0.05, lambda: r.sendto(b"late", h.addr))
+    start = time.monotonic()  # before the timer starts: a thread preempted between the two made this flaky
     sender.start()
-    start = time.monotonic()
     assert h.recv() == b"late"
     assert time.monotonic() - start >= 0.04
     sender.join()
