@@ -1,7 +1,8 @@
 """Build (once, then cached) a User-Mode-Linux kernel with the kernel's own rpmsg drivers and its initramfs.
 
 The kernel is Debian's ``linux-source-6.1``, configured from ``make ARCH=um tinyconfig`` plus
-``kernel.config`` and patched with the ``*.patch`` files next to this module. The initramfs holds static
+``kernel.config``, with the files under ``kernel-tree/`` copied into its tree (new kernel source files, e.g.
+drivers/remoteproc/uml_rproc.c) and patched with the ``*.patch`` files next to this module. The initramfs holds static
 busybox, ``guest/init`` as ``/init`` and ``guest/rpmsg_probe.c`` compiled (static) to ``/bin/rpmsg-probe``.
 
 Both are cached under ``${XDG_CACHE_HOME:-~/.cache}/rproc/uml/``, each in a directory named after a hash of
@@ -31,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONFIG_FRAGMENT = HERE / "kernel.config"
+KERNEL_TREE = HERE / "kernel-tree"
 GUEST = HERE / "guest"
 INIT_SCRIPT = GUEST / "init"
 PROBE_SOURCE = GUEST / "rpmsg_probe.c"
@@ -127,6 +129,11 @@ def patches() -> list[Path]:
     return sorted(HERE.glob("*.patch"))
 
 
+def tree_files() -> list[Path]:
+    """The files copied into the kernel tree (relative to ``kernel-tree/``), in name order."""
+    return sorted(p.relative_to(KERNEL_TREE) for p in KERNEL_TREE.rglob("*") if p.is_file())
+
+
 def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
     for name, data in parts:
@@ -142,6 +149,7 @@ def kernel_key() -> str:
         ("kernel.config", CONFIG_FRAGMENT.read_bytes()),
         ("build.py", Path(__file__).read_bytes()),
     ]
+    parts += [(f"tree:{p}", (KERNEL_TREE / p).read_bytes()) for p in tree_files()]
     parts += [(f"patch:{p.name}", p.read_bytes()) for p in patches()]
     return _digest(parts)
 
@@ -348,6 +356,10 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress) ->
     if len(trees) != 1:
         raise BuildError(f"{LINUX_TARBALL} did not unpack to one directory: {trees}")
     src = trees[0]
+    for rel in tree_files():
+        progress(f"adding {rel}")
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(KERNEL_TREE / rel, src / rel)
     for patch in patches():
         progress(f"applying {patch.name}")
         _run(["patch", "-p1", "--forward", "--batch", "-i", patch], src, log, f"applying {patch.name}")
@@ -370,6 +382,7 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress) ->
     shutil.copy2(src / ".config", result / "config")
     (result / "source").write_text(
         f"{LINUX_SOURCE_PACKAGE} {_package_version(LINUX_SOURCE_PACKAGE)}\n"
+        + "".join(f"file {p}\n" for p in tree_files())
         + "".join(f"patch {p.name}\n" for p in patches())
     )
     progress(f"kernel built in {time.monotonic() - started:.0f} s")
