@@ -10,9 +10,11 @@
  *   START     takes the resource table at RSC_DA (where the firmware ELF put it and Linux copied its own version
  *             of it back), waits for DRIVER_OK in its vdev entry, copies the whole file to SNAPSHOT (the memory
  *             image as Linux left it: loaded segments, resource table after boot, vrings), then announces
- *             "rpmsg-raw" by name service and echoes every message back to its sender
+ *             "rpmsg-raw" by name service, writes a line into its trace buffer and echoes every message back to
+ *             its sender
  *   KICK      handles the host's messages
- *   STOP      prints what it did and waits for the next START, like a core held in reset
+ *   STOP      copies the file to SNAPSHOT.stop (what Linux left in memory once it stopped), prints what it did
+ *             and waits for the next START, like a core held in reset
  * The socket's end (UML gone) exits 0 after a STOP, 3 otherwise.
  * Every event is one line on stdout ("uml-remote: ..."), flushed.
  */
@@ -42,6 +44,7 @@ struct msg {
 	uint64_t value;
 };
 
+#define RSC_TRACE 2u
 #define RSC_VDEV 3u
 
 struct remote {
@@ -130,7 +133,8 @@ static void echo(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile u
 		say("send failed rc=%d", rc);
 }
 
-static volatile struct fw_rsc_vdev *find_vdev(struct remote *rm, uint64_t rsc_da)
+/* The first entry of `type` in the resource table at `rsc_da` (with at least `len` bytes), or NULL. */
+static volatile void *find_entry(struct remote *rm, uint64_t rsc_da, uint32_t type, uint64_t len)
 {
 	if (rsc_da < rm->da_base || rsc_da - rm->da_base + sizeof(struct resource_table_hdr) > rm->size) {
 		say("error resource table da=0x%" PRIx64 " outside the memory", rsc_da);
@@ -139,18 +143,33 @@ static volatile struct fw_rsc_vdev *find_vdev(struct remote *rm, uint64_t rsc_da
 	uint64_t base = rsc_da - rm->da_base;
 	const volatile struct resource_table_hdr *t = (const volatile void *)(rm->mem + base);
 	uint32_t num = t->num;
-	if (base + sizeof(*t) + 4ull * num > rm->size)
+	if (base + sizeof(*t) + 4ull * num > rm->size) {
+		say("error resource table num=%u too big", num);
 		return NULL;
+	}
 	for (uint32_t i = 0; i < num; i++) {
 		uint32_t off = ((const volatile uint32_t *)(t + 1))[i];
-		if (base + off + sizeof(struct fw_rsc_vdev) > rm->size)
+		if (base + off + len > rm->size) {
+			say("error resource table entry %u at offset %u outside the memory", i, off);
 			return NULL;
-		volatile struct fw_rsc_vdev *v = (volatile void *)(rm->mem + base + off);
-		if (v->type == RSC_VDEV)
-			return v;
+		}
+		volatile uint32_t *entry = (volatile void *)(rm->mem + base + off);
+		if (*entry == type)
+			return entry;
 	}
-	say("error no vdev entry in the resource table");
 	return NULL;
+}
+
+/* Write `text` into the trace buffer Linux shows at /sys/kernel/debug/remoteproc/remoteprocN/trace0. */
+static void trace(struct remote *rm, uint64_t rsc_da, const char *text)
+{
+	volatile struct fw_rsc_trace *t = find_entry(rm, rsc_da, RSC_TRACE, sizeof(*t));
+	if (t == NULL || t->da < rm->da_base || t->da - rm->da_base > rm->size || t->len > rm->size - (t->da - rm->da_base))
+		return;
+	volatile char *buf = (volatile char *)(rm->mem + (t->da - rm->da_base));
+	size_t n = strlen(text);
+	for (size_t i = 0; i < t->len; i++)
+		buf[i] = i < n ? text[i] : 0;
 }
 
 static void snapshot(struct remote *rm, const char *path)
@@ -170,9 +189,11 @@ static void snapshot(struct remote *rm, const char *path)
 
 static int boot(struct remote *rm, uint64_t rsc_da, const char *snap)
 {
-	volatile struct fw_rsc_vdev *vdev = find_vdev(rm, rsc_da);
-	if (vdev == NULL)
+	volatile struct fw_rsc_vdev *vdev = find_entry(rm, rsc_da, RSC_VDEV, sizeof(struct fw_rsc_vdev));
+	if (vdev == NULL) {
+		say("error no vdev entry in the resource table");
 		return -1;
+	}
 	/* The kernel sets DRIVER_OK once virtio_rpmsg_bus has probed, after the START message. */
 	struct msg m;
 	while (!rpmsg_remote_ready(vdev)) {
@@ -197,6 +218,7 @@ static int boot(struct remote *rm, uint64_t rsc_da, const char *snap)
 		return -1;
 	}
 	rm->running = 1;
+	trace(rm, rsc_da, "uml-remote: rpmsg-raw announced\n");
 	say("announced name=rpmsg-raw addr=%u", rm->ept.addr);
 	return 0;
 }
@@ -210,6 +232,8 @@ int main(int argc, char **argv)
 	struct remote rm;
 	memset(&rm, 0, sizeof(rm));
 	uint64_t rsc_da = strtoull(argv[3], NULL, 0);
+	char stop_snap[4096];
+	snprintf(stop_snap, sizeof(stop_snap), "%s.stop", argv[4]);
 
 	int mfd = open(argv[1], O_RDWR);
 	struct stat st;
@@ -264,6 +288,7 @@ int main(int argc, char **argv)
 				    rm.kicks_in, rm.kicks_out, rm.echoed, rm.r.dropped);
 				rm.running = 0;
 				rm.stopped = 1;
+				snapshot(&rm, stop_snap);
 				break;
 			case MSG_KICK:
 				rm.kicks_in++;

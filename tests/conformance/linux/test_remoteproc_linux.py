@@ -1,0 +1,304 @@
+"""Linux's own remoteproc core (remoteproc_core.c, remoteproc_elf_loader.c, remoteproc_virtio.c of Debian's Linux
+6.1, unmodified) loads an rproc-built firmware ELF into memory it shares with a remote processor on the host,
+boots it, and talks rpmsg to it through its own virtio_rpmsg_bus and rpmsg_char.
+
+The kernel is the conformance UML kernel with the uml_rproc driver (remoteproc/conformance/linux/kernel-tree/):
+the remote's memory is a host file the guest maps with iomem=, the doorbell a host UNIX socket. The remote is
+host/uml_remote.c, the firmware's C rpmsg library (firmware/lib/rpmsg_remote.c) in a host process on that file.
+It copies the file when DRIVER_OK appears and when Linux stops it; those copies are compared byte by byte with
+what rproc's own loader and vdev sequence produce for the same ELF and memory map (docs/linux-conformance.md,
+"remoteproc core").
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from remoteproc.conformance.linux.build import UmlImages, ensure_uml
+from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout, build_firmware, build_remote
+from remoteproc.conformance.linux.uml import UmlGuest
+from remoteproc.elf import read_bytes, read_elf
+from remoteproc.firmware import firmware_info
+from remoteproc.loader import load_segments
+from remoteproc.resources import Pool, handle_resources
+from remoteproc.rproc import RPMSG_DRIVER_FEATURES
+from remoteproc.vdev import VdevControl
+from resource_table import Vdev
+from rpmsg.protocol import LINUX_BUFFER_SIZE
+from transports.memory import MappedRegion, RegionMemory
+
+pytestmark = pytest.mark.conformance
+
+GUEST_MEM = "64M"
+FILL = 0xA5  # the memory file's bytes before boot: zero-fill and untouched bytes both show
+BOOT_TIMEOUT = 90.0
+RSC_TRACE, RSC_VDEV = 2, 3
+
+GUEST_SCRIPT = """
+R=/sys/class/remoteproc/remoteproc0
+echo "rproc-sysfs name=$(cat $R/name) state=$(cat $R/state) firmware=$(cat $R/firmware)"
+echo start > $R/state
+echo "rproc-sysfs started state=$(cat $R/state)"
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+rpmsg-probe echo $DEV 1 16 300 496
+rpmsg-probe write-expect-errno $DEV 497 EMSGSIZE
+rpmsg-probe stream $DEV 300 496 32
+rpmsg-probe ctrl-ept /dev/rpmsg_ctrl0 rpmsg-raw any 1024
+mount -t debugfs none /sys/kernel/debug
+echo "rproc-trace $(cat /sys/kernel/debug/remoteproc/remoteproc0/trace0)"
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+
+
+@dataclass
+class HostRemote:
+    """host/uml_remote.c running, its output lines collected."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def start_reader(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                with self.cond:
+                    self.lines.append(line.rstrip("\n"))
+                    self.cond.notify_all()
+
+        threading.Thread(target=read, name="uml-remote", daemon=True).start()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        regex = re.compile(pattern)
+        with self.cond:
+            found: list[re.Match[str]] = []
+
+            def seen() -> bool:
+                found[:] = [m for m in map(regex.search, self.lines) if m is not None]
+                return bool(found)
+
+            if not self.cond.wait_for(seen, timeout):
+                raise AssertionError(f"uml-remote printed no /{pattern}/ in {timeout} s: {self.lines}")
+            return found[0]
+
+
+@dataclass
+class Run:
+    layout: Layout
+    firmware: Path
+    guest: UmlGuest
+    remote: HostRemote
+    snapshot: Path
+
+    def results(self) -> list[str]:
+        return [line for line in self.guest.lines if re.match(r"^(rproc-[a-z]+ |[a-z-]+ .*\b(ok|fail)\b)", line)]
+
+
+@pytest.fixture(scope="module")
+def images() -> UmlImages:
+    return ensure_uml()
+
+
+@pytest.fixture(scope="module")
+def remote_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_remote(tmp_path_factory.mktemp("uml-remote"))
+
+
+@pytest.fixture(scope="module")
+def run(images: UmlImages, remote_exe: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """One boot: start, rpmsg traffic, trace, stop; shared by the checks below (a boot costs seconds)."""
+    tmp = tmp_path_factory.mktemp("remoteproc")
+    layout = Layout.for_guest_mem(GUEST_MEM)
+    share = tmp / "share"
+    firmware = build_firmware(layout, share)  # the guest finds it at /host (firmware_class.path)
+    table_da = read_elf(firmware).resource_table
+    assert table_da is not None
+    memfile = tmp / "rproc-mem"
+    memfile.write_bytes(bytes([FILL]) * layout.size)
+    sock = tmp / "rproc.sock"
+    snapshot = tmp / "snapshot"
+    proc = subprocess.Popen(
+        [str(remote_exe), str(memfile), str(sock), hex(table_da.addr), str(snapshot)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    remote = HostRemote(proc)
+    remote.start_reader()
+    guest = UmlGuest(
+        images,
+        share,
+        mem=GUEST_MEM,
+        aslr=False,
+        extra_args=[*layout.kernel_args(memfile, sock), "firmware_class.path=/host"],
+    )
+    try:
+        remote.wait_for(r"uml-remote: listening", 10)
+        guest.start(GUEST_SCRIPT)
+        guest.wait_for(r"rproc-guest: exit \d+", BOOT_TIMEOUT)
+        guest.wait_exit(30)
+        proc.wait(timeout=10)
+        yield Run(layout, firmware, guest, remote, snapshot)
+    finally:
+        guest.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_linux_boots_the_firmware_and_talks_rpmsg_to_the_remote(run: Run) -> None:
+    run.guest.check_console_clean()
+    results = run.results()
+    failed = [line for line in results if re.search(r"\bfail\b", line)]
+    assert not failed, "\n".join(run.guest.lines[-60:])
+    expected = [
+        rf"rproc-sysfs name=uml-rproc state=offline firmware={FIRMWARE_NAME}",
+        r"rproc-sysfs started state=running",
+        r"wait-channel name=rpmsg-raw dev=/dev/rpmsg\d+ src=1024 dst=1024 ok",
+        r"echo size=1 ok",
+        r"echo size=496 ok",
+        r"write-expect-errno size=497 .*ok",
+        r"stream .*ok",
+        r"ctrl-ept .*ok",
+        r"rproc-trace uml-remote: rpmsg-raw announced",
+        r"rproc-sysfs stopped state=offline",
+    ]
+    for pattern in expected:
+        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(
+            results
+        )
+    # The remote saw the driver's messages in order, and the exit after STOP is clean.
+    assert run.remote.proc.returncode == 0, run.remote.lines
+    base = run.layout.base
+    entry = read_elf(run.firmware).entry
+    run.remote.wait_for(rf"uml-remote: hello da={base:#x} size={run.layout.size:#x}", 1)
+    run.remote.wait_for(rf"uml-remote: start boot={entry:#x}", 1)
+    run.remote.wait_for(r"uml-remote: driver-ok status=0x07", 1)
+    echoed = int(run.remote.wait_for(r"uml-remote: stop .*echoed=(\d+) dropped=0", 1).group(1))
+    assert echoed >= 4 + 300 + 1
+
+
+# ---- the memory image and the resource table, Linux against rproc --------------------------------------------
+
+
+def _table_entries(image: bytes, table_off: int) -> dict[int, int]:
+    """type -> offset (in ``image``) of the first entry of that type in the table at ``table_off``."""
+    _ver, num = struct.unpack_from("<II", image, table_off)
+    offsets = struct.unpack_from(f"<{num}I", image, table_off + 16)
+    found: dict[int, int] = {}
+    for off in offsets:
+        (kind,) = struct.unpack_from("<I", image, table_off + off)
+        found.setdefault(kind, table_off + off)
+    return found
+
+
+@dataclass
+class RprocImage:
+    """What rproc's loader and vdev sequence leave in the same memory map."""
+
+    memory: RegionMemory
+    control: VdevControl
+
+    def bytes(self) -> bytes:
+        return self.memory.read(self.memory.regions[0].da, self.memory.regions[0].size)
+
+
+def _rproc_boot(run: Run) -> RprocImage:
+    layout = run.layout
+    memory = RegionMemory([MappedRegion("rproc", layout.base, layout.size, bytearray([FILL]) * layout.size)])
+    info = firmware_info(run.firmware)
+    section = info.elf.resource_table
+    assert info.table is not None and section is not None
+    data = read_bytes(run.firmware, section.offset, section.size)
+    pool = Pool([(layout.base, layout.base + layout.size)])
+    for seg in load_segments(run.firmware, info.elf, memory):
+        pool.reserve(seg.da, seg.memsz)
+    # Linux's virtio_rpmsg_bus allocates 2 * vring num buffers (at most 512) from the vdev0buffer carveout.
+    vdev = next(e for e in info.table.entries if isinstance(e, Vdev))
+    buffers = min(2 * vdev.vrings[0].num, 512)
+    res = handle_resources(data, info.table, info.spans, memory, pool, rpmsg_buffers=buffers)
+    memory.write(section.addr, res.data)  # RemoteProc.start: the negotiated copy over the loaded table
+    placement = res.vdevs[0]
+    control = VdevControl(
+        memory, section.addr + res.spans[placement.index].offset, res.table.version, len(placement.vrings)
+    )
+    control.negotiate(RPMSG_DRIVER_FEATURES)
+    control.driver_ok()
+    assert LINUX_BUFFER_SIZE == 512
+    return RprocImage(memory, control)
+
+
+def test_the_resource_table_after_linux_booted_it(run: Run) -> None:
+    """Vring da and notify ids, gfeatures, status, trace and the vdev's own notifyid, as Linux 6.1 left them."""
+    layout = run.layout
+    image = run.snapshot.read_bytes()
+    section = read_elf(run.firmware).resource_table
+    assert section is not None
+    entries = _table_entries(image, section.addr - layout.base)
+    vdev = entries[RSC_VDEV]
+    _type, vid, notifyid, dfeatures, gfeatures, config_len, status, nvrings = struct.unpack_from(
+        "<IIIIIIBB", image, vdev
+    )
+    assert (vid, dfeatures, config_len, nvrings) == (7, 1, 0, 2)
+    assert status == 0x07  # ACKNOWLEDGE | DRIVER | DRIVER_OK: Linux sets no FEATURES_OK for a legacy device
+    assert gfeatures == 1  # VIRTIO_RPMSG_F_NS, what both offer
+    assert notifyid == layout.vdev_notifyid  # remoteproc_core.c rproc_alloc_vring: "TODO: assign a notifyid for rvdev"
+    rings = [struct.unpack_from("<IIIII", image, vdev + 28 + 20 * n) for n in range(2)]
+    assert rings == [
+        (layout.da(layout.vring0[0]), layout.vring_align, layout.vring_num, 0, 0),
+        (layout.da(layout.vring1[0]), layout.vring_align, layout.vring_num, 1, 0),
+    ]
+    trace = entries[RSC_TRACE]
+    assert struct.unpack_from("<III", image, trace + 4) == (layout.da(layout.trace[0]), layout.trace[1], 0)
+
+
+def test_memory_image_matches_rprocs_loader(run: Run) -> None:
+    """The firmware's part of the file (segments, zero-fill, the table as negotiated, bytes no segment covers)
+    after Linux booted it equals what rproc's loader and vdev sequence write for the same ELF and map."""
+    layout = run.layout
+    linux = run.snapshot.read_bytes()
+    ours = _rproc_boot(run).bytes()
+    start, size = layout.firmware
+    differences = [hex(layout.da(i)) for i in range(start, start + size) if linux[i] != ours[i]]
+    assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"
+    # and the image is not trivially equal: segments, zero-fill and untouched bytes are all there
+    elf = read_elf(run.firmware)
+    bss = next(s for s in elf.segments if s.loadable and s.memsz > s.filesz)
+    zero_at = bss.paddr + bss.filesz - layout.base
+    assert linux[zero_at : zero_at + bss.memsz - bss.filesz] == bytes(bss.memsz - bss.filesz)
+    assert linux[start + size - 1] == FILL
+    # Linux leaves the trace buffer alone and zeroes vring_size() bytes of each vring (rp_find_vq).
+    assert linux[layout.trace[0] : layout.trace[0] + layout.trace[1]] == bytes([FILL]) * layout.trace[1]
+
+
+def test_resource_table_after_linux_stopped_it(run: Run) -> None:
+    """On stop Linux resets the vdev and acknowledges it again (status 1 in device memory: drivers/virtio/virtio.c
+    virtio_dev_remove), then works on its cached copy of the table: the vring da and notify ids stay in device
+    memory as they were (remoteproc_core.c rproc_stop, rproc_reset_rsc_table_on_stop, rproc_free_vring).
+    rproc's stop (VdevControl.reset_for_stop) leaves the same bytes."""
+    layout = run.layout
+    image = Path(f"{run.snapshot}.stop").read_bytes()
+    section = read_elf(run.firmware).resource_table
+    assert section is not None
+    vdev = _table_entries(image, section.addr - layout.base)[RSC_VDEV]
+    status = image[vdev + 24]
+    rings = [struct.unpack_from("<IIIII", image, vdev + 28 + 20 * n) for n in range(2)]
+    assert status == 0x01
+    assert [(r[0], r[3]) for r in rings] == [(layout.da(layout.vring0[0]), 0), (layout.da(layout.vring1[0]), 1)]
+    ours = _rproc_boot(run)
+    ours.control.reset_for_stop()
+    start, size = layout.firmware
+    theirs = image[start : start + size]
+    mine = ours.bytes()[start : start + size]
+    differences = [hex(layout.da(i)) for i in range(size) if theirs[i] != mine[i]]
+    assert not differences, f"{len(differences)} bytes differ after stop, first at {differences[:8]}"
