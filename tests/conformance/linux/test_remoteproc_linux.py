@@ -57,6 +57,13 @@ mount -t debugfs none /sys/kernel/debug
 echo "rproc-trace $(cat /sys/kernel/debug/remoteproc/remoteproc0/trace0)"
 echo stop > $R/state
 echo "rproc-sysfs stopped state=$(cat $R/state)"
+echo start > $R/state
+echo "rproc-sysfs restarted state=$(cat $R/state)"
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+rpmsg-probe echo $DEV 2 496
+echo stop > $R/state
+echo "rproc-sysfs stopped-again state=$(cat $R/state)"
 """
 
 
@@ -102,6 +109,14 @@ class Run:
 
     def results(self) -> list[str]:
         return [line for line in self.guest.lines if re.match(r"^(rproc-[a-z]+ |[a-z-]+ .*\b(ok|fail)\b)", line)]
+
+    def boot_image(self, n: int) -> bytes:
+        """The memory file as it was when DRIVER_OK appeared in the ``n``th boot."""
+        return Path(f"{self.snapshot}.{n}").read_bytes()
+
+    def stop_image(self, n: int) -> bytes:
+        """The memory file when the ``n``th STOP arrived."""
+        return Path(f"{self.snapshot}.stop.{n}").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +187,12 @@ def test_linux_boots_the_firmware_and_talks_rpmsg_to_the_remote(run: Run) -> Non
         r"ctrl-ept .*ok",
         r"rproc-trace uml-remote: rpmsg-raw announced",
         r"rproc-sysfs stopped state=offline",
+        r"rproc-sysfs restarted state=running",
+        r"echo size=2 ok",
+        r"rproc-sysfs stopped-again state=offline",
     ]
     for pattern in expected:
-        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(
-            results
-        )
+        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(results)
     # The remote saw the driver's messages in order, and the exit after STOP is clean.
     assert run.remote.proc.returncode == 0, run.remote.lines
     base = run.layout.base
@@ -184,8 +200,10 @@ def test_linux_boots_the_firmware_and_talks_rpmsg_to_the_remote(run: Run) -> Non
     run.remote.wait_for(rf"uml-remote: hello da={base:#x} size={run.layout.size:#x}", 1)
     run.remote.wait_for(rf"uml-remote: start boot={entry:#x}", 1)
     run.remote.wait_for(r"uml-remote: driver-ok status=0x07", 1)
-    echoed = int(run.remote.wait_for(r"uml-remote: stop .*echoed=(\d+) dropped=0", 1).group(1))
-    assert echoed >= 4 + 300 + 1
+    stops = [line for line in run.remote.lines if line.startswith("uml-remote: stop ")]
+    assert len(stops) == 2 and all(line.endswith(" dropped=0") for line in stops), run.remote.lines
+    echoed = [int(re.sub(r".* echoed=(\d+) .*", r"\1", line)) for line in stops]
+    assert echoed[0] >= 4 + 300 + 1 and echoed[1] == echoed[0] + 2
 
 
 # ---- the memory image and the resource table, Linux against rproc --------------------------------------------
@@ -241,7 +259,7 @@ def _rproc_boot(run: Run) -> RprocImage:
 def test_the_resource_table_after_linux_booted_it(run: Run) -> None:
     """Vring da and notify ids, gfeatures, status, trace and the vdev's own notifyid, as Linux 6.1 left them."""
     layout = run.layout
-    image = run.snapshot.read_bytes()
+    image = run.boot_image(1)
     section = read_elf(run.firmware).resource_table
     assert section is not None
     entries = _table_entries(image, section.addr - layout.base)
@@ -266,7 +284,7 @@ def test_memory_image_matches_rprocs_loader(run: Run) -> None:
     """The firmware's part of the file (segments, zero-fill, the table as negotiated, bytes no segment covers)
     after Linux booted it equals what rproc's loader and vdev sequence write for the same ELF and map."""
     layout = run.layout
-    linux = run.snapshot.read_bytes()
+    linux = run.boot_image(1)
     ours = _rproc_boot(run).bytes()
     start, size = layout.firmware
     differences = [hex(layout.da(i)) for i in range(start, start + size) if linux[i] != ours[i]]
@@ -287,7 +305,7 @@ def test_resource_table_after_linux_stopped_it(run: Run) -> None:
     memory as they were (remoteproc_core.c rproc_stop, rproc_reset_rsc_table_on_stop, rproc_free_vring).
     rproc's stop (VdevControl.reset_for_stop) leaves the same bytes."""
     layout = run.layout
-    image = Path(f"{run.snapshot}.stop").read_bytes()
+    image = run.stop_image(1)
     section = read_elf(run.firmware).resource_table
     assert section is not None
     vdev = _table_entries(image, section.addr - layout.base)[RSC_VDEV]
@@ -302,3 +320,11 @@ def test_resource_table_after_linux_stopped_it(run: Run) -> None:
     mine = ours.bytes()[start : start + size]
     differences = [hex(layout.da(i)) for i in range(size) if theirs[i] != mine[i]]
     assert not differences, f"{len(differences)} bytes differ after stop, first at {differences[:8]}"
+
+
+def test_restart_loads_and_negotiates_the_same_again(run: Run) -> None:
+    """A second start reloads the segments and the table: the firmware's memory at the second DRIVER_OK is what
+    it was at the first, and the second stop leaves what the first did."""
+    start, size = run.layout.firmware
+    assert run.boot_image(2)[start : start + size] == run.boot_image(1)[start : start + size]
+    assert run.stop_image(2)[start : start + size] == run.stop_image(1)[start : start + size]

@@ -8,13 +8,15 @@
  * Listens on SOCKET (prints "uml-remote: listening"), accepts the kernel's connection, then:
  *   HELLO     remembers the device address of the file's offset 0 (uml_rproc: da == the guest's pa)
  *   START     takes the resource table at RSC_DA (where the firmware ELF put it and Linux copied its own version
- *             of it back), waits for DRIVER_OK in its vdev entry, copies the whole file to SNAPSHOT (the memory
+ *             of it back), waits for DRIVER_OK in its vdev entry, copies the whole file to SNAPSHOT.N for the
+ *             Nth START (the memory
  *             image as Linux left it: loaded segments, resource table after boot, vrings), then announces
  *             "rpmsg-raw" by name service, writes a line into its trace buffer and echoes every message back to
  *             its sender
  *   KICK      handles the host's messages
- *   STOP      copies the file to SNAPSHOT.stop (what Linux left in memory once it stopped), prints what it did
- *             and waits for the next START, like a core held in reset
+ *   STOP      copies the file to SNAPSHOT.stop.N (what Linux left in memory once it stopped), prints what it did
+ *             and answers STOPPED (the kernel's stop waits for it), then waits for the next START, like a core
+ *             held in reset
  * The socket's end (UML gone) exits 0 after a STOP, 3 otherwise.
  * Every event is one line on stdout ("uml-remote: ..."), flushed.
  */
@@ -37,7 +39,7 @@
 #include "rproc/rpmsg_remote.h"
 
 /* uml_rproc's messages: { u32 type; u32 arg; u64 value; }, little-endian (as this host). */
-enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5 };
+enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5, MSG_STOPPED = 6 };
 struct msg {
 	uint32_t type;
 	uint32_t arg;
@@ -232,8 +234,8 @@ int main(int argc, char **argv)
 	struct remote rm;
 	memset(&rm, 0, sizeof(rm));
 	uint64_t rsc_da = strtoull(argv[3], NULL, 0);
-	char stop_snap[4096];
-	snprintf(stop_snap, sizeof(stop_snap), "%s.stop", argv[4]);
+	char snap[4096];
+	unsigned boots = 0;
 
 	int mfd = open(argv[1], O_RDWR);
 	struct stat st;
@@ -279,7 +281,8 @@ int main(int argc, char **argv)
 			case MSG_START:
 				say("start boot=0x%" PRIx64, m.value);
 				rm.stopped = 0;
-				if (!rm.have_base || boot(&rm, rsc_da, argv[4]) != 0)
+				snprintf(snap, sizeof(snap), "%s.%u", argv[4], ++boots);
+				if (!rm.have_base || boot(&rm, rsc_da, snap) != 0)
 					say("error boot failed");
 				break;
 			case MSG_STOP:
@@ -288,7 +291,10 @@ int main(int argc, char **argv)
 				    rm.kicks_in, rm.kicks_out, rm.echoed, rm.r.dropped);
 				rm.running = 0;
 				rm.stopped = 1;
-				snapshot(&rm, stop_snap);
+				snprintf(snap, sizeof(snap), "%s.stop.%u", argv[4], boots);
+				snapshot(&rm, snap);
+				if (send_msg(&rm, MSG_STOPPED, 0) != 0)
+					say("error cannot answer STOP");
 				break;
 			case MSG_KICK:
 				rm.kicks_in++;

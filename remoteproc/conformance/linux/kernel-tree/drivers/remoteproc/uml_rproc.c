@@ -13,7 +13,10 @@
  * carries 16-byte little-endian messages { u32 type; u32 arg; u64 value; }:
  *   to the remote:   HELLO (arg = usable size, value = da of offset 0),
  *                    START (value = boot address), STOP, KICK (arg = vqid)
- *   from the remote: KICK (every vring is looked at), CRASH (arg = type)
+ *   from the remote: KICK (every vring is looked at), CRASH (arg = type),
+ *                    STOPPED (the answer to STOP: the core is held)
+ * Stopping waits for STOPPED, as a reset line takes effect before the core's
+ * memory is reused (a restart writes it at once).
  * The remote's messages arrive as an interrupt; vring callbacks may sleep
  * (virtio_rpmsg_bus), so they are run from a work item.
  *
@@ -24,6 +27,7 @@
  * pool.
  */
 
+#include <linux/completion.h>
 #include <linux/idr.h>
 #include <linux/init.h>
 #include <linux/interrupt.h>
@@ -45,6 +49,10 @@
 #define UML_RPROC_STOP		3
 #define UML_RPROC_KICK		4
 #define UML_RPROC_CRASH		5
+#define UML_RPROC_STOPPED	6
+
+/* How long stop waits for the remote's STOPPED. */
+#define UML_RPROC_STOP_TIMEOUT_MS	5000
 
 struct uml_rproc_msg {
 	__le32 type;
@@ -82,6 +90,7 @@ struct uml_rproc {
 	int irq;
 	bool gone;
 	struct work_struct vq_work;
+	struct completion stopped;
 };
 
 static int uml_rproc_send(struct uml_rproc *priv, u32 type, u32 arg, u64 value)
@@ -176,7 +185,14 @@ static int uml_rproc_stop(struct rproc *rproc)
 	struct uml_rproc *priv = rproc->priv;
 	int ret;
 
+	reinit_completion(&priv->stopped);
 	ret = uml_rproc_send(priv, UML_RPROC_STOP, 0, 0);
+	if (!ret && !priv->gone &&
+	    !wait_for_completion_timeout(&priv->stopped,
+			msecs_to_jiffies(UML_RPROC_STOP_TIMEOUT_MS)))
+		dev_warn(rproc->dev.parent,
+			 "the remote did not answer STOP within %d ms\n",
+			 UML_RPROC_STOP_TIMEOUT_MS);
 	cancel_work_sync(&priv->vq_work);
 	return priv->gone ? 0 : ret;
 }
@@ -216,6 +232,7 @@ static irqreturn_t uml_rproc_interrupt(int irq, void *data)
 			/* The remote is gone: a crash if it was running. */
 			if (!priv->gone) {
 				priv->gone = true;
+				complete(&priv->stopped);
 				dev_err(priv->rproc->dev.parent,
 					"the remote closed its socket\n");
 				if (priv->rproc->state == RPROC_RUNNING)
@@ -233,6 +250,9 @@ static irqreturn_t uml_rproc_interrupt(int irq, void *data)
 		switch (le32_to_cpu(msg.type)) {
 		case UML_RPROC_KICK:
 			schedule_work(&priv->vq_work);
+			break;
+		case UML_RPROC_STOPPED:
+			complete(&priv->stopped);
 			break;
 		case UML_RPROC_CRASH:
 			rproc_report_crash(priv->rproc,
@@ -291,6 +311,7 @@ static int uml_rproc_probe(struct platform_device *pdev)
 	priv->pa = virt_to_phys(priv->va);
 	priv->size = len - PAGE_SIZE;
 	INIT_WORK(&priv->vq_work, uml_rproc_vq_work);
+	init_completion(&priv->stopped);
 
 	priv->fd = os_connect_socket(socket_path);
 	if (priv->fd < 0)
@@ -362,6 +383,7 @@ static int __init uml_rproc_init(void)
 	}
 	return 0;
 }
+
 /* After setup_iomem() (an __initcall) has mapped the iomem= regions. */
 late_initcall(uml_rproc_init);
 
