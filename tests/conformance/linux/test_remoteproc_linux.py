@@ -12,6 +12,7 @@ what rproc's own loader and vdev sequence produce for the same ELF and memory ma
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import subprocess
@@ -135,10 +136,11 @@ def remote_command(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     return [sys.executable, "-m", "tests.conformance.linux.uml_py_remote"]
 
 
-@pytest.fixture(scope="module")
-def run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """One boot: start, rpmsg traffic, trace, stop; shared by the checks below (a boot costs seconds)."""
-    tmp = tmp_path_factory.mktemp("remoteproc")
+@contextlib.contextmanager
+def _boot(
+    images: UmlImages, remote_command: list[str], tmp: Path, script: str, timeout: float = BOOT_TIMEOUT
+) -> Iterator[Run]:
+    """Boot the guest with ``script`` against a fresh remote and memory file; yields once UML has exited."""
     layout = Layout.for_guest_mem(GUEST_MEM)
     share = tmp / "share"
     firmware = build_firmware(layout, share)  # the guest finds it at /host (firmware_class.path)
@@ -166,8 +168,8 @@ def run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.T
     )
     try:
         remote.wait_for(r"uml-remote: listening", 10)
-        guest.start(GUEST_SCRIPT)
-        guest.wait_for(r"rproc-guest: exit \d+", BOOT_TIMEOUT)
+        guest.start(script)
+        guest.wait_for(r"rproc-guest: exit \d+", timeout)
         guest.wait_exit(30)
         proc.wait(timeout=10)
         yield Run(layout, firmware, guest, remote, snapshot)
@@ -176,6 +178,13 @@ def run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.T
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """One boot: start, rpmsg traffic, trace, stop, start, stop; shared by the checks below."""
+    with _boot(images, remote_command, tmp_path_factory.mktemp("remoteproc"), GUEST_SCRIPT) as booted:
+        yield booted
 
 
 def test_linux_boots_the_firmware_and_talks_rpmsg_to_the_remote(run: Run) -> None:
@@ -337,3 +346,90 @@ def test_restart_loads_and_negotiates_the_same_again(run: Run) -> None:
     start, size = run.layout.firmware
     assert run.boot_image(2)[start : start + size] == run.boot_image(1)[start : start + size]
     assert run.stop_image(2)[start : start + size] == run.stop_image(1)[start : start + size]
+
+
+# ---- a crash reported by the remote: Linux's recovery, on and off --------------------------------------------
+
+# The recovered channel gets the same /dev/rpmsgN (and virtioN) again, so count the kernel's announcements
+# (virtio_rpmsg_bus.c rpmsg_create_channel via the name service: "creating channel").
+WAIT_CHANNELS = """
+wait_channels() {
+    i=0
+    while [ "$(dmesg | grep -c 'creating channel rpmsg-raw')" -lt $1 ] && [ $i -lt 600 ]; do
+        sleep 0.05; i=$((i+1))
+    done
+    echo "rproc-channels announced=$(dmesg | grep -c 'creating channel rpmsg-raw')"
+}
+"""
+
+
+def _wait_new_channel(n: int) -> str:
+    return f"""wait_channels {n}
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+"""
+
+
+CRASH_SCRIPT = (
+    WAIT_CHANNELS
+    + """
+R=/sys/class/remoteproc/remoteproc0
+echo start > $R/state
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+echo "rproc-sysfs recovery=$(cat $R/recovery)"
+rpmsg-probe send $DEV crash
+"""
+    + _wait_new_channel(2)
+    + """rpmsg-probe echo $DEV 8
+echo "rproc-sysfs recovered state=$(cat $R/state)"
+echo disabled > $R/recovery
+rpmsg-probe send $DEV crash
+i=0
+while [ "$(cat $R/state)" != crashed ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+echo "rproc-sysfs crashed state=$(cat $R/state) recovery=$(cat $R/recovery)"
+echo recover > $R/recovery
+"""
+    + _wait_new_channel(3)
+    + """rpmsg-probe echo $DEV 16
+echo "rproc-sysfs recovered-by-hand state=$(cat $R/state)"
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def crash_run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    with _boot(images, remote_command, tmp_path_factory.mktemp("crash"), CRASH_SCRIPT) as booted:
+        yield booted
+
+
+def test_crash_reported_by_the_remote_is_recovered(crash_run: Run) -> None:
+    """CRASH -> rproc_report_crash: with recovery enabled (the default) Linux stops the remote, reloads the
+    firmware and starts it again at once (remoteproc_core.c rproc_crash_handler_work, rproc_boot_recovery);
+    disabled, the state stays "crashed" until "recover" is written to the recovery file."""
+    crash_run.guest.check_console_clean()
+    results = crash_run.results()
+    failed = [line for line in results if re.search(r"\bfail\b", line)]
+    assert not failed, "\n".join(crash_run.guest.lines[-60:])
+    expected = [
+        r"rproc-sysfs recovery=enabled",
+        r"rproc-channels announced=2",
+        r"echo size=8 ok",
+        r"rproc-sysfs recovered state=running",
+        r"rproc-sysfs crashed state=crashed recovery=disabled",
+        r"rproc-channels announced=3",
+        r"echo size=16 ok",
+        r"rproc-sysfs recovered-by-hand state=running",
+        r"rproc-sysfs stopped state=offline",
+    ]
+    for pattern in expected:
+        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(results)
+    lines = crash_run.remote.lines
+    assert not [line for line in lines if "error" in line], lines
+    events = [line.split()[1] for line in lines if line.split()[1] in ("start", "crash", "stop")]
+    # two crashes, each followed by Linux's stop and a new start; then the final stop
+    assert events == ["start", "crash", "stop", "start", "crash", "stop", "start", "stop"], lines
+    assert crash_run.remote.proc.returncode == 0
+    assert any(re.search(r"crash detected in uml-rproc: type fatal error", line) for line in crash_run.guest.lines)

@@ -19,12 +19,14 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rpmsg.core import RemoteCore
 from rpmsg.device import RpmsgDevice
+from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
 from rpmsg.protocol import RX_VRING, TX_VRING
-from tests.conformance.linux.remote_service import EchoService
+from tests.conformance.linux.remote_service import ECHO_ADDR, ECHO_NAME
 from transports.doorbell import PeerLostError
 from transports.memory import MappedRegion, RegionMemory
 from virtio import VringLayout
@@ -89,6 +91,48 @@ class SocketDoorbell:
                 os.close(fd)
 
 
+CRASH_REQUEST = b"crash"
+
+
+class Service:
+    """Echoes every message to its sender on ``rpmsg-raw``; ``crash`` makes it report a crash instead (the core
+    faulted: nothing more is served until Linux restarts it)."""
+
+    def __init__(self, device: RpmsgDevice, on_crash: Callable[[], None]) -> None:
+        self.endpoint = device.endpoint(ECHO_NAME, addr=ECHO_ADDR)
+        self.addr = ECHO_ADDR
+        self.on_crash = on_crash
+        self.echoed = 0
+        self.failure: BaseException | None = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="echo", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        ep = self.endpoint
+        ep.settimeout(0.2)
+        try:
+            while not self.stopped.is_set():
+                try:
+                    data, src = ep.recvfrom()
+                except RpmsgTimeout:
+                    continue
+                if data == CRASH_REQUEST:
+                    self.on_crash()
+                    return
+                ep.sendto(data, src)
+                self.echoed += 1
+        except (PeerLost, EndpointClosed) as exc:
+            if not self.stopped.is_set():
+                self.failure = exc
+        except BaseException as exc:  # reported at stop
+            self.failure = exc
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+
 class Remote:
     def __init__(self, memfile: Path, sock: socket.socket, rsc_da: int, snapshot: str) -> None:
         self.memfile = memfile
@@ -103,7 +147,7 @@ class Remote:
         self.base: int | None = None
         self.memory: RegionMemory | None = None
         self.device: RpmsgDevice | None = None
-        self.service: EchoService | None = None
+        self.service: Service | None = None
         self.doorbell: SocketDoorbell | None = None
         self.boots = 0
         self.kicks_in = 0
@@ -171,13 +215,17 @@ class Remote:
         )
         self.doorbell = SocketDoorbell(self.sock, self.lock)
         self.device = RpmsgDevice(core, self.doorbell, wait="block", ns=bool(gfeatures & 1))
-        self.service = EchoService(self.device)
+        self.service = Service(self.device, self.crash)
         trace = self.entry(RSC_TRACE)
         if trace is not None:
             da, length = struct.unpack("<II", self.memory.read(trace + 4, 8))
             text = b"uml-remote: rpmsg-raw announced\n"
             self.memory.write(da, text + bytes(length - len(text)))
         say(f"announced name=rpmsg-raw addr={self.service.addr}")
+
+    def crash(self) -> None:
+        say("crash sent")
+        self.send(CRASH)
 
     def halt(self) -> None:
         if self.service is not None:

@@ -13,7 +13,8 @@
  *             image as Linux left it: loaded segments, resource table after boot, vrings), then announces
  *             "rpmsg-raw" by name service, writes a line into its trace buffer and echoes every message back to
  *             its sender
- *   KICK      handles the host's messages
+ *   KICK      handles the host's messages; the message "crash" makes it report CRASH and stop serving (Linux
+ *             then recovers it: STOP, START), like a core that faulted
  *   STOP      copies the file to SNAPSHOT.stop.N (what Linux left in memory once it stopped), prints what it did
  *             and answers STOPPED (the kernel's stop waits for it), then waits for the next START, like a core
  *             held in reset
@@ -60,6 +61,7 @@ struct remote {
 	struct rpmsg_ept ept;
 	int running;
 	int stopped; /* a STOP came since the last START */
+	int crash;   /* the host asked for a crash: report it and stop serving */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -123,6 +125,10 @@ static void echo(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile u
 	uint8_t copy[512];
 	if (len > sizeof(copy))
 		return;
+	if (len == 5 && data[0] == 'c' && data[1] == 'r' && data[2] == 'a' && data[3] == 's' && data[4] == 'h') {
+		rm->crash = 1;
+		return;
+	}
 	for (uint32_t i = 0; i < len; i++)
 		copy[i] = data[i];
 	/* Linux re-posts its receive buffers as it reads them: wait for one. */
@@ -305,10 +311,16 @@ int main(int argc, char **argv)
 		}
 		/* A timeout too: a kick may have been missed while DRIVER_OK was awaited. */
 		if (rm.running) {
-			int rc;
-			while ((rc = rpmsg_poll(&rm.r)) > 0) {
+			int rc = 0;
+			while (!rm.crash && (rc = rpmsg_poll(&rm.r)) > 0) {
 			}
-			if (rc == RPMSG_ERR_RESET) {
+			if (rm.crash) {
+				rm.crash = 0;
+				rm.running = 0;
+				say("crash sent");
+				if (send_msg(&rm, MSG_CRASH, 0) != 0)
+					say("error cannot report the crash");
+			} else if (rc == RPMSG_ERR_RESET) {
 				say("reset status=0x%02x", rm.r.vdev->status);
 				rm.running = 0;
 			} else if (rc < 0) {
