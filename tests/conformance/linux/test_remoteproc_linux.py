@@ -138,12 +138,20 @@ def remote_command(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 @contextlib.contextmanager
 def _boot(
-    images: UmlImages, remote_command: list[str], tmp: Path, script: str, timeout: float = BOOT_TIMEOUT
+    images: UmlImages,
+    remote_command: list[str],
+    tmp: Path,
+    script: str,
+    timeout: float = BOOT_TIMEOUT,
+    firmware_subdir: str = "",
 ) -> Iterator[Run]:
-    """Boot the guest with ``script`` against a fresh remote and memory file; yields once UML has exited."""
+    """Boot the guest with ``script`` against a fresh remote and memory file; yields once UML has exited.
+
+    The firmware is built into the share (the guest's /host, where firmware_class.path points) or into
+    ``firmware_subdir`` of it, from where the guest has to put it in place itself."""
     layout = Layout.for_guest_mem(GUEST_MEM)
     share = tmp / "share"
-    firmware = build_firmware(layout, share)  # the guest finds it at /host (firmware_class.path)
+    firmware = build_firmware(layout, share / firmware_subdir)
     table_da = read_elf(firmware).resource_table
     assert table_da is not None
     memfile = tmp / "rproc-mem"
@@ -433,3 +441,59 @@ def test_crash_reported_by_the_remote_is_recovered(crash_run: Run) -> None:
     assert events == ["start", "crash", "stop", "start", "crash", "stop", "start", "stop"], lines
     assert crash_run.remote.proc.returncode == 0
     assert any(re.search(r"crash detected in uml-rproc: type fatal error", line) for line in crash_run.guest.lines)
+
+
+# ---- rproc inside the guest: the `linux` platform and the CLI against the real sysfs -------------------------
+
+# The host's Python runs in the guest from a read-only hostfs mount of the host's root, through the host's
+# dynamic loader (its libraries, not the guest's: the guest has busybox only), with the project on PYTHONPATH.
+PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+HOST_PYTHON = Path(sys.base_prefix) / "bin" / PY_VERSION
+HOST_LOADER = Path("/lib64/ld-linux-x86-64.so.2").resolve()  # the host's dynamic loader, symlinks resolved
+HOST_LIBS = f"$H{sys.base_prefix}/lib:$H{HOST_LOADER.parent}"
+SITE_PACKAGES = Path(sys.prefix) / "lib" / PY_VERSION / "site-packages"
+GUEST_PYTHON_SCRIPT = f"""
+mkdir -p /hostroot && mount -r -t hostfs none /hostroot -o /
+H=/hostroot
+export PYTHONHOME=$H{sys.base_prefix} PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$H{REPO}:$H{SITE_PACKAGES}
+export PYTHONHASHSEED=0  # no urandom read at start-up (the guest's pool is not initialised: a kernel message)
+rpy() {{ $H{HOST_LOADER} --library-path {HOST_LIBS} $H{HOST_PYTHON} "$@"; }}
+echo "rproc-cli status"; rpy -m remoteproc status
+rpy -m remoteproc status --json | tr -d ' \\n'; echo
+echo "rproc-cli start"; rpy -m remoteproc start uml-rproc /host/build/{FIRMWARE_NAME}
+rpy -m tests.conformance.linux.in_guest_rpmsg rpmsg-raw
+echo "rproc-cli stop"; rpy -m remoteproc stop 0
+echo "rproc-cli status"; rpy -m remoteproc status
+"""
+
+
+@pytest.fixture(scope="module")
+def guest_rproc_run(images: UmlImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    remote = [str(build_remote(tmp_path_factory.mktemp("uml-remote-cli")))]
+    tmp = tmp_path_factory.mktemp("cli")
+    with _boot(images, remote, tmp, GUEST_PYTHON_SCRIPT, timeout=240, firmware_subdir="build") as booted:
+        yield booted
+
+
+@pytest.mark.skipif(not HOST_PYTHON.exists() or not HOST_LOADER.exists(), reason="needs the host's Python and ld.so")
+def test_rproc_cli_and_linux_platform_inside_the_guest(guest_rproc_run: Run) -> None:
+    """`rproc status/start/stop` and the `linux` platform's rpmsg char wrapper, run by the host's Python inside
+    the guest, against the real /sys/class/remoteproc, firmware_class path and /dev/rpmsgN."""
+    run = guest_rproc_run
+    run.guest.check_console_clean()
+    lines = [line for line in run.guest.lines if not line.startswith("random: ")]  # kernel messages in between
+    text = "\n".join(lines)
+    status = [i for i, line in enumerate(lines) if line == "rproc-cli status"]
+    assert len(status) == 2, text
+    assert re.fullmatch(r"remoteproc0\s+uml-rproc\s+offline", lines[status[0] + 1]), text
+    assert '[{"index":0,"name":"uml-rproc","state":"offline"}]' in lines, text
+    # the firmware copied where the kernel looks (firmware_class.path=/host) and named in sysfs
+    assert f"firmware {FIRMWARE_NAME} -> /host" in lines, text
+    assert "remoteproc0 (uml-rproc): running" in lines, text
+    assert "in-guest channel name=rpmsg-raw dev=/dev/rpmsg0 ok" in lines, text
+    for size in (1, 16, 300, 496):
+        assert f"in-guest echo size={size} ok" in lines, text
+    assert "remoteproc0 (uml-rproc): offline" in lines, text
+    assert re.fullmatch(r"remoteproc0\s+uml-rproc\s+offline", lines[status[1] + 1]), text
+    events = [line.split()[1] for line in run.remote.lines if line.split()[1] in ("start", "stop", "driver-ok")]
+    assert events == ["start", "driver-ok", "stop"], run.remote.lines
