@@ -33,7 +33,6 @@ from remoteproc.loader import load_segments
 from remoteproc.resources import Pool, handle_resources
 from remoteproc.rproc import RPMSG_DRIVER_FEATURES
 from remoteproc.vdev import VdevControl
-from resource_table import Vdev
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 from transports.memory import MappedRegion, RegionMemory
 
@@ -267,10 +266,7 @@ def _rproc_boot(run: Run) -> RprocImage:
     pool = Pool([(layout.base, layout.base + layout.size)])
     for seg in load_segments(run.firmware, info.elf, memory):
         pool.reserve(seg.da, seg.memsz)
-    # Linux's virtio_rpmsg_bus allocates 2 * vring num buffers (at most 512) from the vdev0buffer carveout.
-    vdev = next(e for e in info.table.entries if isinstance(e, Vdev))
-    buffers = min(2 * vdev.vrings[0].num, 512)
-    res = handle_resources(data, info.table, info.spans, memory, pool, rpmsg_buffers=buffers)
+    res = handle_resources(data, info.table, info.spans, memory, pool)
     memory.write(section.addr, res.data)  # RemoteProc.start: the negotiated copy over the loaded table
     placement = res.vdevs[0]
     control = VdevControl(
@@ -278,7 +274,8 @@ def _rproc_boot(run: Run) -> RprocImage:
     )
     control.negotiate(RPMSG_DRIVER_FEATURES)
     control.driver_ok()
-    assert LINUX_BUFFER_SIZE == 512
+    # Linux's virtio_rpmsg_bus takes 2 * 64 buffers of 512 bytes (rpmsg_probe) from the vdev0buffer carveout.
+    assert placement.buffers_size == 2 * layout.vring_num * LINUX_BUFFER_SIZE
     return RprocImage(memory, control)
 
 
