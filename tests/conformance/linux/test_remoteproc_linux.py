@@ -1,5 +1,5 @@
 """Linux's own remoteproc core (remoteproc_core.c, remoteproc_elf_loader.c, remoteproc_virtio.c of Debian's Linux
-6.1, unmodified) loads an rproc-built firmware ELF into memory it shares with a remote processor on the host,
+6.1 and 6.12, unmodified) loads an rproc-built firmware ELF into memory it shares with a remote processor on the host,
 boots it, and talks rpmsg to it through its own virtio_rpmsg_bus and rpmsg_char.
 
 The kernel is the conformance UML kernel with the uml_rproc driver (remoteproc/conformance/linux/kernel-tree/):
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from remoteproc.conformance.linux.build import UmlImages, ensure_uml
+from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
 from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout, build_firmware, build_remote
 from remoteproc.conformance.linux.uml import UmlGuest
 from remoteproc.elf import read_bytes, read_elf
@@ -121,9 +121,10 @@ class Run:
         return Path(f"{self.snapshot}.stop.{n}").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def images() -> UmlImages:
-    return ensure_uml()
+@pytest.fixture(scope="module", params=KERNELS)
+def images(request: pytest.FixtureRequest) -> UmlImages:
+    """Linux 6.1 and 6.12 (the rproc_vdev moved to a platform device between them)."""
+    return ensure_uml(kernel=request.param)
 
 
 @pytest.fixture(scope="module", params=["c", "python"])

@@ -281,6 +281,22 @@ static const struct rproc_ops uml_rproc_ops = {
 	.get_boot_addr	= rproc_elf_get_boot_addr,
 };
 
+/* Undone by devres in reverse order: rproc_del(), the interrupt, the socket. */
+static void uml_rproc_close(void *data)
+{
+	struct uml_rproc *priv = data;
+
+	os_close_file(priv->fd);
+}
+
+static void uml_rproc_free_irq(void *data)
+{
+	struct uml_rproc *priv = data;
+
+	um_free_irq(priv->irq, priv);
+	cancel_work_sync(&priv->vq_work);
+}
+
 static int uml_rproc_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
@@ -317,48 +333,35 @@ static int uml_rproc_probe(struct platform_device *pdev)
 	if (priv->fd < 0)
 		return dev_err_probe(dev, priv->fd, "cannot connect to %s\n",
 				     socket_path);
+	ret = devm_add_action_or_reset(dev, uml_rproc_close, priv);
+	if (ret)
+		return ret;
 	ret = os_set_fd_block(priv->fd, 0);
 	if (ret)
-		goto err_close;
+		return ret;
 	ret = um_request_irq(UM_IRQ_ALLOC, priv->fd, IRQ_READ,
 			     uml_rproc_interrupt, 0, "uml-rproc", priv);
 	if (ret < 0)
-		goto err_close;
+		return ret;
 	priv->irq = ret;
-	platform_set_drvdata(pdev, priv);
+	ret = devm_add_action_or_reset(dev, uml_rproc_free_irq, priv);
+	if (ret)
+		return ret;
 
 	ret = uml_rproc_send(priv, UML_RPROC_HELLO, priv->size, priv->pa);
 	if (ret)
-		goto err_irq;
-	ret = rproc_add(rproc);
+		return ret;
+	ret = devm_rproc_add(dev, rproc);
 	if (ret)
-		goto err_irq;
+		return ret;
 	dev_info(dev, "memory %s: da 0x%llx, 0x%zx bytes; remote at %s\n",
 		 iomem_name, (unsigned long long)priv->pa, priv->size,
 		 socket_path);
-	return 0;
-
-err_irq:
-	um_free_irq(priv->irq, priv);
-err_close:
-	os_close_file(priv->fd);
-	return ret;
-}
-
-static int uml_rproc_remove(struct platform_device *pdev)
-{
-	struct uml_rproc *priv = platform_get_drvdata(pdev);
-
-	rproc_del(priv->rproc);
-	um_free_irq(priv->irq, priv);
-	cancel_work_sync(&priv->vq_work);
-	os_close_file(priv->fd);
 	return 0;
 }
 
 static struct platform_driver uml_rproc_driver = {
 	.probe = uml_rproc_probe,
-	.remove = uml_rproc_remove,
 	.driver = {
 		.name = "uml-rproc",
 	},
