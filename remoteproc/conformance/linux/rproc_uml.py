@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from remoteproc.conformance.linux.build import BuildError  # also for the firmware and the host remote
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 HOST = HERE / "host"
@@ -99,10 +101,6 @@ SECTIONS {{
   /DISCARD/ : {{ *(.note*) *(.eh_frame*) *(.comment) *(.gnu*) }}
 }}
 """
-
-
-class BuildError(RuntimeError):
-    """The firmware or the host remote did not compile; the message has the compiler's output."""
 
 
 def _compile(command: list[str], what: str) -> None:
