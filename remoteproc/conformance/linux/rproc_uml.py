@@ -109,12 +109,13 @@ def _compile(command: list[str], what: str) -> None:
         raise BuildError(f"{what} failed:\n$ {' '.join(command)}\n{result.stdout}{result.stderr}")
 
 
-def build_firmware(layout: Layout, out_dir: Path) -> Path:
-    """``out_dir/rproc-uml-fw.elf``: host/uml_fw.c linked at ``layout``'s addresses (a host ELF, never run)."""
+def build_firmware(layout: Layout, out_dir: Path, name: str = FIRMWARE_NAME, banner: int = 0) -> Path:
+    """``out_dir/name``: host/uml_fw.c linked at ``layout``'s addresses (a host ELF, never run); ``banner``
+    changes the firmware's data (a second firmware with the same table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     script = out_dir / "uml_fw.ld"
     script.write_text(layout.linker_script())
-    elf = out_dir / FIRMWARE_NAME
+    elf = out_dir / name
     _compile(
         [
             "gcc",
@@ -131,6 +132,7 @@ def build_firmware(layout: Layout, out_dir: Path) -> Path:
             "-no-pie",
             f"-I{REPO / 'firmware/include'}",
             *layout.defines(),
+            f"-DUML_FW_BANNER={banner}",
             f"-Wl,-T,{script}",
             "-Wl,--build-id=none",
             "-o",

@@ -257,15 +257,16 @@ class RprocImage:
         return self.memory.read(self.memory.regions[0].da, self.memory.regions[0].size)
 
 
-def _rproc_boot(run: Run) -> RprocImage:
+def _rproc_boot(run: Run, firmware: Path | None = None) -> RprocImage:
     layout = run.layout
+    elf = firmware or run.firmware
     memory = RegionMemory([MappedRegion("rproc", layout.base, layout.size, bytearray([FILL]) * layout.size)])
-    info = firmware_info(run.firmware)
+    info = firmware_info(elf)
     section = info.elf.resource_table
     assert info.table is not None and section is not None
-    data = read_bytes(run.firmware, section.offset, section.size)
+    data = read_bytes(elf, section.offset, section.size)
     pool = Pool([(layout.base, layout.base + layout.size)])
-    for seg in load_segments(run.firmware, info.elf, memory):
+    for seg in load_segments(elf, info.elf, memory):
         pool.reserve(seg.da, seg.memsz)
     res = handle_resources(data, info.table, info.spans, memory, pool)
     memory.write(section.addr, res.data)  # RemoteProc.start: the negotiated copy over the loaded table
@@ -495,3 +496,59 @@ def test_rproc_cli_and_linux_platform_inside_the_guest(guest_rproc_run: Run) -> 
     assert re.fullmatch(r"remoteproc0\s+uml-rproc\s+offline", lines[status[1] + 1]), text
     events = [line.split()[1] for line in run.remote.lines if line.split()[1] in ("start", "stop", "driver-ok")]
     assert events == ["start", "driver-ok", "stop"], run.remote.lines
+
+
+# ---- a firmware change through sysfs -------------------------------------------------------------------------
+
+SECOND_FIRMWARE = "rproc-uml-fw2.elf"
+FIRMWARE_CHANGE_SCRIPT = (
+    WAIT_CHANNELS
+    + f"""
+R=/sys/class/remoteproc/remoteproc0
+echo start > $R/state
+if echo {SECOND_FIRMWARE} > $R/firmware; then echo "rproc-sysfs firmware-while-running accepted"
+else echo "rproc-sysfs firmware-while-running refused"; fi
+echo "rproc-sysfs firmware=$(cat $R/firmware)"
+echo stop > $R/state
+echo {SECOND_FIRMWARE} > $R/firmware
+echo "rproc-sysfs firmware=$(cat $R/firmware)"
+echo start > $R/state
+"""
+    + _wait_new_channel(2)
+    + """rpmsg-probe echo $DEV 8
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def firmware_change_run(images: UmlImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    remote = [str(build_remote(tmp_path_factory.mktemp("uml-remote-fw")))]
+    tmp = tmp_path_factory.mktemp("fw-change")
+    build_firmware(Layout.for_guest_mem(GUEST_MEM), tmp / "share", SECOND_FIRMWARE, banner=2)
+    with _boot(images, remote, tmp, FIRMWARE_CHANGE_SCRIPT) as booted:
+        yield booted
+
+
+def test_firmware_change_through_sysfs(firmware_change_run: Run) -> None:
+    """The firmware file can only be changed while offline (remoteproc_sysfs.c firmware_store: EBUSY); the next
+    start loads the new one, byte for byte what rproc's loader writes for it."""
+    run = firmware_change_run
+    run.guest.check_console_clean()
+    results = run.results()
+    for pattern in (
+        "rproc-sysfs firmware-while-running refused",
+        f"rproc-sysfs firmware={FIRMWARE_NAME}",
+        f"rproc-sysfs firmware={SECOND_FIRMWARE}",
+        "echo size=8 ok",
+        "rproc-sysfs stopped state=offline",
+    ):
+        assert pattern in results, "\n".join(run.guest.lines[-60:])
+    second = run.firmware.parent / SECOND_FIRMWARE
+    start, size = run.layout.firmware
+    first_image, second_image = run.boot_image(1), run.boot_image(2)
+    assert first_image[start : start + size] != second_image[start : start + size]  # the banner differs
+    ours = _rproc_boot(run, second).bytes()
+    differences = [hex(run.layout.da(i)) for i in range(start, start + size) if second_image[i] != ours[i]]
+    assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"

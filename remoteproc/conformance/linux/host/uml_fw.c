@@ -29,7 +29,13 @@ RPROC_RESOURCE_TABLE const struct uml_fw_table resource_table = {
 	.vring = { { VRING0_DA, VRING_ALIGN, VRING_NUM, 0, 0 }, { VRING1_DA, VRING_ALIGN, VRING_NUM, 0, 0 } },
 };
 
-const char uml_fw_banner[] = "rproc uml_rproc test firmware";
+#ifndef UML_FW_BANNER
+#define UML_FW_BANNER 0
+#endif
+#define UML_FW_TEXT(n) "rproc uml_rproc test firmware " #n
+#define UML_FW_NAME(n) UML_FW_TEXT(n)
+
+const char uml_fw_banner[] = UML_FW_NAME(UML_FW_BANNER); /* differs between the firmware variants */
 volatile uint32_t uml_fw_counter = 0x12345678u; /* .data */
 uint8_t uml_fw_zero[4096];                      /* .bss: the loader zero-fills it */
 
