@@ -12,113 +12,34 @@ what rproc's own loader and vdev sequence produce for the same ELF and memory ma
 
 from __future__ import annotations
 
-import contextlib
+import json
 import re
-import struct
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
-from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout, build_firmware, build_remote
-from remoteproc.conformance.linux.uml import UmlGuest
-from remoteproc.elf import read_bytes, read_elf
-from remoteproc.firmware import firmware_info
-from remoteproc.loader import load_segments
-from remoteproc.resources import Pool, handle_resources
-from remoteproc.rproc import RPMSG_DRIVER_FEATURES
-from remoteproc.vdev import VdevControl
-from rpmsg.protocol import LINUX_BUFFER_SIZE
-from transports.memory import MappedRegion, RegionMemory
+from remoteproc.conformance.linux.remoteproc_peer import (
+    BREAKS,
+    GUEST_MEM,
+    GUEST_SCRIPT,
+    REMOTES,
+    Run,
+    boot,
+    check_boot_and_rpmsg,
+    check_image,
+    check_restart,
+    check_table_after_boot,
+    check_table_after_stop,
+    remote_command,
+    rproc_image,
+)
+from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, REPO, Layout, build_firmware, build_remote
 
 pytestmark = pytest.mark.conformance
-REPO = Path(__file__).resolve().parents[3]
-
-GUEST_MEM = "64M"
-FILL = 0xA5  # the memory file's bytes before boot: zero-fill and untouched bytes both show
-BOOT_TIMEOUT = 90.0
-RSC_TRACE, RSC_VDEV = 2, 3
-
-GUEST_SCRIPT = """
-R=/sys/class/remoteproc/remoteproc0
-echo "rproc-sysfs name=$(cat $R/name) state=$(cat $R/state) firmware=$(cat $R/firmware)"
-echo start > $R/state
-echo "rproc-sysfs started state=$(cat $R/state)"
-rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
-DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
-rpmsg-probe echo $DEV 1 16 300 496
-rpmsg-probe write-expect-errno $DEV 497 EMSGSIZE
-rpmsg-probe stream $DEV 300 496 32
-rpmsg-probe ctrl-ept /dev/rpmsg_ctrl0 rpmsg-raw any 1024
-mount -t debugfs none /sys/kernel/debug
-echo "rproc-trace $(cat /sys/kernel/debug/remoteproc/remoteproc0/trace0)"
-echo stop > $R/state
-echo "rproc-sysfs stopped state=$(cat $R/state)"
-echo start > $R/state
-echo "rproc-sysfs restarted state=$(cat $R/state)"
-rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
-DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
-rpmsg-probe echo $DEV 2 496
-echo stop > $R/state
-echo "rproc-sysfs stopped-again state=$(cat $R/state)"
-"""
-
-
-@dataclass
-class HostRemote:
-    """host/uml_remote.c running, its output lines collected."""
-
-    proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def start_reader(self) -> None:
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                with self.cond:
-                    self.lines.append(line.rstrip("\n"))
-                    self.cond.notify_all()
-
-        threading.Thread(target=read, name="uml-remote", daemon=True).start()
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        regex = re.compile(pattern)
-        with self.cond:
-            found: list[re.Match[str]] = []
-
-            def seen() -> bool:
-                found[:] = [m for m in map(regex.search, self.lines) if m is not None]
-                return bool(found)
-
-            if not self.cond.wait_for(seen, timeout):
-                raise AssertionError(f"uml-remote printed no /{pattern}/ in {timeout} s: {self.lines}")
-            return found[0]
-
-
-@dataclass
-class Run:
-    layout: Layout
-    firmware: Path
-    guest: UmlGuest
-    remote: HostRemote
-    snapshot: Path
-
-    def results(self) -> list[str]:
-        return [line for line in self.guest.lines if re.match(r"^(rproc-[a-z]+ |[a-z-]+ .*\b(ok|fail)\b)", line)]
-
-    def boot_image(self, n: int) -> bytes:
-        """The memory file as it was when DRIVER_OK appeared in the ``n``th boot."""
-        return Path(f"{self.snapshot}.{n}").read_bytes()
-
-    def stop_image(self, n: int) -> bytes:
-        """The memory file when the ``n``th STOP arrived."""
-        return Path(f"{self.snapshot}.stop.{n}").read_bytes()
 
 
 @pytest.fixture(scope="module", params=KERNELS)
@@ -127,232 +48,51 @@ def images(request: pytest.FixtureRequest) -> UmlImages:
     return ensure_uml(kernel=request.param)
 
 
-@pytest.fixture(scope="module", params=["c", "python"])
-def remote_command(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+@pytest.fixture(scope="module", params=REMOTES)
+def remote(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """The remote processor: the firmware's C rpmsg library (host/uml_remote.c) or rproc's Python remote
     (uml_py_remote.py); the same command line, socket protocol and output lines."""
-    if request.param == "c":
-        return [str(build_remote(tmp_path_factory.mktemp("uml-remote")))]
-    return [sys.executable, "-m", "tests.conformance.linux.uml_py_remote"]
-
-
-@contextlib.contextmanager
-def _boot(
-    images: UmlImages,
-    remote_command: list[str],
-    tmp: Path,
-    script: str,
-    timeout: float = BOOT_TIMEOUT,
-    firmware_subdir: str = "",
-) -> Iterator[Run]:
-    """Boot the guest with ``script`` against a fresh remote and memory file; yields once UML has exited.
-
-    The firmware is built into the share (the guest's /host, where firmware_class.path points) or into
-    ``firmware_subdir`` of it, from where the guest has to put it in place itself."""
-    layout = Layout.for_guest_mem(GUEST_MEM)
-    share = tmp / "share"
-    firmware = build_firmware(layout, share / firmware_subdir)
-    table_da = read_elf(firmware).resource_table
-    assert table_da is not None
-    memfile = tmp / "rproc-mem"
-    memfile.write_bytes(bytes([FILL]) * layout.size)
-    sock = tmp / "rproc.sock"
-    snapshot = tmp / "snapshot"
-    proc = subprocess.Popen(
-        [*remote_command, str(memfile), str(sock), hex(table_da.addr), str(snapshot)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    remote = HostRemote(proc)
-    remote.start_reader()
-    guest = UmlGuest(
-        images,
-        share,
-        mem=GUEST_MEM,
-        aslr=False,
-        extra_args=[*layout.kernel_args(memfile, sock), "firmware_class.path=/host"],
-    )
-    try:
-        remote.wait_for(r"uml-remote: listening", 10)
-        guest.start(script)
-        guest.wait_for(r"rproc-guest: exit \d+", timeout)
-        guest.wait_exit(30)
-        proc.wait(timeout=10)
-        yield Run(layout, firmware, guest, remote, snapshot)
-    finally:
-        guest.kill()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return remote_command(str(request.param), tmp_path_factory.mktemp("uml-remote"))
 
 
 @pytest.fixture(scope="module")
-def run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(images: UmlImages, remote: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """One boot: start, rpmsg traffic, trace, stop, start, stop; shared by the checks below."""
-    with _boot(images, remote_command, tmp_path_factory.mktemp("remoteproc"), GUEST_SCRIPT) as booted:
+    with boot(images, remote, tmp_path_factory.mktemp("remoteproc"), GUEST_SCRIPT) as booted:
         yield booted
 
 
 def test_linux_boots_the_firmware_and_talks_rpmsg_to_the_remote(run: Run) -> None:
-    run.guest.check_console_clean()
-    results = run.results()
-    failed = [line for line in results if re.search(r"\bfail\b", line)]
-    assert not failed, "\n".join(run.guest.lines[-60:])
-    expected = [
-        rf"rproc-sysfs name=uml-rproc state=offline firmware={FIRMWARE_NAME}",
-        r"rproc-sysfs started state=running",
-        r"wait-channel name=rpmsg-raw dev=/dev/rpmsg\d+ src=1024 dst=1024 ok",
-        r"echo size=1 ok",
-        r"echo size=496 ok",
-        r"write-expect-errno size=497 .*ok",
-        r"stream .*ok",
-        r"ctrl-ept .*ok",
-        r"rproc-trace uml-remote: rpmsg-raw announced",
-        r"rproc-sysfs stopped state=offline",
-        r"rproc-sysfs restarted state=running",
-        r"echo size=2 ok",
-        r"rproc-sysfs stopped-again state=offline",
-    ]
-    for pattern in expected:
-        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(results)
-    # The remote saw the driver's messages in order, and the exit after STOP is clean.
-    assert run.remote.proc.returncode == 0, run.remote.lines
-    base = run.layout.base
-    entry = read_elf(run.firmware).entry
-    run.remote.wait_for(rf"uml-remote: hello da={base:#x} size={run.layout.size:#x}", 1)
-    run.remote.wait_for(rf"uml-remote: start boot={entry:#x}", 1)
-    run.remote.wait_for(r"uml-remote: driver-ok status=0x07", 1)
-    assert not [line for line in run.remote.lines if "error" in line], run.remote.lines
-    stops = [line for line in run.remote.lines if line.startswith("uml-remote: stop ")]
-    assert len(stops) == 2, run.remote.lines
-    assert all(line.endswith(" dropped=0") for line in stops if "dropped=" in line), stops  # the C library's count
-    echoed = [int(re.sub(r".* echoed=(\d+)( .*)?$", r"\1", line)) for line in stops]
-    assert echoed[0] >= 4 + 300 + 1 and echoed[1] == echoed[0] + 2
+    check_boot_and_rpmsg(run)
 
 
-# ---- the memory image and the resource table, Linux against rproc --------------------------------------------
-
-
-def _table_entries(image: bytes, table_off: int) -> dict[int, int]:
-    """type -> offset (in ``image``) of the first entry of that type in the table at ``table_off``."""
-    _ver, num = struct.unpack_from("<II", image, table_off)
-    offsets = struct.unpack_from(f"<{num}I", image, table_off + 16)
-    found: dict[int, int] = {}
-    for off in offsets:
-        (kind,) = struct.unpack_from("<I", image, table_off + off)
-        found.setdefault(kind, table_off + off)
-    return found
-
-
-@dataclass
-class RprocImage:
-    """What rproc's loader and vdev sequence leave in the same memory map."""
-
-    memory: RegionMemory
-    control: VdevControl
-
-    def bytes(self) -> bytes:
-        return self.memory.read(self.memory.regions[0].da, self.memory.regions[0].size)
-
-
-def _rproc_boot(run: Run, firmware: Path | None = None) -> RprocImage:
-    layout = run.layout
-    elf = firmware or run.firmware
-    memory = RegionMemory([MappedRegion("rproc", layout.base, layout.size, bytearray([FILL]) * layout.size)])
-    info = firmware_info(elf)
-    section = info.elf.resource_table
-    assert info.table is not None and section is not None
-    data = read_bytes(elf, section.offset, section.size)
-    pool = Pool([(layout.base, layout.base + layout.size)])
-    for seg in load_segments(elf, info.elf, memory):
-        pool.reserve(seg.da, seg.memsz)
-    res = handle_resources(data, info.table, info.spans, memory, pool)
-    memory.write(section.addr, res.data)  # RemoteProc.start: the negotiated copy over the loaded table
-    placement = res.vdevs[0]
-    control = VdevControl(
-        memory, section.addr + res.spans[placement.index].offset, res.table.version, len(placement.vrings)
-    )
-    control.negotiate(RPMSG_DRIVER_FEATURES)
-    control.driver_ok()
-    # Linux's virtio_rpmsg_bus takes 2 * 64 buffers of 512 bytes (rpmsg_probe) from the vdev0buffer carveout.
-    assert placement.buffers_size == 2 * layout.vring_num * LINUX_BUFFER_SIZE
-    return RprocImage(memory, control)
+# ---- the memory image and the resource table, Linux against rproc (remoteproc_peer.py) ----------------------
 
 
 def test_the_resource_table_after_linux_booted_it(run: Run) -> None:
-    """Vring da and notify ids, gfeatures, status, trace and the vdev's own notifyid, as Linux 6.1 left them."""
-    layout = run.layout
-    image = run.boot_image(1)
-    section = read_elf(run.firmware).resource_table
-    assert section is not None
-    entries = _table_entries(image, section.addr - layout.base)
-    vdev = entries[RSC_VDEV]
-    _type, vid, notifyid, dfeatures, gfeatures, config_len, status, nvrings = struct.unpack_from(
-        "<IIIIIIBB", image, vdev
-    )
-    assert (vid, dfeatures, config_len, nvrings) == (7, 1, 0, 2)
-    assert status == 0x07  # ACKNOWLEDGE | DRIVER | DRIVER_OK: Linux sets no FEATURES_OK for a legacy device
-    assert gfeatures == 1  # VIRTIO_RPMSG_F_NS, what both offer
-    assert notifyid == layout.vdev_notifyid  # remoteproc_core.c rproc_alloc_vring: "TODO: assign a notifyid for rvdev"
-    rings = [struct.unpack_from("<IIIII", image, vdev + 28 + 20 * n) for n in range(2)]
-    assert rings == [
-        (layout.da(layout.vring0[0]), layout.vring_align, layout.vring_num, 0, 0),
-        (layout.da(layout.vring1[0]), layout.vring_align, layout.vring_num, 1, 0),
-    ]
-    trace = entries[RSC_TRACE]
-    assert struct.unpack_from("<III", image, trace + 4) == (layout.da(layout.trace[0]), layout.trace[1], 0)
+    check_table_after_boot(run)
 
 
 def test_memory_image_matches_rprocs_loader(run: Run) -> None:
-    """The firmware's part of the file (segments, zero-fill, the table as negotiated, bytes no segment covers)
-    after Linux booted it equals what rproc's loader and vdev sequence write for the same ELF and map."""
-    layout = run.layout
-    linux = run.boot_image(1)
-    ours = _rproc_boot(run).bytes()
-    start, size = layout.firmware
-    differences = [hex(layout.da(i)) for i in range(start, start + size) if linux[i] != ours[i]]
-    assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"
-    # and the image is not trivially equal: segments, zero-fill and untouched bytes are all there
-    elf = read_elf(run.firmware)
-    bss = next(s for s in elf.segments if s.loadable and s.memsz > s.filesz)
-    zero_at = bss.paddr + bss.filesz - layout.base
-    assert linux[zero_at : zero_at + bss.memsz - bss.filesz] == bytes(bss.memsz - bss.filesz)
-    assert linux[start + size - 1] == FILL
-    # Linux leaves the trace buffer alone and zeroes vring_size() bytes of each vring (rp_find_vq).
-    assert linux[layout.trace[0] : layout.trace[0] + layout.trace[1]] == bytes([FILL]) * layout.trace[1]
+    check_image(run)
 
 
 def test_resource_table_after_linux_stopped_it(run: Run) -> None:
-    """On stop Linux resets the vdev and acknowledges it again (status 1 in device memory: drivers/virtio/virtio.c
-    virtio_dev_remove), then works on its cached copy of the table: the vring da and notify ids stay in device
-    memory as they were (remoteproc_core.c rproc_stop, rproc_reset_rsc_table_on_stop, rproc_free_vring).
-    rproc's stop (VdevControl.reset_for_stop) leaves the same bytes."""
-    layout = run.layout
-    image = run.stop_image(1)
-    section = read_elf(run.firmware).resource_table
-    assert section is not None
-    vdev = _table_entries(image, section.addr - layout.base)[RSC_VDEV]
-    status = image[vdev + 24]
-    rings = [struct.unpack_from("<IIIII", image, vdev + 28 + 20 * n) for n in range(2)]
-    assert status == 0x01
-    assert [(r[0], r[3]) for r in rings] == [(layout.da(layout.vring0[0]), 0), (layout.da(layout.vring1[0]), 1)]
-    ours = _rproc_boot(run)
-    ours.control.reset_for_stop()
-    start, size = layout.firmware
-    theirs = image[start : start + size]
-    mine = ours.bytes()[start : start + size]
-    differences = [hex(layout.da(i)) for i in range(size) if theirs[i] != mine[i]]
-    assert not differences, f"{len(differences)} bytes differ after stop, first at {differences[:8]}"
+    check_table_after_stop(run)
 
 
 def test_restart_loads_and_negotiates_the_same_again(run: Run) -> None:
-    """A second start reloads the segments and the table: the firmware's memory at the second DRIVER_OK is what
-    it was at the first, and the second stop leaves what the first did."""
-    start, size = run.layout.firmware
-    assert run.boot_image(2)[start : start + size] == run.boot_image(1)[start : start + size]
-    assert run.stop_image(2)[start : start + size] == run.stop_image(1)[start : start + size]
+    check_restart(run)
+
+
+@pytest.mark.parametrize(
+    ("mode", "check"), [("no-zero-fill", check_image), ("stop-reset-vrings", check_table_after_stop)]
+)
+def test_break_modes_make_the_comparison_fail(run: Run, mode: str, check: Callable[[Run, str], str]) -> None:
+    """Each break mode makes rproc's side wrong on purpose: the comparison must see it."""
+    assert mode in BREAKS
+    with pytest.raises(AssertionError, match="bytes differ"):
+        check(run, mode)
 
 
 # ---- a crash reported by the remote: Linux's recovery, on and off --------------------------------------------
@@ -407,8 +147,8 @@ echo "rproc-sysfs stopped state=$(cat $R/state)"
 
 
 @pytest.fixture(scope="module")
-def crash_run(images: UmlImages, remote_command: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    with _boot(images, remote_command, tmp_path_factory.mktemp("crash"), CRASH_SCRIPT) as booted:
+def crash_run(images: UmlImages, remote: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    with boot(images, remote, tmp_path_factory.mktemp("crash"), CRASH_SCRIPT) as booted:
         yield booted
 
 
@@ -470,7 +210,7 @@ echo "rproc-cli status"; rpy -m remoteproc status
 def guest_rproc_run(images: UmlImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     remote = [str(build_remote(tmp_path_factory.mktemp("uml-remote-cli")))]
     tmp = tmp_path_factory.mktemp("cli")
-    with _boot(images, remote, tmp, GUEST_PYTHON_SCRIPT, timeout=240, firmware_subdir="build") as booted:
+    with boot(images, remote, tmp, GUEST_PYTHON_SCRIPT, timeout=240, firmware_subdir="build") as booted:
         yield booted
 
 
@@ -527,7 +267,7 @@ def firmware_change_run(images: UmlImages, tmp_path_factory: pytest.TempPathFact
     remote = [str(build_remote(tmp_path_factory.mktemp("uml-remote-fw")))]
     tmp = tmp_path_factory.mktemp("fw-change")
     build_firmware(Layout.for_guest_mem(GUEST_MEM), tmp / "share", SECOND_FIRMWARE, banner=2)
-    with _boot(images, remote, tmp, FIRMWARE_CHANGE_SCRIPT) as booted:
+    with boot(images, remote, tmp, FIRMWARE_CHANGE_SCRIPT) as booted:
         yield booted
 
 
@@ -549,6 +289,30 @@ def test_firmware_change_through_sysfs(firmware_change_run: Run) -> None:
     start, size = run.layout.firmware
     first_image, second_image = run.boot_image(1), run.boot_image(2)
     assert first_image[start : start + size] != second_image[start : start + size]  # the banner differs
-    ours = _rproc_boot(run, second).bytes()
+    ours = rproc_image(run, second).bytes()
     differences = [hex(run.layout.da(i)) for i in range(start, start + size) if second_image[i] != ours[i]]
     assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"
+
+
+# ---- the same as a catalogue: rproc conformance --peer linux-remoteproc ----------------------------------------
+
+
+@pytest.mark.parametrize(("break_mode", "failing"), [("", set()), ("no-zero-fill", {"image-equals-rproc-loader"})])
+def test_rproc_conformance_peer_linux_remoteproc(break_mode: str, failing: set[str]) -> None:
+    """The CLI runs the checks above as a catalogue on one boot (JSON report, exit status); a break mode fails
+    exactly the scenario it targets."""
+    ensure_uml()  # built outside the timed command
+    command = [sys.executable, "-m", "remoteproc", "conformance", "--peer", "linux-remoteproc", "--json"]
+    command += ["--break", break_mode] if break_mode else []
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(done.stdout)
+    outcomes = {r["scenario"]: r["outcome"] for r in report["results"]}
+    assert set(outcomes) == {
+        "boot-and-rpmsg",
+        "table-after-boot",
+        "image-equals-rproc-loader",
+        "table-after-stop",
+        "restart",
+    }
+    assert {name for name, outcome in outcomes.items() if outcome != "pass"} == failing, done.stdout + done.stderr
+    assert done.returncode == (1 if failing else 0)

@@ -1,8 +1,9 @@
 """rproc's Python rpmsg remote (``rpmsg.RemoteCore`` + ``RpmsgDevice``) as the remote processor of the kernel's
 uml_rproc driver: the same command line, socket protocol and output lines as the C remote
-(remoteproc/conformance/linux/host/uml_remote.c), so tests/conformance/linux/test_remoteproc_linux.py runs both.
+(remoteproc/conformance/linux/host/uml_remote.c), so tests/conformance/linux/test_remoteproc_linux.py and
+``rproc conformance --peer linux-remoteproc`` run both.
 
-    python -m tests.conformance.linux.uml_py_remote MEMFILE SOCKET RSC_DA SNAPSHOT
+    python -m remoteproc.conformance.linux.uml_py_remote MEMFILE SOCKET RSC_DA SNAPSHOT
 
 The socket carries the driver's control messages and its kicks; a reader in the main loop passes the kicks to
 the rpmsg device through a pipe (:class:`SocketDoorbell`), so the device waits on an fd as with any doorbell.
@@ -26,7 +27,6 @@ from rpmsg.core import RemoteCore
 from rpmsg.device import RpmsgDevice
 from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
 from rpmsg.protocol import RX_VRING, TX_VRING
-from tests.conformance.linux.remote_service import ECHO_ADDR, ECHO_NAME
 from transports.doorbell import PeerLostError
 from transports.memory import MappedRegion, RegionMemory
 from virtio import VringLayout
@@ -91,6 +91,8 @@ class SocketDoorbell:
                 os.close(fd)
 
 
+ECHO_NAME = "rpmsg-raw"  # rpmsg_char (Linux 6.1) binds channels of this name to /dev/rpmsgN
+ECHO_ADDR = 0x400  # the first address the C library gives, too
 CRASH_REQUEST = b"crash"
 
 
