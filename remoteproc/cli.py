@@ -503,6 +503,8 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     )
     from remoteproc.conformance.report import Result
 
+    if args.peer == "linux-remoteproc":
+        return _conformance_linux_remoteproc(args)
     if args.list:
         print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, firmware):")
         for s in CATALOGUE + LIFECYCLE:
@@ -518,7 +520,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             print(f"  {name:<18} {what}")
         return EXIT_OK
     if args.break_mode and args.peer not in ("rproc-remote", "rproc-host"):
-        raise UsageError("--break applies to --peer rproc-remote and rproc-host only")
+        raise UsageError("--break applies to --peer rproc-remote, rproc-host and linux-remoteproc only")
     if args.peer in ("openamp-remote", "openamp-host") and not args.command:
         raise UsageError(f"--peer {args.peer} needs --command (the program that plays the other side)")
     peer: Peer
@@ -561,6 +563,39 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         report = run(peer, only=only, timeout=args.timeout, progress=show)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    return _finish_conformance(args, report, shown=True)
+
+
+def _conformance_linux_remoteproc(args: argparse.Namespace) -> int:
+    from remoteproc.conformance.linux.remoteproc_peer import BREAKS as LINUX_BREAKS
+    from remoteproc.conformance.linux.remoteproc_peer import CATALOGUE as LINUX_CATALOGUE
+    from remoteproc.conformance.linux.remoteproc_peer import run_catalogue
+    from remoteproc.conformance.report import Result
+
+    if args.list:
+        print("Linux's remoteproc core as a peer (--peer linux-remoteproc, one boot):")
+        for name, rule, _ in LINUX_CATALOGUE:
+            print(f"  {name:<26} {rule}")
+        print("break modes of --peer linux-remoteproc:")
+        for name, what in sorted(LINUX_BREAKS.items()):
+            print(f"  {name:<18} {what}")
+        return EXIT_OK
+    if args.only:
+        raise UsageError("--only does not apply to --peer linux-remoteproc: every check is judged on one boot")
+    if args.break_mode and args.break_mode not in LINUX_BREAKS:
+        raise UsageError(f"no break mode {args.break_mode!r} for linux-remoteproc: {', '.join(sorted(LINUX_BREAKS))}")
+
+    def show(result: Result) -> None:
+        if not args.json:
+            print(f"{result.outcome.value.upper():<5} {result.scenario:<26} {result.evidence}", flush=True)
+
+    report = run_catalogue(
+        args.kernel,
+        args.remote,
+        break_mode=args.break_mode or "",
+        progress=lambda text: print(f"rproc: {text}", file=sys.stderr),
+        on_result=show,
+    )
     return _finish_conformance(args, report, shown=True)
 
 
@@ -803,14 +838,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("conformance", help="run the rpmsg conformance scenarios against a remote (rproc as host)")
     p.add_argument(
         "--peer",
-        choices=("rproc-remote", "openamp-remote", "firmware", "rproc-host", "openamp-host", "linux"),
+        choices=(
+            "rproc-remote",
+            "openamp-remote",
+            "firmware",
+            "rproc-host",
+            "openamp-host",
+            "linux",
+            "linux-remoteproc",
+        ),
         default="rproc-remote",
         help="rproc as host against: rproc's remote in another process (default), a program playing OpenAMP's "
         "Linux-userspace remote (--command), a firmware on the emulated board; rproc as remote against: rproc's "
         "host in another process, a program playing OpenAMP's host (--command), the Linux kernel's rpmsg in "
-        "User-Mode Linux (built on first use, a few minutes)",
+        "User-Mode Linux (built on first use, a few minutes); linux-remoteproc: Linux's own remoteproc core in "
+        "User-Mode Linux loads and boots a firmware for a remote on the host (--kernel, --remote)",
     )
-    p.add_argument("--break", dest="break_mode", help="rproc-remote only: misbehave on purpose (see --list)")
+    p.add_argument(
+        "--break",
+        dest="break_mode",
+        help="rproc-remote, rproc-host, linux-remoteproc: misbehave on purpose (see --list)",
+    )
+    p.add_argument("--kernel", choices=("6.1", "6.12"), default="6.1", help="linux-remoteproc: which Linux")
+    p.add_argument(
+        "--remote",
+        choices=("c", "python"),
+        default="c",
+        help="linux-remoteproc: the firmware's C rpmsg library (default) or rproc's Python remote",
+    )
     p.add_argument(
         "--command",
         help="openamp-remote: the remote's command line (it creates --shm, listens on --event); openamp-host: the "

@@ -104,6 +104,16 @@ class Resources:
     vdevs: list[VdevPlacement] = field(default_factory=list)
 
 
+def rpmsg_buffer_count(vdev: Vdev, most: int = 512) -> int:
+    """How many rpmsg buffers Linux allocates for ``vdev`` (half for each direction): twice the size of vring 0
+    when that is below ``most / 2``, else ``most`` (virtio_rpmsg_bus.c rpmsg_probe, MAX_RPMSG_NUM_BUFS = 512).
+    Seen against Linux 6.1 by tests/conformance/linux/test_remoteproc_linux.py (64-entry vrings: 128)."""
+    if not vdev.vrings:
+        return most
+    num = vdev.vrings[0].num
+    return num * 2 if num < most // 2 else most
+
+
 def handle_resources(
     data: bytes,
     table: ResourceTable,
@@ -111,7 +121,7 @@ def handle_resources(
     memory: RegionMemory,
     pool: Pool,
     *,
-    rpmsg_buffers: int = 512,
+    rpmsg_buffers: int = 512,  # the most per vdev (MAX_RPMSG_NUM_BUFS); fewer for small vrings, as Linux
     buffer_size: int = 512,
     devmem_ok: bool = False,
     vendor_hook: Callable[[int, VendorEntry | RawEntry], bool] | None = None,
@@ -146,7 +156,7 @@ def handle_resources(
                 rings.append(dataclasses.replace(ring, da=da, notifyid=notifyid))
                 notifyid += 1
             entry = dataclasses.replace(entry, vrings=tuple(rings))
-            buffers = rpmsg_buffers * buffer_size
+            buffers = rpmsg_buffer_count(entry, rpmsg_buffers) * buffer_size
             named = next((c for c in res.carveouts if c.name == f"vdev{len(res.vdevs)}buffer"), None)
             # Linux platforms give the vdev its "vdevNbuffer" memory region when the firmware declares one.
             buffers_da = named.da if named is not None and named.len >= buffers else pool.allocate(buffers)

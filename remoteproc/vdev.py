@@ -3,7 +3,8 @@
 Linux order (``register_virtio_device``, ``virtio_dev_probe``, ``rproc_virtio_set_status``,
 ``rproc_virtio_finalize_features``, ``rpmsg_probe``): status 0 (reset), ACKNOWLEDGE (1), DRIVER (3), gfeatures
 written, vrings set up and receive buffers posted, DRIVER_OK (7), then the first kick. On stop
-(``rproc_resource_cleanup``): every vring's da = 0 and notifyid = -1, status 0, so a restart starts clean.
+(``virtio_dev_remove``): status 0, then ACKNOWLEDGE (1) again; the vrings' da and notifyid stay in the remote's
+memory (Linux resets them in its cached copy of the table only, ``rproc_free_vring``).
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ class VdevControl:
         self.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK)
 
     def reset_for_stop(self) -> None:
-        ring = 20 if self.version == 1 else 24
-        for n in range(self.num_vrings):
-            at = self._vrings + n * ring
-            da_size = 4 if self.version == 1 else 8
-            self.memory.write(at, bytes(da_size))  # da = 0
-            self.memory.write(at + da_size + 8, struct.pack("<I", NOTIFY_ID_NONE))  # notifyid = -1
+        """What Linux 6.1 leaves in the remote's memory when it stops: status 0 (the driver's reset), then
+        ACKNOWLEDGE again (drivers/virtio/virtio.c virtio_dev_remove: "Acknowledge the device's existence
+        again"). The vrings' da and notifyid stay: rproc_stop points table_ptr at the cached copy
+        (rproc_reset_rsc_table_on_stop) before rproc_free_vring resets them there. Seen against the real kernel
+        by tests/conformance/linux/test_remoteproc_linux.py."""
         self.set_status(0)
+        self.set_status(STATUS_ACKNOWLEDGE)

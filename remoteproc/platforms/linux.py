@@ -210,9 +210,10 @@ class RpmsgCharEndpoint:
 
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
+        os.set_blocking(self.fd, timeout != 0)  # a zero timeout makes send() non-blocking too
 
     def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
+        self.settimeout(None if flag else 0.0)
 
     def fileno(self) -> int:
         return self.fd
@@ -227,9 +228,18 @@ class RpmsgCharEndpoint:
             raise RpmsgTimeout(f"{self.path}: nothing within {self._timeout} s")
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
-        self._ready(True)
+        """Write one message. Not gated on poll(): rpmsg_char reports POLLOUT only when the rpmsg bus has a
+        poll op (rpmsg_core.c rpmsg_poll returns 0 otherwise) and Linux 6.1's virtio_rpmsg_bus has none, so the
+        device never looks writable (seen against the real kernel by tests/conformance/linux/
+        test_remoteproc_linux.py). A blocking write waits in the kernel for a transmit buffer (virtio_rpmsg_bus:
+        up to 15 s); non-blocking (a zero timeout), no buffer is EAGAIN (rpmsg_char: trysend's ENOMEM) and
+        raises WouldBlock."""
+        if self.closed:
+            raise EndpointClosed(f"{self.path} is closed")
         try:
             return os.write(self.fd, data)
+        except BlockingIOError:
+            raise WouldBlock(f"{self.path}: no transmit buffer free") from None
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:
                 from rpmsg.errors import MessageTooLong

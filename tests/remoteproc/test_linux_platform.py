@@ -156,3 +156,17 @@ def test_cli_status_start_stop_on_a_fake_sysfs(
     assert main(["status", "--json", "--root", str(tmp_path)]) == 0
     assert '"state": "offline"' in capsys.readouterr().out
     assert main(["start", "gpu", "--root", str(tmp_path)]) == 1  # unknown: a clear error, exit 1
+
+
+def test_rpmsg_char_send_does_not_wait_for_pollout() -> None:
+    """Linux 6.1's rpmsg_char never reports POLLOUT on a virtio rpmsg device (no poll op): send() writes at once
+    and, non-blocking, maps EAGAIN (no transmit buffer) to WouldBlock."""
+    kernel, user = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ep = RpmsgCharEndpoint(fd=user.detach())
+    ep.setblocking(False)
+    with pytest.raises(WouldBlock):
+        while True:  # fill the pair until a write would block
+            ep.send(b"x" * 496)
+    assert kernel.recv(512) == b"x" * 496
+    ep.close()
+    kernel.close()

@@ -13,7 +13,9 @@ from resource_table import (
     Devmem,
     RawEntry,
     ResourceTable,
+    Vdev,
     VendorEntry,
+    Vring,
     build_with_spans,
     load_spec,
 )
@@ -75,3 +77,13 @@ def test_carveouts_allocated_and_checked() -> None:
     data, spans = build_with_spans(vdev_only)
     with pytest.raises(ResourceError, match=r"no 0x2806 bytes \(aligned 0x1000\) left in the carveout pool"):
         handle_resources(data, vdev_only, spans, memory(), Pool([(0x80000000, 0x80001000)]))
+
+
+@pytest.mark.parametrize(("num", "buffers"), [(16, 32), (64, 128), (128, 256), (256, 512), (1024, 512)])
+def test_rpmsg_buffers_as_many_as_linux_allocates(num: int, buffers: int) -> None:
+    """virtio_rpmsg_bus.c rpmsg_probe: twice vring 0's size below 256 entries, else 512 (MAX_RPMSG_NUM_BUFS)."""
+    vring = Vring(align=0x1000, num=num)
+    table = ResourceTable(entries=(Vdev(id=7, dfeatures=1, vrings=(vring, vring)),))
+    data, spans = build_with_spans(table)
+    res = handle_resources(data, table, spans, memory(), Pool([(0x80000000, 0x80100000)]))
+    assert res.vdevs[0].buffers_size == buffers * 512

@@ -121,13 +121,12 @@ def test_linux_write_back_order_byte_by_byte(rp: RemoteProc, example_firmware: P
     ]
     assert spy.snapshots == expected
     rp.stop()
+    # What Linux 6.1 leaves in device memory on stop (seen by tests/conformance/linux/test_remoteproc_linux.py):
+    # reset, then ACKNOWLEDGE again (virtio_dev_remove); the vrings' da and notifyid are reset in Linux's cached
+    # copy of the table only (rproc_free_vring after rproc_reset_rsc_table_on_stop), so they stay here.
     stopped = bytearray(expected[-1])
-    for n in range(2):
-        at = vdev_off + 28 + 20 * n
-        struct.pack_into("<I", stopped, at, 0)
-        struct.pack_into("<I", stopped, at + 12, 0xFFFFFFFF)
-    stopped[vdev_off + 24] = 0
-    assert spy.read(table_da, size) == bytes(stopped)  # stop resets vrings and status for a clean restart
+    stopped[vdev_off + 24] = 1
+    assert spy.read(table_da, size) == bytes(stopped)
 
 
 def test_demo_command(example_firmware: Path) -> None:

@@ -1,15 +1,17 @@
 """Build (once, then cached) a User-Mode-Linux kernel with the kernel's own rpmsg drivers and its initramfs.
 
-The kernel is Debian's ``linux-source-6.1``, configured from ``make ARCH=um tinyconfig`` plus
-``kernel.config`` and patched with the ``*.patch`` files next to this module. The initramfs holds static
-busybox, ``guest/init`` as ``/init`` and ``guest/rpmsg_probe.c`` compiled (static) to ``/bin/rpmsg-probe``.
+The kernel is Debian's ``linux-source-6.1`` (or ``linux-source-6.12``: ``--kernel 6.12``), configured from
+``make ARCH=um tinyconfig`` plus ``kernel.config``, with the files under ``kernel-tree/`` copied into its tree (new
+kernel source files, e.g. drivers/remoteproc/uml_rproc.c) and patched with the ``*.patch`` files next to this
+module (each replaced by its rebase in ``patches-<kernel>/`` where that kernel needs one). The initramfs holds
+static busybox, ``guest/init`` as ``/init`` and ``guest/rpmsg_probe.c`` compiled (static) to ``/bin/rpmsg-probe``.
 
 Both are cached under ``${XDG_CACHE_HOME:-~/.cache}/rproc/uml/``, each in a directory named after a hash of
 everything it is built from, so changing the guest program rebuilds only the initramfs (seconds), while a
 change to the kernel inputs rebuilds the kernel (minutes). A build happens in a temporary directory next to
 the cache entry and is renamed into place at the end: a cache entry that exists is complete.
 
-    python -m remoteproc.conformance.linux.build [--force]    # prints the kernel's and the initramfs' paths
+    python -m remoteproc.conformance.linux.build [--kernel 6.1|6.12] [--force]    # prints the two paths
 """
 
 from __future__ import annotations
@@ -31,17 +33,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONFIG_FRAGMENT = HERE / "kernel.config"
+KERNEL_TREE = HERE / "kernel-tree"
 GUEST = HERE / "guest"
 INIT_SCRIPT = GUEST / "init"
 PROBE_SOURCE = GUEST / "rpmsg_probe.c"
 
-LINUX_SOURCE_PACKAGE = "linux-source-6.1"
-LINUX_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+KERNELS = ("6.1", "6.12")
+"""The kernels this builds, each from Debian's linux-source-<version> package."""
+DEFAULT_KERNEL = "6.1"
 BUSYBOX_PACKAGE = "busybox-static"
 BUSYBOX = Path("/bin/busybox")
-# Everything the build runs: the kernel's build dependencies, busybox, and a static libc for rpmsg-probe.
+# Everything the build runs besides the kernel's source: its build dependencies, busybox, and a static libc for
+# rpmsg-probe.
 APT_PACKAGES = (
-    LINUX_SOURCE_PACKAGE,
     BUSYBOX_PACKAGE,
     "bc",
     "bison",
@@ -122,9 +126,27 @@ def _package_version(package: str) -> str:
 # ---- cache keys -------------------------------------------------------------------------------------------
 
 
-def patches() -> list[Path]:
-    """The kernel patches, applied in name order."""
-    return sorted(HERE.glob("*.patch"))
+def source_package(kernel: str) -> str:
+    if kernel not in KERNELS:
+        raise BuildError(f"no kernel {kernel!r}: this builds {', '.join(KERNELS)}")
+    return f"linux-source-{kernel}"
+
+
+def source_tarball(kernel: str) -> Path:
+    return Path("/usr/src") / f"{source_package(kernel)}.tar.xz"
+
+
+def patches(kernel: str = DEFAULT_KERNEL) -> list[Path]:
+    """The kernel patches, applied in name order: those next to this module, each replaced by the file of the same
+    name in ``patches-<kernel>/`` (its rebase for that kernel), plus that directory's own."""
+    chosen = {p.name: p for p in HERE.glob("*.patch")}
+    chosen.update({p.name: p for p in (HERE / f"patches-{kernel}").glob("*.patch")})
+    return [chosen[name] for name in sorted(chosen)]
+
+
+def tree_files() -> list[Path]:
+    """The files copied into the kernel tree (relative to ``kernel-tree/``), in name order."""
+    return sorted(p.relative_to(KERNEL_TREE) for p in KERNEL_TREE.rglob("*") if p.is_file())
 
 
 def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
@@ -136,13 +158,14 @@ def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
     return h.hexdigest()[:16]
 
 
-def kernel_key() -> str:
+def kernel_key(kernel: str = DEFAULT_KERNEL) -> str:
     parts = [
-        ("linux-source", _package_version(LINUX_SOURCE_PACKAGE).encode()),
+        ("linux-source", f"{source_package(kernel)} {_package_version(source_package(kernel))}".encode()),
         ("kernel.config", CONFIG_FRAGMENT.read_bytes()),
         ("build.py", Path(__file__).read_bytes()),
     ]
-    parts += [(f"patch:{p.name}", p.read_bytes()) for p in patches()]
+    parts += [(f"tree:{p}", (KERNEL_TREE / p).read_bytes()) for p in tree_files()]
+    parts += [(f"patch:{p.name}", p.read_bytes()) for p in patches(kernel)]
     return _digest(parts)
 
 
@@ -151,10 +174,11 @@ def _tool_version(command: Sequence[str]) -> bytes:
     return result.stdout.splitlines()[0] if result.stdout else b""
 
 
-def initramfs_key() -> str:
+def initramfs_key(kernel: str = DEFAULT_KERNEL) -> str:
+    package = source_package(kernel)
     return _digest(
         [
-            ("linux-source", _package_version(LINUX_SOURCE_PACKAGE).encode()),  # gen_init_cpio comes from it
+            ("linux-source", f"{package} {_package_version(package)}".encode()),  # gen_init_cpio comes from it
             ("busybox", _package_version(BUSYBOX_PACKAGE).encode()),
             ("busybox-binary", hashlib.sha256(BUSYBOX.read_bytes()).digest()),
             ("libc6-dev", _package_version("libc6-dev").encode()),
@@ -340,16 +364,21 @@ def verify_config(config: Path) -> None:
         )
 
 
-def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress) -> None:
+def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress, kernel: str = DEFAULT_KERNEL) -> None:
     started = time.monotonic()
-    progress(f"extracting {LINUX_TARBALL} (about 10-30 s)")
-    _run(["tar", "-xf", LINUX_TARBALL, "-C", scratch], scratch, log, "extracting the kernel source")
+    tarball = source_tarball(kernel)
+    progress(f"extracting {tarball} (about 10-30 s)")
+    _run(["tar", "-xf", tarball, "-C", scratch], scratch, log, "extracting the kernel source")
     trees = [p for p in scratch.iterdir() if p.is_dir()]
     if len(trees) != 1:
-        raise BuildError(f"{LINUX_TARBALL} did not unpack to one directory: {trees}")
+        raise BuildError(f"{tarball} did not unpack to one directory: {trees}")
     src = trees[0]
-    for patch in patches():
-        progress(f"applying {patch.name}")
+    for rel in tree_files():
+        progress(f"adding {rel}")
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(KERNEL_TREE / rel, src / rel)
+    for patch in patches(kernel):
+        progress(f"applying {patch.relative_to(HERE)}")
         _run(["patch", "-p1", "--forward", "--batch", "-i", patch], src, log, f"applying {patch.name}")
     progress("configuring: tinyconfig + kernel.config")
     _run(["make", "ARCH=um", "tinyconfig"], src, log, "make tinyconfig")
@@ -369,8 +398,9 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress) ->
     shutil.copy2(src / "linux", result / KERNEL_FILE)
     shutil.copy2(src / ".config", result / "config")
     (result / "source").write_text(
-        f"{LINUX_SOURCE_PACKAGE} {_package_version(LINUX_SOURCE_PACKAGE)}\n"
-        + "".join(f"patch {p.name}\n" for p in patches())
+        f"{source_package(kernel)} {_package_version(source_package(kernel))}\n"
+        + "".join(f"file {p}\n" for p in tree_files())
+        + "".join(f"patch {p.relative_to(HERE)}\n" for p in patches(kernel))
     )
     progress(f"kernel built in {time.monotonic() - started:.0f} s")
 
@@ -416,21 +446,22 @@ def _build_initramfs(result: Path, scratch: Path, log: Path, gen_init_cpio: Path
     shutil.copy2(listing, result / "initramfs.list")
 
 
-def ensure_uml(progress: Progress | None = None, force: bool = False) -> UmlImages:
-    """The UML kernel and initramfs, built first if they are not in the cache (or with ``force``)."""
+def ensure_uml(progress: Progress | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL) -> UmlImages:
+    """The UML kernel (Linux ``kernel``: one of KERNELS) and initramfs, built first if they are not in the cache
+    (or with ``force``)."""
     report = progress or _stderr_progress
-    ensure_packages(report)
+    ensure_packages(report, (*APT_PACKAGES, source_package(kernel)))
     root = cache_root()
     kernel_dir = _build_entry(
         root,
-        f"kernel-{kernel_key()}",
+        f"kernel-{kernel_key(kernel)}",
         force,
-        lambda result, scratch, log: _build_kernel(result, scratch, log, report),
+        lambda result, scratch, log: _build_kernel(result, scratch, log, report, kernel),
     )
     gen_init_cpio = kernel_dir / GEN_INIT_CPIO
     initramfs_dir = _build_entry(
         root,
-        f"initramfs-{initramfs_key()}",
+        f"initramfs-{initramfs_key(kernel)}",
         force,
         lambda result, scratch, log: _build_initramfs(result, scratch, log, gen_init_cpio, report),
     )
@@ -443,9 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build (or find in the cache) the UML kernel and initramfs of the Linux conformance tests.",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
+    parser.add_argument("--kernel", choices=KERNELS, default=DEFAULT_KERNEL, help="which Linux (default 6.1)")
     args = parser.parse_args(argv)
     try:
-        images = ensure_uml(force=args.force)
+        images = ensure_uml(force=args.force, kernel=args.kernel)
     except BuildError as e:
         print(f"rproc-uml: {e}", file=sys.stderr)
         return 1

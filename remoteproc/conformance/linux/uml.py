@@ -92,8 +92,13 @@ class UmlGuest:
         mem: str = "64M",
         extra_args: Sequence[str] = (),
         console_log: Path | None = None,
+        aslr: bool = True,
     ) -> None:
         """``devices``: (vhost-user socket path, virtio device id) pairs, one virtio_uml device each.
+
+        ``aslr=False`` runs UML with the host's address-space randomisation off (``setarch -R``): UML adds the
+        random gap between its binary and its heap to its RAM (arch/um/kernel/um_arch.c, linux_main: the
+        "exec-shield gap"), so only then are the physical addresses of ``iomem=`` regions the same every boot.
 
         ``extra_args`` are appended to the kernel command line (``KEY=value`` arguments the kernel does not
         know reach /init's environment). ``console_log``, if given, receives every console line as well.
@@ -104,6 +109,7 @@ class UmlGuest:
         self.mem = mem
         self.extra_args = list(extra_args)
         self.console_log = console_log
+        self.aslr = aslr
         _check_cmdline_path(self.share_dir, "share_dir", ",:")
         for sock, _ in self.devices:
             _check_cmdline_path(sock, "a vhost-user socket path", ":,")
@@ -148,6 +154,8 @@ class UmlGuest:
         env["TMPDIR"] = str(shm if shm.is_dir() and os.access(shm, os.W_OK) else self._uml_dir)
         # No core dumps of a panicking UML (it calls abort(), and its memory is mapped into the core).
         command = ["/bin/sh", "-c", 'ulimit -c 0; exec "$0" "$@"', str(self.images.linux), *self.kernel_args()]
+        if not self.aslr:
+            command = ["setarch", "-R", *command]
         self.started_at = time.monotonic()
         self._proc = subprocess.Popen(
             command,
