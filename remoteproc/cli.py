@@ -322,12 +322,11 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
     import time
 
     from remoteproc.rp2350 import boot_and_connect
+    from remoteproc.session import SessionResult
     from rpmsg.errors import RpmsgError
 
     if not args.port:
         raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
-    from remoteproc.session import SessionResult
-
     link, device = boot_and_connect(
         Path(args.firmware),
         args.port,
