@@ -158,3 +158,41 @@ def test_conformance_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     names = [s["name"] for s in listing["host_role"]]
     assert "name-service-create" in names and all(s["rule"] for s in listing["host_role"])
     assert listing["remote_role"] and listing["breaks"] and listing["host_breaks"]
+
+
+def test_a_rewritten_trace_buffer_is_shown_line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace buffer that wrapped (its text no longer continues what was shown) is shown again whole, one line per
+    line. Before: one line with the newlines escaped (`three\\x0afour\\x0a`), so a --json object held several lines."""
+    from remoteproc import session
+
+    texts = iter(["one\ntwo\n", "three\nfour\n"])
+
+    class Rewriting:  # the trace buffer of a remote whose log wrapped between two reads
+        rpmsg = None
+
+        def __init__(self, platform: object) -> None:
+            self.last = ""
+
+        def __enter__(self) -> Rewriting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def load(self, firmware: Path) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def read_trace(self, index: int) -> str:
+            self.last = next(texts, self.last)
+            return self.last
+
+    monkeypatch.setattr(session, "RemoteProc", Rewriting)
+    lines: list[str] = []
+    assert session.follow_trace(Path("fw.elf"), None, seconds=0.2, say=lines.append) == "three\nfour\n"  # type: ignore[arg-type]
+    assert lines == ["one", "two", "three", "four"]
