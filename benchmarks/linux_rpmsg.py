@@ -2,7 +2,7 @@
 vhost-user, timed by the guest's own C program (remoteproc/conformance/linux/guest/rpmsg_probe.c) through
 /dev/rpmsgN, next to the guest's pipe ping-pong between two processes in the same run (UML's own wake-up cost).
 
-    .venv/bin/python benchmarks/linux_rpmsg.py [--rounds 3000] [--messages 20000]
+    .venv/bin/python benchmarks/linux_rpmsg.py [--rounds 3000] [--messages 20000] [--json FILE]
 
 The first run builds the kernel (a few minutes; cached in ~/.cache/rproc/uml afterwards).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.report import Results  # noqa: E402
 from remoteproc.conformance.linux.build import UmlImages, ensure_uml  # noqa: E402
 from remoteproc.conformance.linux.uml import UmlGuest  # noqa: E402
 from rpmsg.device import WaitMode  # noqa: E402
@@ -67,7 +68,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3000)
     ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
     args = ap.parse_args()
+    res = Results("linux_rpmsg", {"rounds": args.rounds, "messages": args.messages})
     images = ensure_uml()
     results = {wait: run(images, wait, args.rounds, args.messages) for wait in ("spin", "block")}
     print(f"Linux 6.1 rpmsg (UML guest, C timing) <-> rproc Python remote over vhost-user; {args.rounds} round trips")
@@ -79,11 +82,17 @@ def main() -> int:
         pipe, rt, stream = r["pipe-rt"], r["rt"], r["stream"]
         ratio = rt["p50_us"] / max(pipe["p50_us"], 1)
         rate = stream["msgs_per_s"]
+        base = (f"remote {wait}: guest pipe ping-pong p50", pipe["p50_us"])
+        res.add(*base, "us", better="lower")
+        res.add(f"remote {wait}: rpmsg round trip 16 B p50", rt["p50_us"], "us", better="lower", baseline=base)
+        res.add(f"remote {wait}: rpmsg round trip 16 B p99", rt["p99_us"], "us", better="lower", baseline=base)
+        res.add(f"remote {wait}: echo 496 B, 64 in flight", rate, "msgs/s", better="higher")
         print(
             f"{wait:<18} {pipe['p50_us']:>7.0f}us {rt['p50_us']:>8.0f}us {rt['p99_us']:>5.0f}us {ratio:>5.1f}x"
             f" {rate:>9,.0f} {rate * 496 * 2 / 1e6:>6.2f}"
         )
     print("(MB/s counts both directions: every message goes to the remote and back)")
+    res.write(args.json)
     return 0
 
 

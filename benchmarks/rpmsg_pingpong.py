@@ -12,7 +12,11 @@ Where the processes run is pinned (os.sched_setaffinity), because on a virtual m
 tens of microseconds: blocking pairs share one CPU (each wake-up is a context switch, as on a single-core SoC),
 busy-polling pairs get one CPU each. Both baselines are pinned the same way as what they are compared with.
 
-    .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000]
+    .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000] [--json FILE]
+        [--histogram FILE.svg]
+
+``--json``: every figure with its baseline and the ratio (benchmarks/report.py); ``--histogram``: the round trips
+of the Python endpoint, each configuration's samples as a latency histogram.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.report import Results, histogram, histogram_svg  # noqa: E402
 from rpmsg.device import Endpoint  # noqa: E402
 from rpmsg.shm import host_over_shm  # noqa: E402
+
+T = TypeVar("T")
 
 
 def pingpong() -> Path:
@@ -92,8 +100,8 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
 
 
 def with_remote(
-    wait: str, service: str, remote: str, body: Callable[[Endpoint], float], split: tuple[int, int] | None = None
-) -> float:
+    wait: str, service: str, remote: str, body: Callable[[Endpoint], T], split: tuple[int, int] | None = None
+) -> T:
     name = f"rproc-bench-{os.getpid()}-{wait}-{remote}"
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     # A blocking C remote sleeps in read() on its kick, as the C baselines do (in ppoll it would also watch the
@@ -118,8 +126,10 @@ def with_remote(
         proc.wait(timeout=10)
 
 
-def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | None = None) -> float:
-    def body(ep: Endpoint) -> float:
+def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | None = None) -> list[float]:
+    """Every round trip's time, microseconds (after 1000 to warm up)."""
+
+    def body(ep: Endpoint) -> list[float]:
         payload = bytes(16)
         for _ in range(1000):
             ep.send(payload)
@@ -131,7 +141,7 @@ def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | Non
             ep.send(payload)
             ep.recv()
             times.append(clock() - start)
-        return statistics.median(times) / 1000.0
+        return [t / 1000.0 for t in times]
 
     return with_remote(wait, "echo", remote, body, split)
 
@@ -161,19 +171,46 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=20000)
     ap.add_argument("--messages", type=int, default=100000)
+    ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
+    ap.add_argument("--histogram", metavar="FILE.svg", help="draw the round trips' latency histogram here")
     args = ap.parse_args()
+    res = Results("rpmsg_pingpong", {"rounds": args.rounds, "messages": args.messages})
+    panels = []
+
+    def rtt(name: str, samples: list[float], baseline: tuple[str, float]) -> float:
+        panels.append(histogram(name, samples))
+        return res.add(name, statistics.median(samples), "us", better="lower", baseline=baseline)
+
     one_cpu = {min(os.sched_getaffinity(0))}
     if len(os.sched_getaffinity(0)) < 2:
         print("note: one CPU here: the busy-poll pairs share it (their numbers mean little)")
-    c_spin = c_baseline("vring-spin", args.rounds)
-    py_busy = round_trip("busy", "c", args.rounds)
-    py_busy_py = round_trip("busy", "python", args.rounds)
+    base = ("busy-poll: C vring echo", c_baseline("vring-spin", args.rounds))
+    c_spin = res.add(*base, "us", better="lower")
+    py_busy = rtt("busy-poll: Python endpoint <-> C rpmsg remote", round_trip("busy", "c", args.rounds), base)
+    py_busy_py = rtt("busy-poll: Python endpoint <-> Python remote", round_trip("busy", "python", args.rounds), base)
     with pinned(one_cpu):
-        c_eventfd = c_baseline("eventfd", args.rounds)
-        py_eventfd = python_eventfd_floor(args.rounds)
-        c_block = c_baseline("vring-block", args.rounds)
-        py_block = round_trip("block", "c", args.rounds)
-        py_block_py = round_trip("block", "python", args.rounds)
+        base = ("blocking, one CPU: C raw eventfd ping-pong", c_baseline("eventfd", args.rounds))
+        c_eventfd = res.add(*base, "us", better="lower")
+        py_eventfd = res.add(
+            "blocking, one CPU: Python raw eventfd ping-pong",
+            python_eventfd_floor(args.rounds),
+            "us",
+            better="lower",
+            baseline=base,
+        )
+        c_block = res.add(
+            "blocking, one CPU: C vring echo, eventfd doorbells",
+            c_baseline("vring-block", args.rounds),
+            "us",
+            better="lower",
+            baseline=base,
+        )
+        py_block = rtt(
+            "blocking, one CPU: Python endpoint <-> C rpmsg remote", round_trip("block", "c", args.rounds), base
+        )
+        py_block_py = rtt(
+            "blocking, one CPU: Python endpoint <-> Python remote", round_trip("block", "python", args.rounds), base
+        )
     print(f"rpmsg round trip, 16 B, two processes, median of {args.rounds}")
     print("  busy-poll (one CPU each)")
     print(f"    C vring echo (baseline)             {c_spin:8.2f} us")
@@ -189,18 +226,40 @@ def main() -> int:
     if len(cpus) >= 2:
         split = (cpus[0], cpus[1])
         with pinned({split[0]}):
-            x_eventfd = c_baseline("eventfd", args.rounds, split)
-            x_py_eventfd = python_eventfd_floor(args.rounds, split)
-            x_block = round_trip("block", "c", args.rounds, split)
+            base = ("blocking, one CPU each: C raw eventfd ping-pong", c_baseline("eventfd", args.rounds, split))
+            x_eventfd = res.add(*base, "us", better="lower")
+            x_py_eventfd = res.add(
+                "blocking, one CPU each: Python raw eventfd ping-pong",
+                python_eventfd_floor(args.rounds, split),
+                "us",
+                better="lower",
+                baseline=base,
+            )
+            x_block = rtt(
+                "blocking, one CPU each: Python endpoint <-> C rpmsg remote",
+                round_trip("block", "c", args.rounds, split),
+                base,
+            )
         print(f"  blocking, one CPU each (CPU {split[0]} and {split[1]}: every round trip wakes a sleeping CPU)")
         print(f"    C raw eventfd ping-pong (baseline)   {x_eventfd:8.2f} us")
         print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
         print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
-    copy = throughput(args.messages, zero_copy=False)
-    zc = throughput(args.messages, zero_copy=True)
+    base = ("host -> C remote, 496 B: copy (send)", throughput(args.messages, zero_copy=False))
+    copy = res.add(*base, "msgs/s", better="higher")
+    zc = res.add(
+        "host -> C remote, 496 B: zero-copy (get_buffer)",
+        throughput(args.messages, zero_copy=True),
+        "msgs/s",
+        better="higher",
+        baseline=base,
+    )
     print(f"host -> C remote, 496 B, {args.messages} messages")
     print(f"  copy (send)                  {copy:10,.0f} msgs/s {copy * 496 / 1e6:8.1f} MB/s")
     print(f"  zero-copy (get_buffer)       {zc:10,.0f} msgs/s {zc * 496 / 1e6:8.1f} MB/s   {zc / copy:4.2f}x copy")
+    res.write(args.json)
+    if args.histogram:
+        title = f"rpmsg round trip, 16 B, Python endpoint, {args.rounds} each (median and p99 marked)"
+        Path(args.histogram).write_text(histogram_svg(panels, title))
     return 0
 
 

@@ -2,7 +2,7 @@
 pty in the same run. Reports the protocol's efficiency (payload bytes / line bytes) and its throughput as a
 fraction of the raw pty's. A pty is not a UART: the numbers say what the protocol costs, not a baud rate.
 
-    .venv/bin/python benchmarks/uart_link.py [--messages 3000]
+    .venv/bin/python benchmarks/uart_link.py [--messages 3000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.report import Results  # noqa: E402
 from transports.uart import FdPort, UartLink  # noqa: E402
 
 
@@ -96,7 +97,7 @@ class CountingWrapper:
         self.inner.close()  # type: ignore[attr-defined]
 
 
-def qemu_run(rounds: int, messages: int) -> None:
+def qemu_run(rounds: int, messages: int, res: Results) -> None:
     """rpmsg through the firmware on QEMU's emulated UART (firmware/examples/uart_echo)."""
     import shutil
     import statistics
@@ -130,6 +131,9 @@ def qemu_run(rounds: int, messages: int) -> None:
         seconds = time.perf_counter() - start
         line = counter.read_bytes + counter.written - line0
     payload = 2 * messages * 256
+    res.add("QEMU M33 over its UART: round trip 16 B p50", statistics.median(times) * 1e6, "us", better="lower")
+    res.add("QEMU M33 over its UART: echo 256 B, 8 in flight", messages / seconds, "msgs/s", better="higher")
+    res.add("QEMU M33 over its UART: payload / line bytes", payload / line, "fraction", better="higher")
     print(f"firmware on QEMU's M33 over its emulated UART (rpmsg + mirror + link): round trip 16 B p50 "
           f"{statistics.median(times) * 1e3:.1f} ms; 256 B echoed, 8 in flight: {messages / seconds:.0f} msgs/s, "
           f"{payload / seconds / 1e3:.1f} KB/s of payload, payload / line bytes {payload / line:.1%}")  # fmt: skip
@@ -140,15 +144,26 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--qemu-rounds", type=int, default=50)
     ap.add_argument("--qemu-messages", type=int, default=100)
+    ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
     args = ap.parse_args()
+    res = Results(
+        "uart_link",
+        {"messages": args.messages, "qemu_rounds": args.qemu_rounds, "qemu_messages": args.qemu_messages},
+    )
     raw = raw_rate(4 << 20)
+    base = ("raw pty", raw)
+    res.add(*base, "B/s", better="higher")
     print(f"uart: link over a pty pair; raw pty baseline in the same run: {raw / 1e6:.1f} MB/s")
     print(f"{'payload':>8} {'efficiency':>11} {'link MB/s':>10} {'of raw':>7} {'retransmitted':>14}")
     for size in (16, 64, 256):
         eff, rate, retrans = link_run(args.messages, size)
+        res.add(f"link {size} B: payload / line bytes", eff, "fraction", better="higher")
+        res.add(f"link {size} B: payload rate", rate, "B/s", better="higher", baseline=base)
+        res.add(f"link {size} B: retransmissions", retrans, "frames", better="lower")
         print(f"{size:>6} B {eff:>10.1%} {rate / 1e6:>10.2f} {rate / raw:>7.1%} {retrans:>14}")
     print("efficiency = payload bytes / bytes on the line (frames, CRC, COBS, acks excluded from payload)")
-    qemu_run(args.qemu_rounds, args.qemu_messages)
+    qemu_run(args.qemu_rounds, args.qemu_messages, res)
+    res.write(args.json)
     return 0
 
 

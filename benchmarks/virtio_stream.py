@@ -2,7 +2,7 @@
 (batches of 64, one C call per batch per side), next to a plain C program doing the same on the same layout with
 the same engine, measured in the same run. Prints msgs/s for both and the ratio.
 
-    .venv/bin/python benchmarks/virtio_stream.py [--count N] [--batch 64] [--repeat 3]
+    .venv/bin/python benchmarks/virtio_stream.py [--count N] [--batch 64] [--repeat 3] [--json FILE]
 
 Shared machines are noisy: each figure is the best of --repeat runs, and only the ratio is meaningful.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.report import Results  # noqa: E402
 from transports.shmfile import SharedFile  # noqa: E402
 from virtio import BACKEND, DeviceQueue, DriverQueue, VringLayout  # noqa: E402
 
@@ -105,7 +106,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=2_000_000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
     args = ap.parse_args()
+    res = Results("virtio_stream", {"count": args.count, "batch": args.batch, "repeat": args.repeat, "engine": BACKEND})
     if BACKEND != "c":
         print(f"warning: the Python API is running the {BACKEND} engine, not C", file=sys.stderr)
     binary = build_baseline()
@@ -114,7 +117,11 @@ def main() -> int:
     for length in (16, 496):
         c = max(c_rate(binary, args.count, length, args.batch) for _ in range(args.repeat))
         py = max(python_rate(args.count, length, args.batch) for _ in range(args.repeat))
+        base = (f"{length} B: C program", c)
+        res.add(*base, "msgs/s", better="higher")
+        res.add(f"{length} B: Python virtqueue API", py, "msgs/s", better="higher", baseline=base)
         print(f"{length:>5}B {c:>14,.0f} {py:>14,.0f} {py / c:>7.2f} {py * length / 1e6:>12,.1f}")
+    res.write(args.json)
     return 0
 
 

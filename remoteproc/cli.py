@@ -16,12 +16,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remoteproc import children
 from remoteproc.elf import ELF_MAGIC, read_bytes
 from remoteproc.errors import RemoteprocError
-from remoteproc.firmware import FirmwareInfo, firmware_info, info_to_dict
+from remoteproc.firmware import FirmwareInfo, finding_to_dict, firmware_info, info_to_dict
 from remoteproc.version import version
 from resource_table import (
     Dialect,
@@ -42,6 +42,10 @@ from resource_table import (
 )
 from resource_table.emit_c import emit_c
 from resource_table.files import open_regular, read_regular
+
+if TYPE_CHECKING:
+    from remoteproc.lifecycle import State
+    from remoteproc.platforms.linux import LinuxRemoteproc
 
 log = logging.getLogger("rproc")
 
@@ -164,13 +168,24 @@ def cmd_rsc_show(args: argparse.Namespace) -> int:
 def cmd_rsc_check(args: argparse.Namespace) -> int:
     _, findings = _read_table(args.table, args.dialect)
     failing = [f for f in findings if args.strict or f.severity is Severity.ERROR]
-    for f in findings:
-        print(f)
     mode = "strict" if args.strict else "lenient"
+    if args.json:
+        out = {
+            "file": args.table,
+            "mode": mode,
+            "passed": not failing,
+            "failing": len(failing),
+            "findings": [finding_to_dict(f) for f in findings],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        for f in findings:
+            print(f)
     if failing:
         print(f"{args.table}: {len(failing)} problem(s) fail the {mode} check", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"{args.table}: passes the {mode} check ({len(findings)} warning(s))")
+    if not args.json:
+        print(f"{args.table}: passes the {mode} check ({len(findings)} warning(s))")
     return EXIT_OK
 
 
@@ -266,14 +281,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from remoteproc.demo import DEFAULT_FIRMWARE, run_demo
 
     try:
-        run_demo(
+        report = run_demo(
             Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE,
             platform_name=args.platform,
             rounds=args.rounds,
             stream=args.messages,
+            say=_to_stderr if args.json else print,
         )
     except FileNotFoundError as exc:
         raise RemoteprocError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
     return EXIT_OK
 
 
@@ -304,6 +322,7 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
     import time
 
     from remoteproc.rp2350 import boot_and_connect
+    from remoteproc.session import SessionResult
     from rpmsg.errors import RpmsgError
 
     if not args.port:
@@ -311,28 +330,34 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
     link, device = boot_and_connect(
         Path(args.firmware),
         args.port,
-        progress=_progress_bar if sys.stderr.isatty() else None,
+        progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
         timeout=args.timeout,
         on_note=_note,
     )
+    say = _quiet if args.json else print
     try:
         deadline = time.monotonic() + args.timeout
         wanted = {channel for channel, _ in sends}
         while not wanted <= set(device.channels()) and time.monotonic() < deadline:
             device.process()
             time.sleep(0.01)
-        print(f"channels: {', '.join(f'{n} at {a:#x}' for n, a in sorted(device.channels().items())) or 'none'}")
+        result = SessionResult(channels=dict(device.channels()))
+        say(f"channels: {', '.join(f'{n} at {a:#x}' for n, a in sorted(result.channels.items())) or 'none'}")
         for channel, text in sends:
             try:
                 with device.open(channel, timeout=max(0.0, deadline - time.monotonic())) as ep:
                     ep.settimeout(args.timeout)
                     ep.send(text)
-                    print(f"{channel} <- {ep.recv()!r}")
+                    reply = ep.recv()
+                    result.replies.append((channel, reply))
+                    say(f"{channel} <- {reply!r}")
             except RpmsgError as exc:
                 raise RemoteprocError(f"{channel}: {exc}") from None
     finally:
         device.close()
         link.close()
+    if args.json:
+        print(json.dumps(_session_json(result), indent=2))
     return EXIT_OK
 
 
@@ -402,6 +427,11 @@ def _quiet(line: str) -> None:
     """--json: the lines a person reads are not printed; the JSON at the end says it all."""
 
 
+def _to_stderr(line: str) -> None:
+    """--json on a long command (demo, bench): what it is doing goes to stderr, stdout keeps only the JSON."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _session_json(result: Any) -> dict[str, Any]:
     return {
         "channels": {name: f"{addr:#x}" for name, addr in result.channels.items()},
@@ -413,12 +443,17 @@ def _session_json(result: Any) -> dict[str, Any]:
 def cmd_attach(args: argparse.Namespace) -> int:
     from remoteproc.session import attach_session, make_platform, parse_send
 
-    attach_session(
+    result = attach_session(
         make_platform("devmem", args.board),
         [parse_send(item) for item in args.send],
         timeout=args.timeout,
         table=args.table,
+        say=_quiet if args.json else print,
     )
+    if args.json:
+        out = _session_json(result)
+        del out["trace"]  # attaching reads no trace buffer
+        print(json.dumps({**out, "detached": True}, indent=2))
     return EXIT_OK
 
 
@@ -458,12 +493,25 @@ def cmd_linux_start(args: argparse.Namespace) -> int:
     from remoteproc.platforms.linux import LinuxRemoteproc
 
     rp = LinuxRemoteproc.find(int(args.rproc) if args.rproc.isdigit() else args.rproc, args.root)
+    name = None
     if args.firmware:
-        print(f"firmware {rp.load(args.firmware)} -> {rp.firmware_dir()}")
+        name = rp.load(args.firmware)
+        if not args.json:
+            print(f"firmware {name} -> {rp.firmware_dir()}")
     rp.start()
     state = rp.wait_state(State.RUNNING, timeout=args.timeout)
-    print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
+    if args.json:
+        out = _linux_rproc_json(rp, state)
+        out["firmware"] = {"name": name, "dir": str(rp.firmware_dir())} if name is not None else None
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
     return EXIT_OK if state is State.RUNNING else EXIT_FAILURE
+
+
+def _linux_rproc_json(rp: LinuxRemoteproc, state: State) -> dict[str, Any]:
+    """One kernel remoteproc after start/stop, as `rproc status --json` lists it."""
+    return {"index": rp.device.index, "name": rp.device.name, "state": state.value}
 
 
 def cmd_linux_stop(args: argparse.Namespace) -> int:
@@ -473,12 +521,18 @@ def cmd_linux_stop(args: argparse.Namespace) -> int:
     rp = LinuxRemoteproc.find(int(args.rproc) if args.rproc.isdigit() else args.rproc, args.root)
     rp.stop()
     state = rp.wait_state(State.OFFLINE, timeout=args.timeout)
-    print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
+    if args.json:
+        print(json.dumps(_linux_rproc_json(rp, state), indent=2))
+    else:
+        print(f"remoteproc{rp.device.index} ({rp.device.name}): {state.value}")
     return EXIT_OK if state is State.OFFLINE else EXIT_FAILURE
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from remoteproc.session import follow_trace, make_platform, parse_send
+
+    def json_line(line: str) -> None:  # streaming: one JSON object per trace line, as it appears
+        print(json.dumps({"trace": args.index, "line": line}), flush=True)
 
     follow_trace(
         Path(args.firmware),
@@ -486,6 +540,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         index=args.index,
         sends=[parse_send(item) for item in args.send],
+        say=json_line if args.json else print,
     )
     return EXIT_OK
 
@@ -505,6 +560,15 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
     if args.peer == "linux-remoteproc":
         return _conformance_linux_remoteproc(args)
+    if args.list and args.json:
+        listing = {
+            "host_role": [{"name": s.name, "rule": s.rule} for s in CATALOGUE + LIFECYCLE],
+            "remote_role": [{"name": r.name, "rule": r.rule} for r in REMOTE_CATALOGUE],
+            "breaks": dict(sorted(BREAKS.items())),
+            "host_breaks": dict(sorted(HOST_BREAKS.items())),
+        }
+        print(json.dumps(listing, indent=2))
+        return EXIT_OK
     if args.list:
         print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, firmware):")
         for s in CATALOGUE + LIFECYCLE:
@@ -619,7 +683,13 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
 
     from remoteproc.rp2350 import UartBootRom, flat_image
 
-    image = flat_image(Path(args.firmware), on_note=_note)
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        _note(text)
+
+    image = flat_image(Path(args.firmware), on_note=note)
     target, baud = (args.port, 1_000_000)
     if target.startswith("uart:"):
         from transports.uart import parse_uart_url
@@ -633,11 +703,24 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
         rom = UartBootRom(port, timeout=args.timeout)
         rom.connect(timeout=args.timeout)
         print(f"boot ROM answered on {target}; loading {len(image)} bytes at 0x20000000", file=sys.stderr)
-        rom.load(image, progress=_progress_bar if sys.stderr.isatty() else None, verify=not args.no_verify)
+        progress = _progress_bar if sys.stderr.isatty() and not args.json else None
+        rom.load(image, progress=progress, verify=not args.no_verify)
         rom.execute()
     finally:
         port.close()
-    print(f"loaded {len(image)} bytes{'' if args.no_verify else ', read back and verified'}; executing")
+    if args.json:
+        out = {
+            "port": target,
+            "baud": baud,
+            "address": "0x20000000",
+            "size": len(image),
+            "verified": not args.no_verify,
+            "executing": True,
+            "notes": notes,
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"loaded {len(image)} bytes{'' if args.no_verify else ', read back and verified'}; executing")
     return EXIT_OK
 
 
@@ -690,6 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firmware", help="another firmware with an rpmsg vdev (default: the bundled example)")
     p.add_argument("--rounds", type=int, default=2000, help="round trips to time (default 2000)")
     p.add_argument("--messages", type=int, default=20000, help="messages to stream (default 20000)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (what it does goes to stderr)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("load", help="load a firmware, start it, talk to its channels, stop it")
@@ -756,6 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", choices=("auto", "qemu", "sim"), default="auto")
     p.add_argument("--rounds", type=int, default=2000)
     p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--json", action="store_true", help="print the report as JSON (what it does goes to stderr)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("attach", help="attach to a remote a bootloader started (devmem board), talk, detach")
@@ -763,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", type=_int, help="the live table's address (default: the board's [attach] table)")
     p.add_argument("--send", action="append", default=[], metavar="CHANNEL:TEXT")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("status", help="the kernel's remote processors and their states (/sys/class/remoteproc)")
@@ -775,12 +861,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("firmware", nargs="?", help="copy this file where the kernel loads firmware from, and use it")
     p.add_argument("--root", default="/")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_linux_start)
 
     p = sub.add_parser("stop", help="stop one of the kernel's remote processors")
     p.add_argument("rproc", help="its index (0), remoteprocN, or its name")
     p.add_argument("--root", default="/")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_linux_stop)
 
     p = sub.add_parser("trace", help="run a firmware and follow its trace buffer")
@@ -796,6 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CHANNEL:TEXT",
         help="send TEXT to CHANNEL first (repeatable), e.g. to make the firmware log",
     )
+    p.add_argument("--json", action="store_true", help='JSON lines: {"trace": I, "line": TEXT} per line')
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("info", help="ELF summary and resource table of a firmware file")
@@ -823,6 +912,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lenient", dest="strict", action="store_false", help="only what Linux or OpenAMP would refuse fails"
     )
     dialect_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_rsc_check)
 
     p = rsc.add_parser("build", help="build a table from a JSON or TOML description")
@@ -902,6 +992,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", required=True, help="serial port or pyserial URL (/dev/ttyUSB0, socket://h:p, uart:...)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the splash and each answer")
     p.add_argument("--no-verify", action="store_true", help="skip reading the image back")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_uart_boot)
 
     p = sub.add_parser("doctor", help="what this installation and machine can do: engines, tools, kernel devices")

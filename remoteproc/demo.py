@@ -1,12 +1,17 @@
-"""``rproc demo``: load the example firmware on the sim platform, exchange messages, summarise, stop."""
+"""``rproc demo``: load the example firmware on the sim platform, exchange messages, summarise, stop.
+
+:func:`run_demo` narrates as it goes through ``say`` (the CLI prints it, or sends it to stderr with ``--json``)
+and returns a :class:`DemoReport` holding every fact it said, for the CLI to print as JSON.
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from remoteproc.boards import MPS2_AN505
 from remoteproc.errors import RemoteprocError
@@ -26,12 +31,57 @@ DEFAULT_FIRMWARE = PACKAGED_FIRMWARE if PACKAGED_FIRMWARE.is_file() else SOURCE_
 
 @dataclass
 class DemoReport:
+    """What a demo run found and measured (addresses as numbers; :meth:`to_dict` writes them as "0x...")."""
+
     firmware: str
     sizes_checked: int
     rtt_p50_us: float
     rtt_p99_us: float
     msgs_per_s: float
     trace: str
+    platform: str = ""
+    carveouts: list[tuple[str, int, int]] = field(default_factory=list)  # name, da, len
+    vdevs: list[tuple[list[tuple[int, int, int]], int]] = field(default_factory=list)  # [(notifyid, da, num)], buf da
+    start_ms: float = 0.0
+    channels: dict[str, int] = field(default_factory=dict)
+    rounds: int = 0
+    rtt_size: int = 16
+    stream_messages: int = 0
+    stream_size: int = 0
+    stream_window: int = 0
+    state: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "firmware": self.firmware,
+            "platform": self.platform,
+            "carveouts": [{"name": n, "da": f"{da:#x}", "len": f"{size:#x}"} for n, da, size in self.carveouts],
+            "vdevs": [
+                {
+                    "vrings": [{"notifyid": i, "da": f"{da:#x}", "num": num} for i, da, num in rings],
+                    "buffers_da": f"{buffers:#x}",
+                }
+                for rings, buffers in self.vdevs
+            ],
+            "start_ms": round(self.start_ms, 3),
+            "channels": {name: f"{addr:#x}" for name, addr in sorted(self.channels.items())},
+            "echo_sizes": {"first": 1, "last": self.sizes_checked, "identical": True},
+            "round_trip": {
+                "size": self.rtt_size,
+                "rounds": self.rounds,
+                "p50_us": self.rtt_p50_us,
+                "p99_us": self.rtt_p99_us,
+            },
+            "stream": {
+                "size": self.stream_size,
+                "messages": self.stream_messages,
+                "window": self.stream_window,
+                "msgs_per_s": self.msgs_per_s,
+                "mb_per_s": self.msgs_per_s * self.stream_size / 1e6,
+            },
+            "trace": self.trace,
+            "state": self.state,
+        }
 
 
 def choose_platform(name: str, say: Callable[[str], None]) -> Platform:
@@ -70,6 +120,7 @@ def run_demo(
             "wheel carries it only when arm-none-eabi-gcc was there when the wheel was built: give --firmware FW.elf"
         )
     platform = choose_platform(platform_name, say)
+    report = DemoReport(str(firmware), 0, 0.0, 0.0, 0.0, "", platform=platform.name)
     with RemoteProc(platform) as rp:
         last = [0.0]
 
@@ -81,17 +132,21 @@ def run_demo(
         rp.load(firmware, progress=progress)
         assert rp.resources is not None
         for c in rp.resources.carveouts:
+            report.carveouts.append((c.name, c.da, c.len))
             say(f"  carveout {c.name!r}: {c.da:#x}, {c.len:#x} bytes")
         for v in rp.resources.vdevs:
+            report.vdevs.append(([(r.notifyid, r.da, r.num) for r in v.vrings], v.buffers_da))
             rings = ", ".join(f"vring {r.notifyid} at {r.da:#x} ({r.num} entries)" for r in v.vrings)
             say(f"  rpmsg vdev: {rings}; buffers at {v.buffers_da:#x}")
         started = time.perf_counter()
         rp.start()
         device = rp.rpmsg_device()
-        say(f"started in {1000 * (time.perf_counter() - started):.0f} ms: DRIVER_OK, first kick sent")
+        report.start_ms = 1000 * (time.perf_counter() - started)
+        say(f"started in {report.start_ms:.0f} ms: DRIVER_OK, first kick sent")
         ep = device.open("rpmsg-echo", timeout=10)
         ep.settimeout(10)
-        say(f"channels announced: {', '.join(f'{n} at {a:#x}' for n, a in sorted(device.channels().items()))}")
+        report.channels = dict(device.channels())
+        say(f"channels announced: {', '.join(f'{n} at {a:#x}' for n, a in sorted(report.channels.items()))}")
 
         limit = LINUX_BUFFER_SIZE - 16
         for size in range(1, limit + 1):
@@ -99,25 +154,30 @@ def run_demo(
             ep.send(payload)
             if ep.recv() != payload:
                 raise RemoteprocError(f"echo of {size} bytes came back different")
+        report.sizes_checked = limit
         say(f"echoed every size from 1 to {limit} bytes: all identical")
 
         p50, p99 = round_trip_us(ep, rounds)
+        report.rounds, report.rtt_p50_us, report.rtt_p99_us = rounds, p50, p99
         say(f"round trip, 16 bytes, {rounds} times: p50 {p50:.1f} us, p99 {p99:.1f} us")
 
         window = 64
         rate = echo_stream_rate(ep, bytes(limit), stream, window)
+        report.stream_messages, report.stream_size, report.stream_window = stream, limit, window
+        report.msgs_per_s = rate
         say(
             f"echo stream, {limit} bytes, {stream} messages, window {window}: {rate:,.0f} msgs/s each way "
             f"({rate * limit / 1e6:.1f} MB/s)"
         )
         ep.close()
-        trace = rp.read_trace()
+        report.trace = rp.read_trace()
         say("trace0:")
-        for line in trace.splitlines():
+        for line in report.trace.splitlines():
             say(f"  {line}")
         rp.stop()
-        say(f"stopped: {rp.state.value}")
-        return DemoReport(str(firmware), limit, p50, p99, rate, trace)
+        report.state = rp.state.value
+        say(f"stopped: {report.state}")
+        return report
 
 
 def round_trip_us(ep: Endpoint, rounds: int) -> tuple[float, float]:

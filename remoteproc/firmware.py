@@ -121,8 +121,10 @@ def info_to_dict(info: FirmwareInfo) -> dict[str, Any]:
             "size": elf.resource_table.size,
             **to_dict(info.table, [s.offset for s in info.spans]),
         }
-    out["findings"] = [
-        {"severity": f.severity.value, "message": f.message, "index": f.index, "offset": f.offset, "field": f.field}
-        for f in info.findings
-    ]
+    out["findings"] = [finding_to_dict(f) for f in info.findings]
     return out
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    """A finding as ``info --json`` and ``rsc check --json`` show it."""
+    return {"severity": f.severity.value, "message": f.message, "index": f.index, "offset": f.offset, "field": f.field}

@@ -116,8 +116,9 @@ def follow_trace(
                 for line in text[len(shown) :].splitlines(keepends=True):
                     say(safe_name(line.rstrip("\n").encode()))
                 shown = text
-            elif text != shown:  # the buffer wrapped or was rewritten: show it again whole
-                say(safe_name(text.encode()))
+            elif text != shown:  # the buffer wrapped or was rewritten: show it again whole, line by line
+                for line in text.splitlines():
+                    say(safe_name(line.encode()))
                 shown = text
             if device is not None:
                 device.process()

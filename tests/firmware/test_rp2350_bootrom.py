@@ -4,6 +4,7 @@ on QEMU's emulated UART."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -188,3 +189,39 @@ def test_cli_load_rp2350_uart_boots_then_talks(
     assert "channels: rpmsg-echo at 0x400" in captured.out
     assert "rpmsg-echo <- b'hello over the wire'" in captured.out
     assert "rproc: note: added the minimal IMAGE_DEF at 0x200003f0 (the firmware had none)" in captured.err
+
+
+def test_cli_uart_boot_json(tmp_path: Path, bootrom: serial.Serial, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json: one JSON document on stdout with what the text line says, the added IMAGE_DEF among its notes (and
+    on stderr, as without --json)."""
+    from remoteproc.cli import main
+
+    port = bootrom.port
+    bootrom.close()
+    elf = build_image(tmp_path, with_block=False, fill=100)
+    assert main(["uart-boot", str(elf), "--port", port, "--timeout", "20", "--json"]) == 0
+    captured = capsys.readouterr()
+    note = "added the minimal IMAGE_DEF at 0x2000006c (the firmware had none)"
+    assert json.loads(captured.out) == {
+        "port": port,
+        "baud": 1_000_000,
+        "address": "0x20000000",
+        "size": 128,
+        "verified": True,
+        "executing": True,
+        "notes": [note],
+    }
+    assert f"rproc: note: {note}" in captured.err
+
+
+def test_cli_load_rp2350_uart_json(tmp_path: Path, bootrom: serial.Serial, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `load --platform rp2350-uart --json` printed its text lines, not JSON."""
+    from remoteproc.cli import main
+
+    port = bootrom.port
+    bootrom.close()
+    argv = ["load", str(build_image(tmp_path)), "--platform", "rp2350-uart", "--port", port, "--timeout", "30"]
+    assert main([*argv, "--send", "rpmsg-echo:hello over the wire", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["channels"] == {"rpmsg-echo": "0x400"}
+    assert report["replies"] == [{"channel": "rpmsg-echo", "reply": b"hello over the wire".hex()}]

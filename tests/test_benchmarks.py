@@ -1,0 +1,68 @@
+"""./scripts/bench --json / --histogram (benchmarks/run.py, benchmarks/report.py): the smallest configuration of the
+two host-only benchmarks, and the files' shape and arithmetic. No timing is asserted: the figures are whatever this
+machine measured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_bench_json_and_histogram(tmp_path: Path) -> None:
+    out, svg = tmp_path / "bench.json", tmp_path / "rtt.svg"
+    argv = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "virtio_stream,rpmsg_pingpong"]
+    done = subprocess.run(
+        [*argv, "--json", str(out), "--histogram", str(svg)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Python endpoint <-> C rpmsg remote" in done.stdout  # the text tables still print
+    doc = json.loads(out.read_text())
+    assert doc["quick"] is True and doc["machine"]["cpus"]
+    assert [(r["benchmark"], r["config"]) for r in doc["runs"]] == [
+        ("virtio_stream", {"count": 300, "batch": 64, "repeat": 1, "engine": "c"}),
+        ("rpmsg_pingpong", {"rounds": 300, "messages": 300}),
+    ]
+    figures = doc["figures"]
+    by_name = {(f["benchmark"], f["name"]): f for f in figures}
+    assert len(by_name) == len(figures)  # names are unique within a benchmark
+    compared = 0
+    for f in figures:
+        assert set(f) == {"benchmark", "name", "value", "unit", "better", "baseline", "ratio"}
+        assert f["better"] in ("lower", "higher") and f["unit"] in ("us", "msgs/s") and f["value"] > 0
+        if f["baseline"] is None:
+            assert f["ratio"] is None
+            continue
+        compared += 1
+        base = by_name[(f["benchmark"], f["baseline"]["name"])]  # the baseline is a figure of the same run
+        assert base["baseline"] is None and base["value"] == f["baseline"]["value"] and base["unit"] == f["unit"]
+        assert f["ratio"] == pytest.approx(f["value"] / base["value"], rel=1e-12)
+    for name in ("16 B: Python virtqueue API", "496 B: Python virtqueue API"):
+        assert by_name[("virtio_stream", name)]["baseline"]["name"] == name.replace("Python virtqueue API", "C program")
+    pingpong = {f["name"]: f for f in figures if f["benchmark"] == "rpmsg_pingpong"}
+    assert pingpong["busy-poll: Python endpoint <-> C rpmsg remote"]["baseline"]["name"] == "busy-poll: C vring echo"
+    assert pingpong["host -> C remote, 496 B: zero-copy (get_buffer)"]["unit"] == "msgs/s"
+    assert compared >= 2 + 7
+
+    # the histogram: one panel per Python-endpoint round-trip figure, every round trip in its bars, the median
+    # marked being the figure's value
+    panels = ET.parse(svg).getroot().findall(f"{SVG}g")
+    drawn = {g.get("data-title"): g for g in panels}
+    expected = [n for n in pingpong if "Python endpoint" in n]
+    assert sorted(drawn) == sorted(expected) and len(expected) >= 4
+    for name, g in drawn.items():
+        bars = g.findall(f"{SVG}rect")
+        counts = [int(b.get("data-count", "")) for b in bars]
+        edges = [(float(b.get("data-from", "")), float(b.get("data-to", ""))) for b in bars]
+        assert g.get("data-samples") == "300" and sum(counts) == 300
+        assert all(a < b for a, b in edges) and all(edges[i][1] == edges[i + 1][0] for i in range(len(edges) - 1))
+        p50 = float(g.get("data-p50", ""))
+        assert p50 == pytest.approx(pingpong[name]["value"], abs=1e-3)
+        assert edges[0][0] - 1e-3 <= p50 <= float(g.get("data-p99", "")) <= edges[-1][1] + 1e-3
