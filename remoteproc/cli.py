@@ -633,6 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv debug, -vvv every rpmsg message)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--spy", metavar="FILE", help="trace every kick and rpmsg message of the session to FILE (-: stderr)"
+    )
     parser.add_argument("--version", action="version", version=f"rproc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -890,6 +893,18 @@ def _error_text(exc: BaseException) -> str | None:
     return next((f"{prefix}{exc}" for root, prefix in layers if isinstance(exc, root)), None)
 
 
+def _spied(args: argparse.Namespace) -> int:
+    """``--spy FILE``: the command with every kick and rpmsg message of its sessions traced (remoteproc/spy.py)."""
+    from remoteproc import spy
+
+    try:
+        target = spy.open_target(args.spy)
+    except OSError as exc:
+        raise UsageError(f"--spy {args.spy}: {exc.strerror}") from None
+    with target as stream, spy.spying(stream):
+        return int(args.func(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -900,6 +915,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         with children.unwind_on_signals():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            if args.spy is not None:
+                return _spied(args)
             return int(args.func(args))
     except children.Terminated as exc:
         return 128 + exc.signum

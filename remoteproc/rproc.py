@@ -19,6 +19,7 @@ import logging
 import os
 from pathlib import Path
 
+from remoteproc import spy
 from remoteproc.elf import ElfImage, read_bytes
 from remoteproc.errors import FirmwareError, RemoteprocError
 from remoteproc.firmware import firmware_info
@@ -136,7 +137,7 @@ class RemoteProc:
             core.start()  # rings zeroed, receive buffers posted, the first kick queued
             control.driver_ok()
             try:
-                doorbell = self.platform.connect(timeout)
+                doorbell = spy.wrap(self.platform.connect(timeout), mem, [core.rx.layout, core.tx.layout])
             except BaseException:
                 core.close()  # its views of the shared memory, or the platform could not unmap it
                 raise

@@ -510,6 +510,13 @@ class RpmsgDevice:
         the endpoint of that name); a destroy removes the name only if it names the address it has now. The
         callbacks hear of what changed the registry (or repeated a create), nothing else."""
         channels = self._channels
+        log.log(
+            TRACE,
+            "rpmsg <- name service: %s %r at %#x",
+            "destroy" if event.destroy else "create",
+            event.name,
+            event.addr,
+        )
         problem = ns_address_problem(event.addr)
         full = not event.destroy and event.name not in channels and len(channels) >= self.limits.channels
         if problem is None and full:

@@ -166,34 +166,12 @@ class _DevmemLink(Link):
 
 
 # --- spy+ ------------------------------------------------------------------------------------------------------
-class SpyDoorbell(DoorbellWrapper):
-    """A doorbell that reports every kick and every wake-up, with the ring indices watched at that moment."""
+class RingWatch:
+    """Ring metadata to report as it changes (idx, flags, event words) in a memory: :meth:`watch` names it,
+    :meth:`report_rings` traces what changed since the last report."""
 
-    def __init__(self, inner: Doorbell, trace: Callable[[str], None], spy: SpyLink) -> None:
-        super().__init__(inner)
-        self.trace = trace
-        self.spy = spy
-
-    def notify(self, queue: int) -> None:
-        self.spy.report_rings()
-        self.trace(f"kick -> queue {queue}")
-        self.inner.notify(queue)
-
-    def wait(self, timeout: float | None) -> bool:
-        woke = self.inner.wait(timeout)
-        if woke:
-            self.trace("kick <- peer")
-            self.spy.report_rings()
-        return woke
-
-
-class SpyLink(Link):
-    """Wraps a link; :meth:`watch` names ring metadata to report as it changes (idx, flags, event words)."""
-
-    def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
-        super().__init__(inner.memory, inner.role)
-        self.inner = inner
-        self.layout = inner.layout
+    def __init__(self, memory: RegionMemory, trace: Callable[[str], None]) -> None:
+        self.memory = memory
         self.trace = trace
         self._watched: dict[str, tuple[int, int]] = {}
         self._last: dict[str, int] = {}
@@ -217,6 +195,37 @@ class SpyLink(Link):
                 old = self._last.get(name)
                 self.trace(f"{name}: {'?' if old is None else old} -> {value}")
                 self._last[name] = value
+
+
+class SpyDoorbell(DoorbellWrapper):
+    """A doorbell that reports every kick and every wake-up, with the ring indices watched at that moment."""
+
+    def __init__(self, inner: Doorbell, trace: Callable[[str], None], spy: RingWatch) -> None:
+        super().__init__(inner)
+        self.trace = trace
+        self.spy = spy
+
+    def notify(self, queue: int) -> None:
+        self.spy.report_rings()
+        self.trace(f"kick -> queue {queue}")
+        self.inner.notify(queue)
+
+    def wait(self, timeout: float | None) -> bool:
+        woke = self.inner.wait(timeout)
+        if woke:
+            self.trace("kick <- peer")
+            self.spy.report_rings()
+        return woke
+
+
+class SpyLink(Link, RingWatch):
+    """Wraps a link; :meth:`watch` names ring metadata to report as it changes (idx, flags, event words)."""
+
+    def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
+        Link.__init__(self, inner.memory, inner.role)
+        RingWatch.__init__(self, inner.memory, trace)
+        self.inner = inner
+        self.layout = inner.layout
 
     def _connect(self, timeout: float) -> Doorbell:
         return SpyDoorbell(self.inner.connect(timeout), self.trace, self)
