@@ -14,6 +14,8 @@
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket): its layout
   is OpenAMP's, so ``remoteproc.openamp.host_device``/``remote_device`` take it, not ``rpmsg.links.host_on`` |
+| ``vhost-user:PATH[?ns=0|1&version_1=0|1&event_idx=0|1]`` | the rpmsg remote behind a vhost-user front-end
+  (UML's ``virtio_uml``, QEMU) on the unix socket PATH, role remote only; ``rpmsg.links.remote_on`` takes it |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
 
 Third parties add schemes through the ``rproc.transports`` entry-point group: the entry point's name is the
@@ -38,6 +40,7 @@ from transports.mirror import Mirror, MirrorDoorbell
 from transports.openamp import EVENT_PATH, SHM_PATH, OpenAmpLink
 from transports.shm import ShmLink
 from transports.uart import UartLink
+from transports.vhost_user import VhostUserLink
 
 ROLES = ("host", "remote")
 
@@ -278,6 +281,7 @@ class _UartLink(Link):
 
 
 BUILTIN["uart"] = lambda url, role, **kw: _UartLink(url, role)
+BUILTIN["vhost-user"] = lambda url, role, **kw: VhostUserLink(url.target, role, url.params)
 
 
 def schemes() -> dict[str, Opener]:
@@ -303,6 +307,9 @@ def open_link(url: str, *, role: str, timeout: float = 10.0, trace: Callable[[st
         raise TransportError(f"role {role!r} is neither host nor remote")
     if url.startswith("spy+"):
         inner = open_link(url[4:], role=role, timeout=timeout)
+        if isinstance(inner, VhostUserLink):
+            inner.close()
+            raise TransportError("spy+ cannot wrap vhost-user: (its memory is the guest's, known only once connected)")
         return SpyLink(inner, trace or _log_trace(f"{role} {url[4:]}"))
     parsed = parse_url(url)
     opener = schemes().get(parsed.scheme)
