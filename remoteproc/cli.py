@@ -8,6 +8,7 @@ timeout, a message too long, a lost peer); 2 bad usage; 130 interrupted. Only :f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -468,6 +469,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from remoteproc.platforms.linux import LinuxRemoteproc
 
+    if args.sessions:
+        return _status_sessions(args)
+
     devices = LinuxRemoteproc.list(args.root)
     if args.json:
         print(
@@ -485,6 +489,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     for d in devices:
         print(f"remoteproc{d.index}  {d.name:<20} {LinuxRemoteproc(d, Path(args.root)).state.value}")
+    return EXIT_OK
+
+
+def _status_sessions(args: argparse.Namespace) -> int:
+    """rproc's own running sessions (remoteproc/sessions.py), each with its remotes' rpmsg state."""
+    from remoteproc import sessions
+
+    found = sessions.list_sessions()
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return EXIT_OK
+    if not found:
+        print(f"no rproc sessions running (sockets in {sessions.runtime_dir()})")
+    for s in found:
+        if "error" in s:
+            print(f"{s['socket']}: {s['error']}")
+            continue
+        print(f"pid {s['pid']}: rproc {' '.join(s['command'])}")
+        for r in s["remotes"]:
+            print(f"  {r['platform']} {r['firmware']} {r['state']}")
+            dev = r.get("rpmsg")
+            if dev and "vrings" in dev:
+                chans = ", ".join(f"{n} at {a:#x}" for n, a in dev["channels"].items()) or "none"
+                print(f"    channels: {chans}; endpoints: {len(dev['endpoints'])}")
+                for v in dev["vrings"]:
+                    broken = f" BROKEN: {v['error']}" if v["broken"] else ""
+                    print(
+                        f"    vring{v['index']} num {v['num']} avail {v['avail']['idx']} used {v['used']['idx']} "
+                        f"in flight {v['in_flight']}{broken}"
+                    )
     return EXIT_OK
 
 
@@ -751,6 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv debug, -vvv every rpmsg message)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--spy", metavar="FILE", help="trace every kick and rpmsg message of the session to FILE (-: stderr)"
+    )
     parser.add_argument("--version", action="version", version=f"rproc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -854,6 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="the kernel's remote processors and their states (/sys/class/remoteproc)")
     p.add_argument("--root", default="/", help="another tree than / (a fake sysfs for tests)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sessions", action="store_true", help="rproc's own running sessions instead, with device state")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("start", help="start one of the kernel's remote processors, optionally with a firmware")
@@ -1036,6 +1074,30 @@ def _error_text(exc: BaseException) -> str | None:
     return next((f"{prefix}{exc}" for root, prefix in layers if isinstance(exc, root)), None)
 
 
+SESSION_COMMANDS = frozenset({"load", "ping", "send", "echo", "listen", "trace", "attach", "demo", "bench"})
+
+
+def _listed(args: argparse.Namespace, argv: Sequence[str] | None) -> contextlib.AbstractContextManager[object]:
+    """Session commands answer `rproc status --sessions` while they run (remoteproc/sessions.py)."""
+    if args.command not in SESSION_COMMANDS:
+        return contextlib.nullcontext()
+    from remoteproc import sessions
+
+    return sessions.serving(list(sys.argv[1:] if argv is None else argv))
+
+
+def _spied(args: argparse.Namespace) -> int:
+    """``--spy FILE``: the command with every kick and rpmsg message of its sessions traced (remoteproc/spy.py)."""
+    from remoteproc import spy
+
+    try:
+        target = spy.open_target(args.spy)
+    except OSError as exc:
+        raise UsageError(f"--spy {args.spy}: {exc.strerror}") from None
+    with target as stream, spy.spying(stream):
+        return int(args.func(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -1045,7 +1107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = (logging.WARNING, logging.INFO, logging.DEBUG, 5)[min(args.verbose, 3)]  # -vvv: every message
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        with children.unwind_on_signals():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+        # SIGTERM and SIGHUP clean up as Ctrl-C does; session commands answer `rproc status --sessions`
+        with children.unwind_on_signals(), _listed(args, argv):
+            if args.spy is not None:
+                return _spied(args)
             return int(args.func(args))
     except children.Terminated as exc:
         return 128 + exc.signum

@@ -19,6 +19,7 @@ import logging
 import os
 from pathlib import Path
 
+from remoteproc import sessions, spy
 from remoteproc.elf import ElfImage, read_bytes
 from remoteproc.errors import FirmwareError, RemoteprocError
 from remoteproc.firmware import firmware_info
@@ -118,6 +119,7 @@ class RemoteProc:
         assert res is not None
         mem = self.platform.memory
         self._vdevs = []
+        sessions.note(self)  # `rproc status --sessions` lists it while the CLI serves status requests
         for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
             span = res.spans[placement.index]
             control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
@@ -136,7 +138,7 @@ class RemoteProc:
             core.start()  # rings zeroed, receive buffers posted, the first kick queued
             control.driver_ok()
             try:
-                doorbell = self.platform.connect(timeout)
+                doorbell = spy.wrap(self.platform.connect(timeout), mem, [core.rx.layout, core.tx.layout])
             except BaseException:
                 core.close()  # its views of the shared memory, or the platform could not unmap it
                 raise

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import select
+import struct
 import threading
 import time
 from collections import deque
@@ -53,6 +54,8 @@ from rpmsg.errors import (
 from rpmsg.profiles import Limits
 from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator, ns_address_problem
 from transports.doorbell import Doorbell, PeerLostError
+from virtio import DeviceQueue, DriverQueue
+from virtio.status import describe
 
 if TYPE_CHECKING:
     from rpmsg._endpoint_c import EndpointBase, Gate
@@ -63,6 +66,11 @@ else:
 log = logging.getLogger(__name__)
 
 WaitMode = Literal["block", "spin", "busy"]
+ReceiveCallback = Callable[["Endpoint", "bytes | memoryview", int], object]
+"""``callback(ep, data, src)``: one received message (OpenAMP's ``rpmsg_ept_cb`` without len and priv; the
+return value is ignored). ``data`` is bytes, or on a zero-copy endpoint a read-only view valid until it returns."""
+UnbindCallback = Callable[["Endpoint"], object]
+"""``on_unbind(ep)``: the peer withdrew the channel this endpoint is bound to (OpenAMP's ``ns_unbind_cb``)."""
 TRACE = 5  # below DEBUG: one line per message (`rproc -vvv`, or spy+ transports with logging at level 5)
 SPIN_SECONDS = 50e-6
 BUSY_SLICE_SECONDS = 0.001  # a busy-polling waiter looks at the doorbell (the peer's end) this often
@@ -101,6 +109,7 @@ class RpmsgDevice:
         self.ns_refused = 0  # name-service messages refused: an invalid address, or the channel limit reached
         self.queue_dropped = 0  # messages dropped because their endpoint's queue was full (all endpoints)
         self.unbound_dropped = 0  # messages dropped because no endpoint is bound at their destination
+        self.callback_errors = 0  # receive and unbind callbacks that raised (all endpoints)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._endpoints: dict[int, Endpoint] = {}
@@ -113,6 +122,9 @@ class RpmsgDevice:
         self._closing = False  # close() runs: a peer found gone now ended in order too (no warning)
         self._next_doorbell_check = 0.0
         self._zero_copy_endpoints = 0
+        self._callback_endpoints = 0  # endpoints whose messages go to a callback: the Python path delivers them
+        self._buffer_fd: int | None = None  # readable when the pump woke while async senders wait for a buffer
+        self._async_senders = 0
         # Wakes the thread blocked on the doorbell when another thread took in its message, or at close.
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.failure: BaseException | None = None
@@ -176,13 +188,15 @@ class RpmsgDevice:
 
     def _update_gate(self) -> None:
         """Open the endpoints' C methods exactly while the Python path would take their case the same way:
-        attached, and no failure, close, pump thread or zero-copy receiver (each of which it must see)."""
+        attached, and no failure, close, pump thread, zero-copy receiver or receive callback (each of which it
+        must see)."""
         self._gate.open = (
             self._gate_attached
             and self.failure is None
             and not self._closed
             and self._pump is None
             and not self._zero_copy_endpoints
+            and not self._callback_endpoints
         )
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -217,6 +231,9 @@ class RpmsgDevice:
             self.core.close()
             self.doorbell.close()
             os.close(self._wake_fd)
+            if self._buffer_fd is not None:
+                os.close(self._buffer_fd)
+                self._buffer_fd = None
 
     def __enter__(self) -> RpmsgDevice:
         self.start()
@@ -322,6 +339,7 @@ class RpmsgDevice:
                     or self._closed
                     or self._pump is not None
                     or self._zero_copy_endpoints
+                    or self._callback_endpoints
                     or log.isEnabledFor(TRACE)
                 ):
                     return None
@@ -481,6 +499,9 @@ class RpmsgDevice:
             )
             msg.release()
             return
+        if ep._callback is not None:
+            ep._call(ep._callback, msg)
+            return
         ep._enqueue(msg)
 
     def _channel_event(self, event: ChannelEvent) -> None:
@@ -489,6 +510,13 @@ class RpmsgDevice:
         the endpoint of that name); a destroy removes the name only if it names the address it has now. The
         callbacks hear of what changed the registry (or repeated a create), nothing else."""
         channels = self._channels
+        log.log(
+            TRACE,
+            "rpmsg <- name service: %s %r at %#x",
+            "destroy" if event.destroy else "create",
+            event.name,
+            event.addr,
+        )
         problem = ns_address_problem(event.addr)
         full = not event.destroy and event.name not in channels and len(channels) >= self.limits.channels
         if problem is None and full:
@@ -510,6 +538,11 @@ class RpmsgDevice:
                 log.debug("name service: destroy of %r at %#x, not announced there: ignored", event.name, event.addr)
                 return
             del channels[event.name]
+            # OpenAMP (lib/rpmsg/rpmsg_virtio.c, rpmsg_virtio_ns_callback): the local endpoint of that name bound
+            # to that address hears of it through its ns_unbind_cb.
+            for ep in list(self._endpoints.values()):
+                if ep._on_unbind is not None and ep.name == event.name and ep.peer == event.addr:
+                    ep._call_unbind()
         else:
             old = channels.get(event.name)
             if old is not None and old != event.addr:
@@ -611,12 +644,57 @@ class RpmsgDevice:
             try:
                 self.process()
                 self._block(0.05)
+                if self._async_senders:
+                    self._wake_async_senders()
             except PeerLostError as exc:
                 with self._lock:
                     self._fail(exc)
                 return
             except (PeerLost, EndpointClosed):
                 return
+
+    # --- async sending ---------------------------------------------------------------------------------------
+    def _wake_async_senders(self) -> None:
+        with self._lock:
+            if self._buffer_fd is not None:
+                os.eventfd_write(self._buffer_fd, 1)
+
+    async def _await_buffer(self, wait: float) -> None:
+        """Let the event loop run until a send buffer may have come back: the pump thread woke (a kick, such as
+        the one asked for here when the peer gives buffers back), or ``wait`` seconds passed (a peer that never
+        kicks after consuming, as for a blocking send: BUFFER_POLL_SECONDS)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._check()
+            if self._buffer_fd is None:
+                self._buffer_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            fd = self._buffer_fd
+            self._async_senders += 1
+            try:
+                back = self.core.want_buffer_wakeup(True)
+            except RemoteProtocolError as exc:
+                self._async_senders -= 1
+                raise self._broke(exc) from exc
+        try:
+            if back:
+                return  # buffers came back meanwhile
+            self._ensure_pump()
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_once, ready)
+            try:
+                await asyncio.wait_for(ready, wait)
+            except asyncio.TimeoutError:  # not TimeoutError before Python 3.11
+                pass
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            with self._lock:
+                self._async_senders -= 1
+                if not self._async_senders and not self._closed:
+                    self.core.want_buffer_wakeup(False)
+                    if self._buffer_fd is not None:
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(self._buffer_fd)
 
     # --- sending ---------------------------------------------------------------------------------------------
     def _fast_send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> bool:
@@ -726,11 +804,15 @@ class RpmsgDevice:
         timeout: float | None = None,
         max_queued: int | None = None,
         max_queued_bytes: int | None = None,
+        callback: ReceiveCallback | None = None,
+        on_unbind: UnbindCallback | None = None,
     ) -> Endpoint:
         """Bind a local endpoint (a dynamic address from 1024 unless ``addr`` is given). With a ``name`` and the
         name service on, the remote role announces it (``announce`` overrides), waiting up to ``timeout`` for a
         host buffer to announce in. ``max_queued``/``max_queued_bytes``: this endpoint's receive queue bound
-        (None: the device's ``limits``)."""
+        (None: the device's ``limits``). ``callback``/``on_unbind``: see :meth:`Endpoint.set_callback`."""
+        _check_callback(callback, "callback")
+        _check_callback(on_unbind, "on_unbind")
         _check_bound(max_queued, "max_queued")
         _check_bound(max_queued_bytes, "max_queued_bytes")  # before an address is taken
         with self._lock:
@@ -744,6 +826,8 @@ class RpmsgDevice:
             ep = Endpoint(self, addr, name, peer, zero_copy)
             ep.max_queued, ep.max_queued_bytes = max_queued, max_queued_bytes
             self._endpoints[addr] = ep
+            if callback is not None or on_unbind is not None:
+                ep.set_callback(callback, on_unbind=on_unbind)
             self._zero_copy_endpoints += zero_copy
             self._update_gate()
             if announce is None:
@@ -768,7 +852,64 @@ class RpmsgDevice:
                 del self._endpoints[ep.addr]
                 self._addresses.release(ep.addr)
                 self._zero_copy_endpoints -= ep.zero_copy
+                self._callback_endpoints -= ep._callback is not None
                 self._update_gate()
+
+    # --- state -----------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, object]:
+        """A JSON-serialisable snapshot of the device: its vrings (the shared indices and flags as they are in
+        memory now, this side's own, descriptors in flight, broken or not and why), endpoints, channels, the
+        buffers this side holds and its counters (docs/rpmsg.md, "State")."""
+        with self._lock:
+            core = self.core
+            host = isinstance(core, HostCore)
+            out: dict[str, object] = {
+                "role": "host" if host else "remote",
+                "closed": self._closed,
+                "failure": None if self.failure is None else str(self.failure),
+                "wait_mode": self.wait_mode,
+                "c_path": self._fast is not None,
+                "endpoint_c_methods": bool(self._gate.open),
+                "pump_thread": self._pump is not None,
+                "endpoints": [ep._state() for ep in sorted(self._endpoints.values(), key=lambda e: e.addr)],
+                "channels": dict(sorted(self._channels.items())),
+                "counters": {
+                    "queue_dropped": self.queue_dropped,
+                    "unbound_dropped": self.unbound_dropped,
+                    "ns_refused": self.ns_refused,
+                    "malformed_dropped": core.dropped,
+                    "callback_errors": self.callback_errors,
+                    "unconfirmed": self.unconfirmed,
+                },
+            }
+            if self._closed:
+                out["vrings"] = []  # the memory is let go of
+                out["buffers"] = {}
+                return out
+            if isinstance(core, HostCore):
+                queues: list[tuple[str, DriverQueue | DeviceQueue]] = [("rx", core.rx), ("tx", core.tx)]
+                rx_posted = core.rx.num - core.rx.num_free
+                tx_free = len(core.tx.pool)
+                tx_in_flight = core.tx.num - core.tx.num_free
+                out["buffers"] = {
+                    "rx_count": core.rx_count,
+                    "rx_size": core.rx_size,
+                    "rx_posted": rx_posted,
+                    "rx_held": core.rx_count - rx_posted,  # zero-copy messages not released yet
+                    "tx_count": core.tx_count,
+                    "tx_size": core.tx_size,
+                    "tx_free": tx_free,
+                    "tx_in_flight": tx_in_flight,  # sent, not given back by the remote yet
+                    "tx_held": core.tx_count - tx_free - tx_in_flight,  # get_buffer() not sent yet
+                }
+            else:
+                queues = [("rx", core.to_host), ("tx", core.from_host)]
+                out["buffers"] = {
+                    "from_host_held": _device_in_flight(core.from_host),  # zero-copy messages not released yet
+                    "to_host_spare": core._spare is not None,  # a host buffer too small for the last send
+                }
+            out["vrings"] = [_queue_state(name, q, host) for name, q in queues]
+            return out
 
     def channels(self) -> dict[str, int]:
         """Channels the peer announced and has not withdrawn: name -> its address."""
@@ -804,6 +945,8 @@ class RpmsgDevice:
         zero_copy: bool = False,
         max_queued: int | None = None,
         max_queued_bytes: int | None = None,
+        callback: ReceiveCallback | None = None,
+        on_unbind: UnbindCallback | None = None,
     ) -> Endpoint:
         """A local endpoint connected to the peer's channel ``name`` (waiting for it to be announced)."""
         remote = self.wait_for_channel(name, timeout)
@@ -814,12 +957,63 @@ class RpmsgDevice:
             zero_copy=zero_copy,
             max_queued=max_queued,
             max_queued_bytes=max_queued_bytes,
+            callback=callback,
+            on_unbind=on_unbind,
         )
 
 
 def _check_bound(value: int | None, name: str) -> None:
     if value is not None and (type(value) is not int or value < 1):
         raise LocalProtocolError(f"{name} must be None (the device's limits) or an int >= 1, not {value!r}")
+
+
+def _field(state: dict[str, object], key: str) -> int:
+    value = state[key]
+    assert isinstance(value, int)
+    return value
+
+
+def _device_in_flight(q: DeviceQueue) -> int:
+    """Chains a device side popped and has not pushed back."""
+    st = q.state()
+    return (_field(st, "last_avail") - _field(st, "used_shadow")) & 0xFFFF
+
+
+def _queue_state(name: str, q: DriverQueue | DeviceQueue, host: bool) -> dict[str, object]:
+    """One vring for :meth:`RpmsgDevice.state`: what is in shared memory now (avail and used flags and idx) and
+    this side's own view of it."""
+    layout = q.layout
+    avail_flags, avail_idx = struct.unpack("<HH", q.memory.read(layout.avail, 4))
+    used_flags, used_idx = struct.unpack("<HH", q.memory.read(layout.used, 4))
+    st = q.state()
+    err = _field(st, "err")
+    driver = isinstance(q, DriverQueue)
+    out: dict[str, object] = {
+        "index": q.index,
+        "name": name,  # from the host's point of view: vring 0 carries the remote's messages to the host
+        "side": "driver" if driver else "device",
+        "engine": q.backend,
+        "num": q.num,
+        "desc": layout.desc,
+        "avail": {"idx": avail_idx, "flags": avail_flags},
+        "used": {"idx": used_idx, "flags": used_flags},
+        "event_idx": q.event_idx,
+        "broken": bool(st["broken"]),
+        "error": describe(err, _field(st, "err_where"), _field(st, "err_value")) if err else None,
+    }
+    if isinstance(q, DriverQueue):
+        out["last_used"] = st["last_used"]  # the next used entry this side will read
+        out["in_flight"] = q.num - _field(st, "num_free")  # descriptors the peer holds
+    else:
+        out["last_avail"] = st["last_avail"]  # the next avail entry this side will read
+        out["in_flight"] = _device_in_flight(q)  # chains this side holds
+    out["notifications_suppressed"] = bool(st["suppressed"])
+    return out
+
+
+def _check_callback(fn: object, name: str) -> None:
+    if fn is not None and not callable(fn):
+        raise LocalProtocolError(f"{name} must be None or callable, not {fn!r}")
 
 
 def _check_bufsize(size: int, call: str) -> None:
@@ -858,6 +1052,9 @@ class Endpoint(EndpointBase):
         self.dropped = 0  # messages dropped because the receive queue was full
         self._timeout: float | None = None
         self._fd: int | None = None
+        self._callback: ReceiveCallback | None = None
+        self._on_unbind: UnbindCallback | None = None
+        self.callback_errors = 0  # calls of this endpoint's callbacks that raised
 
     def __repr__(self) -> str:
         peer = f"{self.peer:#x}" if self.peer is not None else "none"
@@ -899,6 +1096,86 @@ class Endpoint(EndpointBase):
         _check_bound(value, "max_queued_bytes")
         self._max_queued_bytes = value
 
+    # --- callbacks -------------------------------------------------------------------------------------------
+    @property
+    def callback(self) -> ReceiveCallback | None:
+        return self._callback
+
+    def set_callback(self, callback: ReceiveCallback | None, *, on_unbind: UnbindCallback | None = None) -> None:
+        """Deliver each message for this endpoint to ``callback(ep, data, src)`` instead of queueing it for
+        ``recv`` (None: back to the queue); ``on_unbind(ep)`` is called when the peer's name service destroys
+        the channel this endpoint is bound to (same name, ``peer`` its address).
+
+        The callback runs in the thread that drives the device, with the device's lock held: setting one starts
+        the device's pump thread, so callbacks run without anyone calling ``recv``; a ``recv`` of another
+        endpoint, :meth:`RpmsgDevice.process`, ``wait_for_channel`` or a send waiting for a buffer may also run
+        it, first. It may send (a
+        reply), but must not block long: no other message is taken in meanwhile. An exception it raises is
+        logged and counted (``callback_errors``) and the message is consumed; the device goes on. Messages
+        already queued are handed to the new callback first, in order."""
+        _check_callback(callback, "callback")
+        _check_callback(on_unbind, "on_unbind")
+        dev = self.device
+        with dev._lock:
+            self._check_open()
+            dev._callback_endpoints += (callback is not None) - (self._callback is not None)
+            self._callback = callback
+            self._on_unbind = on_unbind
+            dev._update_gate()
+            if callback is not None:
+                while (msg := self._take()) is not None:
+                    self._call(callback, msg)
+        if callback is not None:
+            dev._ensure_pump()
+
+    def _call(self, callback: ReceiveCallback, msg: Message) -> None:
+        try:
+            callback(self, msg.payload, msg.src)
+        except Exception:  # a user callback must not stop the device
+            self._callback_failed("receive callback")
+        finally:
+            msg.release()
+
+    def _call_unbind(self) -> None:
+        on_unbind = self._on_unbind
+        assert on_unbind is not None
+        try:
+            on_unbind(self)
+        except Exception:
+            self._callback_failed("unbind callback")
+
+    def _callback_failed(self, what: str) -> None:
+        self.callback_errors += 1
+        self.device.callback_errors += 1
+        log.log(
+            _rate_limited(self.callback_errors),
+            "%r: %s raised (%d so far here)",
+            self,
+            what,
+            self.callback_errors,
+            exc_info=True,
+        )
+
+    def _state(self) -> dict[str, object]:
+        return {
+            "addr": self.addr,
+            "name": self.name,
+            "peer": self.peer,
+            "announced": self.announced,
+            "zero_copy": self.zero_copy,
+            "callback": self._callback is not None,
+            "queued": len(self._queue),
+            "queued_bytes": self._queued_bytes,
+            "held_in_queue": sum(1 for m in self._queue if m.held),  # zero-copy buffers waiting in the queue
+            "dropped": self.dropped,
+            "callback_errors": self.callback_errors,
+            "timeout": self._timeout,
+        }
+
+    def _check_recv(self) -> None:
+        if self._callback is not None:
+            raise LocalProtocolError(f"{self!r} has a receive callback: its messages go there, not to recv")
+
     # --- sending ---------------------------------------------------------------------------------------------
     def _send_py(self, data: bytes | bytearray | memoryview) -> int:
         if self.peer is None:
@@ -924,6 +1201,45 @@ class Endpoint(EndpointBase):
                 raise WouldBlock("no send buffer free right now") from None
             raise
         return len(data)
+
+    async def send_async(self, data: bytes | bytearray | memoryview) -> int:
+        """Send to the connected peer without blocking the event loop while no send buffer is free; the
+        endpoint's timeout applies as to ``send`` (0: WouldBlock, t: RpmsgTimeout after t seconds). Cancelled
+        while waiting, nothing was sent."""
+        if self.peer is None:
+            raise LocalProtocolError(f"{self!r} is not connected: use sendto_async or connect")
+        return await self._send_async(data, self.peer)
+
+    async def sendto_async(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        """``sendto`` for asyncio (see :meth:`send_async`)."""
+        return await self._send_async(data, dst)
+
+    async def _send_async(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        dev = self.device
+        timeout = self._timeout
+        deadline = self._deadline()
+        while True:
+            if dev._fast is not None and not self.closed and dev._fast_send(self.addr, dst, data):
+                return len(data)
+            self._check_open()
+            try:
+                dev.send(self.addr, dst, data, 0)  # one look, no wait: the wait is below, on the event loop
+                return len(data)
+            except RpmsgTimeout:
+                pass
+            if timeout == 0:
+                raise WouldBlock("no send buffer free right now")
+            wait = BUFFER_POLL_SECONDS
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if isinstance(dev.core, RemoteCore):
+                        raise RpmsgTimeout(
+                            f"no host receive buffer became free within {timeout} s: the host is not posting any"
+                        )
+                    raise RpmsgTimeout(f"no send buffer became free within {timeout} s: the peer is not consuming")
+                wait = min(wait, remaining)
+            await dev._await_buffer(wait)
 
     def get_buffer(self) -> TxBuffer:
         """Zero-copy send (host): a writable view of a send buffer in shared memory."""
@@ -994,6 +1310,7 @@ class Endpoint(EndpointBase):
         return self._recv_message(self._deadline())
 
     def _recv_message(self, deadline: float | None) -> Message:
+        self._check_recv()
         dev = self.device
         timeout = self._timeout
         with dev._lock:
@@ -1018,6 +1335,7 @@ class Endpoint(EndpointBase):
 
     def _recvfrom_py(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
         _check_bufsize(bufsize, "recvfrom")
+        self._check_recv()
         deadline = self._deadline()
         if self.device._fast is not None:
             got = self.device._fast_recvfrom(self, bufsize, deadline)
@@ -1035,6 +1353,7 @@ class Endpoint(EndpointBase):
 
     def _recv_py(self, bufsize: int = 1 << 16) -> bytes:
         _check_bufsize(bufsize, "recv")
+        self._check_recv()
         timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.device._fast is not None:
@@ -1045,6 +1364,7 @@ class Endpoint(EndpointBase):
 
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
         _check_bufsize(nbytes, "recv_into")
+        self._check_recv()
         deadline = self._deadline()
         if self.device._fast is not None:
             got = self.device._fast_recvfrom(self, nbytes or len(buffer), deadline)

@@ -8,6 +8,7 @@ from rpmsg.errors import LocalProtocolError
 from rpmsg.profiles import Profile
 from rpmsg.uart import written_ranges
 from transports.link import Link
+from transports.vhost_user import VhostUserLink
 
 
 def _check_layout(link: Link, call: str) -> None:
@@ -33,6 +34,13 @@ def host_on(
 def remote_on(
     link: Link, profile: Profile | None = None, *, wait: WaitMode = "spin", timeout: float = 10.0
 ) -> RpmsgDevice:
+    if isinstance(link, VhostUserLink) and profile is None:
+        # The guest's driver laid out the rings: the device is built on them once it started the device.
+        from rpmsg.vhost_user import device_on_session
+
+        link.connect(timeout)
+        assert link.session is not None
+        return device_on_session(link.session, wait=wait)
     _check_layout(link, "remote_on")
     p = profile or Profile()
     link.declare_writes(*written_ranges(p, "remote"))

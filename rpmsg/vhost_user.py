@@ -23,6 +23,21 @@ def rpmsg_features(*, ns: bool = True, version_1: bool = True, event_idx: bool =
     return (ns << VIRTIO_RPMSG_F_NS) | (version_1 << VIRTIO_F_VERSION_1) | (event_idx << VIRTIO_RING_F_EVENT_IDX)
 
 
+def device_on_session(session: VhostUserSession, *, wait: WaitMode = "spin") -> RpmsgDevice:
+    """The rpmsg remote on a started vhost-user device: the guest's rings, its negotiated features."""
+    try:
+        layouts = [VringLayout(r.num, r.desc, r.avail, r.used) for r in session.rings]
+        core = RemoteCore(
+            session.memory,
+            layouts[RX_VRING],
+            layouts[TX_VRING],
+            event_idx=session.has_feature(VIRTIO_RING_F_EVENT_IDX),
+        )
+    except VirtioError as exc:
+        raise VhostUserError(f"the guest's rings cannot be used: {exc}") from None
+    return RpmsgDevice(core, session.doorbell, wait=wait, ns=session.has_feature(VIRTIO_RPMSG_F_NS))
+
+
 class VhostUserRemote:
     """A vhost-user rpmsg device listening on ``path``; :meth:`start` returns the :class:`RpmsgDevice` once the
     guest's driver has started it. Use as a context manager; :meth:`stop` lets go of one started device (the
@@ -52,21 +67,11 @@ class VhostUserRemote:
         self.stop()
         session = self.backend.wait_ready(timeout, start_queue=RX_VRING)
         try:
-            layouts = [VringLayout(r.num, r.desc, r.avail, r.used) for r in session.rings]
-            core = RemoteCore(
-                session.memory,
-                layouts[RX_VRING],
-                layouts[TX_VRING],
-                event_idx=session.has_feature(VIRTIO_RING_F_EVENT_IDX),
-            )
-        except VirtioError as exc:
-            session.close()
-            raise VhostUserError(f"the guest's rings cannot be used: {exc}") from None
+            self.device = device_on_session(session, wait=self.wait)
         except BaseException:
             session.close()
             raise
         self.session = session
-        self.device = RpmsgDevice(core, session.doorbell, wait=self.wait, ns=session.has_feature(VIRTIO_RPMSG_F_NS))
         return self.device
 
     @property

@@ -14,6 +14,8 @@
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket): its layout
   is OpenAMP's, so ``remoteproc.openamp.host_device``/``remote_device`` take it, not ``rpmsg.links.host_on`` |
+| ``vhost-user:PATH[?ns=0|1&version_1=0|1&event_idx=0|1]`` | the rpmsg remote behind a vhost-user front-end
+  (UML's ``virtio_uml``, QEMU) on the unix socket PATH, role remote only; ``rpmsg.links.remote_on`` takes it |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |
 
 Third parties add schemes through the ``rproc.transports`` entry-point group: the entry point's name is the
@@ -38,6 +40,7 @@ from transports.mirror import Mirror, MirrorDoorbell
 from transports.openamp import EVENT_PATH, SHM_PATH, OpenAmpLink
 from transports.shm import ShmLink
 from transports.uart import UartLink
+from transports.vhost_user import VhostUserLink
 
 ROLES = ("host", "remote")
 
@@ -166,34 +169,12 @@ class _DevmemLink(Link):
 
 
 # --- spy+ ------------------------------------------------------------------------------------------------------
-class SpyDoorbell(DoorbellWrapper):
-    """A doorbell that reports every kick and every wake-up, with the ring indices watched at that moment."""
+class RingWatch:
+    """Ring metadata to report as it changes (idx, flags, event words) in a memory: :meth:`watch` names it,
+    :meth:`report_rings` traces what changed since the last report."""
 
-    def __init__(self, inner: Doorbell, trace: Callable[[str], None], spy: SpyLink) -> None:
-        super().__init__(inner)
-        self.trace = trace
-        self.spy = spy
-
-    def notify(self, queue: int) -> None:
-        self.spy.report_rings()
-        self.trace(f"kick -> queue {queue}")
-        self.inner.notify(queue)
-
-    def wait(self, timeout: float | None) -> bool:
-        woke = self.inner.wait(timeout)
-        if woke:
-            self.trace("kick <- peer")
-            self.spy.report_rings()
-        return woke
-
-
-class SpyLink(Link):
-    """Wraps a link; :meth:`watch` names ring metadata to report as it changes (idx, flags, event words)."""
-
-    def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
-        super().__init__(inner.memory, inner.role)
-        self.inner = inner
-        self.layout = inner.layout
+    def __init__(self, memory: RegionMemory, trace: Callable[[str], None]) -> None:
+        self.memory = memory
         self.trace = trace
         self._watched: dict[str, tuple[int, int]] = {}
         self._last: dict[str, int] = {}
@@ -217,6 +198,37 @@ class SpyLink(Link):
                 old = self._last.get(name)
                 self.trace(f"{name}: {'?' if old is None else old} -> {value}")
                 self._last[name] = value
+
+
+class SpyDoorbell(DoorbellWrapper):
+    """A doorbell that reports every kick and every wake-up, with the ring indices watched at that moment."""
+
+    def __init__(self, inner: Doorbell, trace: Callable[[str], None], spy: RingWatch) -> None:
+        super().__init__(inner)
+        self.trace = trace
+        self.spy = spy
+
+    def notify(self, queue: int) -> None:
+        self.spy.report_rings()
+        self.trace(f"kick -> queue {queue}")
+        self.inner.notify(queue)
+
+    def wait(self, timeout: float | None) -> bool:
+        woke = self.inner.wait(timeout)
+        if woke:
+            self.trace("kick <- peer")
+            self.spy.report_rings()
+        return woke
+
+
+class SpyLink(Link, RingWatch):
+    """Wraps a link; :meth:`watch` names ring metadata to report as it changes (idx, flags, event words)."""
+
+    def __init__(self, inner: Link, trace: Callable[[str], None]) -> None:
+        Link.__init__(self, inner.memory, inner.role)
+        RingWatch.__init__(self, inner.memory, trace)
+        self.inner = inner
+        self.layout = inner.layout
 
     def _connect(self, timeout: float) -> Doorbell:
         return SpyDoorbell(self.inner.connect(timeout), self.trace, self)
@@ -269,6 +281,7 @@ class _UartLink(Link):
 
 
 BUILTIN["uart"] = lambda url, role, **kw: _UartLink(url, role)
+BUILTIN["vhost-user"] = lambda url, role, **kw: VhostUserLink(url.target, role, url.params)
 
 
 def schemes() -> dict[str, Opener]:
@@ -294,6 +307,9 @@ def open_link(url: str, *, role: str, timeout: float = 10.0, trace: Callable[[st
         raise TransportError(f"role {role!r} is neither host nor remote")
     if url.startswith("spy+"):
         inner = open_link(url[4:], role=role, timeout=timeout)
+        if isinstance(inner, VhostUserLink):
+            inner.close()
+            raise TransportError("spy+ cannot wrap vhost-user: (its memory is the guest's, known only once connected)")
         return SpyLink(inner, trace or _log_trace(f"{role} {url[4:]}"))
     parsed = parse_url(url)
     opener = schemes().get(parsed.scheme)
