@@ -130,6 +130,7 @@ class MirrorDoorbell:
         self._closed = False
         self.error: str | None = None
         self._fd_r, self._fd_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._write_pending = False  # a "w" is in the pipe: the peer's writes since the last wait were announced
         self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
         self._thread.start()
 
@@ -160,6 +161,14 @@ class MirrorDoorbell:
                 return
             if queue is not None:
                 os.write(self._fd_w, b"k")  # the pipe is the wake-up and says what woke it
+            elif not self._write_pending:
+                # The peer's writes wake a sleeper too: a side that asked for kicks and then blocks may have
+                # published its "kick me" flag after the peer last looked at it, so the peer sent its message
+                # without a kick; only this write tells the sleeper that something arrived (the lost wake-up of
+                # two copies of memory). One byte until the next wait, however many writes: the sleeper looks at
+                # the rings anyway.
+                self._write_pending = True
+                os.write(self._fd_w, b"w")
 
     def publish(self) -> None:
         """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find
@@ -179,6 +188,12 @@ class MirrorDoorbell:
         try:
             woke = os.read(self._fd_r, 4096)
         except BlockingIOError:
+            woke = b""
+        # After reading, not before: a write applied between the read and this line is in memory already (the
+        # caller looks at the rings next), one applied after it writes its own "w". Cleared before the read, a
+        # write landing in between left the flag set with its byte read: no later write woke anyone.
+        self._write_pending = False
+        if not woke:
             return False
         if self.error is not None:
             raise PeerLostError(self.error)

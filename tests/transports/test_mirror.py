@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,7 @@ from rpmsg.uart import host_over_uart, remote_over_uart
 from tests.transports.test_uart import NoisyPort
 from transports.errors import AddressError
 from transports.memory import bytearray_memory
-from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorError
+from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorDoorbell, MirrorError
 from transports.uart import FdPort, UartLink
 
 
@@ -164,3 +165,44 @@ def test_a_reply_needing_no_kick_still_reaches_a_polling_host(uart_pair: tuple[U
     finally:
         host.close()
         remote.close()
+
+
+def test_a_write_without_a_kick_wakes_a_sleeper(uart_pair: tuple[UartLink, UartLink]) -> None:
+    """Two copies of memory lose a wake-up unless a write wakes the sleeper: B asks for kicks and blocks while A,
+    which has not yet seen that request (it is still crossing the line), publishes a message without a kick. The
+    message's bytes arrive at B; B must wake and look (the spin-mode rpmsg test above stalled 1 run in 5 so)."""
+    a, b = uart_pair
+    mem_a, mem_b = bytearray_memory(0x100, da=0x1000), bytearray_memory(0x100, da=0x1000)
+    bell_a = MirrorDoorbell(a, Mirror(mem_a, [(0x1000, 0x80)], index_fields=[0x1002]))
+    bell_b = MirrorDoorbell(b, Mirror(mem_b, [(0x1080, 0x80)]))
+    try:
+        bell_b.wait(0)  # nothing pending
+        woke = threading.Event()
+
+        def sleeper() -> None:
+            bell_b.wait(5)
+            woke.set()
+
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        mem_a.write(0x1010, b"a message")
+        bell_a.publish()  # no kick: A believes B polls
+        assert woke.wait(3), "the write reached B's memory but B slept on"
+        thread.join()
+        deadline = time.monotonic() + 5  # woken by the batch's first write; the rest follows it on the line
+        while mem_b.read(0x1010, 9) != b"a message":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # many writes, one wake-up byte: the pipe never fills while nobody waits
+        for i in range(2000):
+            mem_a.write(0x1020, i.to_bytes(4, "little"))
+            bell_a.publish()
+        deadline = time.monotonic() + 5
+        while mem_b.read(0x1020, 4) != (1999).to_bytes(4, "little"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert bell_b.wait(0) is False  # woken by writes, not kicked
+        assert bell_b.wait(0.05) is False  # and nothing left pending
+    finally:
+        bell_a.close()
+        bell_b.close()
