@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
+from rpmsg.log_limit import level_for
 from rpmsg.protocol import (
     HEADER,
     HEADER_SIZE,
@@ -119,7 +120,7 @@ class _CoreBase:
 
     def _drop(self, why: str) -> None:
         self.dropped += 1
-        log.warning("dropped a malformed message: %s", why)
+        log.log(level_for(self.dropped), "dropped a malformed message (%d so far): %s", self.dropped, why)
 
     def take_intents(self) -> list[int]:
         out = sorted(self.intents)

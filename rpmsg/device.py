@@ -51,6 +51,7 @@ from rpmsg.errors import (
     RpmsgTimeout,
     WouldBlock,
 )
+from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
 from rpmsg.protocol import ADDR_ANY, NS_ADDR, TX_VRING, AddressAllocator, ns_address_problem
 from transports.doorbell import Doorbell, PeerLostError
@@ -75,12 +76,6 @@ TRACE = 5  # below DEBUG: one line per message (`rproc -vvv`, or spy+ transports
 SPIN_SECONDS = 50e-6
 BUSY_SLICE_SECONDS = 0.001  # a busy-polling waiter looks at the doorbell (the peer's end) this often
 BUFFER_POLL_SECONDS = 0.005
-
-
-def _rate_limited(count: int) -> int:
-    """The log level of the ``count``-th drop of one kind: WARNING at 1, 2, 4, 8, ... (a flood logs a few dozen
-    lines, not millions; the counter has the exact number), DEBUG otherwise."""
-    return logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
 
 
 class RpmsgDevice:
@@ -524,7 +519,7 @@ class RpmsgDevice:
         if problem is not None:
             self.ns_refused += 1
             log.log(
-                _rate_limited(self.ns_refused),
+                level_for(self.ns_refused),
                 "name service: refused %s of %r at %#x: %s (%d refused so far)",
                 "destroy" if event.destroy else "create",
                 event.name,
@@ -1148,7 +1143,7 @@ class Endpoint(EndpointBase):
         self.callback_errors += 1
         self.device.callback_errors += 1
         log.log(
-            _rate_limited(self.callback_errors),
+            level_for(self.callback_errors),
             "%r: %s raised (%d so far here)",
             self,
             what,
@@ -1275,7 +1270,7 @@ class Endpoint(EndpointBase):
         self.device.queue_dropped += 1
         msg.release()  # a zero-copy message's buffer goes back to the ring
         log.log(
-            _rate_limited(self.dropped),
+            level_for(self.dropped),
             "%r: receive queue full (%d messages, %d bytes; bound %d messages, %d bytes): dropped a %d-byte "
             "message from %#x (%d dropped here so far)",
             self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
@@ -214,3 +215,26 @@ def test_what_the_peer_sent_before_leaving_is_still_delivered(closing: list[Rpms
     assert ep.recv() == b"answer"
     with pytest.raises(PeerLost):
         ep.recv()
+
+
+def test_a_flood_of_malformed_messages_is_counted_exactly_and_logged_rarely(
+    closing: list[RpmsgDevice], caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,000 malformed messages: all counted, warnings only at the 1st, 2nd, 4th, ... 512th (10 lines)."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=16, tx_count=16))
+    closing += [host, remote]
+    remote.endpoint("svc")
+    ep = host.open("svc", timeout=1)
+    core = remote.core
+    assert isinstance(core, RemoteCore)
+    caplog.set_level(logging.WARNING, logger="rpmsg")
+    for _ in range(1000):
+        chain = core._take_rx_buffer()
+        core.memory.write(chain.descs[0].addr, struct.pack("<IIIHH", 5, ep.addr, 0, 9999, 0))
+        core.to_host.push(chain.head, 512)
+        core._note(core.to_host.publish())
+        remote._flush()
+        host.process()
+    assert host.core.dropped == 1000
+    warnings = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(warnings) == 10 and "(512 so far)" in warnings[-1], warnings
