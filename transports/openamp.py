@@ -39,6 +39,7 @@ from pathlib import Path
 from transports.doorbell import Doorbell, SocketDoorbell
 from transports.errors import TransportError
 from transports.link import Link
+from transports.shm import listen_owner_only
 from transports.shmfile import SharedFile
 
 SHM_PATH = "/dev/shm/openamp.shm"
@@ -151,15 +152,7 @@ class OpenAmpLink(Link):
                 f"{self.event_path} belongs to uid {owner}, not to us: another user's OpenAMP pair; remove it as "
                 f"that user (or root), or choose another path (openamp://?event=...)"
             )
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.event_path.unlink(missing_ok=True)
-        old = os.umask(0o077)
-        try:
-            server.bind(str(self.event_path))
-        finally:
-            os.umask(old)
-        server.listen(1)
-        self._server = server
+        self._server = listen_owner_only(self.event_path)
 
     def _connect(self, timeout: float) -> Doorbell:
         """Remote: listen (if not yet) and wait for the host to connect. Host: already connected."""

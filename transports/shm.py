@@ -43,6 +43,21 @@ REFUSAL_LOG_INTERVAL = 10.0
 interval with the count): a process of another uid connecting in a loop made 77,000 warnings in 3 s."""
 
 
+def listen_owner_only(path: Path) -> socket.socket:
+    """A listening AF_UNIX stream socket at ``path`` (a leftover file there replaced) whose file is owner-only,
+    like the memory files: bound under umask 077, so no other user can connect even where the directory lets
+    them."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path.unlink(missing_ok=True)
+    old = os.umask(0o077)
+    try:
+        server.bind(str(path))
+    finally:
+        os.umask(old)
+    server.listen(1)
+    return server
+
+
 def _foreign_owner(path: Path) -> int | None:
     """The uid owning ``path`` if it exists and is not ours."""
     try:
@@ -230,14 +245,7 @@ class HostListener:
         """Listen (the rings are ready now) and wait for the remote to connect. A process of another user is
         refused (SO_PEERCRED) unless its uid is in ``allow_uids``: the file modes keep others out already,
         this holds even where a directory or umask is more permissive than it should be."""
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock_path.unlink(missing_ok=True)
-        old = os.umask(0o077)  # the socket file is owner-only, like the memory file
-        try:
-            server.bind(str(self.sock_path))
-        finally:
-            os.umask(old)
-        server.listen(1)
+        server = listen_owner_only(self.sock_path)
         deadline = time.monotonic() + timeout
         refusals = _Refusals(self.sock_path)
         try:

@@ -26,6 +26,7 @@ from remoteproc.loader import LoadedSegment, Progress, load_segments
 from remoteproc.resources import Pool
 from transports.doorbell import SocketDoorbell
 from transports.memory import RegionMemory
+from transports.shm import listen_owner_only
 from transports.shmfile import SharedFile, sweep_leftovers
 
 
@@ -64,17 +65,7 @@ class SimPlatform:
 
     def start(self, table_da: int, table_size: int) -> None:
         """Launch the remote; it will wait for DRIVER_OK in the table at ``table_da``."""
-        import socket
-
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.socket_path.unlink(missing_ok=True)
-        old = os.umask(0o077)
-        try:
-            server.bind(str(self.socket_path))
-        finally:
-            os.umask(old)
-        server.listen(1)
-        self._listener = server
+        self._listener = listen_owner_only(self.socket_path)
         cmd = [
             sys.executable,
             "-m",
