@@ -254,9 +254,11 @@ def _build_entry(root: Path, name: str, force: bool, build: Callable[[Path, Path
     return final
 
 
-KEEP_ENTRIES = 3
+KEEP_ENTRIES = 8
 """Cache entries of each kind kept, most recently used first: a new build input (config, patch, package
-version) makes a new entry, and older ones would otherwise pile up (a kernel entry is about 5 MB)."""
+version) makes a new entry, and older ones would otherwise pile up (a kernel entry is about 5 MB). Two kernels
+(6.1, 6.12) and several checkouts with different driver sources share the cache: fewer would evict an entry
+another checkout is about to use and make it build again."""
 
 
 def _prune(root: Path, kind: str, keep: int) -> None:
