@@ -157,6 +157,7 @@ class CVring:
             "last_avail": int(vq.last_avail),
             "used_shadow": int(vq.used_shadow),
             "used_signalled": int(vq.used_signalled),
+            "used_base": int(vq.used_base),
             "err": int(vq.err),
             "err_where": int(vq.err_where),
             "err_value": int(vq.err_value),
@@ -301,6 +302,9 @@ class CVring:
 
     def dev_publish(self) -> int:
         return int(self._lib.rp_dev_publish(self._vq))
+
+    def dev_adopt_used(self) -> int:
+        return int(self._lib.rp_dev_adopt_used(self._vq))
 
     def dev_has_avail(self) -> int:
         return int(self._lib.rp_dev_has_avail(self._vq))

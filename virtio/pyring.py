@@ -104,6 +104,7 @@ class PyVring:
         self.num_free = num if role == ROLE_DRIVER else 0
         self.avail_shadow = self.avail_kicked = self.last_used = 0
         self.last_avail = self.used_shadow = self.used_signalled = 0
+        self.used_base = 0  # used idx the driver left at start (dev_adopt_used), else 0
         self.err = 0
         self.err_where = 0
         self.err_value = 0
@@ -479,7 +480,7 @@ class PyVring:
             return RP_ERR_BROKEN
         if head >= self.num:
             return self._local(RP_ERR_ARG, head, head)
-        if self.last_avail == self.used_shadow:
+        if (self.last_avail + self.used_base) & U16 == self.used_shadow:
             return self._local(RP_ERR_ARG, head, 0)
         pos = self.used_shadow & (self.num - 1)
         self._used32[2 * pos] = head
@@ -505,6 +506,14 @@ class PyVring:
         if self.event_idx:
             return int(need_event(self._used_event_get(), new, old))
         return int(not (self._avail16[0] & AVAIL_F_NO_INTERRUPT))
+
+    def dev_adopt_used(self) -> int:
+        if self.broken:
+            return RP_ERR_BROKEN
+        if self.last_avail != 0 or self.used_shadow != self.used_base:
+            return self._local(RP_ERR_ARG, self.last_avail, self.used_shadow)
+        self.used_base = self.used_shadow = self.used_signalled = int(self._used16[1])
+        return RP_OK
 
     def dev_has_avail(self) -> int:
         if self.broken:
@@ -637,6 +646,7 @@ class PyVring:
             "last_avail": self.last_avail,
             "used_shadow": self.used_shadow,
             "used_signalled": self.used_signalled,
+            "used_base": self.used_base,
             "err": self.err,
             "err_where": self.err_where,
             "err_value": self.err_value,

@@ -260,6 +260,13 @@ class DeviceQueue(_Queue):
     def publish(self) -> Notify | None:
         return self._notify(self._ring.dev_publish())
 
+    def adopt_used_index(self) -> int:
+        """Start the used index where the driver left it, not at 0 (call before the first pop). Only for a driver
+        that pre-fills the used ring: RPMsg-Lite's master puts its send buffers on vring 1's used ring at init
+        (lib/rpmsg_lite/rpmsg_lite.c ``rpmsg_lite_master_init``, ``virtqueue_fill_used_buffers``). Returns it."""
+        self._check(self._ring.dev_adopt_used())
+        return int.from_bytes(self.memory.read(self.layout.used + 2, 2), "little")
+
     def has_avail(self) -> bool:
         return bool(self._check(self._ring.dev_has_avail()))
 

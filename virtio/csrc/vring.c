@@ -620,7 +620,7 @@ int rp_dev_push(struct rp_vq *vq, uint16_t head, uint32_t len)
 		return RP_ERR_BROKEN;
 	if (head >= vq->num)
 		return local_error(vq, RP_ERR_ARG, head, head);
-	if (vq->last_avail == vq->used_shadow)
+	if ((uint16_t)(vq->last_avail + vq->used_base) == vq->used_shadow)
 		return local_error(vq, RP_ERR_ARG, head, 0); /* nothing popped is waiting to be returned */
 	volatile uint8_t *e = USED_ELEM(vq, vq->used_shadow & (vq->num - 1u));
 	st32(e, head);
@@ -653,6 +653,17 @@ int rp_dev_publish(struct rp_vq *vq)
 	if (vq->event_idx)
 		return need_event(ld16(USED_EVENT(vq)), new_idx, old);
 	return !(ld16(AVAIL_FLAGS(vq)) & RP_AVAIL_F_NO_INTERRUPT);
+}
+
+int rp_dev_adopt_used(struct rp_vq *vq)
+{
+	if (vq->broken)
+		return RP_ERR_BROKEN;
+	if (vq->last_avail != 0 || vq->used_shadow != vq->used_base)
+		return local_error(vq, RP_ERR_ARG, vq->last_avail, vq->used_shadow); /* only before the first pop */
+	uint16_t idx = ld16(USED_IDX(vq));
+	vq->used_base = vq->used_shadow = vq->used_signalled = idx;
+	return RP_OK;
 }
 
 int rp_dev_has_avail(struct rp_vq *vq)

@@ -108,6 +108,7 @@ struct rp_vq {
 	uint16_t last_avail;
 	uint16_t used_shadow;
 	uint16_t used_signalled;
+	uint16_t used_base; /* used idx the driver left at start (rp_dev_adopt_used: RPMsg-Lite's master), else 0 */
 	/* error detail: which check failed, where (ring position or descriptor index) and the value seen */
 	int32_t err;
 	uint32_t err_where;
@@ -153,7 +154,11 @@ int rp_dev_pop_many(struct rp_vq *vq, struct rp_desc *descs, uint32_t max_descs,
 		    uint16_t *counts, uint32_t max_chains);
 int rp_dev_push(struct rp_vq *vq, uint16_t head, uint32_t len);
 int rp_dev_push_many(struct rp_vq *vq, const uint16_t *heads, const uint32_t *lens, uint32_t n);
-int rp_dev_publish(struct rp_vq *vq); /* 1: notify the driver, 0: it asked not to be */
+int rp_dev_publish(struct rp_vq *vq);
+/* Device: start the used index where the driver left it (before the first pop; RPMsg-Lite's master pre-fills
+ * vring 1's used ring with its send buffers, lib/rpmsg_lite/rpmsg_lite.c rpmsg_lite_master_init). RP_OK, or
+ * RP_ERR_ARG once something was popped. */
+int rp_dev_adopt_used(struct rp_vq *vq); /* 1: notify the driver, 0: it asked not to be */
 int rp_dev_has_avail(struct rp_vq *vq);
 void rp_dev_disable_notify(struct rp_vq *vq);
 int rp_dev_enable_notify(struct rp_vq *vq); /* 1: available entries are already waiting */
