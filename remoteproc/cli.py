@@ -604,10 +604,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         print(json.dumps(listing, indent=2))
         return EXIT_OK
     if args.list:
-        print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, firmware):")
+        print("rproc as host, against a remote (--peer rproc-remote, openamp-remote, rpmsg-lite-remote, firmware):")
         for s in CATALOGUE + LIFECYCLE:
             print(f"  {s.name:<26} {s.rule}")
-        print("rproc as remote, against a host (--peer rproc-host, openamp-host, linux):")
+        print("rproc as remote, against a host (--peer rproc-host, openamp-host, rpmsg-lite-master, linux):")
         for r in REMOTE_CATALOGUE:
             print(f"  {r.name:<26} {r.rule}")
         print("\nbreak modes of --peer rproc-remote (each makes a scenario fail on purpose):")
@@ -619,10 +619,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.break_mode and args.peer not in ("rproc-remote", "rproc-host"):
         raise UsageError("--break applies to --peer rproc-remote, rproc-host and linux-remoteproc only")
-    if args.peer in ("openamp-remote", "openamp-host") and not args.command:
+    if args.peer in ("openamp-remote", "openamp-host", "rpmsg-lite-remote", "rpmsg-lite-master") and not args.command:
         raise UsageError(f"--peer {args.peer} needs --command (the program that plays the other side)")
     peer: Peer
-    if args.peer in ("rproc-host", "openamp-host", "linux"):
+    if args.peer in ("rproc-host", "openamp-host", "linux", "rpmsg-lite-master"):
         if args.only:
             raise UsageError("--only selects host-role scenarios; the remote role judges all of them in one session")
         host: HostPeer
@@ -630,6 +630,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             host = RprocHostPeer(args.break_mode or "")
         elif args.peer == "openamp-host":
             host = OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
+        elif args.peer == "rpmsg-lite-master":
+            from remoteproc.conformance.remote_role import RpmsgLiteMasterPeer
+
+            host = RpmsgLiteMasterPeer(args.command)
         else:
             from remoteproc.conformance.linux.peer import LinuxHostPeer
 
@@ -638,6 +642,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         return _finish_conformance(args, report)
     if args.peer == "rproc-remote":
         peer = RprocRemotePeer(args.break_mode or "")
+    elif args.peer == "rpmsg-lite-remote":
+        from remoteproc.conformance.peers import RpmsgLiteRemotePeer
+
+        peer = RpmsgLiteRemotePeer(args.command)
     elif args.peer == "openamp-remote":
         shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
         peer = OpenAmpRemotePeer(
@@ -974,13 +982,17 @@ def build_parser() -> argparse.ArgumentParser:
             "openamp-host",
             "linux",
             "linux-remoteproc",
+            "rpmsg-lite-remote",
+            "rpmsg-lite-master",
         ),
         default="rproc-remote",
         help="rproc as host against: rproc's remote in another process (default), a program playing OpenAMP's "
         "Linux-userspace remote (--command), a firmware on the emulated board; rproc as remote against: rproc's "
         "host in another process, a program playing OpenAMP's host (--command), the Linux kernel's rpmsg in "
         "User-Mode Linux (built on first use, a few minutes); linux-remoteproc: Linux's own remoteproc core in "
-        "User-Mode Linux loads and boots a firmware for a remote on the host (--kernel, --remote)",
+        "User-Mode Linux loads and boots a firmware for a remote on the host (--kernel, --remote); rpmsg-lite-remote, "
+        "rpmsg-lite-master: a program (--command, the shm name appended) playing RPMsg-Lite's remote or master on "
+        "rproc's shm profile with RPMsg-Lite's layout (docs/conformance.md, \"Peer programs\")",
     )
     p.add_argument(
         "--break",
@@ -997,7 +1009,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--command",
         help="openamp-remote: the remote's command line (it creates --shm, listens on --event); openamp-host: the "
-        "host's (rproc creates both first)",
+        "host's (rproc creates both first); rpmsg-lite-remote/-master: the program, run with the shm name appended",
     )
     p.add_argument("--shm", default="/dev/shm/openamp.shm", help="openamp-remote: the shared file")
     p.add_argument("--event", default="/tmp/openamp.event.0", help="openamp-remote: the kick socket")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import struct
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from rpmsg.protocol import (
 from transports.memory import RegionMemory
 from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
 from virtio.errors import LocalError, RemoteFault
+from virtio.status import DESC_F_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,14 @@ class TxBuffer:
         self.view.release()
 
 
+def _flagged_writable(length: int) -> str:
+    return (
+        f"descriptor flagged device-writable (VRING_DESC_F_WRITE), so its {length} bytes are not for the device "
+        "to read: a host send buffer must be device-readable (an RPMsg-Lite master flags all its descriptors so: "
+        "use the rpmsg-lite profile, rpmsg.rpmsg_lite)"
+    )
+
+
 def _never(dst: int) -> bool:
     return False
 
@@ -146,7 +156,7 @@ class _CoreBase:
         for i in range(n):
             size = lens[i]
             if size < HEADER_SIZE:
-                self._drop(f"{where}: a {size}-byte message cannot hold the rpmsg header")
+                self._drop(self._short_message(where, size, i, n))
             else:
                 src, dst, _reserved, length, _flags = unpack(out, pos)
                 if length > size - HEADER_SIZE:
@@ -158,6 +168,10 @@ class _CoreBase:
                         events.append(event)
             pos += size
         return events
+
+    def _short_message(self, where: str, size: int, i: int, n: int) -> str:
+        """Why message ``i`` of a batch of ``n`` (``size`` bytes) was too short for a header."""
+        return f"{where}: a {size}-byte message cannot hold the rpmsg header"
 
     def _dispatch(
         self, src: int, dst: int, payload: bytes | memoryview, release: Callable[[], None] | None
@@ -362,14 +376,17 @@ class RemoteCore(_CoreBase):
     """The remote (virtio device) side of one rpmsg device. Construct it only once the host has set DRIVER_OK
     (test the bit: Linux writes 0x07, OpenAMP 0x04) — before that the vring addresses are not valid."""
 
+    queue_class: type[DeviceQueue] = DeviceQueue  # a host's quirk may need another (rpmsg.quirks)
+    read_write_flagged = False  # read host send buffers flagged VRING_DESC_F_WRITE (rpmsg.quirks), else drop them
+
     def __init__(
         self, memory: RegionMemory, rx_layout: VringLayout, tx_layout: VringLayout, *, event_idx: bool = False
     ) -> None:
         super().__init__()
         self.memory = memory
         # Named from the host's point of view, like the vrings: host RX (vring 0) is where we send.
-        self.to_host = DeviceQueue(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
-        self.from_host = DeviceQueue(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
+        self.to_host = self.queue_class(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
+        self.from_host = self.queue_class(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
         self._spare: Chain | None = None  # a popped host buffer not yet used (too small for the last send)
         self._rx_out = bytearray(1 << 16)
         self._rx_lens = array("I", bytes(4 * from_host_num(tx_layout)))
@@ -460,7 +477,12 @@ class RemoteCore(_CoreBase):
         returned = False
         for chain in chains:
             first = chain.descs[0]
-            capacity = 0 if first.writable else first.len  # a host TX buffer is device-readable
+            if first.writable and not self.read_write_flagged:  # a host TX buffer is device-readable
+                self._drop(f"vring 1 buffer {chain.head}: {_flagged_writable(first.len)}")
+                self.from_host.push(chain.head, first.len)
+                returned = True
+                continue
+            capacity = first.len
             try:
                 hdr = unpack_header(self.memory.read(first.addr, min(first.len, HEADER_SIZE)), capacity)
             except RemoteProtocolError as exc:
@@ -483,6 +505,19 @@ class RemoteCore(_CoreBase):
             # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
             self._note(self.from_host.publish())
         return events
+
+    def _short_message(self, where: str, size: int, i: int, n: int) -> str:
+        """A host send buffer flagged device-writable reads as 0 bytes: say so (it is the descriptor, not the
+        message). The batch's chains were just returned: their heads are the last ``n`` used entries."""
+        if where == "vring 1" and size == 0:
+            lay = self.from_host.layout
+            used = int.from_bytes(self.memory.read(lay.used + 2, 2), "little")
+            pos = (used - n + i) & (lay.num - 1)
+            head = int.from_bytes(self.memory.read(lay.used + 4 + 8 * pos, 4), "little") % lay.num
+            length, flags = struct.unpack("<IH", self.memory.read(lay.desc + 16 * head + 8, 6))
+            if flags & DESC_F_WRITE:
+                return f"{where} buffer {head}: {_flagged_writable(length)}"
+        return super()._short_message(where, size, i, n)
 
     def _give_back(self, head: int, length: int) -> None:
         # used.len = the buffer's length, not 0: OpenAMP's host takes it as the buffer's capacity when it

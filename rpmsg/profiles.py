@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rpmsg.core import HostCore, RemoteCore
 from rpmsg.errors import LocalProtocolError
+from rpmsg.quirks import NO_QUIRKS, HostQuirks, QuirkRemoteCore
 from transports.memory import RegionMemory
 from virtio import VringLayout
 
@@ -52,6 +53,9 @@ class Profile:
     tx_size: int = 512
     base: int = 0
     limits: Limits = Limits()
+    vring1: int | None = None  # vring 1's address; None: the next ``align`` boundary after vring 0
+    pool: int | None = None  # the buffer pool's address; None: after vring 1, 64-byte aligned
+    host_quirks: HostQuirks = NO_QUIRKS  # the remote role's allowances for a non-conforming host (rpmsg.quirks)
 
     @property
     def rx_layout(self) -> VringLayout:
@@ -59,11 +63,15 @@ class Profile:
 
     @property
     def tx_layout(self) -> VringLayout:
+        if self.vring1 is not None:
+            return VringLayout.legacy(self.vring1, self.num, self.align)
         start = (self.rx_layout.end + self.align - 1) & ~(self.align - 1)
         return VringLayout.legacy(start, self.num, self.align)
 
     @property
     def pool_da(self) -> int:
+        if self.pool is not None:
+            return self.pool
         return (self.tx_layout.end + 63) & ~63
 
     @property
@@ -89,5 +97,8 @@ class Profile:
     def remote_core(
         self, memory: RegionMemory, *, event_idx: bool = False, cls: type[RemoteCore] = RemoteCore
     ) -> RemoteCore:
-        """The remote role on this layout (construct it once the host's rings are ready)."""
+        """The remote role on this layout (construct it once the host's rings are ready); with the host's quirks
+        allowed when the profile names some (and ``cls`` is the plain class)."""
+        if cls is RemoteCore and self.host_quirks.any:
+            return QuirkRemoteCore(memory, self.rx_layout, self.tx_layout, event_idx=event_idx, quirks=self.host_quirks)
         return cls(memory, self.rx_layout, self.tx_layout, event_idx=event_idx)

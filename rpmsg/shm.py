@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 from rpmsg.device import RpmsgDevice, WaitMode
+from rpmsg.errors import LocalProtocolError
 from rpmsg.profiles import Profile
+from transports.errors import TransportError
+from transports.memory import RegionMemory
 from transports.shm import ShmLink
 
 
@@ -34,9 +39,67 @@ def host_over_shm(
 
 
 def remote_over_shm(
-    name: str, profile: Profile | None = None, *, wait: WaitMode = "spin", timeout: float = 10.0
+    name: str,
+    profile: Profile | None = None,
+    *,
+    wait: WaitMode = "spin",
+    timeout: float = 10.0,
+    map_all: bool = False,
+    check: bool = True,
 ) -> tuple[RpmsgDevice, ShmLink]:
+    """Connect to the host's /dev/shm/NAME and serve the remote role on ``profile`` (rproc's by default; vring
+    and pool addresses explicit with ``Profile(vring1=, pool=)``, RPMsg-Lite's: :mod:`rpmsg.rpmsg_lite`).
+    ``map_all``: map the whole file, not only the profile's ``base + size`` (a host whose buffers lie beyond).
+    ``check`` (default): refuse a host whose file or rings do not match the profile (:func:`check_host_layout`),
+    with what differs, instead of serving rings it cannot read."""
     p = profile or Profile()
-    link = ShmLink.connect_remote(name, p.base + p.size, timeout)
-    core = p.remote_core(link.memory)
+    try:
+        link = ShmLink.connect_remote(name, None if map_all else p.base + p.size, timeout)
+    except TransportError as exc:
+        if "needed" in str(exc):
+            raise LayoutMismatch(f"{exc}: the host's shared file is smaller than the profile's layout") from None
+        raise
+    try:
+        if check:
+            check_host_layout(link.memory, p)
+        core = p.remote_core(link.memory)
+    except BaseException:
+        link.close()
+        raise
     return RpmsgDevice(core, link.doorbell, wait=wait, limits=p.limits), link
+
+
+class LayoutMismatch(LocalProtocolError):
+    """The host's shared memory is not laid out as this side's profile says."""
+
+
+def check_host_layout(memory: RegionMemory, p: Profile) -> None:
+    """What the remote can see of a mismatch once the host's rings are ready: vring 0 (at the profile's address)
+    must hold 1..num receive buffers, each device-writable, ``rx_size`` long, in the profile's pool; a host that
+    pre-fills vring 1's used ring (``host_quirks.adopt_used_index``) leaves at most num entries there. Without
+    this check a mismatch served name service (which needs no buffer of the pool) and then nothing."""
+    hint = (
+        f"the profile says vring 0 at {p.rx_layout.desc:#x}, vring 1 at {p.tx_layout.desc:#x}, {p.num} entries "
+        f"aligned to {p.align:#x}, pool at {p.pool_da:#x} with {p.rx_count} receive buffers of {p.rx_size} bytes: "
+        "the host's layout differs (its vring addresses, count, alignment, buffer size or pool)"
+    )
+    rx = p.rx_layout
+    posted = int.from_bytes(memory.read(rx.avail + 2, 2), "little")
+    if not 0 < posted <= rx.num:
+        raise LayoutMismatch(f"vring 0 avail.idx is {posted} at {rx.avail + 2:#x}, not 1..{rx.num}: {hint}")
+    pool_end = p.pool_da + p.rx_count * p.rx_size + p.tx_count * p.tx_size
+    for k in range(posted):
+        head = int.from_bytes(memory.read(rx.avail + 4 + 2 * k, 2), "little")
+        if head >= rx.num:
+            raise LayoutMismatch(f"vring 0 avail.ring[{k}] = {head}, beyond {rx.num} descriptors: {hint}")
+        addr, length, flags = struct.unpack("<QIH", memory.read(rx.desc + 16 * head, 14))
+        if not (p.pool_da <= addr and addr + length <= pool_end) or length != p.rx_size or not flags & 2:
+            raise LayoutMismatch(
+                f"vring 0 receive buffer {k}: descriptor {head} is {length} bytes at {addr:#x}, flags {flags:#x}: "
+                f"{hint}"
+            )
+    if p.host_quirks.adopt_used_index:
+        tx = p.tx_layout
+        used = int.from_bytes(memory.read(tx.used + 2, 2), "little")
+        if used > tx.num:
+            raise LayoutMismatch(f"vring 1 used.idx is {used} at {tx.used + 2:#x}, more than {tx.num}: {hint}")

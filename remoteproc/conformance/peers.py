@@ -222,3 +222,30 @@ class FirmwarePeer:
         return HostContext(
             device, "rpmsg-echo", _NoLifecycle(self.description), table=table, timeout=timeout, closers=[rp.close]
         )
+
+
+class RpmsgLiteRemotePeer:
+    """A program playing an RPMsg-Lite remote on rproc's shm profile with RPMsg-Lite's layout (rpmsg.rpmsg_lite):
+    rproc creates /dev/shm/NAME, lays out the rings, listens on /dev/shm/NAME.sock (kicks: one byte, the queue
+    number), then starts ``command`` with NAME appended; the program connects, waits for the kick of vring 0,
+    announces ``rpmsg-echo`` and echoes every message to its source (docs/conformance.md, "Peer programs")."""
+
+    def __init__(self, command: str, profile: Profile | None = None) -> None:
+        from rpmsg.rpmsg_lite import PROFILE
+
+        self.command = shlex.split(command)
+        self.profile = profile or PROFILE
+        self.description = f"RPMsg-Lite remote: {command}"
+
+    def start(self, timeout: float) -> HostContext:
+        name = f"rproc-rl-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        program = PeerProgram([*self.command, name])
+        lifecycle = ProcessLifecycle(program.proc, program)
+        try:
+            device, link = host_over_shm(name, self.profile, timeout=timeout, eventfd=False)
+        except BaseException:
+            lifecycle.kill()
+            program.close()
+            raise
+        device.doorbell = CountingDoorbell(device.doorbell)
+        return HostContext(device, ECHO_CHANNEL, lifecycle, timeout=timeout, closers=[link.close])

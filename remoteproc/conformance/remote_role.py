@@ -519,3 +519,34 @@ class OpenAmpHostPeer:
             table=(STATUS_OFFSET, GFEATURES_OFFSET, dfeatures),
             program=program,
         )
+
+
+class RpmsgLiteMasterPeer:
+    """A program playing an RPMsg-Lite master on rproc's shm profile with RPMsg-Lite's layout: it is started
+    with the shm name appended, creates /dev/shm/NAME as ``rpmsg_lite_master_init`` lays it out, listens on
+    /dev/shm/NAME.sock (kicks: one byte, the queue number), kicks vring 0, and talks to the channel
+    ``rpmsg-echo`` rproc announces (docs/conformance.md, "Peer programs"). rproc's remote uses the profile with
+    the master's quirks allowed and maps the whole file."""
+
+    def __init__(self, command: str, profile: object = None) -> None:
+        import shlex
+
+        from rpmsg.profiles import Profile
+        from rpmsg.rpmsg_lite import PROFILE
+
+        self.command = shlex.split(command)
+        self.profile = profile if isinstance(profile, Profile) else PROFILE
+        self.description = f"RPMsg-Lite master: {command}"
+
+    def start(self, timeout: float) -> HostRun:
+        from rpmsg.shm import remote_over_shm
+
+        name = f"rproc-rlm-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        program = PeerProgram([*self.command, name])
+        try:
+            device, link = remote_over_shm(name, self.profile, timeout=timeout * 4, map_all=True)
+        except BaseException:
+            program.close()
+            raise
+        device.doorbell = CountingDoorbell(device.doorbell)
+        return _ProcessRun(self.description, device, program.proc, [link.close], ECHO_CHANNEL, program=program)
