@@ -75,7 +75,8 @@ class LayoutMismatch(LocalProtocolError):
 
 def check_host_layout(memory: RegionMemory, p: Profile) -> None:
     """What the remote can see of a mismatch once the host's rings are ready: vring 0 (at the profile's address)
-    must hold 1..num receive buffers, each device-writable, ``rx_size`` long, in the profile's pool; a host that
+    must hold 1..num receive buffers, each device-writable, ``rx_size`` long, one of the profile's receive
+    buffers (``pool + k * rx_size``, k < rx_count: rproc's host and RPMsg-Lite's master both post them so); a host that
     pre-fills vring 1's used ring (``host_quirks.adopt_used_index``) leaves at most num entries there. Without
     this check a mismatch served name service (which needs no buffer of the pool) and then nothing."""
     hint = (
@@ -87,13 +88,13 @@ def check_host_layout(memory: RegionMemory, p: Profile) -> None:
     posted = int.from_bytes(memory.read(rx.avail + 2, 2), "little")
     if not 0 < posted <= rx.num:
         raise LayoutMismatch(f"vring 0 avail.idx is {posted} at {rx.avail + 2:#x}, not 1..{rx.num}: {hint}")
-    pool_end = p.pool_da + p.rx_count * p.rx_size + p.tx_count * p.tx_size
     for k in range(posted):
         head = int.from_bytes(memory.read(rx.avail + 4 + 2 * k, 2), "little")
         if head >= rx.num:
             raise LayoutMismatch(f"vring 0 avail.ring[{k}] = {head}, beyond {rx.num} descriptors: {hint}")
         addr, length, flags = struct.unpack("<QIH", memory.read(rx.desc + 16 * head, 14))
-        if not (p.pool_da <= addr and addr + length <= pool_end) or length != p.rx_size or not flags & 2:
+        slot, off = divmod(addr - p.pool_da, p.rx_size)
+        if not 0 <= slot < p.rx_count or off or length != p.rx_size or not flags & 2:
             raise LayoutMismatch(
                 f"vring 0 receive buffer {k}: descriptor {head} is {length} bytes at {addr:#x}, flags {flags:#x}: "
                 f"{hint}"

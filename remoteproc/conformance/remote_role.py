@@ -547,6 +547,14 @@ class RpmsgLiteMasterPeer:
             device, link = remote_over_shm(name, self.profile, timeout=timeout * 4, map_all=True)
         except BaseException:
             program.close()
+            for leftover in (Path("/dev/shm") / name, Path("/dev/shm") / f"{name}.sock"):
+                leftover.unlink(missing_ok=True)
             raise
         device.doorbell = CountingDoorbell(device.doorbell)
-        return _ProcessRun(self.description, device, program.proc, [link.close], ECHO_CHANNEL, program=program)
+
+        def close() -> None:
+            link.close()
+            for leftover in (Path("/dev/shm") / name, Path("/dev/shm") / f"{name}.sock"):
+                leftover.unlink(missing_ok=True)  # a master that did not end by itself (killed) leaves them
+
+        return _ProcessRun(self.description, device, program.proc, [close], ECHO_CHANNEL, program=program)

@@ -149,9 +149,11 @@ class RpmsgLite:
         self.send(addr, NS_ADDR, pack_ns(name, addr, False))
 
     def process(self, timeout: float) -> None:
-        """Wait for a kick (or ``timeout``), then run the rx callback."""
-        if self.bell.wait(timeout) and not self.link_up:
-            self.link_up = True  # rpmsg_lite_tx_callback (any kick: the model does not tell queues apart)
+        """Wait for a kick (up to ``timeout``); on one, run the rx callback (it runs from the kick's interrupt
+        only: platform ISR -> ``virtqueue_notification``; nothing looks at the rings without a kick)."""
+        if not self.bell.wait(timeout):
+            return
+        self.link_up = True  # rpmsg_lite_tx_callback (any kick: the model does not tell queues apart)
         while True:
             if self.master:
                 got = self.rvq.get_used()

@@ -17,6 +17,7 @@ import argparse
 import sys
 import time
 
+from rpmsg.profiles import Profile
 from rpmsg.rpmsg_lite import PROFILE
 from tests.remoteproc.rpmsg_lite_model import RpmsgLite
 from transports.doorbell import PeerLostError
@@ -43,6 +44,16 @@ def master(name: str, messages: int, fail_fast: bool = False) -> int:
     model.master_init()
     link = listener.accept(20)
     model.bell = link.doorbell
+    try:
+        return _talk(model, p, messages, fail_fast)
+    except PeerLostError as exc:
+        print(f"the remote went: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        link.close()
+
+
+def _talk(model: RpmsgLite, p: Profile, messages: int, fail_fast: bool) -> int:
     model.ready()
     errors = 0
     deadline = time.monotonic() + 20
@@ -70,7 +81,6 @@ def master(name: str, messages: int, fail_fast: bool = False) -> int:
         errors += not _echo(model, dst, k.to_bytes(4, "little") * (1 + k % 100), time.monotonic() + 5)
     print(f"{p.tx_size - 16} sizes, a burst of {p.num}, {messages} more; kicks sent {model.kicks_sent}")
     print(f"Test Results: Error count = {errors}", flush=True)
-    link.close()
     return 0
 
 
