@@ -1,6 +1,6 @@
 """What a host (virtio driver) that does not follow the virtio spec makes the remote tolerate: named switches,
-all off in every profile but the one of the host that needs them (``Profile(host_quirks=...)``; docs/rpmsg.md,
-"Interoperability: who does what differently").
+all off in every profile but the one of the host that needs them (``Profile(host_quirks=...)``; docs/interop.md,
+the table of what Linux, OpenAMP and RPMsg-Lite each do differently).
 
 Each switch comes from a host seen doing it; today only RPMsg-Lite's master (nxp-mcuxpresso/rpmsg-lite):
 
