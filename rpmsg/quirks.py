@@ -2,18 +2,22 @@
 all off in every profile but the one of the host that needs them (``Profile(host_quirks=...)``; docs/interop.md,
 the table of what Linux, OpenAMP and RPMsg-Lite each do differently).
 
-Each switch comes from a host seen doing it; today only RPMsg-Lite's master (nxp-mcuxpresso/rpmsg-lite):
+Each switch comes from a host seen doing it; today only RPMsg-Lite's master (nxp-mcuxpresso/rpmsg-lite, lines
+at commit a300ec83, v5.4.0-4; checked against the real one built locally, docs/conformance.md):
 
-- ``write_flagged_readable``: it flags its send buffers VRING_DESC_F_WRITE too (one descriptor setup for both
-  rings: lib/virtio/virtqueue.c ``vq_ring_add_buffer`` and ``virtqueue_fill_avail_buffers`` set
-  ``dp->flags = VRING_DESC_F_WRITE``). The spec reads them as 0 device-readable bytes; the switch reads them.
+- ``write_flagged_readable``: it flags its send buffers VRING_DESC_F_WRITE too, one descriptor setup for both
+  rings: lib/virtio/virtqueue.c ``vq_ring_add_buffer`` (line 686, ``dp->flags = VRING_DESC_F_WRITE``), called by
+  ``virtqueue_fill_used_buffers`` for vring 1; ``virtqueue_add_buffer`` re-adds a sent buffer without touching the
+  flags. The spec reads such a descriptor as 0 device-readable bytes; the switch reads it.
 - ``adopt_used_index``: it pre-fills vring 1's used ring with its own send buffers at init
-  (lib/rpmsg_lite/rpmsg_lite.c ``rpmsg_lite_master_init`` calls ``virtqueue_fill_used_buffers``: used.idx starts
-  at the buffer count) and takes send buffers from there (``vq_tx_alloc_master`` -> ``virtqueue_get_buffer``).
-  A device starting at 0 overwrites them; the switch starts where the host left it.
+  (lib/rpmsg_lite/rpmsg_lite.c ``rpmsg_lite_master_init``, line 1328, ``virtqueue_fill_used_buffers`` ->
+  ``vq_ring_update_used``: used.idx = the buffer count) and takes send buffers from there
+  (``vq_tx_alloc_master`` -> ``virtqueue_get_buffer``). A device starting at 0 overwrites them (the master ran out
+  of send buffers after two messages); the switch starts where the host left it.
 - ``kick_despite_no_interrupt``: it sets avail.flags = NO_INTERRUPT on both vrings at init
-  (``rpmsg_lite_master_init`` -> ``virtqueue_disable_cb``) and never clears it (``virtqueue_enable_cb`` is not
-  called anywhere), yet only reads its rings when kicked. The switch kicks whatever avail.flags says.
+  (``rpmsg_lite_master_init`` line 1229 -> lib/virtio/virtqueue.c ``virtqueue_disable_cb`` line 539) and never
+  clears it (``virtqueue_enable_cb`` is called nowhere in lib/rpmsg_lite), yet reads its rings only when kicked
+  (``rpmsg_lite_rx_callback`` from the kick's ISR). The switch kicks whatever avail.flags says.
 """
 
 from __future__ import annotations

@@ -123,3 +123,17 @@ def test_map_all_maps_beyond_the_profile(map_all: bool) -> None:
         core.close()
         for lk in links:
             lk.close()
+
+
+def test_a_file_smaller_than_the_profile_is_refused_as_a_layout_mismatch() -> None:
+    name = f"rproc-rl-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    host = Profile(num=16, rx_count=16, tx_count=16)
+    core, _listener, t, links = _rproc_host(name, host, host.size)
+    try:
+        with pytest.raises(LayoutMismatch, match="smaller than the profile's layout"):
+            remote_over_shm(name, dataclasses.replace(host, rx_size=1024, tx_size=1024), timeout=10)
+    finally:
+        t.join(10)
+        core.close()
+        for lk in links:
+            lk.close()
