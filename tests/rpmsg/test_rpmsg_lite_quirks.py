@@ -59,3 +59,28 @@ def test_the_quirk_kicks_despite_no_interrupt() -> None:
     quirky = QuirkRemoteCore(r.memory, P.rx_layout, P.tx_layout, quirks=HostQuirks(kick_despite_no_interrupt=True))
     quirky.send(1, 2, b"y")
     assert quirky.take_intents() == [0]
+
+
+def test_the_device_path_names_it_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Through RpmsgDevice (the C per-message path for a plain core, where the host's 512-byte buffer was
+    reported as "a 0-byte message cannot hold the rpmsg header")."""
+    from rpmsg import RpmsgDevice, RpmsgTimeout
+
+    caplog.set_level(logging.WARNING)
+    h, r = loop_pair(P.size)
+    host = P.host_core(h.memory)
+    host.start()
+    remote = RpmsgDevice(RemoteCore(r.memory, P.rx_layout, P.tx_layout), r.doorbell)
+    try:
+        ep = remote.endpoint("", addr=0x401)
+        host.send(0x400, 0x401, b"hello")
+        for k in range(P.num):
+            h.memory.write(P.tx_layout.desc + 16 * k + 12, b"\x02\x00")
+        ep.settimeout(0.3)
+        with pytest.raises(RpmsgTimeout):
+            ep.recvfrom()
+        assert remote.core.dropped == 1
+        assert "descriptor flagged device-writable (VRING_DESC_F_WRITE)" in caplog.text
+    finally:
+        remote.close()
+        host.close()
