@@ -93,15 +93,18 @@ def test_linux_guest_lines_become_verdicts() -> None:
         "rsc-log ver-0 [    1.1] remoteproc remoteproc0: unsupported fw ver: 0",
         "rsc-mut ver-0 start=fail state=offline channel=no after=offline err=sh: write error: Invalid argument",
         "rsc-log vring-num-0 [    1.2] remoteproc remoteproc0: invalid qsz (0) or alignment (4096)",
-        "rsc-log vring-num-0 [    1.2] rproc-virtio rproc-virtio.0.auto: probe with driver rproc-virtio failed "
-        "with error -22",
+        "rsc-log vring-num-0 [    1.2] rproc-virtio: probe of rproc-virtio.0.auto failed with error -22",  # 6.1
         "rsc-mut vring-num-0 start=ok state=running channel=no after=offline err=",
+        "rsc-log vring-da-elsewhere [    1.3] rproc-virtio rproc-virtio.1.auto: probe with driver rproc-virtio "
+        "failed with error -12",  # 6.12
+        "rsc-mut vring-da-elsewhere start=ok state=running channel=no after=offline err=",
     ]
     verdicts = rm.parse_guest(lines)
     assert {n: v.outcome for n, v in verdicts.items()} == {
         "good": rm.ACCEPTED,
         "ver-0": rm.REFUSED,
         "vring-num-0": rm.VDEV_REFUSED,
+        "vring-da-elsewhere": rm.VDEV_REFUSED,
     }
     assert verdicts["ver-0"].reason() == "remoteproc remoteproc0: unsupported fw ver: 0"
     assert verdicts["good"].channel and verdicts["good"].reason() == ""

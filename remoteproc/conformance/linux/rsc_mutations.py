@@ -312,7 +312,11 @@ def corpus(layout: Layout) -> list[Mutation]:
         Mutation("vdev-id-99", "virtio id 99: no driver for it", _put(good, vdev_at + 4, "<I", 99)),
         # vrings
         Mutation("vring-num-0", "vring 0 num = 0", _with_vring0(layout, num=0), linux_reason=reason_qsz),
-        Mutation("vring-num-48", "vring 0 num = 48, not a power of two", _with_vring0(layout, num=48)),
+        Mutation(
+            "vring-num-48",
+            "both vrings num = 48, not a power of two",
+            _table(trace, _entries(layout, vrings=(_vring(layout, 0, num=48), _vring(layout, 1, num=48)))[1]),
+        ),
         Mutation(
             "vring-num-1024",
             "vring 0 num = 1024: 0x7000 bytes, over vring 1 at +0x2000",
@@ -348,8 +352,9 @@ def corpus(layout: Layout) -> list[Mutation]:
         ),
         Mutation(
             "devmem",
-            "a devmem entry (Linux ignores it without an IOMMU)",
+            "a devmem entry (no IOMMU on this platform)",
             _table(_entry(Devmem(da=free, pa=free, len=0x1000, name="regs")), trace, vdev),
+            linux_reason=r"Failed to process resources: -22",
         ),
     ]
     names = [x.name for x in m]
@@ -518,6 +523,12 @@ ERROR_LINE = (
     r"(truncated|incomplete|unsupported|non zero|invalid|too many|Registered carveout|Failed|failed|can't|"
     r"header-less|doesn't fit|not available|Bad|error)"
 )
+# drivers/base/dd.c call_driver_probe: 6.1 pr_warn("%s: probe of %s failed with error %d"), 6.12 dev_err(dev,
+# "probe with driver %s failed with error %d"), for the vdev's platform device or the rpmsg driver on it
+PROBE_FAILED = re.compile(
+    r"(rproc-virtio|virtio_rpmsg_bus): probe of \S+ failed with error"
+    r"|probe with driver (rproc-virtio|virtio_rpmsg_bus) failed with error"
+)
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s*")
 
 
@@ -536,7 +547,7 @@ def parse_guest(lines: list[str]) -> dict[str, LinuxVerdict]:
     verdicts = {}
     for name, (started, channel, _state, error) in results.items():
         log = tuple(logs.get(name, ()))
-        probe_failed = any(re.search(r"probe with driver (rproc-virtio|virtio_rpmsg_bus) failed", x) for x in log)
+        probe_failed = any(PROBE_FAILED.search(x) for x in log)
         outcome = REFUSED if not started else VDEV_REFUSED if probe_failed else ACCEPTED
         verdicts[name] = LinuxVerdict(name, outcome, started, channel, error.strip(), log)
     return verdicts
@@ -610,7 +621,47 @@ class Difference:
     source: str
 
 
-DIFFERENCES: dict[str, Difference] = {}
+_NOT_POW2 = (
+    "rproc refuses on purpose: split-ring indices wrap with `& (num - 1)` (virtio_ring.c) and the used ring is "
+    "placed with `& ~(align - 1)` (vring_init), which only work for powers of two (virtio 1.x 2.7: the queue size "
+    "is a power of 2); the firmware's own C library (firmware/lib/rpmsg_remote.c) refuses the ring too, so the "
+    "channel never comes up"
+)
+_NO_CHECK = (
+    "remoteproc_core.c rproc_parse_vring checks only `!vring->num || !vring->align`; remoteproc_virtio.c "
+    'rp_find_vq -> virtio_ring.c vring_new_virtqueue, which (unlike vring_alloc_queue_split: "Bad virtqueue '
+    'length") checks nothing'
+)
+DIFFERENCES: dict[str, Difference] = {
+    "offset-in-offsets": Difference(
+        ACCEPTED,
+        False,
+        "rproc refuses on purpose: an entry that starts inside the offset array is made of offset words; Linux "
+        "only skips it here because the word is no known type, but the same table with a small offset would be "
+        "read (and written back: da, status) as a carveout or vdev over the offsets the remote reads",
+        "include/linux/rsc_table.h rsc_table_for_each_entry: `offset < sizeof(*table)` (16 bytes: the header "
+        'without its offset[] array); remoteproc_core.c rproc_handle_rsc_entry: "unsupported resource %d"',
+    ),
+    "trace-outside-memory": Difference(
+        ACCEPTED,
+        False,
+        "rproc refuses on purpose at load: the firmware would write its log where the host never reads it (a "
+        "wrong address); Linux notes the da and only fails at the first read of the trace file",
+        "remoteproc_core.c rproc_handle_trace stores da and len unchecked; remoteproc_debugfs.c rproc_trace_read: "
+        '"Trace %s not available"',
+    ),
+    "vring-num-48": Difference(ACCEPTED, False, _NOT_POW2, _NO_CHECK),
+    "vring-align-0x1800": Difference(ACCEPTED, False, _NOT_POW2, _NO_CHECK),
+    "vring-da-elsewhere": Difference(
+        VDEV_REFUSED,
+        True,
+        "the platform: uml_rproc registers vdev0vring0 at a fixed da (as stm32_rproc and imx_rproc do from the "
+        "device tree) and the vring must lie in it; rproc's own platforms have no such carveout, so a vring "
+        "anywhere in the remote's memory is fine there",
+        "remoteproc_core.c rproc_alloc_vring -> rproc_check_carveout_da: \"Registered carveout doesn't fit len "
+        'request"',
+    ),
+}
 
 
 @dataclass(frozen=True)
