@@ -98,8 +98,9 @@ def test_fixed_vrings_that_overlap_are_refused() -> None:
     table = ResourceTable(entries=(Vdev(id=7, dfeatures=1, vrings=rings),))
     data, spans = build_with_spans(table)
     with pytest.raises(
-        ResourceError, match=r"entry 0: vring 1 at 0x80002000..0x80003206 overlaps vring 0 of entry 0 "
-        r"\(0x80000000..0x80007006\)"
+        ResourceError,
+        match=r"entry 0: vring 1 at 0x80002000..0x80003206 overlaps vring 0 of entry 0 "
+        r"\(0x80000000..0x80007006\)",
     ):
         handle_resources(data, table, spans, memory(), Pool([(0x80010000, 0x80100000)]))
     apart = (rings[0], Vring(da=0x80008000, align=0x1000, num=64))  # side by side: fine
