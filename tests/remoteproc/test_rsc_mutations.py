@@ -90,6 +90,7 @@ def test_linux_guest_lines_become_verdicts() -> None:
     lines = [
         "rsc-log good [    1.0] remoteproc remoteproc0: Booting fw image rsc-good.elf, size 9000",
         "rsc-mut good start=ok state=running channel=yes after=offline err=",
+        "rsc-log ver-0 [    1.1] remoteproc remoteproc0: firmware: direct-loading firmware rsc-ver-0-truncated.elf",
         "rsc-log ver-0 [    1.1] remoteproc remoteproc0: unsupported fw ver: 0",
         "rsc-mut ver-0 start=fail state=offline channel=no after=offline err=sh: write error: Invalid argument",
         "rsc-log vring-num-0 [    1.2] remoteproc remoteproc0: invalid qsz (0) or alignment (4096)",

@@ -514,7 +514,7 @@ class LinuxVerdict:
 
     def reason(self) -> str:
         """The kernel's own words: the error lines of the start, else its warnings."""
-        interesting = [line for line in self.log if re.search(ERROR_LINE, line)]
+        interesting = [line for line in self.log if re.search(ERROR_LINE, line) and not re.search(CHATTER, line)]
         return "; ".join(interesting) if interesting else ""
 
 
@@ -529,6 +529,7 @@ PROBE_FAILED = re.compile(
     r"(rproc-virtio|virtio_rpmsg_bus): probe of \S+ failed with error"
     r"|probe with driver (rproc-virtio|virtio_rpmsg_bus) failed with error"
 )
+CHATTER = r"(direct-loading firmware|Booting fw image)"  # name the file, whose name may say "truncated"
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s*")
 
 
