@@ -36,13 +36,13 @@ import re
 import struct
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from remoteproc.conformance.linux.build import UmlImages
 from remoteproc.conformance.linux.remoteproc_peer import FILL, GUEST_MEM, HostRemote
-from remoteproc.conformance.linux.rproc_uml import FIRMWARE_SOURCE, REPO, Layout, _compile, build_remote
+from remoteproc.conformance.linux.rproc_uml import REPO, Layout, _compile, build_remote
 from remoteproc.conformance.linux.uml import UmlGuest
 from remoteproc.elf import read_elf
 from remoteproc.errors import RemoteprocError
@@ -392,7 +392,6 @@ def build_base_firmware(layout: Layout, out_dir: Path) -> Path:
     flags = ["-std=c11", "-O1", "-Wall", "-Werror", "-ffreestanding", "-fno-pic", "-fno-asynchronous-unwind-tables"]
     flags += ["-fno-stack-protector", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none"]
     _compile(["gcc", *flags, f"-Wl,-T,{script}", "-o", str(elf), str(source)], "building the mutation firmware")
-    assert FIRMWARE_SOURCE.exists()  # the same memory map and segments as host/uml_fw.c
     return elf
 
 
@@ -750,10 +749,28 @@ def table_markdown(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def run_corpus(images: UmlImages) -> tuple[CorpusRun, list[Row]]:
-    """Boot once, compare, and return the rows (for the docs and by hand)."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m remoteproc.conformance.linux.rsc_mutations [--kernel 6.1|6.12]``: one boot, the table of
+    verdicts (Markdown, as in docs/linux-conformance.md) and the comparison's outcome; exit 1 when it fails."""
+    import argparse
+
+    from remoteproc.conformance.linux.build import DEFAULT_KERNEL, KERNELS, ensure_uml
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--kernel", choices=KERNELS, default=DEFAULT_KERNEL)
+    parser.add_argument("--break", dest="break_mode", choices=sorted(BREAKS), default="")
+    args = parser.parse_args(argv)
+    images = ensure_uml(kernel=args.kernel)
     with tempfile.TemporaryDirectory(prefix="rproc-rsc-mutations-") as tmp, boot_corpus(images, Path(tmp)) as run:
-        return run, compare(run)
+        print(table_markdown(compare(run, args.break_mode)))
+        try:
+            print(check_console(run))
+            print(check_mutations(run, args.break_mode))
+        except AssertionError as exc:
+            print(f"FAIL: {exc}")
+            return 1
+    return 0
 
 
-Check = Callable[[CorpusRun, str], str]
+if __name__ == "__main__":
+    raise SystemExit(main())
