@@ -134,6 +134,7 @@ def handle_resources(
             pool.reserve(e.da, e.len)
     res = Resources(table=table, data=data, spans=spans)
     notifyid = 0
+    placed: list[tuple[int, int, str]] = []  # every vring's memory so far: (da, end, "vring N of entry I")
     for index, entry in enumerate(table.entries):
         if isinstance(entry, Carveout):
             entry = _carveout(index, entry, memory, pool)
@@ -153,6 +154,7 @@ def handle_resources(
                 size = vring_size(ring.num, ring.align)
                 da = pool.allocate(size, max(ring.align, PAGE)) if ring.da in ANY else ring.da
                 _check_inside(index, f"vring {n}", da, size, memory)
+                _check_apart(index, n, da, size, placed)
                 rings.append(dataclasses.replace(ring, da=da, notifyid=notifyid))
                 notifyid += 1
             entry = dataclasses.replace(entry, vrings=tuple(rings))
@@ -186,6 +188,17 @@ def _carveout(index: int, entry: Carveout, memory: RegionMemory, pool: Pool) -> 
         entry = dataclasses.replace(entry, pa=entry.da)
     _check_inside(index, f"carveout {entry.name!r}", entry.da, entry.len, memory)
     return entry
+
+
+def _check_apart(index: int, n: int, da: int, size: int, placed: list[tuple[int, int, str]]) -> None:
+    """A vring must not share bytes with another: each side would overwrite the other's descriptors and
+    indices (Linux refuses such a table through the platform's vring carveouts, rproc_check_carveout_da)."""
+    for start, end, what in placed:
+        if da < end and start < da + size:
+            raise ResourceError(
+                f"entry {index}: vring {n} at {da:#x}..{da + size:#x} overlaps {what} ({start:#x}..{end:#x})"
+            )
+    placed.append((da, da + size, f"vring {n} of entry {index}"))
 
 
 def _check_inside(index: int, what: str, da: int, size: int, memory: RegionMemory) -> None:

@@ -87,3 +87,24 @@ def test_rpmsg_buffers_as_many_as_linux_allocates(num: int, buffers: int) -> Non
     data, spans = build_with_spans(table)
     res = handle_resources(data, table, spans, memory(), Pool([(0x80000000, 0x80100000)]))
     assert res.vdevs[0].buffers_size == buffers * 512
+
+
+def test_fixed_vrings_that_overlap_are_refused() -> None:
+    """Two vrings in the same bytes would corrupt each other's descriptors. Seen with the mutation corpus
+    (remoteproc/conformance/linux/rsc_mutations.py, vring-num-1024): vring 0 with 1024 entries (0x7006 bytes)
+    at 0x80000000 runs over vring 1 at 0x80002000; Linux refused it (on uml_rproc: "Registered carveout doesn't
+    fit len request"), rproc's loader placed both."""
+    rings = (Vring(da=0x80000000, align=0x1000, num=1024), Vring(da=0x80002000, align=0x1000, num=64))
+    table = ResourceTable(entries=(Vdev(id=7, dfeatures=1, vrings=rings),))
+    data, spans = build_with_spans(table)
+    with pytest.raises(
+        ResourceError,
+        match=r"entry 0: vring 1 at 0x80002000..0x80003206 overlaps vring 0 of entry 0 "
+        r"\(0x80000000..0x80007006\)",
+    ):
+        handle_resources(data, table, spans, memory(), Pool([(0x80010000, 0x80100000)]))
+    apart = (rings[0], Vring(da=0x80008000, align=0x1000, num=64))  # side by side: fine
+    table = ResourceTable(entries=(Vdev(id=7, dfeatures=1, vrings=apart),))
+    data, spans = build_with_spans(table)
+    res = handle_resources(data, table, spans, memory(), Pool([(0x80010000, 0x80100000)]))
+    assert [r.da for r in res.vdevs[0].vrings] == [0x80000000, 0x80008000]

@@ -16,7 +16,8 @@
  *   KICK      handles the host's messages; the message "crash" makes it report CRASH and stop serving (Linux
  *             then recovers it: STOP, START), like a core that faulted
  *   STOP      copies the file to SNAPSHOT.stop.N (what Linux left in memory once it stopped), prints what it did
- *             and answers STOPPED (the kernel's stop waits for it), then waits for the next START, like a core
+ *             and answers STOPPED (the kernel's stop waits for it; also while START still waits for DRIVER_OK,
+ *             which never comes when Linux refused the vdev), then waits for the next START, like a core
  *             held in reset
  * The socket's end (UML gone) exits 0 after a STOP, 3 otherwise.
  * Every event is one line on stdout ("uml-remote: ..."), flushed.
@@ -195,6 +196,22 @@ static void snapshot(struct remote *rm, const char *path)
 	close(fd);
 }
 
+/* STOP: like a core held in reset, copy the memory, answer STOPPED and wait for the next START. */
+static void stop(struct remote *rm, const char *snap_base, unsigned boots)
+{
+	char snap[4096];
+
+	say("stop kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u", rm->kicks_in,
+	    rm->kicks_out, rm->echoed, rm->r.dropped);
+	rm->running = 0;
+	rm->stopped = 1;
+	snprintf(snap, sizeof(snap), "%s.stop.%u", snap_base, boots);
+	snapshot(rm, snap);
+	if (send_msg(rm, MSG_STOPPED, 0) != 0)
+		say("error cannot answer STOP");
+}
+
+/* 0: running, -1: failed, 1: a STOP came before DRIVER_OK (not answered yet). */
 static int boot(struct remote *rm, uint64_t rsc_da, const char *snap)
 {
 	volatile struct fw_rsc_vdev *vdev = find_entry(rm, rsc_da, RSC_VDEV, sizeof(struct fw_rsc_vdev));
@@ -209,8 +226,8 @@ static int boot(struct remote *rm, uint64_t rsc_da, const char *snap)
 		if (n < 0)
 			return -1;
 		if (n == 1 && m.type == MSG_STOP) {
-			say("stop before DRIVER_OK");
-			return -1;
+			say("stopped before DRIVER_OK");
+			return 1; /* the caller answers it: the kernel waits for STOPPED */
 		}
 		if (n == 1 && m.type == MSG_KICK)
 			rm->kicks_in++;
@@ -270,6 +287,7 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		struct msg m;
+		int booted;
 		int n = recv_msg(&rm, &m, rm.running ? 10 : -1);
 		if (n < 0) {
 			say("end of socket stopped=%d", rm.stopped);
@@ -288,19 +306,14 @@ int main(int argc, char **argv)
 				say("start boot=0x%" PRIx64, m.value);
 				rm.stopped = 0;
 				snprintf(snap, sizeof(snap), "%s.%u", argv[4], ++boots);
-				if (!rm.have_base || boot(&rm, rsc_da, snap) != 0)
+				booted = rm.have_base ? boot(&rm, rsc_da, snap) : -1;
+				if (booted < 0)
 					say("error boot failed");
+				else if (booted > 0) /* Linux stopped it before DRIVER_OK (e.g. its vdev failed) */
+					stop(&rm, argv[4], boots);
 				break;
 			case MSG_STOP:
-				/* Like a core held in reset: wait for the next START (or the socket's end). */
-				say("stop kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u",
-				    rm.kicks_in, rm.kicks_out, rm.echoed, rm.r.dropped);
-				rm.running = 0;
-				rm.stopped = 1;
-				snprintf(snap, sizeof(snap), "%s.stop.%u", argv[4], boots);
-				snapshot(&rm, snap);
-				if (send_msg(&rm, MSG_STOPPED, 0) != 0)
-					say("error cannot answer STOP");
+				stop(&rm, argv[4], boots);
 				break;
 			case MSG_KICK:
 				rm.kicks_in++;
