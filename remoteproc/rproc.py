@@ -31,7 +31,7 @@ from remoteproc.vdev import VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
-from rpmsg.protocol import LINUX_BUFFER_SIZE
+from rpmsg.protocol import HEADER_SIZE, LINUX_BUFFER_SIZE
 from virtio import VringLayout
 from virtio.features import VIRTIO_RING_F_EVENT_IDX
 
@@ -41,9 +41,27 @@ RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS,
 
 
 class RemoteProc:
-    def __init__(self, platform: Platform, *, dialect: Dialect = Dialect.LINUX) -> None:
+    """``rx_size`` / ``tx_size``: bytes per rpmsg receive / send buffer of the host (Linux's fixed 512 by
+    default; up to 64 KiB and more, each direction on its own: a message carries min(size - 16, 65535) bytes,
+    docs/rpmsg.md "Buffer sizes"). The firmware learns them from the descriptors."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        dialect: Dialect = Dialect.LINUX,
+        rx_size: int = LINUX_BUFFER_SIZE,
+        tx_size: int = LINUX_BUFFER_SIZE,
+    ) -> None:
+        for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
+            if type(size) is not int or size <= HEADER_SIZE:
+                raise RemoteprocError(
+                    f"{name} {size!r}: an rpmsg buffer needs more than the {HEADER_SIZE}-byte header (Linux: 512)"
+                )
         self.platform = platform
         self.dialect = dialect
+        self.rx_size = rx_size
+        self.tx_size = tx_size
         self.lifecycle = Lifecycle()
         self.firmware: Path | None = None
         self.image: ElfImage | None = None
@@ -91,7 +109,8 @@ class RemoteProc:
             self.platform.memory,
             pool,
             rpmsg_buffers=512,
-            buffer_size=LINUX_BUFFER_SIZE,
+            buffer_size=self.rx_size,
+            tx_buffer_size=self.tx_size,
             vendor_hook=getattr(self.platform, "handle_vendor", None),  # a platform's own entries, if it has any
         )
 
@@ -125,7 +144,7 @@ class RemoteProc:
             control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
             features = control.negotiate(RPMSG_DRIVER_FEATURES)
             rx, tx = placement.vrings[0], placement.vrings[1]
-            half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
+            half = placement.buffers_per_direction
             core = HostCore(
                 mem,
                 VringLayout.legacy(rx.da, rx.num, rx.align),
@@ -133,6 +152,8 @@ class RemoteProc:
                 pool_da=placement.buffers_da,
                 rx_count=min(half, rx.num),
                 tx_count=min(half, tx.num),
+                rx_size=placement.rx_size,
+                tx_size=placement.tx_size,
                 event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
             )
             core.start()  # rings zeroed, receive buffers posted, the first kick queued

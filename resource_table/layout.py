@@ -23,7 +23,7 @@ from resource_table.model import Vring
 from resource_table.validate import MAX_VRING_NUM
 
 RPMSG_HEADER_SIZE = 16
-DEFAULT_BUFFER_SIZE = 512
+DEFAULT_BUFFER_SIZE = 512  # Linux's fixed rpmsg buffer (virtio_rpmsg_bus.c MAX_RPMSG_BUF_SIZE); rproc: per direction
 LINUX_MAX_BUFFERS = 512
 MAX_VRINGS = 255  # fw_rsc_vdev.num_of_vrings is a u8
 
