@@ -30,6 +30,7 @@ from rpmsg.log_limit import level_for
 from rpmsg.protocol import (
     HEADER,
     HEADER_SIZE,
+    LINUX_BUFFER_SIZE,
     MAX_PAYLOAD,
     NS_ADDR,
     RX_VRING,
@@ -187,8 +188,8 @@ class HostCore(_CoreBase):
         pool_da: int,
         rx_count: int | None = None,
         tx_count: int | None = None,
-        rx_size: int = 512,
-        tx_size: int = 512,
+        rx_size: int = LINUX_BUFFER_SIZE,
+        tx_size: int = LINUX_BUFFER_SIZE,
         event_idx: bool = False,
     ) -> None:
         super().__init__()
