@@ -43,7 +43,7 @@ from resource_table import (
 )
 from resource_table.emit_c import emit_c
 from resource_table.files import open_regular, read_regular
-from resource_table.layout import DEFAULT_BUFFER_SIZE
+from resource_table.layout import DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS
 
 if TYPE_CHECKING:
     from remoteproc.lifecycle import State
@@ -315,6 +315,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         say=_quiet if args.json else print,
         rx_size=args.rx_size,
         tx_size=args.tx_size,
+        buffers=args.buffers,
     )
     if args.json:
         print(json.dumps(_session_json(result), indent=2))
@@ -331,8 +332,8 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
 
     if not args.port:
         raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
-    if (args.rx_size, args.tx_size) != (DEFAULT_BUFFER_SIZE, DEFAULT_BUFFER_SIZE):
-        raise UsageError("--rx-size/--tx-size: the rp2350-uart firmware's layout is fixed (512-byte buffers)")
+    if (args.rx_size, args.tx_size, args.buffers) != (DEFAULT_BUFFER_SIZE, DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS):
+        raise UsageError("--rx-size/--tx-size/--buffers: the rp2350-uart firmware's layout is fixed (512-byte buffers)")
     link, device = boot_and_connect(
         Path(args.firmware),
         args.port,
@@ -851,6 +852,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int,
         default=DEFAULT_BUFFER_SIZE,
         help="bytes per rpmsg buffer the host sends in (default 512); a message carries min(size - 16, 65535)",
+    )
+    p.add_argument(
+        "--buffers",
+        type=_int,
+        default=LINUX_MAX_BUFFERS,
+        help="the most rpmsg buffers, both directions together (default Linux's 512; fewer make room for big ones)",
     )
     p.set_defaults(func=cmd_load)
 

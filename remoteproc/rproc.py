@@ -31,7 +31,7 @@ from remoteproc.vdev import VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
-from rpmsg.protocol import HEADER_SIZE, LINUX_BUFFER_SIZE
+from rpmsg.protocol import HEADER_SIZE, LINUX_BUFFER_SIZE, LINUX_MAX_BUFFERS
 from virtio import VringLayout
 from virtio.features import VIRTIO_RING_F_EVENT_IDX
 
@@ -43,7 +43,9 @@ RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS,
 class RemoteProc:
     """``rx_size`` / ``tx_size``: bytes per rpmsg receive / send buffer of the host (Linux's fixed 512 by
     default; up to 64 KiB and more, each direction on its own: a message carries min(size - 16, 65535) bytes,
-    docs/rpmsg.md "Buffer sizes"). The firmware learns them from the descriptors."""
+    docs/rpmsg.md "Buffer sizes"). The firmware learns them from the descriptors. ``buffers``: the most rpmsg
+    buffers per vdev, both directions together (Linux's MAX_RPMSG_NUM_BUFS, 512; fewer for small vrings, as
+    Linux): fewer make room for bigger ones."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class RemoteProc:
         dialect: Dialect = Dialect.LINUX,
         rx_size: int = LINUX_BUFFER_SIZE,
         tx_size: int = LINUX_BUFFER_SIZE,
+        buffers: int = LINUX_MAX_BUFFERS,
     ) -> None:
         for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
             if type(size) is not int or size <= HEADER_SIZE:
@@ -60,8 +63,11 @@ class RemoteProc:
                 )
         self.platform = platform
         self.dialect = dialect
+        if type(buffers) is not int or buffers < 2:
+            raise RemoteprocError(f"buffers {buffers!r}: an rpmsg vdev needs at least one buffer each way")
         self.rx_size = rx_size
         self.tx_size = tx_size
+        self.buffers = buffers
         self.lifecycle = Lifecycle()
         self.firmware: Path | None = None
         self.image: ElfImage | None = None
@@ -108,7 +114,7 @@ class RemoteProc:
             spans,
             self.platform.memory,
             pool,
-            rpmsg_buffers=512,
+            rpmsg_buffers=self.buffers,
             buffer_size=self.rx_size,
             tx_buffer_size=self.tx_size,
             vendor_hook=getattr(self.platform, "handle_vendor", None),  # a platform's own entries, if it has any

@@ -64,6 +64,30 @@ def test_buffers_the_memory_cannot_hold_are_refused_clearly(example_firmware: Pa
         rp.close()
 
 
+def test_fewer_buffers_make_room_for_64_kib(example_firmware: Path) -> None:
+    """Linux's count (256 each way) of 64 KiB is 32 MiB; at most 128 buffers (64 each way) fit the 16 MiB pool."""
+    with RemoteProc(SimPlatform(MPS2_AN505), rx_size=65536, tx_size=65536, buffers=128) as rp:
+        rp.load(example_firmware)
+        assert rp.resources is not None
+        assert rp.resources.vdevs[0].buffers_per_direction == 64
+        rp.start()
+        assert rp.rpmsg is not None and isinstance(rp.rpmsg.core, HostCore)
+        assert (rp.rpmsg.core.rx_count, rp.rpmsg.core.tx_count) == (64, 64)
+        ep = rp.rpmsg.open("rpmsg-echo", timeout=10)
+        ep.settimeout(10)
+        payload = bytes(range(256)) * 255 + bytes(range(240))  # 65,520: a 64 KiB buffer exactly
+        ep.send(payload)
+        assert ep.recv() == payload
+        ep.close()
+        rp.stop()
+
+
+@pytest.mark.parametrize("buffers", [0, 1, 2.0])
+def test_fewer_than_one_buffer_each_way_is_refused(buffers: int) -> None:
+    with pytest.raises(RemoteprocError, match="buffers"):
+        RemoteProc(SimPlatform(MPS2_AN505), buffers=buffers)
+
+
 @pytest.mark.parametrize("size", [0, 16, -1])
 def test_a_buffer_without_room_after_the_header_is_refused(size: int) -> None:
     with pytest.raises(RemoteprocError, match="rx_size"):
@@ -76,6 +100,11 @@ def test_rproc_load_with_sizes(example_firmware: Path) -> None:
                 "--send", f"rpmsg-echo:{text}")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert text in res.stdout
+    big = "y" * 60000
+    res = rproc("load", "--platform", "sim", "--rx-size", "0x10000", "--tx-size", "0x10000", "--buffers", "128",
+                str(example_firmware), "--send", f"rpmsg-echo:{big}")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert big in res.stdout
     res = rproc("load", "--platform", "sim", str(example_firmware), "--send", f"rpmsg-echo:{text}")
     assert res.returncode != 0
     assert "3000 bytes do not fit" in res.stderr and "496" in res.stderr
