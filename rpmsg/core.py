@@ -43,7 +43,7 @@ from rpmsg.protocol import (
 )
 from transports.memory import RegionMemory
 from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
-from virtio.errors import LocalError, RemoteFault
+from virtio.errors import LocalError, RemoteFault, VirtioError
 
 log = logging.getLogger(__name__)
 
@@ -439,24 +439,37 @@ class RemoteCore(_CoreBase):
         self._note(self.to_host.publish())
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
+        events: list[Event] = []
         if zero_copy is None:
-            try:
-                n = self.from_host.recv_copy_into(self._rx_out, self._rx_lens, limit or len(self._rx_lens))
-            except RemoteFault as exc:
-                raise RemoteProtocolError(f"vring 1: {exc}") from exc
-            except LocalError:
-                n = 0  # a single message larger than the batch buffer: take it the slow way below
-                zero_copy = _never
-            if n:
+            # Batches until the ring is empty: the batch buffer (64 KiB) may fill before it is, as big buffers
+            # make it, and the C library's rpmsg_poll delivers every waiting message in one call.
+            want, taken = limit or len(self._rx_lens), 0
+            while taken < want:
+                try:
+                    n = self.from_host.recv_copy_into(self._rx_out, self._rx_lens, want - taken)
+                except RemoteFault as exc:
+                    if events:
+                        return events  # what was taken is delivered; the next poll reports the fault
+                    raise RemoteProtocolError(f"vring 1: {exc}") from exc
+                except LocalError:
+                    n = 0  # a single message larger than the batch buffer: take it the slow way below
+                    zero_copy = _never
+                if not n:
+                    break
                 # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
                 self._publish_taken(self.from_host)
-                return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
+                events += self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
+                taken += n
+                if not self._more_waiting():
+                    break
             if zero_copy is None:
-                return []
-        events: list[Event] = []
+                return events
+            limit = None if limit is None else limit - taken
         try:
             chains = self.from_host.pop_many(limit)
         except RemoteFault as exc:
+            if events:
+                return events  # what was taken is delivered; the next poll reports the fault
             raise RemoteProtocolError(f"vring 1: {exc}") from exc
         returned = False
         for chain in chains:
@@ -484,6 +497,12 @@ class RemoteCore(_CoreBase):
             # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
             self._note(self.from_host.publish())
         return events
+
+    def _more_waiting(self) -> bool:
+        try:
+            return self.from_host.has_avail()
+        except VirtioError:
+            return False  # a broken ring: the next poll reports it
 
     def _give_back(self, head: int, length: int) -> None:
         # used.len = the buffer's length, not 0: OpenAMP's host takes it as the buffer's capacity when it
