@@ -265,6 +265,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
             ],
             "problems": [f.message for f in findings],
         }
+        carveout = layout.buffer_carveout()
+        out["carveout"] = {"name": carveout.name, "da": f"{carveout.da:#x}", "len": carveout.len}
         print(json.dumps(out, indent=2))
     else:
         print(f"layout from {layout.base:#x}: {layout.total:#x} bytes ({layout.total} B), ends at {layout.end:#x}")
@@ -274,6 +276,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
             f"  vrings: num {layout.vring_num}, align {layout.vring_align:#x}; "
             f"buffers: {layout.rx_count} x {layout.rx_size} B rx, {layout.tx_count} x {layout.tx_size} B tx"
         )
+        carveout = layout.buffer_carveout()
+        print(f"  resource table: carveout {carveout.name!r} da {carveout.da:#x} len {carveout.len:#x}")
         for f in findings:
             print(f"  {f}")
     return EXIT_FAILURE if findings else EXIT_OK

@@ -174,6 +174,19 @@ def handle_resources(
             if named is not None and named.len >= buffers:
                 buffers_da = named.da
             else:
+                if named is not None:
+                    log.warning(
+                        "entry %d: carveout %r holds %#x bytes, the rpmsg buffers need %#x (%d x %d B + %d x %d B): "
+                        "placed in the carveout pool instead",
+                        index,
+                        named.name,
+                        named.len,
+                        buffers,
+                        buffers // (rx_size + tx_size),
+                        rx_size,
+                        buffers // (rx_size + tx_size),
+                        tx_size,
+                    )
                 try:
                     buffers_da = pool.allocate(buffers)
                 except ResourceError as exc:

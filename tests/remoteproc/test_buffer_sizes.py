@@ -109,3 +109,17 @@ def test_rproc_load_with_sizes(example_firmware: Path) -> None:
     assert res.returncode != 0
     assert "3000 bytes do not fit" in res.stderr and "496" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_firmwares_buffer_carveout_is_used_when_it_holds_the_block(
+    example_firmware: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The example firmware declares vdev0buffer, 1 MiB at 0x80100000: 256 x 2 KiB each way (1 MiB) go there; 256 x
+    (4 + 16) KiB do not, and are placed in the pool with a warning naming both sizes."""
+    with RemoteProc(SimPlatform(MPS2_AN505), rx_size=2048, tx_size=2048) as rp:
+        rp.load(example_firmware)
+        assert rp.resources is not None and rp.resources.vdevs[0].buffers_da == 0x80100000
+    with RemoteProc(SimPlatform(MPS2_AN505), rx_size=4096, tx_size=16384) as rp:
+        rp.load(example_firmware)
+        assert rp.resources is not None and rp.resources.vdevs[0].buffers_da != 0x80100000
+    assert "carveout 'vdev0buffer' holds 0x100000 bytes, the rpmsg buffers need 0x500000" in caplog.text

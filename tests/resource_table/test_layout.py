@@ -97,6 +97,8 @@ def test_plan_big_buffers_per_direction() -> None:
     assert (layout.rx_buffers.start, layout.rx_buffers.size) == (0x80103240, 64 * 4096)
     assert (layout.tx_buffers.start, layout.tx_buffers.size) == (0x80143240, 64 * 0x10000)
     assert layout.total == 0x443240
+    carveout = layout.buffer_carveout()  # what the firmware's table declares for the block
+    assert (carveout.name, carveout.da, carveout.len) == ("vdev0buffer", 0x80103240, 64 * 4096 + 64 * 0x10000)
     too_big = plan_layout(base=0x80100000, vring_num=256, rx_size=0x10000, tx_size=0x10000)
     findings = check_regions(too_big.regions, window=Region("window", 0x80100000, 1 << 24))
     assert [f.message.split(":")[0] for f in findings] == ["rx-buffers", "tx-buffers"]
