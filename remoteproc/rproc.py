@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS, and event indices if offered
 
 
+def _buffer_problem(rx_size: object, tx_size: object, buffers: object) -> str | None:
+    for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
+        if type(size) is not int or size <= HEADER_SIZE:
+            return f"{name} {size!r}: an rpmsg buffer needs more than the {HEADER_SIZE}-byte header (Linux: 512)"
+    if type(buffers) is not int or buffers < 2:
+        return f"buffers {buffers!r}: an rpmsg vdev needs at least one buffer each way"
+    return None
+
+
 class RemoteProc:
     """``rx_size`` / ``tx_size``: bytes per rpmsg receive / send buffer of the host (Linux's fixed 512 by
     default; up to 64 KiB and more, each direction on its own: a message carries min(size - 16, 65535) bytes,
@@ -56,15 +65,12 @@ class RemoteProc:
         tx_size: int = LINUX_BUFFER_SIZE,
         buffers: int = LINUX_MAX_BUFFERS,
     ) -> None:
-        for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
-            if type(size) is not int or size <= HEADER_SIZE:
-                raise RemoteprocError(
-                    f"{name} {size!r}: an rpmsg buffer needs more than the {HEADER_SIZE}-byte header (Linux: 512)"
-                )
+        problem = _buffer_problem(rx_size, tx_size, buffers)
+        if problem is not None:
+            platform.close()  # ours from here on, as close() says: nothing of it is left behind
+            raise RemoteprocError(problem)
         self.platform = platform
         self.dialect = dialect
-        if type(buffers) is not int or buffers < 2:
-            raise RemoteprocError(f"buffers {buffers!r}: an rpmsg vdev needs at least one buffer each way")
         self.rx_size = rx_size
         self.tx_size = tx_size
         self.buffers = buffers

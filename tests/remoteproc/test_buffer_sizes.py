@@ -84,14 +84,27 @@ def test_fewer_buffers_make_room_for_64_kib(example_firmware: Path) -> None:
 
 @pytest.mark.parametrize("buffers", [0, 1, 2.0])
 def test_fewer_than_one_buffer_each_way_is_refused(buffers: int) -> None:
+    platform = SimPlatform(MPS2_AN505)
     with pytest.raises(RemoteprocError, match="buffers"):
-        RemoteProc(SimPlatform(MPS2_AN505), buffers=buffers)
+        RemoteProc(platform, buffers=buffers)
+    assert not platform.path.exists()  # the platform it was given is closed, not leaked
 
 
 @pytest.mark.parametrize("size", [0, 16, -1])
 def test_a_buffer_without_room_after_the_header_is_refused(size: int) -> None:
+    platform = SimPlatform(MPS2_AN505)
     with pytest.raises(RemoteprocError, match="rx_size"):
-        RemoteProc(SimPlatform(MPS2_AN505), rx_size=size)
+        RemoteProc(platform, rx_size=size)
+    assert not platform.path.exists()
+
+
+def test_rproc_load_refuses_a_size_without_room_in_one_line(example_firmware: Path) -> None:
+    res = rproc("load", "--platform", "sim", "--tx-size", "16", str(example_firmware))
+    assert res.returncode == 1
+    assert (
+        res.stderr.strip()
+        == "rproc: error: tx_size 16: an rpmsg buffer needs more than the 16-byte header (Linux: 512)"
+    )
 
 
 def test_rproc_load_with_sizes(example_firmware: Path) -> None:
