@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rpmsg import HostCore, MessageTooLong, Profile, RpmsgDevice, loopback_pair
 from rpmsg.protocol import HEADER_SIZE, MAX_PAYLOAD, check_payload
@@ -171,3 +173,66 @@ def test_every_size_class_over_shm_against_a_remote_process(
     finally:
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+# --- differential: the per-message C path and the Python path on big buffers -------------------------------------
+BIG = Profile(num=4, rx_count=4, tx_count=4, rx_size=16 * KIB, tx_size=MAX_PAYLOAD + HEADER_SIZE + 1)
+SIZES_NEAR = st.one_of(
+    st.integers(0, MAX_PAYLOAD + 1),
+    st.sampled_from([0, 496, 497, 16367, 16368, 16369, 65534, 65535, 65536]),
+)
+BIG_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["h.send", "r.send"]), SIZES_NEAR),
+        st.tuples(st.sampled_from(["h.recv", "r.recv"]), st.integers(-1, MAX_PAYLOAD + 1)),
+    ),
+    max_size=25,
+)
+
+
+class _BigWorld:
+    def __init__(self, c_path: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        with monkeypatch.context() as env:
+            env.setenv("RPROC_RPMSG_FASTPATH", "1" if c_path else "0")
+            self.host, self.remote = loopback_pair(BIG, wait="block", eventfd=True)
+        assert self.host._gate.open == c_path
+        self.r = self.remote.endpoint(addr=0x400, announce=False)
+        self.h = self.host.endpoint(addr=0x500, peer=0x400)
+        self.h.settimeout(0)
+        self.r.settimeout(0)
+
+    def run(self, op: str, arg: int) -> object:
+        try:
+            if op == "h.send":
+                return self.h.send(pattern(arg, 1))
+            if op == "r.send":
+                return self.r.sendto(pattern(arg, 2), 0x500)
+            ep = self.h if op == "h.recv" else self.r
+            return ep.recv(arg)
+        except MessageTooLong as exc:
+            return "MessageTooLong", exc.size, exc.limit
+        except Exception as exc:
+            return type(exc).__name__
+
+    def close(self) -> None:
+        self.remote.close()
+        self.host.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=BIG_OPS)
+def test_the_c_path_and_the_python_path_agree_on_big_buffers(
+    ops: list[tuple[str, int]], host_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sends of any size up to one past 65,535 both ways (16 KiB to the host, 65,553-byte buffers to the remote:
+    the u16 is the limit that way), receives with any bufsize: every result, and each refusal's size and limit,
+    the same with the per-message C path as with the Python path only."""
+    if host_path != "c-path":
+        return  # one comparison is enough: each run builds both worlds
+    worlds = [_BigWorld(True, monkeypatch), _BigWorld(False, monkeypatch)]
+    try:
+        results = [[w.run(op, arg) for op, arg in ops] for w in worlds]
+        assert results[0] == results[1]
+    finally:
+        for w in worlds:
+            w.close()
