@@ -7,9 +7,11 @@ loop:// and over shared memory between two processes, and Python host <-> the fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 
 from rpmsg import HostCore, MessageTooLong, Profile, RpmsgDevice, loopback_pair
 from rpmsg.protocol import HEADER_SIZE, MAX_PAYLOAD, check_payload
-from rpmsg.shm import host_over_shm
+from rpmsg.shm import host_over_shm, remote_over_shm
+from transports.errors import TransportError
 
 REPO = Path(__file__).resolve().parents[2]
 KIB = 1024
@@ -236,3 +239,46 @@ def test_the_c_path_and_the_python_path_agree_on_big_buffers(
     finally:
         for w in worlds:
             w.close()
+
+
+def test_a_remote_need_not_know_the_hosts_buffer_sizes(shm_name: str) -> None:
+    """The host's profile has the default rings and big buffers; the remote process starts with the default
+    Profile (512 both ways): it maps the host's whole file and takes the sizes from the descriptors."""
+    p = Profile(rx_size=4 * KIB, tx_size=16 * KIB)
+    script = str(REPO / "benchmarks" / "rpmsg_remote.py")
+    proc = subprocess.Popen([sys.executable, script, shm_name, "block", "echo", "python"], cwd=REPO)
+    try:
+        device, link = host_over_shm(shm_name, p, wait="block", timeout=20)
+        try:
+            ep = device.open("bench-echo", timeout=20)
+            ep.settimeout(20)
+            data = pattern(limit(4 * KIB), 3)
+            ep.send(data)
+            assert ep.recv() == data
+            ep.close()
+        finally:
+            device.close()
+            link.close()
+    finally:
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_a_remote_whose_rings_the_hosts_file_cannot_hold_is_told_so(shm_name: str) -> None:
+    """Mapping the host's whole file (not the remote profile's own size) keeps the check that the rings fit."""
+    host: list[object] = []
+
+    def serve() -> None:
+        with contextlib.suppress(Exception):
+            host.append(host_over_shm(shm_name, Profile(num=4, rx_count=4, tx_count=4), wait="block", timeout=10))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with pytest.raises(TransportError, match=r"is 16448 bytes, 22592 needed for this Profile's rings \(num 256"):
+            remote_over_shm(shm_name, Profile())
+    finally:
+        thread.join(15)
+        for device, link in host:  # type: ignore[misc]
+            device.close()
+            link.close()
