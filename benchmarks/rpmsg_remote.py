@@ -1,10 +1,13 @@
 """Remote process of the rpmsg benchmarks: "bench-echo" echoes, "bench-count" counts and reports on b"report".
 
-    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|c]
+    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|c] [NUM:RX_SIZE:TX_SIZE]
 
 ``python``: rproc's Python remote (an endpoint for SERVICE). ``c``: the firmware's C rpmsg remote library
-(benchmarks/c/rpmsg_echo_remote.c, both services) on the same shm link, the host's eventfd doorbell required;
-its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end).
+(benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link, the host's eventfd doorbell required;
+its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end). "bench-touch" reads
+every byte of each message and answers b"report" with "COUNT SUM". The last argument: the host's
+:class:`Profile` (vring size, buffers per direction = NUM, bytes per receive / send buffer), see
+:func:`parse_profile`; default ``Profile()``.
 """
 
 from __future__ import annotations
@@ -41,21 +44,31 @@ def build_c_remote() -> Path:
     return C_LIB
 
 
-def run_python(name: str, wait: str, service: str) -> int:
+def parse_profile(text: str | None) -> Profile:
+    """``NUM:RX_SIZE:TX_SIZE`` -> a Profile with NUM-entry vrings, NUM buffers each way of those sizes."""
+    if not text:
+        return Profile()
+    num, rx_size, tx_size = (int(part, 0) for part in text.split(":"))
+    return Profile(num=num, rx_count=num, tx_count=num, rx_size=rx_size, tx_size=tx_size)
+
+
+def run_python(name: str, wait: str, service: str, p: Profile) -> int:
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
-    device, link = remote_over_shm(name, wait=wait)  # type: ignore[arg-type]
+    device, link = remote_over_shm(name, p, wait=wait)  # type: ignore[arg-type]
     ep = device.endpoint(f"bench-{service}")
-    n = 0
+    n = total = 0
     try:
         while True:
             data, src = ep.recvfrom()
             if service == "echo":
                 ep.sendto(data, src)
             elif data == b"report":
-                ep.sendto(str(n).encode(), src)
-                n = 0
+                ep.sendto((f"{n} {total}" if service == "touch" else str(n)).encode(), src)
+                n = total = 0
             else:
                 n += 1
+                if service == "touch":
+                    total += sum(data)
     except (EndpointClosed, PeerLost):
         pass
     device.close()
@@ -63,7 +76,7 @@ def run_python(name: str, wait: str, service: str) -> int:
     return 0
 
 
-def run_c(name: str, wait: str) -> int:
+def run_c(name: str, wait: str, p: Profile) -> int:
     from cffi import FFI
 
     ffi = FFI()
@@ -72,7 +85,6 @@ def run_c(name: str, wait: str) -> int:
         "uint32_t align, int rx_fd, int tx_fd, int sock_fd, int block);"
     )
     lib = ffi.dlopen(str(build_c_remote()))
-    p = Profile()
     link = ShmLink.connect_remote(name, p.base + p.size)
     doorbell = link.doorbell
     if not isinstance(doorbell, EventfdSocketDoorbell):
@@ -100,9 +112,10 @@ def run_c(name: str, wait: str) -> int:
 
 def main() -> int:
     name, wait, service = sys.argv[1:4]
+    profile = parse_profile(sys.argv[5] if len(sys.argv) > 5 else None)
     if len(sys.argv) > 4 and sys.argv[4] == "c":
-        return run_c(name, wait)
-    return run_python(name, wait, service)
+        return run_c(name, wait, profile)
+    return run_python(name, wait, service, profile)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "mcu_rpmsg": ([], ["--rounds", "300", "--messages", "300"]),
     "linux_rpmsg": ([], ["--rounds", "300", "--messages", "300"]),
     "uart_link": ([], ["--messages", "300", "--qemu-rounds", "5", "--qemu-messages", "10"]),
+    "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
 }
 
 

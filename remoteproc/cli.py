@@ -43,6 +43,7 @@ from resource_table import (
 )
 from resource_table.emit_c import emit_c
 from resource_table.files import open_regular, read_regular
+from resource_table.layout import DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS
 
 if TYPE_CHECKING:
     from remoteproc.lifecycle import State
@@ -264,6 +265,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
             ],
             "problems": [f.message for f in findings],
         }
+        carveout = layout.buffer_carveout()
+        out["carveout"] = {"name": carveout.name, "da": f"{carveout.da:#x}", "len": carveout.len}
         print(json.dumps(out, indent=2))
     else:
         print(f"layout from {layout.base:#x}: {layout.total:#x} bytes ({layout.total} B), ends at {layout.end:#x}")
@@ -273,6 +276,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
             f"  vrings: num {layout.vring_num}, align {layout.vring_align:#x}; "
             f"buffers: {layout.rx_count} x {layout.rx_size} B rx, {layout.tx_count} x {layout.tx_size} B tx"
         )
+        carveout = layout.buffer_carveout()
+        print(f"  resource table: carveout {carveout.name!r} da {carveout.da:#x} len {carveout.len:#x}")
         for f in findings:
             print(f"  {f}")
     return EXIT_FAILURE if findings else EXIT_OK
@@ -312,6 +317,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         show_trace=args.trace,
         progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
         say=_quiet if args.json else print,
+        rx_size=args.rx_size,
+        tx_size=args.tx_size,
+        buffers=args.buffers,
     )
     if args.json:
         print(json.dumps(_session_json(result), indent=2))
@@ -328,6 +336,8 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
 
     if not args.port:
         raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
+    if (args.rx_size, args.tx_size, args.buffers) != (DEFAULT_BUFFER_SIZE, DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS):
+        raise UsageError("--rx-size/--tx-size/--buffers: the rp2350-uart firmware's layout is fixed (512-byte buffers)")
     link, device = boot_and_connect(
         Path(args.firmware),
         args.port,
@@ -843,6 +853,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdin", action="store_true", help="also send lines 'CHANNEL TEXT' read from stdin")
     p.add_argument("--trace", action="store_true", help="print the trace buffers before stopping")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for channels and replies")
+    p.add_argument(
+        "--rx-size",
+        type=_int,
+        default=DEFAULT_BUFFER_SIZE,
+        help="bytes per rpmsg buffer the firmware sends into (default Linux's 512; up to 64 KiB and more)",
+    )
+    p.add_argument(
+        "--tx-size",
+        type=_int,
+        default=DEFAULT_BUFFER_SIZE,
+        help="bytes per rpmsg buffer the host sends in (default 512); a message carries min(size - 16, 65535)",
+    )
+    p.add_argument(
+        "--buffers",
+        type=_int,
+        default=LINUX_MAX_BUFFERS,
+        help="the most rpmsg buffers, both directions together (default Linux's 512; fewer make room for big ones)",
+    )
     p.set_defaults(func=cmd_load)
 
     def session_args(p: argparse.ArgumentParser) -> None:
@@ -1058,8 +1086,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", type=_int, default=0x1000, help="vring alignment (default 0x1000)")
     p.add_argument("--rx-count", type=_int, help="host receive buffers (default: Linux's, min(2*num,512)/2)")
     p.add_argument("--tx-count", type=_int, help="host send buffers (default: as rx)")
-    p.add_argument("--rx-size", type=_int, default=512, help="bytes per receive buffer (default 512)")
-    p.add_argument("--tx-size", type=_int, default=512, help="bytes per send buffer (default 512)")
+    p.add_argument(
+        "--rx-size", type=_int, default=DEFAULT_BUFFER_SIZE, help="bytes per receive buffer (default Linux's 512)"
+    )
+    p.add_argument(
+        "--tx-size", type=_int, default=DEFAULT_BUFFER_SIZE, help="bytes per send buffer (default Linux's 512)"
+    )
     p.add_argument("--buffer-align", type=_int, default=64, help="alignment of each buffer pool (default 64)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--svg", metavar="FILE", help="also draw the memory map (vring parts, buffer pools) as SVG")

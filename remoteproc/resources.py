@@ -31,6 +31,7 @@ from resource_table import (
     vring_size,
     write_back,
 )
+from rpmsg.protocol import LINUX_BUFFER_SIZE
 from transports.errors import AddressError
 from transports.memory import RegionMemory
 
@@ -90,6 +91,12 @@ class VdevPlacement:
     vrings: tuple[VringPlacement, ...]
     buffers_da: int
     buffers_size: int
+    rx_size: int = LINUX_BUFFER_SIZE  # bytes per host receive buffer (the first half of the block)
+    tx_size: int = LINUX_BUFFER_SIZE  # bytes per host send buffer (the second half)
+
+    @property
+    def buffers_per_direction(self) -> int:
+        return self.buffers_size // (self.rx_size + self.tx_size)
 
 
 @dataclass
@@ -122,11 +129,16 @@ def handle_resources(
     pool: Pool,
     *,
     rpmsg_buffers: int = 512,  # the most per vdev (MAX_RPMSG_NUM_BUFS); fewer for small vrings, as Linux
-    buffer_size: int = 512,
+    buffer_size: int = LINUX_BUFFER_SIZE,  # bytes per receive buffer (Linux: 512 both ways)
+    tx_buffer_size: int | None = None,  # bytes per send buffer; None: as buffer_size
     devmem_ok: bool = False,
     vendor_hook: Callable[[int, VendorEntry | RawEntry], bool] | None = None,
 ) -> Resources:
-    """Allocate and assign everything; returns the negotiated table."""
+    """Allocate and assign everything; returns the negotiated table. Each vdev's buffer block holds
+    ``rpmsg_buffer_count / 2`` receive buffers of ``buffer_size`` then as many send buffers of
+    ``tx_buffer_size`` (Linux: one size, 512)."""
+    rx_size = buffer_size
+    tx_size = buffer_size if tx_buffer_size is None else tx_buffer_size
     entries: list[Entry] = []
     # Fixed carveouts are claimed first, so that ANY allocations do not land on them.
     for e in table.entries:
@@ -158,10 +170,33 @@ def handle_resources(
                 rings.append(dataclasses.replace(ring, da=da, notifyid=notifyid))
                 notifyid += 1
             entry = dataclasses.replace(entry, vrings=tuple(rings))
-            buffers = rpmsg_buffer_count(entry, rpmsg_buffers) * buffer_size
+            buffers = rpmsg_buffer_count(entry, rpmsg_buffers) // 2 * (rx_size + tx_size)
             named = next((c for c in res.carveouts if c.name == f"vdev{len(res.vdevs)}buffer"), None)
             # Linux platforms give the vdev its "vdevNbuffer" memory region when the firmware declares one.
-            buffers_da = named.da if named is not None and named.len >= buffers else pool.allocate(buffers)
+            if named is not None and named.len >= buffers:
+                buffers_da = named.da
+            else:
+                if named is not None:
+                    log.warning(
+                        "entry %d: carveout %r holds %#x bytes, the rpmsg buffers need %#x (%d x %d B + %d x %d B): "
+                        "placed in the carveout pool instead",
+                        index,
+                        named.name,
+                        named.len,
+                        buffers,
+                        buffers // (rx_size + tx_size),
+                        rx_size,
+                        buffers // (rx_size + tx_size),
+                        tx_size,
+                    )
+                try:
+                    buffers_da = pool.allocate(buffers)
+                except ResourceError as exc:
+                    half = buffers // (rx_size + tx_size)
+                    raise ResourceError(
+                        f"entry {index}: vdev's rpmsg buffers, {half} x {rx_size} B to receive and {half} x "
+                        f"{tx_size} B to send ({buffers:#x} bytes): {exc} (smaller buffers need less)"
+                    ) from None
             res.vdevs.append(
                 VdevPlacement(
                     index,
@@ -169,6 +204,8 @@ def handle_resources(
                     tuple(VringPlacement(r.da, r.num, r.align, r.notifyid) for r in rings),
                     buffers_da,
                     buffers,
+                    rx_size,
+                    tx_size,
                 )
             )
         # Linux: the platform driver's handle_rsc() first; what it does not know is skipped with a warning.

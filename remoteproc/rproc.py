@@ -31,7 +31,7 @@ from remoteproc.vdev import VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
-from rpmsg.protocol import LINUX_BUFFER_SIZE
+from rpmsg.protocol import HEADER_SIZE, LINUX_BUFFER_SIZE, LINUX_MAX_BUFFERS
 from virtio import VringLayout
 from virtio.features import VIRTIO_RING_F_EVENT_IDX
 
@@ -40,10 +40,40 @@ log = logging.getLogger(__name__)
 RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS, and event indices if offered
 
 
+def _buffer_problem(rx_size: object, tx_size: object, buffers: object) -> str | None:
+    for name, size in (("rx_size", rx_size), ("tx_size", tx_size)):
+        if type(size) is not int or size <= HEADER_SIZE:
+            return f"{name} {size!r}: an rpmsg buffer needs more than the {HEADER_SIZE}-byte header (Linux: 512)"
+    if type(buffers) is not int or buffers < 2:
+        return f"buffers {buffers!r}: an rpmsg vdev needs at least one buffer each way"
+    return None
+
+
 class RemoteProc:
-    def __init__(self, platform: Platform, *, dialect: Dialect = Dialect.LINUX) -> None:
+    """``rx_size`` / ``tx_size``: bytes per rpmsg receive / send buffer of the host (Linux's fixed 512 by
+    default; up to 64 KiB and more, each direction on its own: a message carries min(size - 16, 65535) bytes,
+    docs/rpmsg.md "Buffer sizes"). The firmware learns them from the descriptors. ``buffers``: the most rpmsg
+    buffers per vdev, both directions together (Linux's MAX_RPMSG_NUM_BUFS, 512; fewer for small vrings, as
+    Linux): fewer make room for bigger ones."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        dialect: Dialect = Dialect.LINUX,
+        rx_size: int = LINUX_BUFFER_SIZE,
+        tx_size: int = LINUX_BUFFER_SIZE,
+        buffers: int = LINUX_MAX_BUFFERS,
+    ) -> None:
+        problem = _buffer_problem(rx_size, tx_size, buffers)
+        if problem is not None:
+            platform.close()  # ours from here on, as close() says: nothing of it is left behind
+            raise RemoteprocError(problem)
         self.platform = platform
         self.dialect = dialect
+        self.rx_size = rx_size
+        self.tx_size = tx_size
+        self.buffers = buffers
         self.lifecycle = Lifecycle()
         self.firmware: Path | None = None
         self.image: ElfImage | None = None
@@ -90,8 +120,9 @@ class RemoteProc:
             spans,
             self.platform.memory,
             pool,
-            rpmsg_buffers=512,
-            buffer_size=LINUX_BUFFER_SIZE,
+            rpmsg_buffers=self.buffers,
+            buffer_size=self.rx_size,
+            tx_buffer_size=self.tx_size,
             vendor_hook=getattr(self.platform, "handle_vendor", None),  # a platform's own entries, if it has any
         )
 
@@ -125,7 +156,7 @@ class RemoteProc:
             control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
             features = control.negotiate(RPMSG_DRIVER_FEATURES)
             rx, tx = placement.vrings[0], placement.vrings[1]
-            half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
+            half = placement.buffers_per_direction
             core = HostCore(
                 mem,
                 VringLayout.legacy(rx.da, rx.num, rx.align),
@@ -133,6 +164,8 @@ class RemoteProc:
                 pool_da=placement.buffers_da,
                 rx_count=min(half, rx.num),
                 tx_count=min(half, tx.num),
+                rx_size=placement.rx_size,
+                tx_size=placement.tx_size,
                 event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
             )
             core.start()  # rings zeroed, receive buffers posted, the first kick queued

@@ -20,7 +20,7 @@ from remoteproc.platforms.base import Platform
 from remoteproc.rproc import RemoteProc
 from rpmsg import RpmsgDevice, RpmsgError, RpmsgTimeout
 from rpmsg.device import Endpoint
-from rpmsg.protocol import safe_name
+from rpmsg.protocol import LINUX_BUFFER_SIZE, LINUX_MAX_BUFFERS, safe_name
 
 PLATFORMS = ("qemu-an505", "sim", "devmem")
 
@@ -67,9 +67,13 @@ def run_session(
     show_trace: bool = False,
     progress: Progress | None = None,
     say: Callable[[str], None] = print,
+    rx_size: int = LINUX_BUFFER_SIZE,
+    tx_size: int = LINUX_BUFFER_SIZE,
+    buffers: int = LINUX_MAX_BUFFERS,
 ) -> SessionResult:
+    """``rx_size`` / ``tx_size`` / ``buffers``: the host's rpmsg buffer sizes and most buffers (:class:`RemoteProc`)."""
     sends = list(sends)
-    with RemoteProc(platform) as rp:
+    with RemoteProc(platform, rx_size=rx_size, tx_size=tx_size, buffers=buffers) as rp:
         rp.load(firmware, progress=progress)
         rp.start()
         if rp.rpmsg is None and not sends:  # a table without a vdev is legal: the remote runs, nothing to talk to

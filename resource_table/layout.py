@@ -19,11 +19,11 @@ from itertools import pairwise
 
 from resource_table.errors import ResourceTableError
 from resource_table.findings import Finding, Severity
-from resource_table.model import Vring
+from resource_table.model import Carveout, Vring
 from resource_table.validate import MAX_VRING_NUM
 
 RPMSG_HEADER_SIZE = 16
-DEFAULT_BUFFER_SIZE = 512
+DEFAULT_BUFFER_SIZE = 512  # Linux's fixed rpmsg buffer (virtio_rpmsg_bus.c MAX_RPMSG_BUF_SIZE); rproc: per direction
 LINUX_MAX_BUFFERS = 512
 MAX_VRINGS = 255  # fw_rsc_vdev.num_of_vrings is a u8
 
@@ -85,6 +85,13 @@ class Layout:
     def total(self) -> int:
         """Bytes from ``base`` to the end of the last region."""
         return self.end - self.base
+
+    def buffer_carveout(self, vdev: int = 0) -> Carveout:
+        """The resource-table carveout for this layout's buffer block (both pools), named ``vdev<N>buffer`` as
+        Linux platforms name the vdev's buffer region: a host (Linux's platforms, ``rproc load``) places the
+        buffers there when it is large enough for its buffer sizes, so a table made for big buffers says so."""
+        start = self.rx_buffers.start
+        return Carveout(da=start, pa=start, len=self.tx_buffers.end - start, name=f"vdev{vdev}buffer")
 
     def vring_entries(self, first_notifyid: int = 0) -> tuple[Vring, ...]:
         """The vdev's vring entries for this layout (notify ids numbered from ``first_notifyid``, as Linux does)."""

@@ -31,6 +31,7 @@ from rpmsg.log_limit import level_for
 from rpmsg.protocol import (
     HEADER,
     HEADER_SIZE,
+    LINUX_BUFFER_SIZE,
     MAX_PAYLOAD,
     NS_ADDR,
     RX_VRING,
@@ -43,7 +44,7 @@ from rpmsg.protocol import (
 )
 from transports.memory import RegionMemory
 from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
-from virtio.errors import LocalError, RemoteFault
+from virtio.errors import LocalError, RemoteFault, VirtioError
 from virtio.status import DESC_F_WRITE
 
 log = logging.getLogger(__name__)
@@ -201,8 +202,8 @@ class HostCore(_CoreBase):
         pool_da: int,
         rx_count: int | None = None,
         tx_count: int | None = None,
-        rx_size: int = 512,
-        tx_size: int = 512,
+        rx_size: int = LINUX_BUFFER_SIZE,
+        tx_size: int = LINUX_BUFFER_SIZE,
         event_idx: bool = False,
     ) -> None:
         super().__init__()
@@ -455,24 +456,37 @@ class RemoteCore(_CoreBase):
         self._note(self.to_host.publish())
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
+        events: list[Event] = []
         if zero_copy is None:
-            try:
-                n = self.from_host.recv_copy_into(self._rx_out, self._rx_lens, limit or len(self._rx_lens))
-            except RemoteFault as exc:
-                raise RemoteProtocolError(f"vring 1: {exc}") from exc
-            except LocalError:
-                n = 0  # a single message larger than the batch buffer: take it the slow way below
-                zero_copy = _never
-            if n:
+            # Batches until the ring is empty: the batch buffer (64 KiB) may fill before it is, as big buffers
+            # make it, and the C library's rpmsg_poll delivers every waiting message in one call.
+            want, taken = limit or len(self._rx_lens), 0
+            while taken < want:
+                try:
+                    n = self.from_host.recv_copy_into(self._rx_out, self._rx_lens, want - taken)
+                except RemoteFault as exc:
+                    if events:
+                        return events  # what was taken is delivered; the next poll reports the fault
+                    raise RemoteProtocolError(f"vring 1: {exc}") from exc
+                except LocalError:
+                    n = 0  # a single message larger than the batch buffer: take it the slow way below
+                    zero_copy = _never
+                if not n:
+                    break
                 # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
                 self._publish_taken(self.from_host)
-                return self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
+                events += self._parse_batch(self._rx_out, self._rx_lens, n, "vring 1")
+                taken += n
+                if not self._more_waiting():
+                    break
             if zero_copy is None:
-                return []
-        events: list[Event] = []
+                return events
+            limit = None if limit is None else limit - taken
         try:
             chains = self.from_host.pop_many(limit)
         except RemoteFault as exc:
+            if events:
+                return events  # what was taken is delivered; the next poll reports the fault
             raise RemoteProtocolError(f"vring 1: {exc}") from exc
         returned = False
         for chain in chains:
@@ -518,6 +532,12 @@ class RemoteCore(_CoreBase):
             if flags & DESC_F_WRITE:
                 return f"{where} buffer {head}: {_flagged_writable(length)}"
         return super()._short_message(where, size, i, n)
+
+    def _more_waiting(self) -> bool:
+        try:
+            return self.from_host.has_avail()
+        except VirtioError:
+            return False  # a broken ring: the next poll reports it
 
     def _give_back(self, head: int, length: int) -> None:
         # used.len = the buffer's length, not 0: OpenAMP's host takes it as the buffer's capacity when it

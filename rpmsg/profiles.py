@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rpmsg.core import HostCore, RemoteCore
 from rpmsg.errors import LocalProtocolError
+from rpmsg.protocol import LINUX_BUFFER_SIZE
 from rpmsg.quirks import NO_QUIRKS, HostQuirks, QuirkRemoteCore
 from transports.memory import RegionMemory
 from virtio import VringLayout
@@ -49,8 +50,8 @@ class Profile:
     align: int = 0x1000
     rx_count: int = 256
     tx_count: int = 256
-    rx_size: int = 512
-    tx_size: int = 512
+    rx_size: int = LINUX_BUFFER_SIZE  # bytes per host receive buffer; any size > 16, per direction (docs/rpmsg.md)
+    tx_size: int = LINUX_BUFFER_SIZE  # bytes per host send buffer
     base: int = 0
     limits: Limits = Limits()
     vring1: int | None = None  # vring 1's address; None: the next ``align`` boundary after vring 0

@@ -21,6 +21,10 @@ Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``str
   OpenAMP's ``rpmsg_create_ept`` binds a fixed address below 1024 unchecked, and RPMsg-Lite allocates from 1,
   so a peer's channel may legitimately live there.
 - vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
+- One message carries at most min(buffer - 16, 65535) bytes (:func:`check_payload`, every path of both roles and
+  the C firmware library): the buffer after its header, and ``hdr.len``'s u16. Linux's buffers are a fixed 512
+  bytes (``MAX_RPMSG_BUF_SIZE``: 496 of payload), rproc's default; a host's Profile or session may choose any size
+  per direction, and a remote takes each buffer's size from its descriptor.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ VIRTIO_RPMSG_F_NS = 0
 
 RX_VRING = 0  # remote -> host
 TX_VRING = 1  # host -> remote
-LINUX_BUFFER_SIZE = 512
+LINUX_BUFFER_SIZE = 512  # Linux's fixed buffer (virtio_rpmsg_bus.c MAX_RPMSG_BUF_SIZE); rproc's default, any size > 16
 LINUX_MAX_BUFFERS = 512
 
 VIRTIO_ID_RPMSG = 7

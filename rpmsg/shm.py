@@ -44,12 +44,14 @@ def remote_over_shm(
     *,
     wait: WaitMode = "spin",
     timeout: float = 10.0,
-    map_all: bool = False,
+    map_all: bool = True,
     check: bool = True,
 ) -> tuple[RpmsgDevice, ShmLink]:
     """Connect to the host's /dev/shm/NAME and serve the remote role on ``profile`` (rproc's by default; vring
     and pool addresses explicit with ``Profile(vring1=, pool=)``, RPMsg-Lite's: :mod:`rpmsg.rpmsg_lite`).
-    ``map_all``: map the whole file, not only the profile's ``base + size`` (a host whose buffers lie beyond).
+    ``profile`` says where the rings are; the buffers are wherever the host's descriptors say, of whatever size
+    (docs/rpmsg.md, "Buffer sizes"), so by default (``map_all``) the whole file is mapped, not only what
+    ``profile``'s own buffer sizes would take (False: only the profile's ``base + size``).
     ``check`` (default): refuse a host whose file or rings do not match the profile (:func:`check_host_layout`),
     with what differs, instead of serving rings it cannot read."""
     p = profile or Profile()
@@ -60,6 +62,12 @@ def remote_over_shm(
             raise LayoutMismatch(f"{exc}: the host's shared file is smaller than the profile's layout") from None
         raise
     try:
+        size = max(r.end for r in link.memory.regions)
+        if size < p.pool_da:
+            raise LayoutMismatch(
+                f"/dev/shm/{name} is {size} bytes, {p.pool_da} needed for this Profile's rings (num {p.num}, align "
+                f"{p.align:#x}): the host's shared file is smaller than the profile's layout"
+            )
         if check:
             check_host_layout(link.memory, p)
         core = p.remote_core(link.memory)
@@ -75,8 +83,9 @@ class LayoutMismatch(LocalProtocolError):
 
 def check_host_layout(memory: RegionMemory, p: Profile) -> None:
     """What the remote can see of a mismatch once the host's rings are ready: vring 0 (at the profile's address)
-    must hold at most num receive buffers, each device-writable, ``rx_size`` long, one of the profile's receive
-    buffers (``pool + k * rx_size``, k < rx_count: rproc's host and RPMsg-Lite's master both post them so); a host that
+    must hold at most num receive buffers, each device-writable, longer than the rpmsg header, inside the mapped
+    file and at ``pool + k * length`` (rproc's host and RPMsg-Lite's master both post them so; the length is the
+    host's: the remote learns buffer sizes from the descriptors, docs/rpmsg.md "Buffer sizes"); a host that
     pre-fills vring 1's used ring (``host_quirks.adopt_used_index``) leaves at most num entries there. Without
     this check a mismatch served name service (which needs no buffer of the pool) and then nothing."""
     hint = (
@@ -93,8 +102,9 @@ def check_host_layout(memory: RegionMemory, p: Profile) -> None:
         if head >= rx.num:
             raise LayoutMismatch(f"vring 0 avail.ring[{k}] = {head}, beyond {rx.num} descriptors: {hint}")
         addr, length, flags = struct.unpack("<QIH", memory.read(rx.desc + 16 * head, 14))
-        slot, off = divmod(addr - p.pool_da, p.rx_size)
-        if not 0 <= slot < p.rx_count or off or length != p.rx_size or not flags & 2:
+        end = max(r.end for r in memory.regions)
+        slot, off = divmod(addr - p.pool_da, max(length, 1))
+        if slot < 0 or off or length <= 16 or addr + length > end or not flags & 2:
             raise LayoutMismatch(
                 f"vring 0 receive buffer {k}: descriptor {head} is {length} bytes at {addr:#x}, flags {flags:#x}: "
                 f"{hint}"

@@ -66,3 +66,25 @@ def test_bench_json_and_histogram(tmp_path: Path) -> None:
         p50 = float(g.get("data-p50", ""))
         assert p50 == pytest.approx(pingpong[name]["value"], abs=1e-3)
         assert edges[0][0] - 1e-3 <= p50 <= float(g.get("data-p99", "")) <= edges[-1][1] + 1e-3
+
+
+def test_big_buffers_json(tmp_path: Path) -> None:
+    """benchmarks/big_buffers.py: medians with their same-run baselines (Python senders against the C sender, the C
+    sender against memcpy), and each run's figures against that run's own baselines."""
+    out = tmp_path / "big.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "big_buffers.py"), "--messages", "200", "--repeat", "2"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"] == {"messages": 200, "buffer": 65536, "payload": 65520, "num": 64, "repeat": 2}
+    by_name = {f["name"]: f for f in doc["figures"]}
+    assert len(by_name) == len(doc["figures"]) == 4 * 3
+    for run in ("", "run 1: ", "run 2: "):
+        memcpy = by_name[f"{run}memcpy of 65520 B"]
+        c = by_name[f"{run}65520 B host -> C remote (touching every byte): C sender"]
+        assert memcpy["baseline"] is None and c["baseline"] == {"name": memcpy["name"], "value": memcpy["value"]}
+        for how in ("Python send (copy)", "Python get_buffer (zero-copy)"):
+            f = by_name[f"{run}65520 B host -> C remote (touching every byte): {how}"]
+            assert f["unit"] == "GB/s" and f["better"] == "higher" and f["value"] > 0
+            assert f["baseline"] == {"name": c["name"], "value": c["value"]}
+            assert f["ratio"] == pytest.approx(f["value"] / c["value"], rel=1e-12)

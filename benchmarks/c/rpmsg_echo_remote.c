@@ -3,8 +3,10 @@
  * running in a host process on the shm profile's rings, so the benchmark times the Python host endpoint API
  * against a remote that costs what the firmware costs, not a second Python interpreter.
  *
- *   bench_remote_run(...)  announces "bench-echo" (echoes each message to its sender) and "bench-count" (counts,
- *                          answers b"report" with the count in ASCII), then serves until the host's doorbell
+ *   bench_remote_run(...)  announces "bench-echo" (echoes each message to its sender), "bench-count" (counts,
+ *                          answers b"report" with the count in ASCII) and "bench-touch" (reads every byte of each
+ *                          message, as a consumer would: answers b"report" with "COUNT SUM", the count of
+ *                          messages and the sum of their bytes), then serves until the host's doorbell
  *                          socket closes. block 1: sleep in ppoll on the kick eventfd and the socket when the
  *                          rings are empty; block 2: sleep in read() on the kick eventfd only, like the C
  *                          baselines (the host's end goes unseen: the benchmark terminates it); block 0:
@@ -24,6 +26,8 @@
 struct bench {
 	int tx_fd;
 	uint64_t counted;
+	uint64_t touched; /* messages bench-touch read */
+	uint64_t sum;     /* the sum of their bytes */
 };
 
 static void kick(void *ctx, uint32_t queue)
@@ -45,12 +49,58 @@ static void send_all(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const u
 static void echo(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
 		 uint32_t src)
 {
-	uint8_t copy[512];
-	if (len > sizeof(copy))
-		return;
+	/* In place: the host's buffer stays ours until this returns; rpmsg_send copies it into a receive buffer of
+	 * the host's (any size the buffers allow, the library takes the room from the descriptors). */
+	send_all(r, ept->addr, src, (const uint8_t *)data, len);
+}
+
+static int is_report(const volatile uint8_t *data, uint32_t len)
+{
+	static const char report[] = "report";
+	if (len != sizeof(report) - 1)
+		return 0;
 	for (uint32_t i = 0; i < len; i++)
-		copy[i] = data[i];
-	send_all(r, ept->addr, src, copy, len);
+		if (data[i] != (uint8_t)report[i])
+			return 0;
+	return 1;
+}
+
+/* Read every byte of the message where it lies (the host's buffer), as a consumer that uses its data must: the
+ * sum of its bytes, 8 at a time (pairs of bytes added in 16-bit lanes, folded every 128 words before a lane can
+ * overflow: 128 * 2 * 255 < 65536). The sum proves each byte was read. */
+static uint64_t touch_all(const volatile uint8_t *data, uint32_t len)
+{
+	const uint8_t *p = (const uint8_t *)data;
+	const uint64_t even = 0x00ff00ff00ff00ffull;
+	uint64_t sum = 0;
+	uint32_t i = 0;
+	while (i + 8 <= len) {
+		uint64_t lanes = 0;
+		for (uint32_t k = 0; k < 128 && i + 8 <= len; k++, i += 8) {
+			uint64_t w;
+			__builtin_memcpy(&w, p + i, 8);
+			lanes += (w & even) + ((w >> 8) & even);
+		}
+		sum += (lanes & 0xffff) + ((lanes >> 16) & 0xffff) + ((lanes >> 32) & 0xffff) + (lanes >> 48);
+	}
+	for (; i < len; i++)
+		sum += p[i];
+	return sum;
+}
+
+static void touch(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
+		  uint32_t src)
+{
+	struct bench *b = ept->priv;
+	if (!is_report(data, len)) {
+		b->touched++;
+		b->sum += touch_all(data, len);
+		return;
+	}
+	char text[48];
+	int n = snprintf(text, sizeof(text), "%llu %llu", (unsigned long long)b->touched, (unsigned long long)b->sum);
+	b->touched = b->sum = 0;
+	send_all(r, ept->addr, src, (const uint8_t *)text, (uint32_t)n);
 }
 
 static void count(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
@@ -90,13 +140,15 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 				 { { da0, align, num, 0, 0 }, { da1, align, num, 1, 0 } } };
 	struct rp_region region = { 0, size, mem };
 	struct rpmsg_remote r;
-	struct bench b = { tx_fd, 0 };
-	struct rpmsg_ept echo_ept, count_ept;
+	struct bench b = { tx_fd, 0, 0, 0 };
+	struct rpmsg_ept echo_ept, count_ept, touch_ept;
 	int rc = rpmsg_remote_init(&r, &table.vdev, &region, kick, &b);
 	if (rc == RPMSG_OK)
 		rc = rpmsg_create_ept(&r, &echo_ept, "bench-echo", RPMSG_ADDR_ANY, echo, &b);
 	if (rc == RPMSG_OK)
 		rc = rpmsg_create_ept(&r, &count_ept, "bench-count", RPMSG_ADDR_ANY, count, &b);
+	if (rc == RPMSG_OK)
+		rc = rpmsg_create_ept(&r, &touch_ept, "bench-touch", RPMSG_ADDR_ANY, touch, &b);
 	if (rc != RPMSG_OK)
 		return rc;
 	if (!block)

@@ -131,7 +131,11 @@ def test_a_file_smaller_than_the_profile_is_refused_as_a_layout_mismatch() -> No
     core, _listener, t, links = _rproc_host(name, host, host.size)
     try:
         with pytest.raises(LayoutMismatch, match="smaller than the profile's layout"):
-            remote_over_shm(name, dataclasses.replace(host, rx_size=1024, tx_size=1024), timeout=10)
+            # rings of 256 entries do not fit the host's file of 16-entry rings (a remote's buffer sizes are the
+            # host's, learnt from the descriptors: only the rings' layout can be too big for the file)
+            big = dataclasses.replace(host, num=1024)
+            assert big.pool_da > host.size
+            remote_over_shm(name, big, timeout=10)
     finally:
         t.join(10)
         core.close()

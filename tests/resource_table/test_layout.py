@@ -88,3 +88,17 @@ def test_check_regions_finds_overlap_misalignment_and_outside() -> None:
     assert "a (0x1000..0x1100) overlaps b" in messages
     assert "c: start 0x2001 is not aligned to 0x4" in messages
     assert "c: 0x2001..0x2009 is outside win" in messages
+
+
+def test_plan_big_buffers_per_direction() -> None:
+    """64 KiB send buffers, 4 KiB receive buffers (docs/layout.md, "Big buffers"): the pools grow, the vrings not."""
+    layout = plan_layout(base=0x80100000, vring_num=64, rx_size=4096, tx_size=0x10000)
+    assert (layout.rx_count, layout.tx_count) == (64, 64)
+    assert (layout.rx_buffers.start, layout.rx_buffers.size) == (0x80103240, 64 * 4096)
+    assert (layout.tx_buffers.start, layout.tx_buffers.size) == (0x80143240, 64 * 0x10000)
+    assert layout.total == 0x443240
+    carveout = layout.buffer_carveout()  # what the firmware's table declares for the block
+    assert (carveout.name, carveout.da, carveout.len) == ("vdev0buffer", 0x80103240, 64 * 4096 + 64 * 0x10000)
+    too_big = plan_layout(base=0x80100000, vring_num=256, rx_size=0x10000, tx_size=0x10000)
+    findings = check_regions(too_big.regions, window=Region("window", 0x80100000, 1 << 24))
+    assert [f.message.split(":")[0] for f in findings] == ["rx-buffers", "tx-buffers"]

@@ -29,9 +29,7 @@ def _host_sends_flagged_writable(quirks: HostQuirks | None) -> tuple[RemoteCore,
 
 
 @pytest.mark.parametrize("zero_copy", [False, True], ids=["batch-copy", "one-by-one"])
-def test_the_drop_names_a_descriptor_flagged_device_writable(
-    zero_copy: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_drop_names_a_descriptor_flagged_device_writable(zero_copy: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "rpmsg.core")
     remote, _host = _host_sends_flagged_writable(None)
     assert remote.poll(zero_copy=(lambda dst: False) if zero_copy else None) == []
