@@ -189,6 +189,13 @@ class Remote:
                 return self.rsc_da + int(off)
         return None
 
+    def status(self) -> int:
+        """The vdev's status byte as it is in memory now (what the kernel wrote last), 0xff without a table."""
+        if self.memory is None:
+            return 0xFF
+        vdev = self.entry(RSC_VDEV)
+        return 0xFF if vdev is None else self.memory.read(vdev + 24, 1)[0]
+
     def copy_to(self, path: str) -> None:
         self.map.flush()
         with open(path, "wb") as out:
@@ -280,15 +287,16 @@ class Remote:
                 say(f"phys pa={value:#x}")
                 self.map_phys()
             elif kind == START:
-                say(f"start boot={value:#x}")
+                say(f"start boot={value:#x} status={self.status():#04x}")
                 self.stopped = False
                 self.boot()
             elif kind == STOP:
                 kicks_out = self.doorbell.kicks_out if self.doorbell is not None else 0
+                status = self.status()
                 self.halt()
                 self.stopped = True
                 self.copy_to(f"{self.snapshot}.stop.{self.boots}")
-                say(f"stop kicks_in={self.kicks_in} kicks_out={kicks_out} echoed={self.echoed}")
+                say(f"stop status={status:#04x} kicks_in={self.kicks_in} kicks_out={kicks_out} echoed={self.echoed}")
                 self.send(STOPPED)
             elif kind == KICK:
                 self.kicks_in += 1

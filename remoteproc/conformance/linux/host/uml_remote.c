@@ -19,6 +19,7 @@
  *             its sender
  *   KICK      handles the host's messages; the message "crash" makes it report CRASH and stop serving (Linux
  *             then recovers it: STOP, START), like a core that faulted
+ *   (START and STOP print the vdev's status byte as they find it: what Linux wrote before it sent them)
  *   STOP      copies the file to SNAPSHOT.stop.N (what Linux left in memory once it stopped), prints what it did
  *             and answers STOPPED (the kernel's stop waits for it), then waits for the next START, like a core
  *             held in reset
@@ -185,6 +186,15 @@ static void trace(struct remote *rm, uint64_t rsc_da, const char *text)
 		buf[i] = i < n ? text[i] : 0;
 }
 
+/* The vdev's status byte as it is in memory now (what the kernel wrote last), or -1 without a table. */
+static int vdev_status(struct remote *rm, uint64_t rsc_da)
+{
+	if (!rm->have_base)
+		return -1;
+	volatile struct fw_rsc_vdev *vdev = find_entry(rm, rsc_da, RSC_VDEV, sizeof(struct fw_rsc_vdev));
+	return vdev == NULL ? -1 : vdev->status;
+}
+
 static void snapshot(struct remote *rm, const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -294,7 +304,7 @@ int main(int argc, char **argv)
 				say("phys pa=0x%" PRIx64, m.value);
 				break;
 			case MSG_START:
-				say("start boot=0x%" PRIx64, m.value);
+				say("start boot=0x%" PRIx64 " status=0x%02x", m.value, vdev_status(&rm, rsc_da) & 0xff);
 				rm.stopped = 0;
 				snprintf(snap, sizeof(snap), "%s.%u", argv[4], ++boots);
 				if (!rm.have_base || boot(&rm, rsc_da, snap) != 0)
@@ -302,8 +312,8 @@ int main(int argc, char **argv)
 				break;
 			case MSG_STOP:
 				/* Like a core held in reset: wait for the next START (or the socket's end). */
-				say("stop kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u",
-				    rm.kicks_in, rm.kicks_out, rm.echoed, rm.r.dropped);
+				say("stop status=0x%02x kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u",
+				    vdev_status(&rm, rsc_da) & 0xff, rm.kicks_in, rm.kicks_out, rm.echoed, rm.r.dropped);
 				rm.running = 0;
 				rm.stopped = 1;
 				snprintf(snap, sizeof(snap), "%s.stop.%u", argv[4], boots);
