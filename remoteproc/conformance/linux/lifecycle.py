@@ -583,3 +583,57 @@ def check_bad_params(run: Run, message: str) -> str:
     assert said, f"the kernel did not say {message!r}:\n" + "\n".join(lines[-40:])
     assert "rproc-count 0" in run.results(), run.results()
     return said[0]
+
+
+# ---- the inline coredump: recovery waits until the dump is read and freed -------------------------------------
+
+INLINE_SCRIPT = (
+    _CHANNELS
+    + """
+R=/sys/class/remoteproc/remoteproc0
+D=/sys/kernel/debug/remoteproc/remoteproc0
+C=/sys/class/devcoredump
+mount -t debugfs none /sys/kernel/debug
+echo start > $R/state
+wait_channels 1
+echo inline > $D/coredump
+rpmsg-probe send $DEV crash
+i=0
+while [ "$(ls $C | grep -c '^devcd')" -lt 1 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+sleep 1
+echo "rproc-inline waiting conf=$(cat $D/coredump) state=$(cat $R/state) dumps=$(ls $C | grep -c '^devcd')\
+ announced=$(dmesg | grep -c 'creating channel rpmsg-raw')"
+for d in $C/devcd*; do cat $d/data > /host/coredump.inline; echo 1 > $d/data; done
+wait_channels 2
+echo "rproc-inline recovered state=$(cat $R/state)"
+rpmsg-probe echo $DEV 8
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+)
+
+
+def check_inline_coredump(run: Run, break_mode: str = "") -> str:
+    """With debugfs ``coredump`` set to "inline", rproc_coredump hands devcoredump a reader of the device memory
+    (dev_coredumpm) and waits until the dump is freed (remoteproc_coredump.c 316-327 ``wait_for_completion``),
+    holding the recovery between stop and start: the state is "offline", no new channel, until the guest has read
+    the dump and written to it; then the remote starts again. The dump read that way is the same ELF core, its
+    segment read from the memory at read time: the remote's copy when STOP came."""
+    run.guest.check_console_clean()
+    results = run.results()
+    assert not [line for line in results if re.search(r"\bfail\b", line)], "\n".join(run.guest.lines[-60:])
+    waiting = next((line for line in results if line.startswith("rproc-inline waiting ")), "")
+    assert waiting.endswith("conf=inline state=offline dumps=1 announced=1"), waiting or results
+    assert "rproc-inline recovered state=running" in results, results
+    assert "rproc-sysfs stopped state=offline" in results, results
+    events = [line.split()[1] for line in run.remote.lines if line.split()[1] in ("start", "crash", "stop")]
+    assert events == ["start", "crash", "stop", "start", "stop"], run.remote.lines
+    core = parse_core((run.firmware.parent / "coredump.inline").read_bytes())
+    layout = run.layout
+    assert (core.elf_class, core.machine, core.entry) == (1, EM_NONE, read_elf(run.firmware).entry), core
+    [seg] = core.segments
+    assert (seg.vaddr, seg.memsz, seg.flags) == (layout.base, layout.size, PF_RWX)
+    memory = run.stop_image(1)
+    differences = [hex(layout.da(i)) for i in range(layout.size) if seg.data[i] != memory[i]]
+    assert not differences, f"inline coredump: {len(differences)} bytes differ, first at {differences[:8]}"
+    return "recovery held (offline, no channel) until the inline dump was read and freed; its bytes = memory"

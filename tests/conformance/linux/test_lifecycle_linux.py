@@ -16,6 +16,7 @@ from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
 from remoteproc.conformance.linux.lifecycle import (
     BAD_PARAMS,
     BAD_PARAMS_SCRIPT,
+    INLINE_SCRIPT,
     LIFECYCLE_SCRIPT,
     PARAMS_SCRIPT,
     bad_params_kernel_args,
@@ -25,6 +26,7 @@ from remoteproc.conformance.linux.lifecycle import (
     check_coredump,
     check_crash_recovery,
     check_da_is_not_pa,
+    check_inline_coredump,
     check_status_sequence,
     params_layout,
 )
@@ -97,3 +99,11 @@ def test_bad_carveouts_are_refused_at_probe(
     tmp = tmp_path_factory.mktemp("bad-params")
     with boot_with(images, None, tmp, BAD_PARAMS_SCRIPT, layout, bad_params_kernel_args(param)) as run:
         check_bad_params(run, message)
+
+
+def test_inline_coredump_holds_recovery_until_read(images: UmlImages, tmp_path_factory: pytest.TempPathFactory) -> None:
+    remote = remote_command("c", tmp_path_factory.mktemp("uml-remote"))
+    tmp = tmp_path_factory.mktemp("inline")
+    layout = Layout.for_guest_mem(GUEST_MEM)
+    with boot_with(images, remote, tmp, INLINE_SCRIPT, layout, layout.kernel_args) as run:
+        check_inline_coredump(run)
