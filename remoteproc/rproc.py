@@ -239,10 +239,12 @@ class RemoteProc:
         if self.rpmsg is not None:
             self.rpmsg.close()
             self.rpmsg = None
-        self.platform.stop()
+        # Linux's order (remoteproc_core.c rproc_stop: rproc_stop_subdevices, then ops->stop): the vdev is reset
+        # while the remote still runs, then the remote is stopped.
         for control in self._vdevs:
             control.reset_for_stop()
         self._vdevs = []
+        self.platform.stop()
         self.lifecycle.to(State.OFFLINE)
 
     def recover(self, timeout: float = 10.0) -> None:

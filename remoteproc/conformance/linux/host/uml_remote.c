@@ -6,7 +6,11 @@
  *   uml-remote MEMFILE SOCKET RSC_DA SNAPSHOT
  *
  * Listens on SOCKET (prints "uml-remote: listening"), accepts the kernel's connection, then:
- *   HELLO     remembers the device address of the file's offset 0 (uml_rproc: da == the guest's pa)
+ *   HELLO     remembers the device address of the file's offset 0 (uml_rproc: the guest's pa unless
+ *             uml_rproc.da= is given)
+ *   PHYS      (right after HELLO) records the guest-physical address of offset 0, which Linux's
+ *             descriptors hold; this remote resolves descriptors as device addresses, so rpmsg works only
+ *             with da == pa (printed, not used)
  *   START     takes the resource table at RSC_DA (where the firmware ELF put it and Linux copied its own version
  *             of it back), waits for DRIVER_OK in its vdev entry, copies the whole file to SNAPSHOT.N for the
  *             Nth START (the memory
@@ -15,6 +19,7 @@
  *             its sender
  *   KICK      handles the host's messages; the message "crash" makes it report CRASH and stop serving (Linux
  *             then recovers it: STOP, START), like a core that faulted
+ *   (START and STOP print the vdev's status byte as they find it: what Linux wrote before it sent them)
  *   STOP      copies the file to SNAPSHOT.stop.N (what Linux left in memory once it stopped), prints what it did
  *             and answers STOPPED (the kernel's stop waits for it; also while START still waits for DRIVER_OK,
  *             which never comes when Linux refused the vdev), then waits for the next START, like a core
@@ -41,7 +46,7 @@
 #include "rproc/rpmsg_remote.h"
 
 /* uml_rproc's messages: { u32 type; u32 arg; u64 value; }, little-endian (as this host). */
-enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5, MSG_STOPPED = 6 };
+enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5, MSG_STOPPED = 6, MSG_PHYS = 7 };
 struct msg {
 	uint32_t type;
 	uint32_t arg;
@@ -57,6 +62,7 @@ struct remote {
 	uint64_t size;
 	uint64_t da_base;
 	int have_base;
+	uint64_t phys_base; /* PHYS: the guest-physical address of offset 0 */
 	uint64_t kicks_in, kicks_out, echoed;
 	struct rpmsg_remote r;
 	struct rpmsg_ept ept;
@@ -181,6 +187,15 @@ static void trace(struct remote *rm, uint64_t rsc_da, const char *text)
 		buf[i] = i < n ? text[i] : 0;
 }
 
+/* The vdev's status byte as it is in memory now (what the kernel wrote last), or -1 without a table. */
+static int vdev_status(struct remote *rm, uint64_t rsc_da)
+{
+	if (!rm->have_base)
+		return -1;
+	volatile struct fw_rsc_vdev *vdev = find_entry(rm, rsc_da, RSC_VDEV, sizeof(struct fw_rsc_vdev));
+	return vdev == NULL ? -1 : vdev->status;
+}
+
 static void snapshot(struct remote *rm, const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -197,12 +212,12 @@ static void snapshot(struct remote *rm, const char *path)
 }
 
 /* STOP: like a core held in reset, copy the memory, answer STOPPED and wait for the next START. */
-static void stop(struct remote *rm, const char *snap_base, unsigned boots)
+static void stop(struct remote *rm, uint64_t rsc_da, const char *snap_base, unsigned boots)
 {
 	char snap[4096];
 
-	say("stop kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u", rm->kicks_in,
-	    rm->kicks_out, rm->echoed, rm->r.dropped);
+	say("stop status=0x%02x kicks_in=%" PRIu64 " kicks_out=%" PRIu64 " echoed=%" PRIu64 " dropped=%u",
+	    vdev_status(rm, rsc_da) & 0xff, rm->kicks_in, rm->kicks_out, rm->echoed, rm->r.dropped);
 	rm->running = 0;
 	rm->stopped = 1;
 	snprintf(snap, sizeof(snap), "%s.stop.%u", snap_base, boots);
@@ -302,18 +317,22 @@ int main(int argc, char **argv)
 					rm.size = m.arg;
 				say("hello da=0x%" PRIx64 " size=0x%x", m.value, m.arg);
 				break;
+			case MSG_PHYS:
+				rm.phys_base = m.value;
+				say("phys pa=0x%" PRIx64, m.value);
+				break;
 			case MSG_START:
-				say("start boot=0x%" PRIx64, m.value);
+				say("start boot=0x%" PRIx64 " status=0x%02x", m.value, vdev_status(&rm, rsc_da) & 0xff);
 				rm.stopped = 0;
 				snprintf(snap, sizeof(snap), "%s.%u", argv[4], ++boots);
 				booted = rm.have_base ? boot(&rm, rsc_da, snap) : -1;
 				if (booted < 0)
 					say("error boot failed");
 				else if (booted > 0) /* Linux stopped it before DRIVER_OK (e.g. its vdev failed) */
-					stop(&rm, argv[4], boots);
+					stop(&rm, rsc_da, argv[4], boots);
 				break;
 			case MSG_STOP:
-				stop(&rm, argv[4], boots);
+				stop(&rm, rsc_da, argv[4], boots);
 				break;
 			case MSG_KICK:
 				rm.kicks_in++;
