@@ -27,23 +27,37 @@ from remoteproc.lifecycle import Lifecycle, State, StateError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
 from remoteproc.resources import Pool, Resources, handle_resources
-from remoteproc.vdev import VdevControl
+from remoteproc.vdev import STATUS_ACKNOWLEDGE, VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
-from rpmsg.protocol import LINUX_BUFFER_SIZE
+from rpmsg.protocol import LINUX_BUFFER_SIZE, LINUX_MAX_BUFFERS
 from virtio import VringLayout
 from virtio.features import VIRTIO_RING_F_EVENT_IDX
 
 log = logging.getLogger(__name__)
 
+VIRTIO_ID_RPMSG = 7
 RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS, and event indices if offered
 
 
 class RemoteProc:
-    def __init__(self, platform: Platform, *, dialect: Dialect = Dialect.LINUX) -> None:
+    """``buffer_size`` / ``max_buffers``: the rpmsg buffers of each vdev (Linux: 512 bytes, at most 512 buffers,
+    virtio_rpmsg_bus.c MAX_RPMSG_BUF_SIZE / MAX_RPMSG_NUM_BUFS); the pool is sized and the host's buffers cut
+    with these, so a remote built for other sizes can be served."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        dialect: Dialect = Dialect.LINUX,
+        buffer_size: int = LINUX_BUFFER_SIZE,
+        max_buffers: int = LINUX_MAX_BUFFERS,
+    ) -> None:
         self.platform = platform
         self.dialect = dialect
+        self.buffer_size = buffer_size
+        self.max_buffers = max_buffers
         self.lifecycle = Lifecycle()
         self.firmware: Path | None = None
         self.image: ElfImage | None = None
@@ -90,8 +104,8 @@ class RemoteProc:
             spans,
             self.platform.memory,
             pool,
-            rpmsg_buffers=512,
-            buffer_size=LINUX_BUFFER_SIZE,
+            rpmsg_buffers=self.max_buffers,
+            buffer_size=self.buffer_size,
             vendor_hook=getattr(self.platform, "handle_vendor", None),  # a platform's own entries, if it has any
         )
 
@@ -120,12 +134,22 @@ class RemoteProc:
         mem = self.platform.memory
         self._vdevs = []
         sessions.note(self)  # `rproc status --sessions` lists it while the CLI serves status requests
-        for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
+        served = False
+        for n, placement in enumerate(res.vdevs):
             span = res.spans[placement.index]
             control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
+            if served or placement.vdev.id != VIRTIO_ID_RPMSG or len(placement.vrings) < 2:
+                # What Linux does for a vdev no driver binds (drivers/virtio/virtio.c register_virtio_device:
+                # reset, ACKNOWLEDGE). rproc serves one rpmsg vdev; Linux would also drive a second one.
+                control.set_status(0)
+                control.set_status(STATUS_ACKNOWLEDGE)
+                self._vdevs.append(control)
+                log.warning("vdev %d (virtio id %d): not served by rproc, status ACKNOWLEDGE", n, placement.vdev.id)
+                continue
+            served = True
             features = control.negotiate(RPMSG_DRIVER_FEATURES)
             rx, tx = placement.vrings[0], placement.vrings[1]
-            half = placement.buffers_size // LINUX_BUFFER_SIZE // 2
+            half = placement.buffers_size // self.buffer_size // 2
             core = HostCore(
                 mem,
                 VringLayout.legacy(rx.da, rx.num, rx.align),
@@ -133,6 +157,8 @@ class RemoteProc:
                 pool_da=placement.buffers_da,
                 rx_count=min(half, rx.num),
                 tx_count=min(half, tx.num),
+                rx_size=self.buffer_size,
+                tx_size=self.buffer_size,
                 event_idx=bool(features & (1 << VIRTIO_RING_F_EVENT_IDX)),
             )
             core.start()  # rings zeroed, receive buffers posted, the first kick queued
