@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from remoteproc.resources import Pool, Registered, ResourceError, Resources, handle_resources
+from remoteproc.rproc import RemoteProc
 from resource_table import (
     Carveout,
     Devmem,
@@ -17,10 +18,12 @@ from resource_table import (
     Vdev,
     VendorEntry,
     Vring,
+    build,
     build_with_spans,
     load_spec,
     parse,
 )
+from transports.doorbell import EventfdDoorbell
 from transports.memory import MappedRegion, RegionMemory
 
 GOLDEN = Path(__file__).resolve().parents[1] / "resource_table" / "golden"
@@ -199,3 +202,55 @@ def test_buffer_carveout_too_small_is_refused(num: int, size: int, ok: bool) -> 
     else:
         with pytest.raises(ResourceError, match=r"entry 0: vdev 0 needs 0x[0-9a-f]+ bytes of rpmsg buffers"):
             handle(table, registered=platform)
+
+
+class _AttachPlatform:
+    """Just enough of a platform for RemoteProc.attach: memory, a pool and a doorbell."""
+
+    name = "attach-test"
+
+    def __init__(self) -> None:
+        self.memory = memory()
+        self.doorbells = EventfdDoorbell.pair()
+
+    def pool(self) -> Pool:
+        return Pool([POOL])
+
+    def connect(self, timeout: float = 10.0) -> EventfdDoorbell:
+        return self.doorbells[0]
+
+    def crashed(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        for side in self.doorbells:
+            side.close()
+
+
+def test_every_vdev_gets_linuxs_first_steps() -> None:
+    """rproc serves the first rpmsg vdev; every other vdev gets what Linux gives a vdev no driver binds (reset,
+    ACKNOWLEDGE: drivers/virtio/virtio.c register_virtio_device). rproc touched only the first vdev (status 0
+    left in the others, as if no host were there)."""
+    ring = Vring(align=0x1000, num=16)
+    table = ResourceTable(
+        entries=(
+            Vdev(id=42, vrings=(ring,)),  # a virtio id no driver knows
+            Vdev(id=7, dfeatures=1, vrings=(ring, ring)),
+            Vdev(id=7, dfeatures=1, vrings=(ring, ring)),
+        )
+    )
+    data = build(table)
+    platform = _AttachPlatform()
+    platform.memory.write(0x40000000, data)
+    rp = RemoteProc(platform)  # type: ignore[arg-type]
+    try:
+        rp.attach(0x40000000, len(data))
+        after = parse(platform.memory.read(0x40000000, len(data)))
+        assert [v.status for v in after.vdevs] == [1, 7, 1]
+        assert [[r.notifyid for r in v.vrings] for v in after.vdevs] == [[0], [1, 2], [3, 4]]
+    finally:
+        rp.detach()
+        platform.close()
