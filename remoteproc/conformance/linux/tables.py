@@ -14,6 +14,7 @@ kernel source line.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import struct
 import subprocess
@@ -41,6 +42,7 @@ from resource_table import (
     Vdev,
     VendorEntry,
     Vring,
+    write_back,
 )
 from resource_table.emit_c import emit_c
 from transports.memory import MappedRegion, RegionMemory
@@ -145,8 +147,34 @@ TABLES: dict[str, Callable[[Layout], ResourceTable]] = {
     "devmem": table_devmem,
     "two-vdevs": table_two_vdevs,
 }
-EXTRA: dict[str, tuple[tuple[str, int, int], ...]] = {"two-vdevs": EXTRA_CARVEOUTS}
+DA_BASE = 0x10000000  # the "da-not-pa" table: uml_rproc.da= puts the file's offset 0 here for the remote
+DA_CARVEOUTS = (("fw-carveout", 0x28000, 0x4000),)
+
+
+def table_da_not_pa(layout: Layout) -> ResourceTable:
+    """The memory at device address :data:`DA_BASE`, not at its guest-physical address: a carveout the driver
+    registered ("fw-carveout", asked for at ANY) gets its da and, as pa, the physical address."""
+    return ResourceTable(
+        entries=(
+            Carveout(da=FW_RSC_ADDR_ANY, pa=FW_RSC_ADDR_ANY, len=FW_CARVEOUT_LEN, name="fw-carveout"),
+            Trace(da=layout.da(layout.trace[0]), len=layout.trace[1], name="trace0"),
+            _rpmsg_vdev(layout),
+        )
+    )
+
+
+TABLES["da-not-pa"] = table_da_not_pa
+EXTRA: dict[str, tuple[tuple[str, int, int], ...]] = {"two-vdevs": EXTRA_CARVEOUTS, "da-not-pa": DA_CARVEOUTS}
 """Per table, the carveouts uml_rproc registers besides vdev0vring0/1 and vdev0buffer."""
+DEVICE_BASE = {"da-not-pa": DA_BASE}
+"""Per table, the device address of the file's offset 0 when it is not the guest-physical one (uml_rproc.da=)."""
+
+
+def table_layout(table: str) -> Layout:
+    """The memory map of ``table``'s boot: at the guest-physical address of the iomem region, or at
+    :data:`DEVICE_BASE` for the device."""
+    physical = Layout.for_guest_mem(GUEST_MEM)
+    return Layout(base=DEVICE_BASE[table]) if table in DEVICE_BASE else physical
 
 
 def carveouts_arg(layout: Layout, extra: tuple[tuple[str, int, int], ...]) -> list[str]:
@@ -214,7 +242,7 @@ def boot_table(
 ) -> Iterator[Run]:
     """Boot the guest with :data:`GUEST_SCRIPT` and the firmware carrying :data:`TABLES`\\ [``table``]; yields once
     UML has exited (the same remote protocol and snapshots as remoteproc_peer.boot)."""
-    layout = Layout.for_guest_mem(GUEST_MEM)
+    layout = table_layout(table)
     share = tmp / "share"
     firmware = build_table_firmware(layout, share, TABLES[table](layout))
     section = read_elf(firmware).resource_table
@@ -240,6 +268,7 @@ def boot_table(
         extra_args=[
             *layout.kernel_args(memfile, sock),
             *carveouts_arg(layout, EXTRA.get(table, ())),
+            *([f"uml_rproc.da={layout.base:#x}"] if table in DEVICE_BASE else []),
             "firmware_class.path=/host",
         ],
     )
@@ -277,13 +306,22 @@ class Expected:
     memory: RegionMemory
     resources: Resources
     table_da: int
+    controls: list[VdevControl]
 
     def bytes(self) -> bytes:
         region = self.memory.regions[0]
         return self.memory.read(region.da, region.size)
 
 
-def rproc_load(layout: Layout, firmware: Path, extra: tuple[tuple[str, int, int], ...] = ()) -> Expected:
+def rproc_load(
+    layout: Layout,
+    firmware: Path,
+    extra: tuple[tuple[str, int, int], ...] = (),
+    to_pa: Callable[[int], int] | None = None,
+    *,
+    devmem_ok: bool = False,
+    keep_pa: bool = False,
+) -> Expected:
     """rproc's loader, resource handling (with uml_rproc's registered carveouts) and, for every rpmsg vdev, the
     status sequence Linux's virtio_rpmsg_bus drives, on a memory like the file before boot. Raises
     :class:`~remoteproc.resources.ResourceError` where rproc refuses the table."""
@@ -295,15 +333,37 @@ def rproc_load(layout: Layout, firmware: Path, extra: tuple[tuple[str, int, int]
     pool = Pool([(layout.base, layout.base + layout.size)])
     for seg in load_segments(firmware, info.elf, memory):
         pool.reserve(seg.da, seg.memsz)
-    res = handle_resources(data, info.table, info.spans, memory, pool, registered=registered(layout, extra))
+    res = handle_resources(
+        data,
+        info.table,
+        info.spans,
+        memory,
+        pool,
+        registered=registered(layout, extra),
+        to_pa=to_pa,
+        devmem_ok=devmem_ok,
+    )
+    if keep_pa:  # BREAKS["firmware-pa"]: what rproc did before, the firmware's pa left in fixed carveouts
+        asked = iter(e for e in info.table.entries if isinstance(e, Carveout))
+        entries = [
+            dataclasses.replace(e, pa=a.pa)
+            if isinstance(e, Carveout) and (a := next(asked)).da != FW_RSC_ADDR_ANY
+            else e
+            for e in res.table.entries
+        ]
+        res.table = dataclasses.replace(res.table, entries=tuple(entries))
+        res.carveouts = [e for e in entries if isinstance(e, Carveout)]
+        res.data = write_back(data, res.spans, res.table)
     memory.write(section.addr, res.data)
+    controls = []
     for placement in res.vdevs:
         control = VdevControl(
             memory, section.addr + res.spans[placement.index].offset, res.table.version, len(placement.vrings)
         )
         control.negotiate(RPMSG_DRIVER_FEATURES)
         control.driver_ok()
-    return Expected(memory, res, section.addr)
+        controls.append(control)
+    return Expected(memory, res, section.addr, controls)
 
 
 def _differences(run: Run, linux: bytes, ours: bytes) -> list[str]:
@@ -323,7 +383,7 @@ def _started(run: Run) -> None:
 # ---- the checks ----------------------------------------------------------------------------------------------
 
 
-def check_vendor_table(run: Run) -> str:
+def check_vendor_table(run: Run, break_mode: str = "") -> str:
     """Linux hands a vendor type (128..512) to the driver's handle_rsc and, without one, warns "unsupported vendor
     resource" and goes on; any other type it does not know (4..127, above 512) it warns "unsupported resource"
     about and skips (remoteproc_core.c rproc_handle_rsc_entry). rproc's handle_resources skips them with a
@@ -346,7 +406,7 @@ def check_vendor_table(run: Run) -> str:
     return "vendor 128, types 5 and 600 skipped with Linux's warnings; two traces; every firmware byte equal"
 
 
-def check_unregistered_carveouts(run: Run) -> str:
+def check_unregistered_carveouts(run: Run, break_mode: str = "") -> str:
     """A carveout no platform carveout of its name covers is allocated by Linux with dma_alloc_coherent() in its
     own RAM (remoteproc_core.c rproc_alloc_carveout): da ANY becomes that address, a fixed da stays as it was
     with the warning "Allocated carveout doesn't fit device address request" (no IOMMU domain), and pa is the
@@ -356,7 +416,7 @@ def check_unregistered_carveouts(run: Run) -> str:
     _started(run)
     console = "\n".join(run.guest.lines)
     assert "Allocated carveout doesn't fit device address request" in console, console[-3000:]
-    ours = rproc_load(run.layout, run.firmware)
+    ours = rproc_load(run.layout, run.firmware, keep_pa=break_mode == "firmware-pa")
     linux = run.boot_image(1)
     table_off = ours.table_da - run.layout.base
     spans = ours.resources.spans
@@ -370,7 +430,10 @@ def check_unregistered_carveouts(run: Run) -> str:
     assert anyc[1] not in in_file and anyc[2] == anyc[1] and anyc[3] == ANY_CARVEOUT_LEN, anyc
     # rproc: the fixed one at its da, pa = da; the ANY one from the file's pool, pa = da
     [ofixed, oany] = ours.resources.carveouts
-    assert (ofixed.da, ofixed.pa) == (fixed[1], fixed[1]) and oany.da in in_file and oany.pa == oany.da
+    assert (ofixed.da, ofixed.pa) == (fixed[1], fixed[1]), (
+        f"rproc's fixed carveout: da {ofixed.da:#x} pa {ofixed.pa:#x}"
+    )
+    assert oany.da in in_file and oany.pa == oany.da, f"rproc's ANY carveout: da {oany.da:#x} pa {oany.pa:#x}"
     # With Linux's da and pa written into rproc's table, every byte is equal.
     expected = bytearray(ours.bytes())
     for at, values in ((fixed_at, fixed), (any_at, anyc)):
@@ -383,7 +446,7 @@ def check_unregistered_carveouts(run: Run) -> str:
     )
 
 
-def check_devmem_refused(run: Run) -> str:
+def check_devmem_refused(run: Run, break_mode: str = "") -> str:
     """Without an IOMMU domain Linux refuses a devmem entry and with it the boot (remoteproc_core.c
     rproc_handle_devmem: -EINVAL; rproc_fw_boot: "Failed to process resources"); the write to sysfs state fails
     and the remote is never started. rproc's handle_resources refuses it too, naming the entry."""
@@ -393,7 +456,7 @@ def check_devmem_refused(run: Run) -> str:
     assert "Failed to process resources: -22" in console, console[-3000:]
     assert not any(line.startswith("uml-remote: start ") for line in run.remote.lines), run.remote.lines
     try:
-        rproc_load(run.layout, run.firmware)
+        rproc_load(run.layout, run.firmware, devmem_ok=break_mode == "devmem-ok")
     except ResourceError as exc:
         ours = str(exc)
     else:
@@ -402,7 +465,7 @@ def check_devmem_refused(run: Run) -> str:
     return f"Linux: Failed to process resources: -22; rproc: {ours}"
 
 
-def check_two_vdevs(run: Run) -> str:
+def check_two_vdevs(run: Run, break_mode: str = "") -> str:
     """Linux handles every vdev entry (remoteproc_core.c rproc_handle_vdev: index rproc->nb_vdev++): vdev 1 takes
     the driver's vdev1vring0/1 carveouts (rproc_alloc_vring; rp_find_vq writes their da) and vdev1buffer
     (rproc_add_virtio_dev), its vrings get notify ids 2 and 3 from the one IDR, virtio_rpmsg_bus drives it to
@@ -412,7 +475,7 @@ def check_two_vdevs(run: Run) -> str:
     run.guest.check_console_clean()
     _started(run)
     layout = run.layout
-    ours = rproc_load(layout, run.firmware, EXTRA_CARVEOUTS)
+    ours = rproc_load(layout, run.firmware, () if break_mode == "unregistered" else EXTRA_CARVEOUTS)
     linux = run.boot_image(1)
     table_off = ours.table_da - layout.base
     spans = ours.resources.spans
@@ -420,15 +483,59 @@ def check_two_vdevs(run: Run) -> str:
     fw = layout.da(EXTRA_CARVEOUTS[2][1])
     assert carveout[1:] == (fw, fw, EXTRA_CARVEOUTS[2][2]), [hex(v) for v in carveout]
     vdev1 = table_off + spans[3].offset
-    status, rings = linux[vdev1 + 24], [struct.unpack_from("<IIIII", linux, vdev1 + 28 + 20 * n) for n in range(2)]
-    assert status == 0x07, status
+    # The boot copy is taken at vdev 0's DRIVER_OK; Linux then probes vdev 1 (rproc_start_subdevices, in order),
+    # so its gfeatures, status and vring da (written by rp_find_vq) may not be there yet: every other byte is
+    # compared. Its notify ids are (rproc_alloc_vring, at rproc_handle_resources time).
+    moving = (
+        {vdev1 + 16 + i for i in range(4)} | {vdev1 + 24} | {vdev1 + 28 + 20 * n + i for n in (0, 1) for i in range(4)}
+    )
+    differences = [d for d in _differences(run, linux, ours.bytes()) if int(d, 16) - layout.base not in moving]
+    assert not differences, f"{len(differences)} bytes differ at boot, first at {differences[:8]}"
+    # Both vdevs were negotiated before `echo start` returned (virtio_rpmsg_bus probes synchronously) and reset
+    # + acknowledged on stop (status 1; gfeatures and vring da/notifyid kept): the stop copy, every byte.
+    stopped = run.stop_image(1)
+    assert (stopped[vdev1 + 24], struct.unpack_from("<I", stopped, vdev1 + 16)[0]) == (1, 1), "vdev 1 after stop"
+    rings = [struct.unpack_from("<IIIII", stopped, vdev1 + 28 + 20 * n) for n in range(2)]
     assert [(r[0], r[3]) for r in rings] == [(layout.da(0x24000), 2), (layout.da(0x26000), 3)], rings
+    for control in ours.controls:
+        control.reset_for_stop()
+    differences = _differences(run, stopped, ours.bytes())
+    assert not differences, f"{len(differences)} bytes differ after stop, first at {differences[:8]}"
+    return "vdev 1 on vdev1vring0/1 with notify ids 2/3, negotiated (gfeatures 1); fw-carveout registered; bytes equal"
+
+
+def check_da_not_pa(run: Run, break_mode: str = "") -> str:
+    """With the memory at another device address than its physical one (uml_rproc.da=), Linux writes a carveout's
+    da and, as pa, the physical address (rproc_alloc_registered_carveouts: pa from entry->dma); vring da stay
+    device addresses (rp_find_vq: mem->da). rproc's loader with ``to_pa`` (the platform's physical address of a
+    device address) writes the same bytes; the remote, told the physical address (PHYS), serves Linux's
+    descriptors."""
+    run.guest.check_console_clean()
+    _started(run)
+    layout = run.layout
+    physical = Layout.for_guest_mem(GUEST_MEM).base
+    run.remote.wait_for(rf"uml-remote: phys pa={physical:#x}", 1)
+    to_pa = None if break_mode == "pa-is-da" else (lambda da: da - layout.base + physical)
+    ours = rproc_load(layout, run.firmware, DA_CARVEOUTS, to_pa=to_pa)
+    linux = run.boot_image(1)
+    carveout = struct.unpack_from("<IIII", linux, ours.table_da - layout.base + ours.resources.spans[0].offset)
+    off, size = DA_CARVEOUTS[0][1:]
+    assert carveout[1:] == (layout.da(off), physical + off, size), [hex(v) for v in carveout]
     differences = _differences(run, linux, ours.bytes())
     assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"
-    return "vdev 1 on vdev1vring0/1 with notify ids 2/3, status 0x07; fw-carveout registered; every byte equal"
+    return f"carveout da {carveout[1]:#x}, pa {carveout[2]:#x}; every byte equal with to_pa"
 
 
-CHECKS: dict[str, Callable[[Run], str]] = {
+BREAKS = {
+    "firmware-pa": ("carveouts", "rproc keeps the firmware's pa in a fixed carveout, as it did before"),
+    "devmem-ok": ("devmem", "rproc's loader takes the devmem entry"),
+    "unregistered": ("two-vdevs", "rproc's loader without uml_rproc's registered carveouts"),
+    "pa-is-da": ("da-not-pa", "rproc's loader writes pa = da"),
+}
+"""Break modes: rproc's side wrong on purpose (name -> (table, what)); the table's check must then fail."""
+
+CHECKS: dict[str, Callable[[Run, str], str]] = {
+    "da-not-pa": check_da_not_pa,
     "two-vdevs": check_two_vdevs,
     "vendor": check_vendor_table,
     "carveouts": check_unregistered_carveouts,
