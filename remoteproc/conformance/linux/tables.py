@@ -164,6 +164,22 @@ def table_da_not_pa(layout: Layout) -> ResourceTable:
 
 
 TABLES["da-not-pa"] = table_da_not_pa
+UNBOUND_ID = 42  # a virtio device id no Linux driver takes
+
+
+def table_unbound_vdev(layout: Layout) -> ResourceTable:
+    """The rpmsg vdev, then a vdev of an id no driver binds, its vrings at ANY (no vdev1 carveouts registered)."""
+    ring = Vring(align=layout.vring_align, num=layout.vring_num)
+    return ResourceTable(
+        entries=(
+            Trace(da=layout.da(layout.trace[0]), len=layout.trace[1], name="trace0"),
+            _rpmsg_vdev(layout),
+            Vdev(id=UNBOUND_ID, notifyid=layout.vdev_notifyid + 1, vrings=(ring, ring)),
+        )
+    )
+
+
+TABLES["unbound-vdev"] = table_unbound_vdev
 EXTRA: dict[str, tuple[tuple[str, int, int], ...]] = {"two-vdevs": EXTRA_CARVEOUTS, "da-not-pa": DA_CARVEOUTS}
 """Per table, the carveouts uml_rproc registers besides vdev0vring0/1 and vdev0buffer."""
 DEVICE_BASE = {"da-not-pa": DA_BASE}
@@ -360,8 +376,12 @@ def rproc_load(
         control = VdevControl(
             memory, section.addr + res.spans[placement.index].offset, res.table.version, len(placement.vrings)
         )
-        control.negotiate(RPMSG_DRIVER_FEATURES)
-        control.driver_ok()
+        if placement.vdev.id == 7:
+            control.negotiate(RPMSG_DRIVER_FEATURES)
+            control.driver_ok()
+        else:  # no driver binds it: drivers/virtio/virtio.c register_virtio_device, reset then ACKNOWLEDGE
+            control.set_status(0)
+            control.set_status(1)
         controls.append(control)
     return Expected(memory, res, section.addr, controls)
 
@@ -526,7 +546,36 @@ def check_da_not_pa(run: Run, break_mode: str = "") -> str:
     return f"carveout da {carveout[1]:#x}, pa {carveout[2]:#x}; every byte equal with to_pa"
 
 
+def check_unbound_vdev(run: Run, break_mode: str = "") -> str:
+    """A vdev no driver binds: Linux assigns its vrings' notify ids while handling the table (rproc_alloc_vring)
+    but writes their da only in rp_find_vq, which only a driver calls, so a vring asked at ANY stays ANY in the
+    table; register_virtio_device resets it and sets ACKNOWLEDGE, and that is all (status 1, also after stop:
+    no driver, no virtio_dev_remove). rproc's loader writes the da it allocated: the one difference, every other
+    byte of the stop copy is equal."""
+    run.guest.check_console_clean()
+    _started(run)
+    layout = run.layout
+    ours = rproc_load(layout, run.firmware)
+    stopped = run.stop_image(1)
+    vdev1 = ours.table_da - layout.base + ours.resources.spans[2].offset
+    rings = [struct.unpack_from("<IIIII", stopped, vdev1 + 28 + 20 * n) for n in range(2)]
+    assert stopped[vdev1 + 24] == 1, f"unbound vdev status {stopped[vdev1 + 24]}"
+    assert [(r[0], r[3]) for r in rings] == [(FW_RSC_ADDR_ANY, 2), (FW_RSC_ADDR_ANY, 3)], rings
+    for control in ours.controls[:1]:
+        control.reset_for_stop()
+    ours_rings = [r.da for r in ours.resources.vdevs[1].vrings]
+    assert FW_RSC_ADDR_ANY not in ours_rings, ours_rings  # rproc writes what it allocated
+    expected = bytearray(ours.bytes())
+    if break_mode != "unbound-da":
+        for n in range(2):
+            struct.pack_into("<I", expected, vdev1 + 28 + 20 * n, FW_RSC_ADDR_ANY)
+    differences = _differences(run, stopped, bytes(expected))
+    assert not differences, f"{len(differences)} bytes differ after stop, first at {differences[:8]}"
+    return f"unbound vdev: status 1, vring da ANY with notify ids 2/3 (rproc: {[hex(d) for d in ours_rings]})"
+
+
 BREAKS = {
+    "unbound-da": ("unbound-vdev", "the comparison without putting Linux's ANY into rproc's vring da"),
     "firmware-pa": ("carveouts", "rproc keeps the firmware's pa in a fixed carveout, as it did before"),
     "devmem-ok": ("devmem", "rproc's loader takes the devmem entry"),
     "unregistered": ("two-vdevs", "rproc's loader without uml_rproc's registered carveouts"),
@@ -535,6 +584,7 @@ BREAKS = {
 """Break modes: rproc's side wrong on purpose (name -> (table, what)); the table's check must then fail."""
 
 CHECKS: dict[str, Callable[[Run, str], str]] = {
+    "unbound-vdev": check_unbound_vdev,
     "da-not-pa": check_da_not_pa,
     "two-vdevs": check_two_vdevs,
     "vendor": check_vendor_table,
