@@ -27,7 +27,7 @@ from remoteproc.lifecycle import Lifecycle, State, StateError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
 from remoteproc.resources import Pool, Resources, handle_resources
-from remoteproc.vdev import VdevControl
+from remoteproc.vdev import STATUS_ACKNOWLEDGE, VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
@@ -37,6 +37,7 @@ from virtio.features import VIRTIO_RING_F_EVENT_IDX
 
 log = logging.getLogger(__name__)
 
+VIRTIO_ID_RPMSG = 7
 RPMSG_DRIVER_FEATURES = 1 | (1 << VIRTIO_RING_F_EVENT_IDX)  # VIRTIO_RPMSG_F_NS, and event indices if offered
 
 
@@ -151,9 +152,19 @@ class RemoteProc:
         mem = self.platform.memory
         self._vdevs = []
         sessions.note(self)  # `rproc status --sessions` lists it while the CLI serves status requests
-        for placement in res.vdevs[:1]:  # one rpmsg vdev for now (Linux allows several)
+        served = False
+        for n, placement in enumerate(res.vdevs):
             span = res.spans[placement.index]
             control = VdevControl(mem, self._table_da + span.offset, res.table.version, len(placement.vrings))
+            if served or placement.vdev.id != VIRTIO_ID_RPMSG or len(placement.vrings) < 2:
+                # What Linux does for a vdev no driver binds (drivers/virtio/virtio.c register_virtio_device:
+                # reset, ACKNOWLEDGE). rproc serves one rpmsg vdev; Linux would also drive a second one.
+                control.set_status(0)
+                control.set_status(STATUS_ACKNOWLEDGE)
+                self._vdevs.append(control)
+                log.warning("vdev %d (virtio id %d): not served by rproc, status ACKNOWLEDGE", n, placement.vdev.id)
+                continue
+            served = True
             features = control.negotiate(RPMSG_DRIVER_FEATURES)
             rx, tx = placement.vrings[0], placement.vrings[1]
             half = placement.buffers_per_direction

@@ -172,3 +172,16 @@ def test_failed_start_leaves_no_shared_file(rp: RemoteProc, example_firmware: Pa
     with pytest.raises(RemoteprocError, match="exited with status 1 before it connected: sim remote: ParseError"):
         rp.start()
     assert rp.state is State.OFFLINE
+
+
+def test_rpmsg_buffer_size_comes_from_the_session(example_firmware: Path) -> None:
+    """RemoteProc(rx_size=..., tx_size=...) sizes the buffer pool and the host's buffers (rproc cut 512-byte buffers
+    whatever the session asked): 1 KiB buffers carry a 1,000-byte message both ways."""
+    with RemoteProc(SimPlatform(MPS2_AN505), rx_size=1024, tx_size=1024) as rp:
+        rp.load(example_firmware)
+        assert rp.resources is not None
+        [vdev] = rp.resources.vdevs
+        assert vdev.buffers_size % 1024 == 0 and vdev.buffers_size // 1024 == 2 * vdev.vrings[0].num
+        rp.start()
+        assert rp.rpmsg is not None and rp.rpmsg.core.max_payload == 1024 - 16
+        assert echo(rp, bytes(range(256)) * 3 + b"x" * 232) == bytes(range(256)) * 3 + b"x" * 232
