@@ -5,8 +5,11 @@ uml_rproc driver: the same command line, socket protocol and output lines as the
 
     python -m remoteproc.conformance.linux.uml_py_remote MEMFILE SOCKET RSC_DA SNAPSHOT
 
-The socket carries the driver's control messages and its kicks; a reader in the main loop passes the kicks to
-the rpmsg device through a pipe (:class:`SocketDoorbell`), so the device waits on an fd as with any doorbell.
+Linux's descriptors hold guest-physical addresses (PHYS, sent right after HELLO); when they differ from the
+device addresses (``uml_rproc.da=``), the file is mapped at both, so the vrings (at their da) and the buffers (at
+their pa) are both found. The socket carries the driver's control messages and its kicks; a reader in the main
+loop passes the kicks to the rpmsg device through a pipe (:class:`SocketDoorbell`), so the device waits on an fd
+as with any doorbell.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from transports.memory import MappedRegion, RegionMemory
 from virtio import VringLayout
 
 MSG = struct.Struct("<IIQ")  # uml_rproc: { u32 type; u32 arg; u64 value; }
-HELLO, START, STOP, KICK, CRASH, STOPPED = 1, 2, 3, 4, 5, 6
+HELLO, START, STOP, KICK, CRASH, STOPPED, PHYS = 1, 2, 3, 4, 5, 6, 7
 RSC_TRACE, RSC_VDEV = 2, 3
 DRIVER_OK = 0x04
 DRIVER_OK_TIMEOUT = 30.0
@@ -147,6 +150,7 @@ class Remote:
         self.map = mmap.mmap(fd, self.size)
         os.close(fd)
         self.base: int | None = None
+        self.phys: int | None = None
         self.memory: RegionMemory | None = None
         self.device: RpmsgDevice | None = None
         self.service: Service | None = None
@@ -225,6 +229,21 @@ class Remote:
             self.memory.write(da, text + bytes(length - len(text)))
         say(f"announced name=rpmsg-raw addr={self.service.addr}")
 
+    def map_phys(self) -> None:
+        """Map the file at its guest-physical address too (where Linux's descriptors point) when that is not
+        its device address."""
+        if self.base is None or self.phys is None or self.phys == self.base:
+            return
+        if self.phys < self.base + self.size and self.base < self.phys + self.size:
+            say(f"error pa {self.phys:#x} and da {self.base:#x} ranges overlap: descriptors are ambiguous")
+            return
+        self.memory = RegionMemory(
+            [
+                MappedRegion("rproc", self.base, self.size, self.map),
+                MappedRegion("rproc-phys", self.phys, self.size, self.map),
+            ]
+        )
+
     def crash(self) -> None:
         say("crash sent")
         self.send(CRASH)
@@ -256,6 +275,10 @@ class Remote:
                 self.size = min(self.size, arg)
                 self.memory = RegionMemory([MappedRegion("rproc", value, self.size, self.map)])
                 say(f"hello da={value:#x} size={arg:#x}")
+            elif kind == PHYS:
+                self.phys = value
+                say(f"phys pa={value:#x}")
+                self.map_phys()
             elif kind == START:
                 say(f"start boot={value:#x}")
                 self.stopped = False

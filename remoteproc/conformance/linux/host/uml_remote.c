@@ -6,7 +6,11 @@
  *   uml-remote MEMFILE SOCKET RSC_DA SNAPSHOT
  *
  * Listens on SOCKET (prints "uml-remote: listening"), accepts the kernel's connection, then:
- *   HELLO     remembers the device address of the file's offset 0 (uml_rproc: da == the guest's pa)
+ *   HELLO     remembers the device address of the file's offset 0 (uml_rproc: the guest's pa unless
+ *             uml_rproc.da= is given)
+ *   PHYS      (right after HELLO) records the guest-physical address of offset 0, which Linux's
+ *             descriptors hold; this remote resolves descriptors as device addresses, so rpmsg works only
+ *             with da == pa (printed, not used)
  *   START     takes the resource table at RSC_DA (where the firmware ELF put it and Linux copied its own version
  *             of it back), waits for DRIVER_OK in its vdev entry, copies the whole file to SNAPSHOT.N for the
  *             Nth START (the memory
@@ -40,7 +44,7 @@
 #include "rproc/rpmsg_remote.h"
 
 /* uml_rproc's messages: { u32 type; u32 arg; u64 value; }, little-endian (as this host). */
-enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5, MSG_STOPPED = 6 };
+enum { MSG_HELLO = 1, MSG_START = 2, MSG_STOP = 3, MSG_KICK = 4, MSG_CRASH = 5, MSG_STOPPED = 6, MSG_PHYS = 7 };
 struct msg {
 	uint32_t type;
 	uint32_t arg;
@@ -56,6 +60,7 @@ struct remote {
 	uint64_t size;
 	uint64_t da_base;
 	int have_base;
+	uint64_t phys_base; /* PHYS: the guest-physical address of offset 0 */
 	uint64_t kicks_in, kicks_out, echoed;
 	struct rpmsg_remote r;
 	struct rpmsg_ept ept;
@@ -283,6 +288,10 @@ int main(int argc, char **argv)
 				if (m.arg < rm.size)
 					rm.size = m.arg;
 				say("hello da=0x%" PRIx64 " size=0x%x", m.value, m.arg);
+				break;
+			case MSG_PHYS:
+				rm.phys_base = m.value;
+				say("phys pa=0x%" PRIx64, m.value);
 				break;
 			case MSG_START:
 				say("start boot=0x%" PRIx64, m.value);

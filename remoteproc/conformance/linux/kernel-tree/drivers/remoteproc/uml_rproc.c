@@ -6,13 +6,16 @@
  * UML maps as I/O memory (iomem=NAME,FILE on the command line); the kernel
  * and the remote see the same bytes. Device addresses are the region's
  * physical addresses in the guest (da == pa), as with memory a real SoC
- * shares between its cores: the vring descriptors the virtio core fills in
- * hold physical addresses, and the remote reads them as device addresses.
+ * shares between its cores, unless uml_rproc.da=DA gives the device address
+ * of the file's offset 0. The vring descriptors the virtio core fills in
+ * hold physical addresses either way, so the remote is told both.
  *
  * The doorbell is a host UNIX stream socket (uml_rproc.socket=PATH) which
  * carries 16-byte little-endian messages { u32 type; u32 arg; u64 value; }:
  *   to the remote:   HELLO (arg = usable size, value = da of offset 0),
- *                    START (value = boot address), STOP, KICK (arg = vqid)
+ *                    PHYS (value = physical address of offset 0, right
+ *                    after HELLO), START (value = boot address), STOP,
+ *                    KICK (arg = vqid)
  *   from the remote: KICK (every vring is looked at), CRASH (arg = type),
  *                    STOPPED (the answer to STOP: the core is held)
  * Stopping waits for STOPPED, as a reset line takes effect before the core's
@@ -24,10 +27,20 @@
  * under the names the remoteproc core looks up (vdev0vring0, vdev0vring1,
  * vdev0buffer), placed by uml_rproc.vring0=DA,LEN, uml_rproc.vring1=DA,LEN
  * and uml_rproc.buffer=DA,LEN; the buffer carveout becomes the vdev's DMA
- * pool.
+ * pool. uml_rproc.carveouts=NAME@DA+LEN[,NAME@DA+LEN...] registers more
+ * (vdev1vring0, vdev1buffer, or a carveout the resource table names).
+ * Only vdevNvringM carveouts are given a kernel address (the virtio core
+ * writes the vring through it); the others are given their physical
+ * address only, which the core writes back into a resource table entry of
+ * the same name and uses for the vdev's DMA pool.
+ *
+ * The whole memory is one coredump segment: after a crash, the core's
+ * recovery (rproc_boot_recovery) writes it to a devcoredump device when
+ * coredumps are enabled in debugfs (remoteprocN/coredump).
  */
 
 #include <linux/completion.h>
+#include <linux/elf.h>
 #include <linux/idr.h>
 #include <linux/init.h>
 #include <linux/interrupt.h>
@@ -36,6 +49,8 @@
 #include <linux/moduleparam.h>
 #include <linux/platform_device.h>
 #include <linux/remoteproc.h>
+#include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/workqueue.h>
 #include <irq_kern.h>
 #include <irq_user.h>
@@ -50,6 +65,10 @@
 #define UML_RPROC_KICK		4
 #define UML_RPROC_CRASH		5
 #define UML_RPROC_STOPPED	6
+#define UML_RPROC_PHYS		7
+
+/* A carveout's name: struct rproc_mem_entry's and fw_rsc_carveout's. */
+#define UML_RPROC_NAME_LEN	32
 
 /* How long stop waits for the remote's STOPPED. */
 #define UML_RPROC_STOP_TIMEOUT_MS	5000
@@ -81,11 +100,29 @@ MODULE_PARM_DESC(vring1, "DA,LEN of the vdev0vring1 carveout");
 module_param_array(buffer, ulong, &buffer_n, 0444);
 MODULE_PARM_DESC(buffer, "DA,LEN of the vdev0buffer carveout");
 
+static char *carveouts;
+module_param(carveouts, charp, 0444);
+MODULE_PARM_DESC(carveouts, "more carveouts: NAME@DA+LEN[,NAME@DA+LEN...]");
+
+/* ULLONG_MAX: the device address is the physical address. */
+static unsigned long long mem_da = ULLONG_MAX;
+module_param_named(da, mem_da, ullong, 0444);
+MODULE_PARM_DESC(da, "device address of the memory's offset 0 (default: its physical address)");
+
+struct uml_rproc_carveout {
+	char name[UML_RPROC_NAME_LEN];
+	u64 da;
+	u64 len;
+};
+
 struct uml_rproc {
 	struct rproc *rproc;
 	void *va;		/* kernel address of offset 0 of the file */
-	phys_addr_t pa;		/* physical address (and device address) */
+	phys_addr_t pa;		/* physical address of offset 0 */
+	u64 da;			/* device address of offset 0 */
 	size_t size;		/* usable bytes */
+	struct uml_rproc_carveout *carveouts;
+	unsigned int num_carveouts;
 	int fd;
 	int irq;
 	bool gone;
@@ -120,40 +157,41 @@ static void *uml_rproc_da_to_va(struct rproc *rproc, u64 da, size_t len,
 	struct uml_rproc *priv = rproc->priv;
 	u64 offset;
 
-	if (da < priv->pa)
+	if (da < priv->da)
 		return NULL;
-	offset = da - priv->pa;
+	offset = da - priv->da;
 	if (offset > priv->size || len > priv->size - offset)
 		return NULL;
 	return priv->va + offset;
 }
 
-static int uml_rproc_add_carveout(struct rproc *rproc, const char *name,
-				  const unsigned long *range, unsigned int n,
-				  bool map)
+/* A vring carveout, vdevNvringM, which the virtio core writes through its va. */
+static bool uml_rproc_is_vring(const char *name)
 {
-	struct rproc_mem_entry *mem;
-	void *va;
+	unsigned int vdev, vring;
+	int n = 0;
 
-	if (n == 0)
-		return 0;
-	if (n != 2) {
-		dev_err(&rproc->dev, "%s: want DA,LEN\n", name);
-		return -EINVAL;
-	}
-	va = uml_rproc_da_to_va(rproc, range[0], range[1], NULL);
-	if (!va || range[0] > U32_MAX) {
-		dev_err(&rproc->dev, "%s 0x%lx+0x%lx is outside the memory\n",
-			name, range[0], range[1]);
-		return -EINVAL;
-	}
+	return sscanf(name, "vdev%uvring%u%n", &vdev, &vring, &n) == 2 &&
+	       !name[n];
+}
+
+static int uml_rproc_add_carveout(struct rproc *rproc,
+				  const struct uml_rproc_carveout *c)
+{
+	struct uml_rproc *priv = rproc->priv;
+	struct rproc_mem_entry *mem;
+	void *va = uml_rproc_da_to_va(rproc, c->da, c->len, NULL);
+
 	/*
-	 * The buffer carveout is given without a kernel address, so the core
-	 * maps it through dma_declare_coherent_memory() from its address.
+	 * Other carveouts are given without a kernel address: the core then
+	 * maps the buffer carveout through dma_declare_coherent_memory() from
+	 * its physical address, and writes that address into the resource
+	 * table entry of a carveout's name (rproc_alloc_registered_carveouts).
 	 */
-	mem = rproc_mem_entry_init(rproc->dev.parent, map ? va : NULL,
-				   (dma_addr_t)range[0], range[1], range[0],
-				   NULL, NULL, "%s", name);
+	mem = rproc_mem_entry_init(rproc->dev.parent,
+				   uml_rproc_is_vring(c->name) ? va : NULL,
+				   (dma_addr_t)(priv->pa + (c->da - priv->da)),
+				   c->len, c->da, NULL, NULL, "%s", c->name);
 	if (!mem)
 		return -ENOMEM;
 	rproc_add_carveout(rproc, mem);
@@ -162,17 +200,17 @@ static int uml_rproc_add_carveout(struct rproc *rproc, const char *name,
 
 static int uml_rproc_prepare(struct rproc *rproc)
 {
+	struct uml_rproc *priv = rproc->priv;
+	unsigned int i;
 	int ret;
 
-	ret = uml_rproc_add_carveout(rproc, "vdev0vring0", vring0, vring0_n,
-				     true);
-	if (!ret)
-		ret = uml_rproc_add_carveout(rproc, "vdev0vring1", vring1,
-					     vring1_n, true);
-	if (!ret)
-		ret = uml_rproc_add_carveout(rproc, "vdev0buffer", buffer,
-					     buffer_n, false);
-	return ret;
+	/* Registered at each boot: rproc_resource_cleanup() frees them. */
+	for (i = 0; i < priv->num_carveouts; i++) {
+		ret = uml_rproc_add_carveout(rproc, &priv->carveouts[i]);
+		if (ret)
+			return ret;
+	}
+	return rproc_coredump_add_segment(rproc, priv->da, priv->size);
 }
 
 static int uml_rproc_start(struct rproc *rproc)
@@ -297,6 +335,104 @@ static void uml_rproc_free_irq(void *data)
 	cancel_work_sync(&priv->vq_work);
 }
 
+static int uml_rproc_check_carveout(struct device *dev, struct uml_rproc *priv,
+				    const struct uml_rproc_carveout *c)
+{
+	unsigned int i;
+
+	if (c->da < priv->da || c->da - priv->da > priv->size ||
+	    c->len > priv->size - (c->da - priv->da) || c->da > U32_MAX ||
+	    c->len > U32_MAX) {
+		dev_err(dev, "carveout %s 0x%llx+0x%llx is outside the memory\n",
+			c->name, c->da, c->len);
+		return -EINVAL;
+	}
+	for (i = 0; i < priv->num_carveouts; i++) {
+		if (!strcmp(priv->carveouts[i].name, c->name)) {
+			dev_err(dev, "carveout %s is given twice\n", c->name);
+			return -EINVAL;
+		}
+	}
+	priv->carveouts[priv->num_carveouts++] = *c;
+	return 0;
+}
+
+static int uml_rproc_add_range(struct device *dev, struct uml_rproc *priv,
+			       const char *name, const unsigned long *range,
+			       unsigned int n)
+{
+	struct uml_rproc_carveout c = { };
+
+	if (n == 0)
+		return 0;
+	if (n != 2) {
+		dev_err(dev, "%s: want DA,LEN\n", name);
+		return -EINVAL;
+	}
+	strscpy(c.name, name, sizeof(c.name));
+	c.da = range[0];
+	c.len = range[1];
+	return uml_rproc_check_carveout(dev, priv, &c);
+}
+
+/* One NAME@DA+LEN of uml_rproc.carveouts=; the string is cut up. */
+static int uml_rproc_parse_carveout(struct device *dev, struct uml_rproc *priv,
+				    char *item)
+{
+	struct uml_rproc_carveout c = { };
+	char *at = strchr(item, '@');
+	char *plus = at ? strchr(at, '+') : NULL;
+
+	if (!plus)
+		goto bad;
+	*at = '\0';
+	*plus = '\0';
+	if (!*item || strlen(item) >= sizeof(c.name) ||
+	    kstrtoull(at + 1, 0, &c.da) || kstrtoull(plus + 1, 0, &c.len)) {
+		*at = '@';
+		*plus = '+';
+		goto bad;
+	}
+	strscpy(c.name, item, sizeof(c.name));
+	return uml_rproc_check_carveout(dev, priv, &c);
+bad:
+	dev_err(dev, "carveouts: \"%s\" is not NAME@DA+LEN (a name of 1 to %d characters)\n",
+		item, UML_RPROC_NAME_LEN - 1);
+	return -EINVAL;
+}
+
+static int uml_rproc_parse_carveouts(struct device *dev, struct uml_rproc *priv)
+{
+	unsigned int max = 3;
+	char *list, *cur, *item;
+	int ret = 0;
+
+	if (carveouts)
+		max += 1 + strlen(carveouts);	/* at most one per character */
+	priv->carveouts = devm_kcalloc(dev, max, sizeof(*priv->carveouts),
+				       GFP_KERNEL);
+	if (!priv->carveouts)
+		return -ENOMEM;
+	ret = uml_rproc_add_range(dev, priv, "vdev0vring0", vring0, vring0_n);
+	if (!ret)
+		ret = uml_rproc_add_range(dev, priv, "vdev0vring1", vring1,
+					  vring1_n);
+	if (!ret)
+		ret = uml_rproc_add_range(dev, priv, "vdev0buffer", buffer,
+					  buffer_n);
+	if (ret || !carveouts || !*carveouts)
+		return ret;
+
+	list = kstrdup(carveouts, GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	cur = list;
+	while (!ret && (item = strsep(&cur, ",")))
+		ret = uml_rproc_parse_carveout(dev, priv, item);
+	kfree(list);
+	return ret;
+}
+
 static int uml_rproc_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
@@ -325,7 +461,20 @@ static int uml_rproc_probe(struct platform_device *pdev)
 	priv->rproc = rproc;
 	priv->va = (void *)va;
 	priv->pa = virt_to_phys(priv->va);
+	priv->da = mem_da == ULLONG_MAX ? priv->pa : mem_da;
 	priv->size = len - PAGE_SIZE;
+	if (priv->da > U64_MAX - priv->size)
+		return dev_err_probe(dev, -EINVAL,
+				     "da 0x%llx: the memory would end past 2^64\n",
+				     priv->da);
+	ret = uml_rproc_parse_carveouts(dev, priv);
+	if (ret)
+		return ret;
+	ret = rproc_coredump_set_elf_info(rproc,
+					  priv->da + priv->size - 1 > U32_MAX ?
+					  ELFCLASS64 : ELFCLASS32, EM_NONE);
+	if (ret)
+		return ret;
 	INIT_WORK(&priv->vq_work, uml_rproc_vq_work);
 	init_completion(&priv->stopped);
 
@@ -348,15 +497,18 @@ static int uml_rproc_probe(struct platform_device *pdev)
 	if (ret)
 		return ret;
 
-	ret = uml_rproc_send(priv, UML_RPROC_HELLO, priv->size, priv->pa);
+	ret = uml_rproc_send(priv, UML_RPROC_HELLO, priv->size, priv->da);
+	if (!ret)
+		ret = uml_rproc_send(priv, UML_RPROC_PHYS, 0, priv->pa);
 	if (ret)
 		return ret;
 	ret = devm_rproc_add(dev, rproc);
 	if (ret)
 		return ret;
 	dev_info(dev, "memory %s: da 0x%llx, 0x%zx bytes; remote at %s\n",
-		 iomem_name, (unsigned long long)priv->pa, priv->size,
-		 socket_path);
+		 iomem_name, priv->da, priv->size, socket_path);
+	if (priv->da != priv->pa)
+		dev_info(dev, "memory %s: pa %pa\n", iomem_name, &priv->pa);
 	return 0;
 }
 
