@@ -82,11 +82,11 @@ static int setup_vq(struct rpmsg_remote *r, struct rp_vq *vq, volatile struct fw
 	uint64_t used = (avail + 6u + 2u * num + align - 1u) & ~((uint64_t)align - 1u);
 	if (used & 3u)
 		return RPMSG_ERR_RING;
-	uint8_t *desc = rp_translate(&r->region, 1, da, used + 6u + 8u * num - da);
+	uint8_t *desc = rp_translate(r->regions, r->nregions, da, used + 6u + 8u * num - da);
 	if (!desc)
 		return RPMSG_ERR_RING;
 	if (rp_vq_init(vq, RP_ROLE_DEVICE, (uint16_t)num, index, desc, desc + (avail - da), desc + (used - da),
-		       &r->region, 1, 0, 0) != RP_OK)
+		       r->regions, r->nregions, 0, 0) != RP_OK)
 		return RPMSG_ERR_RING; /* the region's host pointer misaligns the ring */
 	return RPMSG_OK;
 }
@@ -94,8 +94,17 @@ static int setup_vq(struct rpmsg_remote *r, struct rp_vq *vq, volatile struct fw
 int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev, const struct rp_region *region,
 		      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx)
 {
+	return rpmsg_remote_init_regions(r, vdev, region, 1, kick, kick_ctx);
+}
+
+int rpmsg_remote_init_regions(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev,
+			      const struct rp_region *regions, uint32_t nregions,
+			      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx)
+{
 	r->vdev = vdev;
-	r->region = *region;
+	r->nregions = 0;
+	for (uint32_t i = 0; regions && i < nregions && i < RPMSG_MAX_REGIONS; i++)
+		r->regions[r->nregions++] = regions[i];
 	r->nepts = 0;
 	r->next_addr = 1024;
 	r->kick = kick;

@@ -34,6 +34,9 @@ typedef void (*rpmsg_cb)(struct rpmsg_remote *r, struct rpmsg_ept *ept, const vo
 int rpmsg_remote_ready(volatile const struct fw_rsc_vdev *vdev);
 int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev, const struct rp_region *region,
                       void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
+int rpmsg_remote_init_regions(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev,
+                              const struct rp_region *regions, uint32_t nregions,
+                              void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
 int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *name, uint32_t addr, rpmsg_cb cb,
                      void *priv);
 int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len);

@@ -320,3 +320,75 @@ def test_a_chained_message_past_the_bounce_buffer_is_dropped_and_the_ring_goes_o
     assert r.fw.dropped == 1
     assert r.fw.received == [(6, 1024, b"abc")]
     assert [(u.token, u.len) for u in r.tx.get_used()] == [(1, 616), (2, 19)]
+
+
+def test_two_windows_onto_one_memory() -> None:
+    """A core that sees the shared memory at another address than the host: the table's vring da are in the core's
+    view (0x80000000), the host's descriptors hold the host's physical addresses (0x04001000 here: Linux in UML,
+    docs/linux-conformance.md). With both windows the C remote echoes; with the device window alone every host
+    descriptor is outside its memory and the ring is refused."""
+    mod = load()
+    ffi, lib = mod.ffi, mod.lib
+    pa = 0x04001000
+    prof = Profile(num=16, rx_count=16, tx_count=16, base=pa + 0x1000)
+    backing = bytearray(SIZE)
+    memory = RegionMemory([MappedRegion("ram", pa, SIZE, backing)])  # the host writes physical addresses
+    rx, tx = prof.rx_layout, prof.tx_layout
+    table = ResourceTable(
+        entries=(
+            Vdev(
+                id=7,
+                dfeatures=1,
+                gfeatures=1,
+                status=7,
+                vrings=(
+                    Vring(da=rx.desc - pa + BASE, align=prof.align, num=prof.num, notifyid=0),
+                    Vring(da=tx.desc - pa + BASE, align=prof.align, num=prof.num, notifyid=1),
+                ),
+            ),
+        )
+    )
+    data, spans = build_with_spans(table)
+    memory.write(pa + TABLE, data)
+    host_bell, remote_bell = EventfdDoorbell.pair()
+    host = RpmsgDevice(HostCore(memory, rx, tx, pool_da=prof.pool_da, rx_count=16, tx_count=16), host_bell, wait="busy")
+    host.start()
+    kicks: list[int] = []
+
+    @ffi.def_extern()
+    def py_kick(ctx: Any, queue: int) -> None:
+        kicks.append(queue)
+
+    @ffi.def_extern()
+    def py_echo(r: Any, ept: Any, data: Any, length: int, src: int) -> None:
+        payload = ffi.buffer(ffi.cast("uint8_t *", data), length)[:]
+        assert lib.rpmsg_send(r, ept.addr, src, payload, length) == 0
+
+    try:
+        host_ptr = ffi.from_buffer("uint8_t[]", backing, require_writable=True)
+        windows = ffi.new("struct rp_region[2]", [(BASE, SIZE, host_ptr), (pa, SIZE, host_ptr)])
+        vdev = ffi.cast("struct fw_rsc_vdev *", host_ptr + TABLE + spans[0].offset)
+        remote = ffi.new("struct rpmsg_remote *")
+        assert lib.rpmsg_remote_init_regions(remote, vdev, windows, 2, lib.py_kick, ffi.NULL) == RPMSG_OK
+        ept = ffi.new("struct rpmsg_ept *")
+        assert lib.rpmsg_create_ept(remote, ept, b"rpmsg-echo", 0xFFFFFFFF, lib.py_echo, ffi.NULL) == RPMSG_OK
+        pair = Pair(host, lib, ffi, remote, backing, kicks, [])
+        assert host.wait_for_channel("rpmsg-echo", timeout=1) == 1024
+        ep = host.open("rpmsg-echo", timeout=1)
+        ep.settimeout(0)
+        for size in (0, 1, 100, 496):
+            payload = bytes((size + i) & 0xFF for i in range(size))
+            ep.send(payload)
+            pair.pump()
+            assert ep.recv() == payload
+        assert remote.dropped == 0
+        # The device window alone: the vrings are found, the host's first descriptor is not.
+        alone = ffi.new("struct rpmsg_remote *")
+        assert lib.rpmsg_remote_init_regions(alone, vdev, windows, 1, lib.py_kick, ffi.NULL) == RPMSG_OK
+        ep.send(b"x")
+        assert lib.rpmsg_poll(alone) == RPMSG_ERR_RING
+        # No window at all: the vrings themselves are refused.
+        assert lib.rpmsg_remote_init_regions(alone, vdev, windows, 0, lib.py_kick, ffi.NULL) == RPMSG_ERR_RING
+    finally:
+        host.close()
+        remote_bell.close()

@@ -17,6 +17,12 @@
 #define RPMSG_NS_ADDR 53u
 #define RPMSG_HDR_SIZE 16u
 #define RPMSG_MAX_EPTS 8
+/* Address windows onto the shared memory (rpmsg_remote_init_regions): one where both sides use one address for a
+ * byte, two where the host's descriptors hold addresses (a Linux physical address) other than the device addresses
+ * of the resource table (its vring da) for the same memory. */
+#ifndef RPMSG_MAX_REGIONS
+#define RPMSG_MAX_REGIONS 2
+#endif
 /* A host message in a chain of more than one descriptor (virtio lets a driver split a buffer; Linux and OpenAMP
  * never do) is gathered here before its callback: the largest such message taken. Single-descriptor messages are
  * delivered in place, whatever their size. */
@@ -49,7 +55,8 @@ struct rpmsg_ept {
 
 struct rpmsg_remote {
 	volatile struct fw_rsc_vdev *vdev;
-	struct rp_region region;
+	struct rp_region regions[RPMSG_MAX_REGIONS];
+	uint32_t nregions;
 	struct rp_vq to_host;   /* vring 0: remote -> host, we fill host receive buffers */
 	struct rp_vq from_host; /* vring 1: host -> remote */
 	struct rpmsg_ept *epts[RPMSG_MAX_EPTS];
@@ -76,6 +83,14 @@ int rpmsg_remote_ready(volatile const struct fw_rsc_vdev *vdev);
  * later rpmsg_send/rpmsg_poll returns RPMSG_ERR_RING until an init succeeds. */
 int rpmsg_remote_init(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev, const struct rp_region *region,
 		      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
+
+/* rpmsg_remote_init with up to RPMSG_MAX_REGIONS windows (more are ignored; none: every vring is refused): the
+ * vrings' da and every descriptor address are looked up in each, in order. Two windows onto the same memory let a
+ * core whose view of the shared memory differs from the host's take both: e.g. the M33 sees the file UML maps at
+ * 0x80000000 (the table's da), Linux's descriptors hold its physical address (docs/linux-conformance.md). */
+int rpmsg_remote_init_regions(struct rpmsg_remote *r, volatile struct fw_rsc_vdev *vdev,
+			      const struct rp_region *regions, uint32_t nregions,
+			      void (*kick)(void *ctx, uint32_t queue), void *kick_ctx);
 
 /* Bind an endpoint (addr RPMSG_ADDR_ANY: the next from 1024) and announce it by name service. */
 int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *name, uint32_t addr, rpmsg_cb cb,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remoteproc.conformance.linux import uml_qemu
 from remoteproc.conformance.linux.build import UmlImages, ensure_uml
 from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, REPO, Layout, build_firmware, build_remote
 from remoteproc.conformance.linux.uml import UmlGuest
@@ -41,6 +42,7 @@ FILL = 0xA5  # the memory file's bytes before boot: zero-fill and untouched byte
 BOOT_TIMEOUT = 90.0
 RSC_TRACE, RSC_VDEV = 2, 3
 REMOTES = ("c", "python")
+QEMU = "qemu"  # the Cortex-M33 remote: its own firmware and memory map (uml_qemu.py), booted with m33=True
 
 BREAKS = {
     "no-zero-fill": "rproc's side leaves memsz - filesz unwritten (image-equals-rproc-loader must fail)",
@@ -73,12 +75,15 @@ echo "rproc-sysfs stopped-again state=$(cat $R/state)"
 
 
 def remote_command(kind: str, out_dir: Path) -> list[str]:
-    """The host remote: ``c`` (host/uml_remote.c, built into ``out_dir``) or ``python`` (uml_py_remote.py)."""
+    """The host remote: ``c`` (host/uml_remote.c, built into ``out_dir``) or ``python`` (uml_py_remote.py); or
+    ``qemu``, the emulated Cortex-M33 running ARM firmware from the file (uml_qemu.py: boot it with ``m33=True``)."""
     if kind == "c":
         return [str(build_remote(out_dir))]
     if kind == "python":
         return [sys.executable, "-m", "remoteproc.conformance.linux.uml_py_remote"]
-    raise ValueError(f"no remote {kind!r}: {', '.join(REMOTES)}")
+    if kind == QEMU:
+        return [sys.executable, "-m", "remoteproc.conformance.linux.uml_qemu"]
+    raise ValueError(f"no remote {kind!r}: {', '.join((*REMOTES, QEMU))}")
 
 
 @dataclass
@@ -141,14 +146,18 @@ def boot(
     script: str,
     timeout: float = BOOT_TIMEOUT,
     firmware_subdir: str = "",
+    m33: bool = False,
 ) -> Iterator[Run]:
     """Boot the guest with ``script`` against a fresh remote and memory file; yields once UML has exited.
 
     The firmware is built into the share (the guest's /host, where firmware_class.path points) or into
     ``firmware_subdir`` of it, from where the guest has to put it in place itself."""
-    layout = Layout.for_guest_mem(GUEST_MEM)
+    layout = uml_qemu.m33_layout() if m33 else Layout.for_guest_mem(GUEST_MEM)
     share = tmp / "share"
-    firmware = build_firmware(layout, share / firmware_subdir)
+    if m33:  # ARM firmware at the M33's addresses; the table's da are the M33's (uml_rproc.da=)
+        firmware = uml_qemu.build_firmware(layout, share / firmware_subdir, FIRMWARE_NAME)
+    else:
+        firmware = build_firmware(layout, share / firmware_subdir)
     table_da = read_elf(firmware).resource_table
     assert table_da is not None
     memfile = tmp / "rproc-mem"
@@ -169,7 +178,11 @@ def boot(
         share,
         mem=GUEST_MEM,
         aslr=False,
-        extra_args=[*layout.kernel_args(memfile, sock), "firmware_class.path=/host"],
+        extra_args=[
+            *layout.kernel_args(memfile, sock),
+            *(uml_qemu.kernel_args(layout) if m33 else []),
+            "firmware_class.path=/host",
+        ],
     )
     try:
         remote.wait_for(r"uml-remote: listening", 10)
