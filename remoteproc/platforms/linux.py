@@ -8,8 +8,9 @@
   {char name[32]; u32 src; u32 dst}``), each appearing as ``/dev/rpmsgM``: one ``write`` is one message, one
   ``read`` returns one message. :class:`RpmsgCharEndpoint` gives it the socket-like API of rproc's endpoints.
 
-``root`` points everything at another tree, so the code path is testable on a fake sysfs (tests/remoteproc).
-Checked against a real kernel by the Linux-conformance issue.
+``root`` points everything at another tree, so parsing is unit-tested on a static fake sysfs (tests/remoteproc).
+The behaviour is checked against Linux 6.1 and 6.12 in a UML guest (remoteproc/conformance/linux/in_guest.py,
+the ``guest-linux-platform`` and ``guest-cli`` scenarios of ``rproc conformance --peer linux-remoteproc``).
 """
 
 from __future__ import annotations
