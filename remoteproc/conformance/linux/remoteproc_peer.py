@@ -499,6 +499,7 @@ FIRMWARE_CHANGE_SCRIPT = (
     + f"""
 R=/sys/class/remoteproc/remoteproc0
 echo start > $R/state
+rpmsg-probe wait-channel rpmsg-raw 30000
 if echo {SECOND_FIRMWARE} > $R/firmware; then echo "rproc-sysfs firmware-while-running accepted"
 else echo "rproc-sysfs firmware-while-running refused"; fi
 echo "rproc-sysfs firmware=$(cat $R/firmware)"
