@@ -231,8 +231,8 @@ class Remote:
 
     def halt(self) -> None:
         if self.service is not None:
+            self.service.stop()  # first: the echo thread counts a message after its reply went out
             self.echoed += self.service.echoed
-            self.service.stop()
             if self.service.failure is not None:
                 say(f"error the echo service failed: {self.service.failure!r}")
         if self.device is not None:
