@@ -683,35 +683,50 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def _conformance_linux_remoteproc(args: argparse.Namespace) -> int:
+    from remoteproc.conformance.linux.remoteproc_peer import BOOTS as LINUX_BOOTS
     from remoteproc.conformance.linux.remoteproc_peer import BREAKS as LINUX_BREAKS
     from remoteproc.conformance.linux.remoteproc_peer import CATALOGUE as LINUX_CATALOGUE
     from remoteproc.conformance.linux.remoteproc_peer import run_catalogue
     from remoteproc.conformance.report import Result
 
-    if args.list:
-        print("Linux's remoteproc core as a peer (--peer linux-remoteproc, one boot):")
-        for name, rule, _ in LINUX_CATALOGUE:
-            print(f"  {name:<26} {rule}")
-        print("break modes of --peer linux-remoteproc:")
-        for name, what in sorted(LINUX_BREAKS.items()):
-            print(f"  {name:<18} {what}")
+    if args.list and args.json:
+        listing = {
+            "boots": {b.name: b.what for b in LINUX_BOOTS.values()},
+            "scenarios": [{"name": s.name, "rule": s.rule, "boot": s.boot} for s in LINUX_CATALOGUE],
+            "breaks": {n: {"what": k.what, "fails": sorted(k.fails)} for n, k in sorted(LINUX_BREAKS.items())},
+        }
+        print(json.dumps(listing, indent=2))
         return EXIT_OK
-    if args.only:
-        raise UsageError("--only does not apply to --peer linux-remoteproc: every check is judged on one boot")
+    if args.list:
+        print("Linux's remoteproc core as a peer (--peer linux-remoteproc), scenario [the boot it is judged on]:")
+        for s in LINUX_CATALOGUE:
+            print(f"  {s.name:<28} [{s.boot}] {s.rule}")
+        print("boots (one guest boot each, shared by its scenarios):")
+        for b in LINUX_BOOTS.values():
+            print(f"  {b.name:<28} {b.what}")
+        print("break modes of --peer linux-remoteproc (the scenarios each must fail):")
+        for name, k in sorted(LINUX_BREAKS.items()):
+            print(f"  {name:<28} {k.what}: {', '.join(sorted(k.fails))}")
+        return EXIT_OK
     if args.break_mode and args.break_mode not in LINUX_BREAKS:
         raise UsageError(f"no break mode {args.break_mode!r} for linux-remoteproc: {', '.join(sorted(LINUX_BREAKS))}")
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
 
     def show(result: Result) -> None:
         if not args.json:
-            print(f"{result.outcome.value.upper():<5} {result.scenario:<26} {result.evidence}", flush=True)
+            print(f"{result.outcome.value.upper():<5} {result.scenario:<28} {result.evidence}", flush=True)
 
-    report = run_catalogue(
-        args.kernel,
-        args.remote,
-        break_mode=args.break_mode or "",
-        progress=lambda text: print(f"rproc: {text}", file=sys.stderr),
-        on_result=show,
-    )
+    try:
+        report = run_catalogue(
+            args.kernel,
+            args.remote,
+            break_mode=args.break_mode or "",
+            only=only,
+            progress=lambda text: print(f"rproc: {text}", file=sys.stderr),
+            on_result=show,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return _finish_conformance(args, report, shown=True)
 
 
@@ -1030,9 +1045,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", choices=("6.1", "6.12"), default="6.1", help="linux-remoteproc: which Linux")
     p.add_argument(
         "--remote",
-        choices=("c", "python"),
+        choices=("c", "python", "qemu"),
         default="c",
-        help="linux-remoteproc: the firmware's C rpmsg library (default) or rproc's Python remote",
+        help="linux-remoteproc: the firmware's C rpmsg library (default), rproc's Python remote, or the emulated "
+        "Cortex-M33 (not built yet: every scenario n/a)",
     )
     p.add_argument(
         "--command",

@@ -8,12 +8,14 @@
   {char name[32]; u32 src; u32 dst}``), each appearing as ``/dev/rpmsgM``: one ``write`` is one message, one
   ``read`` returns one message. :class:`RpmsgCharEndpoint` gives it the socket-like API of rproc's endpoints.
 
-``root`` points everything at another tree, so the code path is testable on a fake sysfs (tests/remoteproc).
-Checked against a real kernel by the Linux-conformance issue.
+``root`` points everything at another tree, so parsing is unit-tested on a static fake sysfs (tests/remoteproc).
+The behaviour is checked against Linux 6.1 and 6.12 in a UML guest (remoteproc/conformance/linux/in_guest.py,
+the ``guest-linux-platform`` and ``guest-cli`` scenarios of ``rproc conformance --peer linux-remoteproc``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remoteproc.errors import RemoteprocError
-from remoteproc.lifecycle import State
+from remoteproc.lifecycle import State, StateError
 from resource_table.files import open_regular
 from rpmsg.errors import EndpointClosed, RpmsgTimeout, WouldBlock
 
@@ -89,17 +91,23 @@ class LinuxRemoteproc:
             f"(found: {known}; is the remoteproc driver of your SoC loaded?)"
         )
 
-    def _write(self, attr: str, value: str) -> None:
+    @property
+    def label(self) -> str:
+        return f"remoteproc{self.device.index} ({self.device.name})"
+
+    def _write(self, attr: str, value: str, errors: dict[int, str] | None = None) -> None:
+        """Write ``value`` to the sysfs ``attr``; an errno in ``errors`` becomes that message (what the kernel
+        means by it for this attribute), any other a message naming the file and the error."""
         path = self.device.path / attr
         try:
             path.write_text(value)
         except PermissionError:
             raise RemoteprocError(f"{path}: permission denied: run as root") from None
         except OSError as exc:
-            hint = {errno.EBUSY: " (already running?)", errno.EINVAL: " (not allowed in this state)"}.get(
-                exc.errno or 0, ""
-            )
-            raise RemoteprocError(f"{path}: {exc.strerror}{hint}") from None
+            known = (errors or {}).get(exc.errno or 0)
+            if known is not None:
+                raise RemoteprocError(f"{self.label}: {known}") from None
+            raise RemoteprocError(f"{path}: {exc.strerror} (the kernel's log, dmesg, says why)") from None
 
     @property
     def state(self) -> State:
@@ -115,9 +123,33 @@ class LinuxRemoteproc:
             return self.root / custom.read_text().strip().lstrip("/")
         return self.root / "lib/firmware"
 
+    @property
+    def firmware(self) -> str:
+        """The firmware file name the kernel will load at the next start (sysfs ``firmware``)."""
+        return (self.device.path / "firmware").read_text().strip()
+
+    def _must_be_offline(self, doing: str) -> None:
+        state = self.state
+        if state is not State.OFFLINE:
+            raise StateError(f"{self.label} is {state.value}: {doing} only while offline (stop it first)")
+
+    def set_firmware(self, name: str) -> None:
+        """Name the firmware file the next start loads. Linux takes it only while offline (remoteproc_core.c
+        rproc_set_firmware: EBUSY), and not empty or with a newline inside (EINVAL)."""
+        if not name or "\n" in name or "/" in name:
+            raise RemoteprocError(f"{self.label}: {name!r} is not a firmware file name (one line, no '/')")
+        self._must_be_offline("the kernel changes the firmware")
+        self._write(
+            "firmware",
+            name,
+            {errno.EBUSY: "the kernel changes the firmware only while offline (stop it first)"},
+        )
+
     def load(self, firmware: str | Path) -> str:
-        """Copy the firmware where the kernel finds it and name it; returns the name written."""
+        """Copy the firmware where the kernel finds it and name it; returns the name written. Refused while the
+        processor runs: the kernel would keep the old name (EBUSY) after the file was replaced."""
         src = Path(firmware)
+        self._must_be_offline("the kernel changes the firmware")
         target = self.firmware_dir() / src.name
         try:
             with open_regular(src) as fin:  # a FIFO or a device: refused, not copied forever
@@ -126,17 +158,36 @@ class LinuxRemoteproc:
                     shutil.copyfileobj(fin, fout)
         except OSError as exc:
             raise RemoteprocError(f"{exc.filename or src}: {exc.strerror}") from None
-        self._write("firmware", src.name)
+        self.set_firmware(src.name)
         return src.name
 
     def start(self) -> None:
-        self._write("state", "start")
+        """``start`` to sysfs ``state``. Refused unless offline: on a running processor Linux's rproc_boot only
+        counts another user and returns success (remoteproc_core.c: ``atomic_inc_return(&rproc->power) > 1``),
+        so the next stop would leave it running. A missing firmware file is ENOENT from request_firmware."""
+        state = self.state
+        if state not in (State.OFFLINE, State.DETACHED):
+            raise StateError(f"{self.label} is already {state.value}: stop it first")
+        name = self.firmware
+        self._write(
+            "state",
+            "start",
+            {
+                errno.ENOENT: f"the kernel found no firmware file {name!r} (it looks in {self.firmware_dir()}, "
+                "then /lib/firmware): copy it there, or give the file to `rproc start`",
+            },
+        )
 
     def stop(self) -> None:
-        self._write("state", "stop")
+        """``stop`` to sysfs ``state``; Linux refuses it (EINVAL) unless running, attached or crashed
+        (remoteproc_core.c rproc_shutdown)."""
+        state = self.state
+        if state in (State.OFFLINE, State.DETACHED):
+            raise StateError(f"{self.label} is {state.value}: nothing to stop")
+        self._write("state", "stop", {errno.EINVAL: "the kernel refused to stop it (not running)"})
 
     def detach(self) -> None:
-        self._write("state", "detach")
+        self._write("state", "detach", {errno.EINVAL: "the kernel cannot detach it (its driver has no detach)"})
 
     def wait_state(self, wanted: State, timeout: float = 5.0) -> State:
         """Poll ``state`` until it is ``wanted`` or ``timeout`` passes; returns the last state read."""
@@ -155,10 +206,13 @@ class LinuxRemoteproc:
 
 
 class RpmsgCtrl:
-    """``/dev/rpmsg_ctrlN``: create endpoints (and, from Linux 5.18, channels the remote is told about)."""
+    """``/dev/rpmsg_ctrlN``: create endpoints (and, from Linux 5.18, channels the remote is told about).
 
-    def __init__(self, path: str | Path) -> None:
+    ``root``: the tree whose ``sys/class/rpmsg`` lists the devices the kernel makes (``/`` on a real system)."""
+
+    def __init__(self, path: str | Path, root: str | Path = "/") -> None:
         self.path = Path(path)
+        self.root = Path(root)
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
@@ -171,9 +225,23 @@ class RpmsgCtrl:
             raise RemoteprocError(f"rpmsg name {name!r} is longer than 31 bytes")
         return ENDPOINT_INFO.pack(raw, src, dst)
 
-    def create_endpoint(self, name: str, src: int = RPMSG_ADDR_ANY, dst: int = RPMSG_ADDR_ANY) -> None:
-        """RPMSG_CREATE_EPT_IOCTL: the kernel creates /dev/rpmsgN for it."""
+    def _char_devices(self) -> set[str]:
+        base = self.root / "sys/class/rpmsg"
+        return {p.name for p in base.glob("rpmsg[0-9]*")} if base.is_dir() else set()
+
+    def create_endpoint(self, name: str, src: int = RPMSG_ADDR_ANY, dst: int = RPMSG_ADDR_ANY) -> Path:
+        """RPMSG_CREATE_EPT_IOCTL: the kernel creates an rpmsg char device for it (rpmsg_char.c
+        rpmsg_chrdev_eptdev_create; the endpoint itself is made when the device is opened). Returns its
+        ``/dev/rpmsgN``: the ioctl does not say which, so it is the new entry of ``/sys/class/rpmsg`` with this
+        ``name``. Destroy it with :meth:`RpmsgCharEndpoint.destroy`."""
+        before = self._char_devices()
         self._ioctl(RPMSG_CREATE_EPT_IOCTL, self.endpoint_info(name, src, dst))
+        base = self.root / "sys/class/rpmsg"
+        for entry in sorted(self._char_devices() - before):
+            with contextlib.suppress(OSError):
+                if (base / entry / "name").read_text().strip() == name:
+                    return self.root / "dev" / entry
+        raise RemoteprocError(f"{self.path}: the kernel created no {base}/rpmsgN named {name!r}")
 
     def create_channel(self, name: str, src: int = RPMSG_ADDR_ANY, dst: int = RPMSG_ADDR_ANY) -> None:
         """RPMSG_CREATE_DEV_IOCTL: the kernel announces the channel to the remote (name-service create)."""
@@ -189,7 +257,15 @@ class RpmsgCtrl:
             raise RemoteprocError(f"{self.path}: ioctl {request:#x}: {exc.strerror}") from None
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> RpmsgCtrl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class RpmsgCharEndpoint:
@@ -248,8 +324,34 @@ class RpmsgCharEndpoint:
             raise EndpointClosed(f"{self.path}: {exc.strerror}") from None
 
     def recv(self, bufsize: int = 512) -> bytes:
+        """One message (at most ``bufsize`` bytes of it: rpmsg_char drops the rest). Once the endpoint is gone
+        (the remote stopped, the channel removed) poll reports POLLERR and read EPIPE (rpmsg_char.c
+        rpmsg_eptdev_poll, rpmsg_eptdev_read_iter): EndpointClosed."""
         self._ready(False)
-        return os.read(self.fd, bufsize)
+        try:
+            return os.read(self.fd, bufsize)
+        except BlockingIOError:
+            raise WouldBlock(f"{self.path}: would block") from None
+        except OSError as exc:
+            raise EndpointClosed(f"{self.path}: {exc.strerror} (the endpoint is gone: remote stopped?)") from None
+
+    def destroy(self) -> None:
+        """RPMSG_DESTROY_EPT_IOCTL on this device: the kernel removes an endpoint made by
+        :meth:`RpmsgCtrl.create_endpoint`; a channel's own device (the one rpmsg_char binds to an announced
+        channel) is refused with EINVAL (rpmsg_char.c rpmsg_eptdev_ioctl: "Don't allow to destroy a default
+        endpoint"). Closes this object."""
+        if self.closed:
+            raise EndpointClosed(f"{self.path} is closed")
+        try:
+            fcntl.ioctl(self.fd, RPMSG_DESTROY_EPT_IOCTL)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RemoteprocError(
+                    f"{self.path}: the kernel destroys only endpoints made through rpmsg_ctrl, not a channel's "
+                    "own device"
+                ) from None
+            raise RemoteprocError(f"{self.path}: destroying the endpoint: {exc.strerror}") from None
+        self.close()
 
     def close(self) -> None:
         if not self.closed:

@@ -44,9 +44,36 @@ RSC_TRACE, RSC_VDEV = 2, 3
 REMOTES = ("c", "python")
 QEMU = "qemu"  # the Cortex-M33 remote: its own firmware and memory map (uml_qemu.py), booted with m33=True
 
-BREAKS = {
-    "no-zero-fill": "rproc's side leaves memsz - filesz unwritten (image-equals-rproc-loader must fail)",
-    "stop-reset-vrings": "rproc's stop also writes vring da 0 / notifyid -1 (table-after-stop must fail)",
+REMOTE_CHOICES = (*REMOTES, "qemu")
+QEMU_NOT_YET = (
+    "the emulated Cortex-M33 on the shared file is not built yet (issue 19 item 2c; docs/linux-conformance.md)"
+)
+
+
+@dataclass(frozen=True)
+class Break:
+    """A way to make rproc's side wrong on purpose, and the scenarios it must make fail. ``in_boot``: the break
+    changes what runs in the guest (the boot is made with it), else only what the checks compare with."""
+
+    what: str
+    fails: frozenset[str]
+    in_boot: bool = False
+
+
+BREAKS: dict[str, Break] = {
+    "no-zero-fill": Break(
+        "rproc's side leaves memsz - filesz unwritten",
+        frozenset({"image-equals-rproc-loader", "recovery-reloads-the-image", "firmware-change-image"}),
+    ),
+    "stop-reset-vrings": Break("rproc's stop also writes vring da 0 / notifyid -1", frozenset({"table-after-stop"})),
+    "stale-firmware": Break(
+        "rproc's loader is given the first firmware after the change", frozenset({"firmware-change-image"})
+    ),
+    "send-waits-for-pollout": Break(
+        "in the guest, RpmsgCharEndpoint.send waits for POLLOUT first (as before it met the real rpmsg_char)",
+        frozenset({"guest-linux-platform"}),
+        in_boot=True,
+    ),
 }
 
 GUEST_SCRIPT = """
@@ -377,16 +404,439 @@ def check_restart(run: Run, break_mode: str = "") -> str:
     return "the second boot and stop leave the bytes of the first"
 
 
+# ---- a crash reported by the remote: Linux's recovery, on and off ---------------------------------------------
+
+# The recovered channel gets the same /dev/rpmsgN (and virtioN) again, so count the kernel's announcements
+# (virtio_rpmsg_bus.c rpmsg_create_channel via the name service: "creating channel").
+WAIT_CHANNELS = """
+wait_channels() {
+    i=0
+    while [ "$(dmesg | grep -c 'creating channel rpmsg-raw')" -lt $1 ] && [ $i -lt 600 ]; do
+        sleep 0.05; i=$((i+1))
+    done
+    echo "rproc-channels announced=$(dmesg | grep -c 'creating channel rpmsg-raw')"
+}
+"""
+
+
+def _wait_new_channel(n: int) -> str:
+    return f"""wait_channels {n}
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+"""
+
+
+CRASH_SCRIPT = (
+    WAIT_CHANNELS
+    + """
+R=/sys/class/remoteproc/remoteproc0
+echo start > $R/state
+rpmsg-probe wait-channel rpmsg-raw 30000 | tee /host/channel.txt
+DEV=$(sed -n 's/.* dev=\\([^ ]*\\).*/\\1/p' /host/channel.txt)
+echo "rproc-sysfs recovery=$(cat $R/recovery)"
+rpmsg-probe send $DEV crash
+"""
+    + _wait_new_channel(2)
+    + """rpmsg-probe echo $DEV 8
+echo "rproc-sysfs recovered state=$(cat $R/state)"
+echo disabled > $R/recovery
+rpmsg-probe send $DEV crash
+i=0
+while [ "$(cat $R/state)" != crashed ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+echo "rproc-sysfs crashed state=$(cat $R/state) recovery=$(cat $R/recovery)"
+echo recover > $R/recovery
+"""
+    + _wait_new_channel(3)
+    + """rpmsg-probe echo $DEV 16
+echo "rproc-sysfs recovered-by-hand state=$(cat $R/state)"
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+)
+
+
+def _expect_lines(run: Run, patterns: list[str]) -> None:
+    run.guest.check_console_clean()
+    results = run.results()
+    failed = [line for line in results if re.search(r"\bfail\b", line)]
+    assert not failed, "\n".join(failed + run.guest.lines[-40:])
+    for pattern in patterns:
+        assert any(re.search(pattern, line) for line in results), f"no line matches {pattern!r}:\n" + "\n".join(results)
+
+
+def check_crash_recovery(run: Run, break_mode: str = "") -> str:
+    """CRASH -> rproc_report_crash: with recovery enabled (the default) Linux stops the remote, reloads the
+    firmware and starts it again at once (remoteproc_core.c rproc_crash_handler_work, rproc_boot_recovery);
+    disabled, the state stays "crashed" until "recover" is written to the recovery file."""
+    _expect_lines(
+        run,
+        [
+            r"rproc-sysfs recovery=enabled",
+            r"rproc-channels announced=2",
+            r"echo size=8 ok",
+            r"rproc-sysfs recovered state=running",
+            r"rproc-sysfs crashed state=crashed recovery=disabled",
+            r"rproc-channels announced=3",
+            r"echo size=16 ok",
+            r"rproc-sysfs recovered-by-hand state=running",
+            r"rproc-sysfs stopped state=offline",
+        ],
+    )
+    lines = run.remote.lines
+    assert not [line for line in lines if "error" in line], lines
+    events = [line.split()[1] for line in lines if line.split()[1] in ("start", "crash", "stop")]
+    # two crashes, each followed by Linux's stop and a new start; then the final stop
+    assert events == ["start", "crash", "stop", "start", "crash", "stop", "start", "stop"], lines
+    assert run.remote.proc.returncode == 0
+    assert any(re.search(r"crash detected in uml-rproc: type fatal error", line) for line in run.guest.lines)
+    return "recovered at once with recovery enabled; 'crashed' with it disabled until 'recover'; " + " ".join(events)
+
+
+def check_recovery_image(run: Run, break_mode: str = "") -> str:
+    """Each recovery reloads the firmware: the memory at the recovered boots' DRIVER_OK equals what rproc's
+    loader and vdev sequence write for the ELF, as the first boot's does."""
+    start, size = run.layout.firmware
+    ours = rproc_image(run, break_mode=break_mode).bytes()
+    for n in (1, 2, 3):
+        image = run.boot_image(n)
+        differences = [hex(run.layout.da(i)) for i in range(start, start + size) if image[i] != ours[i]]
+        assert not differences, f"boot {n}: {len(differences)} bytes differ, first at {differences[:8]}"
+    return f"the first boot and both recoveries: {size} bytes equal to rproc's loader"
+
+
+# ---- a firmware change through sysfs -------------------------------------------------------------------------
+
+SECOND_FIRMWARE = "rproc-uml-fw2.elf"
+FIRMWARE_CHANGE_SCRIPT = (
+    WAIT_CHANNELS
+    + f"""
+R=/sys/class/remoteproc/remoteproc0
+echo start > $R/state
+rpmsg-probe wait-channel rpmsg-raw 30000
+if echo {SECOND_FIRMWARE} > $R/firmware; then echo "rproc-sysfs firmware-while-running accepted"
+else echo "rproc-sysfs firmware-while-running refused"; fi
+echo "rproc-sysfs firmware=$(cat $R/firmware)"
+echo stop > $R/state
+echo {SECOND_FIRMWARE} > $R/firmware
+echo "rproc-sysfs firmware=$(cat $R/firmware)"
+echo start > $R/state
+"""
+    + _wait_new_channel(2)
+    + """rpmsg-probe echo $DEV 8
+echo stop > $R/state
+echo "rproc-sysfs stopped state=$(cat $R/state)"
+"""
+)
+
+
+def prepare_second_firmware(share: Path) -> None:
+    build_firmware(Layout.for_guest_mem(GUEST_MEM), share, SECOND_FIRMWARE, banner=2)
+
+
+def check_firmware_change(run: Run, break_mode: str = "") -> str:
+    """The firmware file can only be changed while offline (remoteproc_sysfs.c firmware_store ->
+    rproc_set_firmware: EBUSY); the next start loads the new one and the channel comes back."""
+    _expect_lines(
+        run,
+        [
+            "rproc-sysfs firmware-while-running refused",
+            f"rproc-sysfs firmware={FIRMWARE_NAME}",
+            f"rproc-sysfs firmware={SECOND_FIRMWARE}",
+            "echo size=8 ok",
+            "rproc-sysfs stopped state=offline",
+        ],
+    )
+    start, size = run.layout.firmware
+    assert run.boot_image(1)[start : start + size] != run.boot_image(2)[start : start + size]  # the banner differs
+    return f"EBUSY while running, {SECOND_FIRMWARE} taken offline and booted"
+
+
+def check_firmware_change_image(run: Run, break_mode: str = "") -> str:
+    """The second firmware's memory after Linux booted it: byte for byte what rproc's loader writes for it."""
+    second = run.firmware.parent / SECOND_FIRMWARE
+    start, size = run.layout.firmware
+    image = run.boot_image(2)
+    ours = rproc_image(run, run.firmware if break_mode == "stale-firmware" else second, break_mode).bytes()
+    differences = [hex(run.layout.da(i)) for i in range(start, start + size) if image[i] != ours[i]]
+    assert not differences, f"{len(differences)} bytes differ, first at {differences[:8]}"
+    return f"{size} bytes of {SECOND_FIRMWARE} equal to rproc's loader"
+
+
+# ---- rproc inside the guest: the `linux` platform and the CLI against the real sysfs -------------------------
+
+# The host's Python runs in the guest from a read-only hostfs mount of the host's root, through the host's
+# dynamic loader (its libraries, not the guest's: the guest has busybox only), with the project on PYTHONPATH.
+PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+HOST_PYTHON = Path(sys.base_prefix) / "bin" / PY_VERSION
+HOST_LOADER = Path("/lib64/ld-linux-x86-64.so.2").resolve()  # the host's dynamic loader, symlinks resolved
+SITE_PACKAGES = Path(sys.prefix) / "lib" / PY_VERSION / "site-packages"
+
+
+def guest_python_script(break_mode: str = "") -> str:
+    """The guest's script: in_guest.py (the platform classes), then the CLI a user runs on a Linux host."""
+    libs = f"$H{sys.base_prefix}/lib:$H{HOST_LOADER.parent}"
+    fw = f"/host/build/{FIRMWARE_NAME}"
+    exported = f"export RPROC_BREAK={break_mode}\n" if BREAKS.get(break_mode, Break("", frozenset())).in_boot else ""
+    return f"""
+mkdir -p /hostroot && mount -r -t hostfs none /hostroot -o /
+H=/hostroot
+R=/sys/class/remoteproc/remoteproc0
+export PYTHONHOME=$H{sys.base_prefix} PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$H{REPO}:$H{SITE_PACKAGES}
+export PYTHONHASHSEED=0  # no urandom read at start-up (the guest's pool is not initialised: a kernel message)
+{exported}rpy() {{ $H{HOST_LOADER} --library-path {libs} $H{HOST_PYTHON} "$@"; }}
+cli() {{ name=$1; shift; echo "rproc-cli $name"; rpy -m remoteproc "$@" 2>&1; echo "rproc-cli $name exit=$?"; }}
+cli status status
+cli status-json status --json
+cli doctor doctor
+cli info info {fw}
+rpy -m remoteproc.conformance.linux.in_guest {fw} rpmsg-raw
+cli stop-offline stop 0
+echo rproc-missing.elf > $R/firmware
+cli start-missing start uml-rproc
+cli start start uml-rproc {fw}
+cli start-again start 0
+cli sessions status --sessions
+cli stop stop 0 --json
+cli status-after status
+"""
+
+
+def host_python_missing() -> str | None:
+    if not HOST_PYTHON.exists() or not HOST_LOADER.exists():
+        return f"needs the host's Python ({HOST_PYTHON}) and dynamic loader ({HOST_LOADER}) to run in the guest"
+    return None
+
+
+def cli_sections(run: Run) -> dict[str, tuple[list[str], int]]:
+    """``rproc-cli NAME`` ... ``rproc-cli NAME exit=N`` blocks of the console: name -> (output lines, N)."""
+    kernel = ("random: ", "remoteproc remoteproc", "rproc-virtio ", "virtio_rpmsg_bus ", "rpmsg_")
+    lines = [line for line in run.guest.lines if not line.startswith(kernel)]
+    sections: dict[str, tuple[list[str], int]] = {}
+    current: str | None = None
+    body: list[str] = []
+    for line in lines:
+        m = re.fullmatch(r"rproc-cli (\S+)( exit=(\d+))?", line)
+        if m and m.group(2) is None:
+            current, body = m.group(1), []
+        elif m and current is not None and current == m.group(1):
+            sections[current] = (body, int(m.group(3)))
+            current = None
+        elif current is not None:
+            body.append(line)
+    return sections
+
+
+def check_guest_platform(run: Run, break_mode: str = "") -> str:
+    """rproc's ``linux`` platform classes in the guest (remoteproc/conformance/linux/in_guest.py): every step
+    ok, from listing and errors while offline to rpmsg_ctrl endpoints and a stop with an endpoint open."""
+    from remoteproc.conformance.linux.in_guest import STEPS
+
+    run.guest.check_console_clean()
+    steps = {}
+    for line in run.guest.lines:
+        m = re.match(r"in-guest (\S+) (ok|fail)\b ?(.*)", line)
+        if m:
+            steps[m.group(1)] = (m.group(2), m.group(3))
+    missing = [name for name in STEPS if name not in steps]
+    assert not missing, f"no line for {missing}:\n" + "\n".join(run.guest.lines[-40:])
+    failed = [f"{name}: {steps[name][1]}" for name in STEPS if steps[name][0] != "ok"]
+    assert not failed, f"{len(failed)} of {len(STEPS)} steps failed: " + " || ".join(failed)
+    return f"{len(STEPS)} steps ok (" + ", ".join(STEPS) + ")"
+
+
+def check_guest_cli(run: Run, break_mode: str = "") -> str:
+    """The CLI a user runs on a Linux host, in the guest: status (text, JSON), doctor, info, start with a
+    firmware, stop, and the clear errors (stop while offline, missing firmware, start while running)."""
+    sections = cli_sections(run)
+    text = "\n".join(run.guest.lines[-80:])
+
+    def section(name: str, code: int) -> str:
+        assert name in sections, f"no rproc-cli {name} block:\n{text}"
+        body, got = sections[name]
+        assert got == code, f"rproc {name} exited {got}, not {code}: {body}"
+        return "\n".join(body)
+
+    assert re.search(r"^remoteproc0\s+uml-rproc\s+offline$", section("status", 0), re.M)
+    assert '"state": "offline"' in section("status-json", 0)
+    doctor = section("doctor", 0)
+    assert re.search(r"ok remoteproc devices +remoteproc0 \(uml-rproc, offline\)", doctor), doctor
+    info = section("info", 0)
+    assert f"firmware /host/build/{FIRMWARE_NAME}" in info and ".resource_table: address" in info, info
+    stop_offline = section("stop-offline", 1)
+    assert "rproc: error: remoteproc0 (uml-rproc) is offline: nothing to stop" in stop_offline, stop_offline
+    missing = section("start-missing", 1)
+    assert "found no firmware file 'rproc-missing.elf'" in missing, missing
+    started = section("start", 0)
+    assert f"firmware {FIRMWARE_NAME} -> /host" in started and "remoteproc0 (uml-rproc): running" in started
+    again = section("start-again", 1)
+    assert "is already running: stop it first" in again, again
+    assert "no rproc sessions running" in section("sessions", 0)
+    assert '"state": "offline"' in section("stop", 0)
+    assert re.search(r"^remoteproc0\s+uml-rproc\s+offline$", section("status-after", 0), re.M)
+    events = [line.split()[1] for line in run.remote.lines if line.split()[1] in ("start", "stop", "driver-ok")]
+    assert events == ["start", "driver-ok", "stop"] * 2, run.remote.lines
+    return f"{len(sections)} commands as expected, errors included: {again.splitlines()[-1]}"
+
+
 # ---- the catalogue -------------------------------------------------------------------------------------------
 
 Check = Callable[[Run, str], str]
-CATALOGUE: tuple[tuple[str, str, Check], ...] = (
-    ("boot-and-rpmsg", "Linux boots the firmware via sysfs and talks rpmsg to the remote", check_boot_and_rpmsg),
-    ("table-after-boot", "the table Linux negotiated: vring da, notify ids, gfeatures, status", check_table_after_boot),
-    ("image-equals-rproc-loader", "the loaded memory equals rproc's loader on the same ELF and map", check_image),
-    ("table-after-stop", "stop leaves status 1 and the vrings, as rproc's stop does", check_table_after_stop),
-    ("restart", "a second start and stop leave the same bytes", check_restart),
+
+
+@dataclass(frozen=True)
+class Boot:
+    """One guest boot that some scenarios are judged on. ``script(break_mode)`` is the guest's script;
+    ``prepare(share)`` puts more files in the guest's /host before it boots; ``unavailable()`` says why this
+    host cannot run the boot (its scenarios are then n/a)."""
+
+    name: str
+    what: str
+    script: Callable[[str], str]
+    timeout: float = BOOT_TIMEOUT
+    firmware_subdir: str = ""
+    prepare: Callable[[Path], None] | None = None
+    unavailable: Callable[[], str | None] = lambda: None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One catalogue entry: ``check(run, break_mode)`` on a run of ``boot`` returns its evidence or raises
+    AssertionError saying what differs. ``applies(remote)`` gives the reason it is n/a for that remote."""
+
+    name: str
+    rule: str
+    boot: str
+    check: Check
+    applies: Callable[[str], str | None] = lambda remote: None
+
+
+BOOTS: dict[str, Boot] = {
+    b.name: b
+    for b in (
+        Boot("lifecycle", "start, rpmsg, trace, stop, start, stop", lambda _break: GUEST_SCRIPT),
+        Boot("crash", "two crashes: recovery enabled, then disabled and 'recover'", lambda _break: CRASH_SCRIPT),
+        Boot(
+            "firmware-change",
+            "the firmware changed through sysfs",
+            lambda _break: FIRMWARE_CHANGE_SCRIPT,
+            prepare=prepare_second_firmware,
+        ),
+        Boot(
+            "rproc-in-the-guest",
+            "the host's Python runs rproc's linux platform and CLI inside the guest",
+            guest_python_script,
+            timeout=300,
+            firmware_subdir="build",
+            unavailable=host_python_missing,
+        ),
+    )
+}
+
+CATALOGUE: tuple[Scenario, ...] = (
+    Scenario(
+        "boot-and-rpmsg",
+        "Linux boots the firmware via sysfs and talks rpmsg to the remote",
+        "lifecycle",
+        check_boot_and_rpmsg,
+    ),
+    Scenario(
+        "table-after-boot",
+        "the table Linux negotiated: vring da, notify ids, gfeatures, status",
+        "lifecycle",
+        check_table_after_boot,
+    ),
+    Scenario(
+        "image-equals-rproc-loader",
+        "the loaded memory equals rproc's loader on the same ELF and map",
+        "lifecycle",
+        check_image,
+    ),
+    Scenario(
+        "table-after-stop",
+        "stop leaves status 1 and the vrings, as rproc's stop does",
+        "lifecycle",
+        check_table_after_stop,
+    ),
+    Scenario("restart", "a second start and stop leave the same bytes", "lifecycle", check_restart),
+    Scenario(
+        "crash-recovery",
+        "a crash the remote reports is recovered (recovery on) or waits for 'recover' (off)",
+        "crash",
+        check_crash_recovery,
+    ),
+    Scenario(
+        "recovery-reloads-the-image",
+        "each recovery loads what rproc's loader writes",
+        "crash",
+        check_recovery_image,
+    ),
+    Scenario(
+        "firmware-change",
+        "sysfs refuses a firmware change while running (EBUSY), takes it offline",
+        "firmware-change",
+        check_firmware_change,
+    ),
+    Scenario(
+        "firmware-change-image",
+        "the second firmware's memory equals rproc's loader on it",
+        "firmware-change",
+        check_firmware_change_image,
+    ),
+    Scenario(
+        "guest-linux-platform",
+        "rproc's linux platform classes against the real sysfs, rpmsg_ctrl and rpmsg char",
+        "rproc-in-the-guest",
+        check_guest_platform,
+    ),
+    Scenario(
+        "guest-cli",
+        "rproc status/doctor/info/start/stop in the guest, with clear errors",
+        "rproc-in-the-guest",
+        check_guest_cli,
+    ),
 )
+# An unprompted message from the remote (RpmsgCharEndpoint.recv without a request) is not a scenario: both
+# remotes only answer (uml_remote.c, uml_py_remote.py).
+
+
+def scenario(name: str) -> Scenario:
+    for s in CATALOGUE:
+        if s.name == name:
+            return s
+    raise ValueError(f"no scenario {name!r}: {', '.join(s.name for s in CATALOGUE)}")
+
+
+def not_applicable(entry: Scenario, remote: str) -> str | None:
+    """Why ``entry`` cannot be judged with ``remote`` on this host, or None."""
+    if remote == "qemu":
+        return QEMU_NOT_YET
+    return entry.applies(remote) or BOOTS[entry.boot].unavailable()
+
+
+@contextlib.contextmanager
+def boot_for(images: UmlImages, which: str, remote: str, tmp: Path, break_mode: str = "") -> Iterator[Run]:
+    """A run of the boot ``which`` (:data:`BOOTS`) with ``remote`` (``c`` or ``python``)."""
+    spec = BOOTS[which]
+    if spec.prepare is not None:
+        spec.prepare(tmp / "share")
+    with boot(
+        images,
+        remote_command(remote, tmp / "remote"),
+        tmp,
+        spec.script(break_mode),
+        timeout=spec.timeout,
+        firmware_subdir=spec.firmware_subdir,
+    ) as run:
+        yield run
+
+
+def judge(entry: Scenario, run: Run, break_mode: str = "") -> Result:
+    t0 = time.monotonic()
+    try:
+        outcome, evidence = Outcome.PASS, entry.check(run, break_mode)
+    except AssertionError as exc:
+        outcome, evidence = Outcome.FAIL, (str(exc) or "assertion failed").splitlines()[0][:300]
+    return Result(entry.name, entry.rule, outcome, evidence, time.monotonic() - t0)
 
 
 def run_catalogue(
@@ -394,12 +844,18 @@ def run_catalogue(
     remote: str = "c",
     *,
     break_mode: str = "",
+    only: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Report:
-    """One boot of ``kernel`` against the ``remote``, every check of :data:`CATALOGUE` judged on it."""
+    """Every scenario of :data:`CATALOGUE` (or those named in ``only``) with ``kernel`` and ``remote``: one
+    boot of each :data:`BOOTS` entry they need, the scenarios judged on it; n/a with the reason where they
+    cannot be judged (``--remote qemu``, a host without what a boot needs)."""
     if break_mode and break_mode not in BREAKS:
         raise ValueError(f"no break mode {break_mode!r}: {', '.join(sorted(BREAKS))}")
+    if remote not in REMOTE_CHOICES:
+        raise ValueError(f"no remote {remote!r}: {', '.join(REMOTE_CHOICES)}")
+    selected = [scenario(name) for name in only] if only else list(CATALOGUE)
     broken = f" (break {break_mode})" if break_mode else ""
     report = Report(f"Linux {kernel}'s remoteproc core in UML, {remote} remote{broken}")
 
@@ -408,22 +864,31 @@ def run_catalogue(
         if on_result is not None:
             on_result(result)
 
+    judged = []
+    for entry in selected:
+        reason = not_applicable(entry, remote)
+        if reason is not None:
+            record(Result(entry.name, entry.rule, Outcome.NOT_APPLICABLE, reason, 0.0))
+        else:
+            judged.append(entry)
+    if not judged:
+        return report
     images: UmlImages = ensure_uml(progress, kernel=kernel)
-    with tempfile.TemporaryDirectory(prefix="rproc-linux-remoteproc-") as tmp, contextlib.ExitStack() as stack:
-        started = time.monotonic()
-        try:
-            run = stack.enter_context(
-                boot(images, remote_command(remote, Path(tmp) / "remote"), Path(tmp), GUEST_SCRIPT)
-            )
-        except Exception as exc:  # the boot itself failed: every scenario says so
-            for name, rule, _ in CATALOGUE:
-                record(Result(name, rule, Outcome.FAIL, f"the boot failed: {exc}", time.monotonic() - started))
-            return report
-        for name, rule, check in CATALOGUE:
-            t0 = time.monotonic()
+    for name in BOOTS:
+        entries = [e for e in judged if e.boot == name]
+        if not entries:
+            continue
+        if progress is not None:
+            progress(f"boot {name}: {BOOTS[name].what}")
+        with tempfile.TemporaryDirectory(prefix="rproc-linux-remoteproc-") as tmp, contextlib.ExitStack() as stack:
+            started = time.monotonic()
             try:
-                outcome, evidence = Outcome.PASS, check(run, break_mode)
-            except AssertionError as exc:
-                outcome, evidence = Outcome.FAIL, (str(exc) or "assertion failed").splitlines()[0][:300]
-            record(Result(name, rule, outcome, evidence, time.monotonic() - t0))
+                run = stack.enter_context(boot_for(images, name, remote, Path(tmp), break_mode))
+            except Exception as exc:  # the boot itself failed: each of its scenarios says so
+                evidence = f"the boot {name!r} failed: {(str(exc) or type(exc).__name__).splitlines()[0][:300]}"
+                for entry in entries:
+                    record(Result(entry.name, entry.rule, Outcome.FAIL, evidence, time.monotonic() - started))
+                continue
+            for entry in entries:
+                record(judge(entry, run, break_mode))
     return report
