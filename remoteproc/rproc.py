@@ -82,6 +82,7 @@ class RemoteProc:
         self.rpmsg: RpmsgDevice | None = None
         self._vdevs: list[VdevControl] = []
         self._table_da = 0
+        self._clean_table: bytes | None = None  # the live table as attach found it
 
     @property
     def state(self) -> State:
@@ -227,20 +228,28 @@ class RemoteProc:
         pool.reserve(table_da, size)
         self.resources = self._handle(data, table, spans, pool)
         self._table_da = table_da
+        self._clean_table = data  # put back at detach (remoteproc_core.c rproc_set_rsc_table: clean_table)
         self.platform.memory.write(table_da, self.resources.data)
         self._start_vdevs(timeout)
         self.lifecycle.to(State.ATTACHED)
 
     def detach(self) -> None:
-        """Let go of an attached remote and leave it running: our rpmsg side closes, each vdev is reset."""
+        """Let go of an attached remote and leave it running, as Linux's ``__rproc_detach`` (remoteproc_core.c,
+        6.1): our rpmsg side closes, each vdev is reset and acknowledged again (``rproc_stop_subdevices``: the
+        driver's reset, then ``virtio_dev_remove``), then the table the remote installed is put back as it was
+        found at attach (``rproc_reset_rsc_table_on_detach``: ``memcpy(table_ptr, rproc->clean_table, ...)``),
+        "clean and ready to be used again" at the next attach."""
         if self.state is not State.ATTACHED:
             raise StateError(f"detach needs the remote attached, it is {self.state.value}")
         if self.rpmsg is not None:
             self.rpmsg.close()
             self.rpmsg = None
         for control in self._vdevs:
-            control.set_status(0)
+            control.reset_for_stop()
         self._vdevs = []
+        if self._clean_table is not None:
+            self.platform.memory.write(self._table_da, self._clean_table)
+            self._clean_table = None
         self.lifecycle.to(State.DETACHED)
 
     def stop(self) -> None:

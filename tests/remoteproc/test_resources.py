@@ -275,3 +275,31 @@ def test_every_vdev_gets_linuxs_first_steps() -> None:
     finally:
         rp.detach()
         platform.close()
+
+
+def test_detach_puts_back_the_table_the_remote_installed() -> None:
+    """Linux's __rproc_detach (remoteproc_core.c, 6.1): rproc_stop_subdevices resets each vdev and acknowledges it
+    again, then rproc_reset_rsc_table_on_detach copies the clean table (kept at attach) back over the live one,
+    "clean and ready to be used again" at the next attach. rproc wrote status 0 and left its negotiated table
+    (vring da, notify ids, gfeatures) in the remote's memory."""
+    ring = Vring(align=0x1000, num=16)
+    table = ResourceTable(entries=(Vdev(id=7, dfeatures=1, vrings=(ring, ring)),))
+    data = build(table)
+    platform = _AttachPlatform()
+    platform.memory.write(0x40000000, data)
+    rp = RemoteProc(platform)  # type: ignore[arg-type]
+    try:
+        rp.attach(0x40000000, len(data))
+        assert parse(platform.memory.read(0x40000000, len(data))).vdevs[0].status == 7
+        writes: list[int] = []
+        for control in rp._vdevs:
+            set_status = control.set_status
+            control.set_status = lambda s, _set=set_status: (writes.append(s), _set(s))[1]  # type: ignore[method-assign]
+        rp.detach()
+        assert writes == [0, 1]  # the reset and the acknowledge of rproc_stop_subdevices, in that order
+        assert platform.memory.read(0x40000000, len(data)) == data  # the table as the remote installed it
+        rp.attach(0x40000000, len(data))  # and it attaches again from the clean table
+        assert parse(platform.memory.read(0x40000000, len(data))).vdevs[0].status == 7
+    finally:
+        rp.detach()
+        platform.close()
