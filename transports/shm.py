@@ -208,12 +208,18 @@ class ShmLink:
             raise TransportError(f"{sock_path}: not an rproc shm host (greeting {hello!r})")
         flags = hello[-1]
         fds = list(fds)
-        if flags & FLAG_MEMFD:
-            shm = SharedFile.from_fd(fds.pop(0), name)
-        else:
-            if size is None:
-                size = path.stat().st_size
-            shm = SharedFile(path, size, create=False)
+        try:
+            if flags & FLAG_MEMFD:
+                shm = SharedFile.from_fd(fds.pop(0), name)
+            else:
+                if size is None:
+                    size = path.stat().st_size
+                shm = SharedFile(path, size, create=False)
+        except BaseException:  # e.g. the file is smaller than asked: nothing of this connection stays open
+            for fd in fds:
+                os.close(fd)
+            sock.close()
+            raise
         sock.settimeout(None)
         if flags & FLAG_EVENTFD:
             host_to_remote, remote_to_host = fds
