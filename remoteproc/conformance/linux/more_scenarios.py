@@ -1,8 +1,8 @@
 """The catalogue's boots beyond remoteproc_peer's own (docs/linux-conformance.md, "The catalogue"): the lifecycle
 boot (coredumps, the vdev status sequence: lifecycle.py), da != pa through uml_rproc.da= and carveouts=, the
 inline coredump, the tables rproc emits (tables.py), the corpus of broken tables (rsc_mutations.py) and the
-emulated Cortex-M33 as the remote (uml_qemu.py). remoteproc_peer adds :data:`BOOTS`, :data:`CATALOGUE` and
-:data:`BREAKS` to its own at its end; each check is the function the dedicated pytest file calls."""
+emulated Cortex-M33 as the remote (uml_qemu.py). Its import adds :data:`BOOTS`, :data:`CATALOGUE` and :data:`BREAKS` to
+remoteproc_peer's (which imports it last); each check is the function the dedicated pytest file calls."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from remoteproc.conformance.linux import lifecycle as lc
+from remoteproc.conformance.linux import remoteproc_peer as rp
 from remoteproc.conformance.linux import rsc_mutations as rm
 from remoteproc.conformance.linux import tables as tb
 from remoteproc.conformance.linux.build import UmlImages
@@ -278,3 +279,13 @@ BREAKS: dict[str, Break] = {
     "invert-rproc": Break(rm.BREAKS["invert-rproc"], frozenset({"broken-tables"})),
     **{name: Break(what, frozenset({f"table-{table}"})) for name, (table, what) in tb.BREAKS.items()},
 }
+
+
+def _register() -> None:
+    """Into remoteproc_peer's registry (its functions read these names when they run)."""
+    rp.BOOTS.update((b.name, b) for b in BOOTS)
+    rp.CATALOGUE = rp.CATALOGUE + CATALOGUE
+    rp.BREAKS.update(BREAKS)
+
+
+_register()

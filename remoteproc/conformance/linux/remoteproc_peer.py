@@ -808,7 +808,15 @@ CATALOGUE: tuple[Scenario, ...] = (
 # remotes only answer (uml_remote.c, uml_py_remote.py).
 
 
+def complete_registry() -> None:
+    """Add the boots of lifecycle.py, tables.py, rsc_mutations.py and the Cortex-M33 (more_scenarios.py, which
+    registers them when imported: it imports this module, so this one cannot import it at its top). Import
+    more_scenarios before taking BOOTS, CATALOGUE or BREAKS by name; the functions here call this first."""
+    from remoteproc.conformance.linux import more_scenarios  # noqa: F401
+
+
 def scenario(name: str) -> Scenario:
+    complete_registry()
     for s in CATALOGUE:
         if s.name == name:
             return s
@@ -823,6 +831,7 @@ def not_applicable(entry: Scenario, remote: str) -> str | None:
 @contextlib.contextmanager
 def boot_for(images: UmlImages, which: str, remote: str, tmp: Path, break_mode: str = "") -> Iterator[Any]:
     """A run of the boot ``which`` (:data:`BOOTS`) with ``remote`` (``c`` or ``python``)."""
+    complete_registry()
     spec = BOOTS[which]
     if spec.runner is not None:
         with spec.runner(images, remote, tmp, break_mode) as made:
@@ -862,6 +871,7 @@ def run_catalogue(
     """Every scenario of :data:`CATALOGUE` (or those named in ``only``) with ``kernel`` and ``remote``: one
     boot of each :data:`BOOTS` entry they need, the scenarios judged on it; n/a with the reason where they
     cannot be judged (``--remote qemu``, a host without what a boot needs)."""
+    complete_registry()
     if break_mode and break_mode not in BREAKS:
         raise ValueError(f"no break mode {break_mode!r}: {', '.join(sorted(BREAKS))}")
     if remote not in REMOTE_CHOICES:
@@ -905,13 +915,6 @@ def run_catalogue(
     return report
 
 
-# The boots of lifecycle.py, tables.py, rsc_mutations.py and the Cortex-M33 (more_scenarios.py imports this
-# module, so it comes last).
-from remoteproc.conformance.linux import more_scenarios  # noqa: E402
-
-BOOTS.update((b.name, b) for b in more_scenarios.BOOTS)
-CATALOGUE = CATALOGUE + more_scenarios.CATALOGUE
-BREAKS.update(more_scenarios.BREAKS)
-CORE_BOOTS = frozenset(BOOTS) - {b.name for b in more_scenarios.BOOTS}
+CORE_BOOTS = frozenset(BOOTS)
 """This module's own boots (tests/conformance/linux/test_remoteproc_linux.py runs their scenarios per kernel
 and remote; the others have their own pytest files)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from remoteproc.conformance.linux import more_scenarios  # noqa: F401  (completes the registry first)
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
 from remoteproc.conformance.linux.remoteproc_peer import (
     BOOTS,
