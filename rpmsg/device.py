@@ -1383,14 +1383,21 @@ class Endpoint(EndpointBase):
                 raise WouldBlock("no send buffer free right now") from None
             raise
 
-    def recvfrom_many(self, max: int = 64, bufsize: int = 1 << 16) -> list[tuple[bytes, int]]:
+    def _recvfrom_many_py(self, max: int = 64, bufsize: int = 1 << 16) -> list[tuple[bytes, int]]:
         """Up to ``max`` messages and their sources: waits for the first as :meth:`recvfrom` does (the
         endpoint's timeout), then takes those already there without waiting (recvmmsg's MSG_WAITFORONE)."""
         if type(max) is not int or max < 1:
             raise ValueError(f"recvfrom_many: max must be an int >= 1, not {max!r}")
-        out = [self.recvfrom(bufsize)]
-        if max > 1:
+        _check_bufsize(bufsize, "recvfrom_many")
+        self._check_recv()
+        # What is there already, at most max taken from the ring (the C method's order: take_more_c first)
+        out: list[tuple[bytes, int]] = []
+        if not self.closed and self.device.failure is None and not self.device._closed:
             self.device._take_waiting(self, out, max, bufsize)
+        if not out:
+            out.append(self.recvfrom(bufsize))  # waits as recvfrom does (and raises what it raises)
+            if max > 1:
+                self.device._take_waiting(self, out, max, bufsize)
         return out
 
     def recv_many(self, max: int = 64, bufsize: int = 1 << 16) -> list[bytes]:
@@ -1598,4 +1605,4 @@ class Endpoint(EndpointBase):
     if EndpointBase is object:  # rpmsg._endpoint_c not built: the Python methods are the methods
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
         send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
-        send_buffer_reuse = _send_buffer_reuse_py
+        send_buffer_reuse, recvfrom_many = _send_buffer_reuse_py, _recvfrom_many_py

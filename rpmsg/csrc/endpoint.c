@@ -64,6 +64,7 @@ typedef struct {
 static PyObject *s_doorbell_owner, *s_notify_all, *s_timeout;
 static PyObject *s_pool_array, *s_spare, *s_kick, *s_take_batch, *s_send_failed, *s_recv_failed, *trace_key;
 static PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py;
+static PyObject *s_recvfrom_many_py, *s_take_waiting, *s_device;
 static PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py, *s_release;
 
 /* What attach sets (a re-attach after the host's pool was replaced keeps set_wait's). */
@@ -1252,6 +1253,143 @@ static PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py
 	return send_buffer_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py);
 }
 
+/* After recvfrom_many's first message: take more for this endpoint in C while what rpf_recv (rpf_dev_recv)
+ * brings in is only well-formed messages for it; 1 when done, 0 when the Python method's _take_waiting must go
+ * on (a message queued, a batch with others' messages (delivered to the queues here, as recv_c does), the lock
+ * held elsewhere, the gate closed), -1 on an error (the list keeps what it holds: the caller returns it). A
+ * broken ring ends the batch quietly: the next receive reports it, nothing taken is lost. */
+static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize)
+{
+	Gate *g = e->gate;
+	uint32_t addr;
+	while (PyList_GET_SIZE(out) < max) {
+		if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &addr) || !e->queue)
+			return 0;
+		Py_ssize_t queued = PyObject_Length(e->queue);
+		if (queued != 0) {
+			PyErr_Clear();
+			return 0;
+		}
+		PyObject *release = NULL;
+		int taken = lock_try(g, &release);
+		if (taken <= 0)
+			return taken;
+		if (!g->open) {
+			unlock(release);
+			return 0;
+		}
+		Py_ssize_t want = max - PyList_GET_SIZE(out);
+		uint32_t count = want < (Py_ssize_t)g->rx_count ? (uint32_t)want : g->rx_count;
+		int rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, count, 0, g->kick_fd)
+				   : rpf_recv(g->rx, g->out, g->out_cap, g->lens, count, g->rx_size, 0);
+		if (rc == RPF_GENERAL) {
+			unlock(release);
+			return 0;
+		}
+		if (rc <= 0) { /* nothing more, or a broken ring: reported by the next receive */
+			unlock(release);
+			return 1;
+		}
+		if (rc & RPF_NOTIFY) {
+			uint64_t one = 1;
+			if ((g->remote || write(g->kick_fd, &one, 8) != 8) && kick_python(g, g->remote ? 1 : 0) < 0)
+				PyErr_Clear(); /* the device failed: the next call says so */
+		}
+		int n = rc & 0xffff, mine = 1;
+		uint32_t pos = 0;
+		for (int i = 0; i < n && mine; pos += g->lens[i], i++) {
+			const uint8_t *p = g->out + pos;
+			if (g->lens[i] < HDR) { /* not even a header: the parser drops it */
+				mine = 0;
+				break;
+			}
+			uint32_t dst = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+			uint32_t len = (uint32_t)p[12] | (uint32_t)p[13] << 8;
+			mine = dst == addr && len <= g->lens[i] - HDR; /* the checks of recv_c */
+		}
+		if (!mine) { /* the device's parser delivers the batch (ours to our queue); _take_waiting goes on */
+			PyObject *cnt = PyLong_FromLong(n);
+			PyObject *r = cnt && g->device ? PyObject_CallMethodOneArg(g->device, s_take_batch, cnt) : NULL;
+			Py_XDECREF(cnt);
+			unlock(release);
+			if (!r)
+				return -1;
+			Py_DECREF(r);
+			return 0;
+		}
+		pos = 0;
+		for (int i = 0; i < n; pos += g->lens[i], i++) {
+			const uint8_t *p = g->out + pos;
+			uint32_t src = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+			uint32_t len = (uint32_t)p[12] | (uint32_t)p[13] << 8;
+			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
+			PyObject *item = Py_BuildValue("(y#I)", (const char *)p + HDR, take, (unsigned int)src);
+			if (!item || PyList_Append(out, item) < 0) {
+				Py_XDECREF(item);
+				unlock(release);
+				return -1; /* (memory) what was appended is returned */
+			}
+			Py_DECREF(item);
+		}
+		unlock(release);
+	}
+	return 1;
+}
+
+static PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	Py_ssize_t max = 64, bufsize = 1 << 16;
+	int plain = nargs <= 2 && !kwnames;
+	if (plain && nargs >= 1)
+		plain = PyLong_CheckExact(args[0]) && (max = PyLong_AsSsize_t(args[0])) >= 1;
+	if (plain && nargs == 2)
+		plain = PyLong_CheckExact(args[1]) && (bufsize = PyLong_AsSsize_t(args[1])) >= 0;
+	PyErr_Clear();
+	if (!plain)
+		return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+	PyObject *out = PyList_New(0);
+	if (!out)
+		return NULL;
+	/* What is there already, in C (a batch of ours at once); nothing: wait for one as recvfrom does, then more */
+	int done = take_more_c(e, out, max, bufsize);
+	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
+		int handled = 0;
+		PyObject *first = done ? recv_c(e, bufsize, 1, &handled) : NULL;
+		if (!first) {
+			Py_DECREF(out);
+			if (handled)
+				return NULL;
+			return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+		}
+		if (PyList_Append(out, first) < 0) {
+			Py_DECREF(first);
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(first);
+		done = take_more_c(e, out, max, bufsize);
+	}
+	if (done < 0 && PyList_GET_SIZE(out) == 0) {
+		Py_DECREF(out);
+		return NULL;
+	}
+	if (!done && PyList_GET_SIZE(out) < max) {
+		PyObject *dev = PyObject_GetAttr((PyObject *)e, s_device);
+		PyObject *lim = PyLong_FromSsize_t(max), *bs = PyLong_FromSsize_t(bufsize);
+		PyObject *r = dev && lim && bs ? PyObject_CallMethodObjArgs(dev, s_take_waiting, (PyObject *)e, out, lim, bs, NULL)
+					      : NULL;
+		Py_XDECREF(dev);
+		Py_XDECREF(lim);
+		Py_XDECREF(bs);
+		if (!r) {
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(r);
+	}
+	return out;
+}
+
 static PyMethodDef ep_methods[] = {
 	{ "send", (PyCFunction)(void (*)(void))ep_send, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send(data) -> int\n\nSend to the connected peer (see connect); returns len(data).") },
@@ -1264,6 +1402,9 @@ static PyMethodDef ep_methods[] = {
 	{ "send_many", (PyCFunction)(void (*)(void))ep_send_many, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send_many(messages, dst=None) -> int\n\nSend each message in order, one publish and at most "
 		    "one kick per batch; returns how many were sent (see docs/rpmsg.md, Batches).") },
+	{ "recvfrom_many", (PyCFunction)(void (*)(void))ep_recvfrom_many, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("recvfrom_many(max=64, bufsize=65536) -> [(bytes, src)]\n\nWait for one message, then take "
+		    "those already there, up to max.") },
 	{ "get_buffer", (PyCFunction)(void (*)(void))ep_get_buffer, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("get_buffer() -> TxBuffer\n\nZero-copy send (host): a send buffer to write into.") },
 	{ "send_buffer", (PyCFunction)(void (*)(void))ep_send_buffer, METH_FASTCALL | METH_KEYWORDS,
@@ -1334,10 +1475,12 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		return NULL;
 	static const char *names[] = { "_doorbell_owner", "notify_all", "_timeout", "pool_array", "_spare", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
 				       "_send_py", "_sendto_py", "_recv_py", "_recvfrom_py", "_send_many_py", "_get_buffer_py",
-				       "_send_buffer_py", "_send_buffer_reuse_py", "release" };
+				       "_send_buffer_py", "_send_buffer_reuse_py", "release", "_recvfrom_many_py",
+				       "_take_waiting", "device" };
 	PyObject **slots[] = { &s_doorbell_owner, &s_notify_all, &s_timeout, &s_pool_array, &s_spare, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
 			       &s_send_py, &s_sendto_py, &s_recv_py, &s_recvfrom_py, &s_send_many_py, &s_get_buffer_py,
-			       &s_send_buffer_py, &s_send_buffer_reuse_py, &s_release };
+			       &s_send_buffer_py, &s_send_buffer_reuse_py, &s_release, &s_recvfrom_many_py,
+			       &s_take_waiting, &s_device };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*slots[i] = PyUnicode_InternFromString(names[i])))
 			return NULL;
