@@ -23,8 +23,9 @@ import functools
 import logging
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
 from rpmsg.log_limit import level_for
@@ -47,7 +48,16 @@ from virtio import Buf, Chain, DeviceQueue, DriverQueue, Notify, VringLayout
 from virtio.errors import LocalError, RemoteFault, VirtioError
 from virtio.status import DESC_F_WRITE
 
+if TYPE_CHECKING:
+    from rpmsg._endpoint_c import TxBufferBase
+else:
+    from rpmsg._native import endpoint_module
+
+    TxBufferBase = endpoint_module().TxBufferBase if endpoint_module() is not None else object
+
 log = logging.getLogger(__name__)
+
+Payload = bytes | bytearray | memoryview
 
 
 @dataclass
@@ -90,11 +100,12 @@ class ChannelEvent:
 Event = Message | ChannelEvent
 
 
-class TxBuffer:
+class TxBuffer(TxBufferBase):
     """A send buffer in shared memory for zero-copy sends: write into :attr:`view`, then ``send_buffer``.
 
     After it is sent (or given back) the view is released: a late write raises, it cannot corrupt a buffer the
-    peer is reading."""
+    peer is reading. Its fields live in rpmsg._endpoint_c.TxBufferBase when that is built, so that the endpoint's
+    C ``get_buffer`` makes one without running Python (docs/rpmsg.md, "Zero-copy")."""
 
     def __init__(self, addr: int, view: memoryview, capacity: int, token: object = None) -> None:
         self.addr = addr
@@ -103,9 +114,20 @@ class TxBuffer:
         self.token = token
         self.done = False
 
-    def _finish(self) -> None:
-        self.done = True
-        self.view.release()
+    if TxBufferBase is object:  # no compiled base: its methods, in Python
+
+        def _finish(self) -> None:
+            self.done = True
+            self.view.release()
+
+        def __setitem__(self, key: int | slice, value: object) -> None:
+            """``buf[i] = byte``, ``buf[a:b] = data``: into the payload (refused once sent)."""
+            if self.done:
+                raise ValueError("this TX buffer was sent or given back: take another (get_buffer)")
+            self.view[key] = value  # type: ignore[call-overload]
+
+        def __len__(self) -> int:
+            return self.capacity
 
 
 def _flagged_writable(length: int) -> str:
@@ -290,6 +312,25 @@ class HostCore(_CoreBase):
                 raise WouldBlock("no free TX buffer: the remote has not returned any yet")
         self._note(self.tx.publish())
 
+    def send_many(self, src: int, dst: int, payloads: Sequence[Payload]) -> int:
+        """Send as many of ``payloads`` as free buffers allow, in order, with one publish: how many went (0: no
+        buffer free). Every size is checked before anything is sent (MessageTooLong: none went). The twin of
+        rpmsg/csrc/fastpath.c's rpf_send_many."""
+        for payload in payloads:
+            check_payload(len(payload), self.tx_size - HEADER_SIZE, f"a {self.tx_size}-byte buffer")
+        if not payloads:
+            return 0
+        messages = [pack_header(src, dst, len(p)) + bytes(p) for p in payloads]
+        lens = [len(m) for m in messages]
+        data = b"".join(messages)
+        n = self.tx.send_copy(data, lens, self.tx_size)
+        if n < len(lens):
+            self._reclaim()
+            n += self.tx.send_copy(data[sum(lens[:n]) :], lens[n:], self.tx_size)
+        if n:
+            self._note(self.tx.publish())
+        return n
+
     def get_tx_buffer(self) -> TxBuffer:
         addr = self._take_tx()
         return TxBuffer(addr, self.memory.view(addr + HEADER_SIZE, self.max_payload), self.max_payload)
@@ -430,6 +471,32 @@ class RemoteCore(_CoreBase):
 
     def send(self, src: int, dst: int, payload: bytes | bytearray | memoryview) -> None:
         check_payload(len(payload))  # the host's buffer size is checked once one is taken
+        if not self._put(src, dst, payload):
+            raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
+        self._note(self.to_host.publish())
+
+    def send_many(self, src: int, dst: int, payloads: Sequence[Payload]) -> int:
+        """Send as many of ``payloads`` as posted host buffers allow, in order, with one publish: how many went
+        (0: no host buffer). A host buffer too small for the first raises MessageTooLong (that buffer is kept,
+        as by :meth:`send`); for a later one, the count so far is returned and sending it again raises. The
+        twin of rpmsg/csrc/fastpath.c's rpf_dev_send_many."""
+        for payload in payloads:
+            check_payload(len(payload))
+        n = 0
+        try:
+            for payload in payloads:
+                if not self._put(src, dst, payload):
+                    break
+                n += 1
+        except MessageTooLong:
+            if not n:
+                raise
+        if n:
+            self._note(self.to_host.publish())
+        return n
+
+    def _put(self, src: int, dst: int, payload: Payload) -> bool:
+        """Write one message into a host buffer and push it (not published); False: no host buffer posted."""
         if self._spare is None:
             message = pack_header(src, dst, len(payload)) + bytes(payload)
             try:
@@ -439,11 +506,13 @@ class RemoteCore(_CoreBase):
             except LocalError:
                 sent = -1  # the host's buffer is too small: the slow path below names the limit
             if sent == 1:
-                self._note(self.to_host.publish())
-                return
+                return True
             if sent == 0:
-                raise WouldBlock("no host receive buffer available: the host has not posted or re-posted any")
-        chain = self._take_rx_buffer()
+                return False
+        try:
+            chain = self._take_rx_buffer()
+        except WouldBlock:
+            return False
         buf = chain.descs[0]
         try:
             check_payload(len(payload), buf.len - HEADER_SIZE, f"the host's {buf.len}-byte buffer")
@@ -453,7 +522,7 @@ class RemoteCore(_CoreBase):
         self.memory.write(buf.addr, pack_header(src, dst, len(payload)))
         self.memory.write(buf.addr + HEADER_SIZE, payload)
         self.to_host.push(chain.head, HEADER_SIZE + len(payload))
-        self._note(self.to_host.publish())
+        return True
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
         events: list[Event] = []

@@ -38,7 +38,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from rpmsg import fastpath
@@ -46,6 +46,7 @@ from rpmsg.core import ChannelEvent, Event, HostCore, Message, RemoteCore, TxBuf
 from rpmsg.errors import (
     EndpointClosed,
     LocalProtocolError,
+    MessageTooLong,
     PeerLost,
     RemoteProtocolError,
     RpmsgTimeout,
@@ -375,6 +376,52 @@ class RpmsgDevice:
                     armed = True
                     continue
                 self._wait(deadline)
+
+    def _take_waiting(self, ep: Endpoint, out: list[tuple[bytes, int]], limit: int, bufsize: int) -> None:
+        """Append to ``out`` the messages for ``ep`` already there, queued or in the ring, up to ``limit`` in
+        all, without waiting (:meth:`Endpoint.recvfrom_many` after its first). Takes at most what is still
+        wanted from the ring per pass (with the C path: one C call each). A peer found gone or a ring found
+        broken ends the batch, not what it already holds: the next receive raises."""
+        fast = self._fast
+        with self._lock:
+            while len(out) < limit:
+                msg = ep._take()
+                if msg is not None:
+                    try:
+                        out.append((bytes(msg.payload[:bufsize]), msg.src))
+                    finally:
+                        msg.release()
+                    continue
+                if self.failure is not None or self._closed or ep.closed:
+                    return
+                want = limit - len(out)
+                try:
+                    if (
+                        fast is not None
+                        and self._pump is None
+                        and not self._zero_copy_endpoints
+                        and not self._callback_endpoints
+                        and not log.isEnabledFor(TRACE)
+                    ):
+                        n = fast.recv(0, want)
+                        if n == fastpath.GENERAL:
+                            fast = None
+                            continue
+                        if n & fastpath.NOTIFY:
+                            self._kick(fast.recv_queue)
+                        n &= 0xFFFF
+                        if not n:
+                            return
+                        self._take_batch(n)
+                        continue
+                    events = self.core.poll(zero_copy=self._zero_copy_filter, limit=want)
+                except RemoteProtocolError as exc:
+                    self._fail(exc)
+                    return
+                self._handle(events)
+                self._flush(changed=bool(events))
+                if not events:
+                    return
 
     def _take_batch(self, n: int) -> None:
         """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's)."""
@@ -730,6 +777,49 @@ class RpmsgDevice:
                 except WouldBlock:
                     self._wait_for_buffer(deadline)
 
+    def send_many(
+        self, src: int, dst: int, payloads: Sequence[bytes | bytearray | memoryview], timeout: float | None
+    ) -> int:
+        """Send ``payloads`` in order, as many as buffers allow per publish (one publish and at most one kick
+        each time), waiting for buffers as :meth:`send` does; returns how many were sent: all of them, or fewer
+        when ``timeout`` ran out after some went (none: RpmsgTimeout), or (remote) when the host's buffer is too
+        small for the next (sending that one again raises MessageTooLong). Every size is checked first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fast = self._fast
+        done = 0
+        with self._lock:
+            while done < len(payloads):
+                self._check()
+                rest = payloads[done:] if done else payloads
+                try:
+                    k = fastpath.GENERAL
+                    if fast is not None and not log.isEnabledFor(TRACE) and max(map(len, rest)) <= fast.max_payload:
+                        k = fast.send_many(src, dst, rest)
+                    if k == fastpath.GENERAL:
+                        k = self.core.send_many(src, dst, rest)
+                        self._flush()
+                    elif k & fastpath.NOTIFY:
+                        self._kick(fast.send_queue)  # type: ignore[union-attr]
+                except RemoteProtocolError as exc:
+                    raise self._broke(exc) from exc
+                except MessageTooLong:
+                    if done:
+                        return done  # the remote's next host buffer is too small: the next call says so
+                    raise
+                k &= 0xFFFF
+                if k and log.isEnabledFor(TRACE):
+                    for p in rest[:k]:
+                        log.log(TRACE, "rpmsg -> %#x to %#x, %d bytes: %s", src, dst, len(p), bytes(p[:32]).hex(" "))
+                done += k
+                if done < len(payloads) and not k:
+                    try:
+                        self._wait_for_buffer(deadline)
+                    except RpmsgTimeout:
+                        if done:
+                            return done
+                        raise
+        return done
+
     def get_buffer(self, timeout: float | None) -> TxBuffer:
         if not isinstance(self.core, HostCore):
             raise LocalProtocolError(
@@ -769,6 +859,17 @@ class RpmsgDevice:
             except RemoteProtocolError as exc:
                 raise self._broke(exc) from exc
             self._flush()
+
+    def rearm(self, buf: TxBuffer) -> bool:
+        """Point a sent ``buf`` at a send buffer free now (host): True, or False when none is (never waits)."""
+        if not buf.done:
+            raise LocalProtocolError("this TX buffer was not sent: send it first")
+        try:
+            fresh = self.get_buffer(0)
+        except RpmsgTimeout:
+            return False
+        buf.addr, buf.view, buf.capacity, buf.done = fresh.addr, fresh.view, fresh.capacity, False
+        return True
 
     def _wait_for_buffer(self, deadline: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline:
@@ -1236,16 +1337,72 @@ class Endpoint(EndpointBase):
                 wait = min(wait, remaining)
             await dev._await_buffer(wait)
 
-    def get_buffer(self) -> TxBuffer:
+    def _get_buffer_py(self) -> TxBuffer:
         """Zero-copy send (host): a writable view of a send buffer in shared memory."""
         self._check_open()
         return self.device.get_buffer(self._timeout)
 
-    def send_buffer(self, buf: TxBuffer, length: int, dst: int | None = None) -> None:
+    def _send_buffer_py(self, buf: TxBuffer, length: int, dst: int | None = None) -> None:
         target = self.peer if dst is None else dst
         if target is None:
             raise LocalProtocolError(f"{self!r} is not connected: give dst")
         self.device.send_buffer(buf, self.addr, target, length)
+
+    def _send_buffer_reuse_py(self, buf: TxBuffer, length: int, dst: int | None = None) -> bool:
+        """:meth:`send_buffer`, then point the same ``buf`` at a send buffer free right now (True; never waits),
+        or leave it sent (False: none is free; :meth:`get_buffer` waits for one). A producer that keeps one
+        buffer object pays for no new object or view per message (docs/rpmsg.md, "Zero-copy")."""
+        self._send_buffer_py(buf, length, dst)
+        return self.device.rearm(buf)
+
+    def _send_many_py(
+        self, messages: Iterable[bytes | bytearray | memoryview], dst: int | None = None, _sent: int = 0
+    ) -> int:
+        """Send each message in order to ``dst`` (None: the connected peer): one publish and at most one kick
+        per batch. Returns how many were sent: all, unless the endpoint's timeout ran out after some went (none
+        went: WouldBlock for timeout 0, RpmsgTimeout) or, remote role, the host's buffer is too small for the
+        next one (sending it again raises MessageTooLong). Every size is checked before anything is sent.
+        ``_sent``: how many the C method sent before handing the rest over (counted in, and the rest's timeout
+        then ends the call with that count)."""
+        target = self.peer if dst is None else dst
+        if target is None:
+            raise LocalProtocolError(f"{self!r} is not connected: use send_many(messages, dst) or connect")
+        batch = messages if isinstance(messages, (list, tuple)) else list(messages)
+        self._check_open()
+        timeout = self._timeout
+        try:
+            return _sent + self.device.send_many(self.addr, target, batch, timeout)
+        except MessageTooLong:
+            if _sent:  # (remote) the host's buffer is too small for the next: the C method sent the ones before
+                return _sent
+            raise
+        except RpmsgTimeout:
+            if _sent:
+                return _sent
+            if timeout == 0:
+                raise WouldBlock("no send buffer free right now") from None
+            raise
+
+    def _recvfrom_many_py(self, max: int = 64, bufsize: int = 1 << 16) -> list[tuple[bytes, int]]:
+        """Up to ``max`` messages and their sources: waits for the first as :meth:`recvfrom` does (the
+        endpoint's timeout), then takes those already there without waiting (recvmmsg's MSG_WAITFORONE)."""
+        if type(max) is not int or max < 1:
+            raise ValueError(f"recvfrom_many: max must be an int >= 1, not {max!r}")
+        _check_bufsize(bufsize, "recvfrom_many")
+        self._check_recv()
+        # What is there already, at most max taken from the ring (the C method's order: take_more_c first)
+        out: list[tuple[bytes, int]] = []
+        if not self.closed and self.device.failure is None and not self.device._closed:
+            self.device._take_waiting(self, out, max, bufsize)
+        if not out:
+            out.append(self.recvfrom(bufsize))  # waits as recvfrom does (and raises what it raises)
+            if max > 1:
+                self.device._take_waiting(self, out, max, bufsize)
+        return out
+
+    def recv_many(self, max: int = 64, bufsize: int = 1 << 16) -> list[bytes]:
+        """:meth:`recvfrom_many` without the sources."""
+        return [data for data, _ in self.recvfrom_many(max, bufsize)]
 
     # --- receiving -------------------------------------------------------------------------------------------
     def _enqueue(self, msg: Message) -> None:
@@ -1447,3 +1604,5 @@ class Endpoint(EndpointBase):
 
     if EndpointBase is object:  # rpmsg._endpoint_c not built: the Python methods are the methods
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
+        send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
+        send_buffer_reuse, recvfrom_many = _send_buffer_reuse_py, _recvfrom_many_py

@@ -13,8 +13,11 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
+from rpmsg import _native
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
@@ -34,14 +37,7 @@ def _module() -> Any:
     return load_extension("rpmsg._fastpath_cffi", "RPROC_RPMSG_FASTPATH_MODULE")
 
 
-@functools.cache
-def endpoint_module() -> Any:
-    """rpmsg._endpoint_c (the endpoints' send/recv as C methods, rpmsg/csrc/endpoint.c), or None when it is
-    not built (RPROC_RPMSG_ENDPOINT_MODULE: another build, e.g. sanitized)."""
-    try:
-        return load_extension("rpmsg._endpoint_c", "RPROC_RPMSG_ENDPOINT_MODULE")
-    except ImportError:
-        return None
+endpoint_module = _native.endpoint_module  # rpmsg._endpoint_c or None (one loader for the core and the device)
 
 
 class PyGate:
@@ -223,6 +219,7 @@ class HostFastPath(_FastPath):
         lib = self._lib
         self._send_c, self._recv_c = lib.rpf_send, lib.rpf_recv
         self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
+        self._send_many_c = lib.rpf_send_many
         self._addr = self._ffi.new("uint64_t *")
         self.core = core
         self._bind_pool()
@@ -275,6 +272,38 @@ class HostFastPath(_FastPath):
             self.send_fault(rc)
         return rc
 
+    def send_many(self, src: int, dst: int, payloads: Sequence[bytes | bytearray | memoryview]) -> int:
+        """As many of ``payloads`` as free buffers allow, in order, one publish: the count | NOTIFY (the caller
+        kicks vring 1). The caller checked the sizes."""
+        if self._send_ring.pool_array is not self._pool_src:
+            self._bind_pool()
+        data, lens = _batch(payloads)
+        rc: int = self._send_many_c(
+            self._send_vq,
+            self._pool,
+            self._npool,
+            self._pool_cap,
+            self._tx_size,
+            src,
+            dst,
+            self._ffi.from_buffer(data),
+            self._ffi.from_buffer("uint32_t[]", lens),
+            len(lens),
+            self._kick_out_fd,
+        )
+        if rc < 0:
+            self.send_fault(rc)
+        return rc
+
+    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any, changed: Any) -> bool:
+        """As :meth:`_FastPath.attach`, and let the endpoints' zero-copy sends run in C (their buffers are views
+        of :attr:`_tx_view`, made by the C ``get_buffer`` as :meth:`buffer` makes them)."""
+        if not super().attach(gate, lock, logger_cache, device, changed):
+            return False
+        if hasattr(gate, "set_zero_copy") and isinstance(TxBuffer, type) and self._tx_view.nbytes:
+            gate.set_zero_copy(self._tx_view, self._tx_lo, TxBuffer)
+        return True
+
     def take(self) -> int | None:
         """A free send buffer's address for a zero-copy send (reclaiming returned ones), or None."""
         if self._send_ring.pool_array is not self._pool_src:
@@ -297,13 +326,13 @@ class HostFastPath(_FastPath):
             self.send_fault(rc)
         return rc
 
-    def recv(self, arm: int) -> int:
+    def recv(self, arm: int, limit: int = 0) -> int:
         """Messages now in the batch buffer (their buffers re-posted), | NOTIFY when the remote wants a kick of
         vring 0. ``arm`` 1: when none waits, ask the remote to kick us for the next one; -1: first tell the
-        remote not to kick us for new messages; 0: leave that as it is."""
-        rc: int = self._recv_c(
-            self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._rx_count, self._rx_size, arm
-        )
+        remote not to kick us for new messages; 0: leave that as it is. ``limit``: at most that many (0: a
+        whole batch buffer)."""
+        count = min(limit, self._rx_count) if limit > 0 else self._rx_count
+        rc: int = self._recv_c(self._recv_vq, self._c_out, self._out_cap, self._c_lens, count, self._rx_size, arm)
         if rc < 0:
             self.recv_fault(rc)
         return rc
@@ -316,6 +345,7 @@ class RemoteFastPath(_FastPath):
     def __init__(self, core: RemoteCore, doorbell: Doorbell, wake_fd: int) -> None:
         super().__init__(core.from_host, core.to_host, core._rx_out, core._rx_lens, doorbell, wake_fd)
         self._send_c, self._recv_c = self._lib.rpf_dev_send, self._lib.rpf_dev_recv
+        self._send_many_c = self._lib.rpf_dev_send_many
         self.core = core
         self._max = len(core._rx_lens)
 
@@ -333,12 +363,37 @@ class RemoteFastPath(_FastPath):
             self.send_fault(rc)
         return rc
 
-    def recv(self, arm: int) -> int:
-        """Messages now in the batch buffer (the host's buffers given back), | NOTIFY when the caller must kick
-        vring 1; GENERAL: a message larger than the batch buffer waits (the general path takes it)."""
-        rc: int = self._recv_c(
-            self._recv_vq, self._c_out, self._out_cap, self._c_lens, self._max, arm, self._kick_out_fd
+    def send_many(self, src: int, dst: int, payloads: Sequence[bytes | bytearray | memoryview]) -> int:
+        """As many of ``payloads`` as posted host buffers allow, one publish: the count | NOTIFY (the caller
+        kicks vring 0); GENERAL: the first is the general path's (a host buffer too small, a spare held, or
+        larger than the C copy takes)."""
+        if self.core._spare is not None or any(len(p) > self.max_payload for p in payloads):
+            return GENERAL
+        data, lens = _batch(payloads)
+        rc: int = self._send_many_c(
+            self._send_vq,
+            src,
+            dst,
+            self._ffi.from_buffer(data),
+            self._ffi.from_buffer("uint32_t[]", lens),
+            len(lens),
+            self._kick_out_fd,
         )
+        if rc < 0 and rc != GENERAL:
+            self.send_fault(rc)
+        return rc
+
+    def recv(self, arm: int, limit: int = 0) -> int:
+        """Messages now in the batch buffer (the host's buffers given back), | NOTIFY when the caller must kick
+        vring 1; GENERAL: a message larger than the batch buffer waits (the general path takes it). ``limit``:
+        at most that many (0: as many as fit)."""
+        count = min(limit, self._max) if limit > 0 else self._max
+        rc: int = self._recv_c(self._recv_vq, self._c_out, self._out_cap, self._c_lens, count, arm, self._kick_out_fd)
         if rc < 0 and rc != GENERAL:
             self.recv_fault(rc)
         return rc
+
+
+def _batch(payloads: Sequence[bytes | bytearray | memoryview]) -> tuple[bytes, array[int]]:
+    """The payloads back to back and their lengths, as rpf_send_many and rpf_dev_send_many take them."""
+    return b"".join(payloads), array("I", map(len, payloads))

@@ -54,11 +54,18 @@ typedef struct {
 	 * eventfd, threading.current_thread and the device's condition */
 	int poll_fd, wait_kick_fd, wake_fd;
 	PyObject *current_thread, *changed;
+	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
+	 * and the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase) */
+	PyObject *tx_view;
+	uint64_t tx_lo;
+	PyTypeObject *txbuf_type;
 } Gate;
 
 static PyObject *s_doorbell_owner, *s_notify_all, *s_timeout;
 static PyObject *s_pool_array, *s_spare, *s_kick, *s_take_batch, *s_send_failed, *s_recv_failed, *trace_key;
 static PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py;
+static PyObject *s_recvfrom_many_py, *s_take_waiting, *s_device;
+static PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py, *s_release;
 
 /* What attach sets (a re-attach after the host's pool was replaced keeps set_wait's). */
 static void gate_drop_rings(Gate *g)
@@ -78,6 +85,8 @@ static void gate_drop(Gate *g)
 	gate_drop_rings(g);
 	Py_CLEAR(g->current_thread);
 	Py_CLEAR(g->changed);
+	Py_CLEAR(g->tx_view);
+	Py_CLEAR(g->txbuf_type);
 	g->poll_fd = -1;
 }
 
@@ -91,6 +100,8 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 	Py_VISIT(g->device);
 	Py_VISIT(g->current_thread);
 	Py_VISIT(g->changed);
+	Py_VISIT(g->tx_view);
+	Py_VISIT(g->txbuf_type);
 	return 0;
 }
 
@@ -206,6 +217,34 @@ static PyObject *gate_set_wait(Gate *g, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+static PyTypeObject TxBufferBaseType;
+
+PyDoc_STRVAR(gate_set_zero_copy_doc,
+	     "set_zero_copy(tx_view, tx_lo, txbuf_type)\n\n"
+	     "Let get_buffer/send_buffer run in C (host, after attach): tx_view is a writable memoryview of the send "
+	     "buffers starting at device address tx_lo; get_buffer returns txbuf_type instances (a subclass of "
+	     "TxBufferBase), their view a slice of tx_view.");
+
+static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
+{
+	PyObject *view;
+	unsigned long long lo;
+	PyTypeObject *type;
+	if (!PyArg_ParseTuple(args, "O!KO!:set_zero_copy", &PyMemoryView_Type, &view, &lo, &PyType_Type, &type))
+		return NULL;
+	if (!g->attached || g->remote || !PyType_IsSubtype(type, &TxBufferBaseType)) {
+		PyErr_SetString(PyExc_ValueError, "set_zero_copy: attach the host's C path first, with a TxBufferBase "
+						  "subclass");
+		return NULL;
+	}
+	Py_INCREF(view);
+	Py_XSETREF(g->tx_view, view);
+	Py_INCREF(type);
+	Py_XSETREF(g->txbuf_type, type);
+	g->tx_lo = lo;
+	Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(gate_detach_doc, "detach()\n\nForget the C path (closes the gate): nothing it pointed at is used again.");
 
 static PyObject *gate_detach(Gate *g, PyObject *unused)
@@ -239,6 +278,7 @@ static PyMethodDef gate_methods[] = {
 	{ "attach", (PyCFunction)gate_attach, METH_VARARGS, gate_attach_doc },
 	{ "detach", (PyCFunction)gate_detach, METH_NOARGS, gate_detach_doc },
 	{ "set_wait", (PyCFunction)gate_set_wait, METH_VARARGS, gate_set_wait_doc },
+	{ "set_zero_copy", (PyCFunction)gate_set_zero_copy, METH_VARARGS, gate_set_zero_copy_doc },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -751,6 +791,605 @@ static PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t 
 	return recv_entry(e, args, nargs, kwnames, 1, s_recvfrom_py);
 }
 
+/* --- TxBufferBase: the fields of rpmsg.core.TxBuffer, so that get_buffer can make one without Python ------- */
+
+typedef struct {
+	PyObject_HEAD
+	unsigned long long addr; /* the buffer's device address (its header; the payload follows) */
+	PyObject *view;          /* writable view of the payload, released once sent; made on first use when
+				  * `region` is set (C-made buffers: no view per message unless asked for) */
+	unsigned int capacity;   /* payload bytes it holds */
+	PyObject *token;
+	char done;               /* sent or given back */
+	PyObject *region;        /* C-made: the gate's view of the send buffers, the payload at `offset` in it */
+	Py_ssize_t offset;
+} TxBufferBase;
+
+static int txb_traverse(TxBufferBase *b, visitproc visit, void *arg)
+{
+	Py_VISIT(b->view);
+	Py_VISIT(b->token);
+	Py_VISIT(b->region);
+	return 0;
+}
+
+static int txb_clear(TxBufferBase *b)
+{
+	Py_CLEAR(b->view);
+	Py_CLEAR(b->token);
+	Py_CLEAR(b->region);
+	return 0;
+}
+
+static void txb_dealloc(TxBufferBase *b)
+{
+	PyObject_GC_UnTrack(b);
+	txb_clear(b);
+	Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+/* Mark sent and release the view if one was made (a late write through it then raises instead of changing a
+ * buffer the peer reads; a write through the buffer itself checks `done`). */
+static int txb_finish(TxBufferBase *b)
+{
+	b->done = 1;
+	if (!b->view || b->view == Py_None)
+		return 0;
+	PyObject *r = PyObject_CallMethodNoArgs(b->view, s_release);
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	return 0;
+}
+
+static PyObject *txb_finish_method(TxBufferBase *b, PyObject *unused)
+{
+	(void)unused;
+	if (txb_finish(b) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *txb_get_view(TxBufferBase *b, void *closure)
+{
+	(void)closure;
+	if (!b->view && b->region) {
+		PyObject *lo = PyLong_FromSsize_t(b->offset);
+		PyObject *hi = PyLong_FromSsize_t(b->offset + (Py_ssize_t)b->capacity);
+		PyObject *slice = lo && hi ? PySlice_New(lo, hi, NULL) : NULL;
+		Py_XDECREF(lo);
+		Py_XDECREF(hi);
+		if (!slice)
+			return NULL;
+		b->view = PyObject_GetItem(b->region, slice);
+		Py_DECREF(slice);
+		if (!b->view)
+			return NULL;
+		if (b->done && txb_finish(b) < 0) /* asked for after it was sent: released, as the old one was */
+			return NULL;
+	}
+	return Py_NewRef(b->view ? b->view : Py_None);
+}
+
+static int txb_set_view(TxBufferBase *b, PyObject *value, void *closure)
+{
+	(void)closure;
+	Py_XINCREF(value);
+	Py_XSETREF(b->view, value);
+	Py_CLEAR(b->region); /* a view set from Python is where the payload is written */
+	return 0;
+}
+
+/* buf[i] = v, buf[a:b] = data: straight into shared memory (C-made buffers), else through the view; refused
+ * once sent. */
+static int txb_ass_subscript(TxBufferBase *b, PyObject *key, PyObject *value)
+{
+	if (!value) {
+		PyErr_SetString(PyExc_TypeError, "a TX buffer's bytes cannot be deleted");
+		return -1;
+	}
+	if (b->done) {
+		PyErr_SetString(PyExc_ValueError, "this TX buffer was sent or given back: take another (get_buffer)");
+		return -1;
+	}
+	Py_ssize_t start, stop, step, len;
+	int index = PyIndex_Check(key);
+	if (!b->region || !(index || PySlice_Check(key))) {
+		PyObject *view = txb_get_view(b, NULL);
+		int r = view && view != Py_None ? PyObject_SetItem(view, key, value) : -1;
+		if (view == Py_None)
+			PyErr_SetString(PyExc_ValueError, "this TX buffer has no view");
+		Py_XDECREF(view);
+		return r;
+	}
+	if (index) {
+		start = PyNumber_AsSsize_t(key, PyExc_IndexError);
+		if (start == -1 && PyErr_Occurred())
+			return -1;
+		if (start < 0)
+			start += b->capacity;
+		if (start < 0 || start >= (Py_ssize_t)b->capacity) {
+			PyErr_Format(PyExc_IndexError, "index out of this TX buffer's %u bytes", b->capacity);
+			return -1;
+		}
+		stop = start + 1;
+		step = 1;
+	} else {
+		if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+			return -1;
+		PySlice_AdjustIndices(b->capacity, &start, &stop, step);
+		if (step != 1) { /* strided: the view does it */
+			PyObject *view = txb_get_view(b, NULL);
+			int r = view ? PyObject_SetItem(view, key, value) : -1;
+			Py_XDECREF(view);
+			return r;
+		}
+	}
+	len = stop > start ? stop - start : 0;
+	Py_buffer src = { 0 };
+	uint8_t byte;
+	const void *from;
+	if (index) {
+		if (!PyLong_Check(value)) { /* as a memoryview of bytes says */
+			PyErr_SetString(PyExc_TypeError, "a TX buffer's byte must be an int");
+			return -1;
+		}
+		long v = PyLong_AsLong(value);
+		if ((v == -1 && PyErr_Occurred()) || v < 0 || v > 255) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_ValueError, "a TX buffer's byte must be an int in range(256)");
+			return -1;
+		}
+		byte = (uint8_t)v;
+		from = &byte;
+	} else {
+		if (PyObject_GetBuffer(value, &src, PyBUF_SIMPLE) < 0)
+			return -1;
+		if (src.len != len) {
+			PyErr_Format(PyExc_ValueError, "%zd bytes do not fill the %zd-byte slice of this TX buffer", src.len,
+				     len);
+			PyBuffer_Release(&src);
+			return -1;
+		}
+		from = src.buf;
+	}
+	Py_buffer region;
+	if (PyObject_GetBuffer(b->region, &region, PyBUF_WRITABLE) < 0) { /* the device let go of the memory */
+		if (!index)
+			PyBuffer_Release(&src);
+		return -1;
+	}
+	int r = 0;
+	if (b->offset < 0 || b->offset + (Py_ssize_t)b->capacity > region.len) {
+		PyErr_SetString(PyExc_ValueError, "this TX buffer lies outside the send buffers");
+		r = -1;
+	} else if (len) {
+		memcpy((uint8_t *)region.buf + b->offset + start, from, (size_t)len);
+	}
+	PyBuffer_Release(&region);
+	if (!index)
+		PyBuffer_Release(&src);
+	return r;
+}
+
+static Py_ssize_t txb_length(TxBufferBase *b)
+{
+	return (Py_ssize_t)b->capacity;
+}
+
+static PyMappingMethods txb_as_mapping = {
+	.mp_length = (lenfunc)txb_length,
+	.mp_ass_subscript = (objobjargproc)txb_ass_subscript,
+};
+
+static PyMethodDef txb_methods[] = {
+	{ "_finish", (PyCFunction)txb_finish_method, METH_NOARGS,
+	  PyDoc_STR("_finish()\n\nMark the buffer sent (or given back) and release its view.") },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyMemberDef txb_members[] = {
+	{ "addr", T_ULONGLONG, offsetof(TxBufferBase, addr), 0, "the buffer's device address" },
+	{ "capacity", T_UINT, offsetof(TxBufferBase, capacity), 0, "payload bytes it holds" },
+	{ "token", T_OBJECT, offsetof(TxBufferBase, token), 0, "the core's cookie" },
+	{ "done", T_BOOL, offsetof(TxBufferBase, done), 0, "sent or given back" },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyGetSetDef txb_getset[] = {
+	{ "view", (getter)txb_get_view, (setter)txb_set_view,
+	  "writable view of the payload (released once sent; made on first use)", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyTypeObject TxBufferBaseType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rpmsg._endpoint_c.TxBufferBase",
+	.tp_doc = PyDoc_STR("The fields of rpmsg.core.TxBuffer (its base class)."),
+	.tp_basicsize = sizeof(TxBufferBase),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_new = PyType_GenericNew,
+	.tp_dealloc = (destructor)txb_dealloc,
+	.tp_traverse = (traverseproc)txb_traverse,
+	.tp_clear = (inquiry)txb_clear,
+	.tp_methods = txb_methods,
+	.tp_members = txb_members,
+	.tp_getset = txb_getset,
+	.tp_as_mapping = &txb_as_mapping,
+};
+
+/* Point `b` at the free send buffer `addr` (a C-made buffer: writes go straight to shared memory). */
+static void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr)
+{
+	b->addr = addr;
+	b->offset = (Py_ssize_t)(addr - g->tx_lo + HDR);
+	b->capacity = g->max_payload;
+	b->done = 0;
+	Py_CLEAR(b->view);
+	Py_INCREF(g->tx_view);
+	Py_XSETREF(b->region, g->tx_view);
+}
+
+/* A send buffer for a zero-copy send (host): rpf_take, then a TxBuffer over it; NULL with no exception: the
+ * Python method's turn (no buffer free: it waits; the pool replaced; anything the gate does not allow). */
+static PyObject *get_buffer_c(EndpointBase *e, int *handled)
+{
+	Gate *g = e->gate;
+	*handled = 0;
+	if (!g || e->closed || g->remote || !g->txbuf_type || !g->tx_view || !gate_usable(g))
+		return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return NULL;
+	}
+	*handled = 1;
+	PyObject *check = g->open && g->txbuf_type ? PyObject_GetAttr(g->pool_ring, s_pool_array) : NULL;
+	int go = check && check == g->pool_obj;
+	Py_XDECREF(check);
+	PyErr_Clear();
+	if (!go) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	uint64_t addr = 0;
+	int rc = rpf_take(g->tx, g->pool, g->npool, g->pool_cap, &addr);
+	if (rc < 0)
+		return failed(g, s_send_failed, rc, release);
+	if (rc == 0) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	TxBufferBase *b = (TxBufferBase *)g->txbuf_type->tp_alloc(g->txbuf_type, 0);
+	if (!b) {
+		g->pool[(*g->npool)++] = addr; /* back to the pool: the pop above is undone */
+		unlock(release);
+		return NULL;
+	}
+	txb_arm(g, b, addr);
+	b->token = Py_NewRef(Py_None);
+	unlock(release);
+	return (PyObject *)b;
+}
+
+/* Send a filled TxBuffer in C; NULL with no exception: the Python method's turn (it raises what is wrong). */
+static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length, PyObject *dst_obj, int reuse,
+			       int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t src, dst, len;
+	*handled = 0;
+	if (!g || e->closed || g->remote || !g->txbuf_type || !gate_usable(g) || !u32_of(e->addr, &src) ||
+	    !u32_of(dst_obj, &dst) || !u32_of(length, &len) || !PyObject_TypeCheck(buf, &TxBufferBaseType))
+		return NULL;
+	TxBufferBase *b = (TxBufferBase *)buf;
+	if (b->done || len > b->capacity)
+		return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return NULL;
+	}
+	*handled = 1;
+	int go = g->open && !b->done;
+	if (go && reuse) { /* re-arming takes from the pool: it must be the one attached (as get_buffer) */
+		PyObject *pool = g->tx_view ? PyObject_GetAttr(g->pool_ring, s_pool_array) : NULL;
+		go = pool && pool == g->pool_obj;
+		Py_XDECREF(pool);
+		PyErr_Clear();
+	}
+	if (!go) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	if (txb_finish(b) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	int rc = rpf_send_buffer(g->tx, b->addr, g->tx_size, src, dst, len, 0, g->kick_fd);
+	if (rc < 0)
+		return failed(g, s_send_failed, rc, release);
+	if ((rc & RPF_NOTIFY) && kick_python(g, 1) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	if (!reuse) {
+		unlock(release);
+		Py_RETURN_NONE;
+	}
+	/* send_buffer_reuse: the same object, re-armed with a buffer free now (never waits for one) */
+	uint64_t addr = 0;
+	rc = g->attached && g->tx_view ? rpf_take(g->tx, g->pool, g->npool, g->pool_cap, &addr) : 0;
+	if (rc < 0)
+		return failed(g, s_send_failed, rc, release);
+	if (rc)
+		txb_arm(g, b, addr);
+	unlock(release);
+	return PyBool_FromLong(rc);
+}
+
+/* Send a list or tuple of bytes to `dst` in C: rpf_put (or rpf_dev_put) each while buffers are free, then one
+ * flush (publish, at most one kick). Returns how many went (k); the rest, if any, is the Python method's:
+ * `_send_many_py(rest, dst, k)`, which waits for buffers as the endpoint's timeout says. NULL with no exception:
+ * the Python method's turn for all of it (not a list/tuple of bytes, one too long, the gate closed). */
+static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj, Py_ssize_t *sent, int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t src, dst;
+	*handled = 0;
+	*sent = 0;
+	if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst) ||
+	    !(PyList_CheckExact(msgs) || PyTuple_CheckExact(msgs)))
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(msgs);
+	PyObject **items = PySequence_Fast_ITEMS(msgs);
+	for (Py_ssize_t i = 0; i < n; i++) /* checked before anything is sent: all or nothing for bad input */
+		if (!PyBytes_CheckExact(items[i]) || PyBytes_GET_SIZE(items[i]) > (Py_ssize_t)g->max_payload)
+			return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return NULL;
+	}
+	*handled = 1;
+	PyObject *check = g->open ? PyObject_GetAttr(g->pool_ring, g->remote ? s_spare : s_pool_array) : NULL;
+	int go = check && check == (g->remote ? Py_None : g->pool_obj);
+	Py_XDECREF(check);
+	PyErr_Clear();
+	if (!go) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	/* the list cannot change meanwhile: no Python code runs until the flush */
+	Py_ssize_t k = 0;
+	int rc = 0;
+	for (; k < n; k++) {
+		PyObject *m = items[k];
+		const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(m);
+		uint32_t len = (uint32_t)PyBytes_GET_SIZE(m);
+		rc = g->remote ? rpf_dev_put(g->tx, src, dst, p, len)
+			       : rpf_put(g->tx, g->pool, g->npool, g->pool_cap, g->tx_size, src, dst, p, len);
+		if (rc <= 0 || rc == RPF_GENERAL)
+			break;
+	}
+	if (rc < 0 && rc != RPF_GENERAL)
+		return failed(g, s_send_failed, rc, release);
+	if (k > 0) {
+		rc = g->remote ? rpf_dev_flush(g->tx, g->kick_fd) : rpf_flush(g->tx, g->kick_fd);
+		if (rc < 0)
+			return failed(g, s_send_failed, rc, release);
+		if ((rc & RPF_NOTIFY) && kick_python(g, g->remote ? 0 : 1) < 0) {
+			unlock(release);
+			return NULL; /* the device failed (PeerLost, with the count unconfirmed) */
+		}
+	}
+	unlock(release);
+	*sent = k;
+	if (k == n)
+		return PyLong_FromSsize_t(n);
+	*handled = 0;
+	return NULL;
+}
+
+static PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	Py_ssize_t sent = 0;
+	if ((nargs == 1 || nargs == 2) && !kwnames) {
+		int handled;
+		PyObject *dst = nargs == 2 && args[1] != Py_None ? args[1] : e->peer;
+		PyObject *r = send_many_c(e, args[0], dst ? dst : Py_None, &sent, &handled);
+		if (r || handled)
+			return r;
+		if (sent) { /* the ring filled: the rest waits for buffers in the Python method, counted from here */
+			PyObject *rest = PySequence_GetSlice(args[0], sent, PySequence_Fast_GET_SIZE(args[0]));
+			PyObject *count = PyLong_FromSsize_t(sent);
+			PyObject *stack[3] = { rest, nargs == 2 ? args[1] : Py_None, count };
+			r = rest && count ? slow(e, s_send_many_py, stack, 3, NULL) : NULL;
+			Py_XDECREF(rest);
+			Py_XDECREF(count);
+			return r;
+		}
+	}
+	return slow(e, s_send_many_py, args, nargs, kwnames);
+}
+
+static PyObject *ep_get_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	if (nargs == 0 && !kwnames) {
+		int handled;
+		PyObject *r = get_buffer_c(e, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, s_get_buffer_py, args, nargs, kwnames);
+}
+
+static PyObject *send_buffer_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+				   int reuse, PyObject *name)
+{
+	if ((nargs == 2 || nargs == 3) && !kwnames) {
+		int handled;
+		PyObject *dst = nargs == 3 && args[2] != Py_None ? args[2] : e->peer;
+		PyObject *r = send_buffer_c(e, args[0], args[1], dst ? dst : Py_None, reuse, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, name, args, nargs, kwnames);
+}
+
+static PyObject *ep_send_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return send_buffer_entry(e, args, nargs, kwnames, 0, s_send_buffer_py);
+}
+
+static PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return send_buffer_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py);
+}
+
+/* After recvfrom_many's first message: take more for this endpoint in C while what rpf_recv (rpf_dev_recv)
+ * brings in is only well-formed messages for it; 1 when done, 0 when the Python method's _take_waiting must go
+ * on (a message queued, a batch with others' messages (delivered to the queues here, as recv_c does), the lock
+ * held elsewhere, the gate closed), -1 on an error (the list keeps what it holds: the caller returns it). A
+ * broken ring ends the batch quietly: the next receive reports it, nothing taken is lost. */
+static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize)
+{
+	Gate *g = e->gate;
+	uint32_t addr;
+	while (PyList_GET_SIZE(out) < max) {
+		if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &addr) || !e->queue)
+			return 0;
+		Py_ssize_t queued = PyObject_Length(e->queue);
+		if (queued != 0) {
+			PyErr_Clear();
+			return 0;
+		}
+		PyObject *release = NULL;
+		int taken = lock_try(g, &release);
+		if (taken <= 0)
+			return taken;
+		if (!g->open) {
+			unlock(release);
+			return 0;
+		}
+		Py_ssize_t want = max - PyList_GET_SIZE(out);
+		uint32_t count = want < (Py_ssize_t)g->rx_count ? (uint32_t)want : g->rx_count;
+		int rc = g->remote ? rpf_dev_recv(g->rx, g->out, g->out_cap, g->lens, count, 0, g->kick_fd)
+				   : rpf_recv(g->rx, g->out, g->out_cap, g->lens, count, g->rx_size, 0);
+		if (rc == RPF_GENERAL) {
+			unlock(release);
+			return 0;
+		}
+		if (rc <= 0) { /* nothing more, or a broken ring: reported by the next receive */
+			unlock(release);
+			return 1;
+		}
+		if (rc & RPF_NOTIFY) {
+			uint64_t one = 1;
+			if ((g->remote || write(g->kick_fd, &one, 8) != 8) && kick_python(g, g->remote ? 1 : 0) < 0)
+				PyErr_Clear(); /* the device failed: the next call says so */
+		}
+		int n = rc & 0xffff, mine = 1;
+		uint32_t pos = 0;
+		for (int i = 0; i < n && mine; pos += g->lens[i], i++) {
+			const uint8_t *p = g->out + pos;
+			if (g->lens[i] < HDR) { /* not even a header: the parser drops it */
+				mine = 0;
+				break;
+			}
+			uint32_t dst = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+			uint32_t len = (uint32_t)p[12] | (uint32_t)p[13] << 8;
+			mine = dst == addr && len <= g->lens[i] - HDR; /* the checks of recv_c */
+		}
+		if (!mine) { /* the device's parser delivers the batch (ours to our queue); _take_waiting goes on */
+			PyObject *cnt = PyLong_FromLong(n);
+			PyObject *r = cnt && g->device ? PyObject_CallMethodOneArg(g->device, s_take_batch, cnt) : NULL;
+			Py_XDECREF(cnt);
+			unlock(release);
+			if (!r)
+				return -1;
+			Py_DECREF(r);
+			return 0;
+		}
+		pos = 0;
+		for (int i = 0; i < n; pos += g->lens[i], i++) {
+			const uint8_t *p = g->out + pos;
+			uint32_t src = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+			uint32_t len = (uint32_t)p[12] | (uint32_t)p[13] << 8;
+			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
+			PyObject *item = Py_BuildValue("(y#I)", (const char *)p + HDR, take, (unsigned int)src);
+			if (!item || PyList_Append(out, item) < 0) {
+				Py_XDECREF(item);
+				unlock(release);
+				return -1; /* (memory) what was appended is returned */
+			}
+			Py_DECREF(item);
+		}
+		unlock(release);
+	}
+	return 1;
+}
+
+static PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	Py_ssize_t max = 64, bufsize = 1 << 16;
+	int plain = nargs <= 2 && !kwnames;
+	if (plain && nargs >= 1)
+		plain = PyLong_CheckExact(args[0]) && (max = PyLong_AsSsize_t(args[0])) >= 1;
+	if (plain && nargs == 2)
+		plain = PyLong_CheckExact(args[1]) && (bufsize = PyLong_AsSsize_t(args[1])) >= 0;
+	PyErr_Clear();
+	if (!plain)
+		return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+	PyObject *out = PyList_New(0);
+	if (!out)
+		return NULL;
+	/* What is there already, in C (a batch of ours at once); nothing: wait for one as recvfrom does, then more */
+	int done = take_more_c(e, out, max, bufsize);
+	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
+		int handled = 0;
+		PyObject *first = done ? recv_c(e, bufsize, 1, &handled) : NULL;
+		if (!first) {
+			Py_DECREF(out);
+			if (handled)
+				return NULL;
+			return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+		}
+		if (PyList_Append(out, first) < 0) {
+			Py_DECREF(first);
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(first);
+		done = take_more_c(e, out, max, bufsize);
+	}
+	if (done < 0 && PyList_GET_SIZE(out) == 0) {
+		Py_DECREF(out);
+		return NULL;
+	}
+	if (!done && PyList_GET_SIZE(out) < max) {
+		PyObject *dev = PyObject_GetAttr((PyObject *)e, s_device);
+		PyObject *lim = PyLong_FromSsize_t(max), *bs = PyLong_FromSsize_t(bufsize);
+		PyObject *r = dev && lim && bs ? PyObject_CallMethodObjArgs(dev, s_take_waiting, (PyObject *)e, out, lim, bs, NULL)
+					      : NULL;
+		Py_XDECREF(dev);
+		Py_XDECREF(lim);
+		Py_XDECREF(bs);
+		if (!r) {
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(r);
+	}
+	return out;
+}
+
 static PyMethodDef ep_methods[] = {
 	{ "send", (PyCFunction)(void (*)(void))ep_send, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send(data) -> int\n\nSend to the connected peer (see connect); returns len(data).") },
@@ -760,6 +1399,19 @@ static PyMethodDef ep_methods[] = {
 	  PyDoc_STR("recv(bufsize=65536) -> bytes\n\nThe next message (at most bufsize bytes of it).") },
 	{ "recvfrom", (PyCFunction)(void (*)(void))ep_recvfrom, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("recvfrom(bufsize=65536) -> (bytes, src)\n\nThe next message and its source address.") },
+	{ "send_many", (PyCFunction)(void (*)(void))ep_send_many, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("send_many(messages, dst=None) -> int\n\nSend each message in order, one publish and at most "
+		    "one kick per batch; returns how many were sent (see docs/rpmsg.md, Batches).") },
+	{ "recvfrom_many", (PyCFunction)(void (*)(void))ep_recvfrom_many, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("recvfrom_many(max=64, bufsize=65536) -> [(bytes, src)]\n\nWait for one message, then take "
+		    "those already there, up to max.") },
+	{ "get_buffer", (PyCFunction)(void (*)(void))ep_get_buffer, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("get_buffer() -> TxBuffer\n\nZero-copy send (host): a send buffer to write into.") },
+	{ "send_buffer", (PyCFunction)(void (*)(void))ep_send_buffer, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("send_buffer(buf, length, dst=None)\n\nSend a buffer from get_buffer with length bytes.") },
+	{ "send_buffer_reuse", (PyCFunction)(void (*)(void))ep_send_buffer_reuse, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("send_buffer_reuse(buf, length, dst=None) -> bool\n\nsend_buffer, then point the same buf at "
+		    "a send buffer free now (True), or leave it sent (False: none free; get_buffer waits for one).") },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -819,12 +1471,16 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__endpoint_c(void)
 {
-	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0)
+	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0 || PyType_Ready(&TxBufferBaseType) < 0)
 		return NULL;
 	static const char *names[] = { "_doorbell_owner", "notify_all", "_timeout", "pool_array", "_spare", "_kick", "_take_batch", "_c_send_failed", "_c_recv_failed",
-				       "_send_py", "_sendto_py", "_recv_py", "_recvfrom_py" };
+				       "_send_py", "_sendto_py", "_recv_py", "_recvfrom_py", "_send_many_py", "_get_buffer_py",
+				       "_send_buffer_py", "_send_buffer_reuse_py", "release", "_recvfrom_many_py",
+				       "_take_waiting", "device" };
 	PyObject **slots[] = { &s_doorbell_owner, &s_notify_all, &s_timeout, &s_pool_array, &s_spare, &s_kick, &s_take_batch, &s_send_failed, &s_recv_failed,
-			       &s_send_py, &s_sendto_py, &s_recv_py, &s_recvfrom_py };
+			       &s_send_py, &s_sendto_py, &s_recv_py, &s_recvfrom_py, &s_send_many_py, &s_get_buffer_py,
+			       &s_send_buffer_py, &s_send_buffer_reuse_py, &s_release, &s_recvfrom_many_py,
+			       &s_take_waiting, &s_device };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*slots[i] = PyUnicode_InternFromString(names[i])))
 			return NULL;
@@ -835,7 +1491,9 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		return NULL;
 	Py_INCREF(&GateType);
 	Py_INCREF(&EndpointBaseType);
-	if (PyModule_AddObject(m, "Gate", (PyObject *)&GateType) < 0 ||
+	Py_INCREF(&TxBufferBaseType);
+	if (PyModule_AddObject(m, "TxBufferBase", (PyObject *)&TxBufferBaseType) < 0 ||
+	    PyModule_AddObject(m, "Gate", (PyObject *)&GateType) < 0 ||
 	    PyModule_AddObject(m, "EndpointBase", (PyObject *)&EndpointBaseType) < 0) {
 		Py_DECREF(m);
 		return NULL;

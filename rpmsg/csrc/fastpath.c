@@ -5,7 +5,11 @@
  *
  *   rpf_send  take a send buffer (reclaiming returned ones when none is free), write the 16-byte header
  *             {src, dst, reserved 0, len, flags 0} and the payload, add it to vring 1 and publish; when the
- *             remote wants a kick and the doorbell is an eventfd, write it (the runner's kick, saved a call)
+ *             remote wants a kick and the doorbell is an eventfd, write it (the runner's kick, saved a call).
+ *             It is rpf_put (take, header, payload, add) and rpf_flush (publish, kick)
+ *   rpf_send_many  rpf_put for each message of a batch (payloads back to back, lengths apart) until the pool
+ *             runs dry, then one rpf_flush: one publish and at most one kick for the batch; the count added
+ *   rpf_dev_put / rpf_dev_flush / rpf_dev_send_many  the same three for the remote role
  *   rpf_take / rpf_send_buffer  the same for zero-copy sends: a pool buffer's address, then its header,
  *             add, publish and kick once the caller has written the payload in place
  *   rpf_recv  copy the messages waiting in vring 0 out back to back, re-post their buffers and publish (with
@@ -38,9 +42,9 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
-/* Header, add and publish of a filled buffer at `addr` (and the kick, when asked and possible). */
+/* Header and add of a filled buffer at `addr` (not published: rpf_flush does that, once per batch). */
 static int post(struct rp_vq *tx, uint64_t addr, uint8_t *host, uint32_t src, uint32_t dst, uint32_t len,
-		uint32_t reserved, int kick_fd, uint32_t *npool)
+		uint32_t reserved, uint32_t *npool)
 {
 	put32(host, src);
 	put32(host + 4, dst);
@@ -53,17 +57,28 @@ static int post(struct rp_vq *tx, uint64_t addr, uint8_t *host, uint32_t src, ui
 	int r = rp_drv_add(tx, &b, 1, addr);
 	if (r < 0)
 		return r;
-	if (npool) /* the buffer left the pool (rpf_send took it from the top) */
+	if (npool) /* the buffer left the pool (rpf_put took it from the top) */
 		(*npool)--;
-	r = rp_drv_publish(tx);
-	if (r < 0)
-		return r;
-	if (r && kick_fd >= 0) {
+	return 1;
+}
+
+/* The kick after a publish that asked for one: done here when the doorbell is an eventfd, else the runner's. */
+static int kicked(int publish, int kick_fd, int count)
+{
+	if (publish && kick_fd >= 0) {
 		uint64_t one = 1;
 		if (write(kick_fd, &one, 8) == 8)
-			return 1;
+			return count;
 	}
-	return 1 | (r ? RPF_NOTIFY : 0); /* the runner kicks (and reports a failed write its way) */
+	return count | (publish ? RPF_NOTIFY : 0); /* the runner kicks (and reports a failed write its way) */
+}
+
+int rpf_flush(struct rp_vq *tx, int kick_fd)
+{
+	int r = rp_drv_publish(tx);
+	if (r < 0)
+		return r;
+	return kicked(r, kick_fd, 0);
 }
 
 static uint8_t *host_of(struct rp_vq *tx, uint64_t addr, uint32_t buf_size)
@@ -90,8 +105,8 @@ int rpf_take(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, ui
 	return 1;
 }
 
-int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
-	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+int rpf_put(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+	    uint32_t dst, const uint8_t *data, uint32_t len)
 {
 	if (HDR + len > buf_size || len > 0xffffu)
 		return RP_ERR_SPACE; /* the runner checked; a caller that did not gets an error, not an overrun */
@@ -107,7 +122,39 @@ int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, ui
 	if (!host)
 		return RP_ERR_BAD_ADDR;
 	memcpy(host + HDR, data, len);
-	return post(tx, addr, host, src, dst, len, 0, kick_fd, npool);
+	return post(tx, addr, host, src, dst, len, 0, npool);
+}
+
+int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+{
+	int r = rpf_put(tx, pool, npool, cap, buf_size, src, dst, data, len);
+	if (r <= 0)
+		return r;
+	r = rpf_flush(tx, kick_fd);
+	return r < 0 ? r : 1 | r;
+}
+
+int rpf_send_many(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size,
+		  uint32_t src, uint32_t dst, const uint8_t *data, const uint32_t *lens, uint32_t n, int kick_fd)
+{
+	for (uint32_t i = 0; i < n; i++) /* all or nothing for sizes: none is added if one does not fit */
+		if (HDR + lens[i] > buf_size || lens[i] > 0xffffu)
+			return RP_ERR_SPACE;
+	uint32_t k = 0, pos = 0;
+	int r = 0;
+	while (k < n) {
+		r = rpf_put(tx, pool, npool, cap, buf_size, src, dst, data + pos, lens[k]);
+		if (r <= 0)
+			break;
+		pos += lens[k++];
+	}
+	if (r < 0) /* a broken ring (found reclaiming): what was added is not published; the device fails */
+		return r;
+	if (k == 0)
+		return 0;
+	r = rpf_flush(tx, kick_fd);
+	return r < 0 ? r : (int)k | r;
 }
 
 int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
@@ -118,7 +165,11 @@ int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t
 	uint8_t *host = host_of(tx, addr, buf_size);
 	if (!host)
 		return RP_ERR_BAD_ADDR;
-	return post(tx, addr, host, src, dst, len, reserved, kick_fd, 0);
+	int r = post(tx, addr, host, src, dst, len, reserved, 0);
+	if (r < 0)
+		return r;
+	r = rpf_flush(tx, kick_fd);
+	return r < 0 ? r : 1 | r;
 }
 
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
@@ -142,18 +193,7 @@ int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, u
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
-/* The kick after a publish that asked for one: done here when the doorbell is an eventfd, else the runner's. */
-static int kicked(int publish, int kick_fd, int count)
-{
-	if (publish && kick_fd >= 0) {
-		uint64_t one = 1;
-		if (write(kick_fd, &one, 8) == 8)
-			return count;
-	}
-	return count | (publish ? RPF_NOTIFY : 0);
-}
-
-int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
 {
 	uint8_t msg[HDR + RPF_DEV_MAX];
 	if (len > RPF_DEV_MAX)
@@ -170,12 +210,43 @@ int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_
 	int n = rp_dev_send_copy(to_host, msg, &total, 1);
 	if (n == RP_ERR_SPACE)
 		return RPF_GENERAL; /* the host's buffer is too small; nothing taken: the general path names the limit */
-	if (n <= 0)
-		return n;
+	return n;
+}
+
+int rpf_dev_flush(struct rp_vq *to_host, int kick_fd)
+{
 	int r = rp_dev_publish(to_host);
 	if (r < 0)
 		return r;
-	return kicked(r, kick_fd, 1);
+	return kicked(r, kick_fd, 0);
+}
+
+int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
+{
+	int n = rpf_dev_put(to_host, src, dst, data, len);
+	if (n <= 0 || n == RPF_GENERAL)
+		return n;
+	int r = rpf_dev_flush(to_host, kick_fd);
+	return r < 0 ? r : 1 | r;
+}
+
+int rpf_dev_send_many(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, const uint32_t *lens,
+		      uint32_t n, int kick_fd)
+{
+	uint32_t k = 0, pos = 0;
+	int r = 0;
+	while (k < n) {
+		r = rpf_dev_put(to_host, src, dst, data + pos, lens[k]);
+		if (r <= 0 || r == RPF_GENERAL)
+			break;
+		pos += lens[k++];
+	}
+	if (r < 0 && r != RPF_GENERAL) /* a broken ring: the device fails */
+		return r;
+	if (k == 0)
+		return r; /* 0: no host buffer; RPF_GENERAL: the first one is the general path's */
+	r = rpf_dev_flush(to_host, kick_fd);
+	return r < 0 ? r : (int)k | r;
 }
 
 int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,

@@ -11,12 +11,21 @@
 
 int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
 	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
+int rpf_put(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+	    uint32_t dst, const uint8_t *data, uint32_t len);
+int rpf_flush(struct rp_vq *tx, int kick_fd);
+int rpf_send_many(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size,
+		  uint32_t src, uint32_t dst, const uint8_t *data, const uint32_t *lens, uint32_t n, int kick_fd);
 int rpf_take(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint64_t *addr);
 int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
 		    uint32_t reserved, int kick_fd);
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
 	     int arm);
 int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
+int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len);
+int rpf_dev_flush(struct rp_vq *to_host, int kick_fd);
+int rpf_dev_send_many(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, const uint32_t *lens,
+		      uint32_t n, int kick_fd);
 int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
 		 int kick_fd);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
