@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "linux_rpmsg": ([], ["--rounds", "300", "--messages", "300"]),
     "uart_link": ([], ["--messages", "300", "--qemu-rounds", "5", "--qemu-messages", "10"]),
     "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
+    "wait_modes": ([], ["--rounds", "300", "--idle", "0.5"]),
 }
 
 

@@ -89,3 +89,26 @@ def test_big_buffers_json(tmp_path: Path) -> None:
             assert f["unit"] == "GB/s" and f["better"] == "higher" and f["value"] > 0
             assert f["baseline"] == {"name": c["name"], "value": c["value"]}
             assert f["ratio"] == pytest.approx(f["value"] / c["value"], rel=1e-12)
+
+
+def test_wait_modes_json(tmp_path: Path) -> None:
+    """benchmarks/wait_modes.py: each wait mode's round trip against busy-polling's from the same run, and the idle
+    CPU of the host and of the remote per mode, as a share of a core."""
+    out = tmp_path / "wait.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "wait_modes.py"), "--rounds", "200", "--idle", "0.3"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"] == {"rounds": 200, "idle": 0.3}
+    by_name = {f["name"]: f for f in doc["figures"]}
+    busy = by_name["round trip, wait mode busy"]
+    assert busy["baseline"] is None and busy["unit"] == "us" and busy["value"] > 0
+    for mode in ("spin", "block"):
+        f = by_name[f"round trip, wait mode {mode}"]
+        assert f["baseline"] == {"name": busy["name"], "value": busy["value"]}
+        assert f["ratio"] == pytest.approx(f["value"] / busy["value"], rel=1e-12)
+    for mode in ("busy", "spin", "block"):
+        for side in ("host", "remote"):
+            f = by_name[f"{side} CPU while idle, wait mode {mode}"]
+            assert f["unit"] == "% of a core" and f["better"] == "lower" and f["value"] >= 0
+    assert len(by_name) == len(doc["figures"]) == 3 + 6
