@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from remoteproc.conformance.linux.build import UmlImages
-from remoteproc.conformance.linux.remoteproc_peer import BOOT_TIMEOUT, FILL, GUEST_MEM, HostRemote, Run
-from remoteproc.conformance.linux.rproc_uml import REPO, Layout, build_firmware
-from remoteproc.conformance.linux.uml import UmlGuest
+from remoteproc.conformance.linux.remoteproc_peer import BOOT_TIMEOUT, FILL, GUEST_MEM, Run, run_guest
+from remoteproc.conformance.linux.rproc_uml import Layout, build_firmware
 from remoteproc.elf import ElfImage, read_elf
 from remoteproc.loader import LoadedSegment, Progress, load_segments
 from remoteproc.resources import Pool
@@ -174,39 +172,9 @@ def boot_with(
         firmware = build_firmware(layout, share)
         table_da = read_elf(firmware).resource_table
         assert table_da is not None
-        memfile = tmp / "rproc-mem"
-        memfile.write_bytes(bytes([FILL]) * layout.size)
-        sock = tmp / "rproc.sock"
-        snapshot = tmp / "snapshot"
         command = remote_command or [sys.executable, "-c", "print('uml-remote: listening', flush=True)"]
-        proc = subprocess.Popen(
-            [*command, str(memfile), str(sock), hex(table_da.addr), str(snapshot)],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        remote = HostRemote(proc)
-        remote.start_reader()
-        guest = UmlGuest(
-            images,
-            share,
-            mem=GUEST_MEM,
-            aslr=False,
-            extra_args=[*kernel_args(memfile, sock), "firmware_class.path=/host"],
-        )
-        try:
-            remote.wait_for(r"uml-remote: listening", 10)
-            guest.start(script)
-            guest.wait_for(r"rproc-guest: exit \d+", timeout)
-            guest.wait_exit(30)
-            proc.wait(timeout=10)
-            yield Run(layout, firmware, guest, remote, snapshot)
-        finally:
-            guest.kill()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        with run_guest(images, command, tmp, layout, table_da.addr, script, kernel_args, timeout) as ran:
+            yield Run(layout, firmware, ran.guest, ran.remote, ran.snapshot)
 
     return run()
 

@@ -167,6 +167,69 @@ class Run:
         return Path(f"{self.snapshot}.stop.{n}").read_bytes()
 
 
+@dataclass
+class Guest:
+    """A guest that ran its script next to a host remote (:func:`run_guest`): what the checks read."""
+
+    guest: UmlGuest
+    remote: HostRemote
+    snapshot: Path
+
+
+@contextlib.contextmanager
+def run_guest(
+    images: UmlImages,
+    remote_command: list[str],
+    tmp: Path,
+    layout: Layout,
+    table_da: int,
+    script: str,
+    kernel_args: Callable[[Path, Path], list[str]] | None = None,
+    timeout: float = BOOT_TIMEOUT,
+    end_remote: bool = False,
+) -> Iterator[Guest]:
+    """The one way every boot of this catalogue runs: a fresh memory file (``FILL``), the host remote
+    (``remote_command MEMFILE SOCKET RSC_DA SNAPSHOT``), UML with ``kernel_args(memfile, socket)`` (default:
+    ``layout.kernel_args``: iomem= and the uml_rproc carveouts) and ``firmware_class.path=/host`` (the share,
+    ``tmp/share``, is the guest's /host), the script; yields once UML has exited. ``end_remote``: terminate a
+    remote still running then (a refused firmware never started it), else it must end by itself (the socket's
+    end)."""
+    memfile = tmp / "rproc-mem"
+    memfile.write_bytes(bytes([FILL]) * layout.size)
+    sock = tmp / "rproc.sock"
+    snapshot = tmp / "snapshot"
+    proc = subprocess.Popen(
+        [*remote_command, str(memfile), str(sock), hex(table_da), str(snapshot)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    remote = HostRemote(proc)
+    remote.start_reader()
+    guest = UmlGuest(
+        images,
+        tmp / "share",
+        mem=GUEST_MEM,
+        aslr=False,
+        extra_args=[*(kernel_args or layout.kernel_args)(memfile, sock), "firmware_class.path=/host"],
+    )
+    try:
+        remote.wait_for(r"uml-remote: listening", 10)
+        guest.start(script)
+        guest.wait_for(r"rproc-guest: exit \d+", timeout)
+        guest.wait_exit(30)
+        if end_remote and proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+        yield Guest(guest, remote, snapshot)
+    finally:
+        guest.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
 def boot(
     images: UmlImages,
@@ -189,42 +252,10 @@ def boot(
         firmware = build_firmware(layout, share / firmware_subdir)
     table_da = read_elf(firmware).resource_table
     assert table_da is not None
-    memfile = tmp / "rproc-mem"
-    memfile.write_bytes(bytes([FILL]) * layout.size)
-    sock = tmp / "rproc.sock"
-    snapshot = tmp / "snapshot"
-    proc = subprocess.Popen(
-        [*remote_command, str(memfile), str(sock), hex(table_da.addr), str(snapshot)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    remote = HostRemote(proc)
-    remote.start_reader()
-    guest = UmlGuest(
-        images,
-        share,
-        mem=GUEST_MEM,
-        aslr=False,
-        extra_args=[
-            *layout.kernel_args(memfile, sock),
-            *(uml_qemu.kernel_args(layout) if m33 else []),
-            "firmware_class.path=/host",
-        ],
-    )
-    try:
-        remote.wait_for(r"uml-remote: listening", 10)
-        guest.start(script)
-        guest.wait_for(r"rproc-guest: exit \d+", timeout)
-        guest.wait_exit(30)
-        proc.wait(timeout=10)
-        yield Run(layout, firmware, guest, remote, snapshot)
-    finally:
-        guest.kill()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    extra = uml_qemu.kernel_args(layout) if m33 else []
+    args = lambda memfile, sock: [*layout.kernel_args(memfile, sock), *extra]  # noqa: E731
+    with run_guest(images, remote_command, tmp, layout, table_da.addr, script, args, timeout) as ran:
+        yield Run(layout, firmware, ran.guest, ran.remote, ran.snapshot)
 
 
 # ---- the checks ----------------------------------------------------------------------------------------------

@@ -34,15 +34,14 @@ import dataclasses
 import io
 import re
 import struct
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from remoteproc.conformance.linux.build import UmlImages
-from remoteproc.conformance.linux.remoteproc_peer import FILL, GUEST_MEM, HostRemote
-from remoteproc.conformance.linux.rproc_uml import REPO, Layout, _compile, build_remote
+from remoteproc.conformance.linux.remoteproc_peer import FILL, GUEST_MEM, HostRemote, run_guest
+from remoteproc.conformance.linux.rproc_uml import Layout, _compile, build_remote
 from remoteproc.conformance.linux.uml import UmlGuest
 from remoteproc.elf import read_elf
 from remoteproc.errors import RemoteprocError
@@ -574,38 +573,9 @@ def boot_corpus(images: UmlImages, tmp: Path, remote_dir: Path | None = None) ->
     (share / "mutations.txt").write_text("".join(f"{m.name}\n" for m in mutations))
     table_da = read_elf(firmware["good"]).resource_table
     assert table_da is not None
-    memfile = tmp / "rproc-mem"
-    memfile.write_bytes(bytes([FILL]) * layout.size)
-    sock = tmp / "rproc.sock"
     command = [str(build_remote(remote_dir or tmp / "remote"))]
-    proc = subprocess.Popen(
-        [*command, str(memfile), str(sock), hex(table_da.addr), str(tmp / "snapshot")],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    remote = HostRemote(proc)
-    remote.start_reader()
-    guest = UmlGuest(
-        images,
-        share,
-        mem=GUEST_MEM,
-        aslr=False,
-        extra_args=[*layout.kernel_args(memfile, sock), "firmware_class.path=/host"],
-    )
-    try:
-        remote.wait_for(r"uml-remote: listening", 10)
-        guest.start(GUEST_SCRIPT)
-        guest.wait_for(r"rproc-guest: exit \d+", BOOT_TIMEOUT)
-        guest.wait_exit(30)
-        proc.wait(timeout=10)
-        yield CorpusRun(layout, mutations, firmware, guest, remote, parse_guest(guest.lines))
-    finally:
-        guest.kill()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with run_guest(images, command, tmp, layout, table_da.addr, GUEST_SCRIPT, timeout=BOOT_TIMEOUT) as ran:
+        yield CorpusRun(layout, mutations, firmware, ran.guest, ran.remote, parse_guest(ran.guest.lines))
 
 
 # ---- the comparison ------------------------------------------------------------------------------------------

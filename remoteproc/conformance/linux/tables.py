@@ -17,15 +17,13 @@ import contextlib
 import dataclasses
 import re
 import struct
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from remoteproc.conformance.linux.build import UmlImages
-from remoteproc.conformance.linux.remoteproc_peer import BOOT_TIMEOUT, FILL, GUEST_MEM, HostRemote, Run
-from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, REPO, Layout, _compile
-from remoteproc.conformance.linux.uml import UmlGuest
+from remoteproc.conformance.linux.remoteproc_peer import BOOT_TIMEOUT, FILL, GUEST_MEM, Run, run_guest
+from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout, _compile
 from remoteproc.elf import read_bytes, read_elf
 from remoteproc.firmware import firmware_info
 from remoteproc.loader import load_segments
@@ -263,45 +261,14 @@ def boot_table(
     firmware = build_table_firmware(layout, share, TABLES[table](layout))
     section = read_elf(firmware).resource_table
     assert section is not None
-    memfile = tmp / "rproc-mem"
-    memfile.write_bytes(bytes([FILL]) * layout.size)
-    sock = tmp / "rproc.sock"
-    snapshot = tmp / "snapshot"
-    proc = subprocess.Popen(
-        [*remote_command, str(memfile), str(sock), hex(section.addr), str(snapshot)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    remote = HostRemote(proc)
-    remote.start_reader()
-    guest = UmlGuest(
-        images,
-        share,
-        mem=GUEST_MEM,
-        aslr=False,
-        extra_args=[
-            *layout.kernel_args(memfile, sock),
-            *carveouts_arg(layout, EXTRA.get(table, ())),
-            *([f"uml_rproc.da={layout.base:#x}"] if table in DEVICE_BASE else []),
-            "firmware_class.path=/host",
-        ],
-    )
-    try:
-        remote.wait_for(r"uml-remote: listening", 10)
-        guest.start(GUEST_SCRIPT)
-        guest.wait_for(r"rproc-guest: exit \d+", timeout)
-        guest.wait_exit(30)
-        if proc.poll() is None:  # a refused firmware never started the remote: end it
-            proc.terminate()
-        proc.wait(timeout=10)
-        yield Run(layout, firmware, guest, remote, snapshot)
-    finally:
-        guest.kill()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    extra = [
+        *carveouts_arg(layout, EXTRA.get(table, ())),
+        *([f"uml_rproc.da={layout.base:#x}"] if table in DEVICE_BASE else []),
+    ]
+    args = lambda memfile, sock: [*layout.kernel_args(memfile, sock), *extra]  # noqa: E731
+    # a refused firmware never started the remote: end_remote ends it
+    with run_guest(images, remote_command, tmp, layout, section.addr, GUEST_SCRIPT, args, timeout, True) as ran:
+        yield Run(layout, firmware, ran.guest, ran.remote, ran.snapshot)
 
 
 # ---- what rproc's loader does with the same ELF and map ------------------------------------------------------
