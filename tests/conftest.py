@@ -62,6 +62,15 @@ def services_firmware(example_firmware: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def polling_services_firmware(example_firmware: Path) -> Path:
+    """firmware/build/poll/services.elf: the same services polling their vrings instead of sleeping until the
+    doorbell's interrupt (RPROC_IDLE_POLL, docs/mcu.md "Sleeping")."""
+    elf = FIRMWARE / "build" / "poll" / "services.elf"
+    assert elf.is_file()
+    return elf
+
+
+@pytest.fixture(scope="session")
 def example_firmware() -> Path:
     """firmware/build/minimal.elf, built by make from the sources (make is a no-op when it is up to date)."""
     _require("arm-none-eabi-gcc")

@@ -371,3 +371,21 @@ int rpmsg_poll(struct rpmsg_remote *r)
 		r->kick(r->kick_ctx, 1);
 	return handled;
 }
+
+int rpmsg_has_work(struct rpmsg_remote *r)
+{
+	if (!rpmsg_remote_ready(r->vdev) || r->from_host.broken)
+		return 1; /* rpmsg_poll reports the reset or the broken ring */
+	return rp_dev_has_avail(&r->from_host) != 0; /* 1 or RP_ERR_BROKEN: either way rpmsg_poll has to run */
+}
+
+int rpmsg_want_buffer_wakeup(struct rpmsg_remote *r, int on)
+{
+	if (r->to_host.broken)
+		return 1; /* rpmsg_send reports it */
+	if (!on) {
+		rp_dev_disable_notify(&r->to_host);
+		return 0;
+	}
+	return rp_dev_enable_notify(&r->to_host) != 0; /* after a full fence: a buffer posted before it is seen */
+}

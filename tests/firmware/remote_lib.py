@@ -41,6 +41,8 @@ int rpmsg_create_ept(struct rpmsg_remote *r, struct rpmsg_ept *ept, const char *
                      void *priv);
 int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len);
 int rpmsg_poll(struct rpmsg_remote *r);
+int rpmsg_has_work(struct rpmsg_remote *r);
+int rpmsg_want_buffer_wakeup(struct rpmsg_remote *r, int on);
 extern "Python" void py_echo(struct rpmsg_remote *, struct rpmsg_ept *, const volatile uint8_t *, uint32_t, uint32_t);
 extern "Python" void py_kick(void *, uint32_t);
 extern "Python" void py_record(struct rpmsg_remote *, struct rpmsg_ept *, const volatile uint8_t *, uint32_t, uint32_t);

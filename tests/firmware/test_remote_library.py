@@ -170,6 +170,57 @@ def test_a_reset_by_the_host_is_reported(pair: Pair) -> None:
     assert pair.lib.rpmsg_poll(pair.remote) >= 0
 
 
+def test_has_work_says_when_the_firmware_may_sleep(pair: Pair) -> None:
+    """rpmsg_has_work (docs/mcu.md, "Sleeping"): 0 only when rpmsg_poll has nothing to do; a host message comes
+    with a kick (the library never suppresses vring 1's), so a remote asleep after a 0 is woken for it."""
+    remote_bell = pair.keep[-1]
+    pair.pump()
+    while remote_bell.wait(0):
+        pass  # the start kick and the ones before
+    assert pair.lib.rpmsg_has_work(pair.remote) == 0
+    ep = pair.host.open("rpmsg-echo", timeout=1)
+    ep.send(b"wake up")
+    assert pair.lib.rpmsg_has_work(pair.remote) == 1
+    assert remote_bell.wait(0)  # the host kicked the sleeping remote
+    assert pair.lib.rpmsg_poll(pair.remote) == 1
+    assert pair.lib.rpmsg_has_work(pair.remote) == 0
+    pair.host.process()
+    assert ep.recv() == b"wake up"
+    vdev_status = BASE + TABLE + 20 + 24
+    pair.backing[vdev_status - BASE] = 0  # a reset: rpmsg_poll must run to report it
+    assert pair.lib.rpmsg_has_work(pair.remote) == 1
+    pair.backing[vdev_status - BASE] = 7
+    ep.close()
+
+
+def test_a_sender_waiting_for_a_buffer_asks_for_a_kick(pair: Pair) -> None:
+    """rpmsg_want_buffer_wakeup, the C twin of RemoteCore.want_buffer_wakeup: with every host receive buffer
+    taken, the sender turns vring 0's kicks on, sleeps, and the host's re-post wakes it."""
+    core = pair.host.core
+    assert isinstance(core, HostCore)
+    remote_bell = pair.keep[-1]
+    pair.pump()
+    while remote_bell.wait(0):
+        pass
+    used_flags = core.rx.layout.used  # vring 0's used.flags: the remote's suppression of the host's kicks
+    assert pair.backing[used_flags - BASE] & 1  # off while nobody waits (the host re-posts after every message)
+    sent = 0
+    while pair.lib.rpmsg_send(pair.remote, 1024, 1024, b"fill", 4) == 0:
+        sent += 1
+    assert sent == 16
+    assert pair.lib.rpmsg_send(pair.remote, 1024, 1024, b"more", 4) == -20  # RPMSG_ERR_NO_BUFFER
+    assert pair.lib.rpmsg_want_buffer_wakeup(pair.remote, 1) == 0  # none posted: sleep
+    assert not pair.backing[used_flags - BASE] & 1
+    while remote_bell.wait(0):
+        pass
+    pair.host.process()  # takes the 16 messages, re-posts their buffers
+    assert remote_bell.wait(0)  # and kicks vring 0
+    assert pair.lib.rpmsg_want_buffer_wakeup(pair.remote, 1) == 1
+    assert pair.lib.rpmsg_send(pair.remote, 1024, 1024, b"more", 4) == 0
+    assert pair.lib.rpmsg_want_buffer_wakeup(pair.remote, 0) == 0
+    assert pair.backing[used_flags - BASE] & 1
+
+
 # ---- the host's vring addresses and buffer shapes (issue 17): a standalone rig, the host driven by hand ----
 
 RIG_BASE = 0x80000000

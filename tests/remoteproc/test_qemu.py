@@ -1,5 +1,6 @@
 """Real firmware (firmware/examples/services, the C rpmsg remote library on virtio/csrc/vring.c) on QEMU's
-emulated Cortex-M33, its RAM shared with this process: loaded, started, talked to, crashed, recovered."""
+emulated Cortex-M33, its RAM shared with this process: loaded, started, talked to, crashed, recovered; both the
+build that sleeps between doorbells and the polling one (test_qemu_sleep.py shows which one sleeps)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from rpmsg import MessageTooLong
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def rp(services_firmware: Path) -> Iterator[RemoteProc]:
+@pytest.fixture(params=["sleeping", "polling"])
+def rp(
+    request: pytest.FixtureRequest, services_firmware: Path, polling_services_firmware: Path
+) -> Iterator[RemoteProc]:
+    """The services firmware as built (asleep between doorbells) and its polling build (docs/mcu.md, "Sleeping")."""
     if not shutil.which("qemu-system-arm"):
         pytest.fail("qemu-system-arm is not installed: run ./scripts/setup")
     proc = RemoteProc(QemuPlatform())
-    proc.load(services_firmware)
+    proc.load(services_firmware if request.param == "sleeping" else polling_services_firmware)
     proc.start()
     yield proc
     proc.close()

@@ -1,5 +1,6 @@
 /* Reset and fault entry for QEMU's mps2-an505. No libc: copy .data, clear .bss, call main. */
 #include <stdint.h>
+#include "board.h"
 
 extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end, __stack_top;
 extern int main(void);
@@ -31,19 +32,16 @@ __attribute__((noreturn)) void default_handler(void)
 		;
 }
 
-__attribute__((section(".vectors"), used)) static const void *const vectors[16] = {
-	&__stack_top,     /* initial SP */
-	reset_handler,    /* reset */
-	default_handler,  /* NMI */
-	default_handler,  /* HardFault */
-	default_handler,  /* MemManage */
-	default_handler,  /* BusFault */
-	default_handler,  /* UsageFault */
-	default_handler,  /* SecureFault */
-	0, 0, 0,          /* reserved */
-	default_handler,  /* SVCall */
-	default_handler,  /* DebugMonitor */
-	0,                /* reserved */
-	default_handler,  /* PendSV */
-	default_handler,  /* SysTick */
+/* The 16 system exceptions, then external interrupts 0..47: 32 is UART0 RX (board.h), every other one faults (none
+ * is enabled). 64 entries: the table at 0x10000000 is aligned to its size rounded up to a power of two, as VTOR
+ * requires. */
+#define NUM_IRQS 48
+__attribute__((section(".vectors"), used)) static const void *const vectors[16 + NUM_IRQS] = {
+	[0] = &__stack_top,     /* initial SP */
+	[1] = reset_handler,    /* reset */
+	[2 ... 7] = default_handler, /* NMI, HardFault, MemManage, BusFault, UsageFault, SecureFault */
+	[11 ... 12] = default_handler, /* SVCall, DebugMonitor */
+	[14 ... 15 + BOARD_UART0_RX_IRQ] = default_handler, /* PendSV, SysTick, external interrupts 0..31 */
+	[16 + BOARD_UART0_RX_IRQ] = board_uart0_rx_handler,
+	[17 + BOARD_UART0_RX_IRQ ... 15 + NUM_IRQS] = default_handler,
 };

@@ -3,10 +3,13 @@
  *   rpmsg-sensor  "start N" streams N samples {u32 seq; int32 value}, value = seq * 37 - 1000 (checkable);
  *   rpmsg-cmd     "trace TEXT" appends TEXT to the trace buffer; "fault" makes the CPU fault (crash test).
  * The resource table is written the way firmware authors write it; the host places the vrings (da ANY) and the
- * rpmsg buffers (in "vdev0buffer"). Kicks to the host are bytes on UART0; the firmware polls its vrings. */
+ * rpmsg buffers (in "vdev0buffer"). Kicks are bytes on UART0 each way. Between messages the core sleeps (WFI) until
+ * UART0's receive interrupt, the host's kick (rproc/idle.h, docs/mcu.md "Sleeping"); built with RPROC_IDLE_POLL=1
+ * (build/poll/services.elf) it polls its vrings instead. Counters of both in shared memory: idle_stats. */
 #include <stddef.h>
 #include <stdint.h>
 #include "board.h"
+#include "rproc/idle.h"
 #include "rproc/resource_table.h"
 #include "rproc/rpmsg_remote.h"
 
@@ -18,6 +21,8 @@
 #define TRACE_LEN 0x1000
 
 __attribute__((section(".shared.trace"), aligned(64))) static char trace_buf[TRACE_LEN];
+/* Read by the host while the firmware runs (tests/remoteproc/test_qemu_sleep.py, benchmarks/mcu_rpmsg.py). */
+__attribute__((section(".shared.idle"), aligned(64))) volatile struct rproc_idle_stats idle_stats;
 
 struct remote_resource_table {
 	struct resource_table_hdr hdr;
@@ -59,10 +64,29 @@ static void kick(void *ctx, uint32_t queue)
 	board_uart_putc((uint8_t)queue);
 }
 
+static int ready(void *ctx)
+{
+	return rpmsg_remote_ready(ctx);
+}
+
+static int has_work(void *ctx)
+{
+	return rpmsg_has_work(ctx);
+}
+
+/* While a send waits for a host receive buffer: the host kicks vring 0 when it posts one (asked for below). */
+static int buffer_posted(void *ctx)
+{
+	struct rpmsg_remote *r = ctx;
+	return rpmsg_want_buffer_wakeup(r, 1) || !rpmsg_remote_ready(r->vdev);
+}
+
 static void send_all(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *data, uint32_t len)
 {
-	while (rpmsg_send(r, src, dst, data, len) == RPMSG_ERR_NO_BUFFER)
-		; /* the host re-posts a buffer for every message it takes */
+	/* The host re-posts a buffer for every message it takes: wait for it (asleep unless RPROC_IDLE_POLL). */
+	while (rpmsg_send(r, src, dst, data, len) == RPMSG_ERR_NO_BUFFER && rpmsg_remote_ready(r->vdev))
+		rproc_idle(&idle_stats, buffer_posted, r);
+	rpmsg_want_buffer_wakeup(r, 0);
 }
 
 static void echo_cb(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile uint8_t *data, uint32_t len,
@@ -125,11 +149,14 @@ static struct rpmsg_ept echo, sensor, cmd;
 int main(void)
 {
 	board_uart_init();
+	rproc_idle_setup(&idle_stats);
+	if (!RPROC_IDLE_POLL)
+		board_uart_rx_irq_enable(); /* the host's kicks wake the core */
 	trace("services: up, waiting for DRIVER_OK\n");
 	const struct rp_region shared = { SHARED_RAM_DA, SHARED_RAM_SIZE, (uint8_t *)SHARED_RAM_DA };
 	for (;;) { /* one round per host: a reset (status 0) ends it, the next DRIVER_OK starts another */
 		while (!rpmsg_remote_ready(&resource_table.vdev))
-			;
+			rproc_idle(&idle_stats, ready, (void *)&resource_table.vdev); /* the host kicks after DRIVER_OK */
 		if (rpmsg_remote_init(&rpmsg, &resource_table.vdev, &shared, kick, 0) != RPMSG_OK) {
 			trace("services: bad vrings\n");
 			return 1;
@@ -140,9 +167,13 @@ int main(void)
 		trace("services: rpmsg-echo, rpmsg-sensor, rpmsg-cmd announced\n");
 		int rc;
 		do {
-			while (board_uart_getc() >= 0)
-				; /* host kicks: we poll anyway */
+			if (RPROC_IDLE_POLL)
+				while (board_uart_getc() >= 0)
+					; /* host kicks: we poll anyway */
 			rc = rpmsg_poll(&rpmsg);
+			idle_stats.doorbells = board_uart_rx_irqs();
+			if (rc == 0)
+				rproc_idle(&idle_stats, has_work, &rpmsg);
 		} while (rc >= 0);
 		if (rc != RPMSG_ERR_RESET) {
 			trace("services: the host broke a ring\n");

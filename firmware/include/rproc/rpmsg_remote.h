@@ -107,4 +107,16 @@ int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *d
  * rpmsg_remote_init and create the endpoints anew, the vrings may have moved. */
 int rpmsg_poll(struct rpmsg_remote *r);
 
+/* Sleeping between doorbells (docs/mcu.md, "Sleeping"). 1 when rpmsg_poll has something to do: a host message
+ * waits, the host reset the device (status without DRIVER_OK) or a ring is unusable; 0 when the core may sleep
+ * until the host's next kick. The host kicks vring 1 after every publish the remote did not suppress, and the
+ * library never suppresses vring 1, so a 0 here followed by a race-free sleep (rproc/idle.h) loses no message. */
+int rpmsg_has_work(struct rpmsg_remote *r);
+
+/* A sender waiting for a host receive buffer (rpmsg_send said RPMSG_ERR_NO_BUFFER) asks the host to kick when it
+ * posts one (on = 1; returns 1 when one is already there: do not sleep), and turns it off again once it has one
+ * (on = 0): the C twin of RemoteCore.want_buffer_wakeup. Vring 0's kicks are off otherwise (the host re-posts a
+ * buffer after every message it takes). */
+int rpmsg_want_buffer_wakeup(struct rpmsg_remote *r, int on);
+
 #endif /* RPROC_RPMSG_REMOTE_H */

@@ -1,0 +1,136 @@
+"""The services firmware sleeps between doorbells on QEMU's emulated Cortex-M33 (docs/mcu.md, "Sleeping"): its
+main loop waits in WFI for UART0's receive interrupt (the host's kick) instead of polling its vrings, and loses no
+kick that lands between its look at the rings and the WFI. The firmware counts its loop passes, WFIs and doorbell
+interrupts in shared memory (``idle_stats``, firmware/include/rproc/idle.h), read here while it runs."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from remoteproc.platforms.qemu import QemuPlatform
+from remoteproc.rproc import RemoteProc
+
+MAGIC = 0x454C4449  # RPROC_IDLE_MAGIC
+MODE_WFI, MODE_POLL = 1, 2
+STATS = struct.Struct("<5I")
+
+
+@dataclass(frozen=True)
+class Stats:
+    mode: int
+    loops: int
+    sleeps: int
+    doorbells: int
+
+    def __sub__(self, other: Stats) -> Stats:
+        return Stats(self.mode, self.loops - other.loops, self.sleeps - other.sleeps, self.doorbells - other.doorbells)
+
+
+def stats_address(firmware: Path) -> int:
+    with open(firmware, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        assert symtab is not None
+        (sym,) = symtab.get_symbol_by_name("idle_stats")
+        return int(sym["st_value"])
+
+
+def read_stats(rp: RemoteProc, address: int) -> Stats:
+    magic, mode, loops, sleeps, doorbells = STATS.unpack(rp.platform.memory.read(address, STATS.size))
+    assert magic == MAGIC, f"no idle_stats at {address:#x}"
+    return Stats(mode, loops, sleeps, doorbells)
+
+
+def over(rp: RemoteProc, address: int, seconds: float) -> Stats:
+    """What the counters did in ``seconds`` of this process doing nothing with the remote."""
+    before = read_stats(rp, address)
+    time.sleep(seconds)
+    return read_stats(rp, address) - before
+
+
+@pytest.fixture
+def sleeping(services_firmware: Path) -> Iterator[tuple[RemoteProc, int]]:
+    yield from running(services_firmware)
+
+
+@pytest.fixture
+def polling(polling_services_firmware: Path) -> Iterator[tuple[RemoteProc, int]]:
+    yield from running(polling_services_firmware)
+
+
+def running(firmware: Path) -> Iterator[tuple[RemoteProc, int]]:
+    if not shutil.which("qemu-system-arm"):
+        pytest.fail("qemu-system-arm is not installed: run ./scripts/setup")
+    with RemoteProc(QemuPlatform()) as rp:
+        rp.load(firmware)
+        rp.start()
+        yield rp, stats_address(firmware)
+
+
+def echo(rp: RemoteProc, payloads: list[bytes]) -> None:
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-echo", timeout=10)
+    ep.settimeout(10)  # a lost wake-up is a recv that times out
+    for p in payloads:
+        ep.send(p)
+    for p in payloads:
+        assert ep.recv() == p
+
+
+def test_an_idle_firmware_sleeps_instead_of_spinning(sleeping: tuple[RemoteProc, int]) -> None:
+    rp, address = sleeping
+    echo(rp, [b"set up"])
+    idle = over(rp, address, 1.0)
+    assert idle.mode == MODE_WFI
+    # Connected and idle: no loop pass at all, so no WFI either (each pass that finds no work sleeps once).
+    assert idle.loops <= 2 and idle.sleeps == idle.loops, idle
+    woken = read_stats(rp, address)
+    echo(rp, [b"wake"])
+    after = read_stats(rp, address) - woken
+    assert after.doorbells >= 1 and after.sleeps >= 1  # the kick's interrupt woke it, and it went back to sleep
+
+
+def test_the_polling_build_spins_while_idle(polling: tuple[RemoteProc, int]) -> None:
+    """The same measurement on the polling build (what the firmware did before): the counters see the spin."""
+    rp, address = polling
+    echo(rp, [b"set up"])
+    idle = over(rp, address, 1.0)
+    assert idle.mode == MODE_POLL
+    assert idle.loops >= 1000 and idle.sleeps == 0 and idle.doorbells == 0, idle
+
+
+def test_no_kick_is_lost_between_the_look_and_the_sleep(sleeping: tuple[RemoteProc, int]) -> None:
+    """Bursts of 1..7 messages with pauses of 0 to 2 ms between them, so that kicks land at every point of the
+    firmware's look at the rings and its WFI: every message is answered (a lost wake-up is a 10 s timeout)."""
+    rp, address = sleeping
+    echo(rp, [b"set up"])
+    start = read_stats(rp, address)
+    pauses = (0.0, 0.0001, 0.0005, 0.001, 0.002)
+    for burst in range(300):
+        echo(rp, [f"{burst}:{i}".encode() * (1 + i) for i in range(1 + burst % 7)])
+        time.sleep(pauses[burst % len(pauses)])
+    done = read_stats(rp, address) - start
+    assert done.sleeps >= 150, done  # it did go to sleep between bursts: the race was there to lose
+
+
+def test_a_send_waiting_for_host_buffers_sleeps(sleeping: tuple[RemoteProc, int]) -> None:
+    """The sensor streams more samples than the host has receive buffers posted while the host does not read:
+    the firmware waits for a buffer asleep (vring 0's kicks turned on), and the host's re-posts wake it."""
+    rp, address = sleeping
+    assert rp.rpmsg is not None
+    ep = rp.rpmsg.open("rpmsg-sensor", timeout=10)
+    ep.settimeout(10)
+    total = 3000
+    ep.send(f"start {total}".encode())
+    time.sleep(0.5)  # the firmware fills every posted buffer, then waits
+    blocked = over(rp, address, 0.5)
+    assert blocked.loops <= 2, blocked
+    for seq in range(total):
+        assert struct.unpack("<ii", ep.recv()) == (seq, seq * 37 - 1000)
