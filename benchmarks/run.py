@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "virtio_stream": ([], ["--count", "300", "--repeat", "1"]),
     "rpmsg_pingpong": ([], ["--rounds", "300", "--messages", "300"]),
-    "mcu_rpmsg": ([], ["--rounds", "300", "--messages", "300"]),
+    "mcu_rpmsg": ([], ["--rounds", "300", "--messages", "300", "--idle", "0.5"]),
     "linux_rpmsg": ([], ["--rounds", "300", "--messages", "300"]),
     "uart_link": ([], ["--messages", "300", "--qemu-rounds", "5", "--qemu-messages", "10"]),
     "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
