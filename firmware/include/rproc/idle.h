@@ -25,6 +25,15 @@
 #ifndef RPROC_IDLE_POLL
 #define RPROC_IDLE_POLL 0
 #endif
+/* Tests only (tests/remoteproc/test_qemu_sleep.py builds these): RPROC_IDLE_RACE_WINDOW busy-waits that many
+ * iterations between the look and the WFI, widening the window a kick can fall into; RPROC_IDLE_UNSAFE=1 looks
+ * with interrupts enabled, the naive order that loses such a kick. */
+#ifndef RPROC_IDLE_RACE_WINDOW
+#define RPROC_IDLE_RACE_WINDOW 0
+#endif
+#ifndef RPROC_IDLE_UNSAFE
+#define RPROC_IDLE_UNSAFE 0
+#endif
 
 #define RPROC_IDLE_MAGIC 0x454c4449u /* "IDLE" */
 #define RPROC_IDLE_MODE_WFI 1u
@@ -57,9 +66,14 @@ static inline int rproc_idle(volatile struct rproc_idle_stats *st, int (*has_wor
 	(void)ctx;
 	return 0;
 #else
-	__asm__ volatile("cpsid i" ::: "memory");
+	if (!RPROC_IDLE_UNSAFE)
+		__asm__ volatile("cpsid i" ::: "memory");
 	int slept = !has_work(ctx);
 	if (slept) {
+#if RPROC_IDLE_RACE_WINDOW
+		for (volatile uint32_t i = 0; i < RPROC_IDLE_RACE_WINDOW; i++)
+			;
+#endif
 		st->sleeps++;
 		/* dsb: the counter and every store before it complete before the core sleeps */
 		__asm__ volatile("dsb\n\twfi" ::: "memory");
