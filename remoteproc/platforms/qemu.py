@@ -6,7 +6,8 @@ with this process.
   stay inside QEMU.
 - QEMU starts paused (``-S``) and loads every PT_LOAD itself (``-kernel``); the host then writes the
   negotiated resource table into the shared RAM and continues the CPU through QMP.
-- Doorbells are bytes on UART0 (``-serial`` on a unix socket chardev): one per kick each way.
+- Doorbells are bytes on UART0 (``-serial`` on a unix socket chardev): one per kick each way; the firmware
+  sleeps until UART0's receive interrupt (docs/mcu.md, "Sleeping").
 - A firmware fault ends in a lockup (QEMU exits) or a stopped CPU; either is reported as a crash.
 """
 
