@@ -144,12 +144,12 @@ def test_no_kick_is_lost_between_the_look_and_the_sleep(sleeping: tuple[RemotePr
 
 @pytest.fixture(scope="module")
 def race_builds(tmp_path_factory: pytest.TempPathFactory, example_firmware: Path) -> dict[str, Path]:
-    """The services firmware with 20,000 idle iterations between the look at the rings and the WFI (a window a
+    """The services firmware with 100,000 idle iterations between the look at the rings and the WFI (a window a
     kick falls into now and then): with PRIMASK set over the look, as built, and without (RPROC_IDLE_UNSAFE)."""
     out = {}
     for name, extra in (("primask", ""), ("unsafe", " -DRPROC_IDLE_UNSAFE=1")):
         build = tmp_path_factory.mktemp(f"race-{name}")
-        flags = f"EXTRA_CFLAGS=-DRPROC_IDLE_RACE_WINDOW=20000{extra}"
+        flags = f"EXTRA_CFLAGS=-DRPROC_IDLE_RACE_WINDOW=100000{extra}"
         subprocess.run(
             ["make", "-s", "-C", str(REPO / "firmware"), f"BUILD={build}", flags, f"{build}/services.elf"],
             check=True, capture_output=True, text=True, timeout=300,
