@@ -417,3 +417,8 @@ void sl_poll(struct sl_link *l, uint32_t now_ms)
 	if (l->ack_due)
 		data_frame(l, 1, 0, 0, 0);
 }
+
+int sl_quiet(const struct sl_link *l)
+{
+	return l->up && !l->hello_pending && !l->reply_pending && !l->ack_due && !l->in_flight;
+}

@@ -45,6 +45,7 @@ void sl_start(struct sl_link *l, uint32_t now_ms);
 int sl_send(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms);
 void sl_receive(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms);
 void sl_poll(struct sl_link *l, uint32_t now_ms);
+int sl_quiet(const struct sl_link *l);
 extern "Python" void py_write(void *, const uint8_t *, size_t);
 extern "Python" void py_deliver(void *, const uint8_t *, size_t);
 extern "Python" void py_event(void *, int, uint32_t);
@@ -175,6 +176,44 @@ def test_c_link_and_python_link_talk(noise: float) -> None:
     assert (SL_EV_CONNECTED, py.nonce) in c.events  # with the Python side's nonce
     if noise:
         assert c.link.bad_frames > 0 and py.bad_frames > 0
+
+
+def test_quiet_only_when_nothing_waits_on_time() -> None:
+    """sl_quiet (the firmware sleeps only then, docs/mcu.md "Sleeping"): not while the HELLOs go out, nor while a
+    frame waits for its ACK or an ACK is due; quiet once both sides are up and everything is acknowledged."""
+    line_c_py, line_py_c = Line(random.Random(1)), Line(random.Random(2))
+    c = CLink(0xC0FFEE, line_c_py)
+    py = LinkCore(seed=0xBEEF, rto=0.02)
+    c.lib.sl_start(c.link, 0)
+    py.start(0.0)
+    assert c.lib.sl_quiet(c.link) == 0  # a HELLO is due again after the timeout
+
+    def run(ms0: int, ms1: int) -> None:
+        for ms in range(ms0, ms1):
+            now = ms / 1000
+            c.now = ms
+            for ev in py.receive(line_c_py.read(now), now):
+                if isinstance(ev, Message):
+                    py_got.append(ev.data)
+            line_py_c.write(py.transmit(now), now)
+            data = line_py_c.read(now)
+            if data:
+                c.lib.sl_receive(c.link, data, len(data), ms)
+            c.lib.sl_poll(c.link, ms)
+
+    py_got: list[bytes] = []
+    run(0, 200)
+    assert c.link.up and py.up
+    assert c.lib.sl_quiet(c.link) == 1
+    assert c.lib.sl_send(c.link, b"ping", 4, 200) == 0
+    assert c.lib.sl_quiet(c.link) == 0  # in flight: a retransmission may be due
+    run(200, 400)
+    assert py_got == [b"ping"] and c.link.in_flight == 0
+    assert c.lib.sl_quiet(c.link) == 1
+    py.send(b"pong")
+    run(400, 600)
+    assert c.got == [b"pong"]
+    assert c.lib.sl_quiet(c.link) == 1  # received and acknowledged
 
 
 class CSide:

@@ -1,10 +1,12 @@
 """The firmware library speaking rpmsg over the serial link on QEMU's emulated UART (firmware/examples/uart_echo):
 no shared memory, each side its own window, the link carrying every write. Echo of sizes up to the maximum, the
-limit, a pipelined stream with every payload checked."""
+limit, a pipelined stream with every payload checked; between frames the firmware sleeps (docs/mcu.md, "Sleeping")."""
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,28 @@ def test_pipelined_stream_every_payload_checked(session: QemuUartSession) -> Non
         received += 1
     ep.close()
     assert session.link.core.bad_frames == 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (/proc/PID/stat fields 14 and 15), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_link_lets_the_core_sleep(session: QemuUartSession) -> None:
+    """Connected, nothing to send or acknowledge (sl_quiet): the firmware waits in WFI for UART0's receive
+    interrupt, so the emulator runs no guest code. The polling build (build/poll/uart_echo.elf) kept QEMU at
+    25-28 % of a core here, on a loaded machine; a whole core on an idle one."""
+    ep = session.rpmsg.open("rpmsg-echo", timeout=30)
+    ep.settimeout(30)
+    ep.send(b"then nothing")
+    assert ep.recv() == b"then nothing"
+    time.sleep(0.5)  # the last ACKs go through, the link is quiet
+    pid = session.process.pid
+    before, start = cpu_seconds(pid), time.monotonic()
+    time.sleep(2.0)
+    share = (cpu_seconds(pid) - before) / (time.monotonic() - start)
+    assert share < 0.05, f"QEMU took {share:.0%} of a core while the link was idle"
+    ep.send(b"and again")
+    assert ep.recv() == b"and again"
+    ep.close()

@@ -21,5 +21,9 @@ int board_uart_getc(void); /* -1 when nothing was received */
 void board_uart_rx_irq_enable(void);
 void board_uart0_rx_handler(void);
 uint32_t board_uart_rx_irqs(void); /* handler runs so far */
+/* The same interrupt for firmware that reads UART0 itself (the serial link): the handler only wakes the core and
+ * leaves the byte for board_uart_getc; board_uart_rx_ready says whether one waits. SysTick stays the caller's. */
+void board_uart_rx_wake_enable(void);
+int board_uart_rx_ready(void);
 
 #endif

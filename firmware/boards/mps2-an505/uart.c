@@ -39,9 +39,24 @@ int board_uart_getc(void)
 }
 
 static volatile uint32_t rx_irqs;
+static uint8_t wake_only;
+
+int board_uart_rx_ready(void)
+{
+	return (STATE & STATE_RXFULL) != 0;
+}
+
+void board_uart_rx_wake_enable(void)
+{
+	wake_only = 1;
+	INTCLEAR = INT_RX;
+	CTRL |= CTRL_RX_INTEN;
+	NVIC_ISER(BOARD_UART0_RX_IRQ / 32u) = 1u << (BOARD_UART0_RX_IRQ % 32u);
+}
 
 void board_uart_rx_irq_enable(void)
 {
+	wake_only = 0;
 	INTCLEAR = INT_RX;
 	CTRL |= CTRL_RX_INTEN;
 	/* SysTick runs without its interrupt, only for the handler's nudge below. */
@@ -57,9 +72,11 @@ void board_uart0_rx_handler(void)
 	 * the other order a byte landing between the last read and the clear would sit in DATA with no interrupt, and
 	 * QEMU (one byte of buffer, hw/char/cmsdk-apb-uart.c uart_can_receive) would take no further byte: a stall. */
 	INTCLEAR = INT_RX;
+	rx_irqs++;
+	if (wake_only)
+		return; /* the byte stays in DATA for board_uart_getc; the next one interrupts again */
 	while (STATE & STATE_RXFULL)
 		(void)DATA; /* the bytes are kicks: the rings say what to do */
-	rx_irqs++;
 	/* An emulator fix, harmless on hardware: QEMU's CMSDK UART (7.2, hw/char/cmsdk-apb-uart.c uart_read) frees
 	 * its one-byte buffer on a read of DATA without qemu_chr_fe_accept_input(), as hw/char/pl011.c does, so QEMU's
 	 * main loop takes the next byte only at its next pass, some milliseconds later when nothing else wakes it: a

@@ -89,5 +89,8 @@ int sl_send(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms)
 void sl_receive(struct sl_link *l, const uint8_t *data, size_t len, uint32_t now_ms);
 /* HELLOs and retransmissions that are due, and a pending ACK: call it now and then (and after sl_receive). */
 void sl_poll(struct sl_link *l, uint32_t now_ms);
+/* 1 when nothing of the link waits on time (connected, no frame unacknowledged, no ACK, HELLO or HELLO_ACK due): a
+ * core may then sleep until the next byte arrives (docs/mcu.md, "Sleeping"); 0: call sl_poll as time passes. */
+int sl_quiet(const struct sl_link *l);
 
 #endif
