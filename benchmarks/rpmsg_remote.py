@@ -101,7 +101,7 @@ def run_c(name: str, wait: str, p: Profile) -> int:
         rx_fd,
         tx_fd,
         sock_fd,
-        {"busy": 0, "read": 2}.get(wait, 1),
+        {"busy": 0, "read": 2, "spin": 3}.get(wait, 1),
     )
     del view
     link.close()

@@ -2,7 +2,7 @@
 
 For each of the host's wait modes (``busy``, ``spin`` — the default —, ``block``), against the firmware's C rpmsg
 remote in another process over shared memory (benchmarks/rpmsg_remote.py, as rpmsg_pingpong.py runs it; the remote
-waits the same way), one CPU each:
+waits the same way: in ``spin`` it polls for the same 50 us budget before it sleeps), one CPU each:
 
 - the median round trip of a 16-byte message under traffic, next to the busy-poll round trip of the same run;
 - the CPU time the host process and the remote process use while the channel is open and nothing is sent (the host

@@ -10,7 +10,10 @@
  *                          socket closes. block 1: sleep in ppoll on the kick eventfd and the socket when the
  *                          rings are empty; block 2: sleep in read() on the kick eventfd only, like the C
  *                          baselines (the host's end goes unseen: the benchmark terminates it); block 0:
- *                          busy-poll with the host's kicks turned off.
+ *                          busy-poll with the host's kicks turned off; block 3: the host's "spin" mode on
+ *                          this side: busy-poll with the host's kicks off for SPIN_NS after the last message,
+ *                          then ask for kicks, look once more (a message published before the ask is seen
+ *                          here, one after it kicks) and sleep as block 1 does.
  * Returns 0 at the host's end, or an RPMSG_ERR_* code.
  */
 #define _GNU_SOURCE
@@ -19,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rproc/rpmsg_remote.h"
@@ -122,6 +126,15 @@ static void count(struct rpmsg_remote *r, struct rpmsg_ept *ept, const volatile 
 	send_all(r, ept->addr, src, (const uint8_t *)text, (uint32_t)n);
 }
 
+#define SPIN_NS 50000 /* as rpmsg/device.py SPIN_SECONDS: the host's default spin */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int host_gone(int sock_fd)
 {
 	char c;
@@ -151,8 +164,9 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 		rc = rpmsg_create_ept(&r, &touch_ept, "bench-touch", RPMSG_ADDR_ANY, touch, &b);
 	if (rc != RPMSG_OK)
 		return rc;
-	if (!block)
+	if (!block || block == 3)
 		rp_dev_disable_notify(&r.from_host);
+	int64_t busy_since = now_ns(); /* block 3: the last message, or the last wake-up */
 	if (block == 2) /* sleep in read(), the way the C baselines do */
 		fcntl(rx_fd, F_SETFL, fcntl(rx_fd, F_GETFL) & ~O_NONBLOCK);
 	struct pollfd fds[2] = { { rx_fd, POLLIN, 0 }, { sock_fd, POLLIN | POLLRDHUP, 0 } };
@@ -162,9 +176,28 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 			return n;
 		if (n > 0) {
 			idle = 0;
+			if (block == 3)
+				busy_since = now_ns();
 			continue;
 		}
-		if (block == 2) {
+		if (block == 3) {
+			if ((idle & 63) != 63 || now_ns() - busy_since < SPIN_NS)
+				continue;
+			if (rp_dev_enable_notify(&r.from_host) != 0) { /* arrived while asking */
+				rp_dev_disable_notify(&r.from_host);
+				continue;
+			}
+			if (poll(fds, 2, -1) < 0)
+				continue;
+			if (fds[1].revents)
+				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
+			uint64_t v;
+			if (read(rx_fd, &v, 8) < 0) {
+				/* nothing to consume: a spurious wake-up */
+			}
+			rp_dev_disable_notify(&r.from_host);
+			busy_since = now_ns();
+		} else if (block == 2) {
 			uint64_t v;
 			if (read(rx_fd, &v, 8) < 0 && host_gone(sock_fd))
 				return 0;
