@@ -23,11 +23,11 @@ import select
 import struct
 import threading
 from collections.abc import Iterable
+from typing import Protocol
 
 from transports.doorbell import PeerLostError
 from transports.errors import TransportError
 from transports.memory import RegionMemory
-from transports.uart import UartLink
 
 WRITE = 1
 KICK = 2
@@ -119,11 +119,19 @@ class Mirror:
         return None
 
 
+class MessageLink(Protocol):
+    """What the mirror needs of a link: reliable, ordered messages (a :class:`~transports.uart.UartLink`)."""
+
+    def send(self, data: bytes, timeout: float | None = None) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> bytes: ...
+
+
 class MirrorDoorbell:
-    """A doorbell over a :class:`~transports.uart.UartLink`: ``notify`` sends this side's changes then the kick;
+    """A doorbell over a :class:`MessageLink` (the UART's): ``notify`` sends this side's changes then the kick;
     a receiver thread applies the peer's messages to memory and turns its kicks into wake-ups."""
 
-    def __init__(self, link: UartLink, mirror: Mirror) -> None:
+    def __init__(self, link: MessageLink, mirror: Mirror) -> None:
         self.link = link
         self.mirror = mirror
         self._lock = threading.Lock()

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 from rpmsg.device import RpmsgDevice
-from rpmsg.uart import host_over_uart, remote_over_uart
+from rpmsg.wiring import UART_PROFILE, host_on, remote_on
 from tests.transports.test_uart import NoisyPort
 from transports.errors import AddressError
 from transports.memory import bytearray_memory
 from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorDoorbell, MirrorError
-from transports.uart import FdPort, UartLink
+from transports.uart import FdPort, UartLink, UartWindowLink
 
 
 @pytest.fixture(params=["clean", "noisy"])
@@ -40,8 +40,9 @@ def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink
     """ "block" kicks for everything; "spin" suppresses kicks while it polls: then only the changes sent before
     a side sleeps carry the messages."""
     a, b = uart_pair
-    host = host_over_uart(a, wait=wait)  # type: ignore[arg-type]
-    remote = remote_over_uart(b, wait=wait)  # type: ignore[arg-type]
+    p = UART_PROFILE
+    host = host_on(UartWindowLink(a, p.size, "host"), p, wait=wait)  # type: ignore[arg-type]
+    remote = remote_on(UartWindowLink(b, p.size, "remote"), p, wait=wait)  # type: ignore[arg-type]
     devices: list[RpmsgDevice] = [host, remote]
     try:
         served = remote.endpoint("echo")
@@ -101,7 +102,6 @@ def test_uart_url_through_open_link() -> None:
     """`uart:` by URL: two ptys joined by a relay (each end a tty path pyserial opens), host_on/remote_on."""
     import select
 
-    from rpmsg.links import host_on, remote_on
     from rpmsg.profiles import Profile
     from transports.url import open_link
 
@@ -150,8 +150,9 @@ def test_a_reply_needing_no_kick_still_reaches_a_polling_host(uart_pair: tuple[U
     """The host busy-polls (it asked not to be kicked); the remote answers and then does nothing more. Its answer
     must still cross the link: publishing memory cannot wait for a kick or for the next time this side sleeps."""
     a, b = uart_pair
-    host = host_over_uart(a, wait="busy")
-    remote = remote_over_uart(b, wait="block")
+    p = UART_PROFILE
+    host = host_on(UartWindowLink(a, p.size, "host"), p, wait="busy")
+    remote = remote_on(UartWindowLink(b, p.size, "remote"), p, wait="block")
     try:
         served = remote.endpoint("echo")
         ep = host.open("echo", timeout=10)
