@@ -22,10 +22,11 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
-from rpmsg.core import RemoteCore
+from rpmsg.core import HostCore, RemoteCore
 from rpmsg.device import RpmsgDevice, WaitMode
-from rpmsg.errors import LocalProtocolError
+from rpmsg.errors import LocalProtocolError, RpmsgTimeout
 from rpmsg.profiles import Profile
 from rpmsg.protocol import RX_VRING, TX_VRING, VIRTIO_RPMSG_F_NS
 from transports.doorbell import Doorbell, EventfdSocketDoorbell
@@ -94,12 +95,15 @@ def host_on(
     memory, then the remote awaited (up to ``timeout`` s), then the start kick."""
     _check_layout(link, "host_on")
     p = profile or Profile()
+    core: HostCore | None = None
     try:
         link.declare_writes(*mirror_writes(p, "host"))
         core = p.host_core(link.memory)
         core.start()
         device = RpmsgDevice(core, link.connect(timeout), wait=wait, limits=p.limits)
     except BaseException:
+        if core is not None:
+            core.close()  # its views of the memory go first, or closing the link hides the error with a BufferError
         link.close()
         raise
     device.start()  # sends the start kick queued by core.start()
@@ -130,6 +134,7 @@ def remote_on(
             raise
     _check_layout(link, "remote_on")
     p = profile or Profile()
+    deadline = time.monotonic() + timeout
     try:
         link.declare_writes(*mirror_writes(p, "remote"))
         doorbell = link.connect(timeout)
@@ -140,8 +145,12 @@ def remote_on(
                 f"{where} is {size} bytes, {p.pool_da} needed for this Profile's rings (num {p.num}, align "
                 f"{p.align:#x}): the host's shared file is smaller than the profile's layout"
             )
+        if link.mirrors:  # the host's receive buffers, which this side fills: known from its descriptors only
+            buffers = _posted_receive_buffers(link.memory, p, deadline)
         if check:
             check_host_layout(link.memory, p)
+        if link.mirrors:
+            link.declare_writes([buffers], [])
         core = p.remote_core(link.memory)
     except BaseException:
         link.close()
@@ -150,17 +159,36 @@ def remote_on(
 
 
 def mirror_writes(profile: Profile, role: str) -> tuple[list[tuple[int, int]], list[int]]:
-    """What ``role`` writes on ``profile``'s layout, and its ring indices, for a link that mirrors memory
-    (``Link.declare_writes``, transports/mirror.py): the driver (host) its descriptor tables, avail rings and send
-    buffers; the device (remote) its used rings and the receive buffers it fills."""
+    """What ``role`` writes on ``profile``'s layout before it connects, and its ring indices, for a link that
+    mirrors memory (``Link.declare_writes``, transports/mirror.py): the driver (host) its descriptor tables, avail
+    rings and send buffers; the device (remote) its used rings. The receive buffers the device fills are the
+    host's, of the host's sizes: :func:`remote_on` adds them once connected, from the host's descriptors (the
+    remote's own profile sizes missed the host's bigger buffers: their replies never crossed the line)."""
     p = profile
     rings = (p.rx_layout, p.tx_layout)
-    rx_pool = (p.pool_da, p.rx_count * p.rx_size)
     tx_pool = (p.pool_da + p.rx_count * p.rx_size, p.tx_count * p.tx_size)
     if role == "host":
         ranges = [r for v in rings for r in ((v.desc, desc_size(v.num)), (v.avail, avail_size(v.num)))] + [tx_pool]
         return ranges, [v.avail + 2 for v in rings]
-    return [(v.used, used_size(v.num)) for v in rings] + [rx_pool], [v.used + 2 for v in rings]
+    return [(v.used, used_size(v.num)) for v in rings], [v.used + 2 for v in rings]
+
+
+def _posted_receive_buffers(memory: RegionMemory, p: Profile, deadline: float) -> tuple[int, int]:
+    """(first address, bytes) spanning the receive buffers the host posted on vring 0, once it posted them (a
+    mirrored copy receives them shortly after the link comes up; rproc's host, Linux and RPMsg-Lite post every
+    receive buffer at start, in one block)."""
+    rx = p.rx_layout
+    while not (posted := int.from_bytes(memory.read(rx.avail + 2, 2), "little")):
+        if time.monotonic() > deadline:
+            raise RpmsgTimeout(f"the host posted no receive buffer on vring 0 (avail.idx at {rx.avail + 2:#x})")
+        time.sleep(0.001)
+    spans = []
+    for k in range(min(posted, rx.num)):
+        head = int.from_bytes(memory.read(rx.avail + 4 + 2 * k, 2), "little") % rx.num
+        addr, length = struct.unpack("<QI", memory.read(rx.desc + 16 * head, 12))
+        spans.append((addr, addr + length))
+    start = min(lo for lo, _ in spans)
+    return start, max(hi for _, hi in spans) - start
 
 
 def check_host_layout(memory: RegionMemory, p: Profile) -> None:

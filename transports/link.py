@@ -42,6 +42,10 @@ class Link:
     transport whose peers fix the layout themselves says here, in words, which it is and what to use instead
     (``openamp://``); ``host_on``/``remote_on`` refuse it with that text."""
 
+    mirrors: bool = False
+    """True: :attr:`memory` is this side's own copy, kept in step by messages (``uart:``): only what
+    :meth:`declare_writes` names reaches the peer."""
+
     memory_at_open: bool = True
     """False: :attr:`memory` is known only once connected (``vhost-user:``, the guest's), so ``spy+`` cannot
     watch it."""
@@ -53,7 +57,8 @@ class Link:
 
     def declare_writes(self, ranges: list[tuple[int, int]], index_fields: list[int]) -> None:
         """What this side writes ((device address, size) pairs) and where its ring indices are. Shared memory
-        needs no such thing; a link that mirrors memory (``uart:``) sends exactly these ranges, indices last."""
+        needs no such thing; a link that mirrors memory (``uart:``) sends exactly these ranges, indices last.
+        Called again once connected, it adds ranges (what this side learnt from the peer's memory)."""
 
     def connect(self, timeout: float = 10.0) -> Doorbell:
         """Host: wait for the remote (call it once the rings are laid out). Remote: the doorbell."""

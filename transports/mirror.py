@@ -57,6 +57,12 @@ class Mirror:
         self.sent_bytes = 0
         self.applied = 0
 
+    def add_range(self, da: int, size: int) -> None:
+        """One more range this side writes, learnt once the link is up (the remote: the host's receive buffers,
+        from its descriptors). What it holds now is agreed already (the peer's writes, applied): not sent."""
+        self.ranges.append((da, size))
+        self.shadow[da] = bytearray(self.memory.read(da, size))
+
     def _runs(self, da: int, now: bytes, shadow: bytearray) -> list[tuple[int, int]]:
         """Changed (offset, end) runs of whole BLOCKs."""
         runs = []
@@ -177,6 +183,13 @@ class MirrorDoorbell:
                 # the rings anyway.
                 self._write_pending = True
                 os.write(self._fd_w, b"w")
+
+    def add_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """:meth:`Mirror.add_range` each, between two received messages (the receiver thread applies under the
+        same lock)."""
+        with self._lock:
+            for da, size in ranges:
+                self.mirror.add_range(da, size)
 
     def publish(self) -> None:
         """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find

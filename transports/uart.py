@@ -253,8 +253,15 @@ class UartWindowLink(Link):
         self._uart = None if isinstance(uart, str) else uart
         self._writes: tuple[list[tuple[int, int]], list[int]] | None = None
 
+    mirrors = True
+
     def declare_writes(self, ranges: list[tuple[int, int]], index_fields: list[int]) -> None:
-        self._writes = (list(ranges), list(index_fields))
+        if isinstance(self._doorbell, MirrorDoorbell):
+            if index_fields:
+                raise TransportError("uart: ring indices are declared before connecting")
+            self._doorbell.add_ranges(ranges)
+        else:
+            self._writes = (list(ranges), list(index_fields))
 
     def _connect(self, timeout: float) -> Doorbell:
         if self._writes is None:

@@ -3,6 +3,7 @@ pair (clean and noisy); and the mirror core alone (index fields last, nothing ec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -67,6 +68,32 @@ def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink
     finally:
         for d in devices:
             d.close()
+
+
+def test_a_remote_mirrors_the_hosts_receive_buffers_not_its_own_profiles(uart_pair: tuple[UartLink, UartLink]) -> None:
+    """The remote learns the host's buffer sizes from the descriptors (docs/rpmsg.md, "Buffer sizes"), so what it
+    sends back over the mirror must be the host's receive buffers, not its own profile's. Before, remote_on declared
+    ``pool + rx_count * rx_size`` of the remote's profile (16 x 512 bytes): with the host's 1 KiB buffers, the replies
+    in buffers 8 to 15 never crossed the line and the host read stale memory."""
+    a, b = uart_pair
+    host_p = dataclasses.replace(UART_PROFILE, rx_size=1024)
+    host = host_on(UartWindowLink(a, host_p.size, "host"), host_p, wait="block")
+    remote = remote_on(UartWindowLink(b, host_p.size, "remote"), UART_PROFILE, wait="block")
+    try:
+        served = remote.endpoint("echo")
+        ep = host.open("echo", timeout=10)
+        ep.settimeout(10)
+        served.settimeout(10)
+        for i in range(40):  # every receive buffer of the host, twice and more
+            ep.send(b"question %d" % i)
+            question, src = served.recvfrom()
+            assert question == b"question %d" % i
+            reply = bytes([i]) * (600 + i)  # longer than the remote's own 512-byte buffers, shorter than the host's
+            served.sendto(reply, src)
+            assert ep.recv() == reply
+    finally:
+        host.close()
+        remote.close()
 
 
 def test_mirror_sends_what_changed_indices_last() -> None:
