@@ -137,6 +137,10 @@ def _paths(name: str) -> tuple[Path, Path]:
     return base, base.with_name(name + ".sock")
 
 
+DOORBELLS = ("eventfd", "socket", "dgram")
+"""The kinds of kick a host offers (``doorbell=`` in a URL, :meth:`ShmLink.create_host`); eventfd the default."""
+
+
 class ShmLink(Link):
     """``shm://NAME?size=N[&allow_uid=U][&memfd=1][&doorbell=eventfd|socket|dgram]``: one side's view,
     :attr:`memory` (the mapped file) at once. The host (:meth:`create_host`) lays out its rings, then
@@ -171,17 +175,22 @@ class ShmLink(Link):
         size: int,
         *,
         memfd: bool = False,
-        eventfd: bool = False,
-        dgram: bool = False,
+        doorbell: str = "eventfd",
         allow_uids: frozenset[int] = frozenset(),
     ) -> ShmLink:
         """Create the shared memory (a /dev/shm file, or with ``memfd`` an anonymous one handed to the remote over
-        the socket); call :meth:`connect` once the rings are laid out. With ``eventfd`` the kicks are eventfd
-        writes, the descriptors passed with SCM_RIGHTS; ``dgram``: datagrams; otherwise bytes on the socket."""
+        the socket); call :meth:`connect` once the rings are laid out. ``doorbell`` (one of :data:`DOORBELLS`):
+        "eventfd", kicks as eventfd writes, the descriptors passed with SCM_RIGHTS (the rpmsg C paths write and
+        read them without Python); "dgram", datagrams on a socket pair passed the same way; "socket", bytes on
+        the stream socket itself."""
+        if doorbell not in DOORBELLS:
+            raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket), eventfd or dgram")
         path, sock_path = _paths(name)
         _clear_stale(path, sock_path)
         shm = SharedFile.memfd(name, size) if memfd else SharedFile(path, size, create=True)
-        return cls(shm, "host", sock_path, eventfd=eventfd, dgram=dgram, allow_uids=allow_uids)
+        return cls(
+            shm, "host", sock_path, eventfd=doorbell == "eventfd", dgram=doorbell == "dgram", allow_uids=allow_uids
+        )
 
     @classmethod
     def connect_remote(
@@ -306,21 +315,14 @@ class ShmLink(Link):
             self.sock_path.unlink(missing_ok=True)
 
 
-DOORBELLS = ("eventfd", "socket", "dgram")
-
-
 def open_url(url: ParsedUrl, role: str, *, timeout: float = 10.0, **options: object) -> ShmLink:
     allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
     if role == "remote":
         return ShmLink.connect_remote(url.target, url.int_param("size", 0) or None, timeout, allow_uids=allow)
-    doorbell = url.params.get("doorbell", "eventfd")
-    if doorbell not in DOORBELLS:
-        raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket), eventfd or dgram")
     return ShmLink.create_host(
         url.target,
         url.int_param("size"),
         memfd=url.params.get("memfd") == "1",
-        eventfd=doorbell == "eventfd",
-        dgram=doorbell == "dgram",
+        doorbell=url.params.get("doorbell", "eventfd"),
         allow_uids=allow,
     )

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=5)
     args = ap.parse_args(argv)
     p = Profile()
-    link = ShmLink.create_host(args.name, p.base + p.size)
+    link = ShmLink.create_host(args.name, p.base + p.size, doorbell="socket")
     cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
     core = p.host_core(link.memory, cls=cls)
     core.start()

@@ -39,7 +39,7 @@ def _echo(model: RpmsgLite, dst: int, data: bytes, deadline: float) -> bool:
 
 def master(name: str, messages: int, fail_fast: bool = False) -> int:
     p = PROFILE
-    link = ShmLink.create_host(name, p.base + p.size)
+    link = ShmLink.create_host(name, p.base + p.size, doorbell="socket")
     model = RpmsgLite(link.memory, None, p, master=True)  # type: ignore[arg-type]
     model.master_init()
     model.bell = link.connect(20)

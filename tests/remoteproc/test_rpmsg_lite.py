@@ -94,7 +94,7 @@ def test_a_layout_mismatch_is_refused_at_connect_time() -> None:
 
 
 def _rproc_host(name: str, p: Profile, size: int) -> tuple[HostCore, ShmLink, threading.Thread]:
-    link = ShmLink.create_host(name, size)
+    link = ShmLink.create_host(name, size, doorbell="socket")
     core = p.host_core(link.memory)
     core.start()
     t = threading.Thread(target=lambda: link.connect(10), daemon=True)

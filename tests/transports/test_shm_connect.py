@@ -24,7 +24,7 @@ def test_a_file_smaller_than_asked_closes_the_socket_and_the_passed_fds(doorbell
     Before, they stayed open (plain ints, never wrapped)."""
     name = f"rproc-test-connect-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     before = _open_fds()
-    host = ShmLink.create_host(name, 0x4000, eventfd=doorbell == "eventfd", dgram=doorbell == "dgram")
+    host = ShmLink.create_host(name, 0x4000, doorbell=doorbell)
     bells: list[Doorbell] = []
     t = threading.Thread(target=lambda: bells.append(host.connect(10)), daemon=True)
     t.start()
