@@ -5,7 +5,7 @@
 - the same stream sent by a C sender (big_stream.c stream): a C host on the same layout posting the same messages
   to the same receiver, the firmware's rpmsg remote library (rpmsg_echo_remote.c "bench-touch", busy-polling, in
   its own process), which sums every byte of each message in place;
-- rproc's Python host over /dev/shm (host_over_shm, busy-polling) sending the same messages to the same C remote
+- rproc's Python host over /dev/shm (host_on over shm://, busy-polling) sending the same messages to the same C remote
   (benchmarks/rpmsg_remote.py c), by copy (``send``) and zero-copy (``get_buffer``: the payload written into the
   shared buffer, then ``send_buffer``).
 
@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 from benchmarks.report import Results  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
 from rpmsg.protocol import HEADER_SIZE, MAX_PAYLOAD  # noqa: E402
-from rpmsg.shm import host_over_shm  # noqa: E402
+from rpmsg.wiring import host_on  # noqa: E402
+from transports.url import open_link  # noqa: E402
 
 C_SOURCES = [
     REPO / "benchmarks" / "c" / "big_stream.c",
@@ -82,7 +83,8 @@ def python_sender(p: Profile, length: int, count: int, zero_copy: bool) -> float
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     proc = subprocess.Popen([sys.executable, script, name, "busy", "touch", "c", spec])
     try:
-        device, link = host_over_shm(name, p, wait="busy", timeout=20)
+        link = open_link(f"shm://{name}?size={p.size}", role="host")
+        device = host_on(link, p, wait="busy", timeout=20)
         try:
             ep = device.open("bench-touch", timeout=10)
             ep.settimeout(60)

@@ -38,7 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.report import Results, histogram, histogram_svg  # noqa: E402
 from rpmsg.device import Endpoint  # noqa: E402
-from rpmsg.shm import host_over_shm  # noqa: E402
+from rpmsg.profiles import Profile  # noqa: E402
+from rpmsg.wiring import host_on  # noqa: E402
+from transports.url import open_link  # noqa: E402
 
 T = TypeVar("T")
 
@@ -112,7 +114,8 @@ def with_remote(
     if split:
         os.sched_setaffinity(proc.pid, {split[1]})
     try:
-        device, link = host_over_shm(name, wait=wait, timeout=20, eventfd=True)  # type: ignore[arg-type]
+        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        device = host_on(link, wait=wait, timeout=20)  # type: ignore[arg-type]
         try:
             ep = device.open(f"bench-{service}", timeout=10)
             result = body(ep)

@@ -22,9 +22,10 @@ sys.path.insert(0, str(REPO))
 
 from rpmsg import EndpointClosed, PeerLost  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
-from rpmsg.shm import remote_over_shm  # noqa: E402
+from rpmsg.wiring import remote_on  # noqa: E402
 from transports.doorbell import EventfdSocketDoorbell  # noqa: E402
 from transports.shm import ShmLink  # noqa: E402
+from transports.url import open_link  # noqa: E402
 
 C_SOURCES = [
     REPO / "benchmarks" / "c" / "rpmsg_echo_remote.c",
@@ -54,7 +55,8 @@ def parse_profile(text: str | None) -> Profile:
 
 def run_python(name: str, wait: str, service: str, p: Profile) -> int:
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
-    device, link = remote_over_shm(name, p, wait=wait)  # type: ignore[arg-type]
+    link = open_link(f"shm://{name}", role="remote")
+    device = remote_on(link, p, wait=wait)  # type: ignore[arg-type]
     ep = device.endpoint(f"bench-{service}")
     n = total = 0
     try:
@@ -88,7 +90,7 @@ def run_c(name: str, wait: str, p: Profile) -> int:
     link = ShmLink.connect_remote(name, p.base + p.size)
     doorbell = link.doorbell
     if not isinstance(doorbell, EventfdSocketDoorbell):
-        raise SystemExit("the C remote needs the host's eventfd doorbell (host_over_shm(..., eventfd=True))")
+        raise SystemExit("the C remote needs the host's eventfd doorbell (shm://...?doorbell=eventfd, the default)")
     rx_fd, tx_fd, sock_fd = doorbell.descriptors()
     view = link.memory.view(p.base, p.size)
     rc = lib.bench_remote_run(

@@ -27,7 +27,9 @@ sys.path.insert(0, str(REPO))
 from benchmarks.report import Results  # noqa: E402
 from rpmsg.device import Endpoint  # noqa: E402
 from rpmsg.errors import RpmsgTimeout  # noqa: E402
-from rpmsg.shm import host_over_shm  # noqa: E402
+from rpmsg.profiles import Profile  # noqa: E402
+from rpmsg.wiring import host_on  # noqa: E402
+from transports.url import open_link  # noqa: E402
 
 MODES = ("busy", "spin", "block")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -49,7 +51,8 @@ def measure(wait: str, rounds: int, idle: float, cpus: list[int]) -> tuple[float
     if len(cpus) > 1:
         os.sched_setaffinity(proc.pid, {cpus[1]})
     try:
-        device, link = host_over_shm(name, wait=wait, timeout=20, eventfd=True)  # type: ignore[arg-type]
+        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        device = host_on(link, wait=wait, timeout=20)  # type: ignore[arg-type]
         try:
             ep: Endpoint = device.open("bench-echo", timeout=10)
             payload = bytes(16)

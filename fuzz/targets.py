@@ -22,7 +22,7 @@ from resource_table import Dialect, ResourceTableError, build, check, parse
 from rpmsg import Profile, RemoteProtocolError, loopback_pair
 from transports import bytearray_memory
 from transports.serial_link import LinkCore
-from transports.vhost_user import VhostUserBackend
+from transports.vhost_user_backend import VhostUserBackend
 from transports.vhost_user_messages import VhostUserProtocolError
 from virtio import Buf, DeviceQueue, DriverQueue, VirtioError, VringLayout
 

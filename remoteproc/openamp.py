@@ -18,7 +18,7 @@ the vrings, posts its 256 receive buffers, sets vring 1's avail.flags = NO_INTER
 Endpoints 0x400 on both sides, channel "rpmsg-openamp-demo-channel".
 
 The way in, for either role: ``link = transports.url.open_link("openamp://[?shm=PATH&event=PATH]", role=...)``
-(or ``OpenAmpLink``), then :func:`host_device` or :func:`remote_device`. ``rpmsg.links.host_on``/``remote_on``
+(or ``OpenAmpLink``), then :func:`host_device` or :func:`remote_device`. ``rpmsg.wiring.host_on``/``remote_on``
 refuse such a link: their Profile layout is not OpenAMP's.
 """
 

@@ -218,8 +218,8 @@ def boot_and_connect(
     hears what the loader changed (an IMAGE_DEF it added)."""
     import serial
 
-    from rpmsg.uart import host_over_uart
-    from transports.uart import parse_uart_url
+    from rpmsg.wiring import UART_PROFILE, host_on
+    from transports.uart import UartWindowLink, parse_uart_url
 
     image = flat_image(firmware, on_note=on_note)
     target, baud = parse_uart_url(port_url) if port_url.startswith("uart:") else (port_url, 1_000_000)
@@ -238,7 +238,7 @@ def boot_and_connect(
     link = UartLink(port, name=target, rto=0.2)  # what the firmware prints before its link starts is dropped
     try:
         link.wait_connected(timeout)
-        device = host_over_uart(link)
+        device = host_on(UartWindowLink(link, UART_PROFILE.size, "host"), UART_PROFILE, wait="block")
     except BaseException:
         link.close()
         raise

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from transports.doorbell import Doorbell
 from transports.memory import RegionMemory
-from transports.url import RingWatch, SpyDoorbell
+from transports.spy import RingWatch, SpyDoorbell
 from virtio import VringLayout
 
 TRACE = 5  # rpmsg.device's level for one line per message

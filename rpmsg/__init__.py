@@ -4,6 +4,9 @@ host, remote = rpmsg.loopback_pair()
 echo = remote.endpoint("rpmsg-echo")           # the remote announces it through the name service
 ep = host.open("rpmsg-echo", timeout=1)        # the host connects to it
 ep.send(b"ping"); data, src = echo.recvfrom(); echo.sendto(data, src); ep.recv()
+
+Across processes or hardware: ``host_on(open_link(url, role="host"), profile)`` in one,
+``remote_on(open_link(url, role="remote"), profile)`` in the other (:mod:`rpmsg.wiring`, :mod:`transports.url`).
 """
 
 from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
@@ -18,8 +21,8 @@ from rpmsg.errors import (
     RpmsgTimeout,
     WouldBlock,
 )
-from rpmsg.loop import loopback_pair
 from rpmsg.profiles import Limits, Profile
+from rpmsg.wiring import host_on, loopback_pair, remote_on
 
 __all__ = [
     "ChannelEvent",
@@ -39,5 +42,7 @@ __all__ = [
     "RpmsgTimeout",
     "TxBuffer",
     "WouldBlock",
+    "host_on",
     "loopback_pair",
+    "remote_on",
 ]

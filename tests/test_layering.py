@@ -43,3 +43,35 @@ def test_dependencies_flow_one_way(package: str) -> None:
 def test_third_party_libraries_have_one_border(library: str) -> None:
     users = {str(p.relative_to(REPO)) for pkg in OURS for p in (REPO / pkg).rglob("*.py") if library in imports(p)}
     assert users == THIRD_PARTY_BORDERS[library]
+
+
+SCHEME_MODULES = {"devmem", "loop", "mirror", "openamp", "shm", "uart", "url", "vhost_user", "vhost_user_backend"}
+
+
+def _modules(path: Path) -> set[str]:
+    """The dotted modules ``path`` imports (``from a.b import c`` -> ``a.b``), at any depth of the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_transports_are_wired_once() -> None:
+    """One Link per scheme, in the scheme's module: transports/url.py parses and dispatches, holding no Link of its
+    own and importing no scheme (issue 18: it held a second ``loop://`` with a module-global and wrapped shm, devmem
+    and uart a second time). rpmsg meets the transports' schemes in one module, rpmsg/wiring.py (there were five)."""
+    url = REPO / "transports" / "url.py"
+    tree = ast.parse(url.read_text(), str(url))
+    assert [n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)] == []
+    assert {m for m in _modules(url) if m.startswith("transports.")} <= {
+        "transports.errors", "transports.link", "transports.spy"
+    }  # fmt: skip
+    wiring = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "rpmsg").rglob("*.py")
+        if any(m.split(".")[0] == "transports" and m.split(".")[-1] in SCHEME_MODULES for m in _modules(p))
+    }
+    assert wiring == {"rpmsg/wiring.py"}

@@ -19,8 +19,9 @@ import os
 import select
 from pathlib import Path
 
-from transports.doorbell import PeerLostError
+from transports.doorbell import Doorbell, PeerLostError
 from transports.errors import TransportError
+from transports.link import Link, ParsedUrl
 from transports.memory import MappedRegion, RegionMemory
 
 PAGE = mmap.PAGESIZE
@@ -195,3 +196,35 @@ class UioDoorbell:
             os.close(self._fd)
             self._fd = -1
             self._mailbox.close()
+
+
+class DevmemLink(Link):
+    """``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]``: the window at once, the doorbell (the
+    UIO device in, the mailbox register out) on :meth:`connect`."""
+
+    def __init__(self, addr: int, size: int, role: str, *, uio: str, mailbox: int, path: str = "/dev/mem") -> None:
+        self._window = DevmemWindow(addr, size, path=path)
+        super().__init__(self._window.memory, role)
+        self._uio = uio
+        self._mailbox = mailbox
+        self._path = path
+
+    def _connect(self, timeout: float) -> Doorbell:
+        return UioDoorbell.open(self._uio, self._mailbox, path=self._path)
+
+    def close(self) -> None:
+        super().close()
+        self._window.close()
+
+
+def open_url(url: ParsedUrl, role: str, **options: object) -> DevmemLink:
+    try:
+        addr = int(url.target, 0)
+    except ValueError:
+        raise TransportError(f"devmem://{url.target}: the address must be a number (0x...)") from None
+    size = url.int_param("size")
+    uio = url.params.get("uio")
+    mailbox = url.int_param("mailbox", -1)
+    if not uio or mailbox < 0:
+        raise TransportError("devmem:// needs uio= (interrupts in) and mailbox= (kicks out)")
+    return DevmemLink(addr, size, role, uio=uio, mailbox=mailbox, path=url.params.get("path", "/dev/mem"))

@@ -23,11 +23,11 @@ import select
 import struct
 import threading
 from collections.abc import Iterable
+from typing import Protocol
 
 from transports.doorbell import PeerLostError
 from transports.errors import TransportError
 from transports.memory import RegionMemory
-from transports.uart import UartLink
 
 WRITE = 1
 KICK = 2
@@ -56,6 +56,12 @@ class Mirror:
             raise MirrorError(f"a {max_payload}-byte link payload cannot carry a write")
         self.sent_bytes = 0
         self.applied = 0
+
+    def add_range(self, da: int, size: int) -> None:
+        """One more range this side writes, learnt once the link is up (the remote: the host's receive buffers,
+        from its descriptors). What it holds now is agreed already (the peer's writes, applied): not sent."""
+        self.ranges.append((da, size))
+        self.shadow[da] = bytearray(self.memory.read(da, size))
 
     def _runs(self, da: int, now: bytes, shadow: bytearray) -> list[tuple[int, int]]:
         """Changed (offset, end) runs of whole BLOCKs."""
@@ -119,11 +125,19 @@ class Mirror:
         return None
 
 
+class MessageLink(Protocol):
+    """What the mirror needs of a link: reliable, ordered messages (a :class:`~transports.uart.UartLink`)."""
+
+    def send(self, data: bytes, timeout: float | None = None) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> bytes: ...
+
+
 class MirrorDoorbell:
-    """A doorbell over a :class:`~transports.uart.UartLink`: ``notify`` sends this side's changes then the kick;
+    """A doorbell over a :class:`MessageLink` (the UART's): ``notify`` sends this side's changes then the kick;
     a receiver thread applies the peer's messages to memory and turns its kicks into wake-ups."""
 
-    def __init__(self, link: UartLink, mirror: Mirror) -> None:
+    def __init__(self, link: MessageLink, mirror: Mirror) -> None:
         self.link = link
         self.mirror = mirror
         self._lock = threading.Lock()
@@ -169,6 +183,13 @@ class MirrorDoorbell:
                 # the rings anyway.
                 self._write_pending = True
                 os.write(self._fd_w, b"w")
+
+    def add_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """:meth:`Mirror.add_range` each, between two received messages (the receiver thread applies under the
+        same lock)."""
+        with self._lock:
+            for da, size in ranges:
+                self.mirror.add_range(da, size)
 
     def publish(self) -> None:
         """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find

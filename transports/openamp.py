@@ -9,7 +9,7 @@ openamp-system-reference examples/legacy_apps/system/linux/machine), so rproc ca
 Both paths can be changed (``?shm=...&event=...``) so that tests and several pairs do not collide; OpenAMP's own
 demos hard-code them (one pair per machine, or one per mount namespace). What goes where inside the file (table at
 0, vrings at 0x4000 and 0x8000, buffers from 0x10000) is :mod:`remoteproc.openamp`'s business: its
-``host_device(link)`` and ``remote_device(link)`` are the way in (``rpmsg.links.host_on``/``remote_on`` refuse
+``host_device(link)`` and ``remote_device(link)`` are the way in (``rpmsg.wiring.host_on``/``remote_on`` refuse
 this link: their Profile layout is not OpenAMP's).
 
 Start order. Either side may start first, as with OpenAMP's own pair. OpenAMP's host maps the file before it
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from transports.doorbell import Doorbell, SocketDoorbell
 from transports.errors import TransportError
-from transports.link import Link
+from transports.link import Link, ParsedUrl
 from transports.shm import listen_owner_only
 from transports.shmfile import SharedFile
 
@@ -181,3 +181,10 @@ class OpenAmpLink(Link):
             self._server.close()
             self.event_path.unlink(missing_ok=True)
         self._file.close(unlink=self.role == "remote")
+
+
+def open_url(url: ParsedUrl, role: str, *, timeout: float = 10.0, **options: object) -> OpenAmpLink:
+    """``openamp://[?shm=PATH&event=PATH]``."""
+    return OpenAmpLink(
+        role, shm=url.params.get("shm", SHM_PATH), event=url.params.get("event", EVENT_PATH), timeout=timeout
+    )

@@ -4,10 +4,8 @@ rproc's shm profile: the host creates ``/dev/shm/NAME`` (owner-only), lays out i
 AF_UNIX stream socket ``/dev/shm/NAME.sock``; the remote maps the file and connects. The connection is the
 remote's "DRIVER_OK": the host only listens once its rings are ready. Either side may start first: the remote
 waits for the socket to appear, up to its timeout. Kicks are one byte (the queue number) each way; end of file
-on the socket is the peer's death.
-
-The full ``shm://`` transport of the transports issue (URLs, eventfds over SCM_RIGHTS, the OpenAMP profile) builds
-on this.
+on the socket is the peer's death. By default (``doorbell=eventfd`` in a URL) the kicks are eventfds the host
+passes over that socket with SCM_RIGHTS; the socket stays the liveness signal.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from pathlib import Path
 
 from transports.doorbell import DatagramSocketDoorbell, Doorbell, EventfdSocketDoorbell, SocketDoorbell
 from transports.errors import TransportError
-from transports.memory import RegionMemory
+from transports.link import Link, ParsedUrl
 from transports.shmfile import SharedFile
 
 log = logging.getLogger(__name__)
@@ -139,29 +137,60 @@ def _paths(name: str) -> tuple[Path, Path]:
     return base, base.with_name(name + ".sock")
 
 
-class ShmLink:
-    """One side's view: :attr:`memory` (the mapped file) and :attr:`doorbell`."""
+DOORBELLS = ("eventfd", "socket", "dgram")
+"""The kinds of kick a host offers (``doorbell=`` in a URL, :meth:`ShmLink.create_host`); eventfd the default."""
 
-    def __init__(self, shm: SharedFile, doorbell: Doorbell, cleanup: list[Path]) -> None:
+
+class ShmLink(Link):
+    """``shm://NAME?size=N[&allow_uid=U][&memfd=1][&doorbell=eventfd|socket|dgram]``: one side's view,
+    :attr:`memory` (the mapped file) at once. The host (:meth:`create_host`) lays out its rings, then
+    :meth:`connect` listens and waits for the remote; the remote (:meth:`connect_remote`) is connected when it
+    returns. A peer of another uid is refused (SO_PEERCRED) unless its uid is in ``allow_uids``: the file modes
+    keep others out already, this holds even where a directory or umask is more permissive than it should be."""
+
+    def __init__(
+        self,
+        shm: SharedFile,
+        role: str,
+        sock_path: Path,
+        *,
+        doorbell: Doorbell | None = None,
+        eventfd: bool = False,
+        dgram: bool = False,
+        allow_uids: frozenset[int] = frozenset(),
+    ) -> None:
+        super().__init__(shm.memory, role)
         self.shm = shm
-        self.doorbell = doorbell
-        self._cleanup = cleanup
-
-    @property
-    def memory(self) -> RegionMemory:
-        return self.shm.memory
+        self.sock_path = sock_path
+        self.eventfd = eventfd
+        self.dgram = dgram
+        self.allow_uids = allow_uids
+        self._doorbell = doorbell
+        self._closed = False
 
     @classmethod
     def create_host(
-        cls, name: str, size: int, *, memfd: bool = False, eventfd: bool = False, dgram: bool = False
-    ) -> HostListener:
+        cls,
+        name: str,
+        size: int,
+        *,
+        memfd: bool = False,
+        doorbell: str = "eventfd",
+        allow_uids: frozenset[int] = frozenset(),
+    ) -> ShmLink:
         """Create the shared memory (a /dev/shm file, or with ``memfd`` an anonymous one handed to the remote over
-        the socket); call :meth:`HostListener.accept` once the rings are laid out. With ``eventfd`` the kicks
-        are eventfd writes, the descriptors passed with SCM_RIGHTS; otherwise bytes on the socket."""
+        the socket); call :meth:`connect` once the rings are laid out. ``doorbell`` (one of :data:`DOORBELLS`):
+        "eventfd", kicks as eventfd writes, the descriptors passed with SCM_RIGHTS (the rpmsg C paths write and
+        read them without Python); "dgram", datagrams on a socket pair passed the same way; "socket", bytes on
+        the stream socket itself."""
+        if doorbell not in DOORBELLS:
+            raise TransportError(f"doorbell={doorbell!r}: socket (bytes on the socket), eventfd or dgram")
         path, sock_path = _paths(name)
         _clear_stale(path, sock_path)
         shm = SharedFile.memfd(name, size) if memfd else SharedFile(path, size, create=True)
-        return HostListener(shm, sock_path, eventfd=eventfd, dgram=dgram)
+        return cls(
+            shm, "host", sock_path, eventfd=doorbell == "eventfd", dgram=doorbell == "dgram", allow_uids=allow_uids
+        )
 
     @classmethod
     def connect_remote(
@@ -221,36 +250,20 @@ class ShmLink:
             sock.close()
             raise
         sock.settimeout(None)
+        bell: Doorbell
         if flags & FLAG_EVENTFD:
             host_to_remote, remote_to_host = fds
-            return cls(shm, EventfdSocketDoorbell(host_to_remote, remote_to_host, sock), [])
-        if flags & FLAG_DGRAM:
-            dgram = socket.socket(fileno=fds[0])
-            return cls(shm, DatagramSocketDoorbell(dgram, sock), [])
-        return cls(shm, SocketDoorbell(sock), [])
+            bell = EventfdSocketDoorbell(host_to_remote, remote_to_host, sock)
+        elif flags & FLAG_DGRAM:
+            bell = DatagramSocketDoorbell(socket.socket(fileno=fds[0]), sock)
+        else:
+            bell = SocketDoorbell(sock)
+        return cls(shm, "remote", sock_path, doorbell=bell, allow_uids=allow_uids)
 
-    def close(self) -> None:
-        self.doorbell.close()
-        self.shm.close()
-        for p in self._cleanup:
-            p.unlink(missing_ok=True)
-
-
-class HostListener:
-    def __init__(self, shm: SharedFile, sock_path: Path, *, eventfd: bool = False, dgram: bool = False) -> None:
-        self.shm = shm
-        self.sock_path = sock_path
-        self.eventfd = eventfd
-        self.dgram = dgram
-
-    @property
-    def memory(self) -> RegionMemory:
-        return self.shm.memory
-
-    def accept(self, timeout: float = 10.0, *, allow_uids: frozenset[int] = frozenset()) -> ShmLink:
-        """Listen (the rings are ready now) and wait for the remote to connect. A process of another user is
-        refused (SO_PEERCRED) unless its uid is in ``allow_uids``: the file modes keep others out already,
-        this holds even where a directory or umask is more permissive than it should be."""
+    def _connect(self, timeout: float) -> Doorbell:
+        """The host: listen (the rings are ready now) and wait for the remote to connect."""
+        if self.role != "host" or self._closed:
+            raise TransportError(f"{self.sock_path}: {'closed' if self._closed else 'the remote connects as it opens'}")
         server = listen_owner_only(self.sock_path)
         deadline = time.monotonic() + timeout
         refusals = _Refusals(self.sock_path)
@@ -265,7 +278,7 @@ class HostListener:
                 except TimeoutError:
                     raise TransportError(f"no remote connected to {self.sock_path} within {timeout} s") from None
                 pid, uid = peer_credentials(conn)
-                if uid == os.getuid() or uid in allow_uids:
+                if uid == os.getuid() or uid in self.allow_uids:
                     break
                 conn.close()
                 refusals.refused(pid, uid)
@@ -276,23 +289,40 @@ class HostListener:
         flags = (FLAG_MEMFD if self.shm.fd is not None else 0) | (FLAG_EVENTFD if self.eventfd else 0)
         flags |= FLAG_DGRAM if self.dgram and not self.eventfd else 0
         fds = [self.shm.fd] if self.shm.fd is not None else []
-        bell: Doorbell
         if flags & FLAG_DGRAM:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             socket.send_fds(conn, [HELLO + bytes((flags,))], [*fds, theirs.fileno()])
             theirs.close()
-            bell = DatagramSocketDoorbell(ours, conn)
-        elif self.eventfd:
+            return DatagramSocketDoorbell(ours, conn)
+        if self.eventfd:
             to_remote = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             to_host = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             fds += [to_remote, to_host]
             socket.send_fds(conn, [HELLO + bytes((flags,))], fds)
-            bell = EventfdSocketDoorbell(to_host, to_remote, conn)
-        else:
-            socket.send_fds(conn, [HELLO + bytes((flags,))], fds)
-            bell = SocketDoorbell(conn)
-        return ShmLink(self.shm, bell, [self.shm.path, self.sock_path])
+            return EventfdSocketDoorbell(to_host, to_remote, conn)
+        socket.send_fds(conn, [HELLO + bytes((flags,))], fds)
+        return SocketDoorbell(conn)
 
-    def abandon(self) -> None:
-        self.shm.close(unlink=True)
-        self.sock_path.unlink(missing_ok=True)
+    def close(self) -> None:
+        """Either side: the doorbell and the mapping go. The host removes its file and socket name too (connected
+        or not: a host that never saw its remote leaves nothing behind)."""
+        if self._closed:
+            return
+        self._closed = True
+        super().close()
+        self.shm.close(unlink=self.role == "host")
+        if self.role == "host":
+            self.sock_path.unlink(missing_ok=True)
+
+
+def open_url(url: ParsedUrl, role: str, *, timeout: float = 10.0, **options: object) -> ShmLink:
+    allow = frozenset(int(u) for u in url.params.get("allow_uid", "").split(",") if u.strip())
+    if role == "remote":
+        return ShmLink.connect_remote(url.target, url.int_param("size", 0) or None, timeout, allow_uids=allow)
+    return ShmLink.create_host(
+        url.target,
+        url.int_param("size"),
+        memfd=url.params.get("memfd") == "1",
+        doorbell=url.params.get("doorbell", "eventfd"),
+        allow_uids=allow,
+    )

@@ -23,8 +23,11 @@ import time
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from transports.doorbell import PeerLostError
+from transports.doorbell import Doorbell, PeerLostError
 from transports.errors import TransportError
+from transports.link import Link, ParsedUrl
+from transports.memory import MappedRegion, RegionMemory
+from transports.mirror import Mirror, MirrorDoorbell
 from transports.serial_link import Connected, LinkCore, Message, PeerReset
 
 DEFAULT_BAUD = 1_000_000  # the RP2350 boot ROM's fixed rate, and what our firmware uses
@@ -235,3 +238,48 @@ class UartLink:
             with self._changed:
                 self.failure = f"port failed: {exc}"
                 self._changed.notify_all()
+
+
+class UartWindowLink(Link):
+    """``uart:PORT?size=N[&baud=B]``: this side's own copy of an N-byte window, mirrored over a :class:`UartLink`
+    (transports/mirror.py, docs/uart-link.md). The rpmsg layer declares what it writes before connecting.
+
+    ``uart``: the port's ``uart:`` URL, opened on :meth:`connect` and closed with this link; or a
+    :class:`UartLink` the caller opened (a board booted over the same port first) and keeps, and closes."""
+
+    def __init__(self, uart: str | UartLink, size: int, role: str) -> None:
+        super().__init__(RegionMemory([MappedRegion("uart-window", 0, size, bytearray(size))]), role)
+        self._url = uart if isinstance(uart, str) else None
+        self._uart = None if isinstance(uart, str) else uart
+        self._writes: tuple[list[tuple[int, int]], list[int]] | None = None
+
+    mirrors = True
+
+    def declare_writes(self, ranges: list[tuple[int, int]], index_fields: list[int]) -> None:
+        if isinstance(self._doorbell, MirrorDoorbell):
+            if index_fields:
+                raise TransportError("uart: ring indices are declared before connecting")
+            self._doorbell.add_ranges(ranges)
+        else:
+            self._writes = (list(ranges), list(index_fields))
+
+    def _connect(self, timeout: float) -> Doorbell:
+        if self._writes is None:
+            raise TransportError("uart: the rpmsg layer must declare what this side writes before connecting")
+        if self._uart is None:
+            assert self._url is not None
+            self._uart = UartLink.open(self._url)
+        connected = self._uart.wait_connected(timeout)
+        ranges, index = self._writes
+        mirror = Mirror(self.memory, ranges, index_fields=index, max_payload=connected.max_payload)
+        return MirrorDoorbell(self._uart, mirror)
+
+    def close(self) -> None:
+        super().close()
+        if self._uart is not None and self._url is not None:
+            self._uart.close()
+
+
+def open_url(url: ParsedUrl, role: str, **options: object) -> UartWindowLink:
+    query = "&".join(f"{k}={v}" for k, v in url.params.items() if k == "baud")
+    return UartWindowLink(f"uart:{url.target}" + (f"?{query}" if query else ""), url.int_param("size"), role)

@@ -90,14 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=5)
     args = ap.parse_args(argv)
     p = Profile()
-    listener = ShmLink.create_host(args.name, p.base + p.size)
+    link = ShmLink.create_host(args.name, p.base + p.size, doorbell="socket")
     cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
-    core = p.host_core(listener.memory, cls=cls)
+    core = p.host_core(link.memory, cls=cls)
     core.start()
     try:
-        link = listener.accept(args.timeout * 4)
+        link.connect(args.timeout * 4)
     except BaseException:
-        listener.abandon()
+        link.close()
         raise
     device = RpmsgDevice(core, link.doorbell)
     device.start()

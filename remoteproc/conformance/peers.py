@@ -26,7 +26,8 @@ from remoteproc.conformance.program import PeerProgram
 from remoteproc.conformance.scenarios import CountingDoorbell, HostContext, NotApplicable, TableFacts
 from remoteproc.errors import RemoteprocError
 from rpmsg.profiles import Profile
-from rpmsg.shm import host_over_shm
+from rpmsg.wiring import host_on
+from transports.url import open_link
 
 OPENAMP_SHUTDOWN = (0xEF56A55A).to_bytes(4, "little")  # SHUTDOWN_MSG of OpenAMP's rpmsg-echo demos
 
@@ -119,7 +120,8 @@ class RprocRemotePeer:
         proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
         try:
-            device, link = host_over_shm(self.name, Profile(), timeout=timeout)
+            link = open_link(f"shm://{self.name}?size={Profile().size}", role="host")
+            device = host_on(link, Profile(), timeout=timeout)
         except BaseException:
             lifecycle.kill()
             raise
@@ -242,7 +244,8 @@ class RpmsgLiteRemotePeer:
         program = PeerProgram([*self.command, name])
         lifecycle = ProcessLifecycle(program.proc, program)
         try:
-            device, link = host_over_shm(name, self.profile, timeout=timeout, eventfd=False)
+            link = open_link(f"shm://{name}?size={self.profile.base + self.profile.size}&doorbell=socket", role="host")
+            device = host_on(link, self.profile, timeout=timeout)
         except BaseException:
             lifecycle.kill()
             program.close()

@@ -457,7 +457,8 @@ class RprocHostPeer:
         self.description = "rproc host over shm" + (f", broken: {HOST_BREAKS[break_mode]}" if break_mode else "")
 
     def start(self, timeout: float) -> HostRun:
-        from rpmsg.shm import remote_over_shm
+        from rpmsg.wiring import remote_on
+        from transports.url import open_link
 
         name = f"rproc-conformance-h-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         args = [sys.executable, "-m", "remoteproc.conformance.host_peer", name, "--timeout", str(timeout)]
@@ -465,7 +466,8 @@ class RprocHostPeer:
             args += ["--break", self.break_mode]
         proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            device, link = remote_over_shm(name, timeout=timeout * 4)
+            link = open_link(f"shm://{name}", role="remote", timeout=timeout * 4)
+            device = remote_on(link)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -539,12 +541,14 @@ class RpmsgLiteMasterPeer:
         self.description = f"RPMsg-Lite master: {command}"
 
     def start(self, timeout: float) -> HostRun:
-        from rpmsg.shm import remote_over_shm
+        from rpmsg.wiring import remote_on
+        from transports.url import open_link
 
         name = f"rproc-rlm-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         program = PeerProgram([*self.command, name])
         try:
-            device, link = remote_over_shm(name, self.profile, timeout=timeout * 4, map_all=True)
+            link = open_link(f"shm://{name}", role="remote", timeout=timeout * 4)  # the whole file mapped
+            device = remote_on(link, self.profile)
         except BaseException:
             program.close()
             for leftover in (Path("/dev/shm") / name, Path("/dev/shm") / f"{name}.sock"):

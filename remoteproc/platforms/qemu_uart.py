@@ -15,8 +15,8 @@ from pathlib import Path
 from remoteproc import children
 from remoteproc.errors import RemoteprocError
 from rpmsg.device import RpmsgDevice
-from rpmsg.uart import host_over_uart
-from transports.uart import UartError, UartLink
+from rpmsg.wiring import UART_PROFILE, host_on
+from transports.uart import UartError, UartLink, UartWindowLink
 
 
 class QemuUartSession:
@@ -53,7 +53,9 @@ class QemuUartSession:
                 time.sleep(0.05)
         try:
             self.link.wait_connected(timeout)
-            self.rpmsg: RpmsgDevice = host_over_uart(self.link)
+            self.rpmsg: RpmsgDevice = host_on(
+                UartWindowLink(self.link, UART_PROFILE.size, "host"), UART_PROFILE, wait="block"
+            )
         except BaseException:
             self.close()
             raise

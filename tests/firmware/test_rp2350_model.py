@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rpmsg.uart import host_over_uart
+from rpmsg.wiring import UART_PROFILE, host_on
 from tests.firmware.rp2350_model import CLOCKS, PLL_USB, RESETS, UART0, XOSC, Rp2350Model
 from transports.serial_frames import decode_frame
-from transports.uart import UartLink
+from transports.uart import UartLink, UartWindowLink
 
 pytestmark = pytest.mark.toolchain
 
@@ -67,7 +67,7 @@ def running(rp2350_elf: Path) -> Iterator[tuple[Rp2350Model, UartLink]]:
 
 def test_rpmsg_echo_through_the_modelled_uart(running: tuple[Rp2350Model, UartLink]) -> None:
     model, link = running
-    device = host_over_uart(link)
+    device = host_on(UartWindowLink(link, UART_PROFILE.size, "host"), UART_PROFILE, wait="block")
     try:
         ep = device.open("rpmsg-echo", timeout=30)  # announced by the firmware's name service
         ep.settimeout(30)

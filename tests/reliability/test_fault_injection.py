@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rpmsg import PeerLost, Profile
-from rpmsg.links import host_on, remote_on
+from rpmsg.wiring import host_on, remote_on
 from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_kill_the_host() -> None:
     name = f"rproc-hostkill-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     p = Profile(num=16, rx_count=16, tx_count=16)
     host_script = (
-        "import time; from rpmsg import Profile; from rpmsg.links import host_on; from transports.url import "
+        "import time; from rpmsg import Profile; from rpmsg.wiring import host_on; from transports.url import "
         f"open_link; link = open_link('shm://{name}?size={p.size}', role='host'); "
         "dev = host_on(link, Profile(num=16, rx_count=16, tx_count=16), timeout=20); "
         "ep = dev.open('echo', timeout=20); ep.settimeout(20)\n"

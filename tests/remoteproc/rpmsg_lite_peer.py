@@ -39,11 +39,10 @@ def _echo(model: RpmsgLite, dst: int, data: bytes, deadline: float) -> bool:
 
 def master(name: str, messages: int, fail_fast: bool = False) -> int:
     p = PROFILE
-    listener = ShmLink.create_host(name, p.base + p.size)
-    model = RpmsgLite(listener.memory, None, p, master=True)  # type: ignore[arg-type]
+    link = ShmLink.create_host(name, p.base + p.size, doorbell="socket")
+    model = RpmsgLite(link.memory, None, p, master=True)  # type: ignore[arg-type]
     model.master_init()
-    link = listener.accept(20)
-    model.bell = link.doorbell
+    model.bell = link.connect(20)
     try:
         return _talk(model, p, messages, fail_fast)
     except PeerLostError as exc:

@@ -178,7 +178,7 @@ def test_one_way_in_open_link_then_host_device_and_remote_device(tmp_path: Path)
     from remoteproc.errors import RemoteprocError
     from remoteproc.openamp import remote_device
     from rpmsg import LocalProtocolError
-    from rpmsg.links import host_on, remote_on
+    from rpmsg.wiring import host_on, remote_on
     from transports.url import open_link
 
     shm = f"/dev/shm/rproc-openamp-way-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -192,7 +192,7 @@ def test_one_way_in_open_link_then_host_device_and_remote_device(tmp_path: Path)
         with pytest.raises(RemoteprocError, match="host_device needs the host side"):
             host_device(remote_link)
         shm_link = open_link(f"shm://rproc-openamp-way-{os.getpid()}?size=4096", role="host")
-        with pytest.raises(RemoteprocError, match=r"remote_device needs an openamp:// link .*not _ShmLink"):
+        with pytest.raises(RemoteprocError, match=r"remote_device needs an openamp:// link .*not ShmLink"):
             remote_device(shm_link)
         shm_link.close()
         assert Path(shm).read_bytes() == bytes(0x80000)  # nothing was written by the refused calls

@@ -21,9 +21,10 @@ from rpmsg.core import HostCore
 from rpmsg.profiles import Profile
 from rpmsg.quirks import NO_QUIRKS, RPMSG_LITE_MASTER
 from rpmsg.rpmsg_lite import PROFILE, rpmsg_lite_profile
-from rpmsg.shm import LayoutMismatch, remote_over_shm
+from rpmsg.wiring import LayoutMismatch, remote_on
 from transports.errors import AddressError
 from transports.shm import ShmLink
+from transports.url import open_link
 
 PEER = f"{sys.executable} -m tests.remoteproc.rpmsg_lite_peer"
 
@@ -88,56 +89,54 @@ def test_a_layout_mismatch_is_refused_at_connect_time() -> None:
     name = f"rproc-rl-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     t = _master(name)
     with pytest.raises(LayoutMismatch, match=r"pool at 0x5840 .* the host's layout differs"):
-        remote_over_shm(name, Profile(), timeout=10)  # rproc's own layout: served NS, then nothing, before
+        remote_on(open_link(f"shm://{name}", role="remote"), Profile())  # rproc's layout: served NS, then nothing
     t.join(30)
 
 
-def _rproc_host(name: str, p: Profile, size: int) -> tuple[HostCore, ShmLink, threading.Thread, list[ShmLink]]:
-    listener = ShmLink.create_host(name, size)
-    core = p.host_core(listener.memory)
+def _rproc_host(name: str, p: Profile, size: int) -> tuple[HostCore, ShmLink, threading.Thread]:
+    link = ShmLink.create_host(name, size, doorbell="socket")
+    core = p.host_core(link.memory)
     core.start()
-    links: list[ShmLink] = []
-    t = threading.Thread(target=lambda: links.append(listener.accept(10)), daemon=True)
+    t = threading.Thread(target=lambda: link.connect(10), daemon=True)
     t.start()
-    return core, listener, t, links
+    return core, link, t
 
 
 @pytest.mark.parametrize("map_all", [False, True])
 def test_map_all_maps_beyond_the_profile(map_all: bool) -> None:
     name = f"rproc-rl-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     p = Profile(num=16, rx_count=16, tx_count=16)
-    core, _listener, t, links = _rproc_host(name, p, p.size + 0x10000)
+    core, host_link, t = _rproc_host(name, p, p.size + 0x10000)
     try:
-        device, link = remote_over_shm(name, p, timeout=10, map_all=map_all)
+        link = open_link(f"shm://{name}" if map_all else f"shm://{name}?size={p.size}", role="remote")
+        device = remote_on(link, p)
         try:
             if map_all:  # an RPMsg-Lite pool may end beyond the profile's size ("BAD_ADDR" after 251 echoes)
                 assert link.memory.read(p.size + 0x100, 4) == bytes(4)
             else:
                 with pytest.raises(AddressError):
-                    link.memory.read(p.size + 0x100, 4)  # only the profile's bytes, by default
+                    link.memory.read(p.size + 0x100, 4)  # only the bytes the URL's size asks for
         finally:
             device.close()
             link.close()
     finally:
         t.join(10)
         core.close()
-        for lk in links:
-            lk.close()
+        host_link.close()
 
 
 def test_a_file_smaller_than_the_profile_is_refused_as_a_layout_mismatch() -> None:
     name = f"rproc-rl-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     host = Profile(num=16, rx_count=16, tx_count=16)
-    core, _listener, t, links = _rproc_host(name, host, host.size)
+    core, host_link, t = _rproc_host(name, host, host.size)
     try:
         with pytest.raises(LayoutMismatch, match="smaller than the profile's layout"):
             # rings of 256 entries do not fit the host's file of 16-entry rings (a remote's buffer sizes are the
             # host's, learnt from the descriptors: only the rings' layout can be too big for the file)
             big = dataclasses.replace(host, num=1024)
             assert big.pool_da > host.size
-            remote_over_shm(name, big, timeout=10)
+            remote_on(open_link(f"shm://{name}", role="remote"), big)
     finally:
         t.join(10)
         core.close()
-        for lk in links:
-            lk.close()
+        host_link.close()

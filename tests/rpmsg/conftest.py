@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from rpmsg import Profile, RpmsgDevice, loopback_pair
-from rpmsg.links import host_on, remote_on
-from rpmsg.shm import host_over_shm
+from rpmsg.wiring import host_on, remote_on
 from tests.rpmsg.services import start_services
 from transports.doorbell import EventfdSocketDoorbell
 from transports.url import open_link
@@ -148,7 +147,10 @@ def host(request: pytest.FixtureRequest, tmp_path: Path, host_path: str) -> Iter
         )
         try:
             anonymous = request.param == "shm-memfd-eventfd"
-            dev, link = host_over_shm(name, timeout=20, memfd=anonymous, eventfd=anonymous)  # "shm": the socket
+            p = Profile()
+            how = "doorbell=eventfd&memfd=1" if anonymous else "doorbell=socket"  # "shm": bytes on the socket
+            link = open_link(f"shm://{name}?size={p.size}&{how}", role="host")
+            dev = host_on(link, p, timeout=20)
             if anonymous:
                 assert not Path("/dev/shm", name).exists()  # the memory has no name anyone could open
         except BaseException:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import sys
 import time
 
-from rpmsg.shm import remote_over_shm
+from rpmsg.wiring import remote_on
 from tests.rpmsg.services import start_services
+from transports.url import open_link
 
 
 def main() -> int:
-    device, link = remote_over_shm(sys.argv[1], wait=sys.argv[2] if len(sys.argv) > 2 else "spin")  # type: ignore[arg-type]
+    link = open_link(f"shm://{sys.argv[1]}", role="remote")
+    device = remote_on(link, wait=sys.argv[2] if len(sys.argv) > 2 else "spin")  # type: ignore[arg-type]
     start_services(device)
     print("ready", flush=True)
     while device.failure is None:

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from rpmsg import HostCore, MessageTooLong, Profile, RpmsgDevice, loopback_pair
 from rpmsg.protocol import HEADER_SIZE, MAX_PAYLOAD, check_payload
-from rpmsg.shm import LayoutMismatch, host_over_shm, remote_over_shm
+from rpmsg.wiring import LayoutMismatch, host_on, remote_on
+from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
 KIB = 1024
@@ -156,7 +157,8 @@ def test_every_size_class_over_shm_against_a_remote_process(
     proc = remote_process(shm_name, kind, p)
     device: RpmsgDevice | None = None
     try:
-        device, link = host_over_shm(shm_name, p, wait="block", timeout=20)
+        link = open_link(f"shm://{shm_name}?size={p.size}", role="host")
+        device = host_on(link, p, wait="block", timeout=20)
         try:
             ep = device.open("bench-echo", timeout=20)
             ep.settimeout(20)
@@ -247,7 +249,8 @@ def test_a_remote_need_not_know_the_hosts_buffer_sizes(shm_name: str) -> None:
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     proc = subprocess.Popen([sys.executable, script, shm_name, "block", "echo", "python"], cwd=REPO)
     try:
-        device, link = host_over_shm(shm_name, p, wait="block", timeout=20)
+        link = open_link(f"shm://{shm_name}?size={p.size}", role="host")
+        device = host_on(link, p, wait="block", timeout=20)
         try:
             ep = device.open("bench-echo", timeout=20)
             ep.settimeout(20)
@@ -269,13 +272,15 @@ def test_a_remote_whose_rings_the_hosts_file_cannot_hold_is_told_so(shm_name: st
 
     def serve() -> None:
         with contextlib.suppress(Exception):
-            host.append(host_over_shm(shm_name, Profile(num=4, rx_count=4, tx_count=4), wait="block", timeout=10))
+            small = Profile(num=4, rx_count=4, tx_count=4)
+            link = open_link(f"shm://{shm_name}?size={small.size}", role="host")
+            host.append((host_on(link, small, wait="block", timeout=10), link))
 
     thread = threading.Thread(target=serve)
     thread.start()
     try:
         with pytest.raises(LayoutMismatch, match=r"is 16448 bytes, 22592 needed for this Profile's rings \(num 256"):
-            remote_over_shm(shm_name, Profile())
+            remote_on(open_link(f"shm://{shm_name}", role="remote"), Profile())
     finally:
         thread.join(15)
         for device, link in host:  # type: ignore[misc]

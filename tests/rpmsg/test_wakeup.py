@@ -33,7 +33,7 @@ import pytest
 
 from rpmsg import Profile, RpmsgDevice, RpmsgTimeout, loopback_pair
 from rpmsg.device import Endpoint, WaitMode
-from rpmsg.shm import host_over_shm
+from rpmsg.wiring import host_on
 from tests.rpmsg.wakeup_peer import (
     BASE,
     CONTROL,
@@ -44,6 +44,7 @@ from tests.rpmsg.wakeup_peer import (
     start_senders,
     watch,
 )
+from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
@@ -318,7 +319,8 @@ def test_two_processes_both_ways_lose_nothing(wait: WaitMode) -> None:
         text=True,
     )
     try:
-        device, link = host_over_shm(name, wait=wait, timeout=20, eventfd=True)
+        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        device = host_on(link, wait=wait, timeout=20)
         try:
             control = device.endpoint(addr=CONTROL - 1)
             tally, receivers = start_receivers(device, RECEIVERS, SENDERS)

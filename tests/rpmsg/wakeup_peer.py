@@ -150,10 +150,12 @@ def watch(tally: Tally, threads: list[threading.Thread], watchdog: float) -> boo
 
 
 def main() -> int:
-    from rpmsg.shm import remote_over_shm
+    from rpmsg.wiring import remote_on
+    from transports.url import open_link
 
     name, wait, receivers, senders, messages, seed, watchdog = sys.argv[1:8]
-    device, link = remote_over_shm(name, wait=wait)  # type: ignore[arg-type]
+    link = open_link(f"shm://{name}", role="remote")
+    device = remote_on(link, wait=wait)  # type: ignore[arg-type]
     try:
         control = device.endpoint(addr=CONTROL)
         tally, threads = start_receivers(device, int(receivers), int(senders))

@@ -3,6 +3,7 @@ pair (clean and noisy); and the mirror core alone (index fields last, nothing ec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -12,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from rpmsg.device import RpmsgDevice
-from rpmsg.uart import host_over_uart, remote_over_uart
+from rpmsg.wiring import UART_PROFILE, host_on, remote_on
 from tests.transports.test_uart import NoisyPort
 from transports.errors import AddressError
 from transports.memory import bytearray_memory
 from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorDoorbell, MirrorError
-from transports.uart import FdPort, UartLink
+from transports.uart import FdPort, UartLink, UartWindowLink
 
 
 @pytest.fixture(params=["clean", "noisy"])
@@ -40,8 +41,9 @@ def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink
     """ "block" kicks for everything; "spin" suppresses kicks while it polls: then only the changes sent before
     a side sleeps carry the messages."""
     a, b = uart_pair
-    host = host_over_uart(a, wait=wait)  # type: ignore[arg-type]
-    remote = remote_over_uart(b, wait=wait)  # type: ignore[arg-type]
+    p = UART_PROFILE
+    host = host_on(UartWindowLink(a, p.size, "host"), p, wait=wait)  # type: ignore[arg-type]
+    remote = remote_on(UartWindowLink(b, p.size, "remote"), p, wait=wait)  # type: ignore[arg-type]
     devices: list[RpmsgDevice] = [host, remote]
     try:
         served = remote.endpoint("echo")
@@ -66,6 +68,32 @@ def test_rpmsg_both_roles_over_a_serial_line(uart_pair: tuple[UartLink, UartLink
     finally:
         for d in devices:
             d.close()
+
+
+def test_a_remote_mirrors_the_hosts_receive_buffers_not_its_own_profiles(uart_pair: tuple[UartLink, UartLink]) -> None:
+    """The remote learns the host's buffer sizes from the descriptors (docs/rpmsg.md, "Buffer sizes"), so what it
+    sends back over the mirror must be the host's receive buffers, not its own profile's. Before, remote_on declared
+    ``pool + rx_count * rx_size`` of the remote's profile (16 x 512 bytes): with the host's 1 KiB buffers, the replies
+    in buffers 8 to 15 never crossed the line and the host read stale memory."""
+    a, b = uart_pair
+    host_p = dataclasses.replace(UART_PROFILE, rx_size=1024)
+    host = host_on(UartWindowLink(a, host_p.size, "host"), host_p, wait="block")
+    remote = remote_on(UartWindowLink(b, host_p.size, "remote"), UART_PROFILE, wait="block")
+    try:
+        served = remote.endpoint("echo")
+        ep = host.open("echo", timeout=10)
+        ep.settimeout(10)
+        served.settimeout(10)
+        for i in range(40):  # every receive buffer of the host, twice and more
+            ep.send(b"question %d" % i)
+            question, src = served.recvfrom()
+            assert question == b"question %d" % i
+            reply = bytes([i]) * (600 + i)  # longer than the remote's own 512-byte buffers, shorter than the host's
+            served.sendto(reply, src)
+            assert ep.recv() == reply
+    finally:
+        host.close()
+        remote.close()
 
 
 def test_mirror_sends_what_changed_indices_last() -> None:
@@ -101,7 +129,6 @@ def test_uart_url_through_open_link() -> None:
     """`uart:` by URL: two ptys joined by a relay (each end a tty path pyserial opens), host_on/remote_on."""
     import select
 
-    from rpmsg.links import host_on, remote_on
     from rpmsg.profiles import Profile
     from transports.url import open_link
 
@@ -150,8 +177,9 @@ def test_a_reply_needing_no_kick_still_reaches_a_polling_host(uart_pair: tuple[U
     """The host busy-polls (it asked not to be kicked); the remote answers and then does nothing more. Its answer
     must still cross the link: publishing memory cannot wait for a kick or for the next time this side sleeps."""
     a, b = uart_pair
-    host = host_over_uart(a, wait="busy")
-    remote = remote_over_uart(b, wait="block")
+    p = UART_PROFILE
+    host = host_on(UartWindowLink(a, p.size, "host"), p, wait="busy")
+    remote = remote_on(UartWindowLink(b, p.size, "remote"), p, wait="block")
     try:
         served = remote.endpoint("echo")
         ep = host.open("echo", timeout=10)

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from transports.doorbell import Doorbell
 from transports.errors import TransportError
 from transports.shm import ShmLink
 
@@ -23,16 +24,15 @@ def test_a_file_smaller_than_asked_closes_the_socket_and_the_passed_fds(doorbell
     Before, they stayed open (plain ints, never wrapped)."""
     name = f"rproc-test-connect-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     before = _open_fds()
-    listener = ShmLink.create_host(name, 0x4000, eventfd=doorbell == "eventfd", dgram=doorbell == "dgram")
-    links: list[ShmLink] = []
-    t = threading.Thread(target=lambda: links.append(listener.accept(10)), daemon=True)
+    host = ShmLink.create_host(name, 0x4000, doorbell=doorbell)
+    bells: list[Doorbell] = []
+    t = threading.Thread(target=lambda: bells.append(host.connect(10)), daemon=True)
     t.start()
     try:
         with pytest.raises(TransportError, match=r"is 16384 bytes, 65536 needed"):
             ShmLink.connect_remote(name, 0x10000, timeout=10)
     finally:
         t.join(10)
-        for link in links:  # the host's side of the connection (it closes its own file too)
-            link.close()
-    assert links, "the host accepted no connection"
+        host.close()  # the host's side of the connection, and its own file
+    assert bells, "the host accepted no connection"
     assert _open_fds() <= before, sorted(_open_fds() - before)

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from rpmsg import PeerLost, Profile
-from rpmsg.links import host_on, remote_on
+from rpmsg.wiring import host_on, remote_on
 from transports import TransportError
-from transports.url import Link, ParsedUrl, SpyLink, open_link, parse_url
+from transports.spy import SpyLink
+from transports.url import Link, ParsedUrl, open_link, parse_url
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ def test_shm_either_side_may_start_first(first: str) -> None:
     name = f"rproc-order-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     p = Profile(num=16, rx_count=16, tx_count=16)
     script = (
-        "import sys; from rpmsg import Profile; from rpmsg.links import remote_on; from transports.url import "
+        "import sys; from rpmsg import Profile; from rpmsg.wiring import remote_on; from transports.url import "
         f"open_link; link = open_link('shm://{name}', role='remote', timeout=20); "
         "dev = remote_on(link, Profile(num=16, rx_count=16, tx_count=16)); ep = dev.endpoint('echo'); "
         "data, src = ep.recvfrom(); ep.sendto(data, src); dev.close(); link.close()"
@@ -280,7 +281,7 @@ def test_shm_doorbells_between_processes(doorbell: str) -> None:
     name = f"rproc-bell-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     p = Profile(num=16, rx_count=16, tx_count=16)
     script = (
-        "from rpmsg import Profile; from rpmsg.links import remote_on; from transports.url import open_link; "
+        "from rpmsg import Profile; from rpmsg.wiring import remote_on; from transports.url import open_link; "
         f"link = open_link('shm://{name}', role='remote', timeout=20); "
         "dev = remote_on(link, Profile(num=16, rx_count=16, tx_count=16)); ep = dev.endpoint('echo'); "
         "[ep.sendto(*ep.recvfrom()) for _ in range(3)]; import time; time.sleep(30)"

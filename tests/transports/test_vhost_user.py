@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from rpmsg.device import RpmsgDevice
 from rpmsg.errors import PeerLost
 from rpmsg.protocol import VIRTIO_RPMSG_F_NS
-from rpmsg.vhost_user import VhostUserRemote
+from rpmsg.wiring import VhostUserRemote
 from tests.transports.vhost_user_frontend import GUEST_BASE, Frontend
 from transports import vhost_user_messages as vu
-from transports.vhost_user import VhostUserBackend, VhostUserError
+from transports.vhost_user_backend import VhostUserBackend
+from transports.vhost_user_session import VhostUserError
 from virtio.features import VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX
 
 LINUX_RPMSG_DRIVER = (1 << VIRTIO_RPMSG_F_NS) | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rpmsg import Endpoint, RpmsgDevice
-from rpmsg.links import remote_on
 from rpmsg.protocol import VIRTIO_RPMSG_F_NS
+from rpmsg.wiring import remote_on
 from tests.transports.test_vhost_user import LINUX_RPMSG_DRIVER
 from tests.transports.vhost_user_frontend import Frontend
 from transports import vhost_user_messages as vu

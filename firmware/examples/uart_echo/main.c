@@ -2,7 +2,7 @@
  * rpmsg over a serial line (docs/uart-link.md): no shared memory, the window lives in this firmware's RAM and the
  * host's copy is kept in step through the serial link on UART0 (transports/uart.py on the host side).
  *
- * The window is rproc's shm profile with 16-entry rings (rpmsg.uart): vring 0 at 0x0, vring 1 at 0x2000, 16 + 16
+ * The window is rproc's shm profile with 16-entry rings (rpmsg.wiring.UART_PROFILE): vring 0 at 0x0, vring 1 at 0x2000, 16 + 16
  * buffers of 512 bytes from 0x30c0, device addresses 0 .. 0x70c0. The host's first KICK (after its rings and
  * receive buffers arrived) is the start: this side then plays the rpmsg remote with the same C library as the
  * shared-memory firmware, announces `rpmsg-echo` and echoes every message to its sender.

@@ -14,7 +14,7 @@ from remoteproc.conformance.linux.uml import UmlError, UmlGuest
 from remoteproc.conformance.remote_role import HostRun
 from remoteproc.conformance.scenarios import CountingDoorbell
 from rpmsg.device import RpmsgDevice
-from rpmsg.vhost_user import VhostUserRemote
+from rpmsg.wiring import VhostUserRemote
 
 CHANNEL = "rpmsg-raw"  # rpmsg_char (Linux 6.1) makes /dev/rpmsgN only for channels of this name
 VIRTIO_ID_RPMSG = 7

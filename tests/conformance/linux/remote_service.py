@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rpmsg.device import Endpoint, RpmsgDevice
 from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
-from rpmsg.vhost_user import VhostUserRemote
+from rpmsg.wiring import VhostUserRemote
 
 ECHO_NAME = "rpmsg-raw"  # rpmsg_char (Linux 6.1) binds channels of this name to /dev/rpmsgN
 ECHO_ADDR = 0x400

@@ -21,7 +21,7 @@ import pytest
 
 from remoteproc.conformance.linux.build import UmlImages, ensure_uml
 from remoteproc.conformance.linux.uml import BACKEND_DEATH_WARNINGS, UmlGuest
-from rpmsg.vhost_user import VhostUserRemote
+from rpmsg.wiring import VhostUserRemote
 from tests.conformance.linux.remote_service import ECHO_ADDR, ECHO_NAME, EchoService
 from virtio.features import VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX
 
