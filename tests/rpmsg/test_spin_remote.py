@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rpmsg.shm import host_over_shm
+from rpmsg import Profile, host_on
+from transports.url import open_link
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,8 @@ def test_spinning_c_remote_loses_no_wake_up(host_wait: str) -> None:
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     proc = subprocess.Popen([sys.executable, script, name, "spin", "echo", "c"], cwd=REPO)
     try:
-        device, link = host_over_shm(name, wait=host_wait, timeout=20, eventfd=True)  # type: ignore[arg-type]
+        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        device = host_on(link, wait=host_wait, timeout=20)  # type: ignore[arg-type]
         try:
             ep = device.open("bench-echo", timeout=20)
             ep.settimeout(10)
