@@ -43,3 +43,27 @@ def test_dependencies_flow_one_way(package: str) -> None:
 def test_third_party_libraries_have_one_border(library: str) -> None:
     users = {str(p.relative_to(REPO)) for pkg in OURS for p in (REPO / pkg).rglob("*.py") if library in imports(p)}
     assert users == THIRD_PARTY_BORDERS[library]
+
+
+LINUX_PEER = REPO / "remoteproc" / "conformance" / "linux"
+LINUX_REGISTRY = "remoteproc.conformance.linux.remoteproc_peer"
+
+
+def modules_imported(path: Path) -> set[str]:
+    """The dotted modules ``path`` imports (``from a.b import c``: a.b and a.b.c)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_linux_peers_catalogue_is_assembled_in_one_place() -> None:
+    """remoteproc_peer.py imports the modules of boots and puts their BOOTS, SCENARIOS and BREAKS together; none of
+    them imports it back, so nothing depends on the order in which modules are imported."""
+    for path in sorted(LINUX_PEER.glob("*.py")):
+        if path.name != "remoteproc_peer.py":
+            assert LINUX_REGISTRY not in modules_imported(path), f"{path.relative_to(REPO)} imports the registry"

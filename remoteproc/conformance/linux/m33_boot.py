@@ -13,7 +13,7 @@ from remoteproc.conformance.linux.build import UmlImages
 from remoteproc.conformance.linux.catalogue_types import Boot, Break, Scenario, only
 from remoteproc.conformance.linux.guest_run import CHANNELS, GUEST_MEM, QEMU, Run, boot, expect_results, remote_command
 from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout
-from remoteproc.conformance.linux.sysfs_boots import check_table_after_boot
+from remoteproc.conformance.linux.sysfs_boots import FIRST_START, TRACE_AND_RESTART, check_table_after_boot
 from remoteproc.conformance.linux.uml_qemu import M33_BASE, M33_RAM
 from remoteproc.elf import read_elf
 
@@ -22,23 +22,9 @@ GUEST_PHYS = Layout.for_guest_mem(GUEST_MEM).base
 
 SCRIPT = (
     CHANNELS
+    + FIRST_START
+    + TRACE_AND_RESTART
     + """
-R=/sys/class/remoteproc/remoteproc0
-echo "rproc-sysfs name=$(cat $R/name) state=$(cat $R/state) firmware=$(cat $R/firmware)"
-echo start > $R/state
-echo "rproc-sysfs started state=$(cat $R/state)"
-channel 1
-rpmsg-probe echo $DEV 1 16 300 496
-rpmsg-probe write-expect-errno $DEV 497 EMSGSIZE
-rpmsg-probe stream $DEV 300 496 32
-mount -t debugfs none /sys/kernel/debug
-echo "rproc-trace $(cat /sys/kernel/debug/remoteproc/remoteproc0/trace0)"
-echo stop > $R/state
-echo "rproc-sysfs stopped state=$(cat $R/state)"
-echo start > $R/state
-echo "rproc-sysfs restarted state=$(cat $R/state)"
-channel 2
-rpmsg-probe echo $DEV 2 496
 rpmsg-probe send $DEV crash
 channel 3
 rpmsg-probe echo $DEV 8
@@ -47,6 +33,7 @@ echo stop > $R/state
 echo "rproc-sysfs stopped-again state=$(cat $R/state)"
 """
 )
+"""The lifecycle boot's script (sysfs_boots.py) without rpmsg_ctrl, then a crash and Linux's recovery."""
 
 
 def check_m33_rpmsg(run: Run, break_mode: str = "") -> str:

@@ -20,9 +20,7 @@ from remoteproc.conformance.linux.rproc_side import RSC_TRACE, differences, rpro
 from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout, build_firmware
 from remoteproc.elf import read_elf
 
-GUEST_SCRIPT = (
-    CHANNELS
-    + """
+FIRST_START = """
 R=/sys/class/remoteproc/remoteproc0
 echo "rproc-sysfs name=$(cat $R/name) state=$(cat $R/state) firmware=$(cat $R/firmware)"
 echo start > $R/state
@@ -31,7 +29,9 @@ channel 1
 rpmsg-probe echo $DEV 1 16 300 496
 rpmsg-probe write-expect-errno $DEV 497 EMSGSIZE
 rpmsg-probe stream $DEV 300 496 32
-rpmsg-probe ctrl-ept /dev/rpmsg_ctrl0 rpmsg-raw any 1024
+"""
+"""The guest's first start through sysfs: the channel, echoes, EMSGSIZE, a stream (CHANNELS before it)."""
+TRACE_AND_RESTART = """
 mount -t debugfs none /sys/kernel/debug
 echo "rproc-trace $(cat /sys/kernel/debug/remoteproc/remoteproc0/trace0)"
 echo stop > $R/state
@@ -40,6 +40,14 @@ echo start > $R/state
 echo "rproc-sysfs restarted state=$(cat $R/state)"
 channel 2
 rpmsg-probe echo $DEV 2 496
+"""
+"""Then the trace buffer, a stop, a start and an echo on the channel announced again."""
+GUEST_SCRIPT = (
+    CHANNELS
+    + FIRST_START
+    + "rpmsg-probe ctrl-ept /dev/rpmsg_ctrl0 rpmsg-raw any 1024\n"
+    + TRACE_AND_RESTART
+    + """
 echo stop > $R/state
 echo "rproc-sysfs stopped-again state=$(cat $R/state)"
 """
