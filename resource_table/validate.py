@@ -111,7 +111,7 @@ class _Checker:
     def header(self, data: bytes) -> None:
         if self.table.version == 1 and any(self.table.reserved):
             # Linux: "non zero reserved bytes" (remoteproc_elf_loader.c find_table; seen with 6.1 and 6.12 by
-            # the mutation corpus, remoteproc/conformance/linux/rsc_mutations.py); OpenAMP's handle_rsc_table
+            # the mutation corpus, remoteproc/conformance/linux/mutation_corpus.py); OpenAMP's handle_rsc_table
             # returns RPROC_ERR_RSC_TAB_RSVD.
             self.add(
                 Severity.ERROR,
