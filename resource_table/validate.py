@@ -13,7 +13,9 @@ from itertools import pairwise
 from typing import Any
 
 from resource_table import schema
-from resource_table.codec import Buffer, Span, build, parse_with_spans
+from resource_table.codec import Buffer, Span
+from resource_table.decode import parse_with_spans
+from resource_table.encode import build
 from resource_table.errors import ResourceTableError, ValidationError
 from resource_table.findings import Finding, Severity
 from resource_table.model import (
