@@ -12,8 +12,14 @@ from pathlib import Path
 from remoteproc.conformance.linux.build import UmlImages
 from remoteproc.conformance.linux.catalogue_types import Boot, Break, Scenario, only
 from remoteproc.conformance.linux.guest_run import CHANNELS, GUEST_MEM, QEMU, Run, boot, expect_results, remote_command
-from remoteproc.conformance.linux.rproc_uml import FIRMWARE_NAME, Layout
-from remoteproc.conformance.linux.sysfs_boots import FIRST_START, TRACE_AND_RESTART, check_table_after_boot
+from remoteproc.conformance.linux.rproc_uml import Layout
+from remoteproc.conformance.linux.sysfs_boots import (
+    FIRST_START,
+    FIRST_START_RESULTS,
+    RESTART_RESULTS,
+    TRACE_AND_RESTART,
+    check_table_after_boot,
+)
 from remoteproc.conformance.linux.uml_qemu import M33_BASE, M33_RAM
 from remoteproc.elf import read_elf
 
@@ -43,17 +49,9 @@ def check_m33_rpmsg(run: Run, break_mode: str = "") -> str:
     results = expect_results(
         run,
         [
-            rf"rproc-sysfs name=uml-rproc state=offline firmware={FIRMWARE_NAME}",
-            r"rproc-sysfs started state=running",
-            r"wait-channel name=rpmsg-raw dev=/dev/rpmsg\d+ src=1024 dst=1024 ok",
-            r"echo size=1 ok",
-            r"echo size=496 ok",
-            r"write-expect-errno size=497 .*ok",
-            r"stream .*ok",
+            *FIRST_START_RESULTS,
             r"rproc-trace uml-m33: rpmsg-raw announced by the Cortex-M33",
-            r"rproc-sysfs stopped state=offline",
-            r"rproc-sysfs restarted state=running",
-            r"echo size=2 ok",
+            *RESTART_RESULTS,
             r"rproc-channels announced=3",
             r"echo size=8 ok",
             r"rproc-sysfs recovered state=running",

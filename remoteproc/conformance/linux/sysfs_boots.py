@@ -54,24 +54,30 @@ echo "rproc-sysfs stopped-again state=$(cat $R/state)"
 )
 
 
+FIRST_START_RESULTS = (
+    rf"rproc-sysfs name=uml-rproc state=offline firmware={FIRMWARE_NAME}",
+    r"rproc-sysfs started state=running",
+    r"wait-channel name=rpmsg-raw dev=/dev/rpmsg\d+ src=1024 dst=1024 ok",
+    r"echo size=1 ok",
+    r"echo size=496 ok",
+    r"write-expect-errno size=497 .*ok",
+    r"stream .*ok",
+)
+"""What :data:`FIRST_START` prints when all goes well (patterns of guest_run.expect_results)."""
+RESTART_RESULTS = (r"rproc-sysfs stopped state=offline", r"rproc-sysfs restarted state=running", r"echo size=2 ok")
+"""What :data:`TRACE_AND_RESTART` prints after the trace line."""
+
+
 def check_boot_and_rpmsg(run: Run, break_mode: str = "") -> str:
     """sysfs start/stop twice, the channel announced, echoes, EMSGSIZE, a stream, rpmsg_ctrl, the trace buffer;
     the remote saw HELLO at the region's da, START at the ELF's entry, DRIVER_OK 0x07, every message echoed."""
     results = expect_results(
         run,
         [
-            rf"rproc-sysfs name=uml-rproc state=offline firmware={FIRMWARE_NAME}",
-            r"rproc-sysfs started state=running",
-            r"wait-channel name=rpmsg-raw dev=/dev/rpmsg\d+ src=1024 dst=1024 ok",
-            r"echo size=1 ok",
-            r"echo size=496 ok",
-            r"write-expect-errno size=497 .*ok",
-            r"stream .*ok",
+            *FIRST_START_RESULTS,
             r"ctrl-ept .*ok",
             r"rproc-trace uml-remote: rpmsg-raw announced",
-            r"rproc-sysfs stopped state=offline",
-            r"rproc-sysfs restarted state=running",
-            r"echo size=2 ok",
+            *RESTART_RESULTS,
             r"rproc-sysfs stopped-again state=offline",
         ],
     )
