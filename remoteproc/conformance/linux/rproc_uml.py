@@ -103,7 +103,7 @@ SECTIONS {{
 """
 
 
-def _compile(command: list[str], what: str) -> None:
+def compile_c(command: list[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BuildError(f"{what} failed:\n$ {' '.join(command)}\n{result.stdout}{result.stderr}")
@@ -134,7 +134,7 @@ def link_firmware(layout: Layout, out_dir: Path, name: str, sources: list[Path],
     script = out_dir / "uml_fw.ld"
     script.write_text(layout.linker_script())
     elf = out_dir / name
-    _compile(["gcc", *FREESTANDING, *flags, f"-Wl,-T,{script}", "-o", str(elf), *map(str, sources)], what)
+    compile_c(["gcc", *FREESTANDING, *flags, f"-Wl,-T,{script}", "-o", str(elf), *map(str, sources)], what)
     return elf
 
 
@@ -149,7 +149,7 @@ def build_remote(out_dir: Path) -> Path:
     """``out_dir/uml-remote``: host/uml_remote.c with firmware/lib/rpmsg_remote.c and virtio/csrc/vring.c."""
     out_dir.mkdir(parents=True, exist_ok=True)
     exe = out_dir / "uml-remote"
-    _compile(
+    compile_c(
         [
             "gcc",
             "-std=c11",
