@@ -683,7 +683,6 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def _conformance_linux_remoteproc(args: argparse.Namespace) -> int:
-    from remoteproc.conformance.linux import more_scenarios  # noqa: F401  (completes the registry)
     from remoteproc.conformance.linux.remoteproc_peer import BOOTS as LINUX_BOOTS
     from remoteproc.conformance.linux.remoteproc_peer import BREAKS as LINUX_BREAKS
     from remoteproc.conformance.linux.remoteproc_peer import CATALOGUE as LINUX_CATALOGUE

@@ -8,17 +8,10 @@ No I/O happens here: bytes in, typed values out, and back. Quick tour::
     assert build(table) == section_bytes    # for tables laid out as a packed C struct
 """
 
-from resource_table.codec import (
-    Span,
-    build,
-    build_with_spans,
-    encode_entry_v1,
-    parse,
-    parse_with_spans,
-    vdev_field_offset,
-    write_back,
-)
+from resource_table.codec import Span, vdev_field_offset
 from resource_table.convert import to_v1, to_v2
+from resource_table.decode import parse, parse_with_spans
+from resource_table.encode import build, build_with_spans, encode_entry_v1, write_back
 from resource_table.errors import BuildError, ParseError, ResourceTableError, SpecError, ValidationError
 from resource_table.findings import Finding, Severity
 from resource_table.layout import Layout, Region, check_regions, plan_layout, vring_size

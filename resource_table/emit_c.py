@@ -13,16 +13,16 @@ from typing import Any
 from resource_table import schema
 from resource_table.codec import (
     FIXED_STRUCTS,
+    STRING_FIELDS,
     V1_HEADER_SIZE,
     V2_ENTRY_HEADER_SIZE,
     V2_HEADER_SIZE,
     Span,
-    build_with_spans,
 )
+from resource_table.encode import build_with_spans
 from resource_table.model import CustomEntry, Entry, ResourceTable, Vdev
 
 _CTYPES = {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}
-_STRING_FIELDS = {"name", "algo"}
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _members_from(struct: object, data: bytes, pos: int, prefix: str) -> list[_M
             pos += size
             continue
         raw = data[pos : pos + size * count]
-        if name in _STRING_FIELDS and size == 1 and _is_plain_string(raw):
+        if name in STRING_FIELDS and size == 1 and _is_plain_string(raw):
             init = _c_string(raw)
         else:
             init = (

@@ -13,7 +13,9 @@ from itertools import pairwise
 from typing import Any
 
 from resource_table import schema
-from resource_table.codec import Buffer, Span, build, parse_with_spans
+from resource_table.codec import Buffer, Span
+from resource_table.decode import parse_with_spans
+from resource_table.encode import build
 from resource_table.errors import ResourceTableError, ValidationError
 from resource_table.findings import Finding, Severity
 from resource_table.model import (
@@ -111,7 +113,7 @@ class _Checker:
     def header(self, data: bytes) -> None:
         if self.table.version == 1 and any(self.table.reserved):
             # Linux: "non zero reserved bytes" (remoteproc_elf_loader.c find_table; seen with 6.1 and 6.12 by
-            # the mutation corpus, remoteproc/conformance/linux/rsc_mutations.py); OpenAMP's handle_rsc_table
+            # the mutation corpus, remoteproc/conformance/linux/mutation_corpus.py); OpenAMP's handle_rsc_table
             # returns RPROC_ERR_RSC_TAB_RSVD.
             self.add(
                 Severity.ERROR,

@@ -46,16 +46,21 @@ def test_third_party_libraries_have_one_border(library: str) -> None:
 
 
 SCHEME_MODULES = {"devmem", "loop", "mirror", "openamp", "shm", "uart", "url", "vhost_user", "vhost_user_backend"}
+LINUX_PEER = REPO / "remoteproc" / "conformance" / "linux"
+LINUX_REGISTRY = "remoteproc.conformance.linux.remoteproc_peer"
 
 
-def _modules(path: Path) -> set[str]:
-    """The dotted modules ``path`` imports (``from a.b import c`` -> ``a.b``), at any depth of the file."""
+def modules_imported(path: Path, *, names_too: bool = False) -> set[str]:
+    """The dotted modules ``path`` imports at any depth of the file (``from a.b import c``: a.b, and with
+    ``names_too`` also a.b.c, which is a module when c is one)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            if names_too:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -66,12 +71,21 @@ def test_transports_are_wired_once() -> None:
     url = REPO / "transports" / "url.py"
     tree = ast.parse(url.read_text(), str(url))
     assert [n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)] == []
-    assert {m for m in _modules(url) if m.startswith("transports.")} <= {
+    assert {m for m in modules_imported(url) if m.startswith("transports.")} <= {
         "transports.errors", "transports.link", "transports.spy"
     }  # fmt: skip
     wiring = {
         str(p.relative_to(REPO))
         for p in (REPO / "rpmsg").rglob("*.py")
-        if any(m.split(".")[0] == "transports" and m.split(".")[-1] in SCHEME_MODULES for m in _modules(p))
+        if any(m.split(".")[0] == "transports" and m.split(".")[-1] in SCHEME_MODULES for m in modules_imported(p))
     }
     assert wiring == {"rpmsg/wiring.py"}
+
+
+def test_the_linux_peers_catalogue_is_assembled_in_one_place() -> None:
+    """remoteproc_peer.py imports the modules of boots and puts their BOOTS, SCENARIOS and BREAKS together; none of
+    them imports it back, so nothing depends on the order in which modules are imported."""
+    for path in sorted(LINUX_PEER.glob("*.py")):
+        if path.name != "remoteproc_peer.py":
+            imported = modules_imported(path, names_too=True)
+            assert LINUX_REGISTRY not in imported, f"{path.relative_to(REPO)} imports the registry"

@@ -96,7 +96,7 @@ def test_rpmsg_buffers_as_many_as_linux_allocates(num: int, buffers: int) -> Non
 
 def test_fixed_vrings_that_overlap_are_refused() -> None:
     """Two vrings in the same bytes would corrupt each other's descriptors. Seen with the mutation corpus
-    (remoteproc/conformance/linux/rsc_mutations.py, vring-num-1024): vring 0 with 1024 entries (0x7006 bytes)
+    (remoteproc/conformance/linux/mutation_corpus.py, vring-num-1024): vring 0 with 1024 entries (0x7006 bytes)
     at 0x80000000 runs over vring 1 at 0x80002000; Linux refused it (on uml_rproc: "Registered carveout doesn't
     fit len request"), rproc's loader placed both."""
     rings = (Vring(da=0x80000000, align=0x1000, num=1024), Vring(da=0x80002000, align=0x1000, num=64))

@@ -1,5 +1,5 @@
-"""The corpus of broken resource tables (remoteproc/conformance/linux/rsc_mutations.py) without a kernel: the
-generator, the firmware files it writes, and rproc's verdict on each (Linux's are in
+"""The corpus of broken resource tables (remoteproc/conformance/linux/mutation_corpus.py, rsc_mutations.py)
+without a kernel: the generator, the firmware files it writes, and rproc's verdict on each (Linux's are in
 tests/conformance/linux/test_rsc_mutations_linux.py)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from remoteproc.conformance.linux import mutation_corpus as mc
 from remoteproc.conformance.linux import rsc_mutations as rm
 from remoteproc.conformance.linux.rproc_uml import Layout, build_firmware
 from remoteproc.elf import read_bytes, read_elf
@@ -33,12 +34,12 @@ RPROC_ACCEPTS = {
 
 
 def test_the_corpus_is_named_distinct_and_fits() -> None:
-    corpus = rm.corpus(LAYOUT)
+    corpus = mc.corpus(LAYOUT)
     names = [m.name for m in corpus]
     assert 25 <= len(corpus) <= 40
     assert len(set(names)) == len(names) and names[0] == "good"
-    assert all(len(m.data) <= rm.ROOM and m.what for m in corpus)
-    tables = {(m.data.ljust(rm.ROOM, b"\0"), m.size) for m in corpus}
+    assert all(len(m.data) <= mc.ROOM and m.what for m in corpus)
+    tables = {(m.data.ljust(mc.ROOM, b"\0"), m.size) for m in corpus}
     assert len(tables) == len(corpus), "two mutations give the same firmware"
     good = corpus[0]
     assert all(m == good or (m.data, m.size) != (good.data, good.size) for m in corpus)
@@ -52,30 +53,30 @@ def test_the_good_table_is_the_one_uml_fw_c_declares(tmp_path: Path) -> None:
     elf = build_firmware(LAYOUT, tmp_path)
     section = read_elf(elf).resource_table
     assert section is not None
-    assert read_bytes(elf, section.offset, section.size) == rm.corpus(LAYOUT)[0].data
+    assert read_bytes(elf, section.offset, section.size) == mc.corpus(LAYOUT)[0].data
 
 
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return rm.write_corpus(LAYOUT, tmp_path_factory.mktemp("corpus"))
+    return mc.write_corpus(LAYOUT, tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.mark.toolchain
 def test_each_firmware_holds_its_table_and_section_size(firmware: dict[str, Path]) -> None:
     """Linux reads the table from the section header (sh_offset, sh_size): each file says what it should."""
     base = read_elf(firmware["good"])
-    for m in rm.corpus(LAYOUT):
+    for m in mc.corpus(LAYOUT):
         elf = read_elf(firmware[m.name])
         section = elf.resource_table
         assert section is not None and base.resource_table is not None
         assert (section.addr, section.size) == (base.resource_table.addr, m.size), m.name
-        assert read_bytes(firmware[m.name], section.offset, rm.ROOM) == m.data.ljust(rm.ROOM, b"\0"), m.name
+        assert read_bytes(firmware[m.name], section.offset, mc.ROOM) == m.data.ljust(mc.ROOM, b"\0"), m.name
         assert [(s.paddr, s.memsz) for s in elf.segments] == [(s.paddr, s.memsz) for s in base.segments]
 
 
 @pytest.mark.toolchain
 def test_rprocs_verdict_on_each_mutation(firmware: dict[str, Path]) -> None:
-    verdicts = {m.name: rm.rproc_verdict(firmware[m.name], LAYOUT) for m in rm.corpus(LAYOUT)}
+    verdicts = {m.name: rm.rproc_verdict(firmware[m.name], LAYOUT) for m in mc.corpus(LAYOUT)}
     assert {name for name, v in verdicts.items() if v.accepted} == RPROC_ACCEPTS
     assert all(v.reason for v in verdicts.values() if not v.accepted)
     assert verdicts["vring-num-1024"].stage == "loader" and "overlaps vring 0" in verdicts["vring-num-1024"].reason

@@ -1,5 +1,5 @@
 """rproc's vdev status writes in Linux's order, relative to starting and stopping the remote
-(remoteproc/conformance/linux/lifecycle.py LINUX_START / LINUX_STOP, seen against the real kernel by
+(remoteproc/conformance/linux/vdev_status.py LINUX_START / LINUX_STOP, seen against the real kernel by
 tests/conformance/linux/test_lifecycle_linux.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from remoteproc.boards import MPS2_AN505
-from remoteproc.conformance.linux.lifecycle import LINUX_START, LINUX_STOP, record_vdev_events
+from remoteproc.conformance.linux.vdev_status import LINUX_START, LINUX_STOP, record_vdev_events
 from remoteproc.lifecycle import State
 from remoteproc.platforms.sim import SimPlatform
 from remoteproc.rproc import RemoteProc

@@ -103,52 +103,53 @@ SECTIONS {{
 """
 
 
-def _compile(command: list[str], what: str) -> None:
+def compile_c(command: list[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BuildError(f"{what} failed:\n$ {' '.join(command)}\n{result.stdout}{result.stderr}")
 
 
-def build_firmware(layout: Layout, out_dir: Path, name: str = FIRMWARE_NAME, banner: int = 0) -> Path:
-    """``out_dir/name``: host/uml_fw.c linked at ``layout``'s addresses (a host ELF, never run); ``banner``
-    changes the firmware's data (a second firmware with the same table)."""
+FREESTANDING = (
+    "-std=c11",
+    "-O1",
+    "-Wall",
+    "-Werror",
+    "-ffreestanding",
+    "-fno-pic",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-stack-protector",
+    "-nostdlib",
+    "-static",
+    "-no-pie",
+    "-Wl,--build-id=none",
+)
+"""gcc's flags for a firmware ELF of the host's architecture that is loaded, never run: no libc, no start files,
+no PIC, no build-id note (the linker script places every section)."""
+
+
+def link_firmware(layout: Layout, out_dir: Path, name: str, sources: list[Path], what: str, flags: list[str]) -> Path:
+    """``out_dir/name``: ``sources`` compiled with :data:`FREESTANDING` and ``flags``, linked at ``layout``'s
+    addresses (:meth:`Layout.linker_script`, written to ``out_dir/uml_fw.ld``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     script = out_dir / "uml_fw.ld"
     script.write_text(layout.linker_script())
     elf = out_dir / name
-    _compile(
-        [
-            "gcc",
-            "-std=c11",
-            "-O1",
-            "-Wall",
-            "-Werror",
-            "-ffreestanding",
-            "-fno-pic",
-            "-fno-asynchronous-unwind-tables",
-            "-fno-stack-protector",
-            "-nostdlib",
-            "-static",
-            "-no-pie",
-            f"-I{REPO / 'firmware/include'}",
-            *layout.defines(),
-            f"-DUML_FW_BANNER={banner}",
-            f"-Wl,-T,{script}",
-            "-Wl,--build-id=none",
-            "-o",
-            str(elf),
-            str(FIRMWARE_SOURCE),
-        ],
-        "building the uml_rproc test firmware",
-    )
+    compile_c(["gcc", *FREESTANDING, *flags, f"-Wl,-T,{script}", "-o", str(elf), *map(str, sources)], what)
     return elf
+
+
+def build_firmware(layout: Layout, out_dir: Path, name: str = FIRMWARE_NAME, banner: int = 0) -> Path:
+    """``out_dir/name``: host/uml_fw.c linked at ``layout``'s addresses (a host ELF, never run); ``banner``
+    changes the firmware's data (a second firmware with the same table)."""
+    flags = [f"-I{REPO / 'firmware/include'}", *layout.defines(), f"-DUML_FW_BANNER={banner}"]
+    return link_firmware(layout, out_dir, name, [FIRMWARE_SOURCE], "building the uml_rproc test firmware", flags)
 
 
 def build_remote(out_dir: Path) -> Path:
     """``out_dir/uml-remote``: host/uml_remote.c with firmware/lib/rpmsg_remote.c and virtio/csrc/vring.c."""
     out_dir.mkdir(parents=True, exist_ok=True)
     exe = out_dir / "uml-remote"
-    _compile(
+    compile_c(
         [
             "gcc",
             "-std=c11",

@@ -26,6 +26,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from remoteproc.conformance.linux.uml_socket import (
+    CRASH,
+    HELLO,
+    KICK,
+    MSG,
+    PHYS,
+    START,
+    STOP,
+    STOPPED,
+    accept_kernel,
+    say,
+)
 from rpmsg.core import RemoteCore
 from rpmsg.device import RpmsgDevice
 from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
@@ -33,16 +45,10 @@ from rpmsg.protocol import RX_VRING, TX_VRING
 from transports.doorbell import PeerLostError
 from transports.memory import MappedRegion, RegionMemory
 from virtio import VringLayout
+from virtio.features import STATUS_DRIVER_OK
 
-MSG = struct.Struct("<IIQ")  # uml_rproc: { u32 type; u32 arg; u64 value; }
-HELLO, START, STOP, KICK, CRASH, STOPPED, PHYS = 1, 2, 3, 4, 5, 6, 7
 RSC_TRACE, RSC_VDEV = 2, 3
-DRIVER_OK = 0x04
 DRIVER_OK_TIMEOUT = 30.0
-
-
-def say(text: str) -> None:
-    print(f"uml-remote: {text}", flush=True)
 
 
 class SocketDoorbell:
@@ -208,7 +214,7 @@ class Remote:
             say("error no vdev entry in the resource table")
             return
         deadline = time.monotonic() + DRIVER_OK_TIMEOUT
-        while not self.memory.read(vdev + 24, 1)[0] & DRIVER_OK:
+        while not self.memory.read(vdev + 24, 1)[0] & STATUS_DRIVER_OK:
             if time.monotonic() > deadline:
                 say("error no DRIVER_OK")
                 return
@@ -311,14 +317,7 @@ def main(argv: list[str]) -> int:
         print("usage: uml_py_remote MEMFILE SOCKET RSC_DA SNAPSHOT", file=sys.stderr)
         return 2
     memfile, path, rsc_da, snapshot = argv
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
-    say("listening")
-    sock, _ = listener.accept()
-    listener.close()
-    say("connected")
-    return Remote(Path(memfile), sock, int(rsc_da, 0), snapshot).run()
+    return Remote(Path(memfile), accept_kernel(path), int(rsc_da, 0), snapshot).run()
 
 
 if __name__ == "__main__":

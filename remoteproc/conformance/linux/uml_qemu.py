@@ -34,7 +34,20 @@ import time
 from pathlib import Path
 
 from remoteproc.conformance.linux.build import BuildError
-from remoteproc.conformance.linux.rproc_uml import HOST, REPO, Layout, _compile
+from remoteproc.conformance.linux.rproc_uml import HOST, REPO, Layout, compile_c
+from remoteproc.conformance.linux.uml_socket import (
+    CRASH,
+    HELLO,
+    KICK,
+    MSG,
+    PHYS,
+    START,
+    STOP,
+    STOPPED,
+    accept_kernel,
+    say,
+)
+from virtio.features import STATUS_DRIVER_OK
 
 M33_BASE = 0x80000000  # mps.ram in the M33's view (hw/arm/mps2-tz.c: the board's RAM, machine->ram)
 M33_RAM = 16 << 20  # QEMU refuses any other RAM size for mps2-an505 ("Invalid RAM size, should be 16 MiB")
@@ -42,10 +55,7 @@ M33_STACK = 0x38200000  # the top of ssram-1 (secure alias): not in the file
 FIRMWARE_SOURCE = HOST / "uml_m33_fw.c"
 BOOT_SOURCE = HOST / "uml_m33_boot.c"
 
-MSG = struct.Struct("<IIQ")  # uml_rproc: { u32 type; u32 arg; u64 value; }
-HELLO, START, STOP, KICK, CRASH, STOPPED, PHYS = 1, 2, 3, 4, 5, 6, 7
 RSC_VDEV = 3
-DRIVER_OK = 0x04
 
 
 def m33_layout() -> Layout:
@@ -101,7 +111,7 @@ def build_firmware(layout: Layout, out_dir: Path, name: str) -> Path:
     script.write_text(linker_script(layout))
     elf = out_dir / name
     fw = REPO / "firmware"
-    _compile(
+    compile_c(
         [
             _arm_gcc(), *ARM_FLAGS, f"-I{fw / 'include'}", f"-I{fw / 'boards/mps2-an505'}",
             f"-I{REPO / 'virtio/csrc'}", *layout.defines(), f"-DMEM_DA={layout.base:#x}u",
@@ -123,7 +133,7 @@ def build_boot_stub(out_dir: Path, vectors: int = M33_BASE) -> Path:
         "/DISCARD/ : { *(.ARM.exidx*) *(.comment) } }\n"
     )
     elf = out_dir / "uml-m33-boot.elf"
-    _compile(
+    compile_c(
         [_arm_gcc(), *ARM_FLAGS, f"-DFW_VECTORS={vectors:#x}", f"-DSTUB_STACK={M33_STACK:#x}u",
          f"-Wl,-T,{script}", "-o", str(elf), str(BOOT_SOURCE)],
         "building the Cortex-M33 boot stub",
@@ -132,10 +142,6 @@ def build_boot_stub(out_dir: Path, vectors: int = M33_BASE) -> Path:
 
 
 # ---- the remote: QEMU's reset line and doorbells ----------------------------------------------------------------
-
-
-def say(text: str) -> None:
-    print(f"uml-remote: {text}", flush=True)
 
 
 class M33Remote:
@@ -295,7 +301,7 @@ class M33Remote:
                     for queue in data:
                         self.kicks_out += 1
                         self.send(KICK, queue)
-            if self.waiting_driver_ok and (status := self.vdev_status()) is not None and status & DRIVER_OK:
+            if self.waiting_driver_ok and (status := self.vdev_status()) is not None and status & STATUS_DRIVER_OK:
                 self.waiting_driver_ok = False
                 self.copy_to(f"{self.snapshot}.{self.boots}")
                 say(f"driver-ok status={status:#04x} after {time.monotonic() - self.started_at:.3f} s")
@@ -313,14 +319,7 @@ def main(argv: list[str]) -> int:
     work = Path(f"{snapshot}.qemu")
     work.mkdir(parents=True, exist_ok=True)
     stub = build_boot_stub(work)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
-    say("listening")
-    sock, _ = listener.accept()
-    listener.close()
-    say("connected")
-    remote = M33Remote(Path(memfile), sock, int(rsc_da, 0), snapshot, work, stub)
+    remote = M33Remote(Path(memfile), accept_kernel(path), int(rsc_da, 0), snapshot, work, stub)
     try:
         return remote.run()
     finally:

@@ -2,8 +2,8 @@
 recovery on and off, the coredumps it then writes through devcoredump, the vdev status bytes in the order it
 writes them (next to rproc's own), and the uml_rproc parameters carveouts= and da= (da != pa, PHYS).
 
-The checks are in remoteproc/conformance/linux/lifecycle.py (docs/linux-conformance.md, "Lifecycle against the
-real core").
+The checks are in remoteproc/conformance/linux/lifecycle.py and driver_params.py (docs/linux-conformance.md,
+"Lifecycle against the real core").
 """
 
 from __future__ import annotations
@@ -13,29 +13,29 @@ from collections.abc import Iterator
 import pytest
 
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
-from remoteproc.conformance.linux.lifecycle import (
+from remoteproc.conformance.linux.driver_params import (
     BAD_PARAMS,
     BAD_PARAMS_SCRIPT,
-    INLINE_SCRIPT,
-    LIFECYCLE_SCRIPT,
     PARAMS_SCRIPT,
     bad_params_kernel_args,
-    boot_with,
     carveouts_kernel_args,
     check_bad_params,
-    check_coredump,
-    check_crash_recovery,
     check_da_is_not_pa,
-    check_inline_coredump,
-    check_status_sequence,
     params_layout,
 )
-from remoteproc.conformance.linux.remoteproc_peer import GUEST_MEM, REMOTES, Run, remote_command
+from remoteproc.conformance.linux.guest_run import GUEST_MEM, REMOTES, Run, boot_with, remote_command
+from remoteproc.conformance.linux.lifecycle import (
+    INLINE_SCRIPT,
+    LIFECYCLE_SCRIPT,
+    LIFECYCLE_TIMEOUT,
+    check_coredump,
+    check_crash_recovery,
+    check_inline_coredump,
+    check_status_sequence,
+)
 from remoteproc.conformance.linux.rproc_uml import Layout
 
 pytestmark = pytest.mark.conformance
-
-LIFECYCLE_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module", params=KERNELS)

@@ -27,17 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from remoteproc.conformance.linux import more_scenarios  # noqa: F401  (completes the registry first)
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
+from remoteproc.conformance.linux.catalogue_types import Scenario
+from remoteproc.conformance.linux.guest_run import QEMU, REMOTES, Run
 from remoteproc.conformance.linux.remoteproc_peer import (
     BOOTS,
     BREAKS,
     CATALOGUE,
     CORE_BOOTS,
-    QEMU,
-    REMOTES,
-    Run,
-    Scenario,
     boot_for,
     not_applicable,
 )
@@ -89,9 +86,9 @@ def boots(images: UmlImages, remote: str, tmp_path_factory: pytest.TempPathFacto
         yield made
 
 
-# This module's boots per kernel and remote; the boots of lifecycle.py, tables.py, rsc_mutations.py and the M33
-# have their own pytest files (test_lifecycle_linux.py, test_remoteproc_tables.py, test_rsc_mutations_linux.py,
-# test_remoteproc_qemu.py) calling the same checks, and run here through the CLI.
+# The boots of sysfs_boots.py and in_guest_boot.py per kernel and remote; the boots of lifecycle.py, tables.py,
+# rsc_mutations.py and m33_boot.py have their own pytest files (test_lifecycle_linux.py, test_remoteproc_tables.py,
+# test_rsc_mutations_linux.py, test_remoteproc_qemu.py) calling the same checks, and run here through the CLI.
 CORE = tuple(e for e in CATALOGUE if e.boot in CORE_BOOTS)
 CORE_NAMES = frozenset(e.name for e in CORE)
 

@@ -1,8 +1,8 @@
 """Linux's remoteproc core boots the emulated Cortex-M33: the file UML maps with iomem= is the M33's RAM (QEMU
 mps2-an505's mps.ram, a memory-backend-file shared with the guest), Linux's ELF loader writes ARM firmware into
 it, QEMU runs it from there, and Linux's virtio_rpmsg_bus talks rpmsg to the firmware's C library on the M33
-(remoteproc/conformance/linux/uml_qemu.py, host/uml_m33_fw.c; docs/linux-conformance.md, "The Cortex-M33 as the
-remote").
+(remoteproc/conformance/linux/uml_qemu.py, m33_boot.py, host/uml_m33_fw.c; docs/linux-conformance.md, "The
+Cortex-M33 as the remote").
 """
 
 from __future__ import annotations
@@ -13,14 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
-from remoteproc.conformance.linux.more_scenarios import SCRIPT, check_m33_rpmsg
-from remoteproc.conformance.linux.remoteproc_peer import (
-    QEMU,
-    Run,
-    boot,
-    check_table_after_boot,
-    remote_command,
-)
+from remoteproc.conformance.linux.guest_run import QEMU, Run, boot, remote_command
+from remoteproc.conformance.linux.m33_boot import SCRIPT, check_m33_rpmsg
+from remoteproc.conformance.linux.sysfs_boots import check_table_after_boot
 from remoteproc.conformance.linux.uml_qemu import M33_BASE
 
 pytestmark = [

@@ -3,7 +3,8 @@ Python host remote: vendor and reserved entry types, two trace buffers, a vdev w
 driver does not register, a devmem entry, two vdevs on the driver's named carveouts, memory whose device address
 is not its physical one. Each is accepted or refused
 as rproc's loader accepts or refuses it, and after boot the firmware's memory equals what rproc's loader writes
-(remoteproc/conformance/linux/tables.py; docs/linux-conformance.md, "What Linux and rproc still do differently").
+(remoteproc/conformance/linux/tables.py, emitted_tables.py; docs/linux-conformance.md, "What Linux and rproc still
+do differently").
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from collections.abc import Iterator
 import pytest
 
 from remoteproc.conformance.linux.build import KERNELS, UmlImages, ensure_uml
-from remoteproc.conformance.linux.remoteproc_peer import REMOTES, Run, remote_command
-from remoteproc.conformance.linux.tables import BREAKS, CHECKS, boot_table
+from remoteproc.conformance.linux.guest_run import REMOTES, Run, remote_command
+from remoteproc.conformance.linux.tables import BREAKS, CHECKS, TABLE_REMOTES, boot_table
 
 pytestmark = pytest.mark.conformance
 
 # devmem never starts a remote: one is enough; da != pa needs the remote that maps the physical address too
 # (the C remote resolves descriptors as device addresses: host/uml_remote.c, PHYS).
-ONLY = {"devmem": "c", "da-not-pa": "python"}
-CASES = [(table, remote) for table in CHECKS for remote in REMOTES if ONLY.get(table, remote) == remote]
+CASES = [(table, remote) for table in CHECKS for remote in REMOTES if remote in TABLE_REMOTES.get(table, REMOTES)]
 
 
 @pytest.fixture(scope="module", params=KERNELS)
@@ -43,8 +43,8 @@ def test_linux_and_rprocs_loader_agree_on_the_table(table_run: tuple[str, Run]) 
     """The check passes; each break mode aimed at this table (rproc's side wrong on purpose) makes it fail."""
     table, run = table_run
     CHECKS[table](run)
-    for mode, (target, what) in BREAKS.items():
-        if target == table:
+    for mode, b in BREAKS.items():
+        if b.fails == {f"table-{table}"}:
             with pytest.raises(AssertionError):
                 CHECKS[table](run, mode)
-                pytest.fail(f"break {mode} ({what}) did not make the check fail")
+                pytest.fail(f"break {mode} ({b.what}) did not make the check fail")

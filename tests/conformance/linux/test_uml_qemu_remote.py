@@ -23,18 +23,8 @@ from pathlib import Path
 import pytest
 
 from remoteproc.conformance.linux.rproc_uml import REPO, Layout
-from remoteproc.conformance.linux.uml_qemu import (
-    CRASH,
-    HELLO,
-    KICK,
-    MSG,
-    PHYS,
-    START,
-    STOP,
-    STOPPED,
-    build_firmware,
-    m33_layout,
-)
+from remoteproc.conformance.linux.uml_qemu import build_firmware, m33_layout
+from remoteproc.conformance.linux.uml_socket import CRASH, HELLO, KICK, MSG, PHYS, START, STOP, STOPPED
 from remoteproc.elf import read_bytes, read_elf
 from rpmsg import HostCore, RpmsgDevice
 from transports.doorbell import SocketDoorbell
