@@ -163,7 +163,7 @@ class RpmsgDevice:
         fast = self._make_fast_path()
         self._gate.detach()
         self._gate_attached = fast is not None and fast.attach(
-            self._gate, self._lock, getattr(log, "_cache", None), self, self._changed
+            self._gate, self._lock, log.isEnabledFor, TRACE, self, self._changed
         )
         self._update_gate()
         return fast

@@ -40,7 +40,7 @@ def build_sanitized_endpoint(out: Path) -> Path:
     """rpmsg._endpoint_c (a CPython extension: setup.py's sources) compiled with the sanitizers in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     module = out / f"_endpoint_c{sysconfig.get_config_var('EXT_SUFFIX')}"
-    sources = ["rpmsg/csrc/endpoint.c", "rpmsg/csrc/fastpath.c", "virtio/csrc/vring.c"]
+    sources = sorted(str(p.relative_to(REPO)) for p in (REPO / "rpmsg" / "csrc").glob("endpoint*.c"))
     include = [f"-I{sysconfig.get_paths()['include']}", "-Irpmsg/csrc", "-Ivirtio/csrc"]
     cmd = ["gcc", "-shared", "-fPIC", "-std=gnu11", *SANITIZE, *include, "-o", str(module), *sources]
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
