@@ -124,7 +124,7 @@ def test_firmware_fuzz_targets_under_asan_and_ubsan(target: str, tmp_path: Path)
 
 
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
-    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the host endpoint's C methods (endpoint.c) and the
+    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the endpoints' C methods (endpoint*.c) and the
     engine under them, all sanitized, driven by the rpmsg suite (loop, shm with other processes, devmem; hostile
     rings in either role), the C-path and C-method tests, the quirk tests and the ring rules."""
     env = {
