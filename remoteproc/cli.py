@@ -330,7 +330,7 @@ def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> in
     """Boot ROM load over the UART, run, then talk rpmsg over the serial link on the same port."""
     import time
 
-    from remoteproc.rp2350 import boot_and_connect
+    from remoteproc.platforms.rp2350 import boot_and_connect
     from remoteproc.session import SessionResult
     from rpmsg.errors import RpmsgError
 
@@ -749,7 +749,7 @@ def _finish_conformance(args: argparse.Namespace, report: Any, *, shown: bool = 
 def cmd_uart_boot(args: argparse.Namespace) -> int:
     import serial
 
-    from remoteproc.rp2350 import UartBootRom, flat_image
+    from remoteproc.platforms.rp2350 import UartBootRom, flat_image
 
     notes: list[str] = []
 
