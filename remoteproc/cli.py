@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remoteproc import children
-from remoteproc.elf import ELF_MAGIC, read_bytes
 from remoteproc.errors import RemoteprocError
-from remoteproc.firmware import FirmwareInfo, finding_to_dict, firmware_info, info_to_dict
+from remoteproc.firmware import FirmwareInfo, finding_to_dict, firmware_info, info_to_dict, read_table
 from remoteproc.version import version
 from resource_table import (
     Dialect,
@@ -42,7 +41,6 @@ from resource_table import (
     to_v2,
 )
 from resource_table.emit_c import emit_c
-from resource_table.files import open_regular, read_regular
 from resource_table.layout import DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS
 
 if TYPE_CHECKING:
@@ -135,28 +133,8 @@ def _findings_lines(findings: Sequence[Finding]) -> list[str]:
     return ["  findings:", *(f"    {f}" for f in findings)]
 
 
-def _read_table(path: str, dialect: Dialect) -> tuple[bytes, tuple[Finding, ...]]:
-    """A raw table file, the .resource_table section of an ELF, or a JSON/TOML description built; with the
-    findings of a check (for an ELF, also what ``info`` finds in its segments and the table's placement)."""
-    if Path(path).suffix.lower() in (".json", ".toml"):
-        data = build(load_spec(path))
-        return data, tuple(check(data, dialect=dialect))
-    try:
-        with open_regular(path) as f:
-            head = f.read(4)
-        if head != ELF_MAGIC:
-            data = read_regular(path)
-            return data, tuple(check(data, dialect=dialect))
-    except OSError as exc:
-        raise RemoteprocError(f"{path}: {exc.strerror}") from None
-    info = firmware_info(path, dialect=dialect)
-    if info.elf.resource_table is None:
-        raise RemoteprocError(f"{path}: has no .resource_table section")
-    return read_bytes(path, info.elf.resource_table.offset, info.elf.resource_table.size), info.findings
-
-
 def cmd_rsc_show(args: argparse.Namespace) -> int:
-    data, findings = _read_table(args.table, args.dialect)
+    data, findings = read_table(args.table, args.dialect)
     table, spans = parse_with_spans(data, dialect=args.dialect)
     if args.json:
         print(json.dumps(to_dict(table, [s.offset for s in spans]), indent=2))
@@ -168,7 +146,7 @@ def cmd_rsc_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rsc_check(args: argparse.Namespace) -> int:
-    _, findings = _read_table(args.table, args.dialect)
+    _, findings = read_table(args.table, args.dialect)
     failing = [f for f in findings if args.strict or f.severity is Severity.ERROR]
     mode = "strict" if args.strict else "lenient"
     if args.json:
@@ -328,45 +306,21 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def _load_rp2350(args: argparse.Namespace, sends: list[tuple[str, bytes]]) -> int:
     """Boot ROM load over the UART, run, then talk rpmsg over the serial link on the same port."""
-    import time
-
-    from remoteproc.platforms.rp2350 import boot_and_connect
-    from remoteproc.session import SessionResult
-    from rpmsg.errors import RpmsgError
+    from remoteproc.platforms.rp2350 import uart_session
 
     if not args.port:
         raise UsageError("--platform rp2350-uart needs --port (a serial port or pyserial URL)")
     if (args.rx_size, args.tx_size, args.buffers) != (DEFAULT_BUFFER_SIZE, DEFAULT_BUFFER_SIZE, LINUX_MAX_BUFFERS):
         raise UsageError("--rx-size/--tx-size/--buffers: the rp2350-uart firmware's layout is fixed (512-byte buffers)")
-    link, device = boot_and_connect(
+    result = uart_session(
         Path(args.firmware),
         args.port,
-        progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
+        sends,
         timeout=args.timeout,
+        progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
         on_note=_note,
+        say=_quiet if args.json else print,
     )
-    say = _quiet if args.json else print
-    try:
-        deadline = time.monotonic() + args.timeout
-        wanted = {channel for channel, _ in sends}
-        while not wanted <= set(device.channels()) and time.monotonic() < deadline:
-            device.process()
-            time.sleep(0.01)
-        result = SessionResult(channels=dict(device.channels()))
-        say(f"channels: {', '.join(f'{n} at {a:#x}' for n, a in sorted(result.channels.items())) or 'none'}")
-        for channel, text in sends:
-            try:
-                with device.open(channel, timeout=max(0.0, deadline - time.monotonic())) as ep:
-                    ep.settimeout(args.timeout)
-                    ep.send(text)
-                    reply = ep.recv()
-                    result.replies.append((channel, reply))
-                    say(f"{channel} <- {reply!r}")
-            except RpmsgError as exc:
-                raise RemoteprocError(f"{channel}: {exc}") from None
-    finally:
-        device.close()
-        link.close()
     if args.json:
         print(json.dumps(_session_json(result), indent=2))
     return EXIT_OK
@@ -590,17 +544,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, RprocRemotePeer, run
+    from remoteproc.conformance import CATALOGUE, LIFECYCLE, run
     from remoteproc.conformance.breaks import BREAKS, HOST_BREAKS
-    from remoteproc.conformance.peers import OPENAMP_SHUTDOWN, Peer
-    from remoteproc.conformance.remote_role import (
-        REMOTE_CATALOGUE,
-        HostPeer,
-        OpenAmpHostPeer,
-        RprocHostPeer,
-        run_remote_role,
-    )
+    from remoteproc.conformance.remote_role import REMOTE_CATALOGUE, run_remote_role
     from remoteproc.conformance.report import Result
+    from remoteproc.conformance.select import HOSTS, PeerOptions, SelectionError, host_peer, remote_peer
 
     if args.peer == "linux-remoteproc":
         return _conformance_linux_remoteproc(args)
@@ -627,54 +575,33 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         for name, what in sorted(HOST_BREAKS.items()):
             print(f"  {name:<18} {what}")
         return EXIT_OK
-    if args.break_mode and args.peer not in ("rproc-remote", "rproc-host"):
-        raise UsageError("--break applies to --peer rproc-remote, rproc-host and linux-remoteproc only")
-    if args.peer in ("openamp-remote", "openamp-host", "rpmsg-lite-remote", "rpmsg-lite-master") and not args.command:
-        raise UsageError(f"--peer {args.peer} needs --command (the program that plays the other side)")
-    peer: Peer
-    if args.peer in ("rproc-host", "openamp-host", "linux", "rpmsg-lite-master"):
-        if args.only:
-            raise UsageError("--only selects host-role scenarios; the remote role judges all of them in one session")
-        host: HostPeer
-        if args.peer == "rproc-host":
-            host = RprocHostPeer(args.break_mode or "")
-        elif args.peer == "openamp-host":
-            host = OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
-        elif args.peer == "rpmsg-lite-master":
-            from remoteproc.conformance.remote_role import RpmsgLiteMasterPeer
-
-            host = RpmsgLiteMasterPeer(args.command)
-        else:
-            from remoteproc.conformance.linux.peer import LinuxHostPeer
-
-            host = LinuxHostPeer(progress=lambda text: print(f"rproc: {text}", file=sys.stderr))
-        report = run_remote_role(host, timeout=args.timeout)
-        return _finish_conformance(args, report)
-    if args.peer == "rproc-remote":
-        peer = RprocRemotePeer(args.break_mode or "")
-    elif args.peer == "rpmsg-lite-remote":
-        from remoteproc.conformance.peers import RpmsgLiteRemotePeer
-
-        peer = RpmsgLiteRemotePeer(args.command)
-    elif args.peer == "openamp-remote":
-        shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
-        peer = OpenAmpRemotePeer(
-            args.command, shm=args.shm, event=args.event, shutdown_message=shutdown, isolate=args.isolate
-        )
-    else:
-        from remoteproc.demo import DEFAULT_FIRMWARE
-
-        firmware = Path(args.firmware) if args.firmware else DEFAULT_FIRMWARE
-        if not firmware.is_file():
-            what = "--firmware" if args.firmware else "the example firmware (not in this install)"
-            raise UsageError(f"--peer firmware: {what} {firmware} is not a file: give --firmware FW.elf")
-        peer = FirmwarePeer(firmware)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    options = PeerOptions(
+        break_mode=args.break_mode or "",
+        command=args.command,
+        shm=args.shm,
+        event=args.event,
+        shutdown_message=not args.no_shutdown_message,
+        isolate=args.isolate,
+        firmware=Path(args.firmware) if args.firmware else None,
+        only=only,
+        progress=lambda text: print(f"rproc: {text}", file=sys.stderr),
+    )
+    if args.peer in HOSTS:
+        try:
+            host = host_peer(args.peer, options)
+        except SelectionError as exc:
+            raise UsageError(str(exc)) from None
+        return _finish_conformance(args, run_remote_role(host, timeout=args.timeout))
+    try:
+        peer = remote_peer(args.peer, options)
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
 
     def show(result: Result) -> None:
         if not args.json:
             print(f"{result.outcome.value.upper():<5} {result.scenario:<26} {result.evidence}", flush=True)
 
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
     try:
         report = run(peer, only=only, timeout=args.timeout, progress=show)
     except ValueError as exc:
@@ -747,9 +674,7 @@ def _finish_conformance(args: argparse.Namespace, report: Any, *, shown: bool = 
 
 
 def cmd_uart_boot(args: argparse.Namespace) -> int:
-    import serial
-
-    from remoteproc.platforms.rp2350 import UartBootRom, flat_image
+    from remoteproc.platforms.rp2350 import SRAM_BASE, uart_boot
 
     notes: list[str] = []
 
@@ -757,38 +682,28 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
         notes.append(text)
         _note(text)
 
-    image = flat_image(Path(args.firmware), on_note=note)
-    target, baud = (args.port, 1_000_000)
-    if target.startswith("uart:"):
-        from transports.uart import parse_uart_url
-
-        target, baud = parse_uart_url(target)
-    try:
-        port = serial.serial_for_url(target, baudrate=baud, timeout=0.05)
-    except (serial.SerialException, ValueError, OSError) as exc:
-        raise RemoteprocError(f"{target}: {exc}") from None
-    try:
-        rom = UartBootRom(port, timeout=args.timeout)
-        rom.connect(timeout=args.timeout)
-        print(f"boot ROM answered on {target}; loading {len(image)} bytes at 0x20000000", file=sys.stderr)
-        progress = _progress_bar if sys.stderr.isatty() and not args.json else None
-        rom.load(image, progress=progress, verify=not args.no_verify)
-        rom.execute()
-    finally:
-        port.close()
+    booted = uart_boot(
+        Path(args.firmware),
+        args.port,
+        timeout=args.timeout,
+        verify=not args.no_verify,
+        progress=_progress_bar if sys.stderr.isatty() and not args.json else None,
+        on_note=note,
+        say=lambda text: print(text, file=sys.stderr),
+    )
     if args.json:
         out = {
-            "port": target,
-            "baud": baud,
-            "address": "0x20000000",
-            "size": len(image),
+            "port": booted.port,
+            "baud": booted.baud,
+            "address": f"{SRAM_BASE:#x}",
+            "size": booted.size,
             "verified": not args.no_verify,
             "executing": True,
             "notes": notes,
         }
         print(json.dumps(out, indent=2))
     else:
-        print(f"loaded {len(image)} bytes{'' if args.no_verify else ', read back and verified'}; executing")
+        print(f"loaded {booted.size} bytes{'' if args.no_verify else ', read back and verified'}; executing")
     return EXIT_OK
 
 
