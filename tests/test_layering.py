@@ -1,5 +1,7 @@
 """The packages depend on each other one way only (STYLE.md): resource_table and transports import nothing of
-ours, virtio only transports, rpmsg virtio and transports; remoteproc anything."""
+ours, virtio only transports, rpmsg virtio and transports; remoteproc anything. Inside remoteproc, the command
+line (remoteproc/cli/) sits on top: the library does not import it, and the platforms import neither it nor the
+conformance suite."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ ALLOWED = {
     "remoteproc": OURS,
 }
 THIRD_PARTY_BORDERS = {"construct": {"resource_table/schema.py"}, "elftools": {"remoteproc/elf.py"}}
+# who may import remoteproc.cli besides the package itself: `python -m remoteproc`, and the rsc-mutation corpus of
+# the Linux conformance suite, which judges `rproc rsc check` itself against the kernel's verdict
+CLI_USERS = ("remoteproc/__main__.py", "remoteproc/conformance/linux/")
+ABOVE_PLATFORMS = ("remoteproc.cli", "remoteproc.conformance")
 
 
 def imports(path: Path) -> set[str]:
@@ -28,6 +34,22 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module.split(".")[0])
     return names
+
+
+def modules(path: Path) -> set[str]:
+    """The full dotted names ``path`` imports, at its top or inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
 
 
 @pytest.mark.parametrize("package", sorted(OURS))
@@ -43,3 +65,23 @@ def test_dependencies_flow_one_way(package: str) -> None:
 def test_third_party_libraries_have_one_border(library: str) -> None:
     users = {str(p.relative_to(REPO)) for pkg in OURS for p in (REPO / pkg).rglob("*.py") if library in imports(p)}
     assert users == THIRD_PARTY_BORDERS[library]
+
+
+def test_the_library_does_not_import_its_command_line() -> None:
+    users = set()
+    for pkg in OURS:
+        for path in (REPO / pkg).rglob("*.py"):
+            rel = str(path.relative_to(REPO))
+            if rel.startswith(("remoteproc/cli/", *CLI_USERS)):
+                continue
+            if any(_within(name, "remoteproc.cli") for name in modules(path)):
+                users.add(rel)
+    assert users == set()
+
+
+def test_platforms_sit_below_the_command_line_and_the_conformance_suite() -> None:
+    files = sorted((REPO / "remoteproc/platforms").glob("*.py"))
+    assert {"rp2350.py", "sim_remote.py", "openamp.py"} <= {p.name for p in files}
+    for path in files:
+        above = {name for name in modules(path) for top in ABOVE_PLATFORMS if _within(name, top)}
+        assert above == set(), f"{path.relative_to(REPO)} imports {sorted(above)}"
