@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remoteproc.cli.common import EXIT_OK, note, progress_for
+from remoteproc.cli.common import EXIT_OK, note, progress_for, to_stderr
 
 if TYPE_CHECKING:
     from remoteproc.cli.common import Subparsers
@@ -44,7 +43,7 @@ def cmd_uart_boot(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         progress=progress_for(args),
         on_note=keep_note,
-        say=lambda text: print(text, file=sys.stderr),
+        say=to_stderr,
     )
     if args.json:
         out = {
