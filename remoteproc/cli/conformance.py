@@ -12,11 +12,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remoteproc.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, write_output
-from remoteproc.conformance.select import LINUX_REMOTEPROC, OPENAMP_EVENT, OPENAMP_SHM, PEERS
 
 if TYPE_CHECKING:
     from remoteproc.cli.common import Subparsers
     from remoteproc.conformance.report import Report, Result
+
+# every --peer, in the order --help lists them; which role rproc plays against each is
+# remoteproc.conformance.select's (imported when the command runs: the suite is not loaded for other commands)
+PEERS = (
+    "rproc-remote",
+    "openamp-remote",
+    "firmware",
+    "rproc-host",
+    "openamp-host",
+    "linux",
+    "linux-remoteproc",
+    "rpmsg-lite-remote",
+    "rpmsg-lite-master",
+)
 
 
 def add_conformance(sub: Subparsers) -> None:
@@ -51,8 +64,9 @@ def add_conformance(sub: Subparsers) -> None:
         help="openamp-remote: the remote's command line (it creates --shm, listens on --event); openamp-host: the "
         "host's (rproc creates both first); rpmsg-lite-remote/-master: the program, run with the shm name appended",
     )
-    p.add_argument("--shm", default=OPENAMP_SHM, help="openamp-remote: the shared file")
-    p.add_argument("--event", default=OPENAMP_EVENT, help="openamp-remote: the kick socket")
+    # default: OpenAMP's fixed paths (transports.openamp)
+    p.add_argument("--shm", help="openamp-remote: the shared file")
+    p.add_argument("--event", help="openamp-remote: the kick socket")
     p.add_argument(
         "--no-shutdown-message",
         action="store_true",
@@ -80,7 +94,14 @@ def _stderr_progress(text: str) -> None:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     from remoteproc.conformance import run, run_remote_role
-    from remoteproc.conformance.select import HOSTS, PeerOptions, SelectionError, host_peer, remote_peer
+    from remoteproc.conformance.select import (
+        HOSTS,
+        LINUX_REMOTEPROC,
+        PeerOptions,
+        SelectionError,
+        host_peer,
+        remote_peer,
+    )
 
     if args.peer == LINUX_REMOTEPROC:
         return _linux_remoteproc(args)

@@ -23,25 +23,13 @@ from remoteproc.conformance.peers import (
 )
 from remoteproc.conformance.remote_role import HostPeer, OpenAmpHostPeer, RpmsgLiteMasterPeer, RprocHostPeer
 from remoteproc.errors import RemoteprocError
+from transports.openamp import EVENT_PATH, SHM_PATH
 
 REMOTES = ("rproc-remote", "openamp-remote", "firmware", "rpmsg-lite-remote")
 HOSTS = ("rproc-host", "openamp-host", "linux", "rpmsg-lite-master")
 LINUX_REMOTEPROC = "linux-remoteproc"
-PEERS = (  # every --peer, in the order --help lists them
-    "rproc-remote",
-    "openamp-remote",
-    "firmware",
-    "rproc-host",
-    "openamp-host",
-    "linux",
-    LINUX_REMOTEPROC,
-    "rpmsg-lite-remote",
-    "rpmsg-lite-master",
-)
 BREAKABLE = ("rproc-remote", "rproc-host")  # and linux-remoteproc, whose break modes are its own
 COMMANDED = ("openamp-remote", "openamp-host", "rpmsg-lite-remote", "rpmsg-lite-master")
-OPENAMP_SHM = "/dev/shm/openamp.shm"
-OPENAMP_EVENT = "/tmp/openamp.event.0"
 
 
 class SelectionError(RemoteprocError, ValueError):
@@ -51,15 +39,16 @@ class SelectionError(RemoteprocError, ValueError):
 @dataclass(frozen=True)
 class PeerOptions:
     """What the peers take: ``break_mode`` (rproc's own peers misbehaving on purpose), ``command`` (the program
-    playing an OpenAMP or RPMsg-Lite side), the OpenAMP profile's ``shm`` file and ``event`` socket, whether the
+    playing an OpenAMP or RPMsg-Lite side), the OpenAMP profile's ``shm`` file and ``event`` socket (default:
+    OpenAMP's fixed paths, :mod:`transports.openamp`), whether the
     OpenAMP remote is sent the echo demo's SHUTDOWN_MSG at the end (``shutdown_message``) and runs in its own mount
     namespace (``isolate``), the firmware peer's ``firmware`` (default: the example firmware), the host-role
     scenarios chosen (``only``), and ``progress``: what the linux peer's kernel build and boot are doing."""
 
     break_mode: str = ""
     command: str | None = None
-    shm: str = OPENAMP_SHM
-    event: str = OPENAMP_EVENT
+    shm: str | None = None
+    event: str | None = None
     shutdown_message: bool = True
     isolate: bool = False
     firmware: Path | None = None
@@ -86,7 +75,7 @@ def host_peer(name: str, options: PeerOptions) -> HostPeer:
     if name == "rproc-host":
         return RprocHostPeer(options.break_mode)
     if name == "openamp-host":
-        return OpenAmpHostPeer(options.command or "", shm=options.shm, event=options.event)
+        return OpenAmpHostPeer(options.command or "", shm=options.shm or SHM_PATH, event=options.event or EVENT_PATH)
     if name == "rpmsg-lite-master":
         return RpmsgLiteMasterPeer(options.command or "")
     from remoteproc.conformance.linux.peer import LinuxHostPeer  # the UML machinery, only when asked for
@@ -107,8 +96,8 @@ def remote_peer(name: str, options: PeerOptions) -> Peer:
         shutdown = OPENAMP_SHUTDOWN if options.shutdown_message else None
         return OpenAmpRemotePeer(
             options.command or "",
-            shm=options.shm,
-            event=options.event,
+            shm=options.shm or SHM_PATH,
+            event=options.event or EVENT_PATH,
             shutdown_message=shutdown,
             isolate=options.isolate,
         )

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from remoteproc.cli.conformance import PEERS
 from remoteproc.conformance import FirmwarePeer, OpenAmpHostPeer, RprocHostPeer, RprocRemotePeer
 from remoteproc.conformance.select import (
     HOSTS,
     LINUX_REMOTEPROC,
-    PEERS,
     REMOTES,
     PeerOptions,
     SelectionError,
@@ -22,9 +22,9 @@ from remoteproc.conformance.select import (
 from remoteproc.errors import RemoteprocError
 
 
-def test_every_peer_has_one_role() -> None:
+def test_every_peer_of_the_command_line_has_one_role() -> None:
     assert set(REMOTES).isdisjoint(HOSTS)
-    assert sorted(PEERS) == sorted((*REMOTES, *HOSTS, LINUX_REMOTEPROC))
+    assert sorted(PEERS) == sorted((*REMOTES, *HOSTS, LINUX_REMOTEPROC))  # the --peer choices
     assert issubclass(SelectionError, RemoteprocError) and issubclass(SelectionError, ValueError)
 
 
