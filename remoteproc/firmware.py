@@ -1,13 +1,15 @@
-"""What a firmware file holds: its ELF identity, segments and resource table, checked (``rproc info``)."""
+"""What a firmware file holds: its ELF identity, segments and resource table, checked (``rproc info``); a table
+from any file ``rproc rsc`` takes (:func:`read_table`)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from remoteproc.elf import ElfImage, read_bytes, read_elf
-from remoteproc.errors import FirmwareError
+from remoteproc.elf import ELF_MAGIC, ElfImage, read_bytes, read_elf
+from remoteproc.errors import FirmwareError, RemoteprocError
 from remoteproc.loader import segment_problems
 from resource_table import (
     Dialect,
@@ -16,11 +18,13 @@ from resource_table import (
     ResourceTableError,
     Severity,
     Span,
+    build,
     check,
+    load_spec,
     parse_with_spans,
     to_dict,
 )
-from resource_table.files import MAX_READ
+from resource_table.files import MAX_READ, open_regular, read_regular
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,27 @@ def firmware_info(path: str | os.PathLike[str], *, dialect: Dialect = Dialect.LI
     findings.extend(segments)
     findings.extend(_placement(image))
     return FirmwareInfo(elf=image, table=table, spans=spans, findings=tuple(findings), table_size=len(data))
+
+
+def read_table(path: str, dialect: Dialect) -> tuple[bytes, tuple[Finding, ...]]:
+    """A raw table file, the .resource_table section of an ELF, or a JSON/TOML description built; with the
+    findings of a check (for an ELF, also what :func:`firmware_info` finds in its segments and the table's
+    placement)."""
+    if Path(path).suffix.lower() in (".json", ".toml"):
+        data = build(load_spec(path))
+        return data, tuple(check(data, dialect=dialect))
+    try:
+        with open_regular(path) as f:
+            head = f.read(4)
+        if head != ELF_MAGIC:
+            data = read_regular(path)
+            return data, tuple(check(data, dialect=dialect))
+    except OSError as exc:
+        raise RemoteprocError(f"{path}: {exc.strerror}") from None
+    info = firmware_info(path, dialect=dialect)
+    if info.elf.resource_table is None:
+        raise RemoteprocError(f"{path}: has no .resource_table section")
+    return read_bytes(path, info.elf.resource_table.offset, info.elf.resource_table.size), info.findings
 
 
 def _placement(image: ElfImage) -> list[Finding]:

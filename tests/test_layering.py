@@ -1,5 +1,7 @@
 """The packages depend on each other one way only (STYLE.md): resource_table and transports import nothing of
-ours, virtio only transports, rpmsg virtio and transports; remoteproc anything."""
+ours, virtio only transports, rpmsg virtio and transports; remoteproc anything. Inside remoteproc, the command
+line (remoteproc/cli/) sits on top: the library does not import it, and the platforms import neither it nor the
+conformance suite."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ ALLOWED = {
     "remoteproc": OURS,
 }
 THIRD_PARTY_BORDERS = {"construct": {"resource_table/schema.py"}, "elftools": {"remoteproc/elf.py"}}
+# who may import remoteproc.cli besides the package itself: `python -m remoteproc`, and the rsc-mutation corpus of
+# the Linux conformance suite, which judges `rproc rsc check` itself against the kernel's verdict
+CLI_USERS = ("remoteproc/__main__.py", "remoteproc/conformance/linux/")
+ABOVE_PLATFORMS = ("remoteproc.cli", "remoteproc.conformance")
 
 
 def imports(path: Path) -> set[str]:
@@ -28,6 +34,10 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
 
 
 @pytest.mark.parametrize("package", sorted(OURS))
@@ -89,3 +99,24 @@ def test_the_linux_peers_catalogue_is_assembled_in_one_place() -> None:
         if path.name != "remoteproc_peer.py":
             imported = modules_imported(path, names_too=True)
             assert LINUX_REGISTRY not in imported, f"{path.relative_to(REPO)} imports the registry"
+
+
+def test_the_library_does_not_import_its_command_line() -> None:
+    users = set()
+    for pkg in OURS:
+        for path in (REPO / pkg).rglob("*.py"):
+            rel = str(path.relative_to(REPO))
+            if rel.startswith(("remoteproc/cli/", *CLI_USERS)):
+                continue
+            if any(_within(name, "remoteproc.cli") for name in modules_imported(path, names_too=True)):
+                users.add(rel)
+    assert users == set()
+
+
+def test_platforms_sit_below_the_command_line_and_the_conformance_suite() -> None:
+    files = sorted((REPO / "remoteproc/platforms").glob("*.py"))
+    assert {"rp2350.py", "sim_remote.py", "openamp.py"} <= {p.name for p in files}
+    for path in files:
+        imported = modules_imported(path, names_too=True)
+        above = {name for name in imported for top in ABOVE_PLATFORMS if _within(name, top)}
+        assert above == set(), f"{path.relative_to(REPO)} imports {sorted(above)}"

@@ -8,7 +8,7 @@ openamp-system-reference examples/legacy_apps/system/linux/machine), so rproc ca
 
 Both paths can be changed (``?shm=...&event=...``) so that tests and several pairs do not collide; OpenAMP's own
 demos hard-code them (one pair per machine, or one per mount namespace). What goes where inside the file (table at
-0, vrings at 0x4000 and 0x8000, buffers from 0x10000) is :mod:`remoteproc.openamp`'s business: its
+0, vrings at 0x4000 and 0x8000, buffers from 0x10000) is :mod:`remoteproc.platforms.openamp`'s business: its
 ``host_device(link)`` and ``remote_device(link)`` are the way in (``rpmsg.wiring.host_on``/``remote_on`` refuse
 this link: their Profile layout is not OpenAMP's).
 
@@ -47,7 +47,7 @@ EVENT_PATH = "/tmp/openamp.event.0"
 SHM_SIZE = 0x80000
 LAYOUT = (
     "openamp:// carries OpenAMP's layout (its resource table at offset 0, vrings at 0x4000 and 0x8000, buffers "
-    "from 0x10000): use remoteproc.openamp.host_device(link) or remote_device(link)"
+    "from 0x10000): use remoteproc.platforms.openamp.host_device(link) or remote_device(link)"
 )
 
 

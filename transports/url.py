@@ -14,7 +14,7 @@
 | ``devmem://ADDR?size=N&uio=/dev/uioN&mailbox=ADDR[&path=/dev/mem]`` | physical memory, UIO interrupts, a mailbox |
 | ``uart:PORT?size=N[&baud=B]`` | this side's own N-byte window, mirrored over the serial link |
 | ``openamp://[?shm=PATH&event=PATH]`` | OpenAMP's Linux-userspace demo machine (its file and socket): its layout
-  is OpenAMP's, so ``remoteproc.openamp.host_device``/``remote_device`` take it, not ``rpmsg.wiring.host_on`` |
+  is OpenAMP's: ``remoteproc.platforms.openamp.host_device``/``remote_device`` take it, not ``rpmsg.wiring.host_on`` |
 | ``vhost-user:PATH[?ns=0|1&version_1=0|1&event_idx=0|1]`` | the rpmsg remote behind a vhost-user front-end
   (UML's ``virtio_uml``, QEMU) on the unix socket PATH, role remote only; ``rpmsg.wiring.remote_on`` takes it |
 | ``spy+URL`` | any of these, with every kick, wait and watched ring change written to a trace |

@@ -148,7 +148,13 @@ class OpenAmpRemotePeer:
         self.description = f"OpenAMP-profile remote: {command}" + (" (own mount namespace)" if isolate else "")
 
     def start(self, timeout: float) -> HostContext:
-        from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, OPENAMP_HOST_STATUS, STATUS_OFFSET, host_device
+        from remoteproc.platforms.openamp import (
+            CHANNEL,
+            GFEATURES_OFFSET,
+            OPENAMP_HOST_STATUS,
+            STATUS_OFFSET,
+            host_device,
+        )
         from transports.openamp import OpenAmpLink
 
         command, shm, event, root = self.command, self.shm, self.event, None

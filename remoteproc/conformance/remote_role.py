@@ -488,7 +488,7 @@ class OpenAmpHostPeer:
         self.description = f"OpenAMP-profile host: {command}"
 
     def start(self, timeout: float) -> HostRun:
-        from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, STATUS_OFFSET, remote_device
+        from remoteproc.platforms.openamp import CHANNEL, GFEATURES_OFFSET, STATUS_OFFSET, remote_device
         from transports.openamp import OpenAmpLink
 
         link = OpenAmpLink("remote", shm=self.shm, event=self.event)

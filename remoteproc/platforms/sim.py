@@ -2,7 +2,7 @@
 
 The remote's memory is one /dev/shm file holding every region of the board's map back to back; firmware
 segments and the resource table are loaded into it exactly as into real memory. Starting the remote launches
-``python -m remoteproc.sim_remote``, which maps the same file, reads the resource table at the section's
+``python -m remoteproc.platforms.sim_remote``, which maps the same file, reads the resource table at the section's
 address, waits for DRIVER_OK (testing the bit, polling every millisecond as OpenAMP does), connects the
 doorbell socket and runs the rpmsg remote role with its services. Everything the host does is the real code
 path; only the CPU is simulated.
@@ -69,7 +69,7 @@ class SimPlatform:
         cmd = [
             sys.executable,
             "-m",
-            "remoteproc.sim_remote",
+            "remoteproc.platforms.sim_remote",
             "--shm",
             self.shm_name,
             "--map",

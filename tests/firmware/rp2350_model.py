@@ -28,7 +28,7 @@ from pathlib import Path
 from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
 from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M33
 
-from remoteproc.rp2350 import SRAM_BASE, flat_image
+from remoteproc.platforms.rp2350 import SRAM_BASE, flat_image
 
 XOSC_HZ = 12_000_000
 ROSC_HZ = 12_000_000

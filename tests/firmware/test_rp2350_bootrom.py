@@ -1,6 +1,6 @@
-"""The RP2350 UART boot loader (remoteproc/rp2350.py): the flat image and its IMAGE_DEF check, then the whole boot
-ROM protocol — splash, knock, w with read-back, x — against an emulated boot ROM (firmware/examples/bootrom_emu)
-on QEMU's emulated UART."""
+"""The RP2350 UART boot loader (remoteproc/platforms/rp2350.py): the flat image and its IMAGE_DEF check, then the
+whole boot ROM protocol — splash, knock, w with read-back, x — against an emulated boot ROM
+(firmware/examples/bootrom_emu) on QEMU's emulated UART."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from remoteproc.rp2350 import CHUNK, MIN_IMAGE_DEF, BootRomError, UartBootRom, find_image_def, flat_image
+from remoteproc.platforms.rp2350 import CHUNK, MIN_IMAGE_DEF, BootRomError, UartBootRom, find_image_def, flat_image
 
 pytestmark = pytest.mark.toolchain
 

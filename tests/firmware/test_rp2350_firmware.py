@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remoteproc.elf import read_elf
-from remoteproc.rp2350 import IMAGE_MAX, MIN_IMAGE_DEF, SRAM_BASE, find_image_def, flat_image
+from remoteproc.platforms.rp2350 import IMAGE_MAX, MIN_IMAGE_DEF, SRAM_BASE, find_image_def, flat_image
 
 pytestmark = pytest.mark.toolchain
 

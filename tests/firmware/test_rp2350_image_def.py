@@ -1,4 +1,4 @@
-"""The RP2350 loader adds the minimal IMAGE_DEF to a firmware that has none (remoteproc/rp2350.py): where no
+"""The RP2350 loader adds the minimal IMAGE_DEF to a firmware that has none (remoteproc/platforms/rp2350.py): where no
 segment claims the bytes — loaded or zero-filled (.bss) — after the vector table, word aligned, in the first
 4 KiB, growing the image if need be; with no such room it refuses, saying what to put in the linker script.
 The firmware are real ELFs, built here with arm-none-eabi-gcc from C and a linker script."""
@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from remoteproc.elf import read_elf
-from remoteproc.rp2350 import MIN_IMAGE_DEF, SRAM_BASE, BootRomError, find_image_def, flat_image, image_def_hole
+from remoteproc.platforms.rp2350 import (
+    MIN_IMAGE_DEF,
+    SRAM_BASE,
+    BootRomError,
+    find_image_def,
+    flat_image,
+    image_def_hole,
+)
 
 pytestmark = pytest.mark.toolchain
 

@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 
-from remoteproc.openamp import CHANNEL, GFEATURES_OFFSET, TABLE_SIZE, host_device
+from remoteproc.platforms.openamp import CHANNEL, GFEATURES_OFFSET, TABLE_SIZE, host_device
 from resource_table import ResourceTableError, parse
 from rpmsg import RpmsgError
 from transports.doorbell import Doorbell, SocketDoorbell

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from remoteproc.openamp import CHANNEL, STATUS_OFFSET, remote_device
+from remoteproc.platforms.openamp import CHANNEL, STATUS_OFFSET, remote_device
 from rpmsg import EndpointClosed, PeerLost
 from transports.openamp import OpenAmpLink
 

@@ -315,3 +315,18 @@ def test_rpmsg_errors_are_one_line_and_exit_1(
     assert main([*args, "--platform", "sim", str(example_firmware)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(line) and err.count("\n") == 1, err
+
+
+def test_the_parser_loads_no_engine_and_no_suite() -> None:
+    """Building the parser (every command's module) imports neither rpmsg, virtio nor the conformance suite: a
+    command imports what it runs when it runs (before: the conformance command's peer choices loaded the suite,
+    and with it rpmsg and virtio, for `rproc info` too)."""
+    probe = (
+        "import sys\n"
+        "from remoteproc.cli import build_parser\n"
+        "build_parser()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('rpmsg', 'virtio') "
+        "or m.startswith('remoteproc.conformance'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from remoteproc.openamp import CHANNEL, host_device
+from remoteproc.platforms.openamp import CHANNEL, host_device
 from transports.openamp import OpenAmpLink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_host_waits_for_a_table_written_after_the_socket_listens(tmp_path: Path)
     import threading
 
     from remoteproc.errors import RemoteprocError
-    from remoteproc.openamp import remote_device
+    from remoteproc.platforms.openamp import remote_device
 
     shm = f"/dev/shm/rproc-openamp-late-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     event = str(tmp_path / "openamp.event.0")
@@ -170,13 +170,13 @@ def test_the_remote_reuses_only_a_file_that_is_its_own(tmp_path: Path) -> None:
 
 
 def test_one_way_in_open_link_then_host_device_and_remote_device(tmp_path: Path) -> None:
-    """openamp:// from open_link (spy+ too) with remoteproc.openamp's host_device/remote_device is the way in;
+    """openamp:// from open_link (spy+ too) with remoteproc.platforms.openamp's host_device/remote_device is the way in;
     rpmsg's host_on/remote_on refuse it (host_on wrote rproc's layout over OpenAMP's table, the remote exited
     234; remote_on never wrote a table), and host_device/remote_device refuse a link that is not openamp://."""
     import threading
 
     from remoteproc.errors import RemoteprocError
-    from remoteproc.openamp import remote_device
+    from remoteproc.platforms.openamp import remote_device
     from rpmsg import LocalProtocolError
     from rpmsg.wiring import host_on, remote_on
     from transports.url import open_link

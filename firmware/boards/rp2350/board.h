@@ -1,5 +1,5 @@
 /* Raspberry Pi RP2350 board support (Cortex-M33, Secure): a RAM image loaded through the UART boot ROM
- * (remoteproc/rp2350.py, docs/rp2350.md). The host talks to it on UART0, which the boot ROM also uses: QSPI SD2 =
+ * (remoteproc/platforms/rp2350.py, docs/rp2350.md). The host talks to it on UART0, which the boot ROM also uses: QSPI SD2 =
  * TX, SD3 = RX, 1 Mbaud 8N1. Same API as boards/mps2-an505/board.h. */
 #ifndef RPROC_BOARD_H
 #define RPROC_BOARD_H

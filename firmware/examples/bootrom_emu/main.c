@@ -1,5 +1,5 @@
 /*
- * An emulated RP2350 UART boot ROM for QEMU's mps2-an505, so that rproc's loader (remoteproc/rp2350.py) runs its
+ * An emulated RP2350 UART boot ROM for QEMU's mps2-an505, so that rproc's loader (remoteproc/platforms/rp2350.py) runs its
  * whole protocol in CI (RP2350 datasheet 5.8.2): splash "RP2350", the knock 56 ff 8b e4 (any byte sequence
  * ending with it), then n / w + 32 bytes / r / c / x, each answered by its optional 32-byte read payload and the
  * command byte echoed. The 520 KiB window stands in for the chip's SRAM at 0x20000000; `x` cannot run RP2350

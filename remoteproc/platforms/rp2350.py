@@ -16,20 +16,29 @@ words of the Armv8-M vector table the image opens with, inside the first 4 KiB, 
 (loaded or zero-filled, at its load or its run address) — so the block changes nothing the firmware sees, and the
 boot ROM, which reads it before the firmware runs, finds it. The image grows to hold it if need be. The caller is
 told through ``on_note``; with no such room the image is refused, saying what to add to the linker script.
+
+:func:`uart_boot` is ``rproc uart-boot``; :func:`uart_session` is ``rproc load --platform rp2350-uart``: the boot,
+then rpmsg over the serial link (docs/uart-link.md) on the same port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from remoteproc.elf import read_elf
 from remoteproc.errors import RemoteprocError
 from rpmsg.device import RpmsgDevice
+from rpmsg.errors import RpmsgError
 from transports.uart import UartLink
+
+if TYPE_CHECKING:
+    from remoteproc.session import SessionResult
 
 SRAM_BASE = 0x20000000
 IMAGE_MAX = 520 * 1024
@@ -41,6 +50,7 @@ MIN_IMAGE_DEF_WORDS = " ".join(f"{w:08x}" for w in struct.unpack("<5I", MIN_IMAG
 IMAGE_DEF_SEARCH = 4096
 VECTOR_TABLE_MIN = 16 * 4  # SP, reset and the 14 other Armv8-M system exception entries
 CHUNK = 32
+BOOT_ROM_BAUD = 1_000_000  # fixed, 8N1 (5.8)
 
 Progress = Callable[[int, int], None]
 Note = Callable[[str], None]
@@ -121,6 +131,10 @@ class Port(Protocol):
     def read(self, size: int = 1) -> bytes: ...
 
     def write(self, data: bytes) -> int | None: ...
+
+
+class SerialPort(Port, Protocol):
+    def close(self) -> None: ...
 
 
 class UartBootRom:
@@ -204,6 +218,76 @@ class UartBootRom:
         self.command(b"x")
 
 
+def open_port(port_url: str, *, read_timeout: float) -> tuple[SerialPort, str, int]:
+    """The serial port behind ``port_url`` (a tty, a pyserial URL such as socket://h:p, or a uart: URL with its
+    baud; otherwise the boot ROM's fixed 1 Mbaud): (the open port, its name, its baud)."""
+    import serial
+
+    from transports.uart import parse_uart_url
+
+    target, baud = parse_uart_url(port_url) if port_url.startswith("uart:") else (port_url, BOOT_ROM_BAUD)
+    try:
+        port: SerialPort = serial.serial_for_url(target, baudrate=baud, timeout=read_timeout)
+    except (serial.SerialException, ValueError, OSError) as exc:
+        raise BootRomError(f"{target}: {exc} (is the device there, and may this user open it?)") from None
+    return port, target, baud
+
+
+def run_image(
+    port: Port,
+    image: bytes,
+    *,
+    timeout: float,
+    verify: bool = True,
+    progress: Progress | None = None,
+    on_connected: Callable[[], None] | None = None,
+) -> None:
+    """Connect to the boot ROM on ``port``, write ``image`` at the start of SRAM (read back unless not ``verify``)
+    and execute it; ``on_connected`` hears when the boot ROM has answered."""
+    rom = UartBootRom(port, timeout=timeout)
+    rom.connect(timeout=timeout)
+    if on_connected:
+        on_connected()
+    rom.load(image, progress=progress, verify=verify)
+    rom.execute()
+
+
+@dataclass(frozen=True)
+class Booted:
+    """What :func:`uart_boot` did: the port (its name and baud) and the image's size."""
+
+    port: str
+    baud: int
+    size: int
+
+
+def uart_boot(
+    firmware: Path,
+    port_url: str,
+    *,
+    timeout: float = 5.0,
+    verify: bool = True,
+    progress: Progress | None = None,
+    on_note: Note | None = None,
+    say: Note | None = None,
+) -> Booted:
+    """``rproc uart-boot``: load ``firmware`` into SRAM through the boot ROM on ``port_url``, verify it (unless not
+    ``verify``), run it, close the port. ``on_note`` hears what the loader changed (an IMAGE_DEF it added), ``say``
+    that the boot ROM answered."""
+    image = flat_image(firmware, on_note=on_note)
+    port, target, baud = open_port(port_url, read_timeout=0.05)
+
+    def connected() -> None:
+        if say:
+            say(f"boot ROM answered on {target}; loading {len(image)} bytes at {SRAM_BASE:#x}")
+
+    try:
+        run_image(port, image, timeout=timeout, verify=verify, progress=progress, on_connected=connected)
+    finally:
+        port.close()
+    return Booted(port=target, baud=baud, size=len(image))
+
+
 def boot_and_connect(
     firmware: Path,
     port_url: str,
@@ -216,22 +300,13 @@ def boot_and_connect(
     """Load ``firmware`` through the boot ROM on ``port_url`` (a tty or pyserial URL, or a uart: URL), run it,
     then bring up the serial link on the same port and the rpmsg host on it: (UartLink, RpmsgDevice). ``on_note``
     hears what the loader changed (an IMAGE_DEF it added)."""
-    import serial
-
     from rpmsg.wiring import UART_PROFILE, host_on
-    from transports.uart import UartWindowLink, parse_uart_url
+    from transports.uart import UartWindowLink
 
     image = flat_image(firmware, on_note=on_note)
-    target, baud = parse_uart_url(port_url) if port_url.startswith("uart:") else (port_url, 1_000_000)
+    port, target, _ = open_port(port_url, read_timeout=0.005)
     try:
-        port = serial.serial_for_url(target, baudrate=baud, timeout=0.005)
-    except (serial.SerialException, ValueError, OSError) as exc:
-        raise BootRomError(f"{target}: {exc} (is the device there, and may this user open it?)") from None
-    try:
-        rom = UartBootRom(port, timeout=timeout)
-        rom.connect(timeout=timeout)
-        rom.load(image, progress=progress, verify=verify)
-        rom.execute()
+        run_image(port, image, timeout=timeout, verify=verify, progress=progress)
     except BaseException:
         port.close()
         raise
@@ -243,3 +318,43 @@ def boot_and_connect(
         link.close()
         raise
     return link, device
+
+
+def uart_session(
+    firmware: Path,
+    port_url: str,
+    sends: Sequence[tuple[str, bytes]],
+    *,
+    timeout: float = 5.0,
+    progress: Progress | None = None,
+    on_note: Note | None = None,
+    say: Callable[[str], None] = print,
+) -> SessionResult:
+    """``rproc load --platform rp2350-uart``: boot ``firmware`` (:func:`boot_and_connect`), wait up to ``timeout``
+    for the channels ``sends`` name, list the channels, then send each message on its own endpoint and wait for its
+    reply; the device and the link are closed at the end. A channel that never came or a reply that did not is a
+    :class:`RemoteprocError` naming the channel."""
+    from remoteproc.session import SessionResult  # here: uart-boot and the image checks need no session machinery
+
+    link, device = boot_and_connect(firmware, port_url, progress=progress, timeout=timeout, on_note=on_note)
+    try:
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(RpmsgError):  # a channel not there by the deadline: its open below says so
+            for channel in sorted({channel for channel, _ in sends}):
+                device.wait_for_channel(channel, max(0.0, deadline - time.monotonic()))
+        result = SessionResult(channels=device.channels())
+        say(f"channels: {', '.join(f'{n} at {a:#x}' for n, a in sorted(result.channels.items())) or 'none'}")
+        for channel, text in sends:
+            try:
+                with device.open(channel, timeout=max(0.0, deadline - time.monotonic())) as ep:
+                    ep.settimeout(timeout)
+                    ep.send(text)
+                    reply = ep.recv()
+                    result.replies.append((channel, reply))
+                    say(f"{channel} <- {reply!r}")
+            except RpmsgError as exc:
+                raise RemoteprocError(f"{channel}: {exc}") from None
+    finally:
+        device.close()
+        link.close()
+    return result
