@@ -560,6 +560,14 @@ class RemoteCore(_CoreBase):
         returned = False
         for chain in chains:
             first = chain.descs[0]
+            if len(chain.descs) > 1:
+                # A message over several descriptors cannot be lent in place: gathered, as the batch copy does
+                # (rpmsg.protocol, "Chained buffers").
+                event = self._gather(chain)
+                returned = True
+                if event is not None:
+                    events.append(event)
+                continue
             if first.writable and not self.read_write_flagged:  # a host TX buffer is device-readable
                 self._drop(f"vring 1 buffer {chain.head}: {_flagged_writable(first.len)}")
                 self.from_host.push(chain.head, first.len)
@@ -588,6 +596,23 @@ class RemoteCore(_CoreBase):
             # Kick after returning buffers: a Linux sender blocked on a full TX ring waits for exactly this.
             self._note(self.from_host.publish())
         return events
+
+    def _gather(self, chain: Chain) -> Event | None:
+        """A chain of several descriptors: its device-readable bytes joined (device-writable ones too with
+        ``read_write_flagged``) make the message, and it goes back at once with used.len = the bytes read: the
+        rule of the batch copy (the vring engine's recv_copy) and of the C remote (firmware/lib/rpmsg_remote.c)."""
+        parts = [d for d in chain.descs if self.read_write_flagged or not d.writable]
+        data = b"".join(self.memory.read(d.addr, d.len) for d in parts)
+        self.from_host.push(chain.head, len(data))
+        if not parts:
+            self._drop(f"vring 1 buffer {chain.head}: {_flagged_writable(sum(d.len for d in chain.descs))}")
+            return None
+        try:
+            hdr = unpack_header(data, len(data))
+        except RemoteProtocolError as exc:
+            self._drop(f"vring 1 buffer {chain.head}: {exc}")
+            return None
+        return self._dispatch(hdr.src, hdr.dst, data[HEADER_SIZE : HEADER_SIZE + hdr.len], None)
 
     def _short_message(self, where: str, size: int, i: int, n: int) -> str:
         """A host send buffer flagged device-writable reads as 0 bytes: say so (it is the descriptor, not the

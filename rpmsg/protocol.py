@@ -21,6 +21,8 @@ Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``str
   OpenAMP's ``rpmsg_create_ept`` binds a fixed address below 1024 unchecked, and RPMsg-Lite allocates from 1,
   so a peer's channel may legitimately live there.
 - vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
+- Chained buffers: a message in a chain of several descriptors is the concatenation of its device-readable
+  bytes, returned with used.len = the bytes read, on every receive path (virtio 1.2 2.7.4; docs/rpmsg.md).
 - One message carries at most min(buffer - 16, 65535) bytes (:func:`check_payload`, every path of both roles and
   the C firmware library): the buffer after its header, and ``hdr.len``'s u16. Linux's buffers are a fixed 512
   bytes (``MAX_RPMSG_BUF_SIZE``: 496 of payload), rproc's default; a host's Profile or session may choose any size
