@@ -7,7 +7,8 @@ ep.send(b"ping"); data, src = echo.recvfrom(); echo.sendto(data, src); ep.recv()
 """
 
 from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
-from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.device import RpmsgDevice
+from rpmsg.endpoint import Endpoint
 from rpmsg.errors import (
     EndpointClosed,
     LocalProtocolError,
