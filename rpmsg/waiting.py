@@ -77,8 +77,19 @@ class Waiter:
     def owned(self) -> Iterator[None]:
         """This thread owns the doorbell and waits without the lock (entered and left with the lock held); a
         peer found gone meanwhile fails the device. Other waiters wait on the condition, notified at the end."""
-        dev = self.device
         self.owner = threading.current_thread()
+        try:
+            with self._unlocked():
+                yield
+        finally:
+            self.owner = None
+            self.device._changed.notify_all()
+
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Run without the device's lock (entered and left with it held); a peer found gone meanwhile (the
+        doorbell's PeerLostError) fails the device."""
+        dev = self.device
         dev._lock.release()
         try:
             yield
@@ -88,8 +99,6 @@ class Waiter:
                     dev._fail(exc)
         finally:
             dev._lock.acquire()
-            self.owner = None
-            dev._changed.notify_all()
 
     def wake_owner(self) -> None:
         """The doorbell owner sleeps in select, not on the condition: a message another thread took in may be
@@ -141,8 +150,7 @@ class Waiter:
         fast = dev._fast
         if dev.wait_mode == "busy":
             self.kicks(False)  # we poll anyway: spare the peer a doorbell write per message
-            dev._lock.release()
-            try:
+            with self._unlocked():
                 if fast is not None:
                     # Spin in C (the GIL released) until the ring has entries or a slice is over.
                     slice_s = BUSY_SLICE_SECONDS if remaining is None else min(remaining, BUSY_SLICE_SECONDS)
@@ -154,12 +162,6 @@ class Waiter:
                     self._next_doorbell_check = now + BUSY_SLICE_SECONDS
                     dev.doorbell.wait(0)
                     time.sleep(0)  # let other threads of this process run now and then
-            except PeerLostError as exc:
-                with dev._lock:
-                    if not dev._closed:
-                        dev._fail(exc)
-            finally:
-                dev._lock.acquire()
             if fast is None:
                 dev.process()
             return
