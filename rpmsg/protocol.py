@@ -22,7 +22,8 @@ Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``str
   so a peer's channel may legitimately live there.
 - vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
 - Chained buffers: a message in a chain of several descriptors is the concatenation of its device-readable
-  bytes, returned with used.len = the bytes read, on every receive path (virtio 1.2 2.7.4; docs/rpmsg.md).
+  bytes, returned with used.len = the bytes read, on every receive path; a send fills a chain's device-writable
+  descriptors in order, its room their sum (virtio 1.2 2.7.4; docs/rpmsg.md).
 - One well-formed message: the bytes its buffer holds for it (used.len, bounded by the buffer) hold the header
   and the ``len`` bytes it announces (:func:`parse_message`); anything else is dropped and counted, its buffer
   kept in circulation.

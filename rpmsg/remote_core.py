@@ -142,15 +142,22 @@ class RemoteCore(CoreBase):
             chain = self._take_rx_buffer()
         except WouldBlock:
             return False
-        buf = chain.descs[0]
+        room = sum(d.len for d in chain.descs if d.writable)
         try:
-            check_fits(len(payload), buf.len, "the host's")
+            check_fits(len(payload), room, "the host's")
         except MessageTooLong:
             self._spare = chain
             raise
-        self.memory.write(buf.addr, pack_header(src, dst, len(payload)))
-        self.memory.write(buf.addr + HEADER_SIZE, payload)
-        self.to_host.push(chain.head, HEADER_SIZE + len(payload))
+        # The chain's device-writable descriptors in order, as the engine's send_copy fills them (rpmsg.protocol,
+        # "Chained buffers"); a single descriptor (the only kind Linux and OpenAMP post) takes it all.
+        message = pack_header(src, dst, len(payload)) + bytes(payload)
+        pos = 0
+        for d in chain.descs:
+            if d.writable and pos < len(message):
+                part = message[pos : pos + d.len]
+                self.memory.write(d.addr, part)
+                pos += len(part)
+        self.to_host.push(chain.head, len(message))
         return True
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rpmsg import HostCore, Message, Profile, RemoteCore
+from rpmsg import HostCore, Message, MessageTooLong, Profile, RemoteCore
 from rpmsg.protocol import pack_header
 from transports.memory import MappedRegion, RegionMemory
 from virtio import Buf
@@ -84,3 +84,40 @@ def test_both_paths_agree_on_each_chain() -> None:
             outcome.append((split, got, remote.dropped, _used(mem, used)))
         seen[path] = outcome
     assert seen["batch"] == seen["zero-copy"]
+
+
+def _post_rx_chain(mem: RegionMemory, host: HostCore, first: int, second: int) -> tuple[int, int]:
+    """Instead of its usual single buffers, the host posts one receive buffer on vring 0 as a chain of two
+    device-writable descriptors of ``first`` and ``second`` bytes (two of its receive buffers). Returns their
+    addresses."""
+    a, b = host.rx_addrs[0], host.rx_addrs[1]
+    host.rx.reset()
+    host.rx.add([Buf(a, first, write=True), Buf(b, second, write=True)], token=a)
+    host.rx.publish()
+    return a, b
+
+
+@pytest.mark.parametrize("first_too_big", [False, True], ids=["fits", "after-one-too-big"])
+def test_a_send_fills_a_two_descriptor_host_buffer_on_every_path(first_too_big: bool) -> None:
+    """A send fills the chain's device-writable descriptors in order (the rule of the engine's send_copy and of
+    the C remote), also when that buffer was kept (spare) after a send too big for it. Before: the kept buffer
+    was measured and written by its first descriptor only: MessageTooLong with a limit of 8 bytes, for a chain
+    of 24 + 40 bytes that holds 48."""
+    mem = RegionMemory([MappedRegion("ram", BASE, _PROFILE.size, bytearray(_PROFILE.size))])
+    host = HostCore(mem, _PROFILE.rx_layout, _PROFILE.tx_layout, pool_da=_PROFILE.pool_da, rx_count=8, tx_count=8)
+    host.start()
+    remote = RemoteCore(mem, _PROFILE.rx_layout, _PROFILE.tx_layout)
+    a, b = _post_rx_chain(mem, host, 24, 40)
+    if first_too_big:
+        with pytest.raises(MessageTooLong) as err:
+            remote.send(SRC, DST, b"x" * 49)
+        assert err.value.limit == 48  # the chain's room, not its first descriptor's
+    payload = bytes(range(30))
+    remote.send(SRC, DST, payload)
+    message = pack_header(SRC, DST, len(payload)) + payload
+    assert mem.read(a, 24) + mem.read(b, len(message) - 24) == message
+    used = host.rx.layout.used
+    assert struct.unpack("<HII", mem.read(used + 2, 10)) == (1, 0, len(message))  # used.idx, head, used.len
+
+
+_PROFILE = Profile(num=8, rx_count=8, tx_count=8, base=BASE)
