@@ -1,10 +1,11 @@
 """The runner: one rpmsg device (a :class:`HostCore` or :class:`RemoteCore` plus a doorbell), either role, and
 its registry of endpoints and channels.
 
-The device keeps the rings (through its core; sending is its base class :class:`rpmsg.sending.Sending`),
-the endpoints bound to it (:mod:`rpmsg.endpoint`, which reach
-the device only through :class:`rpmsg.endpoint.EndpointDevice`) and the channels the peer announced. How threads
-wait (doorbell ownership, the wait modes, the pump thread) is its :class:`rpmsg.waiting.Waiter`, ``self.waiting``.
+The device keeps the rings (through its core) and the registry: the endpoints bound to it (:mod:`rpmsg.endpoint`,
+which reach the device only through :class:`rpmsg.endpoint.EndpointDevice`) and the channels the peer announced.
+Sending and the C path's receiving are its base classes (:mod:`rpmsg.sending`, :mod:`rpmsg.receiving`); how
+threads wait (doorbell ownership, the wait modes, the pump thread) is its :class:`rpmsg.waiting.Waiter`,
+``self.waiting``.
 
 Per message, a core of the plain class on the C engine goes through :mod:`rpmsg.fastpath` (one C call to send,
 one to take in, the wait itself in C); everything else, and every case the C path does not cover, takes the
@@ -45,6 +46,7 @@ from rpmsg.errors import (
 from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
 from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator, ns_address_problem, pack_ns
+from rpmsg.receiving import Receiving
 from rpmsg.sending import TRACE, Sending
 from rpmsg.state import rings_state
 from rpmsg.waiting import Waiter, WaitMode
@@ -58,10 +60,10 @@ __all__ = ["TRACE", "Endpoint", "ReceiveCallback", "RpmsgDevice", "UnbindCallbac
 log = logging.getLogger(__name__)
 
 
-class RpmsgDevice(Sending):
+class RpmsgDevice(Sending, Receiving):
     """Endpoints, channels and the rings of one core and one doorbell, either role. (Over ~400 lines: the one
-    central class of the runner; sending (its base :class:`rpmsg.sending.Sending`), waiting, endpoints and the
-    state report live in their own modules.)
+    central class of the runner; sending and the C path's receiving (its bases :class:`rpmsg.sending.Sending`,
+    :class:`rpmsg.receiving.Receiving`), waiting, endpoints and the state report live in their own modules.)
 
     What its endpoints use of it is :class:`rpmsg.endpoint.EndpointDevice`; what the endpoints' C methods look
     up on it by name (rpmsg/csrc/endpoint.c): ``_doorbell_owner``, ``_kick``, ``_take_batch``,
@@ -298,135 +300,6 @@ class RpmsgDevice(Sending):
         if events:
             self._changed.notify_all()
             self.waiting.wake_owner()
-
-    def try_recv_c(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
-        """The C path of ``recvfrom``, when there is one: a message for ``ep`` straight from the ring to bytes.
-        None hands over to the general path (messages already queued, zero-copy, a pump thread, errors,
-        timeouts, tracing), which then does the rest exactly as before."""
-        return None if self._fast is None else self._fast_recvfrom(ep, bufsize, deadline)
-
-    def _fast_recvfrom(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
-        fast = self._fast
-        assert fast is not None
-        waiting = self.waiting
-        block = self.wait_mode == "block"
-        armed = False  # this pass asks for kicks and, if nothing came, sleeps
-        with self._lock:
-            while True:
-                if (
-                    ep._queue
-                    or ep.closed
-                    or self.failure is not None
-                    or self._closed
-                    or waiting.pump is not None
-                    or self._zero_copy_endpoints
-                    or self._callback_endpoints
-                    or log.isEnabledFor(TRACE)
-                ):
-                    return None
-                # Blocking: the peer's kicks are asked for only while this thread sleeps (as "spin" does after
-                # its spin), so a reply that finds us awake costs the peer no doorbell write. Asking and looking
-                # once more is one C call. They stay on while another thread sleeps on the doorbell.
-                arm = 1 if armed else -1 if block and waiting.kicks_on and waiting.owner is None else 0
-                try:
-                    n = fast.recv(arm)
-                except RemoteProtocolError as exc:
-                    self._fail(exc)
-                    raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
-                if arm:
-                    waiting.kicks_on = fast.kicks_on()  # asking may have found messages first: then still off
-                if n == fastpath.GENERAL:
-                    return None
-                if n:
-                    if n & fastpath.NOTIFY:
-                        self._kick(fast.recv_queue)
-                    n &= 0xFFFF
-                    if n == 1:
-                        got = fast.single(ep.addr, bufsize)
-                        if got is not None:
-                            return got
-                    self._take_batch(n)
-                    armed = False
-                    continue
-                if armed:
-                    armed = False  # kicks asked for, nothing came: sleep
-                    with waiting.owned():
-                        waiting.block(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                    continue
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None  # the general path looks once more and raises the timeout
-                if waiting.owner is not None:
-                    return None  # another thread waits on the doorbell: wait on the condition, generally
-                if block:
-                    armed = True
-                    continue
-                waiting.wait(deadline)
-
-    def take_waiting(self, ep: Endpoint, out: list[tuple[bytes, int]], limit: int, bufsize: int) -> None:
-        """:meth:`_take_waiting` (the name the C methods call)."""
-        self._take_waiting(ep, out, limit, bufsize)
-
-    def _take_waiting(self, ep: Endpoint, out: list[tuple[bytes, int]], limit: int, bufsize: int) -> None:
-        """Append to ``out`` the messages for ``ep`` already there, queued or in the ring, up to ``limit`` in
-        all, without waiting (:meth:`Endpoint.recvfrom_many` after its first). Takes at most what is still
-        wanted from the ring per pass (with the C path: one C call each). A peer found gone or a ring found
-        broken ends the batch, not what it already holds: the next receive raises."""
-        fast = self._fast
-        with self._lock:
-            while len(out) < limit:
-                msg = ep._take()
-                if msg is not None:
-                    try:
-                        out.append((bytes(msg.payload[:bufsize]), msg.src))
-                    finally:
-                        msg.release()
-                    continue
-                if self.failure is not None or self._closed or ep.closed:
-                    return
-                want = limit - len(out)
-                try:
-                    if (
-                        fast is not None
-                        and self.waiting.pump is None
-                        and not self._zero_copy_endpoints
-                        and not self._callback_endpoints
-                        and not log.isEnabledFor(TRACE)
-                    ):
-                        n = fast.recv(0, want)
-                        if n == fastpath.GENERAL:
-                            fast = None
-                            continue
-                        if n & fastpath.NOTIFY:
-                            self._kick(fast.recv_queue)
-                        n &= 0xFFFF
-                        if not n:
-                            return
-                        self._take_batch(n)
-                        continue
-                    events = self.core.poll(zero_copy=self._zero_copy_filter, limit=want)
-                except RemoteProtocolError as exc:
-                    self._fail(exc)
-                    return
-                self._handle(events)
-                self._flush(changed=bool(events))
-                if not events:
-                    return
-
-    def _take_batch(self, n: int) -> None:
-        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's)."""
-        fast = self._fast
-        assert fast is not None
-        self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
-
-    def _c_recv_failed(self, rc: int) -> None:
-        """The endpoints' C receive met a broken ring: reported as the Python path does."""
-        fast = self._fast
-        assert fast is not None
-        try:
-            fast.recv_fault(rc)
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
 
     def _kick(self, queue: int) -> None:
         try:
