@@ -274,7 +274,7 @@ class RpmsgDevice(Sending, Receiving):
 
     def _broke(self, exc: RemoteProtocolError) -> PeerLost:
         """The peer broke a ring this call met (sending or receiving): the device fails, and this is the PeerLost
-        the call raises (every later call raises one too, from _check)."""
+        the call raises (every later call raises one too, from check)."""
         self._fail(exc)
         return PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed)
 
@@ -285,8 +285,7 @@ class RpmsgDevice(Sending, Receiving):
             try:
                 events = self.core.poll(zero_copy=self._zero_copy_filter)
             except RemoteProtocolError as exc:
-                self._fail(exc)
-                raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+                raise self._broke(exc) from exc
             self._handle(events)
             self._flush(changed=bool(events))
             return len(events)

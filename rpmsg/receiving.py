@@ -48,6 +48,7 @@ class Receiving:
         @property
         def _zero_copy_filter(self) -> Callable[[int], bool] | None: ...
         def _fail(self, exc: BaseException) -> None: ...
+        def _broke(self, exc: RemoteProtocolError) -> PeerLost: ...
         def _flush(self, changed: bool = True) -> None: ...
         def _handle(self, events: list[Event]) -> None: ...
         def _kick(self, queue: int) -> None: ...
@@ -84,8 +85,7 @@ class Receiving:
                 try:
                     n = fast.recv(arm)
                 except RemoteProtocolError as exc:
-                    self._fail(exc)
-                    raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+                    raise self._broke(exc) from exc
                 if arm:
                     waiting.kicks_on = fast.kicks_on()  # asking may have found messages first: then still off
                 if n == fastpath.GENERAL:
@@ -178,5 +178,4 @@ class Receiving:
         try:
             fast.recv_fault(rc)
         except RemoteProtocolError as exc:
-            self._fail(exc)
-            raise PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed) from exc
+            raise self._broke(exc) from exc
