@@ -116,8 +116,9 @@ def _check_bufsize(size: int, call: str) -> None:
 
 
 class Endpoint(EndpointBase):
-    """A socket-like rpmsg endpoint: ``send``/``sendto``, ``recv``/``recvfrom``/``recv_into``, timeouts,
-    ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``.
+    """A socket-like rpmsg endpoint, either role: ``send``/``sendto``, ``recv``/``recvfrom``/``recv_into``,
+    timeouts, ``fileno()`` for selectors and asyncio, zero-copy buffers, iteration and ``with``. (Over ~400 lines:
+    the user's one class, its socket-like surface in one place; it holds no ring logic.)
 
     ``send``, ``sendto``, ``recv`` and ``recvfrom`` are the ``_*_py`` methods below. When rpmsg._endpoint_c is
     built they are its C methods (the base class), which do the common case themselves (either role) while the
