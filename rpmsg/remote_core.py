@@ -206,7 +206,7 @@ class RemoteCore(CoreBase):
                 continue
             if first.writable and not self.read_write_flagged:  # a host TX buffer is device-readable
                 self._drop(f"vring 1 buffer {chain.head}: {_flagged_writable(first.len)}")
-                self.from_host.push(chain.head, first.len)
+                self.from_host.push(chain.head, 0)  # the bytes read, as the batch copy and the C remote return it
                 returned = True
                 continue
             capacity = first.len

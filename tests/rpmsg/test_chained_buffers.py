@@ -121,3 +121,20 @@ def test_a_send_fills_a_two_descriptor_host_buffer_on_every_path(first_too_big: 
 
 
 _PROFILE = Profile(num=8, rx_count=8, tx_count=8, base=BASE)
+
+
+def test_both_paths_return_a_device_writable_send_buffer_with_the_same_used_len() -> None:
+    """A host send buffer flagged device-writable holds 0 device-readable bytes: both paths drop it (counted) and
+    return it with used.len = the bytes read, 0, as the C remote does (firmware/lib/rpmsg_remote.c). Before, the
+    zero-copy path returned it with the descriptor's length."""
+    seen = {}
+    for path, zero_copy in PATHS.items():
+        mem, host, remote = _pair()
+        addr = host.tx.pool_take()
+        assert addr is not None
+        mem.write(addr, pack_header(SRC, DST, 5) + b"hello")
+        host.tx.add([Buf(addr, 21, write=True)], token=addr)
+        host.tx.publish()
+        assert remote.poll(zero_copy=zero_copy) == []
+        seen[path] = (remote.dropped, _used(mem, host.tx.layout.used))
+    assert seen["batch"] == seen["zero-copy"] == (1, (1, 0))
