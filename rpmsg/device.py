@@ -306,6 +306,13 @@ class RpmsgDevice(Sending, Receiving):
         except PeerLostError as exc:
             self._fail(exc)
 
+    def _c_done(self, rc: int, queue: int) -> int:
+        """After a C path call that published (kick after publish): kick ``queue`` when its result carries
+        NOTIFY (the peer asked and C could not write the doorbell itself); the count it carries."""
+        if rc & fastpath.NOTIFY:
+            self._kick(queue)
+        return rc & 0xFFFF
+
     def salvage(self) -> bool:
         """After the peer is lost: take in, once, the messages it left in the rings (the memory is still mapped).
         True if that delivered anything. A ring the peer broke is not read again; a device not failed: False."""

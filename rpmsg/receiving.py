@@ -51,7 +51,7 @@ class Receiving:
         def _broke(self, exc: RemoteProtocolError) -> PeerLost: ...
         def _flush(self, changed: bool = True) -> None: ...
         def _handle(self, events: list[Event]) -> None: ...
-        def _kick(self, queue: int) -> None: ...
+        def _c_done(self, rc: int, queue: int) -> int: ...
 
     def try_recv_c(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
         """The C path of ``recvfrom``, when there is one: a message for ``ep`` straight from the ring to bytes.
@@ -91,9 +91,7 @@ class Receiving:
                 if n == fastpath.GENERAL:
                     return None
                 if n:
-                    if n & fastpath.NOTIFY:
-                        self._kick(fast.recv_queue)
-                    n &= 0xFFFF
+                    n = self._c_done(n, fast.recv_queue)
                     if n == 1:
                         got = fast.single(ep.addr, bufsize)
                         if got is not None:
@@ -149,9 +147,7 @@ class Receiving:
                         if n == fastpath.GENERAL:
                             fast = None
                             continue
-                        if n & fastpath.NOTIFY:
-                            self._kick(fast.recv_queue)
-                        n &= 0xFFFF
+                        n = self._c_done(n, fast.recv_queue)
                         if not n:
                             return
                         self._take_batch(n)

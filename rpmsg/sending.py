@@ -43,7 +43,7 @@ class Sending:
         def check(self) -> None: ...
         def _broke(self, exc: RemoteProtocolError) -> PeerLost: ...
         def _flush(self, changed: bool = True) -> None: ...
-        def _kick(self, queue: int) -> None: ...
+        def _c_done(self, rc: int, queue: int) -> int: ...
 
     def no_buffer(self, within: str) -> RpmsgTimeout:
         """The timeout of a send that found no buffer ``within`` (e.g. "in time"), worded for this side."""
@@ -71,8 +71,7 @@ class Sending:
                 raise self._broke(exc) from exc
             if sent <= 0:
                 return False  # no buffer free (the general path waits for one), or the general path's case
-            if sent & fastpath.NOTIFY:
-                self._kick(fast.send_queue)
+            self._c_done(sent, fast.send_queue)
         return True
 
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview, timeout: float | None) -> None:
@@ -115,15 +114,14 @@ class Sending:
                     if k == fastpath.GENERAL:
                         k = self.core.send_many(src, dst, rest)
                         self._flush()
-                    elif k & fastpath.NOTIFY:
-                        self._kick(fast.send_queue)  # type: ignore[union-attr]
+                    else:
+                        k = self._c_done(k, fast.send_queue)  # type: ignore[union-attr]
                 except RemoteProtocolError as exc:
                     raise self._broke(exc) from exc
                 except MessageTooLong:
                     if done:
                         return done  # the remote's next host buffer is too small: the next call says so
                     raise
-                k &= 0xFFFF
                 if k and log.isEnabledFor(TRACE):
                     for p in rest[:k]:
                         log.log(TRACE, "rpmsg -> %#x to %#x, %d bytes: %s", src, dst, len(p), bytes(p[:32]).hex(" "))
@@ -169,8 +167,7 @@ class Sending:
                 if fast is not None and not log.isEnabledFor(TRACE):
                     self.core.check_tx_buffer(buf, length)
                     buf._finish()
-                    if fast.send_buffer(buf.addr, src, dst, length, reserved) & fastpath.NOTIFY:
-                        self._kick(TX_VRING)
+                    self._c_done(fast.send_buffer(buf.addr, src, dst, length, reserved), TX_VRING)
                     return
                 self.core.send_buffer(buf, src, dst, length, reserved=reserved)
             except RemoteProtocolError as exc:
