@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.report import Results  # noqa: E402
 from remoteproc.conformance.linux.build import UmlImages, ensure_uml  # noqa: E402
 from remoteproc.conformance.linux.uml import UmlGuest  # noqa: E402
-from rpmsg.device import WaitMode  # noqa: E402
+from rpmsg.waiting import WaitMode  # noqa: E402
 from rpmsg.wiring import VhostUserRemote  # noqa: E402
 from tests.conformance.linux.remote_service import ECHO_NAME, EchoService  # noqa: E402
 

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.report import Results, histogram, histogram_svg  # noqa: E402
-from rpmsg.device import Endpoint  # noqa: E402
+from rpmsg.endpoint import Endpoint  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
 from rpmsg.wiring import host_on  # noqa: E402
 from transports.url import open_link  # noqa: E402

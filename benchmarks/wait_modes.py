@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.report import Results  # noqa: E402
-from rpmsg.device import Endpoint  # noqa: E402
+from rpmsg.endpoint import Endpoint  # noqa: E402
 from rpmsg.errors import RpmsgTimeout  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
 from rpmsg.wiring import host_on  # noqa: E402

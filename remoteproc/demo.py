@@ -19,7 +19,7 @@ from remoteproc.platforms.base import Platform
 from remoteproc.platforms.qemu import QemuPlatform
 from remoteproc.platforms.sim import SimPlatform
 from remoteproc.rproc import RemoteProc
-from rpmsg.device import Endpoint
+from rpmsg.endpoint import Endpoint
 from rpmsg.protocol import LINUX_BUFFER_SIZE
 
 # A wheel carries the example firmware in remoteproc/example_firmware/ (setup.py builds it when

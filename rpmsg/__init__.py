@@ -10,7 +10,8 @@ Across processes or hardware: ``host_on(open_link(url, role="host"), profile)`` 
 """
 
 from rpmsg.core import ChannelEvent, HostCore, Message, RemoteCore, TxBuffer
-from rpmsg.device import Endpoint, RpmsgDevice
+from rpmsg.device import RpmsgDevice
+from rpmsg.endpoint import Endpoint
 from rpmsg.errors import (
     EndpointClosed,
     LocalProtocolError,

@@ -21,10 +21,19 @@ Sources: Linux ``drivers/rpmsg/virtio_rpmsg_bus.c`` (``struct rpmsg_hdr``, ``str
   OpenAMP's ``rpmsg_create_ept`` binds a fixed address below 1024 unchecked, and RPMsg-Lite allocates from 1,
   so a peer's channel may legitimately live there.
 - vring 0 carries remote -> host, vring 1 host -> remote; the host owns every buffer.
-- One message carries at most min(buffer - 16, 65535) bytes (:func:`check_payload`, every path of both roles and
-  the C firmware library): the buffer after its header, and ``hdr.len``'s u16. Linux's buffers are a fixed 512
-  bytes (``MAX_RPMSG_BUF_SIZE``: 496 of payload), rproc's default; a host's Profile or session may choose any size
-  per direction, and a remote takes each buffer's size from its descriptor.
+- Chained buffers: a message in a chain of several descriptors is the concatenation of its device-readable
+  bytes, returned with used.len = the bytes read, on every receive path; a send fills a chain's device-writable
+  descriptors in order, its room their sum (virtio 1.2 2.7.4; docs/rpmsg.md).
+- One well-formed message: the bytes its buffer holds for it (used.len, bounded by the buffer) hold the header
+  and the ``len`` bytes it announces (:func:`parse_message`); anything else is dropped and counted, its buffer
+  kept in circulation.
+- One message carries at most min(buffer - 16, 65535) bytes (:func:`payload_room`, :func:`check_payload`,
+  :func:`check_fits`; every path of both roles and the C firmware library): the buffer after its header, and
+  ``hdr.len``'s u16. Linux's buffers are a fixed 512 bytes (``MAX_RPMSG_BUF_SIZE``: 496 of payload), rproc's
+  default; a host's Profile or session may choose any size per direction, and a remote takes each buffer's size
+  from its descriptor. A buffer must hold more than the
+  header (:func:`check_buffer_size`); a remote's send that does not fit the host's buffer raises MessageTooLong
+  and keeps that buffer for the next, smaller send (never returned with a used.len below the header).
 """
 
 from __future__ import annotations
@@ -83,21 +92,50 @@ def check_payload(size: int, limit: int = MAX_PAYLOAD, room: str = "the rpmsg he
         raise MessageTooLong(f"{size} bytes do not fit {room} ({limit} bytes of payload)", size=size, limit=limit)
 
 
+def payload_room(buffer_size: int) -> int:
+    """The largest payload a buffer of ``buffer_size`` bytes carries: what follows its header, at most
+    :data:`MAX_PAYLOAD` (the header's u16 len)."""
+    return min(buffer_size - HEADER_SIZE, MAX_PAYLOAD)
+
+
+def check_fits(size: int, buffer_size: int, buffer: str = "a") -> None:
+    """MessageTooLong unless a payload of ``size`` bytes fits a buffer of ``buffer_size`` bytes (``buffer``
+    names whose, e.g. "the host's") after its header, and the header's len (:func:`check_payload`)."""
+    check_payload(size, buffer_size - HEADER_SIZE, f"{buffer} {buffer_size}-byte buffer")
+
+
+def check_buffer_size(name: str, size: int) -> None:
+    """LocalProtocolError unless a buffer of ``size`` bytes holds the header and at least one payload byte."""
+    if size <= HEADER_SIZE:
+        raise LocalProtocolError(f"{name} {size} leaves no room after the {HEADER_SIZE}-byte header")
+
+
+def parse_message(buf: bytes | bytearray | memoryview, pos: int, size: int) -> tuple[int, int, int, int, int]:
+    """The header ``(src, dst, reserved, len, flags)`` of one well-formed message: ``size`` bytes of ``buf`` from
+    ``pos`` (the bytes the buffer holds for it: used.len, or the readable chain, bounded by the buffer) hold the
+    16-byte header and the ``len`` bytes it announces. RemoteProtocolError otherwise: the receiver drops it
+    (counted, logged) and keeps the buffer in circulation. Every Python receive path of both roles calls this."""
+    if size < HEADER_SIZE or len(buf) - pos < HEADER_SIZE:
+        raise RemoteProtocolError(f"a {size}-byte message cannot hold the rpmsg header ({HEADER_SIZE} bytes)")
+    fields: tuple[int, int, int, int, int] = HEADER.unpack_from(buf, pos)
+    length = fields[3]
+    if length > size - HEADER_SIZE:
+        raise RemoteProtocolError(
+            f"header len {length} from {fields[0]:#x} to {fields[1]:#x} runs past its buffer "
+            f"({size - HEADER_SIZE} bytes of payload room)"
+        )
+    return fields
+
+
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
     check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)
 
 
 def unpack_header(buf: bytes | bytearray | memoryview, capacity: int) -> Header:
-    """The header at the start of ``buf``; ``capacity`` bounds the payload (used.len and the buffer size)."""
-    if capacity < HEADER_SIZE or len(buf) < HEADER_SIZE:
-        raise RemoteProtocolError(f"a message of {capacity} bytes cannot hold the {HEADER_SIZE}-byte rpmsg header")
-    src, dst, reserved, length, flags = HEADER.unpack_from(buf, 0)
-    if length > capacity - HEADER_SIZE:
-        raise RemoteProtocolError(
-            f"header len {length} from {src:#x} to {dst:#x} runs past its buffer ({capacity - HEADER_SIZE} bytes "
-            "of payload room)"
-        )
+    """The header at the start of ``buf``; ``capacity`` bounds the payload (used.len and the buffer size):
+    :func:`parse_message`."""
+    src, dst, reserved, length, flags = parse_message(buf, 0, capacity)
     return Header(src=src, dst=dst, len=length, flags=flags, reserved=reserved)
 
 

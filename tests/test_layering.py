@@ -120,3 +120,30 @@ def test_platforms_sit_below_the_command_line_and_the_conformance_suite() -> Non
         imported = modules_imported(path, names_too=True)
         above = {name for name in imported for top in ABOVE_PLATFORMS if _within(name, top)}
         assert above == set(), f"{path.relative_to(REPO)} imports {sorted(above)}"
+
+
+SANS_IO = ["rpmsg/protocol.py", "rpmsg/core.py", "rpmsg/core_common.py", "rpmsg/host_core.py", "rpmsg/remote_core.py"]
+IO_MODULES = {"os", "select", "socket", "threading", "asyncio", "mmap", "subprocess", "time", "serial", "signal"}
+
+
+@pytest.mark.parametrize("module", SANS_IO)
+def test_the_rpmsg_protocol_core_does_no_io(module: str) -> None:
+    """The protocol core (rules, both roles' cores) takes memory views and returns events and intents: it opens,
+    sleeps and starts nothing (STYLE.md, "Protocol cores do no I/O")."""
+    assert not imports(REPO / module) & IO_MODULES
+
+
+def test_an_endpoint_uses_its_device_only_through_the_named_interface() -> None:
+    """rpmsg/endpoint.py reaches its device through ``self._dev`` (typed EndpointDevice, which mypy checks), never
+    through ``self.device.<member>`` (the public handle, typed RpmsgDevice, whose private members it must not use)."""
+    tree = ast.parse((REPO / "rpmsg/endpoint.py").read_text())
+    used = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "device"
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "self"
+    ]
+    assert used == []

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from rpmsg import MessageTooLong, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
-from rpmsg.device import Endpoint, WaitMode
+from rpmsg.endpoint import Endpoint
+from rpmsg.waiting import WaitMode
 from transports.doorbell import EventfdSocketDoorbell
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)

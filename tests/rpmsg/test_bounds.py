@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from rpmsg import Limits, LocalProtocolError, Profile, RpmsgDevice, WouldBlock, loopback_pair
-from rpmsg.device import Endpoint
+from rpmsg.endpoint import Endpoint
 from rpmsg.protocol import ADDR_ANY, NS_ADDR, pack_ns
 
 PROFILE = Profile(num=64, rx_count=64, tx_count=64)

@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpmsg import EndpointClosed, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
-from rpmsg.device import TRACE, Endpoint, WaitMode
+from rpmsg.device import TRACE
+from rpmsg.endpoint import Endpoint
 from rpmsg.errors import MessageTooLong
+from rpmsg.waiting import WaitMode
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py")

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
-from rpmsg.device import Endpoint, WaitMode
+from rpmsg.endpoint import Endpoint
+from rpmsg.waiting import WaitMode
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 

@@ -14,8 +14,9 @@ import pytest
 
 import virtio.backend
 from rpmsg import MessageTooLong, PeerLost, Profile, RpmsgDevice, WouldBlock, loopback_pair
-from rpmsg.device import Endpoint, WaitMode
+from rpmsg.endpoint import Endpoint
 from rpmsg.protocol import MAX_PAYLOAD
+from rpmsg.waiting import WaitMode
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 

@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 
 from rpmsg import Profile, RpmsgDevice, RpmsgTimeout, loopback_pair
-from rpmsg.device import Endpoint, WaitMode
+from rpmsg.endpoint import Endpoint
+from rpmsg.waiting import WaitMode
 from rpmsg.wiring import host_on
 from tests.rpmsg.wakeup_peer import (
     BASE,
@@ -66,7 +67,7 @@ def _asleep(device: RpmsgDevice, n: int) -> Callable[[], bool]:
     def check() -> bool:
         with device._lock:
             waiters = len(device._changed._waiters)  # type: ignore[attr-defined]
-            return device._doorbell_owner is not None and waiters == n - 1
+            return device.waiting.owner is not None and waiters == n - 1
 
     return check
 
@@ -244,14 +245,14 @@ def test_a_busy_poller_leaves_the_kicks_on_while_another_thread_sleeps_on_the_do
         _wait_until(_asleep(receiving, 1), receiving, "a asleep on the doorbell")
         receiving.wait_mode = "busy"
         asked_off = threading.Event()
-        kicks = receiving._kicks
+        kicks = receiving.waiting.kicks
 
         def noted(on: bool) -> bool:
             if not on:
                 asked_off.set()
             return kicks(on)
 
-        receiving._kicks = noted  # type: ignore[method-assign]
+        receiving.waiting.kicks = noted  # type: ignore[method-assign]
         b.settimeout(0.05)  # b busy-polls for a while and leaves with nothing: nobody else wakes a
         with pytest.raises(RpmsgTimeout):
             b.recvfrom()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from rpmsg import RpmsgDevice
 from rpmsg.core import HostCore
-from rpmsg.device import Endpoint
+from rpmsg.endpoint import Endpoint
 
 BASE = 0x400  # the receivers' addresses: BASE + i (both sides)
 SENDER_BASE = 0x300  # the senders' addresses: SENDER_BASE + i
@@ -49,8 +49,8 @@ def ring_state(device: RpmsgDevice) -> str:
         f"{type(core).__name__} receive ring (vring {queue.index}): avail.flags {avail_flags:#x} avail.idx "
         f"{avail_idx} used.flags {used_flags:#x} used.idx {used_idx} used_event {used_event} avail_event "
         f"{avail_event}; engine: suppressed {st['suppressed']} last_used {st['last_used']} last_avail "
-        f"{st['last_avail']}; device: wait {device.wait_mode} kicks_on {device._kicks_on} doorbell owner "
-        f"{device._doorbell_owner} condition waiters {len(device._changed._waiters)}"  # type: ignore[attr-defined]
+        f"{st['last_avail']}; device: wait {device.wait_mode} kicks_on {device.waiting.kicks_on} doorbell owner "
+        f"{device.waiting.owner} condition waiters {len(device._changed._waiters)}"  # type: ignore[attr-defined]
     )
 
 

@@ -1,0 +1,169 @@
+"""What the two rpmsg roles' protocol cores share, without I/O: the events they hand out (:class:`Message`,
+:class:`ChannelEvent`), the zero-copy send buffer (:class:`TxBuffer`) and :class:`CoreBase` (intents, drops,
+batch parsing and dispatch). The roles: :mod:`rpmsg.host_core`, :mod:`rpmsg.remote_core`; the theory of
+operation: :mod:`rpmsg.core`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rpmsg.errors import RemoteProtocolError
+from rpmsg.log_limit import level_for
+from rpmsg.protocol import HEADER_SIZE, NS_ADDR, parse_message, unpack_ns
+from virtio import DeviceQueue, DriverQueue, Notify
+from virtio.errors import RemoteFault
+
+if TYPE_CHECKING:
+    from rpmsg._endpoint_c import TxBufferBase
+else:
+    from rpmsg._native import endpoint_module
+
+    TxBufferBase = endpoint_module().TxBufferBase if endpoint_module() is not None else object
+
+# The cores' one logger (drops of malformed messages), named as before the split.
+log = logging.getLogger("rpmsg.core")
+
+Payload = bytes | bytearray | memoryview
+
+
+@dataclass
+class Message:
+    """A received message. ``payload`` is a copy, unless it was received zero-copy: then it is a read-only
+    view of shared memory, valid until :meth:`release` (which hands the buffer back to the ring)."""
+
+    src: int
+    dst: int
+    payload: bytes | memoryview
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def held(self) -> bool:
+        return self._release is not None
+
+    def release(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            if isinstance(self.payload, memoryview):
+                self.payload.release()  # later use raises ValueError instead of reading a recycled buffer
+            release()
+
+    def __enter__(self) -> Message:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass(frozen=True)
+class ChannelEvent:
+    """The peer announced (``destroy`` False) or withdrew a channel through the name service."""
+
+    name: str
+    addr: int
+    destroy: bool
+
+
+Event = Message | ChannelEvent
+
+
+class TxBuffer(TxBufferBase):
+    """A send buffer in shared memory for zero-copy sends: write into :attr:`view`, then ``send_buffer``.
+
+    After it is sent (or given back) the view is released: a late write raises, it cannot corrupt a buffer the
+    peer is reading. Its fields live in rpmsg._endpoint_c.TxBufferBase when that is built, so that the endpoint's
+    C ``get_buffer`` makes one without running Python (docs/rpmsg.md, "Zero-copy")."""
+
+    def __init__(self, addr: int, view: memoryview, capacity: int, token: object = None) -> None:
+        self.addr = addr
+        self.view = view
+        self.capacity = capacity
+        self.token = token
+        self.done = False
+
+    if TxBufferBase is object:  # no compiled base: its methods, in Python
+
+        def _finish(self) -> None:
+            self.done = True
+            self.view.release()
+
+        def __setitem__(self, key: int | slice, value: object) -> None:
+            """``buf[i] = byte``, ``buf[a:b] = data``: into the payload (refused once sent)."""
+            if self.done:
+                raise ValueError("this TX buffer was sent or given back: take another (get_buffer)")
+            self.view[key] = value  # type: ignore[call-overload]
+
+        def __len__(self) -> int:
+            return self.capacity
+
+
+class CoreBase:
+    """What both roles' cores share: the kicks they ask for (intents), malformed messages dropped, a batch of
+    copied messages parsed (:func:`rpmsg.protocol.parse_message`) and dispatched to events."""
+
+    def __init__(self) -> None:
+        self.intents: set[int] = set()
+        self.dropped = 0  # malformed messages dropped (buffer kept); see the log for each
+
+    def _drop(self, why: str) -> None:
+        self.dropped += 1
+        log.log(level_for(self.dropped), "dropped a malformed message (%d so far): %s", self.dropped, why)
+
+    def take_intents(self) -> list[int]:
+        out = sorted(self.intents)
+        self.intents.clear()
+        return out
+
+    def _note(self, intent: Notify | None) -> None:
+        if intent is not None:
+            self.intents.add(intent.queue)
+
+    def _publish_taken(self, queue: DriverQueue | DeviceQueue) -> None:
+        """Publish after taking messages in. An entry after them that broke the queue (the engine took the good
+        ones, then stopped) makes this fail: the messages taken are still delivered, and the next poll reports
+        the broken queue (nothing the peer completed correctly is lost to a later bad entry)."""
+        with contextlib.suppress(RemoteFault):
+            self._note(queue.publish())
+
+    def _parse_batch(self, out: bytearray, lens: array[int], n: int, where: str) -> list[Event]:
+        """Messages copied back to back into ``out`` (sizes in ``lens``): each one checked (:func:`parse_message`),
+        each dispatched."""
+        events: list[Event] = []
+        pos = 0
+        for i in range(n):
+            size = lens[i]
+            try:
+                src, dst, _reserved, length, _flags = parse_message(out, pos, size)
+            except RemoteProtocolError as exc:
+                self._drop(self._malformed(where, exc, size, i, n))
+            else:
+                start = pos + HEADER_SIZE
+                event = self._dispatch(src, dst, bytes(out[start : start + length]), None)
+                if event is not None:
+                    events.append(event)
+            pos += size
+        return events
+
+    def _malformed(self, where: str, exc: RemoteProtocolError, size: int, i: int, n: int) -> str:
+        """Why message ``i`` of a batch of ``n`` (``size`` bytes) was dropped."""
+        return f"{where}: {exc}"
+
+    def _dispatch(
+        self, src: int, dst: int, payload: bytes | memoryview, release: Callable[[], None] | None
+    ) -> Event | None:
+        if dst == NS_ADDR:
+            try:
+                ns = unpack_ns(payload)
+            except RemoteProtocolError as exc:
+                self._drop(f"name service from {src:#x}: {exc}")
+                return None
+            finally:
+                if release is not None:
+                    release()
+            return ChannelEvent(name=ns.name, addr=ns.addr, destroy=ns.destroy)
+        return Message(src=src, dst=dst, payload=payload, _release=release)
