@@ -30,7 +30,7 @@ from rpmsg._native import GateDevice as GateDevice
 from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
-from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
+from rpmsg.protocol import HEADER_SIZE, RX_VRING, TX_VRING, parse_message
 from transports.doorbell import Doorbell, EventfdSocketDoorbell
 from virtio.cring import CVring
 from virtio.errors import RemoteFault
@@ -78,7 +78,6 @@ class _FastPath:
         self._c_out = ffi.from_buffer("uint8_t[]", out, require_writable=True)
         self._c_lens = ffi.from_buffer("uint32_t[]", lens, require_writable=True)
         self._out_cap = len(out)
-        self._unpack = HEADER.unpack_from
         # The doorbell's descriptors: an eventfd doorbell's kicks are read and written in C; any other doorbell
         # (sockets, UIO, wrappers that count) is read and kicked by the runner, through its own methods.
         self._poll_fd = doorbell.fileno()
@@ -101,11 +100,11 @@ class _FastPath:
     def single(self, addr: int, bufsize: int) -> tuple[bytes, int] | None:
         """The batch's only message as (payload, src) if it is a well-formed one for ``addr``; None otherwise
         (the general parser then delivers it, or drops it with the reason)."""
-        size = self.lens[0]
-        if size < HEADER_SIZE:
+        try:
+            src, dst, _reserved, length, _flags = parse_message(self.out, 0, self.lens[0])
+        except RemoteProtocolError:
             return None
-        src, dst, _reserved, length, _flags = self._unpack(self.out, 0)
-        if dst != addr or length > size - HEADER_SIZE:
+        if dst != addr:
             return None
         return self._view[HEADER_SIZE : HEADER_SIZE + min(length, bufsize)].tobytes(), src
 

@@ -1,7 +1,7 @@
 /*
  * rproc's freestanding rpmsg remote. See include/rproc/rpmsg_remote.h; the wire format is docs/rpmsg.md.
  *
- * The C twin of rproc's Python remote (rpmsg/core.py RemoteCore), held to it by tests/firmware/test_differential.py:
+ * The C twin of rproc's Python remote (rpmsg/remote_core.py RemoteCore), held to it by tests/firmware/test_differential.py:
  * the same host operations on two copies of the same memory leave the same bytes and the same results.
  * - Everything the host wrote is untrusted: the vring addresses in the resource table (checked against the
  *   region before any pointer is made), every descriptor (validated by the engine, virtio/csrc/vring.c, and read

@@ -33,7 +33,7 @@
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
  *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property);
  *   - of the device (Gate.attach's `device`): `_doorbell_owner`, the thread sleeping on the doorbell or None,
- *     read before arming and written around the sleep (RpmsgDevice._doorbell_owned);
+ *     read before arming and written around the sleep (Waiter.owned, rpmsg/waiting.py);
  *   - public API: a lock's acquire/release, a memoryview's release.
  */
 #ifndef RPROC_RPMSG_ENDPOINT_H

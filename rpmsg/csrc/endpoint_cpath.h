@@ -75,7 +75,7 @@ int rpc_batch_is_for(const struct rpc_path *p, int n, uint32_t addr);
 /* The i-th message of a batch rpc_batch_is_for accepted; *pos walks the batch buffer (start at 0). */
 const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, uint32_t *src, uint32_t *len);
 
-/* RpmsgDevice._block's wait, in C: sleep on the doorbell (poll_fd, its kick read from kick_fd) and the device's
+/* Waiter.block's wait, in C: sleep on the doorbell (poll_fd, its kick read from kick_fd) and the device's
  * wake descriptor with no time limit: RPF_KICKED, RPF_WOKEN, RPF_DOORBELL or RPF_EINTR. */
 int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd);
 

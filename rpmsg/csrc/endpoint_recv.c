@@ -49,7 +49,7 @@ static int doorbell_owned(Gate *g)
 
 #define SLEEP_UNLOCKED -2 /* an error, and the lock is not held (interrupted while taking it back) */
 
-/* Sleep on the doorbell without the lock and the GIL, as RpmsgDevice._doorbell_owned + _block do: own the
+/* Sleep on the doorbell without the lock and the GIL, as Waiter.owned + Waiter.block (rpmsg/waiting.py) do: own the
  * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
  * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
  * held, SLEEP_UNLOCKED on an error without it. */

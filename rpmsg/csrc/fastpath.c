@@ -1,6 +1,6 @@
 /*
  * The rpmsg host's per-message work in one C call each, for rpmsg/fastpath.py. Every rule stays in the Python
- * runner (rpmsg/device.py) and core (rpmsg/core.py); this file only does what they do per message without the
+ * runner (rpmsg/device.py) and cores (rpmsg/host_core.py, rpmsg/remote_core.py); this file only does what they do per message without the
  * interpreter in between:
  *
  *   rpf_send  take a send buffer (reclaiming returned ones when none is free), write the 16-byte header

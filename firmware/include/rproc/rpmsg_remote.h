@@ -66,7 +66,7 @@ struct rpmsg_remote {
 	void *kick_ctx;
 	uint32_t dropped; /* malformed host messages (and chained ones larger than RPMSG_BOUNCE_SIZE) */
 	/* A host receive buffer popped for a send it was too small for: kept for the next send that fits, like the
-	 * Python remote (rpmsg/core.py). Returned unused it would reach Linux with a used.len below the header. */
+	 * Python remote (rpmsg/remote_core.py). Returned unused it would reach Linux with a used.len below the header. */
 	volatile uint8_t *spare;
 	uint32_t spare_len;
 	uint16_t spare_head;
