@@ -590,17 +590,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    from remoteproc.conformance import CATALOGUE, LIFECYCLE, FirmwarePeer, OpenAmpRemotePeer, RprocRemotePeer, run
-    from remoteproc.conformance.breaks import BREAKS, HOST_BREAKS
-    from remoteproc.conformance.peers import OPENAMP_SHUTDOWN, Peer
-    from remoteproc.conformance.remote_role import (
+    from remoteproc.conformance import (
+        BREAKS,
+        CATALOGUE,
+        HOST_BREAKS,
+        LIFECYCLE,
+        OPENAMP_SHUTDOWN,
         REMOTE_CATALOGUE,
+        FirmwarePeer,
         HostPeer,
         OpenAmpHostPeer,
+        OpenAmpRemotePeer,
+        Peer,
+        Result,
+        RpmsgLiteMasterPeer,
+        RpmsgLiteRemotePeer,
         RprocHostPeer,
+        RprocRemotePeer,
+        run,
         run_remote_role,
     )
-    from remoteproc.conformance.report import Result
 
     if args.peer == "linux-remoteproc":
         return _conformance_linux_remoteproc(args)
@@ -641,8 +650,6 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         elif args.peer == "openamp-host":
             host = OpenAmpHostPeer(args.command, shm=args.shm, event=args.event)
         elif args.peer == "rpmsg-lite-master":
-            from remoteproc.conformance.remote_role import RpmsgLiteMasterPeer
-
             host = RpmsgLiteMasterPeer(args.command)
         else:
             from remoteproc.conformance.linux.peer import LinuxHostPeer
@@ -653,8 +660,6 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     if args.peer == "rproc-remote":
         peer = RprocRemotePeer(args.break_mode or "")
     elif args.peer == "rpmsg-lite-remote":
-        from remoteproc.conformance.peers import RpmsgLiteRemotePeer
-
         peer = RpmsgLiteRemotePeer(args.command)
     elif args.peer == "openamp-remote":
         shutdown = None if args.no_shutdown_message else OPENAMP_SHUTDOWN
