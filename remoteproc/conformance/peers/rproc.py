@@ -5,6 +5,7 @@ that rule can be shown to fail."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -50,6 +51,26 @@ HOST_BREAKS: dict[str, str] = {
 }
 
 
+def profile_args(p: Profile) -> list[str]:
+    """The command-line options that give a program of this package the profile ``p`` (none for the default)."""
+    if p == Profile():
+        return []
+    if not p.num == p.rx_count == p.tx_count:
+        raise RemoteprocError(f"rproc's peers: rings of {p.num} entries need {p.num} buffers each way")
+    return ["--num", str(p.num), "--rx-size", str(p.rx_size), "--tx-size", str(p.tx_size)]
+
+
+def add_profile_options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--num", type=int, default=Profile.num, help="the rings' size, and the buffers each way")
+    ap.add_argument("--rx-size", type=int, default=Profile.rx_size, help="the host's receive buffers (bytes)")
+    ap.add_argument("--tx-size", type=int, default=Profile.tx_size, help="the host's send buffers (bytes)")
+
+
+def profile_of(args: argparse.Namespace) -> Profile:
+    n = args.num
+    return Profile(num=n, rx_count=n, tx_count=n, rx_size=args.rx_size, tx_size=args.tx_size)
+
+
 class RprocRemotePeer:
     """rproc's remote in another process over the shm profile (``profile``: its rings and buffer sizes;
     optionally broken on purpose)."""
@@ -69,13 +90,7 @@ class RprocRemotePeer:
         args = [sys.executable, "-m", "remoteproc.conformance.peers.rproc_remote", self.name, "--timeout", str(timeout)]
         if self.break_mode:
             args += ["--break", self.break_mode, "--state", str(Path(tempfile.gettempdir()) / f"{self.name}.state")]
-        p = self.profile
-        if p != Profile():
-            if not p.num == p.rx_count == p.tx_count:
-                raise RemoteprocError(
-                    f"rproc-remote: a profile with {p.num} ring entries needs as many buffers each way"
-                )
-            args += ["--num", str(p.num), "--rx-size", str(p.rx_size), "--tx-size", str(p.tx_size)]
+        args += profile_args(self.profile)
         # The remote waits for the host's socket, so it may start first.
         proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lifecycle = ProcessLifecycle(proc)
@@ -91,12 +106,14 @@ class RprocRemotePeer:
 
 
 class RprocHostPeer:
-    """rproc's host in another process over the shm profile (optionally broken on purpose)."""
+    """rproc's host in another process over the shm profile (``profile``: its rings and buffer sizes; optionally
+    broken on purpose)."""
 
-    def __init__(self, break_mode: str = "") -> None:
+    def __init__(self, break_mode: str = "", profile: Profile | None = None) -> None:
         if break_mode and break_mode not in HOST_BREAKS:
             raise RemoteprocError(f"unknown host break mode {break_mode!r} (known: {', '.join(sorted(HOST_BREAKS))})")
         self.break_mode = break_mode
+        self.profile = profile or Profile()
         self.description = "rproc host over shm" + (f", broken: {HOST_BREAKS[break_mode]}" if break_mode else "")
 
     def start(self, timeout: float) -> HostRun:
@@ -104,9 +121,10 @@ class RprocHostPeer:
         args = [sys.executable, "-m", "remoteproc.conformance.peers.rproc_host", name, "--timeout", str(timeout)]
         if self.break_mode:
             args += ["--break", self.break_mode]
+        args += profile_args(self.profile)
         proc = children.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            device, link = remote_over_shm(name, timeout=timeout * 4)
+            device, link = remote_over_shm(name, self.profile, timeout=timeout * 4)
         except BaseException:
             proc.kill()
             proc.wait()

@@ -1,7 +1,7 @@
 """rproc's host program, the peer :class:`~remoteproc.conformance.peers.rproc.RprocHostPeer` starts for the remote
 role in a process of its own, correct or broken on purpose.
 
-    python -m remoteproc.conformance.peers.rproc_host NAME [--break MODE]
+    python -m remoteproc.conformance.peers.rproc_host NAME [--break MODE] [--num N --rx-size N --tx-size N]
 
 It creates the shm link NAME (rproc's shm profile), waits for the remote, opens ``rpmsg-echo`` and drives the
 traffic the remote-role scenarios look at: every size 1..496, a burst of 256, 70,000 small messages (the
@@ -14,11 +14,10 @@ import argparse
 import sys
 
 from remoteproc.conformance.common import ECHO_CHANNEL
-from remoteproc.conformance.peers.rproc import HOST_BREAKS
+from remoteproc.conformance.peers.rproc import HOST_BREAKS, add_profile_options, profile_of
 from rpmsg.core import HostCore
 from rpmsg.device import Endpoint, RpmsgDevice
 from rpmsg.errors import RpmsgError
-from rpmsg.profiles import Profile
 from rpmsg.protocol import TX_VRING, pack_header
 from transports.shm import ShmLink
 
@@ -93,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name")
     ap.add_argument("--break", dest="mode", choices=sorted(HOST_BREAKS), default="")
     ap.add_argument("--timeout", type=float, default=5)
+    add_profile_options(ap)
     args = ap.parse_args(argv)
-    p = Profile()
+    p = profile_of(args)
     listener = ShmLink.create_host(args.name, p.base + p.size)
     cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
     core = p.host_core(listener.memory, cls=cls)

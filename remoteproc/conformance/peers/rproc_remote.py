@@ -18,11 +18,10 @@ import time
 from array import array
 
 from remoteproc.conformance.common import ECHO_CHANNEL
-from remoteproc.conformance.peers.rproc import BREAKS
+from remoteproc.conformance.peers.rproc import BREAKS, add_profile_options, profile_of
 from rpmsg.core import Event, RemoteCore
 from rpmsg.device import Endpoint, RpmsgDevice
 from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
-from rpmsg.profiles import Profile
 from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES, RX_VRING, pack_header
 from transports.shm import ShmLink
 from virtio import Notify
@@ -145,11 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--break", dest="mode", choices=sorted(BREAKS), default="")
     ap.add_argument("--timeout", type=float, default=20)
     ap.add_argument("--state", help="a file that outlives this process (announce-once remembers its first start)")
-    ap.add_argument("--num", type=int, default=Profile.num, help="the rings' size, and the buffers each way")
-    ap.add_argument("--rx-size", type=int, default=Profile.rx_size, help="the host's receive buffers (bytes)")
-    ap.add_argument("--tx-size", type=int, default=Profile.tx_size, help="the host's send buffers (bytes)")
+    add_profile_options(ap)
     args = ap.parse_args(argv)
-    p = Profile(num=args.num, rx_count=args.num, tx_count=args.num, rx_size=args.rx_size, tx_size=args.tx_size)
+    p = profile_of(args)
     link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
     cls = type(f"Broken_{args.mode}", (_BrokenRemote,), {"mode": args.mode}) if args.mode else RemoteCore
     device = RpmsgDevice(p.remote_core(link.memory, cls=cls), link.doorbell)
