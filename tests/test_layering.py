@@ -147,3 +147,23 @@ def test_an_endpoint_uses_its_device_only_through_the_named_interface() -> None:
         and node.value.value.id == "self"
     ]
     assert used == []
+
+
+# remoteproc/conformance: the shared module and the report import no role; a role imports neither the other role
+# nor any peer; peers (peers/, linux/) build on the roles' contracts.
+CONFORMANCE_LAYERS = {
+    "common.py": ("remoteproc.conformance.",),
+    "report.py": ("remoteproc.conformance.",),
+    "host_role": ("remoteproc.conformance.remote_role", "remoteproc.conformance.peers", "remoteproc.conformance.linux"),
+    "remote_role": ("remoteproc.conformance.host_role", "remoteproc.conformance.peers", "remoteproc.conformance.linux"),
+}
+
+
+@pytest.mark.parametrize("part", sorted(CONFORMANCE_LAYERS))
+def test_conformance_roles_do_not_import_their_peers(part: str) -> None:
+    where = REPO / "remoteproc" / "conformance" / part
+    files = [where] if where.is_file() else sorted(where.rglob("*.py"))
+    assert files
+    for path in files:
+        banned = [m for m in modules_imported(path) if m.startswith(CONFORMANCE_LAYERS[part])]
+        assert not banned, f"{path.relative_to(REPO)} imports {banned}"

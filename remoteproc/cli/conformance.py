@@ -137,8 +137,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def _list(as_json: bool) -> int:
-    from remoteproc.conformance import CATALOGUE, LIFECYCLE, REMOTE_CATALOGUE
-    from remoteproc.conformance.breaks import BREAKS, HOST_BREAKS
+    from remoteproc.conformance import BREAKS, CATALOGUE, HOST_BREAKS, LIFECYCLE, REMOTE_CATALOGUE
 
     if as_json:
         listing = {

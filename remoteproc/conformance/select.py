@@ -13,15 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from remoteproc.conformance.peers import (
+from remoteproc.conformance import (
     OPENAMP_SHUTDOWN,
     FirmwarePeer,
+    HostPeer,
+    OpenAmpHostPeer,
     OpenAmpRemotePeer,
     Peer,
+    RpmsgLiteMasterPeer,
     RpmsgLiteRemotePeer,
+    RprocHostPeer,
     RprocRemotePeer,
 )
-from remoteproc.conformance.remote_role import HostPeer, OpenAmpHostPeer, RpmsgLiteMasterPeer, RprocHostPeer
 from remoteproc.errors import RemoteprocError
 from transports.openamp import EVENT_PATH, SHM_PATH
 

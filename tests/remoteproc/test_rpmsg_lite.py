@@ -14,8 +14,7 @@ import uuid
 import pytest
 
 from remoteproc.conformance import run, run_remote_role
-from remoteproc.conformance.peers import RpmsgLiteRemotePeer
-from remoteproc.conformance.remote_role import RpmsgLiteMasterPeer
+from remoteproc.conformance.peers import RpmsgLiteMasterPeer, RpmsgLiteRemotePeer
 from remoteproc.conformance.report import Outcome, Report
 from rpmsg.core import HostCore
 from rpmsg.profiles import Profile

@@ -9,10 +9,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from remoteproc.conformance.common import CountingDoorbell
 from remoteproc.conformance.linux.build import ensure_uml
 from remoteproc.conformance.linux.uml import UmlError, UmlGuest
 from remoteproc.conformance.remote_role import HostRun
-from remoteproc.conformance.scenarios import CountingDoorbell
 from rpmsg.device import RpmsgDevice
 from rpmsg.wiring import VhostUserRemote
 

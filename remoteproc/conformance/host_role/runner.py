@@ -6,9 +6,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from remoteproc.conformance.peers import Peer
+from remoteproc.conformance.common import NotApplicable
+from remoteproc.conformance.host_role.context import HostContext, Peer
+from remoteproc.conformance.host_role.scenarios import CATALOGUE, LIFECYCLE, Scenario
 from remoteproc.conformance.report import Outcome, Report, Result
-from remoteproc.conformance.scenarios import CATALOGUE, LIFECYCLE, HostContext, NotApplicable, Scenario
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The scenario catalogue: rproc plays the rpmsg host (virtio driver), the peer under test the remote.
+"""The host role's catalogue: rproc plays the rpmsg host (virtio driver), the peer under test the remote.
 
 Each scenario checks one rule and returns its evidence (bytes seen, counts, timings). The peer must serve an
 echo channel (``HostContext.channel``): every message sent to it comes back to its sender unchanged — what
@@ -14,133 +14,13 @@ import select
 import struct
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
-from rpmsg.core import HostCore
+from remoteproc.conformance.common import CountingDoorbell, NotApplicable, ScenarioFailed, pattern
+from remoteproc.conformance.host_role.context import HostContext, echo, expect_echo, u16
 from rpmsg.device import Endpoint, RpmsgDevice, WaitMode
 from rpmsg.errors import MessageTooLong, PeerLost, RpmsgError
-from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES
-from transports.doorbell import Doorbell, DoorbellWrapper
-
-
-class NotApplicable(Exception):
-    """The scenario cannot run against this peer (the message says why)."""
-
-
-class ScenarioFailed(AssertionError):
-    """The rule was broken; the message is the evidence."""
-
-
-class CountingDoorbell(DoorbellWrapper):
-    """A doorbell with a count of the peer's kicks: :attr:`kicks` counts the waits that consumed at least one,
-    :attr:`kick_bytes` every kick (each byte, eventfd write or datagram: ``received`` of transports.doorbell),
-    None where the doorbell does not count them."""
-
-    def __init__(self, inner: Doorbell) -> None:
-        super().__init__(inner)
-        self.kicks = 0
-
-    def wait(self, timeout: float | None) -> bool:
-        kicked = self.inner.wait(timeout)
-        self.kicks += kicked
-        return kicked
-
-    @property
-    def kick_bytes(self) -> int | None:
-        received = getattr(self.inner, "received", None)
-        return received if isinstance(received, int) else None
-
-
-@dataclass(frozen=True)
-class TableFacts:
-    """Where (device addresses) a profile with a resource table keeps what the host writes back, and what it
-    must read there after the start."""
-
-    gfeatures_da: int
-    status_da: int
-    expected_gfeatures: int
-    expected_status: int
-
-
-class Lifecycle(Protocol):
-    """What a peer can do beyond serving messages (each may raise NotApplicable)."""
-
-    def kill(self) -> None: ...
-
-    def exit_code(self, timeout: float) -> int | None: ...
-
-    def reap(self) -> None:
-        """After the run: make sure the peer is gone (kill it if it lingers)."""
-        ...
-
-
-@dataclass
-class HostContext:
-    device: RpmsgDevice
-    channel: str
-    lifecycle: Lifecycle
-    table: TableFacts | None = None
-    timeout: float = 5.0
-    shutdown_message: bytes | None = None  # OpenAMP's echo demo ends on a message, not on the host leaving
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    closed: bool = False
-    _ep: Endpoint | None = None
-
-    @property
-    def core(self) -> HostCore:
-        core = self.device.core
-        assert isinstance(core, HostCore)
-        return core
-
-    @property
-    def kicks(self) -> int:
-        bell = self.device.doorbell
-        return bell.kicks if isinstance(bell, CountingDoorbell) else 0
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[Endpoint]:
-        """The one host endpoint on the peer's channel, shared by all scenarios (echo demos such as OpenAMP's
-        answer the first sender's address, not each message's source), emptied of leftovers first."""
-        if self._ep is None:
-            self._ep = self.device.open(self.channel, timeout=self.timeout)
-        ep = self._ep
-        ep.settimeout(0)
-        with contextlib.suppress(RpmsgError):
-            while True:
-                ep.recv()
-        ep.settimeout(self.timeout)
-        yield ep
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.device.close()
-        for close in self.closers:
-            close()
-
-
-def _u16(ctx: HostContext, da: int) -> int:
-    return int(struct.unpack("<H", ctx.core.memory.read(da, 2))[0])
-
-
-def _echo(ep: Endpoint, payload: bytes, what: str) -> None:
-    ep.send(payload)
-    _expect_echo(ep, payload, what)
-
-
-def _expect_echo(ep: Endpoint, payload: bytes, what: str) -> None:
-    try:
-        got = ep.recv()
-    except RpmsgError as exc:
-        raise ScenarioFailed(f"{what}: no echo: {exc}") from None
-    if got != payload:
-        raise ScenarioFailed(f"{what}: echo differs: sent {len(payload)} bytes, got {len(got)}: {got[:16].hex()}")
-
-
-def _pattern(size: int, seed: int) -> bytes:
-    return bytes((i * 31 + seed) & 0xFF for i in range(size))
+from rpmsg.protocol import HEADER, HEADER_SIZE, LINUX_BUFFER_SIZE, RESERVED_ADDRESSES
 
 
 # --- the scenarios -----------------------------------------------------------------------------------------------
@@ -175,17 +55,19 @@ def echo_every_size(ctx: HostContext) -> str:
     with ctx.open() as ep:
         top = ctx.core.max_payload
         for size in range(1, top + 1):
-            _echo(ep, _pattern(size, size), f"{size} bytes")
+            echo(ep, pattern(size, size), f"{size} bytes")
     return f"every size 1..{top} echoed byte for byte"
 
 
 def max_size_and_one_over(ctx: HostContext) -> str:
     top = ctx.core.max_payload
     with ctx.open() as ep:
-        _echo(ep, _pattern(top, 7), f"the maximum, {top} bytes")
+        echo(ep, pattern(top, 7), f"the maximum, {top} bytes")
         try:
             ep.send(bytes(top + 1))
         except MessageTooLong as exc:
+            if exc.limit != top:
+                raise ScenarioFailed(f"{top + 1} bytes refused, but the error names a {exc.limit}-byte limit") from None
             return f"{top} bytes echoed; {top + 1} refused before sending ({exc.limit}-byte limit)"
     raise ScenarioFailed(f"{top + 1} bytes were accepted for sending")
 
@@ -197,7 +79,7 @@ def reserved_ignored(ctx: HostContext) -> str:
         buf = ep.get_buffer()
         buf.view[: len(payload)] = payload
         ctx.device.send_buffer(buf, ep.addr, ep.peer, len(payload), reserved=0xDEADBEEF)
-        _expect_echo(ep, payload, "a message with reserved = 0xdeadbeef")
+        expect_echo(ep, payload, "a message with reserved = 0xdeadbeef")
     return "a message with reserved = 0xdeadbeef was echoed"
 
 
@@ -230,8 +112,8 @@ def used_len(ctx: HostContext) -> str:
     core = ctx.core
     lay = core.rx.layout
     with ctx.open() as ep:
-        before = _u16(ctx, lay.used + 2)
-        ep.send(_pattern(size, 3))
+        before = u16(ctx, lay.used + 2)
+        ep.send(pattern(size, 3))
         failure = None
         try:
             got = ep.recv()
@@ -239,7 +121,7 @@ def used_len(ctx: HostContext) -> str:
                 failure = f"echo of {len(got)} bytes"
         except RpmsgError as exc:
             failure = f"no echo: {exc}"
-        after = _u16(ctx, lay.used + 2)
+        after = u16(ctx, lay.used + 2)
     if after == before:
         raise ScenarioFailed(failure or "the peer returned no buffer on vring 0")
     k = (after - 1) % lay.num
@@ -290,7 +172,7 @@ def notification_delivery(ctx: HostContext) -> str:
         slowest = 0.0
         for i in range(count):
             t0 = time.monotonic()
-            _echo(ep, i.to_bytes(4, "little"), f"message {i} (the host waits for a kick)")
+            echo(ep, i.to_bytes(4, "little"), f"message {i} (the host waits for a kick)")
             slowest = max(slowest, time.monotonic() - t0)
         _drain_kicks(device, 0.02)
         kicks = ctx.kicks - first
@@ -307,12 +189,12 @@ def notification_suppression(ctx: HostContext) -> str:
     # "busy": the host polls and sets NO_INTERRUPT on vring 0 (virtio 1.2, 2.7.7)
     with _counting_in(ctx, "busy") as device, ctx.open() as ep:
         device.request_kicks(False)  # busy mode keeps them off
-        _echo(ep, b"warm", "first message")
+        echo(ep, b"warm", "first message")
         _drain_kicks(device, 0.05)
-        flags = _u16(ctx, ctx.core.rx.layout.avail)
+        flags = u16(ctx, ctx.core.rx.layout.avail)
         before = ctx.kicks
         for i in range(count):
-            _echo(ep, i.to_bytes(4, "little"), f"message {i}")
+            echo(ep, i.to_bytes(4, "little"), f"message {i}")
         time.sleep(0.05)
         _drain_kicks(device, 0)
         kicks = ctx.kicks - before
@@ -329,13 +211,13 @@ def burst_fills_ring(ctx: HostContext) -> str:
     with ctx.open() as ep:
         start = time.monotonic()
         for i in range(count):
-            ep.send(i.to_bytes(4, "little") + _pattern(60, i))
+            ep.send(i.to_bytes(4, "little") + pattern(60, i))
         for i in range(count):
             try:
                 got = ep.recv()
             except RpmsgError as exc:
                 raise ScenarioFailed(f"{i} of {count} echoes came back: {exc}") from None
-            if got != i.to_bytes(4, "little") + _pattern(60, i):
+            if got != i.to_bytes(4, "little") + pattern(60, i):
                 raise ScenarioFailed(f"echo {i} of the burst is wrong or out of order: {got[:8].hex()}")
     return f"{count} messages sent before reading any, all echoed in order in {time.monotonic() - start:.3f} s"
 
@@ -345,7 +227,7 @@ def index_wraparound(ctx: HostContext) -> str:
     total = 70_000  # > 65536: both rings' 16-bit indices wrap
     window = 16
     with ctx.open() as ep:
-        start_idx = _u16(ctx, lay.avail + 2)
+        start_idx = u16(ctx, lay.avail + 2)
         start = time.monotonic()
         sent = received = 0
         while received < total:
@@ -359,7 +241,7 @@ def index_wraparound(ctx: HostContext) -> str:
             if got != received.to_bytes(4, "little"):
                 raise ScenarioFailed(f"echo {received} wrong or out of order: {got.hex()}")
             received += 1
-        end_idx = _u16(ctx, lay.avail + 2)
+        end_idx = u16(ctx, lay.avail + 2)
     seconds = time.monotonic() - start
     return (
         f"{total} messages echoed in order; vring 1 avail.idx {start_idx} -> {end_idx} (wrapped) "
@@ -367,12 +249,60 @@ def index_wraparound(ctx: HostContext) -> str:
     )
 
 
+def big_buffers(ctx: HostContext) -> str:
+    core = ctx.core
+    top = min(core.rx_size - HEADER_SIZE, core.max_payload)  # the largest echo: it comes back in a receive buffer
+    if top <= LINUX_BUFFER_SIZE - HEADER_SIZE:
+        raise NotApplicable(
+            f"the host's buffers are {core.rx_size}/{core.tx_size} bytes (receive/send): no big buffers "
+            "(Profile rx_size/tx_size above 512)"
+        )
+    sizes = sorted({LINUX_BUFFER_SIZE - HEADER_SIZE + 1, *(1 << k for k in range(9, 17) if 1 << k < top), top})
+    count = min(core.tx_count, core.rx_count)
+    with ctx.open() as ep:
+        for size in sizes:
+            echo(ep, pattern(size, size), f"{size} bytes")
+        for i in range(count):  # every buffer of both pools carries the largest message at once
+            ep.send(pattern(top, i))
+        for i in range(count):
+            expect_echo(ep, pattern(top, i), f"message {i} of a burst of {count} of {top} bytes")
+    return (
+        f"{len(sizes)} sizes {sizes[0]}..{top} echoed through {core.rx_size}/{core.tx_size}-byte buffers, then a "
+        f"burst of {count} x {top} bytes in order"
+    )
+
+
+def batches(ctx: HostContext) -> str:
+    core = ctx.core
+    count = min(core.tx_count, core.rx_count, 64)
+    sent = [i.to_bytes(4, "little") + pattern(i % 61, i) for i in range(3 * count)]
+    with ctx.open() as ep:
+        calls = got = 0
+        for start in range(0, len(sent), count):
+            batch = sent[start : start + count]
+            if ep.send_many(batch) != len(batch):
+                raise ScenarioFailed(f"send_many sent fewer than the {len(batch)} messages of a batch")
+            received: list[bytes] = []
+            while len(received) < len(batch):
+                try:
+                    received += ep.recv_many(len(batch) - len(received))
+                except RpmsgError as exc:
+                    raise ScenarioFailed(f"{got + len(received)} of {len(sent)} echoes came back: {exc}") from None
+                calls += 1
+            for k, data in enumerate(received):
+                if data != batch[k]:
+                    raise ScenarioFailed(f"echo {start + k} of the batches is wrong or out of order: {data[:8].hex()}")
+            got += len(received)
+    batches = len(sent) // count
+    return f"{len(sent)} messages in {batches} send_many calls of {count}, back in order in {calls} recv_many calls"
+
+
 def ns_from_host(ctx: HostContext) -> str:
     name = "rproc-conformance"
     with ctx.device.endpoint(name, announce=True) as announced:
         addr = announced.addr
     with ctx.open() as ep:
-        _echo(ep, b"after NS create and destroy", "echo after the host's announcements")
+        echo(ep, b"after NS create and destroy", "echo after the host's announcements")
     return f"the host announced {name!r} at {addr:#x} and withdrew it; the peer went on echoing"
 
 
@@ -391,7 +321,7 @@ def _lost_within(ep: Endpoint, limit: float) -> float:
 
 def peer_death(ctx: HostContext) -> str:
     with ctx.open() as ep:
-        _echo(ep, b"alive", "before")
+        echo(ep, b"alive", "before")
         ctx.lifecycle.kill()
         ep.settimeout(1.0)
         seconds = _lost_within(ep, 5.0)
@@ -401,7 +331,7 @@ def peer_death(ctx: HostContext) -> str:
 def peer_restart(ctx: HostContext) -> str:
     announced = name_service_create(ctx)
     with ctx.open() as ep:
-        _echo(ep, b"after the restart", "after the restart")
+        echo(ep, b"after the restart", "after the restart")
     return f"after the previous peer was killed: {announced}; echo works"
 
 
@@ -438,6 +368,8 @@ CATALOGUE: tuple[Scenario, ...] = (
     Scenario("burst-fills-ring", "a full ring of messages is delivered in order", burst_fills_ring),
     Scenario("index-wraparound", "buffers recycle across the 16-bit index wrap", index_wraparound),
     Scenario("ns-from-host", "NS create/destroy sent by the host is accepted", ns_from_host),
+    Scenario("big-buffers", "buffers above 512 bytes carry up to buffer - 16 bytes each way", big_buffers),
+    Scenario("batches", "send_many/recv_many carry many messages per call, in order", batches),
 )
 """Run in this order on one started peer; then the lifecycle scenarios below, each on its own start."""
 

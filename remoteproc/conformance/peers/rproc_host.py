@@ -1,6 +1,7 @@
-"""rproc's host as a conformance peer for the remote role, in its own process, correct or broken on purpose.
+"""rproc's host program, the peer :class:`~remoteproc.conformance.peers.rproc.RprocHostPeer` starts for the remote
+role in a process of its own, correct or broken on purpose.
 
-    python -m remoteproc.conformance.host_peer NAME [--break MODE]
+    python -m remoteproc.conformance.peers.rproc_host NAME [--break MODE] [--num N --rx-size N --tx-size N]
 
 It creates the shm link NAME (rproc's shm profile), waits for the remote, opens ``rpmsg-echo`` and drives the
 traffic the remote-role scenarios look at: every size 1..496, a burst of 256, 70,000 small messages (the
@@ -12,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from remoteproc.conformance.breaks import ECHO_CHANNEL, HOST_BREAKS
+from remoteproc.conformance.common import ECHO_CHANNEL
+from remoteproc.conformance.peers.rproc import HOST_BREAKS, add_profile_options, profile_of
 from rpmsg.core import HostCore
 from rpmsg.device import Endpoint, RpmsgDevice
 from rpmsg.errors import RpmsgError
-from rpmsg.profiles import Profile
 from rpmsg.protocol import TX_VRING, pack_header
 from transports.shm import ShmLink
 
@@ -50,7 +51,9 @@ def _echo(ep: Endpoint, payload: bytes) -> None:
         raise RpmsgError(f"echo of {len(payload)} bytes differs")
 
 
-def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
+def traffic(device: RpmsgDevice, mode: str, timeout: float, total: int = 70_000) -> None:
+    """Every size 1..max, a burst of 256, then ``total`` small messages 16 in flight (70,000: the indices wrap),
+    each echo checked (RpmsgError if one is wrong or missing)."""
     ep = device.open(ECHO_CHANNEL, timeout=timeout, zero_copy=mode == "no-repost")
     ep.settimeout(timeout)
     if mode == "wrong-dst":
@@ -58,7 +61,9 @@ def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
     if mode == "oversize-len":
         ep.send(BOGUS)
     held = []
-    for size in range(1, 497):
+    core = device.core
+    assert isinstance(core, HostCore)
+    for size in range(1, core.max_payload + 1):
         payload = bytes((i + size) & 0xFF for i in range(size))
         if mode == "no-repost":  # keep every received buffer: the remote runs out of places to answer
             ep.send(payload)
@@ -71,7 +76,6 @@ def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
         if ep.recv() != i.to_bytes(4, "little") * 8:
             raise RpmsgError(f"burst echo {i} differs")
     sent = received = 0
-    total = 70_000
     while received < total:
         while sent < total and sent - received < 16:
             ep.send(sent.to_bytes(4, "little"))
@@ -84,12 +88,13 @@ def traffic(device: RpmsgDevice, mode: str, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.host_peer")
+    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.peers.rproc_host")
     ap.add_argument("name")
     ap.add_argument("--break", dest="mode", choices=sorted(HOST_BREAKS), default="")
     ap.add_argument("--timeout", type=float, default=5)
+    add_profile_options(ap)
     args = ap.parse_args(argv)
-    p = Profile()
+    p = profile_of(args)
     link = ShmLink.create_host(args.name, p.base + p.size, doorbell="socket")
     cls = type(f"Broken_{args.mode}", (_BrokenHost,), {"mode": args.mode}) if args.mode else HostCore
     core = p.host_core(link.memory, cls=cls)

@@ -1,29 +1,30 @@
-"""A peer program the suite starts (OpenAMP's demos, or any ``--command``): tied to this process, its output kept,
-its end noticed at once.
+"""Peers in processes of their own. A peer program the suite starts (OpenAMP's demos, or any ``--command``):
+tied to this process, its output kept, its end noticed at once.
 
 A program that exits at once (a wrong path or argument, "Failed to set resource table") used to show as a 10-20 s
 timeout of whatever waited for it; every wait for such a peer now calls :meth:`PeerProgram.check`, which raises
 :class:`PeerExited` with the exit status and the end of its output as soon as it has ended. The output (stdout
 and stderr, in anonymous temporary files: nothing is left behind) is also where a host program reports its own
 tally: OpenAMP's pingers print "Test Results: Error count = N" and exit 0 whatever N is
-(:func:`reported_errors`).
+(:func:`remoteproc.conformance.remote_role.session.reported_errors`).
 """
 
 from __future__ import annotations
 
 import os
-import re
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO
 
 from remoteproc import children
 from remoteproc.errors import RemoteprocError
+from rpmsg.device import RpmsgDevice
 
 TAIL = 800  # characters of output quoted in an error
-_ERROR_COUNT = re.compile(rb"Error count\s*=\s*(\d+)")
 
 
 class PeerExited(RemoteprocError):
@@ -99,14 +100,60 @@ def _read(f: IO[bytes]) -> bytes:
     return os.pread(fd, os.fstat(fd).st_size, 0)
 
 
-def reported_errors(output: bytes) -> tuple[int, str] | None:
-    """The error count a host program printed ("Error count = N", OpenAMP's pingers; the last one if several),
-    with its line; None if it printed none."""
-    found = list(_ERROR_COUNT.finditer(output))
-    if not found:
-        return None
-    last = found[-1]
-    start = output.rfind(b"\n", 0, last.start()) + 1
-    end = output.find(b"\n", last.end())
-    line = output[start : end if end >= 0 else len(output)].decode(errors="replace").strip()
-    return int(last.group(1)), line
+class ProcessLifecycle:
+    """A peer process: killed on demand, reaped at the end (and its kept output freed)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], program: PeerProgram | None = None) -> None:
+        self.proc = proc
+        self.program = program
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def reap(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.program is not None:
+            self.program.close()
+
+
+@dataclass
+class ProcessRun:
+    description: str
+    device: RpmsgDevice
+    proc: subprocess.Popen[bytes]
+    closers: list[Callable[[], None]]
+    channel: str
+    channel_addr: int = 0x400
+    table: tuple[int, int, int] | None = None
+    program: PeerProgram | None = None  # a program whose output is kept (the host's own error count)
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout) if timeout else self.proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def output(self) -> bytes:
+        return self.program.output() if self.program is not None else b""
+
+    def close(self) -> None:
+        self.device.close()
+        for close in self.closers:
+            close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.program is not None:
+            self.program.close()

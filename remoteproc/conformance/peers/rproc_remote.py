@@ -1,6 +1,7 @@
-"""rproc's remote as a conformance peer, in its own process, correct or broken on purpose.
+"""rproc's remote program, the peer :class:`~remoteproc.conformance.peers.rproc.RprocRemotePeer` starts for the host
+role in a process of its own, correct or broken on purpose.
 
-    python -m remoteproc.conformance.remote_peer NAME [--break MODE]
+    python -m remoteproc.conformance.peers.rproc_remote NAME [--break MODE] [--num N --rx-size N --tx-size N]
 
 It connects to the host's shm link NAME (rproc's shm profile), announces ``rpmsg-echo`` and echoes every message
 back to its sender until the host goes away. Each ``--break`` mode violates one rule, so that the scenario
@@ -16,11 +17,11 @@ import sys
 import time
 from array import array
 
-from remoteproc.conformance.breaks import BREAKS, ECHO_CHANNEL
+from remoteproc.conformance.common import ECHO_CHANNEL
+from remoteproc.conformance.peers.rproc import BREAKS, add_profile_options, profile_of
 from rpmsg.core import Event, RemoteCore
-from rpmsg.device import RpmsgDevice
+from rpmsg.device import Endpoint, RpmsgDevice
 from rpmsg.errors import EndpointClosed, PeerLost, RpmsgTimeout
-from rpmsg.profiles import Profile
 from rpmsg.protocol import HEADER, HEADER_SIZE, RESERVED_ADDRESSES, RX_VRING, pack_header
 from transports.shm import ShmLink
 from virtio import Notify
@@ -69,7 +70,30 @@ class _BrokenRemote(RemoteCore):
         return super()._parse_batch(kept, kept_lens, len(kept_lens), where)
 
 
+def echo_batches(ep: Endpoint) -> None:
+    """The correct echo, through the remote role's batch path: what has arrived is taken in one call
+    (recvfrom_many) and answered with one send_many per run of messages from one source, until the host goes."""
+    while True:
+        try:
+            got = ep.recvfrom_many(64)
+        except RpmsgTimeout:
+            continue
+        except (PeerLost, EndpointClosed):
+            return
+        start = 0
+        try:
+            for k in range(1, len(got) + 1):
+                if k == len(got) or got[k][1] != got[start][1]:
+                    rest = [data for data, _ in got[start:k]]
+                    while rest:
+                        rest = rest[ep.send_many(rest, got[start][1]) :]
+                    start = k
+        except (PeerLost, EndpointClosed):
+            return
+
+
 def serve(device: RpmsgDevice, mode: str, state: str | None = None) -> None:
+    """Serve ``rpmsg-echo`` until the host goes: correct (``mode`` ""), or broken as BREAKS[mode] says."""
     if mode == "die-on-host-ns":
         device.on_channel(lambda name, addr, created: os._exit(3))
     announce = mode != "no-ns"
@@ -79,6 +103,9 @@ def serve(device: RpmsgDevice, mode: str, state: str | None = None) -> None:
             pass
     ep = device.endpoint(ECHO_CHANNEL, announce=announce)
     ep.settimeout(0.5)
+    if not mode:
+        echo_batches(ep)
+        return
     held: tuple[bytes, int] | None = None
     echoed = 0
     while True:
@@ -112,13 +139,14 @@ def serve(device: RpmsgDevice, mode: str, state: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.remote_peer")
+    ap = argparse.ArgumentParser(prog="python -m remoteproc.conformance.peers.rproc_remote")
     ap.add_argument("name")
     ap.add_argument("--break", dest="mode", choices=sorted(BREAKS), default="")
     ap.add_argument("--timeout", type=float, default=20)
     ap.add_argument("--state", help="a file that outlives this process (announce-once remembers its first start)")
+    add_profile_options(ap)
     args = ap.parse_args(argv)
-    p = Profile()
+    p = profile_of(args)
     link = ShmLink.connect_remote(args.name, p.base + p.size, args.timeout)
     cls = type(f"Broken_{args.mode}", (_BrokenRemote,), {"mode": args.mode}) if args.mode else RemoteCore
     device = RpmsgDevice(p.remote_core(link.memory, cls=cls), link.doorbell)
