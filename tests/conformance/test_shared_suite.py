@@ -55,8 +55,8 @@ def test_host_role_catalogue(transport: str, path: str, tmp_path: Path) -> None:
 
 # Not run: seen, not yet explained (transports/uart.py, transports/mirror.py; docs/conformance.md).
 UART_BIG = (
-    "uart with buffers above 512 bytes: a ring's worth of big messages each way stalls the serial link over a pty "
-    "(the peer acknowledged nothing for 10 s; always at 64 KiB, at 16 KiB and 4 KiB under load)"
+    "uart, rproc as remote with 4 KiB buffers: rproc's host program does not end within 120 s over the pty (cause "
+    "not found; as host, rproc passes with 4 and 64 KiB since the remote mirrors the host's posted buffers)"
 )
 BIG = ["max-size-and-one-over", "used-len", "burst-fills-ring", "big-buffers", "batches"]
 
@@ -66,8 +66,6 @@ BIG = ["max-size-and-one-over", "used-len", "burst-fills-ring", "big-buffers", "
 def test_big_buffers_and_batches(transport: str, size: int, tmp_path: Path) -> None:
     """Issue 20's big buffers (Profile rx_size/tx_size) and batches (send_many/recv_many) in the shared suite:
     the host's send_many/recv_many against the remote's (rproc's echo answers each batch with one send_many)."""
-    if transport == "uart":
-        pytest.skip(UART_BIG)
     p = Profile(num=16, rx_count=16, tx_count=16, rx_size=size, tx_size=size)
     report = run(RemoteOver(transport, tmp_path, p), only=BIG, timeout=10)
     _check(report, BIG, {})
