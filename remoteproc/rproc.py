@@ -27,13 +27,13 @@ from remoteproc.lifecycle import Lifecycle, State, StateError
 from remoteproc.loader import Progress
 from remoteproc.platforms.base import Platform
 from remoteproc.resources import Pool, Resources, handle_resources
-from remoteproc.vdev import STATUS_ACKNOWLEDGE, VdevControl
+from remoteproc.vdev import VdevControl
 from resource_table import Dialect, ResourceTable, ResourceTableError, Severity, Span, Trace, parse_with_spans
 from resource_table.findings import place
 from rpmsg import HostCore, RpmsgDevice
 from rpmsg.protocol import HEADER_SIZE, LINUX_BUFFER_SIZE, LINUX_MAX_BUFFERS
 from virtio import VringLayout
-from virtio.features import VIRTIO_RING_F_EVENT_IDX
+from virtio.features import STATUS_ACKNOWLEDGE, VIRTIO_RING_F_EVENT_IDX
 
 log = logging.getLogger(__name__)
 

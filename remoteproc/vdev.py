@@ -13,10 +13,8 @@ import struct
 
 from resource_table import vdev_field_offset
 from transports.memory import RegionMemory
+from virtio.features import STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK
 
-STATUS_ACKNOWLEDGE = 1
-STATUS_DRIVER = 2
-STATUS_DRIVER_OK = 4
 NOTIFY_ID_NONE = 0xFFFF_FFFF
 
 

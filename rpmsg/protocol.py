@@ -42,6 +42,7 @@ import struct
 from dataclasses import dataclass
 
 from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError
+from virtio.features import STATUS_DRIVER_OK, STATUS_FAILED
 
 HEADER = struct.Struct("<IIIHH")
 HEADER_SIZE = HEADER.size  # 16
@@ -64,8 +65,8 @@ LINUX_BUFFER_SIZE = 512  # Linux's fixed buffer (virtio_rpmsg_bus.c MAX_RPMSG_BU
 LINUX_MAX_BUFFERS = 512
 
 VIRTIO_ID_RPMSG = 7
-VIRTIO_CONFIG_S_DRIVER_OK = 0x04
-VIRTIO_CONFIG_S_FAILED = 0x80
+VIRTIO_CONFIG_S_DRIVER_OK = STATUS_DRIVER_OK  # the virtio status bits live once, in virtio/features.py
+VIRTIO_CONFIG_S_FAILED = STATUS_FAILED
 
 
 def driver_ok(status: int) -> bool:
