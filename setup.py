@@ -62,11 +62,13 @@ setup(
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithFirmware},
     cffi_modules=["virtio/_build_vring.py:ffibuilder", "rpmsg/_build_fastpath.py:ffibuilder"],
     ext_modules=[
+        # rpmsg/csrc/endpoint*.c only: the ring work is rpmsg._fastpath_cffi's copy of fastpath.c and vring.c,
+        # called through its table (struct rpf_api), so one build of both serves the cffi path and these methods.
         Extension(
             "rpmsg._endpoint_c",
-            sources=["rpmsg/csrc/endpoint.c", "rpmsg/csrc/fastpath.c", "virtio/csrc/vring.c"],
+            sources=sorted(str(p.relative_to(HERE)) for p in (HERE / "rpmsg" / "csrc").glob("endpoint*.c")),
             include_dirs=["rpmsg/csrc", "virtio/csrc"],
-            extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra"],
+            extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],
         )
     ],
 )

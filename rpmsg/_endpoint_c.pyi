@@ -1,5 +1,5 @@
-# Stub of the compiled module rpmsg/csrc/endpoint.c (the host endpoint's send/recv as C methods).
-from collections.abc import Iterable
+# Stub of the compiled module rpmsg/csrc/endpoint*.c (the endpoint's send/recv as C methods; see endpoint.h).
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rpmsg.core import TxBuffer
@@ -10,9 +10,37 @@ class Gate:
     kicks_on: int
     attached: int
     remote: int
-    def attach(self, *args: Any) -> None: ...
+    def attach(
+        self,
+        *,
+        api: int,
+        rx: int,
+        tx: int,
+        pool: int,
+        npool: int,
+        pool_cap: int,
+        tx_size: int,
+        rx_size: int,
+        rx_count: int,
+        max_payload: int,
+        out: int,
+        lens: int,
+        out_cap: int,
+        kick_fd: int,
+        remote: bool,
+        lock: Any,
+        trace_enabled: Callable[[int], bool],
+        trace_level: int,
+        guard: object,
+        guard_attr: str,
+        guard_value: object,
+        device: object,
+        hooks: tuple[Callable[..., Any], ...],
+    ) -> None: ...
     def detach(self) -> None: ...
-    def set_wait(self, *args: Any) -> None: ...
+    def set_wait(
+        self, poll_fd: int, kick_fd: int, wake_fd: int, current_thread: Callable[[], Any], notify_all: Callable[[], Any]
+    ) -> None: ...
     def set_zero_copy(self, tx_view: memoryview, tx_lo: int, txbuf_type: type) -> None: ...
 
 class EndpointBase:

@@ -94,7 +94,7 @@ class RpmsgDevice:
         if wait not in ("block", "spin", "busy"):
             raise LocalProtocolError(f"wait mode {wait!r} is not block, spin or busy")
         self.core = core
-        # What the endpoints' C methods (rpmsg/csrc/endpoint.c) use: kept by _update_gate.
+        # What the endpoints' C methods (rpmsg/csrc/endpoint*.c) use: kept by _update_gate.
         module = fastpath.endpoint_module()
         self._gate: Gate | fastpath.PyGate = module.Gate() if module is not None else fastpath.PyGate()
         self._gate_attached = False
@@ -163,7 +163,7 @@ class RpmsgDevice:
         fast = self._make_fast_path()
         self._gate.detach()
         self._gate_attached = fast is not None and fast.attach(
-            self._gate, self._lock, getattr(log, "_cache", None), self, self._changed
+            self._gate, self._lock, log.isEnabledFor, TRACE, self, self._changed
         )
         self._update_gate()
         return fast

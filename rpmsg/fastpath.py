@@ -10,49 +10,34 @@ them off (the tests run the rpmsg suite both ways).
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rpmsg import _native
+from rpmsg._native import DEV_MAX as DEV_MAX
+from rpmsg._native import DOORBELL as DOORBELL
+from rpmsg._native import EINTR as EINTR
+from rpmsg._native import GENERAL as GENERAL
+from rpmsg._native import KICKED as KICKED
+from rpmsg._native import NOTIFY as NOTIFY
+from rpmsg._native import READY as READY
+from rpmsg._native import TIMEOUT as TIMEOUT
+from rpmsg._native import WOKEN as WOKEN
+from rpmsg._native import GateDevice as GateDevice
+from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
 from transports.doorbell import Doorbell, EventfdSocketDoorbell
-from virtio.cring import CVring, load_extension
+from virtio.cring import CVring
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
 
-NOTIFY = 0x10000
-GENERAL = -1000  # RPF_GENERAL: the general path's turn
-TIMEOUT, READY, KICKED, DOORBELL, WOKEN, EINTR = range(6)
-
-
-@functools.cache
-def _module() -> Any:
-    """The compiled module, or ImportError (RPROC_RPMSG_FASTPATH_MODULE: another build, e.g. sanitized)."""
-    return load_extension("rpmsg._fastpath_cffi", "RPROC_RPMSG_FASTPATH_MODULE")
-
-
 endpoint_module = _native.endpoint_module  # rpmsg._endpoint_c or None (one loader for the core and the device)
-
-
-class PyGate:
-    """What the device keeps for the endpoints' C methods when rpmsg._endpoint_c is not built: the same flags,
-    never open (the endpoints then run their Python methods only)."""
-
-    def __init__(self) -> None:
-        self.open = False
-        self.block = False
-        self.kicks_on = True  # whether we asked the peer to kick us for new messages
-        self.attached = False
-        self.remote = False
-
-    def detach(self) -> None:
-        pass
+_module = _native.fastpath_module  # rpmsg._fastpath_cffi, or ImportError
 
 
 def enabled() -> bool:
@@ -104,7 +89,7 @@ class _FastPath:
         self.max_payload: int
         self._pool_src: object = None
         self._gate: Any = None  # the endpoints' C methods, once attached
-        self._gate_args: tuple[Any, Any, Any] = (None, None, None)
+        self._gate_args: tuple[Any, ...] = ()
 
     def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
         return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
@@ -143,44 +128,70 @@ class _FastPath:
         )
         return rc
 
-    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any, changed: Any) -> bool:
+    def attach(
+        self,
+        gate: Any,
+        lock: Any,
+        trace_enabled: Callable[[int], bool],
+        trace_level: int,
+        device: GateDevice,
+        changed: threading.Condition,
+    ) -> bool:
         """Point the endpoints' C methods (an rpmsg._endpoint_c.Gate) at this path, and let a blocking receive
         sleep in C on the same descriptors as :meth:`wait` (``changed``: the device's condition, notified when
-        it leaves the doorbell); False when they cannot take it (no compiled module, or a doorbell that is not
-        an eventfd: the kick is written in C)."""
-        if not hasattr(gate, "attach") or self._kick_out_fd < 0 or type(logger_cache) is not dict:
+        it leaves the doorbell). The C methods hand over to the Python ones while ``trace_enabled(trace_level)``
+        (the device logger's isEnabledFor) is not False. False when they cannot take it (no compiled module, or
+        a doorbell that is not an eventfd: the kick is written in C)."""
+        if not hasattr(gate, "attach") or self._kick_out_fd < 0:
             return False
-        self._gate, self._gate_args = gate, (lock, logger_cache, device)
+        # The device's callbacks, looked up at each call as a method call would be (a test may replace one).
+        hooks = (
+            lambda queue: device._kick(queue),
+            lambda n: device._take_batch(n),
+            lambda rc: device._c_send_failed(rc),
+            lambda rc: device._c_recv_failed(rc),
+            lambda ep, out, limit, bufsize: device._take_waiting(ep, out, limit, bufsize),
+        )
+        self._gate, self._gate_args = gate, (lock, (trace_enabled, trace_level), (device, hooks))
         self._attach_gate()
-        gate.set_wait(self._poll_fd, self._kick_fd, self._wake_fd, threading.current_thread, changed)
+        gate.set_wait(self._poll_fd, self._kick_fd, self._wake_fd, threading.current_thread, changed.notify_all)
+        self._attached(gate)
         return True
+
+    def _attached(self, gate: Any) -> None:
+        """What a role adds once the gate is attached (the host: zero-copy sends)."""
 
     def _attach_gate(self) -> None:
         def addr(ptr: Any) -> int:
             return int(self._ffi.cast("uintptr_t", ptr)) if ptr is not None else 0
 
-        pool, npool, pool_cap, tx_size, rx_size, rx_count, checked = self._gate_pointers()
-        lock, cache, device = self._gate_args
+        pool, npool, pool_cap, tx_size, rx_size, rx_count = self._gate_pointers()
+        guard, guard_attr, guard_value = self._guard()
+        lock, (trace_enabled, trace_level), (device, hooks) = self._gate_args
         self._gate.attach(
-            addr(self._recv_vq),
-            addr(self._send_vq),
-            addr(pool),
-            addr(npool),
-            pool_cap,
-            tx_size,
-            rx_size,
-            rx_count,
-            self.max_payload,
-            addr(self._c_out),
-            addr(self._c_lens),
-            self._out_cap,
-            self._kick_out_fd,
-            lock,
-            cache,
-            checked,
-            self._pool_src,
-            device,
-            isinstance(self, RemoteFastPath),
+            api=addr(self._lib.rpf_api()),
+            rx=addr(self._recv_vq),
+            tx=addr(self._send_vq),
+            pool=addr(pool),
+            npool=addr(npool),
+            pool_cap=pool_cap,
+            tx_size=tx_size,
+            rx_size=rx_size,
+            rx_count=rx_count,
+            max_payload=self.max_payload,
+            out=addr(self._c_out),
+            lens=addr(self._c_lens),
+            out_cap=self._out_cap,
+            kick_fd=self._kick_out_fd,
+            remote=isinstance(self, RemoteFastPath),
+            lock=lock,
+            trace_enabled=trace_enabled,
+            trace_level=trace_level,
+            guard=guard,
+            guard_attr=guard_attr,
+            guard_value=guard_value,
+            device=device,
+            hooks=hooks,
         )
 
     def close(self) -> None:
@@ -190,8 +201,12 @@ class _FastPath:
             self._gate = None
 
     def _gate_pointers(self) -> tuple[Any, ...]:
-        """(pool, pool count, pool capacity, send size, receive size, batch count, what the C send checks first:
-        the host's send ring (its pool replaced?) or the remote's core (a spare buffer?)) for the gate."""
+        """(pool, pool count, pool capacity, send size, receive size, batch count) for the gate."""
+        raise NotImplementedError
+
+    def _guard(self) -> tuple[object, str, object]:
+        """(obj, attr, value): the C methods send only while ``getattr(obj, attr) is value`` (checked with the
+        lock held), as this class's :meth:`send` checks it first."""
         raise NotImplementedError
 
     def send_fault(self, rc: int) -> None:
@@ -247,7 +262,10 @@ class HostFastPath(_FastPath):
             self._attach_gate()
 
     def _gate_pointers(self) -> tuple[Any, ...]:
-        return (self._pool, self._npool, self._pool_cap, self._tx_size, self._rx_size, self._rx_count, self._send_ring)
+        return (self._pool, self._npool, self._pool_cap, self._tx_size, self._rx_size, self._rx_count)
+
+    def _guard(self) -> tuple[object, str, object]:
+        return (self._send_ring, "pool_array", self._pool_src)  # the pool not replaced (a restart rebinds it)
 
     # --- per message ---------------------------------------------------------------------------------------
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
@@ -295,14 +313,11 @@ class HostFastPath(_FastPath):
             self.send_fault(rc)
         return rc
 
-    def attach(self, gate: Any, lock: Any, logger_cache: Any, device: Any, changed: Any) -> bool:
-        """As :meth:`_FastPath.attach`, and let the endpoints' zero-copy sends run in C (their buffers are views
-        of :attr:`_tx_view`, made by the C ``get_buffer`` as :meth:`buffer` makes them)."""
-        if not super().attach(gate, lock, logger_cache, device, changed):
-            return False
+    def _attached(self, gate: Any) -> None:
+        """Let the endpoints' zero-copy sends run in C too (their buffers are views of :attr:`_tx_view`, made by
+        the C ``get_buffer`` as :meth:`buffer` makes them)."""
         if hasattr(gate, "set_zero_copy") and isinstance(TxBuffer, type) and self._tx_view.nbytes:
             gate.set_zero_copy(self._tx_view, self._tx_lo, TxBuffer)
-        return True
 
     def take(self) -> int | None:
         """A free send buffer's address for a zero-copy send (reclaiming returned ones), or None."""
@@ -340,7 +355,7 @@ class HostFastPath(_FastPath):
 
 class RemoteFastPath(_FastPath):
     recv_queue, send_queue, where, send_where = TX_VRING, RX_VRING, "vring 1", "vring 0"
-    max_payload = 4080  # RPF_DEV_MAX; the host's buffer size decides the real limit (the general path names it)
+    max_payload = DEV_MAX  # the host's buffer size decides the real limit (the general path names it)
 
     def __init__(self, core: RemoteCore, doorbell: Doorbell, wake_fd: int) -> None:
         super().__init__(core.from_host, core.to_host, core._rx_out, core._rx_lens, doorbell, wake_fd)
@@ -350,7 +365,10 @@ class RemoteFastPath(_FastPath):
         self._max = len(core._rx_lens)
 
     def _gate_pointers(self) -> tuple[Any, ...]:
-        return (None, None, 0, 0, 0, self._max, self.core)  # no pool: the host's buffers come from vring 0
+        return (None, None, 0, 0, 0, self._max)  # no pool: the host's buffers come from vring 0
+
+    def _guard(self) -> tuple[object, str, object]:
+        return (self.core, "_spare", None)  # no host buffer the general path popped and kept goes first
 
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
         """0: no host buffer posted; 1: sent (and kicked when asked and possible); 1 | NOTIFY: sent, the caller

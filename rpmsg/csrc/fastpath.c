@@ -18,6 +18,7 @@
  *   rpf_dev_send / rpf_dev_recv  the same two for the remote role (virtio device): fill a host receive buffer
  *             from vring 0; copy out what the host sent on vring 1 and give its buffers back
  *   rpf_wait  the runner's wait: spin on vring 0's used index, then sleep on the doorbell and wake descriptors
+ *   rpf_api   all of the above as a table of pointers, for rpmsg._endpoint_c (which has no copy of its own)
  *
  * rpf_recv does no I/O; rpf_send's only I/O is that kick; rpf_wait is the runner's own select, in C so that a
  * blocking receive costs the wake-up and not the interpreter. It only reads the ring (no state changes), so a
@@ -25,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include "fastpath.h"
+#include "vring_layout.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -321,4 +323,13 @@ int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wa
 	if (kick_fd >= 0 && read(kick_fd, &v, 8) == 8)
 		return RPF_KICKED;
 	return RPF_DOORBELL;
+}
+
+const struct rpf_api *rpf_api(void)
+{
+	static const struct rpf_api api = {
+		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
+		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait,
+	};
+	return &api;
 }

@@ -37,4 +37,30 @@ int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wa
 #define RPF_WOKEN 4    /* another thread woke us through the wake descriptor (consumed) */
 #define RPF_EINTR 5    /* a signal: the runner returns to Python so its handlers run */
 
+/* The entry points above as one table: rpmsg._endpoint_c calls this module's copy of fastpath.c and vring.c
+ * through it (one build of both for rpmsg; rpmsg/fastpath.py hands the table's address to Gate.attach).
+ * vq_layout is rp_vq_layout() of this build: the extension refuses a table whose layout is not its own. */
+struct rpf_api {
+	uint32_t size; /* sizeof(struct rpf_api) */
+	uint32_t vq_layout;
+	int (*send)(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+		    uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
+	int (*put)(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
+		   uint32_t dst, const uint8_t *data, uint32_t len);
+	int (*flush)(struct rp_vq *tx, int kick_fd);
+	int (*take)(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint64_t *addr);
+	int (*send_buffer)(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
+			   uint32_t reserved, int kick_fd);
+	int (*recv)(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
+		    int arm);
+	int (*dev_send)(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len,
+			int kick_fd);
+	int (*dev_put)(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len);
+	int (*dev_flush)(struct rp_vq *to_host, int kick_fd);
+	int (*dev_recv)(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
+			int kick_fd);
+	int (*wait)(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
+};
+const struct rpf_api *rpf_api(void);
+
 #endif

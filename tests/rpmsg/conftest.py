@@ -41,7 +41,7 @@ class HostSide:
 
 def _check_path(device: RpmsgDevice, host_path: str) -> None:
     """The parametrisation is real: the device (host or remote) uses the C path exactly when asked to, and with
-    an eventfd doorbell then also its endpoints' C methods (rpmsg/csrc/endpoint.c)."""
+    an eventfd doorbell then also its endpoints' C methods (rpmsg/csrc/endpoint*.c)."""
     assert (device._fast is not None) == (host_path == "c-path"), (host_path, device._fast)
     methods = host_path == "c-path" and type(device.doorbell) is EventfdSocketDoorbell
     assert device._gate.open == methods, (host_path, device.core, device.doorbell)

@@ -3,7 +3,7 @@
 A peer floods through the real rings of a loopback pair: name-service announcements of unique names, and
 messages to an endpoint the application never reads. The victim takes them in the way an application does (a
 non-blocking ``recv`` on another endpoint), so the C paths deliver what they hand over exactly as they do in
-use: ``eventfd`` pairs use the endpoints' C methods (rpmsg/csrc/endpoint.c), the others the device's C path
+use: ``eventfd`` pairs use the endpoints' C methods (rpmsg/csrc/endpoint*.c), the others the device's C path
 (rpmsg/fastpath.py); every test also runs on the general Python path (conftest's ``host_path``). Each test runs
 with the remote attacking the host and the host attacking the remote. Memory is measured with tracemalloc
 (Python allocations), never with time.

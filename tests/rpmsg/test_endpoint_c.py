@@ -150,14 +150,13 @@ def test_tracing_is_done_by_the_python_methods(
     assert any("-> " in line and "10 bytes" in line for line in lines), lines
     assert any("<- " in line and "9 bytes" in line for line in lines), lines
     assert calls["_send_py"] == 1 and calls["_recv_py"] == 1
-    # Tracing off again: the first send asks the logger (the level change cleared its cache), then the C
-    # methods take over again.
+    # Tracing off again: the C methods ask the logger (isEnabledFor) at each call and take over at once.
     h.send(b"quiet")
     assert r.recv() == b"quiet"
-    assert calls["_send_py"] == 2
+    assert calls["_send_py"] == (1 if host_path == "c-path" else 2)
     h.send(b"quiet again")
     assert r.recv() == b"quiet again"
-    assert calls["_send_py"] == (2 if host_path == "c-path" else 3)
+    assert calls["_send_py"] == (1 if host_path == "c-path" else 3)
 
 
 def test_arguments_behave_as_in_the_python_methods(pair: tuple[RpmsgDevice, RpmsgDevice], host_path: str) -> None:
@@ -273,19 +272,31 @@ def test_threads_sending_and_receiving_at_once(pair: tuple[RpmsgDevice, RpmsgDev
     assert got == [struct.pack("<I", i) for i in range(count)]
 
 
-def test_the_logger_cache_is_what_isEnabledFor_reads() -> None:
-    """The C methods read logging's per-logger level cache (Logger._cache) instead of calling isEnabledFor:
-    a False there must mean no TRACE, on this Python too."""
+def test_tracing_is_what_the_loggers_isEnabledFor_says(
+    monkeypatch: pytest.MonkeyPatch, calls: Counter[str], host_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The C methods ask the device logger's isEnabledFor, as the Python path does. They read logging's private
+    per-logger cache before: a logger that decides otherwise (here one turned to TRACE without setLevel, which
+    is what clears that cache) had its messages sent untraced by the C methods and traced by the Python path."""
     log = logging.getLogger("rpmsg.device")
-    assert isinstance(getattr(log, "_cache", None), dict)
-    log.isEnabledFor(TRACE)
-    assert log._cache.get(TRACE) is log.isEnabledFor(TRACE)
-    saved = log.level
-    log.setLevel(TRACE)
+    assert not log.isEnabledFor(TRACE)  # logging's own answer, now in its cache: no TRACE
+    tracing = False
+    monkeypatch.setattr(log, "isEnabledFor", lambda level: tracing and level >= TRACE)  # log.log(TRACE) asks it
+    host, remote = loopback_pair(PROFILE, wait="block", eventfd=True)
     try:
-        assert log._cache.get(TRACE) is not False  # cleared by setLevel: the C methods hand over
+        h, r = _connect(host, remote)
+        h.send(b"quiet")
+        assert r.recv() == b"quiet"
+        calls.clear()
+        tracing = True
+        h.send(b"traced")
+        assert r.recv() == b"traced"
+        lines = [rec.getMessage() for rec in caplog.records if rec.levelno == TRACE]
+        assert any("-> " in line and "6 bytes" in line for line in lines), lines
+        assert calls["_send_py"] == 1
     finally:
-        log.setLevel(saved)
+        host.close()
+        remote.close()
 
 
 # --- the remote role ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ PROFILE = Profile(num=16, rx_count=16, tx_count=16)
     ids=["block", "spin", "busy", "block-event-idx-eventfd", "spin-eventfd", "busy-event-idx-eventfd"],
 )
 def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
-    """eventfd: the doorbell the endpoints' C methods (rpmsg/csrc/endpoint.c) work with."""
+    """eventfd: the doorbell the endpoints' C methods (rpmsg/csrc/endpoint*.c) work with."""
     wait: WaitMode = request.param[0]
     host, remote = loopback_pair(PROFILE, wait=wait, event_idx=request.param[1], eventfd=request.param[2])
     assert (host._fast is not None) == (remote._fast is not None) == (host_path == "c-path")

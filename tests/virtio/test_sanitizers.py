@@ -40,7 +40,7 @@ def build_sanitized_endpoint(out: Path) -> Path:
     """rpmsg._endpoint_c (a CPython extension: setup.py's sources) compiled with the sanitizers in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     module = out / f"_endpoint_c{sysconfig.get_config_var('EXT_SUFFIX')}"
-    sources = ["rpmsg/csrc/endpoint.c", "rpmsg/csrc/fastpath.c", "virtio/csrc/vring.c"]
+    sources = sorted(str(p.relative_to(REPO)) for p in (REPO / "rpmsg" / "csrc").glob("endpoint*.c"))
     include = [f"-I{sysconfig.get_paths()['include']}", "-Irpmsg/csrc", "-Ivirtio/csrc"]
     cmd = ["gcc", "-shared", "-fPIC", "-std=gnu11", *SANITIZE, *include, "-o", str(module), *sources]
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
@@ -124,7 +124,7 @@ def test_firmware_fuzz_targets_under_asan_and_ubsan(target: str, tmp_path: Path)
 
 
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
-    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the host endpoint's C methods (endpoint.c) and the
+    """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the endpoints' C methods (endpoint*.c) and the
     engine under them, all sanitized, driven by the rpmsg suite (loop, shm with other processes, devmem; hostile
     rings in either role), the C-path and C-method tests, the quirk tests and the ring rules."""
     env = {

@@ -17,8 +17,14 @@
  *   the event one behind the consumer's index, i.e. "not until the counter wraps".
  * Little-endian hosts only (legacy remoteproc rings are in the remote's byte order, little-endian in practice;
  * VERSION_1 rings are little-endian by definition).
+ *
+ * One file on purpose (longer than the project's ~400 lines): it is the C twin of virtio/pyring.py, which mirrors
+ * it function by function for the differential test; the driver and device halves share the accessors, fences
+ * and error reporting below; and firmware/ compiles it freestanding from one source list. Who compiles it, and
+ * how the modules that share a struct rp_vq check they agree: docs/virtio.md, "One build of vring.c?".
  */
 #include "vring.h"
+#include "vring_layout.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rproc vring engine: little-endian only"
@@ -87,6 +93,8 @@ static inline void st64(volatile uint8_t *p, uint64_t v)
 #define AVAIL_EVENT(vq) ((vq)->used + 4u + 8u * (uint32_t)(vq)->num)
 
 #define SUPPRESSED(vq) ((vq)->suppressed)
+
+uint32_t rp_vq_layout(void) { return RP_VQ_LAYOUT; }
 
 uint32_t rp_desc_size(uint16_t num) { return 16u * num; }
 uint32_t rp_avail_size(uint16_t num) { return 6u + 2u * num; }

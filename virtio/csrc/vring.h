@@ -115,6 +115,9 @@ struct rp_vq {
 	uint64_t err_value;
 };
 
+/* This build's layout of struct rp_vq (vring_layout.h): modules sharing a queue by address compare it. */
+uint32_t rp_vq_layout(void);
+
 /* Size in bytes of each part of a ring with `num` entries. */
 uint32_t rp_desc_size(uint16_t num);
 uint32_t rp_avail_size(uint16_t num);

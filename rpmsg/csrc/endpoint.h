@@ -1,0 +1,133 @@
+/*
+ * rpmsg._endpoint_c: the endpoint's send/recv methods in C (CPython API), host and remote role. What each file
+ * holds:
+ *
+ *   endpoint_cpath.[ch]    the C path (struct rpc_path): try_send/try_recv and the batch and zero-copy steps,
+ *                          each mirroring one step of the Python path; no Python
+ *   endpoint_gate.c        Gate: what a device hands its endpoints (the C path, its lock, its callbacks), and
+ *                          the helpers every method uses (the lock without waiting, the device's kick, failures)
+ *   endpoint_send.c        send, sendto, send_many, get_buffer, send_buffer, send_buffer_reuse
+ *   endpoint_recv.c        recv, recvfrom, recvfrom_many, and the blocking receive's sleep
+ *   endpoint_txbuffer.c    TxBufferBase: the fields of rpmsg.core.TxBuffer, so get_buffer makes one without Python
+ *   endpoint_module.c      EndpointBase (the type and its method table) and the module
+ *
+ * Why this exists: on one CPU a blocking round trip costs two context switches and a few syscalls (~2 us here);
+ * every Python call and `with lock:` on the way costs 0.1-0.2 us more, and the endpoint API made of them cost
+ * 2.5 us on top. These methods do the common case of rpmsg/device.py's C path (rpmsg/fastpath.py) without
+ * entering the interpreter: the message fits, a send buffer (host) or a posted host buffer (remote) is there,
+ * the message waiting is one well-formed message for this endpoint; and, in wait mode "block" with no timeout,
+ * the sleep until one comes (the Python path's wait, in C). Anything else (a timeout to keep, another wait mode,
+ * a message for someone else, a full ring, an error, tracing, a closed endpoint, keyword arguments) calls the
+ * Python method `_<name>_py` with the same arguments, which is the whole endpoint implementation; these methods
+ * only ever skip it, they never decide anything it would decide differently.
+ *
+ * Who may use the rings is decided by the device's Python lock (an RLock): it is taken here without blocking
+ * (`acquire(False)`); if another thread holds it, the Python method waits for it instead. Whether the C path
+ * applies at all is the Gate's `open` flag, kept by the device (RpmsgDevice._update_gate) whenever what it
+ * depends on changes; the rest is checked per call (tracing, through the logger's isEnabledFor; the endpoint's
+ * queue; the guard rpmsg/fastpath.py names: the host's send pool not replaced, the remote's spare buffer).
+ *
+ * What the C code knows of Python objects, all of it (anything else is handed over by Gate.attach/set_wait):
+ *   - of a subclass of EndpointBase: the Python methods `_send_py`, `_sendto_py`, `_recv_py`, `_recvfrom_py`,
+ *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
+ *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
+ *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property);
+ *   - of the device (Gate.attach's `device`): `_doorbell_owner`, the thread sleeping on the doorbell or None,
+ *     read before arming and written around the sleep (RpmsgDevice._doorbell_owned);
+ *   - public API: a lock's acquire/release, a memoryview's release.
+ */
+#ifndef RPROC_RPMSG_ENDPOINT_H
+#define RPROC_RPMSG_ENDPOINT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "endpoint_cpath.h"
+
+/* --- Gate: the device's C path, shared by its endpoints (endpoint_gate.c) ---------------------------------- */
+typedef struct {
+	PyObject_HEAD
+	struct rpc_path path; /* the rings, pool and batch buffer; path.block/kicks_on are the members of those names */
+	int open;     /* the device says: the C path is in use and nothing needs the general path */
+	int attached; /* a C path is attached (path.rpf is set) */
+	PyObject *acquire, *release; /* the device lock's bound methods */
+	PyObject *trace_enabled;     /* the device logger's isEnabledFor, asked with trace_level */
+	PyObject *trace_level;
+	PyObject *guard, *guard_attr, *guard_value; /* the C send goes while getattr(guard, guard_attr) is guard_value */
+	PyObject *device;          /* its `_doorbell_owner` */
+	PyObject *kick;            /* device._kick(queue): the kick when the C write could not (reports a peer gone) */
+	PyObject *take_batch;      /* device._take_batch(n): deliver a batch through the general parser */
+	PyObject *send_failed;     /* device._c_send_failed(rc) / _c_recv_failed(rc): report a broken ring (raise) */
+	PyObject *recv_failed;
+	PyObject *take_waiting;    /* device._take_waiting(ep, out, limit, bufsize): recvfrom_many's rest */
+	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its kick eventfd, the device's wake
+	 * eventfd, threading.current_thread and the device condition's notify_all */
+	int poll_fd, wait_kick_fd, wake_fd;
+	PyObject *current_thread, *notify_all;
+	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
+	 * and the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase) */
+	PyObject *tx_view;
+	uint64_t tx_lo;
+	PyTypeObject *txbuf_type;
+} Gate;
+
+extern PyTypeObject GateType;
+
+int lock_try(Gate *g, PyObject **release);
+void unlock(PyObject *release);
+int gate_usable(Gate *g);
+int gate_guard_holds(Gate *g);
+int kick_python(Gate *g, int queue);
+PyObject *failed(Gate *g, PyObject *report, int rc, PyObject *release);
+PyObject *call_hook(PyObject *hook, PyObject *arg);
+
+/* --- EndpointBase: the C methods of rpmsg's Endpoint (endpoint_module.c) ----------------------------------- */
+typedef struct {
+	PyObject_HEAD
+	Gate *gate;        /* _gate */
+	PyObject *addr;    /* addr: our address */
+	PyObject *peer;    /* peer: where send goes (None: not connected) */
+	PyObject *queue;   /* _queue: messages the Python path delivered here */
+	char closed;       /* closed */
+} EndpointBase;
+
+extern PyTypeObject EndpointBaseType;
+
+PyObject *slow(EndpointBase *e, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+int u32_of(PyObject *v, uint32_t *out);
+
+/* the methods (endpoint_send.c, endpoint_recv.c) */
+PyObject *ep_send(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_sendto(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_get_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_send_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
+/* --- TxBufferBase (endpoint_txbuffer.c) -------------------------------------------------------------------- */
+typedef struct {
+	PyObject_HEAD
+	unsigned long long addr; /* the buffer's device address (its header; the payload follows) */
+	PyObject *view;          /* writable view of the payload, released once sent; made on first use when
+				  * `region` is set (C-made buffers: no view per message unless asked for) */
+	unsigned int capacity;   /* payload bytes it holds */
+	PyObject *token;
+	char done;               /* sent or given back */
+	PyObject *region;        /* C-made: the gate's view of the send buffers, the payload at `offset` in it */
+	Py_ssize_t offset;
+} TxBufferBase;
+
+extern PyTypeObject TxBufferBaseType;
+
+int txb_finish(TxBufferBase *b);
+void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
+
+/* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
+extern PyObject *s_doorbell_owner, *s_timeout, *s_release;
+extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
+extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
+
+#endif /* RPROC_RPMSG_ENDPOINT_H */

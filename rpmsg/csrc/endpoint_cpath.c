@@ -1,0 +1,101 @@
+/* The C path of one rpmsg device for the endpoints' C methods: see endpoint_cpath.h. No Python here. */
+#include "endpoint_cpath.h"
+
+#include <unistd.h>
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int rpc_try_send(struct rpc_path *p, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
+{
+	if (p->remote)
+		return p->rpf->dev_send(p->tx, src, dst, data, len, p->kick_fd);
+	return p->rpf->send(p->tx, p->pool, p->npool, p->pool_cap, p->tx_size, src, dst, data, len, p->kick_fd);
+}
+
+int rpc_try_put(struct rpc_path *p, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
+{
+	if (p->remote)
+		return p->rpf->dev_put(p->tx, src, dst, data, len);
+	return p->rpf->put(p->tx, p->pool, p->npool, p->pool_cap, p->tx_size, src, dst, data, len);
+}
+
+int rpc_flush(struct rpc_path *p)
+{
+	return p->remote ? p->rpf->dev_flush(p->tx, p->kick_fd) : p->rpf->flush(p->tx, p->kick_fd);
+}
+
+int rpc_try_take(struct rpc_path *p, uint64_t *addr)
+{
+	return p->rpf->take(p->tx, p->pool, p->npool, p->pool_cap, addr);
+}
+
+void rpc_untake(struct rpc_path *p, uint64_t addr)
+{
+	p->pool[(*p->npool)++] = addr; /* the pop of rpc_try_take undone: the slot it left is free */
+}
+
+int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len)
+{
+	return p->rpf->send_buffer(p->tx, addr, p->tx_size, src, dst, len, 0, p->kick_fd);
+}
+
+int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm)
+{
+	uint32_t count = max && max < p->rx_count ? max : p->rx_count;
+	int rc = p->remote ? p->rpf->dev_recv(p->rx, p->out, p->out_cap, p->lens, count, arm, p->kick_fd)
+			   : p->rpf->recv(p->rx, p->out, p->out_cap, p->lens, count, p->rx_size, arm);
+	if (arm && (rc >= 0 || rc == RPF_GENERAL)) /* what the ring says: asking that found messages first left them off */
+		p->kicks_on = !p->rx->suppressed;
+	return rc;
+}
+
+int rpc_recv_kicked(struct rpc_path *p)
+{
+	uint64_t one = 1;
+	return !p->remote && write(p->kick_fd, &one, 8) == 8;
+}
+
+int rpc_single(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len)
+{
+	if (p->lens[0] < RPC_HDR)
+		return 0;
+	const uint8_t *m = p->out;
+	uint32_t dst = le32(m + 4), n = (uint32_t)m[12] | (uint32_t)m[13] << 8;
+	if (dst != addr || n > p->lens[0] - RPC_HDR)
+		return 0;
+	*src = le32(m);
+	*payload = m + RPC_HDR;
+	*len = n;
+	return 1;
+}
+
+int rpc_batch_is_for(const struct rpc_path *p, int n, uint32_t addr)
+{
+	uint32_t pos = 0;
+	for (int i = 0; i < n; pos += p->lens[i], i++) {
+		const uint8_t *m = p->out + pos;
+		if (p->lens[i] < RPC_HDR) /* not even a header: the parser drops it */
+			return 0;
+		uint32_t len = (uint32_t)m[12] | (uint32_t)m[13] << 8;
+		if (le32(m + 4) != addr || len > p->lens[i] - RPC_HDR)
+			return 0;
+	}
+	return 1;
+}
+
+const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, uint32_t *src, uint32_t *len)
+{
+	const uint8_t *m = p->out + *pos;
+	*pos += p->lens[i];
+	*src = le32(m);
+	*len = (uint32_t)m[12] | (uint32_t)m[13] << 8;
+	return m + RPC_HDR;
+}
+
+int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd)
+{
+	return p->rpf->wait(p->rx, 0, poll_fd, kick_fd, wake_fd, -1);
+}

@@ -1,0 +1,377 @@
+/* The endpoint's receives in C: recv, recvfrom, recvfrom_many, and the blocking receive's sleep. recv_c and
+ * take_more_c return NULL with no exception set (or 0) when the Python method must take the call. */
+#include "endpoint.h"
+
+/* The device's doorbell owner (RpmsgDevice._doorbell_owner): a new reference, or NULL with an exception. */
+static PyObject *doorbell_owner(Gate *g)
+{
+	if (!g->device) {
+		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
+		return NULL;
+	}
+	return PyObject_GetAttr(g->device, s_doorbell_owner);
+}
+
+/* 1 if a receive with nothing waiting may sleep in C: block mode with the wait set, no timeout on the endpoint
+ * and no other thread owning the doorbell (it then waits on the condition: the Python path); 0 if not; -1 error. */
+static int may_sleep(Gate *g, EndpointBase *e)
+{
+	if (!g->path.block || g->poll_fd < 0 || !g->notify_all)
+		return 0;
+	PyObject *timeout = PyObject_GetAttr((PyObject *)e, s_timeout);
+	if (!timeout)
+		return -1;
+	int blocking = timeout == Py_None;
+	Py_DECREF(timeout);
+	if (!blocking)
+		return 0;
+	PyObject *owner = doorbell_owner(g);
+	if (!owner)
+		return -1;
+	int none = owner == Py_None;
+	Py_DECREF(owner);
+	return none;
+}
+
+/* Whether another thread owns the doorbell: it sleeps there with the peer's kicks asked for, so they must stay
+ * on (docs/rpmsg.md, "Waking up"). An error counts as owned: leaving the kicks on is always safe. */
+static int doorbell_owned(Gate *g)
+{
+	PyObject *owner = doorbell_owner(g);
+	if (!owner) {
+		PyErr_Clear();
+		return 1;
+	}
+	int owned = owner != Py_None;
+	Py_DECREF(owner);
+	return owned;
+}
+
+#define SLEEP_UNLOCKED -2 /* an error, and the lock is not held (interrupted while taking it back) */
+
+/* Sleep on the doorbell without the lock and the GIL, as RpmsgDevice._doorbell_owned + _block do: own the
+ * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
+ * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
+ * held, SLEEP_UNLOCKED on an error without it. */
+static int sleep_c(Gate *g, PyObject *release)
+{
+	/* Our own references and a copy of the path: a signal handler or another thread may detach the gate while
+	 * we sleep. */
+	if (!g->acquire || !g->device || !g->notify_all || !g->current_thread)
+		return RPF_DOORBELL; /* nothing to sleep with: the Python path */
+	PyObject *acquire = Py_NewRef(g->acquire), *device = Py_NewRef(g->device);
+	PyObject *notify_all = Py_NewRef(g->notify_all), *current_thread = Py_NewRef(g->current_thread);
+	int poll_fd = g->poll_fd, kick_fd = g->wait_kick_fd, wake_fd = g->wake_fd;
+	struct rpc_path path = g->path;
+	int woke = -1;
+	PyObject *me = PyObject_CallNoArgs(current_thread);
+	if (!me)
+		goto out;
+	int rc = PyObject_SetAttr(device, s_doorbell_owner, me);
+	Py_DECREF(me);
+	if (rc < 0)
+		goto out;
+	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
+	if (!r) {
+		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
+			PyErr_Clear();
+		goto out;
+	}
+	Py_DECREF(r);
+	int waited;
+	Py_BEGIN_ALLOW_THREADS
+	waited = rpc_sleep(&path, poll_fd, kick_fd, wake_fd);
+	Py_END_ALLOW_THREADS
+	r = PyObject_Vectorcall(acquire, NULL, 0, NULL);
+	if (!r) { /* a signal handler raised while we waited for the lock: give the doorbell up without it */
+		PyObject *type, *value, *tb;
+		PyErr_Fetch(&type, &value, &tb);
+		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
+			PyErr_Clear();
+		PyErr_Restore(type, value, tb);
+		woke = SLEEP_UNLOCKED;
+		goto out;
+	}
+	Py_DECREF(r);
+	if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
+		goto out;
+	r = PyObject_CallNoArgs(notify_all);
+	if (!r)
+		goto out;
+	Py_DECREF(r);
+	if (waited == RPF_EINTR && PyErr_CheckSignals() < 0)
+		goto out;
+	woke = waited;
+out:
+	Py_DECREF(acquire);
+	Py_DECREF(device);
+	Py_DECREF(notify_all);
+	Py_DECREF(current_thread);
+	return woke;
+}
+
+/* The kick a receive asked for (RpmsgDevice._kick(fast.recv_queue)): in C when it can, else the device's.
+ * 0, or -1 with an exception. */
+static int recv_kick(Gate *g)
+{
+	return rpc_recv_kicked(&g->path) ? 0 : kick_python(g, rpc_recv_queue(&g->path));
+}
+
+/* Take one message for this endpoint in C (RpmsgDevice._fast_recvfrom, the loop there step by step): bytes (or
+ * (bytes, src)); NULL with no exception: the Python method's turn (what was taken in meanwhile is delivered to
+ * the queues first). */
+static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t addr;
+	*handled = 0;
+	if (!g || e->closed || bufsize < 0 || !gate_usable(g) || !u32_of(e->addr, &addr) || !e->queue)
+		return NULL;
+	Py_ssize_t queued = PyObject_Length(e->queue);
+	if (queued != 0) {
+		if (queued < 0)
+			PyErr_Clear();
+		return NULL;
+	}
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return NULL;
+	}
+	*handled = 1;
+	if (!g->open) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
+	 * before sleeping; but never while another thread sleeps on the doorbell (it would sleep through every
+	 * message: issue 17's lost wake-up). Only checked when the kicks are on: not in a lone receiver's loop. */
+	int arm = g->path.block && g->path.kicks_on && !doorbell_owned(g) ? -1 : 0;
+	int rc;
+	for (;;) {
+		rc = rpc_try_recv(&g->path, 0, arm);
+		if (rc < 0 && rc != RPF_GENERAL)
+			return failed(g, g->recv_failed, rc, release);
+		if (rc > 0)
+			break;
+		int may = rc == 0 ? may_sleep(g, e) : 0;
+		if (may <= 0) { /* the Python path: it waits (with a timeout, spinning, or on the condition), or
+				 * takes a message larger than the batch buffer (remote) */
+			unlock(release);
+			*handled = may < 0;
+			return NULL;
+		}
+		if (arm <= 0) {
+			arm = 1;
+			continue;
+		}
+		int woke = sleep_c(g, release);
+		if (woke == SLEEP_UNLOCKED) {
+			Py_DECREF(release);
+			return NULL;
+		}
+		if (woke < 0) {
+			unlock(release);
+			return NULL;
+		}
+		queued = PyObject_Length(e->queue);
+		if (queued != 0 || woke == RPF_DOORBELL || !g->open || e->closed) {
+			/* another thread delivered ours, the doorbell needs its own look (the peer's end?), or the device
+			 * changed: the Python path */
+			if (queued < 0)
+				PyErr_Clear();
+			unlock(release);
+			*handled = 0;
+			return NULL;
+		}
+		arm = -1; /* we held the doorbell and hold the lock again: nobody else sleeps on it */
+	}
+	/* the peer wants to hear of the buffers re-posted (host) or given back (remote) */
+	if ((rc & RPF_NOTIFY) && recv_kick(g) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	int n = rc & 0xffff;
+	uint32_t src, len;
+	const uint8_t *payload;
+	if (n == 1 && rpc_single(&g->path, addr, &src, &payload, &len)) {
+		Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
+		PyObject *data = PyBytes_FromStringAndSize((const char *)payload, take);
+		unlock(release);
+		if (!data || !with_src)
+			return data;
+		return Py_BuildValue("(NI)", data, (unsigned int)src);
+	}
+	/* a batch, or not ours: the device's parser delivers it (RpmsgDevice._take_batch) */
+	PyObject *count = PyLong_FromLong(n);
+	PyObject *r = count ? call_hook(g->take_batch, count) : NULL;
+	Py_XDECREF(count);
+	unlock(release);
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	*handled = 0;
+	return NULL;
+}
+
+static PyObject *recv_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+			    int with_src, PyObject *name)
+{
+	if (nargs <= 1 && !kwnames) {
+		Py_ssize_t bufsize = 1 << 16;
+		if (nargs == 1) {
+			bufsize = PyLong_CheckExact(args[0]) ? PyLong_AsSsize_t(args[0]) : -1;
+			if (bufsize == -1)
+				PyErr_Clear(); /* not a plain int: the Python path's conversion decides */
+		}
+		int handled;
+		PyObject *r = recv_c(e, bufsize, with_src, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, name, args, nargs, kwnames);
+}
+
+PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return recv_entry(e, args, nargs, kwnames, 0, s_recv_py);
+}
+
+PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return recv_entry(e, args, nargs, kwnames, 1, s_recvfrom_py);
+}
+
+/* After recvfrom_many's first message: take more for this endpoint in C while what rpc_try_recv brings in is
+ * only well-formed messages for it (RpmsgDevice._take_waiting's C branch); 1 when done, 0 when the device's
+ * _take_waiting must go on (a message queued, a batch with others' messages (delivered to the queues here, as
+ * recv_c does), the lock held elsewhere, the gate closed), -1 on an error (the list keeps what it holds: the
+ * caller returns it). A broken ring ends the batch quietly: the next receive reports it, nothing taken is lost. */
+static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize)
+{
+	Gate *g = e->gate;
+	uint32_t addr;
+	while (PyList_GET_SIZE(out) < max) {
+		if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &addr) || !e->queue)
+			return 0;
+		Py_ssize_t queued = PyObject_Length(e->queue);
+		if (queued != 0) {
+			PyErr_Clear();
+			return 0;
+		}
+		PyObject *release = NULL;
+		int taken = lock_try(g, &release);
+		if (taken <= 0)
+			return taken;
+		if (!g->open) {
+			unlock(release);
+			return 0;
+		}
+		Py_ssize_t want = max - PyList_GET_SIZE(out);
+		int rc = rpc_try_recv(&g->path, want < (Py_ssize_t)g->path.rx_count ? (uint32_t)want : 0, 0);
+		if (rc == RPF_GENERAL) {
+			unlock(release);
+			return 0;
+		}
+		if (rc <= 0) { /* nothing more, or a broken ring: reported by the next receive */
+			unlock(release);
+			return 1;
+		}
+		if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
+			PyErr_Clear(); /* the device failed: the next call says so */
+		int n = rc & 0xffff;
+		if (!rpc_batch_is_for(&g->path, n, addr)) { /* the device's parser delivers the batch (ours to our
+							    * queue); _take_waiting goes on */
+			PyObject *cnt = PyLong_FromLong(n);
+			PyObject *r = cnt ? call_hook(g->take_batch, cnt) : NULL;
+			Py_XDECREF(cnt);
+			unlock(release);
+			if (!r)
+				return -1;
+			Py_DECREF(r);
+			return 0;
+		}
+		uint32_t pos = 0, src, len;
+		for (int i = 0; i < n; i++) {
+			const uint8_t *payload = rpc_batch_next(&g->path, i, &pos, &src, &len);
+			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
+			PyObject *item = Py_BuildValue("(y#I)", (const char *)payload, take, (unsigned int)src);
+			if (!item || PyList_Append(out, item) < 0) {
+				Py_XDECREF(item);
+				unlock(release);
+				return -1; /* (memory) what was appended is returned */
+			}
+			Py_DECREF(item);
+		}
+		unlock(release);
+	}
+	return 1;
+}
+
+/* recvfrom_many's rest: RpmsgDevice._take_waiting(ep, out, max, bufsize), the hook attach handed over. */
+static int take_waiting(EndpointBase *e, PyObject *hook, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize)
+{
+	if (!hook) {
+		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
+		return -1;
+	}
+	PyObject *lim = PyLong_FromSsize_t(max), *bs = PyLong_FromSsize_t(bufsize);
+	PyObject *r = lim && bs ? PyObject_CallFunctionObjArgs(hook, (PyObject *)e, out, lim, bs, NULL) : NULL;
+	Py_XDECREF(lim);
+	Py_XDECREF(bs);
+	Py_XDECREF(r);
+	return r ? 0 : -1;
+}
+
+PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	Py_ssize_t max = 64, bufsize = 1 << 16;
+	int plain = nargs <= 2 && !kwnames;
+	if (plain && nargs >= 1)
+		plain = PyLong_CheckExact(args[0]) && (max = PyLong_AsSsize_t(args[0])) >= 1;
+	if (plain && nargs == 2)
+		plain = PyLong_CheckExact(args[1]) && (bufsize = PyLong_AsSsize_t(args[1])) >= 0;
+	PyErr_Clear();
+	if (!plain)
+		return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+	PyObject *out = PyList_New(0);
+	if (!out)
+		return NULL;
+	/* the device's hook, held from here: the gate may let go of it meanwhile */
+	PyObject *hook = e->gate && e->gate->take_waiting ? Py_NewRef(e->gate->take_waiting) : NULL;
+	/* What is there already, in C (a batch of ours at once); nothing: wait for one as recvfrom does, then more */
+	int done = take_more_c(e, out, max, bufsize);
+	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
+		int handled = 0;
+		PyObject *first = done ? recv_c(e, bufsize, 1, &handled) : NULL;
+		if (!first) {
+			Py_DECREF(out);
+			Py_XDECREF(hook);
+			if (handled)
+				return NULL;
+			return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+		}
+		if (PyList_Append(out, first) < 0) {
+			Py_DECREF(first);
+			Py_DECREF(out);
+			Py_XDECREF(hook);
+			return NULL;
+		}
+		Py_DECREF(first);
+		done = take_more_c(e, out, max, bufsize);
+	}
+	if (done < 0 && PyList_GET_SIZE(out) == 0) {
+		Py_DECREF(out);
+		Py_XDECREF(hook);
+		return NULL;
+	}
+	if (!done && PyList_GET_SIZE(out) < max && take_waiting(e, hook, out, max, bufsize) < 0) {
+		Py_DECREF(out);
+		Py_XDECREF(hook);
+		return NULL;
+	}
+	Py_XDECREF(hook);
+	return out;
+}

@@ -1,0 +1,277 @@
+/* The endpoint's sends in C: send, sendto, send_many, get_buffer, send_buffer, send_buffer_reuse. Each *_c
+ * function returns NULL with no exception set (and *handled 0) when the Python method must take the call. */
+#include "endpoint.h"
+
+/* The lock, then the gate still open and its guard holding: 1 (*release set); 0 the Python method's turn
+ * (*handled says whether an exception is set). */
+static int enter(Gate *g, PyObject **release, int *handled)
+{
+	int taken = lock_try(g, release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return 0;
+	}
+	if (!gate_guard_holds(g)) {
+		unlock(*release);
+		*handled = 0;
+		return 0;
+	}
+	*handled = 1;
+	return 1;
+}
+
+/* Send `data` to `dst` in C (RpmsgDevice._fast_send); NULL with no exception set: the Python method's turn. */
+static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t src, dst;
+	*handled = 0;
+	if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst))
+		return NULL;
+	Py_buffer b;
+	if (PyObject_GetBuffer(data, &b, PyBUF_SIMPLE) < 0) {
+		PyErr_Clear(); /* not a contiguous buffer: the Python path says what is wrong */
+		return NULL;
+	}
+	PyObject *release = NULL;
+	if (b.len > (Py_ssize_t)g->path.max_payload || !enter(g, &release, handled)) {
+		PyBuffer_Release(&b);
+		return NULL;
+	}
+	int rc = rpc_try_send(&g->path, src, dst, b.buf, (uint32_t)b.len);
+	Py_ssize_t len = b.len;
+	PyBuffer_Release(&b);
+	if (rc < 0 && rc != RPF_GENERAL)
+		return failed(g, g->send_failed, rc, release);
+	if (rc <= 0) { /* no buffer (the Python path waits for one), or a host buffer too small (it names it) */
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	unlock(release);
+	return PyLong_FromSsize_t(len);
+}
+
+PyObject *ep_send(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	if (nargs == 1 && !kwnames) {
+		int handled;
+		PyObject *r = send_c(e, args[0], e->peer, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, s_send_py, args, nargs, kwnames);
+}
+
+PyObject *ep_sendto(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	if (nargs == 2 && !kwnames) {
+		int handled;
+		PyObject *r = send_c(e, args[0], args[1], &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, s_sendto_py, args, nargs, kwnames);
+}
+
+/* Send a list or tuple of bytes to `dst` in C (RpmsgDevice.send_many's C branch): rpc_try_put each while
+ * buffers are free, then one rpc_flush (publish, at most one kick). Returns how many went (k); the rest, if
+ * any, is the Python method's: `_send_many_py(rest, dst, k)`, which waits for buffers as the endpoint's timeout
+ * says. NULL with no exception: the Python method's turn for all of it (not a list/tuple of bytes, one too
+ * long, the gate closed). */
+static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj, Py_ssize_t *sent, int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t src, dst;
+	*handled = 0;
+	*sent = 0;
+	if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst) ||
+	    !(PyList_CheckExact(msgs) || PyTuple_CheckExact(msgs)))
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(msgs);
+	PyObject **items = PySequence_Fast_ITEMS(msgs);
+	for (Py_ssize_t i = 0; i < n; i++) /* checked before anything is sent: all or nothing for bad input */
+		if (!PyBytes_CheckExact(items[i]) || PyBytes_GET_SIZE(items[i]) > (Py_ssize_t)g->path.max_payload)
+			return NULL;
+	PyObject *release = NULL;
+	if (!enter(g, &release, handled))
+		return NULL;
+	/* the list cannot change meanwhile: no Python code runs until the flush */
+	Py_ssize_t k = 0;
+	int rc = 0;
+	for (; k < n; k++) {
+		PyObject *m = items[k];
+		rc = rpc_try_put(&g->path, src, dst, (const uint8_t *)PyBytes_AS_STRING(m), (uint32_t)PyBytes_GET_SIZE(m));
+		if (rc <= 0 || rc == RPF_GENERAL)
+			break;
+	}
+	if (rc < 0 && rc != RPF_GENERAL)
+		return failed(g, g->send_failed, rc, release);
+	if (k > 0) {
+		rc = rpc_flush(&g->path);
+		if (rc < 0)
+			return failed(g, g->send_failed, rc, release);
+		if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
+			unlock(release);
+			return NULL; /* the device failed (PeerLost, with the count unconfirmed) */
+		}
+	}
+	unlock(release);
+	*sent = k;
+	if (k == n)
+		return PyLong_FromSsize_t(n);
+	*handled = 0;
+	return NULL;
+}
+
+PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	Py_ssize_t sent = 0;
+	if ((nargs == 1 || nargs == 2) && !kwnames) {
+		int handled;
+		PyObject *dst = nargs == 2 && args[1] != Py_None ? args[1] : e->peer;
+		PyObject *r = send_many_c(e, args[0], dst ? dst : Py_None, &sent, &handled);
+		if (r || handled)
+			return r;
+		if (sent) { /* the ring filled: the rest waits for buffers in the Python method, counted from here */
+			PyObject *rest = PySequence_GetSlice(args[0], sent, PySequence_Fast_GET_SIZE(args[0]));
+			PyObject *count = PyLong_FromSsize_t(sent);
+			PyObject *stack[3] = { rest, nargs == 2 ? args[1] : Py_None, count };
+			r = rest && count ? slow(e, s_send_many_py, stack, 3, NULL) : NULL;
+			Py_XDECREF(rest);
+			Py_XDECREF(count);
+			return r;
+		}
+	}
+	return slow(e, s_send_many_py, args, nargs, kwnames);
+}
+
+/* A send buffer for a zero-copy send (host; RpmsgDevice.get_buffer's C branch): rpc_try_take, then a TxBuffer
+ * over it; NULL with no exception: the Python method's turn (no buffer free: it waits; the pool replaced;
+ * anything the gate does not allow). */
+static PyObject *get_buffer_c(EndpointBase *e, int *handled)
+{
+	Gate *g = e->gate;
+	*handled = 0;
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_usable(g))
+		return NULL;
+	PyObject *release = NULL;
+	if (!enter(g, &release, handled))
+		return NULL;
+	if (!g->txbuf_type) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	uint64_t addr = 0;
+	int rc = rpc_try_take(&g->path, &addr);
+	if (rc < 0)
+		return failed(g, g->send_failed, rc, release);
+	if (rc == 0) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	TxBufferBase *b = (TxBufferBase *)g->txbuf_type->tp_alloc(g->txbuf_type, 0);
+	if (!b) {
+		rpc_untake(&g->path, addr);
+		unlock(release);
+		return NULL;
+	}
+	txb_arm(g, b, addr);
+	b->token = Py_NewRef(Py_None);
+	unlock(release);
+	return (PyObject *)b;
+}
+
+PyObject *ep_get_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	if (nargs == 0 && !kwnames) {
+		int handled;
+		PyObject *r = get_buffer_c(e, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, s_get_buffer_py, args, nargs, kwnames);
+}
+
+/* Send a filled TxBuffer in C (RpmsgDevice.send_buffer's C branch; `reuse`: then RpmsgDevice.rearm's); NULL
+ * with no exception: the Python method's turn (it raises what is wrong). */
+static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length, PyObject *dst_obj, int reuse,
+			       int *handled)
+{
+	Gate *g = e->gate;
+	uint32_t src, dst, len;
+	*handled = 0;
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_usable(g) || !u32_of(e->addr, &src) ||
+	    !u32_of(dst_obj, &dst) || !u32_of(length, &len) || !PyObject_TypeCheck(buf, &TxBufferBaseType))
+		return NULL;
+	TxBufferBase *b = (TxBufferBase *)buf;
+	if (b->done || len > b->capacity)
+		return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		*handled = taken < 0;
+		return NULL;
+	}
+	*handled = 1;
+	/* re-arming takes from the pool: it must be the one attached (as get_buffer) */
+	int go = g->open && !b->done && (!reuse || (g->tx_view && gate_guard_holds(g)));
+	if (!go) {
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
+	if (txb_finish(b) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	int rc = rpc_send_buffer(&g->path, b->addr, src, dst, len);
+	if (rc < 0)
+		return failed(g, g->send_failed, rc, release);
+	if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
+		unlock(release);
+		return NULL;
+	}
+	if (!reuse) {
+		unlock(release);
+		Py_RETURN_NONE;
+	}
+	/* send_buffer_reuse: the same object, re-armed with a buffer free now (never waits for one) */
+	uint64_t addr = 0;
+	rc = g->attached && g->tx_view ? rpc_try_take(&g->path, &addr) : 0;
+	if (rc < 0)
+		return failed(g, g->send_failed, rc, release);
+	if (rc)
+		txb_arm(g, b, addr);
+	unlock(release);
+	return PyBool_FromLong(rc);
+}
+
+static PyObject *send_buffer_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+				   int reuse, PyObject *name)
+{
+	if ((nargs == 2 || nargs == 3) && !kwnames) {
+		int handled;
+		PyObject *dst = nargs == 3 && args[2] != Py_None ? args[2] : e->peer;
+		PyObject *r = send_buffer_c(e, args[0], args[1], dst ? dst : Py_None, reuse, &handled);
+		if (r || handled)
+			return r;
+	}
+	return slow(e, name, args, nargs, kwnames);
+}
+
+PyObject *ep_send_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return send_buffer_entry(e, args, nargs, kwnames, 0, s_send_buffer_py);
+}
+
+PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return send_buffer_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py);
+}
