@@ -31,7 +31,7 @@ from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
-from transports.doorbell import Doorbell, c_doorbell_of
+from transports.doorbell import KICK_DATAGRAM, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
 from virtio.cring import CVring
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
@@ -44,13 +44,13 @@ def enabled() -> bool:
     return os.environ.get("RPROC_RPMSG_FASTPATH", "1") != "0"
 
 
-KICK_SHIFT = 24  # RPF_KICK_SHIFT: a kick word is the descriptor | the kind << 24
+KICK_SHIFT = _native._C["RPF_KICK_SHIFT"]  # a kick word is the descriptor | the kind << 24 (fastpath.h)
 
 
 def kick_word(fd: int, kind: int) -> int:
     """The C path's kick word for a descriptor and a ``transports.doorbell.KICK_*`` kind; -1 (the runner kicks)
     for a descriptor that does not fit in 24 bits or an unknown kind."""
-    if not 0 <= fd < 1 << KICK_SHIFT or not 0 <= kind <= 2:
+    if not 0 <= fd < 1 << KICK_SHIFT or kind not in (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM):
         return -1
     return fd | kind << KICK_SHIFT
 

@@ -14,6 +14,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -98,18 +99,19 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counts
 
 
-def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[object]:
+def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[tuple[Any, ...]]:
     """One exchange, single-threaded (nobody reads a doorbell but this script): after every step, what it
     returned and the kicks each side's peer saw."""
-    seen: list[object] = []
+    seen: list[tuple[Any, ...]] = []
 
     def step(what: str, fn: Callable[[], object]) -> None:
         try:
             result: object = fn()
         except Exception as exc:  # the same exception on both paths is part of the comparison
             result = (type(exc).__name__, str(exc))
-        seen.append((what, result, "kicks to remote", _take_kicks(remote.doorbell), "to host",
-                     _take_kicks(host.doorbell)))
+        seen.append(
+            (what, result, "kicks to remote", _take_kicks(remote.doorbell), "to host", _take_kicks(host.doorbell))
+        )
 
     r = remote.endpoint("svc")
     h = host.open("svc", timeout=5)
@@ -119,15 +121,15 @@ def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[object]:
     _take_kicks(host.doorbell)
     for i in range(40):  # more than the rings hold: buffers recycle
         payload = bytes([i]) * (i * 13 % 497)
-        step("host send", lambda: h.send(payload))
+        step("host send", partial(h.send, payload))
         step("remote recvfrom", lambda: r.recvfrom())
-        step("remote reply", lambda: r.sendto(payload[::-1], h.addr))
+        step("remote reply", partial(r.sendto, payload[::-1], h.addr))
         step("host recv", lambda: h.recv())
         step("host recv, nothing", lambda: h.recv())
     # The peer turns its kicks off (busy polling): no kick, either path; on again: kicked again.
     remote.request_kicks(False)
     host.request_kicks(False)
-    for i in range(3):
+    for _ in range(3):
         step("host send, remote suppresses", lambda: h.send(b"quiet"))
         step("remote reply, host suppresses", lambda: r.send(b"quiet"))
     step("remote recv_many", lambda: r.recv_many(64))
@@ -146,7 +148,7 @@ def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[object]:
     return seen
 
 
-def _dead_peer(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> list[object]:
+def _dead_peer(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> list[Any]:
     """The peer's doorbell closes (its process died): the next kick fails; what each call reports."""
     r = remote.endpoint("svc")
     h = host.open("svc", timeout=5)
@@ -156,7 +158,7 @@ def _dead_peer(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> list[object
     host.request_kicks(True)
     me, peer, to = (h, remote, r.addr) if role == "host" else (r, host, h.addr)
     peer.doorbell.close()
-    out: list[object] = []
+    out: list[Any] = []
     for _ in range(3):
         try:
             out.append(me.sendto(b"hello", to))
@@ -176,7 +178,7 @@ def test_the_same_kicks_and_results_on_both_paths(
     path show the same kicks. In ``"block"`` the C receive turns the peer's kicks off while it looks (and the
     general path does not), so there every kind's C path is compared with the eventfd's."""
     c_calls: dict[str, Counter[str]] = {}
-    c_traces: dict[str, list[object]] = {}
+    c_traces: dict[str, list[tuple[Any, ...]]] = {}
     for kind in KINDS:
         traces = []
         for c_path in (True, False):
@@ -193,9 +195,9 @@ def test_the_same_kicks_and_results_on_both_paths(
         if wait == "spin":
             assert traces[0] == traces[1], kind
         assert [t[:2] for t in traces[0]] == [t[:2] for t in traces[1]], kind  # the same results
-        kicks = [(t[3], t[5]) for t in traces[0]]  # type: ignore[index]
+        kicks = [(t[3], t[5]) for t in traces[0]]
         assert sum(a + b for a, b in kicks) >= (20 if wait == "spin" else 3), (kind, kicks)  # through the descriptor
-        quiet = [t for t in traces[0] if "suppresses" in str(t[0])]  # type: ignore[index]
+        quiet = [t for t in traces[0] if "suppresses" in str(t[0])]
         assert quiet and all(t[3] == 0 and t[5] == 0 for t in quiet), kind  # suppression respected
     assert c_traces["stream"] == c_traces["dgram"] == c_traces["eventfd"]
     # The C methods hand over to the Python ones for the socket kinds exactly where they do for eventfds (nothing
@@ -273,3 +275,53 @@ def test_the_kick_word_matches_the_doorbell(kind: str) -> None:
         bell.close()
     assert fastpath.kick_word(1 << 24, KICK_EVENTFD) == -1  # does not fit: the runner kicks
     assert fastpath.kick_word(3, 7) == -1
+
+
+@pytest.mark.parametrize("kind", ["stream", "dgram"])
+def test_the_c_kick_is_the_python_kick(kind: str) -> None:
+    """rpf_kick against the doorbell's notify, on the same socket: the same bytes for each queue, a full socket
+    accepted by both (kicks are pending: the peer looks at every queue), a dead peer refused by both (C returns
+    0 and leaves the report to notify, which raises PeerLostError)."""
+    from rpmsg import fastpath
+    from transports.doorbell import PeerLostError
+
+    lib = fastpath._module().lib
+    ours, theirs = _bells(kind)
+    described = c_doorbell_of(ours)
+    assert described is not None
+    word = fastpath.kick_word(described.kick_fd, described.kick)
+    peer_fd = c_doorbell_of(theirs).drain_fd  # type: ignore[union-attr]
+
+    def read_all() -> list[bytes]:
+        got = []
+        while True:
+            try:
+                got.append(os.read(peer_fd, 4096 if kind == "stream" else 64))
+            except BlockingIOError:
+                return got
+
+    for queue in (0, 1, 257):
+        assert lib.rpf_kick(word, queue) == 1
+        c_bytes = read_all()
+        ours.notify(queue)
+        assert c_bytes == read_all() == [bytes([queue & 0xFF])]
+    sender = socket.socket(fileno=os.dup(described.kick_fd))
+    sender.setblocking(False)
+    try:
+        while True:  # fill the socket until a send would block
+            sender.send(b"\1" * (4096 if kind == "stream" else 1))
+    except BlockingIOError:
+        pass
+    finally:
+        sender.close()
+    full = 0
+    for _ in range(3):
+        full += lib.rpf_kick(word, 1)
+        ours.notify(1)  # no error either
+    assert full == 3
+    read_all()
+    theirs.close()
+    assert lib.rpf_kick(word, 1) == 0  # the peer is gone: the runner's notify reports it
+    with pytest.raises(PeerLostError):
+        ours.notify(1)
+    ours.close()
