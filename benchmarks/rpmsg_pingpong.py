@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -268,12 +268,12 @@ def streaming(res: Results, messages: int) -> None:
         )
 
 
-def doorbell_kinds(res: Results, messages: int, rounds: int) -> None:
+def doorbell_kinds(res: Results, messages: int, rounds: int, panels: list[Any] | None = None) -> None:
     """Host -> C remote with one byte per kick on the shm socket (``doorbell=socket``, OpenAMP's Linux layout, where
     OpenAMP kicks once per message) next to eventfd kicks, in the same run: 496 B one-way copy streams in wait
     modes spin and block, and the 16-byte round trip blocking on one CPU (the C remote sleeping in ppoll on its
     doorbell either way). Before the C path kicked sockets, every message of the socket rows went through the
-    Python endpoint methods."""
+    Python endpoint methods. ``panels``: the round trips' histograms are added there."""
     print(f"host -> C remote by doorbell kind: 496 B one-way ({messages} messages), 16 B round trip ({rounds})")
     for wait in ("spin", "block"):
         base = (
@@ -293,19 +293,16 @@ def doorbell_kinds(res: Results, messages: int, rounds: int) -> None:
             f"  {sock / base[1]:4.2f}x"
         )
     with pinned({min(os.sched_getaffinity(0))}):
+        name = "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), eventfd kicks"
         samples = round_trip("block", "c", rounds, None, "eventfd", "block")
-        base = (
-            "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), eventfd kicks",
-            statistics.median(samples),
-        )
+        base = (name, statistics.median(samples))
         res.add(*base, "us", better="lower")
-        sock = res.add(
-            "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), socket-byte kicks",
-            statistics.median(round_trip("block", "c", rounds, None, "socket", "block")),
-            "us",
-            better="lower",
-            baseline=base,
-        )
+        name = "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), socket-byte kicks"
+        sock_samples = round_trip("block", "c", rounds, None, "socket", "block")
+        sock = res.add(name, statistics.median(sock_samples), "us", better="lower", baseline=base)
+    if panels is not None:
+        panels.append(histogram(base[0], samples))
+        panels.append(histogram(name, sock_samples))
     print(
         f"  round trip, block, one CPU: eventfd {base[1]:8.2f} us   socket bytes {sock:8.2f} us  {sock / base[1]:4.2f}x"
     )
@@ -398,7 +395,7 @@ def main() -> int:
         print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
         print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
     streaming(res, args.messages)
-    doorbell_kinds(res, args.messages, args.rounds)
+    doorbell_kinds(res, args.messages, args.rounds, panels)
     res.write(args.json)
     if args.histogram:
         title = f"rpmsg round trip, 16 B, Python endpoint, {args.rounds} each (median and p99 marked)"
