@@ -65,8 +65,9 @@ def _pair(kind: str, monkeypatch: pytest.MonkeyPatch, c_path: bool, wait: Any = 
     return host, remote
 
 
-def _take_kicks(bell: Doorbell) -> int:
-    """The kicks waiting at this side's descriptor, consumed: what the peer sent us, counted as it arrives."""
+def _take_kicks(bell: Doorbell, values: list[bytes] | None = None) -> int:
+    """The kicks waiting at this side's descriptor, consumed: what the peer sent us, counted as it arrives (and,
+    for the socket kinds, the bytes themselves appended to ``values``: each kick's queue number)."""
     described = c_doorbell_of(bell)
     assert described is not None
     fd, n = described.drain_fd, 0
@@ -83,6 +84,8 @@ def _take_kicks(bell: Doorbell) -> int:
         if not data:
             return n
         n += len(data) if described.drain == KICK_STREAM_BYTE else 1
+        if values is not None:
+            values.append(data)
 
 
 @pytest.fixture
@@ -99,7 +102,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counts
 
 
-def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[tuple[Any, ...]]:
+def _script(host: RpmsgDevice, remote: RpmsgDevice, values: list[bytes]) -> list[tuple[Any, ...]]:
     """One exchange, single-threaded (nobody reads a doorbell but this script): after every step, what it
     returned and the kicks each side's peer saw."""
     seen: list[tuple[Any, ...]] = []
@@ -110,7 +113,14 @@ def _script(host: RpmsgDevice, remote: RpmsgDevice) -> list[tuple[Any, ...]]:
         except Exception as exc:  # the same exception on both paths is part of the comparison
             result = (type(exc).__name__, str(exc))
         seen.append(
-            (what, result, "kicks to remote", _take_kicks(remote.doorbell), "to host", _take_kicks(host.doorbell))
+            (
+                what,
+                result,
+                "kicks to remote",
+                _take_kicks(remote.doorbell, values),
+                "to host",
+                _take_kicks(host.doorbell, values),
+            )
         )
 
     r = remote.endpoint("svc")
@@ -181,11 +191,12 @@ def test_the_same_kicks_and_results_on_both_paths(
     c_traces: dict[str, list[tuple[Any, ...]]] = {}
     for kind in KINDS:
         traces = []
+        values: dict[bool, list[bytes]] = {True: [], False: []}  # the socket kinds' kick bytes, as they came
         for c_path in (True, False):
             host, remote = _pair(kind, monkeypatch, c_path, wait=wait)
             calls.clear()
             try:
-                traces.append(_script(host, remote))
+                traces.append(_script(host, remote, values[c_path]))
             finally:
                 remote.close()
                 host.close()
@@ -194,6 +205,9 @@ def test_the_same_kicks_and_results_on_both_paths(
         c_traces[kind] = traces[0]
         if wait == "spin":
             assert traces[0] == traces[1], kind
+            assert values[True] == values[False], kind  # the same queue numbers in the same datagrams/reads
+        if kind != "eventfd":
+            assert b"".join(values[True]) and set(b"".join(values[True])) <= {0, 1}, kind
         assert [t[:2] for t in traces[0]] == [t[:2] for t in traces[1]], kind  # the same results
         kicks = [(t[3], t[5]) for t in traces[0]]
         assert sum(a + b for a, b in kicks) >= (20 if wait == "spin" else 3), (kind, kicks)  # through the descriptor
