@@ -8,13 +8,15 @@ baselines measured in the same run.
   Python remote.
 - Host -> remote throughput of 496-byte messages, copying (send), zero-copy (get_buffer/send_buffer) and batched
   (send_many), the last next to benchmarks/virtio_stream.py's C virtqueue stream at the same size.
+- The same one-way copy stream and a blocking round trip with one byte per kick on the socket (OpenAMP's Linux
+  layout) next to eventfd kicks (``--doorbells-only``: just these).
 
 Where the processes run is pinned (os.sched_setaffinity), because on a virtual machine waking a sleeping vCPU costs
 tens of microseconds: blocking pairs share one CPU (each wake-up is a context switch, as on a single-core SoC),
 busy-polling pairs get one CPU each. Both baselines are pinned the same way as what they are compared with.
 
     .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000] [--json FILE]
-        [--histogram FILE.svg]
+        [--histogram FILE.svg] [--throughput-only | --doorbells-only]
 
 ``--json``: every figure with its baseline and the ratio (benchmarks/report.py); ``--histogram``: the round trips
 of the Python endpoint, each configuration's samples as a latency histogram.
@@ -31,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -103,18 +105,27 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
 
 
 def with_remote(
-    wait: str, service: str, remote: str, body: Callable[[Endpoint], T], split: tuple[int, int] | None = None
+    wait: str,
+    service: str,
+    remote: str,
+    body: Callable[[Endpoint], T],
+    split: tuple[int, int] | None = None,
+    doorbell: str = "eventfd",
+    remote_wait: str | None = None,
 ) -> T:
+    """``doorbell``: the shm transport's kind (eventfd, or socket: one byte per kick on the socket, as OpenAMP's
+    Linux layout); ``remote_wait``: the remote's own wait mode when it is not the host's."""
     name = f"rproc-bench-{os.getpid()}-{wait}-{remote}"
     script = str(REPO / "benchmarks" / "rpmsg_remote.py")
     # A blocking C remote sleeps in read() on its kick, as the C baselines do (in ppoll it would also watch the
     # host's socket, 0.6 us more a round trip); it cannot see the host go, so it is terminated at the end.
-    remote_wait = "read" if remote == "c" and wait == "block" else wait
+    if remote_wait is None:
+        remote_wait = "read" if remote == "c" and wait == "block" else wait
     proc = subprocess.Popen([sys.executable, script, name, remote_wait, service, remote])
     if split:
         os.sched_setaffinity(proc.pid, {split[1]})
     try:
-        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        link = open_link(f"shm://{name}?size={Profile().size}&doorbell={doorbell}", role="host")
         device = host_on(link, wait=wait, timeout=20)  # type: ignore[arg-type]
         try:
             ep = device.open(f"bench-{service}", timeout=10)
@@ -130,7 +141,14 @@ def with_remote(
         proc.wait(timeout=10)
 
 
-def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | None = None) -> list[float]:
+def round_trip(
+    wait: str,
+    remote: str,
+    rounds: int,
+    split: tuple[int, int] | None = None,
+    doorbell: str = "eventfd",
+    remote_wait: str | None = None,
+) -> list[float]:
     """Every round trip's time, microseconds (after 1000 to warm up)."""
 
     def body(ep: Endpoint) -> list[float]:
@@ -147,13 +165,13 @@ def round_trip(wait: str, remote: str, rounds: int, split: tuple[int, int] | Non
             times.append(clock() - start)
         return [t / 1000.0 for t in times]
 
-    return with_remote(wait, "echo", remote, body, split)
+    return with_remote(wait, "echo", remote, body, split, doorbell, remote_wait)
 
 
 BATCH = 64
 
 
-def throughput(messages: int, mode: str, wait: str = "spin") -> float:
+def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "eventfd") -> float:
     """Host -> C remote msgs/s of 496-byte messages: ``copy`` (send of one bytes object), ``copy-write`` (the
     producer writes 4 bytes into a bytearray, then send), ``zero-copy`` (get_buffer, write 4 bytes into its view,
     send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse) or ``batch``
@@ -193,7 +211,7 @@ def throughput(messages: int, mode: str, wait: str = "spin") -> float:
         assert got == messages, f"remote counted {got} of {messages}"
         return messages / elapsed
 
-    return with_remote(wait, "count", "c", body)
+    return with_remote(wait, "count", "c", body, doorbell=doorbell)
 
 
 def stream_c_rate(length: int, count: int = 1_000_000) -> float:
@@ -250,6 +268,46 @@ def streaming(res: Results, messages: int) -> None:
         )
 
 
+def doorbell_kinds(res: Results, messages: int, rounds: int, panels: list[Any] | None = None) -> None:
+    """Host -> C remote with one byte per kick on the shm socket (``doorbell=socket``, OpenAMP's Linux layout, where
+    OpenAMP kicks once per message) next to eventfd kicks, in the same run: 496 B one-way copy streams in wait
+    modes spin and block, and the 16-byte round trip blocking on one CPU (the C remote sleeping in ppoll on its
+    doorbell either way). Before the C path kicked sockets, every message of the socket rows went through the
+    Python endpoint methods. ``panels``: the round trips' histograms are added there."""
+    print(f"host -> C remote by doorbell kind: 496 B one-way ({messages} messages), 16 B round trip ({rounds})")
+    for wait in ("spin", "block"):
+        base = (
+            f"host -> C remote, 496 B: copy (send), wait mode {wait}, eventfd kicks",
+            throughput(messages, "copy", wait, "eventfd"),
+        )
+        res.add(*base, "msgs/s", better="higher")
+        sock = res.add(
+            f"host -> C remote, 496 B: copy (send), wait mode {wait}, socket-byte kicks",
+            throughput(messages, "copy", wait, "socket"),
+            "msgs/s",
+            better="higher",
+            baseline=base,
+        )
+        print(
+            f"  one-way, {wait:<5}  eventfd {base[1]:10,.0f} msgs/s   socket bytes {sock:10,.0f}"
+            f"  {sock / base[1]:4.2f}x"
+        )
+    with pinned({min(os.sched_getaffinity(0))}):
+        name = "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), eventfd kicks"
+        samples = round_trip("block", "c", rounds, None, "eventfd", "block")
+        base = (name, statistics.median(samples))
+        res.add(*base, "us", better="lower")
+        name = "blocking, one CPU: Python endpoint <-> C rpmsg remote (ppoll), socket-byte kicks"
+        sock_samples = round_trip("block", "c", rounds, None, "socket", "block")
+        sock = res.add(name, statistics.median(sock_samples), "us", better="lower", baseline=base)
+    if panels is not None:
+        panels.append(histogram(base[0], samples))
+        panels.append(histogram(name, sock_samples))
+    print(
+        f"  round trip, block, one CPU: eventfd {base[1]:8.2f} us   socket bytes {sock:8.2f} us  {sock / base[1]:4.2f}x"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=20000)
@@ -257,10 +315,14 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
     ap.add_argument("--histogram", metavar="FILE.svg", help="draw the round trips' latency histogram here")
     ap.add_argument("--throughput-only", action="store_true", help="only the host -> C remote streams")
+    ap.add_argument("--doorbells-only", action="store_true", help="only the doorbell kinds (socket bytes, eventfd)")
     args = ap.parse_args()
     res = Results("rpmsg_pingpong", {"rounds": args.rounds, "messages": args.messages})
-    if args.throughput_only:
-        streaming(res, args.messages)
+    if args.throughput_only or args.doorbells_only:
+        if args.throughput_only:
+            streaming(res, args.messages)
+        else:
+            doorbell_kinds(res, args.messages, args.rounds)
         res.write(args.json)
         return 0
     panels = []
@@ -333,6 +395,7 @@ def main() -> int:
         print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
         print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
     streaming(res, args.messages)
+    doorbell_kinds(res, args.messages, args.rounds, panels)
     res.write(args.json)
     if args.histogram:
         title = f"rpmsg round trip, 16 B, Python endpoint, {args.rounds} each (median and p99 marked)"

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from rpmsg import EndpointClosed, PeerLost  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
 from rpmsg.wiring import remote_on  # noqa: E402
-from transports.doorbell import EventfdSocketDoorbell  # noqa: E402
+from transports.doorbell import EventfdSocketDoorbell, SocketDoorbell  # noqa: E402
 from transports.shm import ShmLink  # noqa: E402
 from transports.url import open_link  # noqa: E402
 
@@ -89,9 +89,12 @@ def run_c(name: str, wait: str, p: Profile) -> int:
     lib = ffi.dlopen(str(build_c_remote()))
     link = ShmLink.connect_remote(name, p.base + p.size)
     doorbell = link.doorbell
-    if not isinstance(doorbell, EventfdSocketDoorbell):
-        raise SystemExit("the C remote needs the host's eventfd doorbell (shm://...?doorbell=eventfd, the default)")
-    rx_fd, tx_fd, sock_fd = doorbell.descriptors()
+    if isinstance(doorbell, SocketDoorbell):  # one byte per kick on the socket (OpenAMP's Linux layout)
+        rx_fd = tx_fd = sock_fd = doorbell.sock.fileno()
+    elif type(doorbell) is EventfdSocketDoorbell:
+        rx_fd, tx_fd, sock_fd = doorbell.descriptors()
+    else:
+        raise SystemExit("the C remote needs the host's eventfd or socket doorbell (shm://...?doorbell=eventfd|socket)")
     view = link.memory.view(p.base, p.size)
     rc = lib.bench_remote_run(
         ffi.from_buffer("uint8_t[]", view, require_writable=True),

@@ -64,6 +64,10 @@ FALLBACK_CONSTANTS = {
     "RPF_DOORBELL": 3,
     "RPF_WOKEN": 4,
     "RPF_EINTR": 5,
+    "RPF_KICK_EVENTFD": 0,
+    "RPF_KICK_STREAM": 1,
+    "RPF_KICK_DGRAM": 2,
+    "RPF_KICK_SHIFT": 24,
 }
 
 
@@ -75,7 +79,7 @@ def _constants() -> dict[str, int]:
     return {name: int(getattr(lib, name)) for name in FALLBACK_CONSTANTS}
 
 
-_C = _constants()
+_C = _constants()  # also read by rpmsg.fastpath (the kick word)
 NOTIFY = _C["RPF_NOTIFY"]  # or-ed into a count: the peer asked to be kicked
 GENERAL = _C["RPF_GENERAL"]  # the general path's turn
 DEV_MAX = _C["RPF_DEV_MAX"]  # the largest payload the remote's C send copies

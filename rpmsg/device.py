@@ -139,7 +139,7 @@ class RpmsgDevice(Sending, Receiving):
     def _make_fast(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
         """The per-message path in C, where it does exactly what the general path does: a core on the C engine
         with a doorbell that carries no memory. (Zero-copy receives and tracing are checked per call.) It is
-        also what the endpoints' C methods use, when the doorbell is an eventfd."""
+        also what the endpoints' C methods use, when C can kick the doorbell (fastpath: c_doorbell_of)."""
         fast = self._make_fast_path()
         self._gate.detach()
         self._gate_attached = fast is not None and fast.attach(

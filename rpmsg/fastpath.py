@@ -31,7 +31,7 @@ from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER_SIZE, RX_VRING, TX_VRING, parse_message
-from transports.doorbell import Doorbell, EventfdSocketDoorbell
+from transports.doorbell import KICK_DATAGRAM, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
 from virtio.cring import CVring
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
@@ -42,6 +42,17 @@ _module = _native.fastpath_module  # rpmsg._fastpath_cffi, or ImportError
 
 def enabled() -> bool:
     return os.environ.get("RPROC_RPMSG_FASTPATH", "1") != "0"
+
+
+KICK_SHIFT = _native._C["RPF_KICK_SHIFT"]  # a kick word is the descriptor | the kind << 24 (fastpath.h)
+
+
+def kick_word(fd: int, kind: int) -> int:
+    """The C path's kick word for a descriptor and a ``transports.doorbell.KICK_*`` kind; -1 (the runner kicks)
+    for a descriptor that does not fit in 24 bits or an unknown kind."""
+    if not 0 <= fd < 1 << KICK_SHIFT or kind not in (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM):
+        return -1
+    return fd | kind << KICK_SHIFT
 
 
 class _FastPath:
@@ -78,12 +89,16 @@ class _FastPath:
         self._c_out = ffi.from_buffer("uint8_t[]", out, require_writable=True)
         self._c_lens = ffi.from_buffer("uint32_t[]", lens, require_writable=True)
         self._out_cap = len(out)
-        # The doorbell's descriptors: an eventfd doorbell's kicks are read and written in C; any other doorbell
-        # (sockets, UIO, wrappers that count) is read and kicked by the runner, through its own methods.
+        # The doorbell's descriptors: a doorbell that describes itself to C (c_doorbell: eventfds, socket bytes,
+        # datagrams) is kicked and drained in C; any other (the UART mirror, UIO, vhost-user, wrappers that
+        # count) is kicked and read by the runner, through its own methods.
         self._poll_fd = doorbell.fileno()
-        self._kick_fd = self._kick_out_fd = -1
-        if type(doorbell) is EventfdSocketDoorbell:
-            self._kick_fd, self._kick_out_fd, _ = doorbell.descriptors()
+        self._kick_fd = self._kick_out_fd = -1  # kick words (fastpath.h): the wait's drain, the kick
+        described = c_doorbell_of(doorbell)
+        if described is not None:
+            self._poll_fd = described.poll_fd
+            self._kick_fd = kick_word(described.drain_fd, described.drain)
+            self._kick_out_fd = kick_word(described.kick_fd, described.kick)
         self._wake_fd = wake_fd
         self.max_payload: int
         self._pool_src: object = None
@@ -140,7 +155,7 @@ class _FastPath:
         sleep in C on the same descriptors as :meth:`wait` (``changed``: the device's condition, notified when
         it leaves the doorbell). The C methods hand over to the Python ones while ``trace_enabled(trace_level)``
         (the device logger's isEnabledFor) is not False. False when they cannot take it (no compiled module, or
-        a doorbell that is not an eventfd: the kick is written in C)."""
+        a doorbell C cannot kick: the kick is written in C)."""
         if not hasattr(gate, "attach") or self._kick_out_fd < 0:
             return False
         # The device's callbacks, looked up at each call as a method call would be (a test may replace one).
@@ -268,7 +283,7 @@ class HostFastPath(_FastPath):
 
     # --- per message ---------------------------------------------------------------------------------------
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
-        """0: no free buffer; 1: sent (and kicked, if the remote asked and the doorbell is an eventfd);
+        """0: no free buffer; 1: sent (and kicked, if the remote asked and C can kick the doorbell);
         1 | NOTIFY: sent, and the caller must kick vring 1. The caller checked the size (:attr:`max_payload`)."""
         if self._send_ring.pool_array is not self._pool_src:
             self._bind_pool()

@@ -98,6 +98,11 @@ SHARED = [
     (FASTPATH_H, "RPF_DOORBELL", "rpmsg.fastpath:DOORBELL"),
     (FASTPATH_H, "RPF_WOKEN", "rpmsg.fastpath:WOKEN"),
     (FASTPATH_H, "RPF_EINTR", "rpmsg.fastpath:EINTR"),
+    # how the C path kicks each doorbell kind (transports.doorbell.CDoorbell) and the kick word's layout
+    (FASTPATH_H, "RPF_KICK_EVENTFD", "transports.doorbell:KICK_EVENTFD"),
+    (FASTPATH_H, "RPF_KICK_STREAM", "transports.doorbell:KICK_STREAM_BYTE"),
+    (FASTPATH_H, "RPF_KICK_DGRAM", "transports.doorbell:KICK_DATAGRAM"),
+    (FASTPATH_H, "RPF_KICK_SHIFT", "rpmsg.fastpath:KICK_SHIFT"),
     # virtio device status bits (virtio 1.2 2.1) and the rpmsg feature bit
     (RSC_H, "VIRTIO_CONFIG_S_ACKNOWLEDGE", "virtio.features:STATUS_ACKNOWLEDGE"),
     (RSC_H, "VIRTIO_CONFIG_S_DRIVER", "virtio.features:STATUS_DRIVER"),

@@ -9,6 +9,10 @@ notifies us.
 Every doorbell of this module counts the peer's kicks its :meth:`wait` consumed, exactly, in ``received``: bytes on
 a socket, the counter of an eventfd (one per write), datagrams. (A wait returns True for any number of them.) Kicks
 that C code consumes through the descriptors directly are not counted.
+
+A doorbell whose kicks C code can write and drain by itself describes how with :meth:`c_doorbell` (a
+:class:`CDoorbell`: the rpmsg C paths then kick and sleep without Python per message); an optional method:
+:func:`c_doorbell_of` is None for a doorbell without it, or one whose notify/wait a subclass changed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import errno
 import os
 import select
 import socket
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from transports.errors import TransportError
 
@@ -44,6 +48,38 @@ class Doorbell(Protocol):
     def close(self) -> None: ...
 
 
+# How C code kicks the peer, and how it drains a wake-up (rpmsg/csrc/fastpath.h: RPF_KICK_*, same values).
+KICK_EVENTFD = 0  # write the 8-byte value 1 / read the counter
+KICK_STREAM_BYTE = 1  # one byte (the queue number) on a stream socket / read what is there
+KICK_DATAGRAM = 2  # one one-byte datagram (the queue number) / read every datagram waiting
+
+
+class CDoorbell(NamedTuple):
+    """What C code needs to kick and to wait exactly as the doorbell's :meth:`notify` and :meth:`wait` do (the
+    same bytes to the peer, the same errors: a kick that fails other than "the socket is full" is left to
+    :meth:`notify`, which reports the peer gone)."""
+
+    kick_fd: int  # where a kick goes
+    kick: int  # KICK_*: how
+    poll_fd: int  # readable when the peer kicked or left (fileno())
+    drain_fd: int  # where the kicks that woke us are read
+    drain: int  # KICK_*: how
+
+
+def c_doorbell_of(doorbell: object) -> CDoorbell | None:
+    """``doorbell.c_doorbell()``, or None: only Python can kick it (no such method: the UART mirror, whose kick
+    is a frame after the written ranges; vhost-user's per-queue call descriptors; a wrapper that observes)."""
+    describe = getattr(doorbell, "c_doorbell", None)
+    result = describe() if callable(describe) else None
+    return result if isinstance(result, CDoorbell) else None
+
+
+def _own(doorbell: object, cls: type) -> bool:
+    """The doorbell kicks and waits with ``cls``'s own methods (a subclass that counts or changes them does not)."""
+    kind = type(doorbell)
+    return all(getattr(kind, name) is getattr(cls, name) for name in ("notify", "wait", "_drain") if hasattr(cls, name))
+
+
 class DoorbellWrapper:
     """Passes everything to ``inner``: subclasses override what they observe (spy+, conformance kick counts)."""
 
@@ -61,6 +97,10 @@ class DoorbellWrapper:
 
     def interrupt(self) -> None:
         self.inner.interrupt()
+
+    def c_doorbell(self) -> CDoorbell | None:
+        """None: a wrapper observes the kicks (spy+, counts), so C code must not go around it."""
+        return None
 
     def __getattr__(self, name: str) -> object:
         # Optional doorbell methods (a mirroring doorbell's publish) pass through; missing ones stay missing.
@@ -187,6 +227,13 @@ class SocketDoorbell:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def c_doorbell(self) -> CDoorbell | None:
+        """One byte per kick on the socket, the wake-up read from it (end of file left to :meth:`wait`)."""
+        if self.lost or not _own(self, SocketDoorbell) or self.sock.fileno() < 0:
+            return None
+        fd = self.sock.fileno()
+        return CDoorbell(fd, KICK_STREAM_BYTE, fd, fd, KICK_STREAM_BYTE)
+
     def interrupt(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # a waiter sees end of file; the peer sees us gone
@@ -250,6 +297,12 @@ class EventfdSocketDoorbell:
         the benchmarks' C remote)."""
         return self._rx, self._tx, self.sock.fileno()
 
+    def c_doorbell(self) -> CDoorbell | None:
+        """Eventfd writes out, the eventfd read in, the epoll descriptor (kicks and the socket's end) to poll."""
+        if self.lost or self._rx < 0 or not _own(self, EventfdSocketDoorbell):
+            return None
+        return CDoorbell(self._tx, KICK_EVENTFD, self._epoll.fileno(), self._rx, KICK_EVENTFD)
+
     def interrupt(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -282,6 +335,13 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
         except OSError as exc:
             self.lost = True
             raise PeerLostError(f"doorbell: {exc.strerror or exc}") from None
+
+    def c_doorbell(self) -> CDoorbell | None:
+        """One datagram per kick out, every datagram waiting read in, the epoll descriptor to poll."""
+        if self.lost or self._rx < 0 or not _own(self, DatagramSocketDoorbell):
+            return None
+        fd = self._dgram.fileno()
+        return CDoorbell(fd, KICK_DATAGRAM, self._epoll.fileno(), fd, KICK_DATAGRAM)
 
     def _drain(self) -> bool:
         got = False

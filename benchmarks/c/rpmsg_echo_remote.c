@@ -14,6 +14,9 @@
  *                          this side: busy-poll with the host's kicks off for SPIN_NS after the last message,
  *                          then ask for kicks, look once more (a message published before the ask is seen
  *                          here, one after it kicks) and sleep as block 1 does.
+ *                          rx_fd == tx_fd == sock_fd: the host's doorbell is one byte per kick on the socket
+ *                          itself (shm://...?doorbell=socket, OpenAMP's Linux layout): kicks are sent and read
+ *                          there (block 2 then sleeps in ppoll as block 1).
  * Returns 0 at the host's end, or an RPMSG_ERR_* code.
  */
 #define _GNU_SOURCE
@@ -29,6 +32,7 @@
 
 struct bench {
 	int tx_fd;
+	int sock_bytes; /* kicks are bytes on the doorbell socket (tx_fd is the socket) */
 	uint64_t counted;
 	uint64_t touched; /* messages bench-touch read */
 	uint64_t sum;     /* the sum of their bytes */
@@ -36,9 +40,16 @@ struct bench {
 
 static void kick(void *ctx, uint32_t queue)
 {
-	(void)queue;
+	struct bench *b = ctx;
+	if (b->sock_bytes) { /* one byte, the queue number, as transports.doorbell.SocketDoorbell and OpenAMP */
+		uint8_t q = (uint8_t)queue;
+		if (send(b->tx_fd, &q, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+			/* full (kicks pending) or the host gone: the socket check ends the loop */
+		}
+		return;
+	}
 	uint64_t one = 1;
-	if (write(((struct bench *)ctx)->tx_fd, &one, 8) != 8) {
+	if (write(b->tx_fd, &one, 8) != 8) {
 		/* the host is gone: the socket check below ends the loop */
 	}
 }
@@ -135,6 +146,20 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* After a wake-up: consume the kicks (the eventfd's counter, or the bytes on the socket); 1 if the host is gone. */
+static int consume_kicks(int rx_fd, int sock_fd)
+{
+	if (rx_fd == sock_fd) {
+		uint8_t buf[4096];
+		return recv(sock_fd, buf, sizeof buf, MSG_DONTWAIT) == 0;
+	}
+	uint64_t v;
+	if (read(rx_fd, &v, 8) < 0) {
+		/* nothing to consume: a spurious wake-up */
+	}
+	return 0;
+}
+
 static int host_gone(int sock_fd)
 {
 	char c;
@@ -153,7 +178,8 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 				 { { da0, align, num, 0, 0 }, { da1, align, num, 1, 0 } } };
 	struct rp_region region = { 0, size, mem };
 	struct rpmsg_remote r;
-	struct bench b = { tx_fd, 0, 0, 0 };
+	int sock_bytes = rx_fd == sock_fd;
+	struct bench b = { tx_fd, sock_bytes, 0, 0, 0 };
 	struct rpmsg_ept echo_ept, count_ept, touch_ept;
 	int rc = rpmsg_remote_init(&r, &table.vdev, &region, kick, &b);
 	if (rc == RPMSG_OK)
@@ -167,9 +193,12 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 	if (!block || block == 3)
 		rp_dev_disable_notify(&r.from_host);
 	int64_t busy_since = now_ns(); /* block 3: the last message, or the last wake-up */
+	if (block == 2 && sock_bytes)
+		block = 1; /* the socket is the kick: ppoll on it */
 	if (block == 2) /* sleep in read(), the way the C baselines do */
 		fcntl(rx_fd, F_SETFL, fcntl(rx_fd, F_GETFL) & ~O_NONBLOCK);
 	struct pollfd fds[2] = { { rx_fd, POLLIN, 0 }, { sock_fd, POLLIN | POLLRDHUP, 0 } };
+	nfds_t nfds = sock_bytes ? 1 : 2; /* socket bytes: one descriptor, its end of file read by consume_kicks */
 	for (uint64_t idle = 0;; idle++) {
 		int n = rpmsg_poll(&r);
 		if (n < 0)
@@ -187,14 +216,12 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 				rp_dev_disable_notify(&r.from_host);
 				continue;
 			}
-			if (poll(fds, 2, -1) < 0)
+			if (poll(fds, nfds, -1) < 0)
 				continue;
-			if (fds[1].revents)
+			if (nfds == 2 && fds[1].revents)
 				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
-			uint64_t v;
-			if (read(rx_fd, &v, 8) < 0) {
-				/* nothing to consume: a spurious wake-up */
-			}
+			if (consume_kicks(rx_fd, sock_fd))
+				return 0;
 			rp_dev_disable_notify(&r.from_host);
 			busy_since = now_ns();
 		} else if (block == 2) {
@@ -202,14 +229,12 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 			if (read(rx_fd, &v, 8) < 0 && host_gone(sock_fd))
 				return 0;
 		} else if (block) {
-			if (poll(fds, 2, -1) < 0)
+			if (poll(fds, nfds, -1) < 0)
 				continue;
-			if (fds[1].revents)
+			if (nfds == 2 && fds[1].revents)
 				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
-			uint64_t v;
-			if (read(rx_fd, &v, 8) < 0) {
-				/* nothing to consume: a spurious wake-up */
-			}
+			if (consume_kicks(rx_fd, sock_fd))
+				return 0;
 		} else if ((idle & 0xffff) == 0xffff && host_gone(sock_fd)) {
 			return 0;
 		}

@@ -60,7 +60,7 @@ typedef struct {
 	PyObject *send_failed;     /* device._c_send_failed(rc) / _c_recv_failed(rc): report a broken ring (raise) */
 	PyObject *recv_failed;
 	PyObject *take_waiting;    /* device._take_waiting(ep, out, limit, bufsize): recvfrom_many's rest */
-	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its kick eventfd, the device's wake
+	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its drain word, the device's wake
 	 * eventfd, threading.current_thread and the device condition's notify_all */
 	int poll_fd, wait_kick_fd, wake_fd;
 	PyObject *current_thread, *notify_all;

@@ -1,8 +1,6 @@
 /* The C path of one rpmsg device for the endpoints' C methods: see endpoint_cpath.h. No Python here. */
 #include "endpoint_cpath.h"
 
-#include <unistd.h>
-
 static uint32_t le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -54,8 +52,7 @@ int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm)
 
 int rpc_recv_kicked(struct rpc_path *p)
 {
-	uint64_t one = 1;
-	return !p->remote && write(p->kick_fd, &one, 8) == 8;
+	return !p->remote && p->rpf->kick(p->kick_fd, p->rx->index);
 }
 
 int rpc_single(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len)

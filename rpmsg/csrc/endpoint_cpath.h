@@ -32,7 +32,7 @@ struct rpc_path {
 	uint8_t *out; /* the batch buffer: messages copied out back to back, their lengths in lens */
 	uint32_t *lens;
 	uint32_t out_cap;
-	int kick_fd; /* the eventfd that kicks the peer */
+	int kick_fd; /* how to kick the peer: a kick word (fastpath.h: an eventfd, socket bytes, datagrams) */
 };
 
 /* The queue a send (a receive) kicks when the C write could not: _FastPath.send_queue (recv_queue). */
@@ -60,7 +60,7 @@ int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t ds
  * messages; 0: a whole batch buffer), then, when it armed, `self._kicks_on = fast.kicks_on()`. */
 int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm);
 
-/* `self._kick(fast.recv_queue)` after a receive that asked for it, when C can: the host writes the eventfd
+/* `self._kick(fast.recv_queue)` after a receive that asked for it, when C can: the host kicks through its kick word
  * (rpf_recv does not), the remote's rpf_dev_recv already tried. 1 kicked; 0 the device must (kick_python). */
 int rpc_recv_kicked(struct rpc_path *p);
 

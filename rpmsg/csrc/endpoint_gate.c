@@ -77,7 +77,7 @@ PyDoc_STRVAR(gate_attach_doc,
 	     "hooks)\n\n"
 	     "Point the C methods at a C path (rpmsg/fastpath.py): api is the address of rpmsg._fastpath_cffi's "
 	     "struct rpf_api; rx, tx, pool, npool, out and lens addresses of its rings (struct rp_vq: receive, send), "
-	     "send pool (host; 0 for the remote), batch buffer and lengths; kick_fd the eventfd that kicks the peer; "
+	     "send pool (host; 0 for the remote), batch buffer and lengths; kick_fd the kick word that kicks the peer (fastpath.h); "
 	     "remote the role. The C methods hand over to the Python ones while trace_enabled(trace_level) is not "
 	     "False or getattr(guard, guard_attr) is not guard_value. hooks: the device's (kick, take_batch, "
 	     "send_failed, recv_failed, take_waiting). Leaves `open` as it was.");
@@ -107,7 +107,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	if (kick_fd < 0 || rx_count == 0 || out_cap < RPC_HDR ||
 	    (!remote && (tx_size < RPC_HDR || rx_size < RPC_HDR || out_cap < rx_size)) ||
 	    (remote && max_payload > RPF_DEV_MAX)) {
-		PyErr_SetString(PyExc_ValueError, "attach: a kick eventfd, buffers of at least 16 bytes and a batch "
+		PyErr_SetString(PyExc_ValueError, "attach: a kick descriptor, buffers of at least 16 bytes and a batch "
 						  "buffer holding one are needed");
 		return NULL;
 	}

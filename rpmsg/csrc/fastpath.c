@@ -18,9 +18,10 @@
  *   rpf_dev_send / rpf_dev_recv  the same two for the remote role (virtio device): fill a host receive buffer
  *             from vring 0; copy out what the host sent on vring 1 and give its buffers back
  *   rpf_wait  the runner's wait: spin on vring 0's used index, then sleep on the doorbell and wake descriptors
+ *   rpf_kick  a kick through a kick word (fastpath.h): an eventfd, one byte on a stream socket, one datagram
  *   rpf_api   all of the above as a table of pointers, for rpmsg._endpoint_c (which has no copy of its own)
  *
- * rpf_recv does no I/O; rpf_send's only I/O is that kick; rpf_wait is the runner's own select, in C so that a
+ * rpf_recv does no I/O; rpf_send's only I/O is that kick (rpf_kick, whatever the doorbell's kind); rpf_wait is the runner's own select, in C so that a
  * blocking receive costs the wake-up and not the interpreter. It only reads the ring (no state changes), so a
  * thread may wait while another, holding the device lock, consumes.
  */
@@ -31,6 +32,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,14 +66,68 @@ static int post(struct rp_vq *tx, uint64_t addr, uint8_t *host, uint32_t src, ui
 	return 1;
 }
 
-/* The kick after a publish that asked for one: done here when the doorbell is an eventfd, else the runner's. */
-static int kicked(int publish, int kick_fd, int count)
+#define KICK_FD(w) ((w) & ((1 << RPF_KICK_SHIFT) - 1))
+#define KICK_KIND(w) ((w) >> RPF_KICK_SHIFT)
+
+int rpf_kick(int kick, uint32_t queue)
 {
-	if (publish && kick_fd >= 0) {
+	if (kick < 0)
+		return 0;
+	int fd = KICK_FD(kick);
+	switch (KICK_KIND(kick)) {
+	case RPF_KICK_EVENTFD: {
 		uint64_t one = 1;
-		if (write(kick_fd, &one, 8) == 8)
-			return count;
+		return write(fd, &one, 8) == 8;
 	}
+	case RPF_KICK_STREAM:
+	case RPF_KICK_DGRAM: {
+		/* SocketDoorbell.notify / DatagramSocketDoorbell.notify: the queue number as one byte; a full socket
+		 * (EAGAIN) means kicks are pending already and the peer looks at every queue: done, as there. Any
+		 * other failure (EPIPE, ECONNREFUSED: the peer is gone) is left to the runner's kick, which reports it
+		 * (PeerLostError) and marks the doorbell lost. MSG_NOSIGNAL: no SIGPIPE (Python ignores it). */
+		uint8_t b = (uint8_t)queue;
+		if (send(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+			return 1;
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* Consume the wake-ups waiting on the drain word's descriptor: 1 if there was a kick, 0 if not (nothing there,
+ * end of file, an error: the runner's doorbell looks, and reports the peer's end). */
+static int drain(int kick)
+{
+	if (kick < 0)
+		return 0;
+	int fd = KICK_FD(kick);
+	switch (KICK_KIND(kick)) {
+	case RPF_KICK_EVENTFD: {
+		uint64_t v;
+		return read(fd, &v, 8) == 8;
+	}
+	case RPF_KICK_STREAM: { /* SocketDoorbell.wait's recv(4096): 0 is the peer's end, left for the runner */
+		uint8_t buf[4096];
+		return recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0;
+	}
+	case RPF_KICK_DGRAM: { /* DatagramSocketDoorbell._drain: every datagram waiting (an empty one ends it) */
+		uint8_t buf[64];
+		int got = 0;
+		while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+			got = 1;
+		return got;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* The kick after a publish of `vq` that asked for one: done here when the kick word allows, else the runner's. */
+static int kicked(int publish, const struct rp_vq *vq, int kick_fd, int count)
+{
+	if (publish && rpf_kick(kick_fd, vq->index))
+		return count;
 	return count | (publish ? RPF_NOTIFY : 0); /* the runner kicks (and reports a failed write its way) */
 }
 
@@ -80,7 +136,7 @@ int rpf_flush(struct rp_vq *tx, int kick_fd)
 	int r = rp_drv_publish(tx);
 	if (r < 0)
 		return r;
-	return kicked(r, kick_fd, 0);
+	return kicked(r, tx, kick_fd, 0);
 }
 
 static uint8_t *host_of(struct rp_vq *tx, uint64_t addr, uint32_t buf_size)
@@ -220,7 +276,7 @@ int rpf_dev_flush(struct rp_vq *to_host, int kick_fd)
 	int r = rp_dev_publish(to_host);
 	if (r < 0)
 		return r;
-	return kicked(r, kick_fd, 0);
+	return kicked(r, to_host, kick_fd, 0);
 }
 
 int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd)
@@ -272,7 +328,7 @@ int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32
 	int r = rp_dev_publish(from_host);
 	if (r < 0) /* as in rpf_recv: deliver what was taken before the bad entry */
 		return n;
-	return kicked(r, kick_fd, n);
+	return kicked(r, from_host, kick_fd, n);
 }
 
 static int64_t now_ns(void)
@@ -313,14 +369,14 @@ int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wa
 		return errno == EINTR ? RPF_EINTR : RPF_DOORBELL;
 	if (r == 0)
 		return RPF_TIMEOUT;
-	uint64_t v;
 	if (wake_fd >= 0 && fds[1].revents) {
+		uint64_t v;
 		if (read(wake_fd, &v, 8) < 0) {
 			/* already consumed by another thread */
 		}
 		return RPF_WOKEN;
 	}
-	if (kick_fd >= 0 && read(kick_fd, &v, 8) == 8)
+	if (drain(kick_fd))
 		return RPF_KICKED;
 	return RPF_DOORBELL;
 }
@@ -329,7 +385,7 @@ const struct rpf_api *rpf_api(void)
 {
 	static const struct rpf_api api = {
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
-		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait,
+		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick,
 	};
 	return &api;
 }

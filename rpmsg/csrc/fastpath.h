@@ -9,6 +9,18 @@
 #define RPF_GENERAL -1000   /* not for the C path (too large, too small a host buffer): the general path's turn */
 #define RPF_DEV_MAX 4080    /* largest payload the remote's C send takes (stack copy); larger: general path */
 
+/* A kick word (every `kick_fd` argument below): the descriptor in its low 24 bits, how to kick (or, for
+ * rpf_wait, how to drain a wake-up) in bits 24..27; < 0: no descriptor, the runner kicks. An eventfd's word is
+ * its descriptor. The kinds are the doorbells' of transports/doorbell.py (CDoorbell, KICK_*):
+ *   EVENTFD  write (kick) / read (drain) the 8-byte counter
+ *   STREAM   one byte, the queue number, on a stream socket (OpenAMP's Linux layout, QEMU's chardev); the
+ *            drain reads what is there, up to 4096 bytes; end of file: the runner looks
+ *   DGRAM    one one-byte datagram, the queue number; the drain reads every datagram waiting */
+#define RPF_KICK_EVENTFD 0
+#define RPF_KICK_STREAM 1
+#define RPF_KICK_DGRAM 2
+#define RPF_KICK_SHIFT 24
+
 int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
 	     uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
 int rpf_put(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,
@@ -29,6 +41,9 @@ int rpf_dev_send_many(struct rp_vq *to_host, uint32_t src, uint32_t dst, const u
 int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
 		 int kick_fd);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
+/* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
+ * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
+int rpf_kick(int kick, uint32_t queue);
 
 #define RPF_TIMEOUT 0  /* nothing happened within the time given */
 #define RPF_READY 1    /* the used ring has entries (seen while spinning) */
@@ -60,6 +75,7 @@ struct rpf_api {
 	int (*dev_recv)(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
 			int kick_fd);
 	int (*wait)(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
+	int (*kick)(int kick, uint32_t queue);
 };
 const struct rpf_api *rpf_api(void);
 

@@ -1,0 +1,87 @@
+"""Which doorbells describe themselves to C code (``c_doorbell``, transports.doorbell.CDoorbell) and how: the
+kinds the rpmsg C path kicks and drains by itself, and the doorbells that must stay Python (a wrapper that
+observes, a subclass that changes notify or wait, the loop's in-process pair, the UART mirror, UIO, vhost-user)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from transports.doorbell import (
+    KICK_DATAGRAM,
+    KICK_EVENTFD,
+    KICK_STREAM_BYTE,
+    CDoorbell,
+    DatagramSocketDoorbell,
+    DoorbellWrapper,
+    EventfdDoorbell,
+    EventfdSocketDoorbell,
+    SocketDoorbell,
+    c_doorbell_of,
+)
+from transports.spy import SpyDoorbell
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[SocketDoorbell, socket.socket]]:
+    a, b = socket.socketpair()
+    bell = SocketDoorbell(a)
+    yield bell, b
+    bell.close()
+    b.close()
+
+
+def test_a_stream_socket_is_one_byte_per_kick_on_the_socket(stream: tuple[SocketDoorbell, socket.socket]) -> None:
+    bell, _ = stream
+    fd = bell.sock.fileno()
+    assert c_doorbell_of(bell) == CDoorbell(fd, KICK_STREAM_BYTE, fd, fd, KICK_STREAM_BYTE)
+
+
+def test_a_stream_doorbell_found_lost_describes_nothing(stream: tuple[SocketDoorbell, socket.socket]) -> None:
+    bell, peer = stream
+    peer.close()
+    with pytest.raises(Exception, match="closed the doorbell socket"):
+        bell.wait(1)
+    assert c_doorbell_of(bell) is None  # its notify raises at once: C must not kick
+
+
+def test_eventfd_and_datagram_doorbells() -> None:
+    rx, tx = os.eventfd(0), os.eventfd(0)
+    a, b = socket.socketpair()
+    bell = EventfdSocketDoorbell(rx, tx, a)
+    assert c_doorbell_of(bell) == CDoorbell(tx, KICK_EVENTFD, bell.fileno(), rx, KICK_EVENTFD)
+    bell.close()
+    b.close()
+    d1, d2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s1, s2 = socket.socketpair()
+    dgram = DatagramSocketDoorbell(d1, s1)
+    fd = d1.fileno()
+    assert c_doorbell_of(dgram) == CDoorbell(fd, KICK_DATAGRAM, dgram.fileno(), fd, KICK_DATAGRAM)
+    dgram.close()
+    assert c_doorbell_of(dgram) is None  # closed
+    for s in (d2, s2):
+        s.close()
+
+
+def test_what_observes_or_changes_the_kicks_stays_python(stream: tuple[SocketDoorbell, socket.socket]) -> None:
+    bell, _ = stream
+    assert c_doorbell_of(DoorbellWrapper(bell)) is None  # not passed through __getattr__
+    assert c_doorbell_of(SpyDoorbell(bell, lambda line: None, None)) is None  # type: ignore[arg-type]
+
+    class Counting(SocketDoorbell):
+        def notify(self, queue: int) -> None:
+            super().notify(queue)
+
+    a, b = socket.socketpair()
+    counting = Counting(a)
+    assert c_doorbell_of(counting) is None
+    counting.close()
+    b.close()
+    left, right = EventfdDoorbell.pair()  # the loop's pair: its notify checks the other side's close
+    assert c_doorbell_of(left) is None
+    left.close()
+    right.close()
+    assert c_doorbell_of(object()) is None
