@@ -46,7 +46,9 @@ def test_spy_to_stderr_for_ping_and_the_trace_stays_out_of_plain_logging(example
 
     spied = ping("--spy", "-")
     assert spied.returncode == 0, spied.stderr
-    assert spied.stderr.count("kick -> queue 1") >= 2 and spied.stderr.count("rpmsg -> ") == 2
+    # Each ping is one message; the first reaches a sleeping remote and needs a kick, the second may find it still
+    # spinning with kicks suppressed (its 50 us budget), which the spy rightly shows as no kick: 1 or 2 kicks.
+    assert 1 <= spied.stderr.count("kick -> queue 1") <= 2 and spied.stderr.count("rpmsg -> ") == 2
     assert "rpmsg <- " in spied.stderr
     assert "Level 5" not in spied.stderr  # the logging handler's format for level 5
     plain = ping()
