@@ -216,25 +216,22 @@ int bench_remote_run(uint8_t *mem, uint64_t size, uint32_t da0, uint32_t da1, ui
 				rp_dev_disable_notify(&r.from_host);
 				continue;
 			}
-			if (poll(fds, nfds, -1) < 0)
-				continue;
-			if (nfds == 2 && fds[1].revents)
-				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
-			if (consume_kicks(rx_fd, sock_fd))
-				return 0;
-			rp_dev_disable_notify(&r.from_host);
-			busy_since = now_ns();
-		} else if (block == 2) {
+		}
+		if (block == 2) {
 			uint64_t v;
 			if (read(rx_fd, &v, 8) < 0 && host_gone(sock_fd))
 				return 0;
-		} else if (block) {
+		} else if (block) { /* 1, and 3 once its spin is over and kicks are asked for */
 			if (poll(fds, nfds, -1) < 0)
 				continue;
 			if (nfds == 2 && fds[1].revents)
 				return host_gone(sock_fd) ? 0 : RPMSG_ERR_RESET;
 			if (consume_kicks(rx_fd, sock_fd))
 				return 0;
+			if (block == 3) {
+				rp_dev_disable_notify(&r.from_host);
+				busy_since = now_ns();
+			}
 		} else if ((idle & 0xffff) == 0xffff && host_gone(sock_fd)) {
 			return 0;
 		}
