@@ -21,6 +21,7 @@ from rpmsg.errors import PeerLost, RemoteProtocolError
 from rpmsg.sending import TRACE
 
 if TYPE_CHECKING:
+    from rpmsg._endpoint_c import Gate
     from rpmsg.endpoint import Endpoint
     from rpmsg.waiting import Waiter, WaitMode
 
@@ -42,6 +43,8 @@ class Receiving:
         _fast: fastpath.HostFastPath | fastpath.RemoteFastPath | None
         _zero_copy_endpoints: int
         _callback_endpoints: int
+        _gate: Gate | fastpath.PyGate
+        _doorbell_owner: threading.Thread | None
 
         @property
         def wait_mode(self) -> WaitMode: ...
@@ -56,12 +59,11 @@ class Receiving:
     def try_recv_c(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
         """The C path of ``recvfrom``, when there is one: a message for ``ep`` straight from the ring to bytes.
         None hands over to the general path (messages already queued, zero-copy, a pump thread, errors,
-        timeouts, tracing), which then does the rest exactly as before."""
-        return None if self._fast is None else self._fast_recvfrom(ep, bufsize, deadline)
-
-    def _fast_recvfrom(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
+        timeouts, tracing), which then does the rest exactly as before. (One method, not a check calling the
+        loop: this runs per message.)"""
         fast = self._fast
-        assert fast is not None
+        if fast is None:
+            return None
         waiting = self.waiting
         block = self.wait_mode == "block"
         armed = False  # this pass asks for kicks and, if nothing came, sleeps
@@ -81,7 +83,8 @@ class Receiving:
                 # Blocking: the peer's kicks are asked for only while this thread sleeps (as "spin" does after
                 # its spin), so a reply that finds us awake costs the peer no doorbell write. Asking and looking
                 # once more is one C call. They stay on while another thread sleeps on the doorbell.
-                arm = 1 if armed else -1 if block and waiting.kicks_on and waiting.owner is None else 0
+                # (The gate's kicks_on and _doorbell_owner read directly: Waiter's properties cost per message.)
+                arm = 1 if armed else -1 if block and self._gate.kicks_on and self._doorbell_owner is None else 0
                 try:
                     n = fast.recv(arm)
                 except RemoteProtocolError as exc:
@@ -106,7 +109,7 @@ class Receiving:
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout
-                if waiting.owner is not None:
+                if self._doorbell_owner is not None:
                     return None  # another thread waits on the doorbell: wait on the condition, generally
                 if block:
                     armed = True

@@ -51,15 +51,13 @@ class Sending:
             return RpmsgTimeout(f"no host receive buffer became free {within}: the host is not posting any")
         return RpmsgTimeout(f"no send buffer became free {within}: the peer is not consuming")
 
-    def try_send_c(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> bool:
-        """Send on the C path, when there is one; False hands over to :meth:`send`."""
-        return self._fast is not None and self._fast_send(src, dst, data)
-
     # --- sending ---------------------------------------------------------------------------------------------
-    def _fast_send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> bool:
-        """The C path of a send; False hands over to :meth:`send` (no free buffer, too long, tracing)."""
+    def try_send_c(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> bool:
+        """Send on the C path, when there is one; False hands over to :meth:`send` (no C path, no free buffer,
+        too long, tracing). One method, not a check calling the path: this runs per message."""
         fast = self._fast
-        assert fast is not None
+        if fast is None:
+            return False
         if len(data) > fast.max_payload or log.isEnabledFor(TRACE):
             return False
         with self._lock:

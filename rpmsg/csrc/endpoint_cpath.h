@@ -39,7 +39,7 @@ struct rpc_path {
 static inline int rpc_send_queue(const struct rpc_path *p) { return p->remote ? 0 : 1; }
 static inline int rpc_recv_queue(const struct rpc_path *p) { return p->remote ? 1 : 0; }
 
-/* RpmsgDevice._fast_send -> HostFastPath.send / RemoteFastPath.send. */
+/* RpmsgDevice.try_send_c -> HostFastPath.send / RemoteFastPath.send. */
 int rpc_try_send(struct rpc_path *p, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len);
 
 /* RpmsgDevice.send_many's C branch -> HostFastPath.send_many / RemoteFastPath.send_many, in two steps so the
@@ -56,7 +56,7 @@ void rpc_untake(struct rpc_path *p, uint64_t addr);
 /* RpmsgDevice.send_buffer's C branch -> HostFastPath.send_buffer (header, add, publish, kick). */
 int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len);
 
-/* One pass of RpmsgDevice._fast_recvfrom's loop -> HostFastPath.recv / RemoteFastPath.recv (at most `max`
+/* One pass of RpmsgDevice.try_recv_c's loop -> HostFastPath.recv / RemoteFastPath.recv (at most `max`
  * messages; 0: a whole batch buffer), then, when it armed, `self._kicks_on = fast.kicks_on()`. */
 int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm);
 

@@ -117,7 +117,7 @@ static int recv_kick(Gate *g)
 	return rpc_recv_kicked(&g->path) ? 0 : kick_python(g, rpc_recv_queue(&g->path));
 }
 
-/* Take one message for this endpoint in C (RpmsgDevice._fast_recvfrom, the loop there step by step): bytes (or
+/* Take one message for this endpoint in C (RpmsgDevice.try_recv_c, the loop there step by step): bytes (or
  * (bytes, src)); NULL with no exception: the Python method's turn (what was taken in meanwhile is delivered to
  * the queues first). */
 static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled)

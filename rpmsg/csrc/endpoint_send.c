@@ -20,7 +20,7 @@ static int enter(Gate *g, PyObject **release, int *handled)
 	return 1;
 }
 
-/* Send `data` to `dst` in C (RpmsgDevice._fast_send); NULL with no exception set: the Python method's turn. */
+/* Send `data` to `dst` in C (RpmsgDevice.try_send_c); NULL with no exception set: the Python method's turn. */
 static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int *handled)
 {
 	Gate *g = e->gate;
