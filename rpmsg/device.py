@@ -66,7 +66,7 @@ class RpmsgDevice(Sending, Receiving):
     :class:`rpmsg.receiving.Receiving`), waiting, endpoints and the state report live in their own modules.)
 
     What its endpoints use of it is :class:`rpmsg.endpoint.EndpointDevice`; what the endpoints' C methods look
-    up on it by name (rpmsg/csrc/endpoint.c): ``_doorbell_owner``, ``_kick``, ``_take_batch``,
+    up on it by name (rpmsg/csrc/endpoint*.c): ``_doorbell_owner``, ``_kick``, ``_take_batch``,
     ``_c_send_failed``, ``_c_recv_failed`` and ``_take_waiting``."""
 
     def __init__(

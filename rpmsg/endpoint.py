@@ -10,7 +10,7 @@ queued messages (``_take``) and reads its state (``_state``).
 unless rpmsg._endpoint_c is built: then they are its C methods (the base class :class:`EndpointBase`), which do
 the common case themselves while the device's gate is open and otherwise call the ``_*_py`` method with the same
 arguments. The C methods look up these names on the endpoint by string: ``device``, ``_timeout`` and the
-``_*_py`` methods (rpmsg/csrc/endpoint.c); keep them.
+``_*_py`` methods (rpmsg/csrc/endpoint*.c); keep them.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ log = logging.getLogger("rpmsg.device")  # the runner's one logger: its TRACE le
 class Receiving:
     """The C-path receiving half of :class:`rpmsg.device.RpmsgDevice` (a base class of it: what it uses of the
     device is declared below). ``_take_batch``, ``_take_waiting`` and ``_c_recv_failed`` are called by name by
-    the endpoints' C methods (rpmsg/csrc/endpoint.c)."""
+    the endpoints' C methods (rpmsg/csrc/endpoint*.c)."""
 
     if TYPE_CHECKING:
         core: HostCore | RemoteCore

@@ -13,7 +13,7 @@ The peer's kicks for new messages are asked for only while a thread sleeps on th
 never turned off while another thread sleeps there: it waits for exactly those kicks (docs/rpmsg.md, "Waking up").
 
 Every method is called with the device's lock held (and returns with it held) unless it says otherwise. The C
-methods of the endpoints (rpmsg/csrc/endpoint.c) sleep on the same descriptors and set the owner through the
+methods of the endpoints (rpmsg/csrc/endpoint*.c) sleep on the same descriptors and set the owner through the
 device's ``_doorbell_owner`` (by that name).
 """
 

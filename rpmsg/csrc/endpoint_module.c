@@ -139,7 +139,7 @@ PyTypeObject EndpointBaseType = {
 static struct PyModuleDef module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "rpmsg._endpoint_c",
-	.m_doc = PyDoc_STR("The endpoint's send/recv entry points in C; see rpmsg/csrc/endpoint.c."),
+	.m_doc = PyDoc_STR("The endpoint's send/recv entry points in C; see rpmsg/csrc/endpoint.h."),
 	.m_size = -1,
 };
 

@@ -1,4 +1,4 @@
-"""The endpoints' C methods (rpmsg/csrc/endpoint.c), host and remote role: they take the common case (the message
+"""The endpoints' C methods (rpmsg/csrc/endpoint*.c), host and remote role: they take the common case (the message
 fits, a buffer is there, the one message waiting is this endpoint's) without entering the Python methods, and hand
 everything else to them (``_send_py``, ``_sendto_py``, ``_recv_py``, ``_recvfrom_py``) with the same results.
 Every test runs with the C path on and off (conftest's ``host_path``): off, the Python methods run every time, and

@@ -1,4 +1,4 @@
-"""The C Gate's members (rpmsg/csrc/endpoint.c) are exposed with the type of their C field: its int fields as
+"""The C Gate's members (rpmsg/csrc/endpoint*.c) are exposed with the type of their C field: its int fields as
 T_INT, so Python reads and writes the whole int, on any byte order. They were T_BOOL, which reads and writes one
 byte: the low byte of the int on a little-endian host, the high one on a big-endian host (issue 17)."""
 
