@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from remoteproc.conformance.peers.rproc_host import traffic
 from remoteproc.conformance.peers.rproc_remote import serve as serve_echo
 from remoteproc.conformance.remote_role import HostRun
 from rpmsg import HostCore, Profile, RemoteCore, RpmsgDevice, RpmsgError, host_on, loopback_pair, remote_on
-from tests.rpmsg.conftest import FakeInterruptHardware
+from tests.rpmsg.conftest import devmem_pair
 from tests.transports.test_vhost_user import LINUX_RPMSG_DRIVER
 from tests.transports.vhost_user_frontend import GUEST_BASE, Frontend
 from transports import vhost_user_messages as vu
@@ -57,30 +56,11 @@ def _pair(transport: str, p: Profile, tmp: Path) -> tuple[RpmsgDevice, Callable[
         host, remote = loopback_pair(p)
         return host, lambda: remote, closers
     if transport == "devmem":
-        mem = tmp / "physical"
-        mem.write_bytes(bytes(p.size + 0x1000))
-        to_remote, to_host = p.size, p.size + 4  # the two doorbell registers
-        host_hw, host_uio = socket.socketpair()
-        remote_hw, remote_uio = socket.socketpair()
-        hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw})
-        base = f"devmem://0x0?size={p.size:#x}&path={mem}"
-        host_link = open_link(f"{base}&uio=fd:{host_uio.fileno()}&mailbox={to_remote}", role="host")
-        remote_link = open_link(f"{base}&uio=fd:{remote_uio.fileno()}&mailbox={to_host}", role="remote")
-        host = host_on(host_link, p)
-        remote = remote_on(remote_link, p)
-
-        def close_devmem() -> None:
-            host_link.close()
-            remote_link.close()
-            hw.stop.set()
-            hw.thread.join()
-            for s in (host_hw, host_uio, remote_hw, remote_uio):
-                s.close()
-
-        closers.append(close_devmem)
+        pair = devmem_pair(tmp, p)
+        closers.append(pair.close)
         # The remote's end on a SoC: it stops, and with it the interrupt line the host listens on.
-        closers.insert(0, host_hw.close)
-        return host, lambda: remote, closers
+        closers.insert(0, pair.host_line.close)
+        return pair.host, lambda: pair.remote, closers
     if transport == "uart":
         master, slave = os.openpty()
         a = UartLink.open(f"uart://{os.ttyname(slave)}", rto=0.03)

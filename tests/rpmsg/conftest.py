@@ -85,6 +85,43 @@ class FakeInterruptHardware:
                 words.release()
 
 
+@dataclass
+class DevmemPair:
+    """A host and a remote over ``devmem://`` on a file standing for /dev/mem, a :class:`FakeInterruptHardware`
+    between them. ``host_line`` is the interrupt line the host listens on: closing it is the remote's end as a
+    host on an SoC sees it. :meth:`close` closes the links and the hardware (the devices first, by the caller)."""
+
+    host: RpmsgDevice
+    remote: RpmsgDevice
+    host_line: socket.socket
+    _closers: list[Callable[[], None]]
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+def devmem_pair(tmp: Path, profile: Profile) -> DevmemPair:
+    mem = tmp / "physical"
+    mem.write_bytes(bytes(profile.size + 0x1000))
+    to_remote, to_host = profile.size, profile.size + 4  # the two doorbell registers
+    host_hw, host_uio = socket.socketpair()
+    remote_hw, remote_uio = socket.socketpair()
+    hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw})
+    base = f"devmem://0x0?size={profile.size:#x}&path={mem}"
+    host_link = open_link(f"{base}&uio=fd:{host_uio.fileno()}&mailbox={to_remote}", role="host")
+    remote_link = open_link(f"{base}&uio=fd:{remote_uio.fileno()}&mailbox={to_host}", role="remote")
+
+    def close_hardware() -> None:
+        hw.stop.set()
+        hw.thread.join()
+        for s in (host_hw, host_uio, remote_hw, remote_uio):
+            s.close()
+
+    closers = [host_link.close, remote_link.close, close_hardware]
+    return DevmemPair(host_on(host_link, profile), remote_on(remote_link, profile), host_hw, closers)
+
+
 @pytest.fixture(autouse=True, params=["c-path", "python-path"])
 def host_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Which per-message path the devices made in the test use, both roles, in this process and in the remote
@@ -97,36 +134,21 @@ def host_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 def host(request: pytest.FixtureRequest, tmp_path: Path, host_path: str) -> Iterator[HostSide]:
     fds_before = _open_fds()
     if request.param == "devmem":
-        profile = Profile()
-        mem = tmp_path / "physical"
-        mem.write_bytes(bytes(profile.size + 0x1000))
-        to_remote, to_host = profile.size, profile.size + 4  # the two doorbell registers
-        host_hw, host_uio = socket.socketpair()
-        remote_hw, remote_uio = socket.socketpair()
-        hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw})
-        base = f"devmem://0x0?size={profile.size:#x}&path={mem}"
-        host_link = open_link(f"{base}&uio=fd:{host_uio.fileno()}&mailbox={to_remote}", role="host")
-        remote_link = open_link(f"{base}&uio=fd:{remote_uio.fileno()}&mailbox={to_host}", role="remote")
-        dev = host_on(host_link, profile)
-        remote = remote_on(remote_link, profile)
+        pair = devmem_pair(tmp_path, Profile())
+        dev, remote = pair.host, pair.remote
         start_services(remote)
 
         def kill() -> None:
             # The remote stops, and with it the interrupt line the host listens on: all a host sees on a SoC.
             remote.close()
-            host_hw.close()
+            pair.host_line.close()
 
         side = HostSide(dev, "devmem", kill)
         _check_path(side.device, host_path)
         yield side
         dev.close()
         remote.close()
-        host_link.close()
-        remote_link.close()
-        hw.stop.set()
-        hw.thread.join()
-        for s in (host_hw, host_uio, remote_hw, remote_uio):
-            s.close()
+        pair.close()
         assert _open_fds() <= fds_before, "the test leaked file descriptors"
         return
     if request.param == "loop":
