@@ -94,7 +94,8 @@ class Receiving:
                 if n == fastpath.GENERAL:
                     return None
                 if n:
-                    n = self._c_done(n, fast.recv_queue)
+                    if n & fastpath.NOTIFY:  # (the call only when needed: this runs per message)
+                        n = self._c_done(n, fast.recv_queue)
                     if n == 1:
                         got = fast.single(ep.addr, bufsize)
                         if got is not None:
