@@ -10,6 +10,8 @@ class Gate:
     kicks_on: int
     attached: int
     remote: int
+    waiters: int  # threads waiting on the device's condition
+    owner: int | None  # the ident of the thread sleeping on the doorbell
     def attach(
         self,
         *,
@@ -34,13 +36,10 @@ class Gate:
         guard: object,
         guard_attr: str,
         guard_value: object,
-        device: object,
         hooks: tuple[Callable[..., Any], ...],
     ) -> None: ...
     def detach(self) -> None: ...
-    def set_wait(
-        self, poll_fd: int, kick_fd: int, wake_fd: int, current_thread: Callable[[], Any], notify_all: Callable[[], Any]
-    ) -> None: ...
+    def set_wait(self, poll_fd: int, kick_fd: int, wake_fd: int, notify_all: Callable[[], Any]) -> None: ...
     def set_zero_copy(self, tx_view: memoryview, tx_lo: int, txbuf_type: type) -> None: ...
 
 class EndpointBase:

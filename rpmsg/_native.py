@@ -10,7 +10,6 @@ come from the same module object (a type from another load is another type): hen
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any, Protocol
 
 from virtio import cring
@@ -89,10 +88,8 @@ DOORBELL, WOKEN, EINTR = _C["RPF_DOORBELL"], _C["RPF_WOKEN"], _C["RPF_EINTR"]
 
 class GateDevice(Protocol):
     """What the endpoints' C methods use of the device, all of it: the hooks :meth:`_FastPath.attach` hands the
-    gate, and ``_doorbell_owner``, which the C blocking receive reads and sets around its sleep (as
-    RpmsgDevice._doorbell_owned does)."""
-
-    _doorbell_owner: threading.Thread | None
+    gate (the thread sleeping on the doorbell is the gate's ``owner``, which Waiter.owned and the C blocking
+    receive set around their sleep)."""
 
     def _kick(self, queue: int) -> None: ...
     def _take_batch(self, n: int) -> None: ...
@@ -111,6 +108,8 @@ class PyGate:
         self.kicks_on = True  # whether we asked the peer to kick us for new messages
         self.attached = False
         self.remote = False
+        self.waiters = 0  # threads waiting on the device's condition (Waiter.wait_changed)
+        self.owner: int | None = None  # the ident of the thread sleeping on the doorbell (Waiter.owner)
 
     def detach(self) -> None:
         pass

@@ -66,7 +66,7 @@ class RpmsgDevice(Sending, Receiving):
     :class:`rpmsg.receiving.Receiving`), waiting, endpoints and the state report live in their own modules.)
 
     What its endpoints use of it is :class:`rpmsg.endpoint.EndpointDevice`; what the endpoints' C methods look
-    up on it by name (rpmsg/csrc/endpoint*.c): ``_doorbell_owner``, ``_kick``, ``_take_batch``,
+    up on it by name (rpmsg/csrc/endpoint*.c): ``_kick``, ``_take_batch``,
     ``_c_send_failed``, ``_c_recv_failed`` and ``_take_waiting``."""
 
     def __init__(
@@ -85,9 +85,6 @@ class RpmsgDevice(Sending, Receiving):
         module = fastpath.endpoint_module()
         self._gate: Gate | fastpath.PyGate = module.Gate() if module is not None else fastpath.PyGate()
         self._gate_attached = False
-        # The thread sleeping on the doorbell (Waiter.owner). A plain attribute, here: the C methods set it by this
-        # name, and a property would run Python there, where a pending signal handler could raise mid-set.
-        self._doorbell_owner: threading.Thread | None = None
         self.waiting = Waiter(self)
         self.doorbell = doorbell
         self.wait_mode = wait

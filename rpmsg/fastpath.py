@@ -169,9 +169,9 @@ class _FastPath:
             lambda rc: device._c_recv_failed(rc),
             lambda ep, out, limit, bufsize: device._take_waiting(ep, out, limit, bufsize),
         )
-        self._gate, self._gate_args = gate, (lock, (trace_enabled, trace_level), (device, hooks))
+        self._gate, self._gate_args = gate, (lock, (trace_enabled, trace_level), hooks)
         self._attach_gate()
-        gate.set_wait(self._poll_fd, self._kick_fd, self._wake_fd, threading.current_thread, changed.notify_all)
+        gate.set_wait(self._poll_fd, self._kick_fd, self._wake_fd, changed.notify_all)
         self._attached(gate)
         return True
 
@@ -184,7 +184,7 @@ class _FastPath:
 
         pool, npool, pool_cap, tx_size, rx_size, rx_count = self._gate_pointers()
         guard, guard_attr, guard_value = self._guard()
-        lock, (trace_enabled, trace_level), (device, hooks) = self._gate_args
+        lock, (trace_enabled, trace_level), hooks = self._gate_args
         self._gate.attach(
             api=addr(self._lib.rpf_api()),
             rx=addr(self._recv_vq),
@@ -207,7 +207,6 @@ class _FastPath:
             guard=guard,
             guard_attr=guard_attr,
             guard_value=guard_value,
-            device=device,
             hooks=hooks,
         )
 

@@ -44,7 +44,6 @@ class Receiving:
         _zero_copy_endpoints: int
         _callback_endpoints: int
         _gate: Gate | fastpath.PyGate
-        _doorbell_owner: threading.Thread | None
 
         @property
         def wait_mode(self) -> WaitMode: ...
@@ -83,8 +82,8 @@ class Receiving:
                 # Blocking: the peer's kicks are asked for only while this thread sleeps (as "spin" does after
                 # its spin), so a reply that finds us awake costs the peer no doorbell write. Asking and looking
                 # once more is one C call. They stay on while another thread sleeps on the doorbell.
-                # (The gate's kicks_on and _doorbell_owner read directly: Waiter's properties cost per message.)
-                arm = 1 if armed else -1 if block and self._gate.kicks_on and self._doorbell_owner is None else 0
+                # (The gate's kicks_on and owner read directly: Waiter's properties cost per message.)
+                arm = 1 if armed else -1 if block and self._gate.kicks_on and self._gate.owner is None else 0
                 try:
                     n = fast.recv(arm)
                 except RemoteProtocolError as exc:
@@ -110,7 +109,7 @@ class Receiving:
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout
-                if self._doorbell_owner is not None:
+                if self._gate.owner is not None:
                     return None  # another thread waits on the doorbell: wait on the condition, generally
                 if block:
                     armed = True

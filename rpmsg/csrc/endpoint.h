@@ -32,8 +32,6 @@
  *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
  *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property);
- *   - of the device (Gate.attach's `device`): `_doorbell_owner`, the thread sleeping on the doorbell or None,
- *     read before arming and written around the sleep (Waiter.owned, rpmsg/waiting.py);
  *   - public API: a lock's acquire/release, a memoryview's release.
  */
 #ifndef RPROC_RPMSG_ENDPOINT_H
@@ -54,16 +52,19 @@ typedef struct {
 	PyObject *trace_enabled;     /* the device logger's isEnabledFor, asked with trace_level */
 	PyObject *trace_level;
 	PyObject *guard, *guard_attr, *guard_value; /* the C send goes while getattr(guard, guard_attr) is guard_value */
-	PyObject *device;          /* its `_doorbell_owner` */
 	PyObject *kick;            /* device._kick(queue): the kick when the C write could not (reports a peer gone) */
 	PyObject *take_batch;      /* device._take_batch(n): deliver a batch through the general parser */
 	PyObject *send_failed;     /* device._c_send_failed(rc) / _c_recv_failed(rc): report a broken ring (raise) */
 	PyObject *recv_failed;
 	PyObject *take_waiting;    /* device._take_waiting(ep, out, limit, bufsize): recvfrom_many's rest */
 	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its drain word, the device's wake
-	 * eventfd, threading.current_thread and the device condition's notify_all */
+	 * eventfd and the device condition's notify_all, called only while `waiters` (threads waiting on that
+	 * condition, counted by Waiter.wait_changed) is not 0. `owner`: the ident of the thread sleeping on the
+	 * doorbell, or NULL/None (Waiter.owner: read before arming, set around the sleep, here or in Waiter.owned) */
 	int poll_fd, wait_kick_fd, wake_fd;
-	PyObject *current_thread, *notify_all;
+	PyObject *notify_all;
+	int waiters;
+	PyObject *owner;
 	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
 	 * and the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase) */
 	PyObject *tx_view;
@@ -126,7 +127,7 @@ int txb_finish(TxBufferBase *b);
 void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 
 /* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
-extern PyObject *s_doorbell_owner, *s_timeout, *s_release;
+extern PyObject *s_timeout, *s_release;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 

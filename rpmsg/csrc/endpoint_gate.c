@@ -18,7 +18,6 @@ static void gate_drop_rings(Gate *g)
 	Py_CLEAR(g->guard);
 	Py_CLEAR(g->guard_attr);
 	Py_CLEAR(g->guard_value);
-	Py_CLEAR(g->device);
 	Py_CLEAR(g->kick);
 	Py_CLEAR(g->take_batch);
 	Py_CLEAR(g->send_failed);
@@ -29,7 +28,6 @@ static void gate_drop_rings(Gate *g)
 static void gate_drop(Gate *g)
 {
 	gate_drop_rings(g);
-	Py_CLEAR(g->current_thread);
 	Py_CLEAR(g->notify_all);
 	Py_CLEAR(g->tx_view);
 	Py_CLEAR(g->txbuf_type);
@@ -45,13 +43,12 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 	Py_VISIT(g->guard);
 	Py_VISIT(g->guard_attr);
 	Py_VISIT(g->guard_value);
-	Py_VISIT(g->device);
 	Py_VISIT(g->kick);
 	Py_VISIT(g->take_batch);
 	Py_VISIT(g->send_failed);
 	Py_VISIT(g->recv_failed);
 	Py_VISIT(g->take_waiting);
-	Py_VISIT(g->current_thread);
+	Py_VISIT(g->owner);
 	Py_VISIT(g->notify_all);
 	Py_VISIT(g->tx_view);
 	Py_VISIT(g->txbuf_type);
@@ -61,6 +58,7 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 static int gate_clear(Gate *g)
 {
 	gate_drop(g);
+	Py_CLEAR(g->owner);
 	return 0;
 }
 
@@ -68,13 +66,13 @@ static void gate_dealloc(Gate *g)
 {
 	PyObject_GC_UnTrack(g);
 	gate_drop(g);
+	Py_CLEAR(g->owner);
 	Py_TYPE(g)->tp_free((PyObject *)g);
 }
 
 PyDoc_STRVAR(gate_attach_doc,
 	     "attach(*, api, rx, tx, pool, npool, pool_cap, tx_size, rx_size, rx_count, max_payload, out, lens, "
-	     "out_cap, kick_fd, remote, lock, trace_enabled, trace_level, guard, guard_attr, guard_value, device, "
-	     "hooks)\n\n"
+	     "out_cap, kick_fd, remote, lock, trace_enabled, trace_level, guard, guard_attr, guard_value, hooks)\n\n"
 	     "Point the C methods at a C path (rpmsg/fastpath.py): api is the address of rpmsg._fastpath_cffi's "
 	     "struct rpf_api; rx, tx, pool, npool, out and lens addresses of its rings (struct rp_vq: receive, send), "
 	     "send pool (host; 0 for the remote), batch buffer and lengths; kick_fd the kick word that kicks the peer (fastpath.h); "
@@ -86,16 +84,16 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 {
 	static char *names[] = { "api", "rx", "tx", "pool", "npool", "pool_cap", "tx_size", "rx_size", "rx_count",
 				 "max_payload", "out", "lens", "out_cap", "kick_fd", "remote", "lock", "trace_enabled",
-				 "trace_level", "guard", "guard_attr", "guard_value", "device", "hooks", NULL };
+				 "trace_level", "guard", "guard_attr", "guard_value", "hooks", NULL };
 	unsigned long long api, rx, tx, pool, npool, out, lens;
 	unsigned int pool_cap, tx_size, rx_size, rx_count, max_payload, out_cap;
 	int kick_fd, remote;
-	PyObject *lock, *trace_enabled, *trace_level, *guard, *guard_attr, *guard_value, *device;
+	PyObject *lock, *trace_enabled, *trace_level, *guard, *guard_attr, *guard_value;
 	PyObject *kick, *take_batch, *send_failed, *recv_failed, *take_waiting;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "$KKKKKIIIIIKKIipOOO!OUOO(OOOOO):attach", names, &api, &rx, &tx,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "$KKKKKIIIIIKKIipOOO!OUO(OOOOO):attach", names, &api, &rx, &tx,
 					 &pool, &npool, &pool_cap, &tx_size, &rx_size, &rx_count, &max_payload, &out,
 					 &lens, &out_cap, &kick_fd, &remote, &lock, &trace_enabled, &PyLong_Type,
-					 &trace_level, &guard, &guard_attr, &guard_value, &device, &kick, &take_batch,
+					 &trace_level, &guard, &guard_attr, &guard_value, &kick, &take_batch,
 					 &send_failed, &recv_failed, &take_waiting))
 		return NULL;
 	const struct rpf_api *rpf = (const struct rpf_api *)(uintptr_t)api;
@@ -142,7 +140,6 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	g->guard = Py_NewRef(guard);
 	g->guard_attr = Py_NewRef(guard_attr);
 	g->guard_value = Py_NewRef(guard_value);
-	g->device = Py_NewRef(device);
 	g->kick = Py_NewRef(kick);
 	g->take_batch = Py_NewRef(take_batch);
 	g->send_failed = Py_NewRef(send_failed);
@@ -154,23 +151,22 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 }
 
 PyDoc_STRVAR(gate_set_wait_doc,
-	     "set_wait(poll_fd, kick_fd, wake_fd, current_thread, notify_all)\n\n"
+	     "set_wait(poll_fd, kick_fd, wake_fd, notify_all)\n\n"
 	     "Let a blocking receive (wait mode block, no timeout) sleep in C, as the Python path's wait does: on "
 	     "poll_fd (the doorbell's descriptor) and wake_fd, the kick read from kick_fd; it owns the doorbell "
-	     "meanwhile (device._doorbell_owner = current_thread()) and calls notify_all (the device condition's) when "
-	     "it leaves. After attach.");
+	     "meanwhile (the gate's `owner` = threading.get_ident()) and, when it leaves, calls notify_all (the "
+	     "device condition's) if the gate's `waiters` is not 0. After attach.");
 
 static PyObject *gate_set_wait(Gate *g, PyObject *args)
 {
 	int poll_fd, kick_fd, wake_fd;
-	PyObject *current_thread, *notify_all;
-	if (!PyArg_ParseTuple(args, "iiiOO:set_wait", &poll_fd, &kick_fd, &wake_fd, &current_thread, &notify_all))
+	PyObject *notify_all;
+	if (!PyArg_ParseTuple(args, "iiiO:set_wait", &poll_fd, &kick_fd, &wake_fd, &notify_all))
 		return NULL;
 	if (!g->attached || poll_fd < 0 || wake_fd < 0) {
 		PyErr_SetString(PyExc_ValueError, "set_wait: attach first, with the doorbell's and the wake descriptors");
 		return NULL;
 	}
-	Py_XSETREF(g->current_thread, Py_NewRef(current_thread));
 	Py_XSETREF(g->notify_all, Py_NewRef(notify_all));
 	g->poll_fd = poll_fd;
 	g->wait_kick_fd = kick_fd;
@@ -245,6 +241,9 @@ static PyMemberDef gate_members[] = {
 	{ "kicks_on", T_INT, offsetof(Gate, path.kicks_on), 0, "the peer was asked to kick us for new messages" },
 	{ "attached", T_INT, offsetof(Gate, attached), READONLY, "a C path is attached" },
 	{ "remote", T_INT, offsetof(Gate, path.remote), READONLY, "the attached C path is the remote role's" },
+	{ "owner", T_OBJECT, offsetof(Gate, owner), 0,
+	  "the ident (threading.get_ident) of the thread sleeping on the doorbell, or None (Waiter.owner)" },
+	{ "waiters", T_INT, offsetof(Gate, waiters), 0, "threads waiting on the device's condition (Waiter.wait_changed)" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

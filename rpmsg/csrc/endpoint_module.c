@@ -5,7 +5,7 @@
 #include <structmember.h>
 
 /* The names looked up, all of them (endpoint.h says why each): set once by the module's init. */
-PyObject *s_doorbell_owner, *s_timeout, *s_release;
+PyObject *s_timeout, *s_release;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 
@@ -151,7 +151,6 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		const char *name;
 		PyObject **slot;
 	} names[] = {
-		{ "_doorbell_owner", &s_doorbell_owner },
 		{ "_timeout", &s_timeout },
 		{ "release", &s_release },
 		{ "_send_py", &s_send_py },

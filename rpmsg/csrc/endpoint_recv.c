@@ -2,14 +2,10 @@
  * take_more_c return NULL with no exception set (or 0) when the Python method must take the call. */
 #include "endpoint.h"
 
-/* The device's doorbell owner (RpmsgDevice._doorbell_owner): a new reference, or NULL with an exception. */
-static PyObject *doorbell_owner(Gate *g)
+/* Whether a thread sleeps on the doorbell (the gate's owner, Waiter.owner). */
+static int doorbell_owned(Gate *g)
 {
-	if (!g->device) {
-		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its C path during the call");
-		return NULL;
-	}
-	return PyObject_GetAttr(g->device, s_doorbell_owner);
+	return g->owner && g->owner != Py_None;
 }
 
 /* 1 if a receive with nothing waiting may sleep in C: block mode with the wait set, no timeout on the endpoint
@@ -23,28 +19,7 @@ static int may_sleep(Gate *g, EndpointBase *e)
 		return -1;
 	int blocking = timeout == Py_None;
 	Py_DECREF(timeout);
-	if (!blocking)
-		return 0;
-	PyObject *owner = doorbell_owner(g);
-	if (!owner)
-		return -1;
-	int none = owner == Py_None;
-	Py_DECREF(owner);
-	return none;
-}
-
-/* Whether another thread owns the doorbell: it sleeps there with the peer's kicks asked for, so they must stay
- * on (docs/rpmsg.md, "Waking up"). An error counts as owned: leaving the kicks on is always safe. */
-static int doorbell_owned(Gate *g)
-{
-	PyObject *owner = doorbell_owner(g);
-	if (!owner) {
-		PyErr_Clear();
-		return 1;
-	}
-	int owned = owner != Py_None;
-	Py_DECREF(owner);
-	return owned;
+	return blocking && !doorbell_owned(g);
 }
 
 #define SLEEP_UNLOCKED -2 /* an error, and the lock is not held (interrupted while taking it back) */
@@ -56,25 +31,22 @@ static int doorbell_owned(Gate *g)
 static int sleep_c(Gate *g, PyObject *release)
 {
 	/* Our own references and a copy of the path: a signal handler or another thread may detach the gate while
-	 * we sleep. */
-	if (!g->acquire || !g->device || !g->notify_all || !g->current_thread)
+	 * we sleep. The owner is set in the gate's struct: no Python runs (a pending signal handler could raise
+	 * there). */
+	if (!g->acquire || !g->notify_all)
 		return RPF_DOORBELL; /* nothing to sleep with: the Python path */
-	PyObject *acquire = Py_NewRef(g->acquire), *device = Py_NewRef(g->device);
-	PyObject *notify_all = Py_NewRef(g->notify_all), *current_thread = Py_NewRef(g->current_thread);
+	Py_INCREF(g);
+	PyObject *acquire = Py_NewRef(g->acquire), *notify_all = Py_NewRef(g->notify_all);
 	int poll_fd = g->poll_fd, kick_fd = g->wait_kick_fd, wake_fd = g->wake_fd;
 	struct rpc_path path = g->path;
 	int woke = -1;
-	PyObject *me = PyObject_CallNoArgs(current_thread);
+	PyObject *me = PyLong_FromUnsignedLong(PyThread_get_thread_ident()); /* as threading.get_ident() */
 	if (!me)
 		goto out;
-	int rc = PyObject_SetAttr(device, s_doorbell_owner, me);
-	Py_DECREF(me);
-	if (rc < 0)
-		goto out;
+	Py_XSETREF(g->owner, me);
 	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
 	if (!r) {
-		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
-			PyErr_Clear();
+		Py_CLEAR(g->owner);
 		goto out;
 	}
 	Py_DECREF(r);
@@ -84,29 +56,25 @@ static int sleep_c(Gate *g, PyObject *release)
 	Py_END_ALLOW_THREADS
 	r = PyObject_Vectorcall(acquire, NULL, 0, NULL);
 	if (!r) { /* a signal handler raised while we waited for the lock: give the doorbell up without it */
-		PyObject *type, *value, *tb;
-		PyErr_Fetch(&type, &value, &tb);
-		if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
-			PyErr_Clear();
-		PyErr_Restore(type, value, tb);
+		Py_CLEAR(g->owner);
 		woke = SLEEP_UNLOCKED;
 		goto out;
 	}
 	Py_DECREF(r);
-	if (PyObject_SetAttr(device, s_doorbell_owner, Py_None) < 0)
-		goto out;
-	r = PyObject_CallNoArgs(notify_all);
-	if (!r)
-		goto out;
-	Py_DECREF(r);
+	Py_CLEAR(g->owner);
+	if (g->waiters) { /* the lock is held: nobody starts waiting on the condition meanwhile */
+		r = PyObject_CallNoArgs(notify_all);
+		if (!r)
+			goto out;
+		Py_DECREF(r);
+	}
 	if (waited == RPF_EINTR && PyErr_CheckSignals() < 0)
 		goto out;
 	woke = waited;
 out:
 	Py_DECREF(acquire);
-	Py_DECREF(device);
 	Py_DECREF(notify_all);
-	Py_DECREF(current_thread);
+	Py_DECREF(g);
 	return woke;
 }
 

@@ -276,7 +276,7 @@ class _ScriptedHost:
         import time
 
         deadline = time.monotonic() + 10
-        while self.remote._doorbell_owner is None or self.remote.core.from_host.state()["suppressed"]:
+        while self.remote.waiting.owner is None or self.remote.core.from_host.state()["suppressed"]:
             assert time.monotonic() < deadline, "the remote never slept with kicks on"
             time.sleep(0.005)
 

@@ -376,7 +376,7 @@ def test_a_blocking_receive_sleeps_in_c_until_the_message_comes(
         assert r.recv() == b"back %d" % i
     python_calls = 0 if host_path == "c-path" else 20
     assert calls["_recv_py"] == calls["remote_recv_py"] == python_calls
-    assert host._doorbell_owner is None and remote._doorbell_owner is None
+    assert host.waiting.owner is None and remote.waiting.owner is None
 
 
 def test_closing_the_device_wakes_a_receive_sleeping_in_c(blocking: tuple[RpmsgDevice, RpmsgDevice]) -> None:
@@ -425,7 +425,7 @@ def test_a_signal_reaches_python_while_a_receive_sleeps_in_c(blocking: tuple[Rpm
         signal.setitimer(signal.ITIMER_REAL, 0.03)
         with pytest.raises(Stop):
             h.recv()
-        assert host._doorbell_owner is None
+        assert host.waiting.owner is None
         r.sendto(b"still served", h.addr)
         assert h.recv() == b"still served"
     finally:
