@@ -1,4 +1,5 @@
-"""Build (once, then cached) a User-Mode-Linux kernel with the kernel's own rpmsg drivers and its initramfs.
+"""The recipe of the User-Mode-Linux kernel with the kernel's own rpmsg drivers and its initramfs: what is built,
+from what, and the cache keys that name it.
 
 The kernel is Debian's ``linux-source-6.1`` (or ``linux-source-6.12``: ``--kernel 6.12``), configured from
 ``make ARCH=um tinyconfig`` plus ``kernel.config``, with the files under ``kernel-tree/`` copied into its tree (new
@@ -6,10 +7,13 @@ kernel source files, e.g. drivers/remoteproc/uml_rproc.c) and patched with the `
 module (each replaced by its rebase in ``patches-<kernel>/`` where that kernel needs one). The initramfs holds
 static busybox, ``guest/init`` as ``/init`` and ``guest/rpmsg_probe.c`` compiled (static) to ``/bin/rpmsg-probe``.
 
-Both are cached under ``${XDG_CACHE_HOME:-~/.cache}/rproc/uml/``, each in a directory named after a hash of
-everything it is built from, so changing the guest program rebuilds only the initramfs (seconds), while a
-change to the kernel inputs rebuilds the kernel (minutes). A build happens in a temporary directory next to
-the cache entry and is renamed into place at the end: a cache entry that exists is complete.
+Both are cached (build_cache.py) under ``${XDG_CACHE_HOME:-~/.cache}/rproc/uml/``, each in a directory named after
+a hash of everything it is built from (``kernel_key``, ``initramfs_key``), so changing the guest program rebuilds
+only the initramfs (seconds), while a change to the kernel inputs rebuilds the kernel (minutes). Both keys hash
+the bytes of the recipe modules, by name (``RECIPE_MODULES``: this one and build_steps.py, which runs each step in
+a fixed environment), not those of the cache bookkeeping (build_cache.py), the package installer
+(build_packages.py) or the error and progress types (build_report.py): changing those rebuilds nothing. The Debian
+packages the build needs are installed first when missing (build_packages.py).
 
     python -m remoteproc.conformance.linux.build [--kernel 6.1|6.12] [--force]    # prints the two paths
 """
@@ -17,19 +21,48 @@ the cache entry and is renamed into place at the end: a cache entry that exists 
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from remoteproc.conformance.linux.build_cache import build_entry, cache_root
+from remoteproc.conformance.linux.build_packages import (
+    APT_PACKAGES,
+    BUSYBOX_PACKAGE,
+    ensure_packages,
+    package_version,
+)
+from remoteproc.conformance.linux.build_report import BuildError, Progress, stderr_progress
+from remoteproc.conformance.linux.build_steps import run_step
+
+__all__ = [
+    "APT_PACKAGES",
+    "DEFAULT_KERNEL",
+    "KERNELS",
+    "RECIPE_MODULES",
+    "BuildError",
+    "Progress",
+    "UmlImages",
+    "cache_root",
+    "ensure_packages",
+    "ensure_uml",
+    "initramfs_inputs",
+    "initramfs_key",
+    "kernel_inputs",
+    "kernel_key",
+    "main",
+    "patches",
+    "source_package",
+    "source_tarball",
+    "tree_files",
+    "verify_config",
+]
 
 HERE = Path(__file__).resolve().parent
 CONFIG_FRAGMENT = HERE / "kernel.config"
@@ -41,32 +74,18 @@ PROBE_SOURCE = GUEST / "rpmsg_probe.c"
 KERNELS = ("6.1", "6.12")
 """The kernels this builds, each from Debian's linux-source-<version> package."""
 DEFAULT_KERNEL = "6.1"
-BUSYBOX_PACKAGE = "busybox-static"
 BUSYBOX = Path("/bin/busybox")
-# Everything the build runs besides the kernel's source: its build dependencies, busybox, and a static libc for
-# rpmsg-probe.
-APT_PACKAGES = (
-    BUSYBOX_PACKAGE,
-    "bc",
-    "bison",
-    "flex",
-    "libelf-dev",
-    "gcc",
-    "libc6-dev",
-    "make",
-    "patch",
-    "xz-utils",
-)
 
 KERNEL_FILE = "linux"
 INITRAMFS_FILE = "initramfs.cpio"
 GEN_INIT_CPIO = "gen_init_cpio"
 
-Progress = Callable[[str], None]
-
-
-class BuildError(RuntimeError):
-    """The kernel or the initramfs could not be built; the message says which step and why."""
+RECIPE_MODULES = ("build.py", "build_steps.py")
+"""The Python modules (in this directory) that shape what gets built: the steps and their order, the config check,
+the initramfs listing (build.py), each command's environment (build_steps.py). Their bytes go into both cache
+keys, each under its name (``recipe:build.py``, ``recipe:build_steps.py``); those of the cache bookkeeping
+(build_cache.py), the package installer (build_packages.py) and the error and progress types (build_report.py) do
+not, so changing them rebuilds nothing. A module that takes over part of the recipe is added here."""
 
 
 @dataclass(frozen=True)
@@ -75,52 +94,6 @@ class UmlImages:
 
     linux: Path
     initramfs: Path
-
-
-def _stderr_progress(message: str) -> None:
-    print(f"rproc-uml: {message}", file=sys.stderr, flush=True)
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rproc" / "uml"
-
-
-# ---- packages ---------------------------------------------------------------------------------------------
-
-
-def _missing_packages(packages: Sequence[str]) -> list[str]:
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages], capture_output=True, text=True, check=False
-    )
-    installed = {line.split()[0] for line in result.stdout.splitlines() if line.strip().endswith(" installed")}
-    return [p for p in packages if p not in installed]
-
-
-def ensure_packages(progress: Progress = _stderr_progress, packages: Sequence[str] = APT_PACKAGES) -> None:
-    """Install the Debian packages the build needs that are missing (apt-get, with sudo when not root)."""
-    missing = _missing_packages(packages)
-    if not missing:
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    progress(f"installing Debian packages: {' '.join(missing)}")
-    if subprocess.run(install, env=env, check=False).returncode != 0:
-        # Perhaps the package lists are stale or absent: refresh them once and try again.
-        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, check=False)
-        if subprocess.run(install, env=env, check=False).returncode != 0:
-            raise BuildError(f"could not install the Debian packages {', '.join(missing)}")
-    still = _missing_packages(missing)
-    if still:
-        raise BuildError(f"Debian packages still missing after apt-get install: {', '.join(still)}")
-
-
-def _package_version(package: str) -> str:
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not result.stdout.strip():
-        raise BuildError(f"Debian package {package} is not installed")
-    return result.stdout.strip()
 
 
 # ---- cache keys -------------------------------------------------------------------------------------------
@@ -158,15 +131,31 @@ def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
     return h.hexdigest()[:16]
 
 
-def kernel_key(kernel: str = DEFAULT_KERNEL) -> str:
+def _recipe() -> list[tuple[str, bytes]]:
+    """The recipe modules' bytes, by name, and the names of the Debian packages the build runs (their versions
+    go into the keys where they shape the result)."""
+    parts = [(f"recipe:{name}", (HERE / name).read_bytes()) for name in RECIPE_MODULES]
+    parts.append(("apt-packages", " ".join(APT_PACKAGES).encode()))
+    return parts
+
+
+def kernel_inputs(kernel: str = DEFAULT_KERNEL) -> list[tuple[str, bytes]]:
+    """What the kernel entry is built from, by name: the source package and its version, ``kernel.config``, the
+    recipe (``RECIPE_MODULES``, the package names), the files of ``kernel-tree/`` and the patches."""
+    package = source_package(kernel)
     parts = [
-        ("linux-source", f"{source_package(kernel)} {_package_version(source_package(kernel))}".encode()),
+        ("linux-source", f"{package} {package_version(package)}".encode()),
         ("kernel.config", CONFIG_FRAGMENT.read_bytes()),
-        ("build.py", Path(__file__).read_bytes()),
+        *_recipe(),
     ]
     parts += [(f"tree:{p}", (KERNEL_TREE / p).read_bytes()) for p in tree_files()]
     parts += [(f"patch:{p.name}", p.read_bytes()) for p in patches(kernel)]
-    return _digest(parts)
+    return parts
+
+
+def kernel_key(kernel: str = DEFAULT_KERNEL) -> str:
+    """The hash naming the kernel's cache entry (``kernel-<key>``): of ``kernel_inputs``."""
+    return _digest(kernel_inputs(kernel))
 
 
 def _tool_version(command: Sequence[str]) -> bytes:
@@ -174,161 +163,28 @@ def _tool_version(command: Sequence[str]) -> bytes:
     return result.stdout.splitlines()[0] if result.stdout else b""
 
 
-def initramfs_key(kernel: str = DEFAULT_KERNEL) -> str:
+def initramfs_inputs(kernel: str = DEFAULT_KERNEL) -> list[tuple[str, bytes]]:
+    """What the initramfs entry is built from, by name: the kernel source (gen_init_cpio comes from it), busybox
+    (package version and binary), libc6-dev, gcc, ``/init``, ``rpmsg_probe.c`` and the recipe."""
     package = source_package(kernel)
-    return _digest(
-        [
-            ("linux-source", f"{package} {_package_version(package)}".encode()),  # gen_init_cpio comes from it
-            ("busybox", _package_version(BUSYBOX_PACKAGE).encode()),
-            ("busybox-binary", hashlib.sha256(BUSYBOX.read_bytes()).digest()),
-            ("libc6-dev", _package_version("libc6-dev").encode()),
-            ("gcc", _tool_version(["gcc", "--version"])),
-            ("init", INIT_SCRIPT.read_bytes()),
-            ("rpmsg_probe.c", PROBE_SOURCE.read_bytes()),
-            ("build.py", Path(__file__).read_bytes()),
-        ]
-    )
+    return [
+        ("linux-source", f"{package} {package_version(package)}".encode()),  # gen_init_cpio comes from it
+        ("busybox", package_version(BUSYBOX_PACKAGE).encode()),
+        ("busybox-binary", hashlib.sha256(BUSYBOX.read_bytes()).digest()),
+        ("libc6-dev", package_version("libc6-dev").encode()),
+        ("gcc", _tool_version(["gcc", "--version"])),
+        ("init", INIT_SCRIPT.read_bytes()),
+        ("rpmsg_probe.c", PROBE_SOURCE.read_bytes()),
+        *_recipe(),
+    ]
 
 
-# ---- cache entries ----------------------------------------------------------------------------------------
+def initramfs_key(kernel: str = DEFAULT_KERNEL) -> str:
+    """The hash naming the initramfs's cache entry (``initramfs-<key>``): of ``initramfs_inputs``."""
+    return _digest(initramfs_inputs(kernel))
 
 
-@contextlib.contextmanager
-def _locked(root: Path, name: str) -> Iterator[None]:
-    """Serialise builders of one cache entry (several pytest processes may start at once)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _remove_abandoned(root: Path) -> None:
-    """Remove the scratch directories of builds that were killed (``.tmp-<name>-*`` whose lock is free)."""
-    for tmp in root.glob(".tmp-*-*"):
-        name = tmp.name[len(".tmp-") :].rsplit("-", 1)[0]
-        with open(root / f".{name}.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # being built right now
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _build_entry(root: Path, name: str, force: bool, build: Callable[[Path, Path, Path], None]) -> Path:
-    """The cache directory ``root/name``, made by ``build(result_dir, scratch_dir, log)`` unless it exists.
-
-    ``build`` fills ``result_dir``, which is renamed to ``root/name`` only when it returned; scratch space
-    and leftovers of interrupted builds (``.tmp-<name>-*``) are removed. The build log ends up in
-    ``root/name/build.log``, or stays in ``root/.name.log`` when the build failed.
-    """
-    final = root / name
-    if final.is_dir() and not force:
-        os.utime(final)  # most recently used: kept by _prune
-        return final
-    with _locked(root, name):
-        if final.is_dir() and not force:
-            return final  # another process built it while we waited
-        for stale in root.glob(f".tmp-{name}-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # we hold the lock: nobody is using these
-        _remove_abandoned(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-        try:
-            result = tmp / "result"
-            scratch = tmp / "scratch"
-            result.mkdir()
-            scratch.mkdir()
-            log = root / f".{name}.log"
-            log.unlink(missing_ok=True)
-            build(result, scratch, log)
-            log.rename(result / "build.log")
-            if final.exists():  # --force: replace the old entry
-                old = tmp / "old"
-                final.rename(old)
-            result.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    _prune(root, name.split("-", 1)[0], keep=KEEP_ENTRIES)
-    return final
-
-
-KEEP_ENTRIES = 8
-"""Cache entries of each kind kept, most recently used first: a new build input (config, patch, package
-version) makes a new entry, and older ones would otherwise pile up (a kernel entry is about 5 MB). Two kernels
-(6.1, 6.12) and several checkouts with different driver sources share the cache: fewer would evict an entry
-another checkout is about to use and make it build again."""
-
-
-def _prune(root: Path, kind: str, keep: int) -> None:
-    entries = sorted((p for p in root.glob(f"{kind}-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# ---- running the build ------------------------------------------------------------------------------------
-
-
-def _build_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ARCH", "CROSS_COMPILE", "O", "KBUILD_OUTPUT")}
-    env.update(
-        LC_ALL="C",
-        KBUILD_BUILD_USER="rproc",
-        KBUILD_BUILD_HOST="rproc",
-        KBUILD_BUILD_TIMESTAMP="2000-01-01",
-    )
-    return env
-
-
-def _run(
-    command: Sequence[str | Path],
-    cwd: Path,
-    log: Path,
-    what: str,
-    progress: Progress | None = None,
-    stdout: Path | None = None,
-) -> None:
-    """Run a build step; its output goes to ``log``; on failure raise with the log's last lines.
-
-    With ``progress``, report every 15 s how far it got (the last line of output).
-    """
-    tail: collections.deque[bytes] = collections.deque(maxlen=40)
-    with contextlib.ExitStack() as stack:
-        log_file = stack.enter_context(open(log, "ab"))
-        log_file.write(f"$ {' '.join(map(str, command))}\n".encode())
-        log_file.flush()
-        out_file = stack.enter_context(open(stdout, "wb")) if stdout is not None else None
-        proc = subprocess.Popen(
-            [str(c) for c in command],
-            cwd=cwd,
-            env=_build_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out_file if out_file is not None else subprocess.PIPE,
-            stderr=subprocess.STDOUT if out_file is None else log_file,
-        )
-        try:
-            lines = 0
-            last_report = time.monotonic()
-            if proc.stdout is not None:
-                for line in proc.stdout:
-                    log_file.write(line)
-                    tail.append(line)
-                    lines += 1
-                    if progress is not None and time.monotonic() - last_report >= 15:
-                        last_report = time.monotonic()
-                        progress(f"{what}: {lines} steps, at {line.decode(errors='replace').strip()}")
-            returncode = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-    if returncode != 0:
-        shown = b"".join(tail).decode(errors="replace") if tail else log.read_text(errors="replace")[-4000:]
-        raise BuildError(f"{what} failed (exit status {returncode}); full log: {log}\n{shown}")
+# ---- the build --------------------------------------------------------------------------------------------
 
 
 def _read_fragment() -> tuple[dict[str, str], list[str]]:
@@ -370,7 +226,7 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress, ke
     started = time.monotonic()
     tarball = source_tarball(kernel)
     progress(f"extracting {tarball} (about 10-30 s)")
-    _run(["tar", "-xf", tarball, "-C", scratch], scratch, log, "extracting the kernel source")
+    run_step(["tar", "-xf", tarball, "-C", scratch], scratch, log, "extracting the kernel source")
     trees = [p for p in scratch.iterdir() if p.is_dir()]
     if len(trees) != 1:
         raise BuildError(f"{tarball} did not unpack to one directory: {trees}")
@@ -381,17 +237,17 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress, ke
         shutil.copyfile(KERNEL_TREE / rel, src / rel)
     for patch in patches(kernel):
         progress(f"applying {patch.relative_to(HERE)}")
-        _run(["patch", "-p1", "--forward", "--batch", "-i", patch], src, log, f"applying {patch.name}")
+        run_step(["patch", "-p1", "--forward", "--batch", "-i", patch], src, log, f"applying {patch.name}")
     progress("configuring: tinyconfig + kernel.config")
-    _run(["make", "ARCH=um", "tinyconfig"], src, log, "make tinyconfig")
-    _run(["scripts/kconfig/merge_config.sh", "-m", ".config", CONFIG_FRAGMENT], src, log, "merge_config.sh")
-    _run(["make", "ARCH=um", "olddefconfig"], src, log, "make olddefconfig")
+    run_step(["make", "ARCH=um", "tinyconfig"], src, log, "make tinyconfig")
+    run_step(["scripts/kconfig/merge_config.sh", "-m", ".config", CONFIG_FRAGMENT], src, log, "merge_config.sh")
+    run_step(["make", "ARCH=um", "olddefconfig"], src, log, "make olddefconfig")
     verify_config(src / ".config")
     jobs = len(os.sched_getaffinity(0))
     progress(f"compiling the kernel with make -j{jobs} (a few minutes)")
-    _run(["make", "ARCH=um", f"-j{jobs}", "linux"], src, log, "compiling the kernel", progress)
+    run_step(["make", "ARCH=um", f"-j{jobs}", "linux"], src, log, "compiling the kernel", progress)
     progress("compiling gen_init_cpio")
-    _run(
+    run_step(
         ["gcc", "-O2", "-o", result / GEN_INIT_CPIO, src / "usr" / "gen_init_cpio.c"],
         src,
         log,
@@ -400,7 +256,7 @@ def _build_kernel(result: Path, scratch: Path, log: Path, progress: Progress, ke
     shutil.copy2(src / "linux", result / KERNEL_FILE)
     shutil.copy2(src / ".config", result / "config")
     (result / "source").write_text(
-        f"{source_package(kernel)} {_package_version(source_package(kernel))}\n"
+        f"{source_package(kernel)} {package_version(source_package(kernel))}\n"
         + "".join(f"file {p}\n" for p in tree_files())
         + "".join(f"patch {p.relative_to(HERE)}\n" for p in patches(kernel))
     )
@@ -436,7 +292,7 @@ def _cpio_list(probe: Path) -> str:
 def _build_initramfs(result: Path, scratch: Path, log: Path, gen_init_cpio: Path, progress: Progress) -> None:
     progress("building the initramfs (busybox, /init, rpmsg-probe)")
     probe = scratch / "rpmsg-probe"
-    _run(
+    run_step(
         ["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", probe, PROBE_SOURCE],
         scratch,
         log,
@@ -444,24 +300,24 @@ def _build_initramfs(result: Path, scratch: Path, log: Path, gen_init_cpio: Path
     )
     listing = scratch / "initramfs.list"
     listing.write_text(_cpio_list(probe))
-    _run([gen_init_cpio, listing], scratch, log, "gen_init_cpio", stdout=result / INITRAMFS_FILE)
+    run_step([gen_init_cpio, listing], scratch, log, "gen_init_cpio", stdout=result / INITRAMFS_FILE)
     shutil.copy2(listing, result / "initramfs.list")
 
 
 def ensure_uml(progress: Progress | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL) -> UmlImages:
     """The UML kernel (Linux ``kernel``: one of KERNELS) and initramfs, built first if they are not in the cache
     (or with ``force``)."""
-    report = progress or _stderr_progress
+    report = progress or stderr_progress
     ensure_packages(report, (*APT_PACKAGES, source_package(kernel)))
     root = cache_root()
-    kernel_dir = _build_entry(
+    kernel_dir = build_entry(
         root,
         f"kernel-{kernel_key(kernel)}",
         force,
         lambda result, scratch, log: _build_kernel(result, scratch, log, report, kernel),
     )
     gen_init_cpio = kernel_dir / GEN_INIT_CPIO
-    initramfs_dir = _build_entry(
+    initramfs_dir = build_entry(
         root,
         f"initramfs-{initramfs_key(kernel)}",
         force,
