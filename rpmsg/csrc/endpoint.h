@@ -41,6 +41,7 @@
 #include <Python.h>
 
 #include "endpoint_cpath.h"
+#include "endpoint_trace.h"
 
 /* --- Gate: the device's C path, shared by its endpoints (endpoint_gate.c) ---------------------------------- */
 typedef struct {
@@ -49,8 +50,7 @@ typedef struct {
 	int open;     /* the device says: the C path is in use and nothing needs the general path */
 	int attached; /* a C path is attached (path.rpf is set) */
 	PyObject *acquire, *release; /* the device lock's bound methods */
-	PyObject *trace_enabled;     /* the device logger's isEnabledFor, asked with trace_level */
-	PyObject *trace_level;
+	struct trace_cache trace;    /* the device logger's isEnabledFor(TRACE), kept while unchanged */
 	PyObject *guard, *guard_attr, *guard_value; /* the C send goes while getattr(guard, guard_attr) is guard_value */
 	PyObject *kick;            /* device._kick(queue): the kick when the C write could not (reports a peer gone) */
 	PyObject *take_batch;      /* device._take_batch(n): deliver a batch through the general parser */

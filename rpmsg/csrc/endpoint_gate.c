@@ -13,8 +13,7 @@ static void gate_drop_rings(Gate *g)
 	g->path.rpf = NULL;
 	Py_CLEAR(g->acquire);
 	Py_CLEAR(g->release);
-	Py_CLEAR(g->trace_enabled);
-	Py_CLEAR(g->trace_level);
+	trace_clear(&g->trace);
 	Py_CLEAR(g->guard);
 	Py_CLEAR(g->guard_attr);
 	Py_CLEAR(g->guard_value);
@@ -38,8 +37,9 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 {
 	Py_VISIT(g->acquire);
 	Py_VISIT(g->release);
-	Py_VISIT(g->trace_enabled);
-	Py_VISIT(g->trace_level);
+	int traced = trace_traverse(&g->trace, visit, arg);
+	if (traced)
+		return traced;
 	Py_VISIT(g->guard);
 	Py_VISIT(g->guard_attr);
 	Py_VISIT(g->guard_value);
@@ -135,8 +135,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	p->kick_fd = kick_fd;
 	g->acquire = acquire;
 	g->release = release;
-	g->trace_enabled = Py_NewRef(trace_enabled);
-	g->trace_level = Py_NewRef(trace_level);
+	trace_set(&g->trace, trace_enabled, trace_level);
 	g->guard = Py_NewRef(guard);
 	g->guard_attr = Py_NewRef(guard_attr);
 	g->guard_value = Py_NewRef(guard_value);
@@ -316,20 +315,12 @@ void unlock(PyObject *release)
 	Py_DECREF(release);
 }
 
-/* Usable before taking the lock: open, and no tracing (the logger's isEnabledFor(TRACE) says False; anything
- * else, an error included, is the Python path's, which asks the logger itself). */
+/* Usable before taking the lock: open, and no tracing (the logger's isEnabledFor(TRACE) says False, asked or
+ * kept while unchanged: endpoint_trace.h; anything else, an error included, is the Python path's, which asks the
+ * logger itself). */
 int gate_usable(Gate *g)
 {
-	if (!g->open || !g->trace_enabled)
-		return 0;
-	PyObject *r = PyObject_Vectorcall(g->trace_enabled, &g->trace_level, 1, NULL);
-	if (r == Py_False) {
-		Py_DECREF(r);
-		return 1;
-	}
-	Py_XDECREF(r);
-	PyErr_Clear();
-	return 0;
+	return g->open && trace_off(&g->trace);
 }
 
 /* With the lock held: the guard fastpath.py named still holds (host: the send pool is the one attached, a
