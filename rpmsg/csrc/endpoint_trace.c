@@ -1,6 +1,38 @@
 /* Whether the device logger traces, kept between calls while nothing it depends on changed: see endpoint_trace.h. */
 #include "endpoint_trace.h"
 
+static void forget(struct trace_cache *t)
+{
+	t->known = 0;
+	for (int i = 0; i < t->ndicts; i++)
+		Py_CLEAR(t->dicts[i]);
+	t->ndicts = t->ntypes = 0;
+}
+
+void trace_set(struct trace_cache *t, PyObject *ask, PyObject *level)
+{
+	trace_clear(t);
+	t->ask = Py_NewRef(ask);
+	t->level = Py_NewRef(level);
+}
+
+void trace_clear(struct trace_cache *t)
+{
+	forget(t);
+	Py_CLEAR(t->ask);
+	Py_CLEAR(t->level);
+}
+
+int trace_traverse(struct trace_cache *t, visitproc visit, void *arg)
+{
+	Py_VISIT(t->ask);
+	Py_VISIT(t->level);
+	for (int i = 0; i < t->ndicts; i++)
+		Py_VISIT(t->dicts[i]);
+	return 0;
+}
+
+#if PY_VERSION_HEX < 0x030C0000
 /* logging's classes and the two methods the kept answer relies on, as logging.Logger had them when first asked
  * (a later change of the class moves its version tag, and the methods are compared again). */
 static PyTypeObject *logger_type, *root_type, *manager_type;
@@ -46,38 +78,6 @@ static int load_stock(void)
 	return 0;
 }
 
-static void forget(struct trace_cache *t)
-{
-	t->known = 0;
-	for (int i = 0; i < t->ndicts; i++)
-		Py_CLEAR(t->dicts[i]);
-	t->ndicts = t->ntypes = 0;
-}
-
-void trace_set(struct trace_cache *t, PyObject *ask, PyObject *level)
-{
-	trace_clear(t);
-	t->ask = Py_NewRef(ask);
-	t->level = Py_NewRef(level);
-}
-
-void trace_clear(struct trace_cache *t)
-{
-	forget(t);
-	Py_CLEAR(t->ask);
-	Py_CLEAR(t->level);
-}
-
-int trace_traverse(struct trace_cache *t, visitproc visit, void *arg)
-{
-	Py_VISIT(t->ask);
-	Py_VISIT(t->level);
-	for (int i = 0; i < t->ndicts; i++)
-		Py_VISIT(t->dicts[i]);
-	return 0;
-}
-
-#if PY_VERSION_HEX < 0x030C0000
 /* Keep tp's version tag; for logging's logger classes only while their two methods are the stock ones. 0 when
  * it cannot be kept (a class of another kind, no tag). */
 static int keep_type(struct trace_cache *t, PyTypeObject *tp)

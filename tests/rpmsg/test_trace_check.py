@@ -83,10 +83,12 @@ def test_the_c_methods_do_not_ask_the_logger_per_message(
             assert r.recv() == b"%d" % i
 
     asked = _is_enabled_calls(exchange)
-    if host_path == "c-path":
+    if host_path == "c-path" and sys.version_info < (3, 12):
         assert asked <= 4, asked  # once per gate, kept since (before: twice per message, 400)
     else:
-        assert asked >= 400  # the Python methods ask at every send and every receive
+        # the Python methods ask at every send and every receive; so do the C methods where the dict version
+        # they keep the answer by is deprecated (Python >= 3.12)
+        assert asked >= 400
 
 
 @pytest.mark.parametrize(
