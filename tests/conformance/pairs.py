@@ -19,7 +19,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from remoteproc.conformance.common import ECHO_CHANNEL, CountingDoorbell, NotApplicable
@@ -177,19 +177,27 @@ class RemoteOver:
 class _ThreadRun:
     """A host in a thread of this process driving the remote-role traffic; its status: 0, or 1 if it failed."""
 
-    def __init__(self, transport: str, remote: RpmsgDevice, host: RpmsgDevice, total: int, closers: list[Closer]):
+    def __init__(
+        self,
+        transport: str,
+        remote: RpmsgDevice,
+        host: RpmsgDevice,
+        total: int,
+        closers: list[Closer],
+        sizes: Sequence[int] | None = None,
+    ):
         self.description = f"rproc host over {transport}"
         self.device = remote
         self.table: tuple[int, int, int] | None = None
         self.channel, self.channel_addr = ECHO_CHANNEL, 0x400
         self.host, self.closers = host, closers
         self.failure: list[BaseException] = []
-        self.thread = threading.Thread(target=self._drive, args=(total,), name=self.description, daemon=True)
+        self.thread = threading.Thread(target=self._drive, args=(total, sizes), name=self.description, daemon=True)
         self.thread.start()
 
-    def _drive(self, total: int) -> None:
+    def _drive(self, total: int, sizes: Sequence[int] | None) -> None:
         try:
-            traffic(self.host, "", 5.0, total)
+            traffic(self.host, "", 5.0, total, sizes)
         except (RpmsgError, AssertionError) as exc:
             self.failure.append(exc)
         finally:
@@ -226,8 +234,15 @@ class HostOver:
     """rproc's host on ``transport`` as a host peer (remote role), sending ``total`` small messages after the
     sizes and the burst (70,000: the 16-bit indices wrap)."""
 
-    def __init__(self, transport: str, tmp: Path, profile: Profile | None = None, total: int = 70_000) -> None:
-        self.transport, self.tmp, self.total = transport, tmp, total
+    def __init__(
+        self,
+        transport: str,
+        tmp: Path,
+        profile: Profile | None = None,
+        total: int = 70_000,
+        sizes: Sequence[int] | None = None,
+    ) -> None:
+        self.transport, self.tmp, self.total, self.sizes = transport, tmp, total, sizes
         self.profile = profile or Profile()
         if transport == "uart":
             self.profile = _uart_profile(self.profile)
@@ -240,4 +255,4 @@ class HostOver:
         remote = make_remote()
         _seen_started(remote, host, timeout)
         remote.doorbell = CountingDoorbell(remote.doorbell)
-        return _ThreadRun(self.transport, remote, host, self.total, closers)
+        return _ThreadRun(self.transport, remote, host, self.total, closers, self.sizes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from remoteproc.conformance.common import ECHO_CHANNEL
 from remoteproc.conformance.peers.rproc import HOST_BREAKS, add_profile_options, profile_of
@@ -51,9 +52,11 @@ def _echo(ep: Endpoint, payload: bytes) -> None:
         raise RpmsgError(f"echo of {len(payload)} bytes differs")
 
 
-def traffic(device: RpmsgDevice, mode: str, timeout: float, total: int = 70_000) -> None:
-    """Every size 1..max, a burst of 256, then ``total`` small messages 16 in flight (70,000: the indices wrap),
-    each echo checked (RpmsgError if one is wrong or missing)."""
+def traffic(
+    device: RpmsgDevice, mode: str, timeout: float, total: int = 70_000, sizes: Sequence[int] | None = None
+) -> None:
+    """Every size 1..max (or ``sizes``), a burst of 256, then ``total`` small messages 16 in flight (70,000: the
+    indices wrap), each echo checked (RpmsgError if one is wrong or missing)."""
     ep = device.open(ECHO_CHANNEL, timeout=timeout, zero_copy=mode == "no-repost")
     ep.settimeout(timeout)
     if mode == "wrong-dst":
@@ -63,7 +66,7 @@ def traffic(device: RpmsgDevice, mode: str, timeout: float, total: int = 70_000)
     held = []
     core = device.core
     assert isinstance(core, HostCore)
-    for size in range(1, core.max_payload + 1):
+    for size in range(1, core.max_payload + 1) if sizes is None else sizes:
         payload = bytes((i + size) & 0xFF for i in range(size))
         if mode == "no-repost":  # keep every received buffer: the remote runs out of places to answer
             ep.send(payload)
