@@ -190,9 +190,12 @@ class SocketDoorbell:
         sock.setblocking(False)
         self.sock = sock
         self.lost = False
+        self.closed = False
         self.received = 0
 
     def notify(self, queue: int) -> None:
+        if self.closed:
+            raise PeerLostError("doorbell closed (on this side)")
         if self.lost:
             raise PeerLostError("the peer closed the doorbell socket")
         try:
@@ -204,6 +207,8 @@ class SocketDoorbell:
             raise PeerLostError(f"doorbell: {exc.strerror or exc}") from None
 
     def wait(self, timeout: float | None) -> bool:
+        if self.closed:
+            raise PeerLostError("doorbell closed (on this side)")
         if self.lost:
             raise PeerLostError("the peer closed the doorbell socket")
         ready, _, _ = select.select([self.sock], [], [], timeout)
@@ -239,6 +244,7 @@ class SocketDoorbell:
             self.sock.shutdown(socket.SHUT_RDWR)  # a waiter sees end of file; the peer sees us gone
 
     def close(self) -> None:
+        self.closed = True
         self.sock.close()
 
 
@@ -257,9 +263,15 @@ class EventfdSocketDoorbell:
         self.lost = False
         self.received = 0
 
-    def notify(self, queue: int) -> None:
+    def _check(self) -> None:
+        """PeerLostError once closed here (the descriptors are gone) or once the peer's end was seen."""
+        if self._rx < 0:
+            raise PeerLostError("doorbell closed (on this side)")
         if self.lost:
             raise PeerLostError("the peer closed the doorbell socket")
+
+    def notify(self, queue: int) -> None:
+        self._check()
         os.eventfd_write(self._tx, 1)
 
     def _drain(self) -> bool:
@@ -271,8 +283,7 @@ class EventfdSocketDoorbell:
             return False
 
     def wait(self, timeout: float | None) -> bool:
-        if self.lost:
-            raise PeerLostError("the peer closed the doorbell socket")
+        self._check()
         kicked = False
         for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
             if fd == self._rx:
@@ -326,8 +337,7 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
         super().__init__(dgram.fileno(), dgram.fileno(), sock)
 
     def notify(self, queue: int) -> None:
-        if self.lost:
-            raise PeerLostError("the peer closed the doorbell socket")
+        self._check()
         try:
             self._dgram.send(bytes((queue & 0xFF,)))
         except BlockingIOError:

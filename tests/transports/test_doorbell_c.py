@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from transports.doorbell import (
     DoorbellWrapper,
     EventfdDoorbell,
     EventfdSocketDoorbell,
+    PeerLostError,
     SocketDoorbell,
     c_doorbell_of,
 )
@@ -85,3 +87,29 @@ def test_what_observes_or_changes_the_kicks_stays_python(stream: tuple[SocketDoo
     left.close()
     right.close()
     assert c_doorbell_of(object()) is None
+
+
+def _socket_doorbells() -> Iterator[tuple[str, Any, list[socket.socket]]]:
+    a, b = socket.socketpair()
+    yield "stream", SocketDoorbell(a), [b]
+    a, b = socket.socketpair()
+    yield "eventfd", EventfdSocketDoorbell(os.eventfd(0), os.eventfd(0), a), [b]
+    d1, d2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s1, s2 = socket.socketpair()
+    yield "datagram", DatagramSocketDoorbell(d1, s1), [d2, s2]
+
+
+def test_a_doorbell_closed_on_this_side_says_so() -> None:
+    """notify and wait after close: PeerLostError "doorbell closed (on this side)", as the in-process pair's
+    (EventfdDoorbell). Before, the eventfd and datagram doorbells raised ValueError from os/select (a negative
+    descriptor, a closed epoll) and the stream one blamed the peer ("Bad file descriptor")."""
+    for kind, bell, others in _socket_doorbells():
+        bell.notify(0)
+        bell.close()
+        with pytest.raises(PeerLostError, match=r"doorbell closed \(on this side\)"):
+            bell.notify(0)
+        with pytest.raises(PeerLostError, match=r"doorbell closed \(on this side\)"):
+            bell.wait(0)
+        assert c_doorbell_of(bell) is None, kind
+        for s in others:
+            s.close()
