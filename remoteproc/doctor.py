@@ -60,6 +60,8 @@ def _rpmsg_fastpath() -> Check:
         module = fastpath._module()
     except ImportError as exc:
         return Check("rpmsg C path", False, f"off: the C module is not built ({exc})", enables, "engines")
+    except RuntimeError as exc:  # built, but not with the virtio engine's struct layout (_native.check_layout)
+        return Check("rpmsg C path", False, f"off: {exc}", enables, "engines")
     return Check("rpmsg C path", True, f"on ({Path(module.__file__).name})", enables, "engines")
 
 

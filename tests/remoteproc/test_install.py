@@ -9,6 +9,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -88,6 +89,25 @@ def test_doctor_says_why_an_engine_is_off() -> None:
     assert checks["virtio engine"]["detail"] == "python: chosen by RPROC_VIRTIO_BACKEND=python"
     assert checks["rpmsg C path"]["detail"] == "off: RPROC_RPMSG_FASTPATH=0"
     assert out.stderr == ""  # chosen on purpose: no warning
+
+
+def test_doctor_names_a_c_path_built_with_another_layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stale build of one of the two C modules (another struct rp_vq): the check says so and how to fix it;
+    before, doctor caught only ImportError and ended in a traceback."""
+    from rpmsg import _native, fastpath
+
+    def stale() -> object:
+        built = [0x1234, 0x5678]  # the two modules' rp_vq_layout(): different
+        _native.check_layout(
+            SimpleNamespace(rp_vq_layout=lambda: built[0]), SimpleNamespace(rp_vq_layout=lambda: built[1])
+        )
+        return None
+
+    monkeypatch.setenv("RPROC_RPMSG_FASTPATH", "1")
+    monkeypatch.setattr(fastpath, "_module", stale)
+    check = {c.name: c for c in diagnose(tmp_path).checks}["rpmsg C path"]
+    assert not check.ok
+    assert "different struct rp_vq layouts (0x1234 != 0x5678): rebuild both" in check.detail
 
 
 _SKIP = shutil.ignore_patterns(".venv", ".git", "build", "*.so", "__pycache__", "*.egg-info", ".hypothesis", ".*cache")
