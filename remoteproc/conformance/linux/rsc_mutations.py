@@ -299,9 +299,8 @@ def check_console(run: CorpusRun, break_mode: str = "") -> str:
 def check_mutations(run: CorpusRun, break_mode: str = "") -> str:
     """Every mutation: Linux's verdict equals rproc's, or the difference is the one recorded in DIFFERENCES;
     Linux refused for the reason the source says (the mutation's log line); accepted tables with an rpmsg vdev
-    got their channel (the remote ran)."""
-    if break_mode and break_mode not in BREAKS:
-        raise ValueError(f"no break mode {break_mode!r}: {', '.join(BREAKS)}")
+    got their channel (the remote ran). Another boot's break mode (the catalogue checked its name) breaks
+    nothing here."""
     problems = []
     rows = compare(run, break_mode)
     for row in rows:

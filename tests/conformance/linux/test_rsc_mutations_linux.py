@@ -40,6 +40,17 @@ def test_the_good_table_runs_and_broken_ones_are_refused_for_their_reason(corpus
     assert "Invalid argument" in ver.error
 
 
+def test_another_boots_break_mode_leaves_the_comparison_alone(corpus_run: rm.CorpusRun) -> None:
+    """The catalogue hands every scenario the run's break mode; one meant for another boot (here the sysfs
+    boots' no-zero-fill) changes nothing here. Before, check_mutations raised ValueError for it, which judge does
+    not catch (it turns AssertionError into a failed row): `--break no-zero-fill` without `--only` aborted the run."""
+    from remoteproc.conformance.linux.remoteproc_peer import BREAKS
+
+    assert "no-zero-fill" in BREAKS and "no-zero-fill" not in rm.BREAKS
+    evidence = rm.check_mutations(corpus_run, "no-zero-fill")
+    assert f"{len(corpus_run.mutations)} mutations" in evidence
+
+
 def test_the_break_mode_makes_the_comparison_fail(corpus_run: rm.CorpusRun) -> None:
     """rproc's verdict on one mutation inverted: the comparison must name that mutation."""
     with pytest.raises(AssertionError, match=r"ver-0: Linux refused .* rproc accepts"):
