@@ -5,7 +5,8 @@ The kernel is Debian's ``linux-source-6.1`` (or ``linux-source-6.12``: ``--kerne
 ``make ARCH=um tinyconfig`` plus ``kernel.config``, with the files under ``kernel-tree/`` copied into its tree (new
 kernel source files, e.g. drivers/remoteproc/uml_rproc.c) and patched with the ``*.patch`` files next to this
 module (each replaced by its rebase in ``patches-<kernel>/`` where that kernel needs one). The initramfs holds
-static busybox, ``guest/init`` as ``/init`` and ``guest/rpmsg_probe.c`` compiled (static) to ``/bin/rpmsg-probe``.
+static busybox, ``guest/init`` as ``/init`` and the guest program, every ``guest/*.c`` compiled (static) into
+``/bin/rpmsg-probe`` (``guest_sources``: main in rpmsg_probe.c, the commands in probe_data.c and probe_ctrl.c).
 
 Both are cached (build_cache.py) under ``${XDG_CACHE_HOME:-~/.cache}/rproc/uml/``, each in a directory named after
 a hash of everything it is built from (``kernel_key``, ``initramfs_key``), so changing the guest program rebuilds
@@ -52,12 +53,14 @@ __all__ = [
     "cache_root",
     "ensure_packages",
     "ensure_uml",
+    "guest_sources",
     "initramfs_inputs",
     "initramfs_key",
     "kernel_inputs",
     "kernel_key",
     "main",
     "patches",
+    "probe_compile_command",
     "source_package",
     "source_tarball",
     "tree_files",
@@ -69,7 +72,6 @@ CONFIG_FRAGMENT = HERE / "kernel.config"
 KERNEL_TREE = HERE / "kernel-tree"
 GUEST = HERE / "guest"
 INIT_SCRIPT = GUEST / "init"
-PROBE_SOURCE = GUEST / "rpmsg_probe.c"
 
 KERNELS = ("6.1", "6.12")
 """The kernels this builds, each from Debian's linux-source-<version> package."""
@@ -122,6 +124,18 @@ def tree_files() -> list[Path]:
     return sorted(p.relative_to(KERNEL_TREE) for p in KERNEL_TREE.rglob("*") if p.is_file())
 
 
+def guest_sources() -> list[Path]:
+    """The guest program's sources (``guest/*.c``, ``guest/*.h``), in name order: each goes into the initramfs
+    key under its name (``guest:<name>``), and every ``.c`` is compiled into ``/bin/rpmsg-probe``."""
+    return sorted((p for p in GUEST.iterdir() if p.is_file() and p.suffix in (".c", ".h")), key=lambda p: p.name)
+
+
+def probe_compile_command(output: Path) -> list[str | Path]:
+    """The gcc command that builds ``/bin/rpmsg-probe`` (static) at ``output`` from every guest ``.c``."""
+    sources = [p for p in guest_sources() if p.suffix == ".c"]
+    return ["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", output, *sources]
+
+
 def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
     for name, data in parts:
@@ -165,7 +179,8 @@ def _tool_version(command: Sequence[str]) -> bytes:
 
 def initramfs_inputs(kernel: str = DEFAULT_KERNEL) -> list[tuple[str, bytes]]:
     """What the initramfs entry is built from, by name: the kernel source (gen_init_cpio comes from it), busybox
-    (package version and binary), libc6-dev, gcc, ``/init``, ``rpmsg_probe.c`` and the recipe."""
+    (package version and binary), libc6-dev, gcc, ``/init``, the guest program's sources (``guest_sources``) and
+    the recipe."""
     package = source_package(kernel)
     return [
         ("linux-source", f"{package} {package_version(package)}".encode()),  # gen_init_cpio comes from it
@@ -174,7 +189,7 @@ def initramfs_inputs(kernel: str = DEFAULT_KERNEL) -> list[tuple[str, bytes]]:
         ("libc6-dev", package_version("libc6-dev").encode()),
         ("gcc", _tool_version(["gcc", "--version"])),
         ("init", INIT_SCRIPT.read_bytes()),
-        ("rpmsg_probe.c", PROBE_SOURCE.read_bytes()),
+        *((f"guest:{p.name}", p.read_bytes()) for p in guest_sources()),
         *_recipe(),
     ]
 
@@ -292,12 +307,7 @@ def _cpio_list(probe: Path) -> str:
 def _build_initramfs(result: Path, scratch: Path, log: Path, gen_init_cpio: Path, progress: Progress) -> None:
     progress("building the initramfs (busybox, /init, rpmsg-probe)")
     probe = scratch / "rpmsg-probe"
-    run_step(
-        ["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", probe, PROBE_SOURCE],
-        scratch,
-        log,
-        f"compiling {PROBE_SOURCE.name}",
-    )
+    run_step(probe_compile_command(probe), scratch, log, "compiling the guest program (guest/*.c)")
     listing = scratch / "initramfs.list"
     listing.write_text(_cpio_list(probe))
     run_step([gen_init_cpio, listing], scratch, log, "gen_init_cpio", stdout=result / INITRAMFS_FILE)

@@ -1,10 +1,13 @@
-"""The UML build's modules: what the cache keys hash (the recipe modules by name, not the bookkeeping) and the
-cache entries (built once, complete or absent, pruned). No kernel is built here."""
+"""The UML build's modules: what the cache keys hash (the recipe modules and the guest program's sources by name,
+not the bookkeeping), the guest program built on the host, and the cache entries (built once, complete or absent,
+pruned). No kernel is built here."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,67 @@ def test_only_a_change_to_the_recipe_changes_the_keys(linux_dir: Path, module: s
         assert after[0] != before[0] and after[1] != before[1]
     else:
         assert after == before
+
+
+GUEST_SOURCES = ("probe_commands.h", "probe_ctrl.c", "probe_data.c", "probe_util.c", "probe_util.h", "rpmsg_probe.c")
+
+
+@pytest.fixture
+def guest_dir(linux_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The copy's guest/ directory, which guest_sources reads."""
+    monkeypatch.setattr(build, "GUEST", linux_dir / "guest")
+    return linux_dir / "guest"
+
+
+def test_the_initramfs_key_hashes_every_guest_source_by_name(guest_dir: Path) -> None:
+    assert [p.name for p in build.guest_sources()] == list(GUEST_SOURCES)
+    parts = build.initramfs_inputs("6.1")
+    guest = [(name, data) for name, data in parts if name.startswith("guest:")]
+    assert guest == [(f"guest:{name}", (guest_dir / name).read_bytes()) for name in GUEST_SOURCES]
+    assert not [name for name, _ in build.kernel_inputs("6.1") if name.startswith("guest:")]
+    sources = [p for p in build.probe_compile_command(Path("probe")) if isinstance(p, Path) and p.suffix == ".c"]
+    assert [p.name for p in sources] == [name for name in GUEST_SOURCES if name.endswith(".c")]
+
+
+@pytest.mark.parametrize("name", ["probe_util.h", "probe_data.c", "new_part.c"])
+def test_a_guest_source_changes_only_the_initramfs_key(guest_dir: Path, name: str) -> None:
+    before = (build.kernel_key("6.1"), build.initramfs_key("6.1"))
+    with open(guest_dir / name, "a") as f:
+        f.write("/* changed */\n")
+    after = (build.kernel_key("6.1"), build.initramfs_key("6.1"))
+    assert after[0] == before[0] and after[1] != before[1]
+    if name == "new_part.c":
+        assert guest_dir / name in build.probe_compile_command(Path("probe"))
+
+
+def test_the_guest_program_builds_from_its_sources_and_runs(tmp_path: Path) -> None:
+    """The initramfs's compile command on the host: the usage text, and echo/stream/recv over a FIFO (which
+    hands back what is written to it, as the remote's echo channel does)."""
+    probe = tmp_path / "rpmsg-probe"
+    subprocess.run(build.probe_compile_command(probe), check=True, capture_output=True, timeout=300)
+    usage = subprocess.run([probe], capture_output=True, text=True, timeout=10)
+    assert usage.returncode == 2 and usage.stdout == ""
+    assert usage.stderr.startswith("usage: rpmsg-probe wait-channel NAME TIMEOUT_MS\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        result = subprocess.run([probe, *args], capture_output=True, text=True, timeout=30)
+        return result.returncode, result.stdout.splitlines()
+
+    assert run("echo", str(fifo), "1", "496", "bad") == (
+        1,
+        ["echo size=1 ok", "echo size=496 ok", "echo fail reason=bad-size"],
+    )
+    code, lines = run("stream", str(fifo), "20", "64", "1")
+    assert code == 0 and len(lines) == 1
+    assert re.fullmatch(r"stream count=20 size=64 window=1 ok us=\d+ msgs_per_s=\d+", lines[0])
+    assert run("recv", str(fifo), "50") == (1, ["recv fail reason=timeout"])
+    assert run("send", "/dev/full", "hi") == (1, ["send len=2 fail reason=errno=ENOSPC call=write"])
+    assert run("ctrl-dev", "/dev/null", "create", "n", "1", "any") == (
+        1,
+        ["ctrl-dev create name=n fail reason=errno=ENOTTY call=ioctl(RPMSG_CREATE_DEV_IOCTL)"],
+    )
 
 
 def test_an_unknown_kernel_is_named() -> None:

@@ -37,6 +37,9 @@
  * The whole memory is one coredump segment: after a crash, the core's
  * recovery (rproc_boot_recovery) writes it to a devcoredump device when
  * coredumps are enabled in debugfs (remoteprocN/coredump).
+ *
+ * One file (over the project's ~400 lines) as each remoteproc driver in
+ * drivers/remoteproc/ is: uml_rproc.o is the module's one object.
  */
 
 #include <linux/completion.h>
