@@ -226,4 +226,5 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr)
 	Py_CLEAR(b->view);
 	Py_INCREF(g->tx_view);
 	Py_XSETREF(b->region, g->tx_view);
+	Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
 }
