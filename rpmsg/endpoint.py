@@ -339,6 +339,7 @@ class Endpoint(EndpointBase):
         target = self.peer if dst is None else dst
         if target is None:
             raise LocalProtocolError(f"{self!r} is not connected: give dst")
+        self._check_open()  # a closed endpoint sends nothing (its address may be another's by now)
         self._dev.send_buffer(buf, self.addr, target, length)
 
     def _send_buffer_reuse_py(self, buf: TxBuffer, length: int, dst: int | None = None) -> bool:
@@ -377,6 +378,7 @@ class Endpoint(EndpointBase):
         checked first, as :meth:`send_buffer` checks one (another device's, sent already, twice in the batch,
         a length it cannot hold: nothing is sent)."""
         batch, sizes, target = self._buffer_batch(bufs, lengths, dst)
+        self._check_open()
         self._dev.send_buffers(batch, self.addr, target, sizes)
 
     def _send_buffers_reuse_py(
@@ -386,6 +388,7 @@ class Endpoint(EndpointBase):
         (never waits): how many were (the first k of ``bufs``; the rest stay sent). A producer that keeps its
         list of buffers makes no object per message (docs/rpmsg.md, "Zero-copy")."""
         batch, sizes, target = self._buffer_batch(bufs, lengths, dst)
+        self._check_open()
         self._dev.send_buffers(batch, self.addr, target, sizes)
         return self._dev.rearm_many(batch)
 

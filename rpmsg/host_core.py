@@ -176,13 +176,16 @@ class HostCore(CoreBase):
 
     def check_tx_buffers(self, bufs: Sequence[TxBuffer], lengths: Sequence[int]) -> None:
         """:meth:`check_tx_buffer` for each of a batch, in order, and none twice; and the ring has a descriptor
-        free for each (more buffers than vring 1 holds at once cannot go in one publish)."""
+        free for each, once what the remote gave back is reclaimed (more buffers than vring 1 holds at once
+        cannot go in one publish)."""
         seen: set[int] = set()
         for buf, length in zip(bufs, lengths, strict=True):
             self.check_tx_buffer(buf, length)
             if id(buf) in seen:
                 raise LocalProtocolError("this TX buffer is in the batch twice")
             seen.add(id(buf))
+        if len(bufs) > self.tx.num_free:
+            self._reclaim()  # (only a pool larger than the ring can be short of descriptors)
         if len(bufs) > self.tx.num_free:
             raise LocalProtocolError(
                 f"{len(bufs)} buffers in one batch, vring 1 has {self.tx.num_free} descriptors free: send fewer at once"

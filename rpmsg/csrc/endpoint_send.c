@@ -423,7 +423,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	}
 	*handled = 1;
 	/* re-arming takes from the pool: it must be the one attached (as get_buffer); the ring must have a
-	 * descriptor for each (else the Python method names the limit) */
+	 * descriptor for each (else the Python method reclaims, or names the limit) */
 	if (!g->open || (reuse && !(g->tx_view && gate_guard_holds(g))) || (uint32_t)n > g->path.tx->num_free) {
 		unlock(release);
 		goto python;

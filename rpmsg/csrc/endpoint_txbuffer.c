@@ -28,16 +28,17 @@ static void txb_dealloc(TxBufferBase *b)
 }
 
 /* Mark sent and release the view if one was made (a late write through it then raises instead of changing a
- * buffer the peer reads; a write through the buffer itself checks `done`). */
+ * buffer the peer reads; a write through the buffer itself checks `done`). A view that cannot be released (still
+ * exported: BufferError) leaves the buffer as it was, not sent, to be sent once the export is gone. */
 int txb_finish(TxBufferBase *b)
 {
+	if (b->view && b->view != Py_None) {
+		PyObject *r = PyObject_CallMethodNoArgs(b->view, s_release);
+		if (!r)
+			return -1;
+		Py_DECREF(r);
+	}
 	b->done = 1;
-	if (!b->view || b->view == Py_None)
-		return 0;
-	PyObject *r = PyObject_CallMethodNoArgs(b->view, s_release);
-	if (!r)
-		return -1;
-	Py_DECREF(r);
 	return 0;
 }
 
