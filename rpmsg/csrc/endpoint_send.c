@@ -368,7 +368,6 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	    !u32_of(dst_obj, &dst) || !(PyList_CheckExact(bufs) || PyTuple_CheckExact(bufs)))
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(bufs);
-	PyObject **items = PySequence_Fast_ITEMS(bufs);
 	PyObject **lens_items = NULL;
 	if (PyList_CheckExact(lengths) || PyTuple_CheckExact(lengths)) {
 		if (PySequence_Fast_GET_SIZE(lengths) != n)
@@ -394,7 +393,15 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 			return NULL;
 		}
 	}
+	/* The buffers as they are now, held: the guard's getattr and the kick may run Python code (another thread
+	 * could change a list meanwhile); the lengths are read before any of it. */
 	PyObject *result = NULL;
+	PyObject *held = PyList_CheckExact(bufs) ? PyList_AsTuple(bufs) : Py_NewRef(bufs);
+	if (!held) {
+		*handled = 1; /* out of memory */
+		goto done;
+	}
+	PyObject **items = PySequence_Fast_ITEMS(held);
 	Py_ssize_t marked = 0;
 	/* checked, and marked so that one twice is seen; unmarked again before anything else happens */
 	for (; marked < n; marked++) {
@@ -482,6 +489,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 python:
 	*handled = 0;
 done:
+	Py_XDECREF(held);
 	if (addrs != addrs_stack) {
 		PyMem_Free(addrs);
 		PyMem_Free(lens);
