@@ -178,7 +178,9 @@ def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "ev
     producer writes 4 bytes into a bytearray, then send), ``zero-copy`` (get_buffer, write 4 bytes into its view,
     send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse), ``batch``
     (send_many of BATCH messages a call) or ``zero-copy-batch`` (a list of BATCH TxBuffers kept: write 4 bytes
-    into each, send_buffers_reuse, get_buffers for the ones not re-armed). Above 496 bytes the host's send buffers
+    into each, send_buffers_reuse, get_buffers for the ones not re-armed), or ``zero-copy-batch-as-is`` (the same
+    writing nothing: each buffer goes with what it holds, as send_many of one constant list sends the same bytes
+    again; the producer's cost left out on both sides). Above 496 bytes the host's send buffers
     are ``size`` + 16 bytes (Profile.tx_size) and the C remote is given the same profile."""
 
     def body(ep: Endpoint) -> float:
@@ -197,7 +199,8 @@ def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "ev
                 if not ep.send_buffer_reuse(buf, size):
                     buf = ep.get_buffer()  # none free right now: wait for one
             ep.device.core.give_back(buf)  # type: ignore[union-attr]
-        elif mode == "zero-copy-batch":
+        elif mode in ("zero-copy-batch", "zero-copy-batch-as-is"):
+            write = mode == "zero-copy-batch"
             bufs = ep.get_buffers(BATCH)
             i = 0
             while i < messages:
@@ -205,9 +208,12 @@ def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "ev
                     for b in bufs[messages - i :]:
                         ep.device.core.give_back(b)  # type: ignore[union-attr]
                     del bufs[messages - i :]
-                for b in bufs:
-                    b[:4] = i.to_bytes(4, "little")
-                    i += 1
+                if write:
+                    for b in bufs:
+                        b[:4] = i.to_bytes(4, "little")
+                        i += 1
+                else:
+                    i += len(bufs)
                 k = ep.send_buffers_reuse(bufs, size)
                 if k < len(bufs):  # the rest were sent, not re-armed: take new ones (waits for the first)
                     del bufs[k:]
@@ -287,6 +293,7 @@ def streaming(res: Results, messages: int, repeat: int = 1) -> None:
         ("496", "batch-spin", f"batched copy (send_many of {BATCH})", "copy"),
         ("496", "zero-copy-batch", f"zero-copy batched ({BATCH}, send_buffers_reuse)", "copy"),
         ("496", "zero-copy-batch", "  the same against the batched copy", "batch-spin"),
+        ("496", "zero-copy-batch-as-is", "zero-copy batched, writing nothing", "batch-spin"),
         ("496", "c-stream", "C virtqueue stream (baseline)", None),
         ("496", "batch-busy", "batched copy, both busy-polling", "c-stream"),
         ("496", "batch-spin", "batched copy, wait mode spin", "c-stream"),
@@ -296,6 +303,7 @@ def streaming(res: Results, messages: int, repeat: int = 1) -> None:
         ("16k", "batch-spin", f"batched copy (send_many of {BATCH})", "copy"),
         ("16k", "zero-copy-batch", f"zero-copy batched ({BATCH}, send_buffers_reuse)", "copy"),
         ("16k", "zero-copy-batch", "  the same against the batched copy", "batch-spin"),
+        ("16k", "zero-copy-batch-as-is", "zero-copy batched, writing nothing", "batch-spin"),
     ]
     for size, key, label, base in rows:
         values = [r[f"{size} {key}"] for r in runs]
@@ -319,7 +327,8 @@ def stream_once(messages: int) -> dict[str, float]:
     out["496 batch-busy"] = throughput(messages, "batch", "busy")
     out["496 batch-spin"] = throughput(messages, "batch", "spin")
     out["496 zero-copy-batch"] = throughput(messages, "zero-copy-batch")
-    for mode in ("copy", "zero-copy", "zero-copy-reuse", "zero-copy-batch"):
+    out["496 zero-copy-batch-as-is"] = throughput(messages, "zero-copy-batch-as-is")
+    for mode in ("copy", "zero-copy", "zero-copy-reuse", "zero-copy-batch", "zero-copy-batch-as-is"):
         out[f"16k {mode}"] = throughput(messages, mode, size=BIG)
     out["16k batch-spin"] = throughput(messages, "batch", size=BIG)
     return out
@@ -358,6 +367,12 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
         "496 zero-copy-batch",
         (f"host -> C remote, 496 B: batched (send_many of {BATCH}), wait mode spin", "496 batch-spin"),
     )
+    as_is = f"zero-copy batched, writing nothing (send_buffers_reuse of {BATCH}), against the batched copy"
+    add(
+        f"host -> C remote, 496 B: {as_is}",
+        "496 zero-copy-batch-as-is",
+        (f"host -> C remote, 496 B: batched (send_many of {BATCH}), wait mode spin", "496 batch-spin"),
+    )
     big = f"host -> C remote, {BIG} B"
     copy = (f"{big}: copy (send)", "16k copy")
     add(*copy)
@@ -367,6 +382,7 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
     add(*send_many, copy)
     add(f"{big}: {zc_batch}", "16k zero-copy-batch", copy)
     add(f"{big}: {zc_batch}, against the batched copy", "16k zero-copy-batch", send_many)
+    add(f"{big}: {as_is}", "16k zero-copy-batch-as-is", send_many)
 
 
 def doorbell_kinds(res: Results, messages: int, rounds: int, panels: list[Any] | None = None) -> None:
