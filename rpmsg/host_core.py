@@ -156,7 +156,7 @@ class HostCore(CoreBase):
             raise TypeError(f"a zero-copy send takes a TxBuffer (get_buffer, get_buffers), not {type(buf).__name__}")
         if buf.token is not self:
             raise LocalProtocolError("this TX buffer belongs to another device: take one from this one's get_buffer")
-        if type(length) is not int:
+        if not isinstance(length, int):
             raise TypeError(f"a zero-copy send's length must be an int, not {type(length).__name__}")
         if buf.done:
             raise LocalProtocolError("this TX buffer was already sent or given back")
