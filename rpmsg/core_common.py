@@ -89,8 +89,8 @@ class TxBuffer(TxBufferBase):
     if TxBufferBase is object:  # no compiled base: its methods, in Python
 
         def _finish(self) -> None:
+            self.view.release()  # first: a view still exported (BufferError) leaves the buffer unsent
             self.done = True
-            self.view.release()
 
         def __setitem__(self, key: int | slice, value: object) -> None:
             """``buf[i] = byte``, ``buf[a:b] = data``: into the payload (refused once sent)."""

@@ -83,6 +83,9 @@ class EndpointDevice(Protocol):
     def get_buffer(self, timeout: float | None) -> TxBuffer: ...
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None: ...
     def rearm(self, buf: TxBuffer) -> bool: ...
+    def get_buffers(self, limit: int, timeout: float | None) -> list[TxBuffer]: ...
+    def send_buffers(self, bufs: Sequence[TxBuffer], src: int, dst: int, lengths: Sequence[int]) -> None: ...
+    def rearm_many(self, bufs: Sequence[TxBuffer]) -> int: ...
     def no_buffer(self, within: str) -> RpmsgTimeout: ...  # the timeout a send raises, worded for the role
     async def await_buffer(self, wait: float) -> None: ...
 
@@ -336,6 +339,7 @@ class Endpoint(EndpointBase):
         target = self.peer if dst is None else dst
         if target is None:
             raise LocalProtocolError(f"{self!r} is not connected: give dst")
+        self._check_open()  # a closed endpoint sends nothing (its address may be another's by now)
         self._dev.send_buffer(buf, self.addr, target, length)
 
     def _send_buffer_reuse_py(self, buf: TxBuffer, length: int, dst: int | None = None) -> bool:
@@ -344,6 +348,49 @@ class Endpoint(EndpointBase):
         buffer object pays for no new object or view per message (docs/rpmsg.md, "Zero-copy")."""
         self._send_buffer_py(buf, length, dst)
         return self._dev.rearm(buf)
+
+    def _get_buffers_py(self, max: int = 64) -> list[TxBuffer]:
+        """Zero-copy send (host), a batch: up to ``max`` send buffers, at least one (waited for as
+        :meth:`get_buffer` waits: the endpoint's timeout), the rest those free now."""
+        if type(max) is not int or max < 1:
+            raise ValueError(f"get_buffers: max must be an int >= 1, not {max!r}")
+        self._check_open()
+        return self._dev.get_buffers(max, self._timeout)
+
+    def _buffer_batch(
+        self, bufs: Iterable[TxBuffer], lengths: int | Iterable[int], dst: int | None
+    ) -> tuple[Sequence[TxBuffer], list[int], int]:
+        target = self.peer if dst is None else dst
+        if target is None:
+            raise LocalProtocolError(f"{self!r} is not connected: give dst")
+        batch = bufs if isinstance(bufs, (list, tuple)) else list(bufs)
+        if isinstance(lengths, int):
+            sizes = [lengths] * len(batch)
+        else:
+            sizes = list(lengths)
+            if len(sizes) != len(batch):
+                raise ValueError(f"send_buffers: {len(sizes)} lengths for {len(batch)} buffers")
+        return batch, sizes, target
+
+    def _send_buffers_py(self, bufs: Iterable[TxBuffer], lengths: int | Iterable[int], dst: int | None = None) -> None:
+        """Send filled buffers (from :meth:`get_buffer`/:meth:`get_buffers`) to ``dst`` (None: the connected
+        peer), ``lengths`` one int for all or one each: one publish and at most one kick. Every buffer is
+        checked first, as :meth:`send_buffer` checks one (another device's, sent already, twice in the batch,
+        a length it cannot hold: nothing is sent)."""
+        batch, sizes, target = self._buffer_batch(bufs, lengths, dst)
+        self._check_open()
+        self._dev.send_buffers(batch, self.addr, target, sizes)
+
+    def _send_buffers_reuse_py(
+        self, bufs: Iterable[TxBuffer], lengths: int | Iterable[int], dst: int | None = None
+    ) -> int:
+        """:meth:`send_buffers`, then point the same buffer objects, in order, at send buffers free right now
+        (never waits): how many were (the first k of ``bufs``; the rest stay sent). A producer that keeps its
+        list of buffers makes no object per message (docs/rpmsg.md, "Zero-copy")."""
+        batch, sizes, target = self._buffer_batch(bufs, lengths, dst)
+        self._check_open()
+        self._dev.send_buffers(batch, self.addr, target, sizes)
+        return self._dev.rearm_many(batch)
 
     def _send_many_py(
         self, messages: Iterable[bytes | bytearray | memoryview], dst: int | None = None, _sent: int = 0
@@ -593,3 +640,4 @@ class Endpoint(EndpointBase):
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
         send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
         send_buffer_reuse, recvfrom_many = _send_buffer_reuse_py, _recvfrom_many_py
+        get_buffers, send_buffers, send_buffers_reuse = _get_buffers_py, _send_buffers_py, _send_buffers_reuse_py

@@ -250,6 +250,7 @@ class HostFastPath(_FastPath):
         lib = self._lib
         self._send_c, self._recv_c = lib.rpf_send, lib.rpf_recv
         self._take_c, self._send_buffer_c = lib.rpf_take, lib.rpf_send_buffer
+        self._send_buffers_c = lib.rpf_send_buffers
         self._send_many_c = lib.rpf_send_many
         self._addr = self._ffi.new("uint64_t *")
         self.core = core
@@ -333,7 +334,7 @@ class HostFastPath(_FastPath):
         """Let the endpoints' zero-copy sends run in C too (their buffers are views of :attr:`_tx_view`, made by
         the C ``get_buffer`` as :meth:`buffer` makes them)."""
         if hasattr(gate, "set_zero_copy") and isinstance(TxBuffer, type) and self._tx_view.nbytes:
-            gate.set_zero_copy(self._tx_view, self._tx_lo, TxBuffer)
+            gate.set_zero_copy(self._tx_view, self._tx_lo, TxBuffer, self.core)  # its buffers' token
 
     def take(self) -> int | None:
         """A free send buffer's address for a zero-copy send (reclaiming returned ones), or None."""
@@ -347,12 +348,30 @@ class HostFastPath(_FastPath):
     def buffer(self, addr: int) -> TxBuffer:
         """The zero-copy handle of the send buffer at ``addr`` (from :meth:`take`)."""
         start = addr - self._tx_lo + HEADER_SIZE
-        return TxBuffer(addr, self._tx_view[start : start + self.max_payload], self.max_payload)
+        return TxBuffer(addr, self._tx_view[start : start + self.max_payload], self.max_payload, self.core)
 
     def send_buffer(self, addr: int, src: int, dst: int, length: int, reserved: int) -> int:
         """Header, add, publish (and kick) for a buffer from :meth:`take` the caller filled: 1, or 1 | NOTIFY
         when the caller must kick."""
         rc: int = self._send_buffer_c(self._send_vq, addr, self._tx_size, src, dst, length, reserved, self._kick_out_fd)
+        if rc < 0:
+            self.send_fault(rc)
+        return rc
+
+    def send_buffers(self, addrs: Sequence[int], src: int, dst: int, lengths: Sequence[int]) -> int:
+        """:meth:`send_buffer` for a batch (rpf_send_buffers): headers, adds, one publish: ``len(addrs)``, or
+        | NOTIFY when the caller must kick; 0 when the ring has fewer descriptors free (nothing added)."""
+        ffi = self._ffi
+        rc: int = self._send_buffers_c(
+            self._send_vq,
+            ffi.new("uint64_t[]", list(addrs)),
+            ffi.new("uint32_t[]", list(lengths)),
+            len(addrs),
+            self._tx_size,
+            src,
+            dst,
+            self._kick_out_fd,
+        )
         if rc < 0:
             self.send_fault(rc)
         return rc

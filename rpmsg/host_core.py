@@ -147,10 +147,17 @@ class HostCore(CoreBase):
 
     def get_tx_buffer(self) -> TxBuffer:
         addr = self._take_tx()
-        return TxBuffer(addr, self.memory.view(addr + HEADER_SIZE, self.max_payload), self.max_payload)
+        return TxBuffer(addr, self.memory.view(addr + HEADER_SIZE, self.max_payload), self.max_payload, self)
 
     def check_tx_buffer(self, buf: TxBuffer, length: int) -> None:
-        """What makes a zero-copy send refused: a buffer already sent or given back, a length it cannot hold."""
+        """What makes a zero-copy send refused: another device's buffer (its ``token`` is the core that made
+        it), one already sent or given back, a length that is not an int or that it cannot hold."""
+        if not isinstance(buf, TxBuffer):
+            raise TypeError(f"a zero-copy send takes a TxBuffer (get_buffer, get_buffers), not {type(buf).__name__}")
+        if buf.token is not self:
+            raise LocalProtocolError("this TX buffer belongs to another device: take one from this one's get_buffer")
+        if not isinstance(length, int):
+            raise TypeError(f"a zero-copy send's length must be an int, not {type(length).__name__}")
         if buf.done:
             raise LocalProtocolError("this TX buffer was already sent or given back")
         if not 0 <= length <= buf.capacity:
@@ -167,7 +174,44 @@ class HostCore(CoreBase):
         self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
         self._note(self.tx.publish())
 
+    def check_tx_buffers(self, bufs: Sequence[TxBuffer], lengths: Sequence[int]) -> None:
+        """:meth:`check_tx_buffer` for each of a batch, in order, and none twice; and the ring has a descriptor
+        free for each, once what the remote gave back is reclaimed (more buffers than vring 1 holds at once
+        cannot go in one publish)."""
+        seen: set[int] = set()
+        for buf, length in zip(bufs, lengths, strict=True):
+            self.check_tx_buffer(buf, length)
+            if id(buf) in seen:
+                raise LocalProtocolError("this TX buffer is in the batch twice")
+            seen.add(id(buf))
+        if len(bufs) > self.tx.num_free:
+            self._reclaim()  # (only a pool larger than the ring can be short of descriptors)
+        if len(bufs) > self.tx.num_free:
+            raise LocalProtocolError(
+                f"{len(bufs)} buffers in one batch, vring 1 has {self.tx.num_free} descriptors free: send fewer at once"
+            )
+
+    def send_buffers(self, bufs: Sequence[TxBuffer], src: int, dst: int, lengths: Sequence[int]) -> None:
+        """Send filled buffers with one publish (the twin of rpmsg/csrc/fastpath.c's rpf_send_buffers): all
+        checked first (:meth:`check_tx_buffers`: none sent when one is refused), then each marked sent, then
+        headers and adds. A buffer whose view cannot be released (still exported) ends the batch there: the
+        ones before it are sent, and its error raised."""
+        self.check_tx_buffers(bufs, lengths)
+        sent = 0
+        try:
+            for buf in bufs:
+                buf._finish()
+                sent += 1
+        finally:
+            for buf, length in zip(bufs[:sent], lengths[:sent], strict=True):
+                self.memory.write(buf.addr, pack_header(src, dst, length))
+                self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
+            if sent:
+                self._note(self.tx.publish())
+
     def give_back(self, buf: TxBuffer) -> None:
+        if buf.token is not self:
+            raise LocalProtocolError("this TX buffer belongs to another device: give it back there")
         if not buf.done:
             buf._finish()
             self.tx.pool_put(buf.addr)

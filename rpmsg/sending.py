@@ -180,8 +180,68 @@ class Sending:
             fresh = self.get_buffer(0)
         except RpmsgTimeout:
             return False
-        buf.addr, buf.view, buf.capacity, buf.done = fresh.addr, fresh.view, fresh.capacity, False
+        buf.addr, buf.view, buf.capacity, buf.token = fresh.addr, fresh.view, fresh.capacity, fresh.token
+        buf.done = False
         return True
+
+    def rearm_many(self, bufs: Sequence[TxBuffer]) -> int:
+        """:meth:`rearm` for each of ``bufs`` in order while buffers are free: how many were re-armed."""
+        k = 0
+        while k < len(bufs) and self.rearm(bufs[k]):
+            k += 1
+        return k
+
+    def get_buffers(self, limit: int, timeout: float | None) -> list[TxBuffer]:
+        """Up to ``limit`` send buffers (host): the first waited for as :meth:`get_buffer` waits, the rest
+        those free now (reclaiming returned ones once)."""
+        out = [self.get_buffer(timeout)]
+        fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
+        with self._lock:
+            while len(out) < limit:
+                self.check()
+                try:
+                    if fast is not None:
+                        addr = fast.take()
+                        if addr is None:
+                            break
+                        out.append(fast.buffer(addr))
+                    else:
+                        out.append(self.core.get_tx_buffer())  # type: ignore[union-attr]
+                except WouldBlock:
+                    break
+                except RemoteProtocolError as exc:
+                    raise self._broke(exc) from exc
+        return out
+
+    def send_buffers(self, bufs: Sequence[TxBuffer], src: int, dst: int, lengths: Sequence[int]) -> None:
+        """Send filled buffers with one publish and at most one kick (host): every one checked first (nothing
+        sent when one is refused: another device's, sent already, in the batch twice, its length too long),
+        as :meth:`send_buffer` checks one."""
+        fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
+        with self._lock:
+            self.check()
+            core = self.core
+            if not isinstance(core, HostCore):
+                raise LocalProtocolError("only the host has send buffers")
+            try:
+                if fast is not None and not log.isEnabledFor(TRACE):
+                    core.check_tx_buffers(bufs, lengths)
+                    if not bufs:
+                        return
+                    sent = 0
+                    try:
+                        for buf in bufs:  # marked sent (its view released) before it goes, as send_buffer does
+                            buf._finish()
+                            sent += 1
+                    finally:  # a view still exported: the ones before it go, it and the rest not
+                        if sent:
+                            rc = fast.send_buffers([b.addr for b in bufs[:sent]], src, dst, lengths[:sent])
+                            self._c_done(rc, TX_VRING)
+                    return
+                core.send_buffers(bufs, src, dst, lengths)
+            except RemoteProtocolError as exc:
+                raise self._broke(exc) from exc
+            self._flush()
 
     def _c_send_failed(self, rc: int) -> None:
         """The endpoints' C send met a broken ring: reported as the Python path does."""

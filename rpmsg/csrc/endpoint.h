@@ -6,7 +6,8 @@
  *                          each mirroring one step of the Python path; no Python
  *   endpoint_gate.c        Gate: what a device hands its endpoints (the C path, its lock, its callbacks), and
  *                          the helpers every method uses (the lock without waiting, the device's kick, failures)
- *   endpoint_send.c        send, sendto, send_many, get_buffer, send_buffer, send_buffer_reuse
+ *   endpoint_send.c        send, sendto, send_many, get_buffer, send_buffer, send_buffer_reuse, and the batched
+ *                          zero-copy get_buffers, send_buffers, send_buffers_reuse
  *   endpoint_recv.c        recv, recvfrom, recvfrom_many, and the blocking receive's sleep
  *   endpoint_txbuffer.c    TxBufferBase: the fields of rpmsg.core.TxBuffer, so get_buffer makes one without Python
  *   endpoint_module.c      EndpointBase (the type and its method table) and the module
@@ -30,6 +31,7 @@
  * What the C code knows of Python objects, all of it (anything else is handed over by Gate.attach/set_wait):
  *   - of a subclass of EndpointBase: the Python methods `_send_py`, `_sendto_py`, `_recv_py`, `_recvfrom_py`,
  *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
+ *     `_get_buffers_py`, `_send_buffers_py`, `_send_buffers_reuse_py`,
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
  *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property);
  *   - public API: a lock's acquire/release, a memoryview's release.
@@ -66,10 +68,12 @@ typedef struct {
 	int waiters;
 	PyObject *owner;
 	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
-	 * and the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase) */
+	 * the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase), and the owner
+	 * its buffers carry as `token` (the HostCore: a buffer whose token is another is not this device's) */
 	PyObject *tx_view;
 	uint64_t tx_lo;
 	PyTypeObject *txbuf_type;
+	PyObject *tx_owner;
 } Gate;
 
 extern PyTypeObject GateType;
@@ -104,6 +108,9 @@ PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs,
 PyObject *ep_get_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_send_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_get_buffers(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_send_buffers(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_send_buffers_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
@@ -130,5 +137,6 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 extern PyObject *s_timeout, *s_release;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
+extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
 
 #endif /* RPROC_RPMSG_ENDPOINT_H */

@@ -40,6 +40,12 @@ int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t ds
 	return p->rpf->send_buffer(p->tx, addr, p->tx_size, src, dst, len, 0, p->kick_fd);
 }
 
+int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t src,
+		     uint32_t dst)
+{
+	return p->rpf->send_buffers(p->tx, addrs, lens, n, p->tx_size, src, dst, p->kick_fd);
+}
+
 int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm)
 {
 	uint32_t count = max && max < p->rx_count ? max : p->rx_count;

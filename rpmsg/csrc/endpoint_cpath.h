@@ -56,6 +56,12 @@ void rpc_untake(struct rpc_path *p, uint64_t addr);
 /* RpmsgDevice.send_buffer's C branch -> HostFastPath.send_buffer (header, add, publish, kick). */
 int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len);
 
+/* RpmsgDevice.send_buffers's C branch -> HostFastPath.send_buffers (headers, adds, one publish, at most one
+ * kick): n | RPF_NOTIFY; 0 when the ring has fewer than n descriptors free (nothing added: the general path
+ * says so). */
+int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t src,
+		     uint32_t dst);
+
 /* One pass of RpmsgDevice.try_recv_c's loop -> HostFastPath.recv / RemoteFastPath.recv (at most `max`
  * messages; 0: a whole batch buffer), then, when it armed, `self._kicks_on = fast.kicks_on()`. */
 int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm);

@@ -30,6 +30,7 @@ static void gate_drop(Gate *g)
 	Py_CLEAR(g->notify_all);
 	Py_CLEAR(g->tx_view);
 	Py_CLEAR(g->txbuf_type);
+	Py_CLEAR(g->tx_owner);
 	g->poll_fd = -1;
 }
 
@@ -52,6 +53,7 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 	Py_VISIT(g->notify_all);
 	Py_VISIT(g->tx_view);
 	Py_VISIT(g->txbuf_type);
+	Py_VISIT(g->tx_owner);
 	return 0;
 }
 
@@ -174,17 +176,19 @@ static PyObject *gate_set_wait(Gate *g, PyObject *args)
 }
 
 PyDoc_STRVAR(gate_set_zero_copy_doc,
-	     "set_zero_copy(tx_view, tx_lo, txbuf_type)\n\n"
+	     "set_zero_copy(tx_view, tx_lo, txbuf_type, owner=None)\n\n"
 	     "Let get_buffer/send_buffer run in C (host, after attach): tx_view is a writable memoryview of the send "
 	     "buffers starting at device address tx_lo; get_buffer returns txbuf_type instances (a subclass of "
-	     "TxBufferBase), their view a slice of tx_view.");
+	     "TxBufferBase), their view a slice of tx_view, their token `owner`; send_buffer takes only those.");
 
 static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
 {
 	PyObject *view;
 	unsigned long long lo;
 	PyTypeObject *type;
-	if (!PyArg_ParseTuple(args, "O!KO!:set_zero_copy", &PyMemoryView_Type, &view, &lo, &PyType_Type, &type))
+	PyObject *owner = Py_None;
+	if (!PyArg_ParseTuple(args, "O!KO!|O:set_zero_copy", &PyMemoryView_Type, &view, &lo, &PyType_Type, &type,
+			      &owner))
 		return NULL;
 	if (!g->attached || g->path.remote || !PyType_IsSubtype(type, &TxBufferBaseType)) {
 		PyErr_SetString(PyExc_ValueError, "set_zero_copy: attach the host's C path first, with a TxBufferBase "
@@ -193,6 +197,7 @@ static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
 	}
 	Py_XSETREF(g->tx_view, Py_NewRef(view));
 	Py_XSETREF(g->txbuf_type, (PyTypeObject *)Py_NewRef(type));
+	Py_XSETREF(g->tx_owner, Py_NewRef(owner));
 	g->tx_lo = lo;
 	Py_RETURN_NONE;
 }

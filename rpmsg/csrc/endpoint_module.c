@@ -8,6 +8,7 @@
 PyObject *s_timeout, *s_release;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
+PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
 
 static int ep_traverse(EndpointBase *e, visitproc visit, void *arg)
 {
@@ -86,6 +87,15 @@ static PyMethodDef ep_methods[] = {
 	{ "send_buffer_reuse", (PyCFunction)(void (*)(void))ep_send_buffer_reuse, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send_buffer_reuse(buf, length, dst=None) -> bool\n\nsend_buffer, then point the same buf at "
 		    "a send buffer free now (True), or leave it sent (False: none free; get_buffer waits for one).") },
+	{ "get_buffers", (PyCFunction)(void (*)(void))ep_get_buffers, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("get_buffers(max=64) -> [TxBuffer]\n\nZero-copy send (host): up to max send buffers, at least "
+		    "one (waited for as get_buffer waits).") },
+	{ "send_buffers", (PyCFunction)(void (*)(void))ep_send_buffers, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("send_buffers(bufs, lengths, dst=None)\n\nSend filled buffers (lengths: one int for all, or "
+		    "one each), one publish and at most one kick.") },
+	{ "send_buffers_reuse", (PyCFunction)(void (*)(void))ep_send_buffers_reuse, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("send_buffers_reuse(bufs, lengths, dst=None) -> int\n\nsend_buffers, then point the first of "
+		    "bufs at send buffers free now, in order: how many were (the rest stay sent).") },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -162,6 +172,9 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_get_buffer_py", &s_get_buffer_py },
 		{ "_send_buffer_py", &s_send_buffer_py },
 		{ "_send_buffer_reuse_py", &s_send_buffer_reuse_py },
+		{ "_get_buffers_py", &s_get_buffers_py },
+		{ "_send_buffers_py", &s_send_buffers_py },
+		{ "_send_buffers_reuse_py", &s_send_buffers_reuse_py },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name)))

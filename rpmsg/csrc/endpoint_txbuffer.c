@@ -28,16 +28,17 @@ static void txb_dealloc(TxBufferBase *b)
 }
 
 /* Mark sent and release the view if one was made (a late write through it then raises instead of changing a
- * buffer the peer reads; a write through the buffer itself checks `done`). */
+ * buffer the peer reads; a write through the buffer itself checks `done`). A view that cannot be released (still
+ * exported: BufferError) leaves the buffer as it was, not sent, to be sent once the export is gone. */
 int txb_finish(TxBufferBase *b)
 {
+	if (b->view && b->view != Py_None) {
+		PyObject *r = PyObject_CallMethodNoArgs(b->view, s_release);
+		if (!r)
+			return -1;
+		Py_DECREF(r);
+	}
 	b->done = 1;
-	if (!b->view || b->view == Py_None)
-		return 0;
-	PyObject *r = PyObject_CallMethodNoArgs(b->view, s_release);
-	if (!r)
-		return -1;
-	Py_DECREF(r);
 	return 0;
 }
 
@@ -226,4 +227,5 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr)
 	Py_CLEAR(b->view);
 	Py_INCREF(g->tx_view);
 	Py_XSETREF(b->region, g->tx_view);
+	Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
 }

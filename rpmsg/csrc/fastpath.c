@@ -12,6 +12,8 @@
  *   rpf_dev_put / rpf_dev_flush / rpf_dev_send_many  the same three for the remote role
  *   rpf_take / rpf_send_buffer  the same for zero-copy sends: a pool buffer's address, then its header,
  *             add, publish and kick once the caller has written the payload in place
+ *   rpf_send_buffers  rpf_send_buffer for a batch of filled buffers: every size checked first, then header and
+ *             add of each, one publish and at most one kick
  *   rpf_recv  copy the messages waiting in vring 0 out back to back, re-post their buffers and publish (with
  *             `arm` > 0, when none waits: enable the remote's kicks and look once more, as enable_callbacks
  *             does; `arm` < 0: first turn the remote's kicks off, as disable_callbacks does)
@@ -230,6 +232,29 @@ int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t
 	return r < 0 ? r : 1 | r;
 }
 
+int rpf_send_buffers(struct rp_vq *tx, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t buf_size,
+		     uint32_t src, uint32_t dst, int kick_fd)
+{
+	for (uint32_t i = 0; i < n; i++) /* all or nothing for sizes and addresses: none is added if one is bad */
+		if (HDR + lens[i] > buf_size || lens[i] > 0xffffu)
+			return RP_ERR_SPACE;
+	for (uint32_t i = 0; i < n; i++)
+		if (!host_of(tx, addrs[i], buf_size))
+			return RP_ERR_BAD_ADDR;
+	if (n == 0 || n > tx->num_free) /* a descriptor for each, or none is added (the caller says why) */
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		/* the buffers are the caller's (taken from the pool): the ring has a descriptor for each, as
+		 * rp_drv_add checks; a broken ring fails the device, what was added is not published */
+		int r = post(tx, addrs[i], rp_translate(tx->regions, tx->nregions, addrs[i], buf_size), src, dst, lens[i],
+			     0, 0);
+		if (r < 0)
+			return r;
+	}
+	int r = rpf_flush(tx, kick_fd);
+	return r < 0 ? r : (int)n | r;
+}
+
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
 	     int arm)
 {
@@ -385,7 +410,7 @@ const struct rpf_api *rpf_api(void)
 {
 	static const struct rpf_api api = {
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
-		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick,
+		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
 	};
 	return &api;
 }

@@ -31,6 +31,8 @@ int rpf_send_many(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t ca
 int rpf_take(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint64_t *addr);
 int rpf_send_buffer(struct rp_vq *tx, uint64_t addr, uint32_t buf_size, uint32_t src, uint32_t dst, uint32_t len,
 		    uint32_t reserved, int kick_fd);
+int rpf_send_buffers(struct rp_vq *tx, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t buf_size,
+		     uint32_t src, uint32_t dst, int kick_fd);
 int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, uint32_t buf_size,
 	     int arm);
 int rpf_dev_send(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len, int kick_fd);
@@ -76,6 +78,8 @@ struct rpf_api {
 			int kick_fd);
 	int (*wait)(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 	int (*kick)(int kick, uint32_t queue);
+	int (*send_buffers)(struct rp_vq *tx, const uint64_t *addrs, const uint32_t *lens, uint32_t n,
+			    uint32_t buf_size, uint32_t src, uint32_t dst, int kick_fd);
 };
 const struct rpf_api *rpf_api(void);
 

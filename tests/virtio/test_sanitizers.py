@@ -142,6 +142,7 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_wakeup.py",
         "tests/rpmsg/test_big_buffers.py",
         "tests/rpmsg/test_batch_zero_copy.py",
+        "tests/rpmsg/test_zero_copy_batches.py",
         "tests/rpmsg/test_doorbell_kinds.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)
