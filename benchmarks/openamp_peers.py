@@ -25,6 +25,9 @@ The traffic is what OpenAMP's hosts send (docs/rpmsg.md, "Against OpenAMP's C pr
   trips between them (counted from the lines), over the writes before the last. rproc's host runs the same sizes
   (``--passes`` times) with ``send``/``recv`` and times itself.
 
+rproc's side streams in its default wait mode (``spin``) and in ``block`` (the C methods wait in C there, see
+docs/rpmsg.md); its round trips are in the default mode.
+
 OpenAMP's fixed paths are private to each pair: every pair runs in a mount namespace of its own
 (:func:`remoteproc.conformance.peers.openamp.isolated`; root and ``unshare(1)`` needed), so the benchmark can run
 while another OpenAMP pair runs on the machine. The pairs alternate within each run.
@@ -57,6 +60,7 @@ EVENT = "/tmp/openamp.event.0"
 VRING0_USED_IDX = 0x6002  # vring 0 (remote -> host) at 0x4000, 256 entries, align 0x1000: used ring at 0x6000
 FLOOD_SIZE = 17  # msg-test-rpmsg-flood-ping's first size: struct _payload {unsigned long num, size; data[1]}
 WINDOW_IN_FLIGHT = 128  # rproc's flooding host: messages sent and not yet echoed, at most
+WAIT_MODES = ("spin", "block")  # rproc's default, and sleeping on the doorbell only
 PROGRAMS = ("rpmsg-echo", "msg-test-rpmsg-flood-ping", "msg-test-rpmsg-ping")
 
 
@@ -69,25 +73,28 @@ def payload(num: int, size: int) -> bytes:
 # --- the rproc sides, each run as a program of its own (python openamp_peers.py --role ROLE SHM EVENT) ----------
 
 
-def rproc_host(shm: str, event: str, what: str, passes: int) -> int:
-    """rproc's host against the remote listening on ``event``: ``flood`` until terminated, or ``ping`` (prints
-    the mean round trip in microseconds)."""
+def rproc_host(shm: str, event: str, what: str, wait: str, passes: int) -> int:
+    """rproc's host against the remote listening on ``event``, in wait mode ``wait``: ``flood`` until the remote
+    ends, or ``ping`` (prints the mean round trip in microseconds)."""
     from remoteproc.platforms.openamp import CHANNEL, host_device
+    from rpmsg import PeerLost
     from transports.openamp import OpenAmpLink
 
     link = OpenAmpLink("host", shm=shm, event=event, timeout=20)
     device = host_device(link, timeout=20)
+    device.wait_mode = wait  # type: ignore[assignment]
     ep = device.open(CHANNEL, timeout=20)
     if what == "flood":
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         batch = [payload(0, FLOOD_SIZE - 16)] * WINDOW_IN_FLIGHT
         sent = received = 0
         send_many, recv_many = ep.send_many, ep.recv_many
-        while True:
-            room = WINDOW_IN_FLIGHT - (sent - received)
-            if room:
-                sent += send_many(batch[:room])
-            received += len(recv_many(256))
+        with contextlib.suppress(PeerLost):  # the harness ends the remote when it has counted
+            while True:
+                room = WINDOW_IN_FLIGHT - (sent - received)
+                if room:
+                    sent += send_many(batch[:room])
+                received += len(recv_many(256))
+        os._exit(0)
     messages = [payload(i, size) for i, size in enumerate(range(1, 481))]
     for m in messages[:20]:  # warm up
         ep.send(m)
@@ -107,8 +114,9 @@ def rproc_host(shm: str, event: str, what: str, passes: int) -> int:
     return 0
 
 
-def rproc_remote(shm: str, event: str) -> int:
-    """rproc's remote in the place of OpenAMP's echo demo: echoes every message to its sender, in batches."""
+def rproc_remote(shm: str, event: str, wait: str) -> int:
+    """rproc's remote in the place of OpenAMP's echo demo, in wait mode ``wait``: echoes every message to its
+    sender, in batches."""
     import logging
 
     from remoteproc.platforms.openamp import CHANNEL, remote_device
@@ -118,6 +126,7 @@ def rproc_remote(shm: str, event: str) -> int:
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end is expected
     link = OpenAmpLink("remote", shm=shm, event=event)
     device = remote_device(link, timeout=30)
+    device.wait_mode = wait  # type: ignore[assignment]
     ep = device.endpoint(CHANNEL, addr=0x400)
     try:
         while True:
@@ -187,7 +196,7 @@ class Pair:
         return proc
 
     def close(self) -> None:
-        for proc in self.procs:
+        for proc in reversed(self.procs):  # rproc's side first: it would report the other's end
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -272,6 +281,9 @@ def ping_round_trip(proc: subprocess.Popen[bytes]) -> float:
 
 
 def measure(bins: dict[str, str], env: dict[str, str], args: argparse.Namespace) -> dict[str, Callable[[], float]]:
+    """What one run measures, by key: ``oa-pair-*`` OpenAMP's host and remote, ``rproc-host-*`` rproc's host
+    and OpenAMP's remote, ``rproc-remote-*`` OpenAMP's host and rproc's remote; ``-flood-MODE`` msgs/s with
+    rproc's side in wait mode MODE, ``-ping`` microseconds (rproc's default wait mode)."""
     echo, flood, ping = (bins[n] for n in PROGRAMS)
 
     def oa_pair_flood() -> float:
@@ -279,17 +291,23 @@ def measure(bins: dict[str, str], env: dict[str, str], args: argparse.Namespace)
             p.inside(f"'{echo}' 0 & exec '{flood}' 1")
             return echo_rate(p, args.warmup, args.window)
 
-    def rproc_host_flood() -> float:
-        with pair(env) as p:
-            p.inside(f"exec '{echo}' 0")
-            p.outside("host", "flood")
-            return echo_rate(p, args.warmup, args.window)
+    def rproc_host_flood(wait: str) -> Callable[[], float]:
+        def run() -> float:
+            with pair(env) as p:
+                p.inside(f"exec '{echo}' 0")
+                p.outside("host", "flood", wait)
+                return echo_rate(p, args.warmup, args.window)
 
-    def oa_host_rproc_remote_flood() -> float:
-        with pair(env) as p:
-            p.outside("remote")
-            p.inside(f"exec '{flood}' 1")
-            return echo_rate(p, args.warmup, args.window)
+        return run
+
+    def rproc_remote_flood(wait: str) -> Callable[[], float]:
+        def run() -> float:
+            with pair(env) as p:
+                p.outside("remote", wait)
+                p.inside(f"exec '{flood}' 1")
+                return echo_rate(p, args.warmup, args.window)
+
+        return run
 
     def oa_pair_ping() -> float:
         with pair(env) as p:
@@ -299,26 +317,26 @@ def measure(bins: dict[str, str], env: dict[str, str], args: argparse.Namespace)
     def rproc_host_ping() -> float:
         with pair(env) as p:
             p.inside(f"exec '{echo}' 0")
-            proc = p.outside("host", "ping", str(args.passes), stdout=subprocess.PIPE)
+            proc = p.outside("host", "ping", "spin", str(args.passes), stdout=subprocess.PIPE)
             out, _ = proc.communicate(timeout=120)
             if proc.returncode:
                 raise SystemExit(f"openamp_peers: rproc's host ended with status {proc.returncode}")
             return float(out.split()[-1])
 
-    def oa_host_rproc_remote_ping() -> float:
+    def rproc_remote_ping() -> float:
         with pair(env) as p:
-            p.outside("remote")
+            p.outside("remote", "spin")
             proc = p.inside(f"exec '{ping}' 1", stdout=subprocess.PIPE)
             return ping_round_trip(proc)
 
-    return {
-        "oa-pair-flood": oa_pair_flood,
-        "rproc-host-flood": rproc_host_flood,
-        "oa-host-rproc-remote-flood": oa_host_rproc_remote_flood,
-        "oa-pair-ping": oa_pair_ping,
-        "rproc-host-ping": rproc_host_ping,
-        "oa-host-rproc-remote-ping": oa_host_rproc_remote_ping,
-    }
+    runs: dict[str, Callable[[], float]] = {"oa-pair-flood": oa_pair_flood}
+    for mode in WAIT_MODES:
+        runs[f"rproc-host-flood-{mode}"] = rproc_host_flood(mode)
+        runs[f"rproc-remote-flood-{mode}"] = rproc_remote_flood(mode)
+    runs.update(
+        {"oa-pair-ping": oa_pair_ping, "rproc-host-ping": rproc_host_ping, "rproc-remote-ping": rproc_remote_ping}
+    )
+    return runs
 
 
 def spread(values: list[float]) -> str:
@@ -329,8 +347,8 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--role":
         role, shm, event, *extra = sys.argv[2:]
         if role == "host":
-            return rproc_host(shm, event, extra[0], int(extra[1]) if len(extra) > 1 else 0)
-        return rproc_remote(shm, event)
+            return rproc_host(shm, event, extra[0], extra[1], int(extra[2]) if len(extra) > 2 else 0)
+        return rproc_remote(shm, event, extra[0])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--openamp-bin", default=os.environ.get("RPROC_OPENAMP_BIN"), metavar="DIR")
     ap.add_argument("--runs", type=int, default=5)
@@ -339,7 +357,8 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=10, help="rproc's host: times through the 480 sizes")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
-    res = Results("openamp_peers", {"runs": args.runs, "window": args.window, "openamp_bin": args.openamp_bin})
+    config = {"runs": args.runs, "warmup": args.warmup, "window": args.window, "openamp_bin": args.openamp_bin}
+    res = Results("openamp_peers", config)
     if not args.openamp_bin:
         print("openamp_peers: skipped (no OpenAMP programs: --openamp-bin DIR or RPROC_OPENAMP_BIN)")
         res.write(args.json)
@@ -356,52 +375,42 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     runs = measure(bins, env, args)
     got: dict[str, list[float]] = {name: [] for name in runs}
+    config["load_before"] = os.getloadavg()[0]
     for i in range(args.runs):
         order = list(runs) if i % 2 == 0 else list(reversed(runs))  # alternate who goes first
         for name in order:
             got[name].append(runs[name]())
         print(f"run {i + 1}: " + ", ".join(f"{n} {got[n][-1]:.4g}" for n in runs), flush=True)
-    pairs = [
-        ("one-way 17 B, rproc host -> OpenAMP echo remote", "rproc-host-flood", "oa-pair-flood", "msgs/s", "higher"),
-        (
-            "one-way 17 B, OpenAMP host -> rproc remote",
-            "oa-host-rproc-remote-flood",
-            "oa-pair-flood",
-            "msgs/s",
-            "higher",
-        ),
-        ("round trip 17..496 B, rproc host -> OpenAMP echo remote", "rproc-host-ping", "oa-pair-ping", "us", "lower"),
-        (
-            "round trip 17..496 B, OpenAMP host -> rproc remote",
-            "oa-host-rproc-remote-ping",
-            "oa-pair-ping",
-            "us",
-            "lower",
-        ),
+    config["load_after"] = os.getloadavg()[0]
+    print(f"load average (1 min) before {config['load_before']:.1f}, after {config['load_after']:.1f}")
+    flood_base = "one-way 17 B, OpenAMP host -> OpenAMP echo remote"
+    ping_base = "round trip 17..496 B, OpenAMP host -> OpenAMP echo remote"
+    print(f"{flood_base}: {spread(got['oa-pair-flood'])} msgs/s")
+    res.add(flood_base, statistics.median(got["oa-pair-flood"]), "msgs/s", better="higher")
+    print(f"{ping_base}: {spread(got['oa-pair-ping'])} us")
+    res.add(ping_base, statistics.median(got["oa-pair-ping"]), "us", better="lower")
+    compared = []
+    for mode in WAIT_MODES:
+        compared += [
+            (f"one-way 17 B, rproc host ({mode}) -> OpenAMP echo remote", f"rproc-host-flood-{mode}", "oa-pair-flood"),
+            (f"one-way 17 B, OpenAMP host -> rproc remote ({mode})", f"rproc-remote-flood-{mode}", "oa-pair-flood"),
+        ]
+    compared += [
+        ("round trip 17..496 B, rproc host -> OpenAMP echo remote", "rproc-host-ping", "oa-pair-ping"),
+        ("round trip 17..496 B, OpenAMP host -> rproc remote", "rproc-remote-ping", "oa-pair-ping"),
     ]
-    base_names = {
-        "oa-pair-flood": "one-way 17 B, OpenAMP host -> OpenAMP echo remote",
-        "oa-pair-ping": "round trip 17..496 B, OpenAMP host -> OpenAMP echo remote",
-    }
-    for key, title in base_names.items():
-        print(f"{title}: {spread(got[key])}")
-        res.add(
-            title,
-            statistics.median(got[key]),
-            "msgs/s" if "flood" in key else "us",
-            better="higher" if "flood" in key else "lower",
-        )
-    for title, key, base, unit, better in pairs:
-        ratios = [v / b for v, b in zip(got[key], got[base], strict=True)]
-        if better == "lower":  # as a rate: OpenAMP's round trip / rproc's
-            ratios = [1 / r for r in ratios]
-        print(f"{title}: {spread(got[key])} {unit}, {spread(ratios)}x OpenAMP's pair (as rates)")
+    for title, key, base in compared:
+        flood_figure = base == "oa-pair-flood"
+        # per run, as rates (OpenAMP's round trip / rproc's): > 1 is rproc ahead
+        ratios = [v / b if flood_figure else b / v for v, b in zip(got[key], got[base], strict=True)]
+        unit = "msgs/s" if flood_figure else "us"
+        print(f"{title}: {spread(got[key])} {unit}, {spread(ratios)}x OpenAMP's pair (as rates, per run)")
         res.add(
             title,
             statistics.median(got[key]),
             unit,
-            better=better,
-            baseline=(base_names[base], statistics.median(got[base])),
+            better="higher" if flood_figure else "lower",
+            baseline=(flood_base if flood_figure else ping_base, statistics.median(got[base])),
         )
     res.write(args.json)
     return 0
