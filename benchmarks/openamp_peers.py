@@ -368,6 +368,8 @@ def main() -> int:
         res.write(args.json)
         return 0
     bins = find_programs(args.openamp_bin)
+    # Ended from outside (a timeout's SIGTERM): unwind, so every pair's programs are killed and its files removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("openamp_peers: terminated"))
     env = dict(os.environ)
     lib = Path(args.openamp_bin).resolve().parent / "lib"
     if lib.is_dir():
