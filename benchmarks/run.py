@@ -1,10 +1,12 @@
 """Run the benchmarks one after another (each prints its figures next to a baseline measured in the same run) and,
 on request, merge what they measured into one JSON file and draw the rpmsg round trips' latency histogram.
 
-    ./scripts/bench [--json FILE] [--histogram FILE.svg] [--only NAME,...] [--quick]
+    ./scripts/bench [--json FILE] [--histogram FILE.svg] [--only NAME,...] [--quick] [--openamp-bin DIR]
 
 ``--quick``: the smallest configuration of each (a few hundred messages): a check that everything runs and the
-files are written, not a measurement. The JSON's shape is in benchmarks/report.py.
+files are written, not a measurement. The JSON's shape is in benchmarks/report.py. ``--openamp-bin DIR`` (or the
+environment variable ``RPROC_OPENAMP_BIN``): where OpenAMP's Linux demo programs are, for openamp_peers (rproc
+against OpenAMP's own C programs); without it that benchmark says it was skipped (nothing of OpenAMP is built here).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "uart_link": ([], ["--messages", "300", "--qemu-rounds", "5", "--qemu-messages", "10"]),
     "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
     "wait_modes": ([], ["--rounds", "300", "--idle", "0.5"]),
+    "openamp_peers": ([], ["--runs", "1", "--warmup", "0.2", "--window", "0.3", "--passes", "1"]),
 }
 
 
@@ -39,7 +42,10 @@ def main() -> int:
     ap.add_argument("--histogram", metavar="FILE.svg", help="draw the rpmsg round trips' latency histogram here")
     ap.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     ap.add_argument("--quick", action="store_true", help="a few hundred messages each: checks, not measurements")
+    ap.add_argument("--openamp-bin", metavar="DIR", help="OpenAMP's Linux demo programs, for openamp_peers")
     args = ap.parse_args()
+    if args.openamp_bin:
+        os.environ["RPROC_OPENAMP_BIN"] = args.openamp_bin  # the benchmarks run as children: they inherit it
     names = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:

@@ -5,6 +5,7 @@ machine measured."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -112,3 +113,59 @@ def test_wait_modes_json(tmp_path: Path) -> None:
             f = by_name[f"{side} CPU while idle, wait mode {mode}"]
             assert f["unit"] == "% of a core" and f["better"] == "lower" and f["value"] >= 0
     assert len(by_name) == len(doc["figures"]) == 3 + 6
+
+
+def _openamp_peers(
+    tmp_path: Path, *args: str, bin_dir: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "openamp.json"
+    env = {k: v for k, v in os.environ.items() if k != "RPROC_OPENAMP_BIN"}
+    if bin_dir is not None:
+        env["RPROC_OPENAMP_BIN"] = bin_dir
+    argv = [sys.executable, str(REPO / "benchmarks" / "openamp_peers.py"), *args, "--json", str(out)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env), out
+
+
+def test_openamp_peers_without_the_programs_is_skipped(tmp_path: Path) -> None:
+    """benchmarks/openamp_peers.py needs OpenAMP's own programs, which this repository neither holds nor builds:
+    without them it says so, ends with status 0 and writes a JSON with no figures (./scripts/bench goes on)."""
+    done, out = _openamp_peers(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "skipped" in done.stdout and "RPROC_OPENAMP_BIN" in done.stdout
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "openamp_peers" and doc["figures"] == []
+
+
+def test_openamp_peers_names_the_missing_programs(tmp_path: Path) -> None:
+    """A directory given without the programs in it: an error naming what is missing, not a traceback."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "rpmsg-echo-static").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "rpmsg-echo-static").chmod(0o755)
+    done, _ = _openamp_peers(tmp_path, bin_dir=str(tmp_path / "bin"))
+    if "skipped" in done.stdout:
+        pytest.skip(done.stdout.strip())  # not root, or no unshare(1): the directory is not looked at
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "has no msg-test-rpmsg-flood-ping, msg-test-rpmsg-ping" in done.stderr
+
+
+def test_openamp_peers_json(tmp_path: Path) -> None:
+    """With OpenAMP's programs (RPROC_OPENAMP_BIN): every rproc figure against OpenAMP's pair of the same run."""
+    bin_dir = os.environ.get("RPROC_OPENAMP_BIN")
+    if not bin_dir:
+        pytest.skip("RPROC_OPENAMP_BIN (OpenAMP's Linux demo programs) not given")
+    done, out = _openamp_peers(
+        tmp_path, "--runs", "1", "--warmup", "0.1", "--window", "0.2", "--passes", "1", bin_dir=bin_dir
+    )
+    assert done.returncode == 0, done.stderr
+    if "skipped" in done.stdout:
+        pytest.skip(done.stdout.strip())
+    by_name = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    flood = by_name["one-way 17 B, OpenAMP host -> OpenAMP echo remote"]
+    ping = by_name["round trip 17..496 B, OpenAMP host -> OpenAMP echo remote"]
+    assert flood["baseline"] is None and ping["baseline"] is None and flood["value"] > 0 and ping["value"] > 0
+    rproc = [f for f in by_name.values() if f["baseline"] is not None]
+    assert len(rproc) == 6 and len(by_name) == 8
+    for f in rproc:
+        base = flood if f["unit"] == "msgs/s" else ping
+        assert f["baseline"] == {"name": base["name"], "value": base["value"]} and f["value"] > 0
+        assert f["ratio"] == pytest.approx(f["value"] / base["value"], rel=1e-12)
