@@ -8,6 +8,8 @@ baselines measured in the same run.
   Python remote.
 - Host -> remote throughput of 496-byte messages, copying (send), zero-copy (get_buffer/send_buffer) and batched
   (send_many), the last next to benchmarks/virtio_stream.py's C virtqueue stream at the same size.
+- Host -> rproc's Python remote one-way, 496 B, one message a call and batched, in wait modes busy and spin, each
+  next to host -> the C remote with the same host API and wait mode (``--python-remote-only``: just these).
 - The same one-way copy stream and a blocking round trip with one byte per kick on the socket (OpenAMP's Linux
   layout) next to eventfd kicks (``--doorbells-only``: just these).
 
@@ -16,7 +18,7 @@ tens of microseconds: blocking pairs share one CPU (each wake-up is a context sw
 busy-polling pairs get one CPU each. Both baselines are pinned the same way as what they are compared with.
 
     .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000] [--json FILE]
-        [--histogram FILE.svg] [--throughput-only | --doorbells-only]
+        [--histogram FILE.svg] [--throughput-only | --doorbells-only | --python-remote-only]
 
 ``--json``: every figure with its baseline and the ratio (benchmarks/report.py); ``--histogram``: the round trips
 of the Python endpoint, each configuration's samples as a latency histogram.
@@ -171,7 +173,7 @@ def round_trip(
 BATCH = 64
 
 
-def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "eventfd") -> float:
+def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "eventfd", remote: str = "c") -> float:
     """Host -> C remote msgs/s of 496-byte messages: ``copy`` (send of one bytes object), ``copy-write`` (the
     producer writes 4 bytes into a bytearray, then send), ``zero-copy`` (get_buffer, write 4 bytes into its view,
     send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse) or ``batch``
@@ -211,7 +213,7 @@ def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "ev
         assert got == messages, f"remote counted {got} of {messages}"
         return messages / elapsed
 
-    return with_remote(wait, "count", "c", body, doorbell=doorbell)
+    return with_remote(wait, "count", remote, body, doorbell=doorbell)
 
 
 def stream_c_rate(length: int, count: int = 1_000_000) -> float:
@@ -268,6 +270,36 @@ def streaming(res: Results, messages: int) -> None:
         )
 
 
+def python_remote_streaming(res: Results, messages: int) -> None:
+    """Host -> rproc's Python remote (shm, eventfd doorbells), 496 B one-way, next to host -> the C remote with the
+    same host API and wait mode in the same run: one message a call (host ``send``, remote ``recvfrom``) and
+    batched (host ``send_many`` of BATCH, remote ``recvfrom_many`` of up to 64), in wait modes busy and spin (both
+    sides in the same mode). The issue's target: rproc <-> rproc >= 50 % of host -> C remote."""
+    print(f"host -> Python remote next to host -> C remote, 496 B, {messages} messages")
+    apis = (
+        ("copy", "python", "send -> recvfrom"),
+        ("batch", "python-many", f"send_many of {BATCH} -> recvfrom_many"),
+    )
+    for mode, remote, label in apis:
+        for wait in ("busy", "spin"):
+            base = (
+                f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}",
+                throughput(messages, mode, wait),
+            )
+            res.add(*base, "msgs/s", better="higher")
+            rate = res.add(
+                f"host -> Python remote, 496 B: {label}, wait mode {wait}",
+                throughput(messages, mode, wait, remote=remote),
+                "msgs/s",
+                better="higher",
+                baseline=base,
+            )
+            print(
+                f"  {label:<34} {wait:<5} C remote {base[1]:10,.0f} msgs/s   Python remote {rate:10,.0f}"
+                f"  {rate / base[1]:4.2f}x"
+            )
+
+
 def doorbell_kinds(res: Results, messages: int, rounds: int, panels: list[Any] | None = None) -> None:
     """Host -> C remote with one byte per kick on the shm socket (``doorbell=socket``, OpenAMP's Linux layout, where
     OpenAMP kicks once per message) next to eventfd kicks, in the same run: 496 B one-way copy streams in wait
@@ -316,11 +348,14 @@ def main() -> int:
     ap.add_argument("--histogram", metavar="FILE.svg", help="draw the round trips' latency histogram here")
     ap.add_argument("--throughput-only", action="store_true", help="only the host -> C remote streams")
     ap.add_argument("--doorbells-only", action="store_true", help="only the doorbell kinds (socket bytes, eventfd)")
+    ap.add_argument("--python-remote-only", action="store_true", help="only host -> Python remote next to C remote")
     args = ap.parse_args()
     res = Results("rpmsg_pingpong", {"rounds": args.rounds, "messages": args.messages})
-    if args.throughput_only or args.doorbells_only:
+    if args.throughput_only or args.doorbells_only or args.python_remote_only:
         if args.throughput_only:
             streaming(res, args.messages)
+        elif args.python_remote_only:
+            python_remote_streaming(res, args.messages)
         else:
             doorbell_kinds(res, args.messages, args.rounds)
         res.write(args.json)
@@ -395,6 +430,7 @@ def main() -> int:
         print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
         print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
     streaming(res, args.messages)
+    python_remote_streaming(res, args.messages)
     doorbell_kinds(res, args.messages, args.rounds, panels)
     res.write(args.json)
     if args.histogram:
