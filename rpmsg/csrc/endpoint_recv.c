@@ -454,18 +454,32 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			Py_DECREF(r);
 			return 0;
 		}
-		uint32_t pos = 0, src, len;
+		uint32_t pos = 0, src, len, last_src = 0;
+		PyObject *from = NULL; /* one int for a run of messages from the same source */
 		for (int i = 0; i < n; i++) {
 			const uint8_t *payload = rpc_batch_next(&g->path, i, &pos, &src, &len);
 			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
-			PyObject *item = Py_BuildValue("(y#I)", (const char *)payload, take, (unsigned int)src);
+			if (!from || src != last_src) {
+				Py_XSETREF(from, PyLong_FromUnsignedLong(src));
+				last_src = src;
+			}
+			PyObject *data = from ? PyBytes_FromStringAndSize((const char *)payload, take) : NULL;
+			PyObject *item = data ? PyTuple_New(2) : NULL;
+			if (item) {
+				PyTuple_SET_ITEM(item, 0, data);
+				PyTuple_SET_ITEM(item, 1, Py_NewRef(from));
+			} else {
+				Py_XDECREF(data);
+			}
 			if (!item || PyList_Append(out, item) < 0) {
 				Py_XDECREF(item);
+				Py_XDECREF(from);
 				unlock(release);
 				return -1; /* (memory) what was appended is returned */
 			}
 			Py_DECREF(item);
 		}
+		Py_XDECREF(from);
 		unlock(release);
 	}
 	return 1;
