@@ -94,10 +94,20 @@ static int recv_kick(Gate *g)
 }
 
 /* The queue's head, when the C receive put it there (a (payload, src) tuple): popped, its bytes taken off
- * _queued_bytes (Endpoint._take). NULL with no exception: the head is a Message, the Python method's. The lock
- * held; with a pump thread (a pollable descriptor, `_fd`) the gate is closed, so no eventfd to read here. */
-static PyObject *pop_queued(EndpointBase *e)
+ * _queued_bytes (Endpoint._take). NULL with no exception: the head is a Message, or the last item goes while a
+ * pollable descriptor (`_fd`, just made by fileno: its pump closes the gate) must be read: the Python method's.
+ * The lock held; `queued`: the queue's length. */
+static PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued)
 {
+	if (queued == 1) {
+		PyObject *fd = PyObject_GetAttr((PyObject *)e, s_fd);
+		int none = fd == Py_None;
+		Py_XDECREF(fd);
+		if (!none) {
+			PyErr_Clear();
+			return NULL;
+		}
+	}
 	PyObject *head = PySequence_GetItem(e->queue, 0);
 	if (!head || !PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 2 ||
 	    !PyBytes_CheckExact(PyTuple_GET_ITEM(head, 0))) {
@@ -239,8 +249,10 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		*handled = 0;
 		return NULL;
 	}
+	queued = PyObject_Length(e->queue); /* again, under the lock */
 	if (queued) { /* the rest of a batch the C receive queued: the next one; a Message: the Python method's */
-		PyObject *item = pop_queued(e);
+		PyObject *item = queued > 0 ? pop_queued(e, queued) : NULL;
+		PyErr_Clear();
 		unlock(release);
 		if (!item) {
 			*handled = 0;
@@ -417,8 +429,10 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			unlock(release);
 			return 0;
 		}
+		queued = PyObject_Length(e->queue); /* again, under the lock */
 		if (queued) { /* what the C receive queued first (a Message: _take_waiting takes it) */
-			PyObject *item = pop_queued(e);
+			PyObject *item = queued > 0 ? pop_queued(e, queued) : NULL;
+			PyErr_Clear();
 			unlock(release);
 			if (!item)
 				return 0;

@@ -6,6 +6,7 @@ result matches the Python path only (conftest's ``host_path``: the C path off)."
 
 from __future__ import annotations
 
+import select
 import signal
 import threading
 from collections import Counter
@@ -245,3 +246,19 @@ def test_a_signal_reaches_python_while_a_receive_spins_in_c(pair: tuple[RpmsgDev
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, saved)
+
+
+def test_a_pollable_descriptor_sees_what_the_c_receive_queued(
+    pair: tuple[RpmsgDevice, RpmsgDevice], host_path: str
+) -> None:
+    """fileno() after the C receive queued the rest of a batch: readable while those wait, not once they are
+    taken (the pump thread it starts closes the C methods: the Python method takes them)."""
+    host, remote = pair
+    h, r = _connect(host, remote)
+    for i in range(3):
+        r.sendto(b"p%d" % i, h.addr)
+    assert h.recv() == b"p0"
+    fd = h.fileno()
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    assert [h.recv(), h.recv()] == [b"p1", b"p2"]
+    assert select.select([fd], [], [], 0)[0] == []
