@@ -127,6 +127,51 @@ static PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued)
 	return head;
 }
 
+/* All of the queue (`queued` items) into `out` when every item is a copy the C receive queued, none longer than
+ * bufsize, and no pollable descriptor is to be read (recvfrom_many after a wait took in a batch: one pass, not
+ * one pop per message): 1; 0 when not, or on an error (nothing taken: one at a time then). The lock held. */
+static int take_all_queued(EndpointBase *e, PyObject *out, Py_ssize_t bufsize, Py_ssize_t queued)
+{
+	PyObject *fd = PyObject_GetAttr((PyObject *)e, s_fd);
+	int none = fd == Py_None;
+	Py_XDECREF(fd);
+	if (!none) {
+		PyErr_Clear();
+		return 0;
+	}
+	Py_ssize_t start = PyList_GET_SIZE(out), bytes = 0;
+	PyObject *it = PyObject_GetIter(e->queue), *item;
+	if (!it) {
+		PyErr_Clear();
+		return 0;
+	}
+	while ((item = PyIter_Next(it))) {
+		int plain = PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2 &&
+			    PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0)) &&
+			    PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 0)) <= bufsize;
+		if (plain) {
+			bytes += PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 0));
+			plain = PyList_Append(out, item) == 0 ? 1 : -1;
+		}
+		Py_DECREF(item);
+		if (plain <= 0)
+			break;
+	}
+	Py_DECREF(it);
+	PyObject *r = NULL;
+	if (!PyErr_Occurred() && PyList_GET_SIZE(out) - start == queued)
+		r = PyObject_CallMethod(e->queue, "clear", NULL);
+	if (!r) { /* not all plain, or an error: undone */
+		PyErr_Clear();
+		PyList_SetSlice(out, start, PyList_GET_SIZE(out), NULL);
+		PyErr_Clear();
+		return 0;
+	}
+	Py_DECREF(r);
+	e->queued_bytes -= bytes;
+	return 1;
+}
+
 /* What a queued (payload, src) gives the caller: payload cut to bufsize, with its source or not. */
 static PyObject *queued_result(PyObject *item, Py_ssize_t bufsize, int with_src)
 {
@@ -430,6 +475,12 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			return 0;
 		}
 		queued = PyObject_Length(e->queue); /* again, under the lock */
+		if (queued > 1 && queued <= max - PyList_GET_SIZE(out)) {
+			if (take_all_queued(e, out, bufsize, queued)) {
+				unlock(release);
+				continue;
+			}
+		}
 		if (queued) { /* what the C receive queued first (a Message: _take_waiting takes it) */
 			PyObject *item = queued > 0 ? pop_queued(e, queued) : NULL;
 			PyErr_Clear();

@@ -82,6 +82,11 @@ def test_a_stream_waiting_in_the_ring_is_received_in_c(
         assert receiver.recvfrom_many(3) == [(p, sender.addr) for p in payloads[4:7]]
         assert receiver.recvfrom_many(64, 100) == [(p[:100], sender.addr) for p in payloads[7:]]
         assert receiver._state()["queued"] == receiver._state()["queued_bytes"] == 0
+        for p in payloads:  # what a wait took in, all taken at once by the next recvfrom_many
+            assert (sender.send(p) if to is None else sender.sendto(p, to)) == len(p)
+        assert receiver.recvfrom() == (payloads[0], sender.addr)
+        assert receiver.recvfrom_many() == [(p, sender.addr) for p in payloads[1:]]
+        assert receiver._state()["queued"] == receiver._state()["queued_bytes"] == 0
     if host_path == "c-path":
         assert calls == Counter()
 
@@ -227,7 +232,7 @@ def test_a_signal_reaches_python_while_a_receive_spins_in_c(pair: tuple[RpmsgDev
     host, remote = pair
     h, r = _connect(host, remote)
     if host.wait_mode == "busy":
-        host._gate.busy_ns = 10**10
+        host._gate.busy_ns = 10**8  # one slice of 0.1 s in C: the handler runs when it ends
 
     class Stop(Exception):
         pass
