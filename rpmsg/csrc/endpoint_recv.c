@@ -205,13 +205,16 @@ static int bound_of(PyObject *obj, PyObject *name, PyObject *fallback, PyObject 
 
 /* A batch of n (> 1) well-formed messages all for this endpoint, its queue empty: what RpmsgDevice._take_batch
  * then the Python method would do (all queued, each within the queue's bounds; the first taken), without a
- * Message each: the first returned (cut to bufsize), the others queued as (payload, src). NULL with no
+ * Message each: the first returned (cut to bufsize), the others queued as (payload, src). `into` (recvfrom_many,
+ * which then takes up to `max` from the queue): the first `max` appended there as (payload cut to bufsize, src)
+ * instead, the rest queued, and Py_None returned (the same list and the same queue in the end). NULL with no
  * exception when the general delivery must do it (a bound would drop one, a pollable descriptor to signal);
  * NULL with an exception on an error (what was queued stays). The lock held. */
-static PyObject *queue_batch(EndpointBase *e, int n, Py_ssize_t bufsize, int with_src)
+static PyObject *queue_batch(EndpointBase *e, int n, Py_ssize_t bufsize, int with_src, PyObject *into,
+			     Py_ssize_t max)
 {
 	Gate *g = e->gate;
-	uint32_t pos = 0, src, len;
+	uint32_t pos = 0, src, len, last_src = 0;
 	Py_ssize_t total = 0, cap, cap_bytes;
 	for (int i = 0; i < n; i++) {
 		rpc_batch_next(&g->path, i, &pos, &src, &len);
@@ -232,33 +235,42 @@ static PyObject *queue_batch(EndpointBase *e, int n, Py_ssize_t bufsize, int wit
 	PyObject *append = PyObject_GetAttr(e->queue, s_append);
 	if (!append)
 		return NULL;
-	PyObject *first = NULL;
+	Py_ssize_t direct = into ? max - PyList_GET_SIZE(into) : 1; /* how many go to the caller */
+	PyObject *first = into ? Py_NewRef(Py_None) : NULL, *from = NULL;
 	pos = 0;
 	for (int i = 0; i < n; i++) {
 		const uint8_t *payload = rpc_batch_next(&g->path, i, &pos, &src, &len);
-		PyObject *data = PyBytes_FromStringAndSize((const char *)payload, len);
-		PyObject *from = data ? PyLong_FromUnsignedLong(src) : NULL;
-		PyObject *item = from ? PyTuple_New(2) : NULL;
-		if (!item) {
+		if (!from || src != last_src) { /* one int for a run of messages from the same source */
+			Py_XSETREF(from, PyLong_FromUnsignedLong(src));
+			last_src = src;
+		}
+		int mine = i < direct;
+		Py_ssize_t take = mine && (Py_ssize_t)len > bufsize ? bufsize : (Py_ssize_t)len;
+		PyObject *data = from ? PyBytes_FromStringAndSize((const char *)payload, take) : NULL;
+		PyObject *item = data && (!mine || with_src) ? PyTuple_New(2) : NULL;
+		if (item) {
+			PyTuple_SET_ITEM(item, 0, data);
+			PyTuple_SET_ITEM(item, 1, Py_NewRef(from));
+		} else if (data && mine && !with_src) {
+			item = data; /* recv: the payload alone */
+		} else {
 			Py_XDECREF(data);
-			Py_XDECREF(from);
 			break;
 		}
-		PyTuple_SET_ITEM(item, 0, data);
-		PyTuple_SET_ITEM(item, 1, from);
-		if (i == 0) {
-			first = queued_result(item, bufsize, with_src);
-			if (!first)
-				break;
+		if (mine && !into) {
+			first = item;
 			continue;
 		}
-		PyObject *r = PyObject_CallOneArg(append, item);
+		PyObject *r = mine ? (PyList_Append(into, item) < 0 ? NULL : Py_NewRef(Py_None))
+				   : PyObject_CallOneArg(append, item);
 		Py_DECREF(item);
 		if (!r)
 			break;
 		Py_DECREF(r);
-		e->queued_bytes += len;
+		if (!mine)
+			e->queued_bytes += len;
 	}
+	Py_XDECREF(from);
 	Py_DECREF(append);
 	if (PyErr_Occurred()) {
 		Py_XDECREF(first);
@@ -270,7 +282,8 @@ static PyObject *queue_batch(EndpointBase *e, int n, Py_ssize_t bufsize, int wit
 /* Take one message for this endpoint in C (RpmsgDevice.try_recv_c, the loop there step by step): bytes (or
  * (bytes, src)); NULL with no exception: the Python method's turn (what was taken in meanwhile is delivered to
  * the queues first). */
-static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled)
+static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled, PyObject *into,
+			Py_ssize_t max)
 {
 	Gate *g = e->gate;
 	uint32_t addr;
@@ -403,7 +416,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		return Py_BuildValue("(NI)", data, (unsigned int)src);
 	}
 	if (n > 1 && rpc_batch_is_for(&g->path, n, addr)) { /* all ours: the first now, the rest queued */
-		PyObject *first = queue_batch(e, n, bufsize, with_src);
+		PyObject *first = queue_batch(e, n, bufsize, with_src, into, max);
 		if (first || PyErr_Occurred()) {
 			unlock(release);
 			return first;
@@ -432,7 +445,7 @@ static PyObject *recv_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t n
 				PyErr_Clear(); /* not a plain int: the Python path's conversion decides */
 		}
 		int handled;
-		PyObject *r = recv_c(e, bufsize, with_src, &handled);
+		PyObject *r = recv_c(e, bufsize, with_src, &handled, NULL, 0);
 		if (r || handled)
 			return r;
 	}
@@ -585,7 +598,8 @@ PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t na
 	int done = take_more_c(e, out, max, bufsize);
 	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
 		int handled = 0;
-		PyObject *first = done ? recv_c(e, bufsize, 1, &handled) : NULL;
+		/* (a batch all ours that the wait took in: the first max straight into out, the rest queued) */
+		PyObject *first = done ? recv_c(e, bufsize, 1, &handled, out, max) : NULL;
 		if (!first) {
 			Py_DECREF(out);
 			Py_XDECREF(hook);
@@ -593,7 +607,7 @@ PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t na
 				return NULL;
 			return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
 		}
-		if (PyList_Append(out, first) < 0) {
+		if (first != Py_None && PyList_Append(out, first) < 0) {
 			Py_DECREF(first);
 			Py_DECREF(out);
 			Py_XDECREF(hook);

@@ -267,3 +267,28 @@ def test_a_pollable_descriptor_sees_what_the_c_receive_queued(
     assert select.select([fd], [], [], 0)[0] == [fd]
     assert [h.recv(), h.recv()] == [b"p1", b"p2"]
     assert select.select([fd], [], [], 0)[0] == []
+
+
+def test_recvfrom_many_that_waits_takes_the_batch_its_wait_took_in(
+    pair: tuple[RpmsgDevice, RpmsgDevice], calls: Counter[str], host_path: str
+) -> None:
+    """recvfrom_many with nothing waiting, then a batch of ten in one publish: the first ``max`` are returned (cut
+    to bufsize), the rest wait in the queue whole for the next receives, as the Python path leaves them; no
+    Python method runs on the C path."""
+    host, remote = pair
+    h, r = _connect(host, remote)
+    if host.wait_mode == "busy":
+        host._gate.busy_ns = remote._gate.busy_ns = 10**10
+    calls.clear()
+    for sender, receiver, to in ((h, r, None), (r, h, h.addr)):
+        payloads = [bytes([i + 1]) * (i * 30) for i in range(10)]
+        timer = threading.Timer(0.02, sender.send_many, (payloads,) if to is None else (payloads, to))
+        timer.start()
+        assert receiver.recvfrom_many(4, 100) == [(p[:100], sender.addr) for p in payloads[:4]]
+        timer.join()
+        assert receiver._state()["queued"] == 6
+        assert receiver._state()["queued_bytes"] == sum(map(len, payloads[4:]))
+        assert receiver.recv() == payloads[4]
+        assert receiver.recvfrom_many() == [(p, sender.addr) for p in payloads[5:]]
+    if host_path == "c-path":
+        assert calls == Counter()
