@@ -9,6 +9,7 @@ from __future__ import annotations
 import select
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -219,11 +220,14 @@ def test_a_busy_slice_that_ends_empty_hands_over_to_the_python_method(
         return
     h, r = _connect(host, remote)
     calls.clear()
-    timer = threading.Timer(0.05, lambda: r.sendto(b"late", h.addr))
+    sent: list[float] = []
+    timer = threading.Timer(0.1, lambda: (sent.append(time.monotonic()), r.sendto(b"late", h.addr)))
     timer.start()
+    entered = time.monotonic()
     assert h.recv() == b"late"
     timer.join()
-    assert calls["_recv_py"] == 1
+    if entered < sent[0] - 0.01:  # (a loaded machine may run the timer first: then the message was waiting)
+        assert calls["_recv_py"] == 1
 
 
 def test_a_signal_reaches_python_while_a_receive_spins_in_c(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
