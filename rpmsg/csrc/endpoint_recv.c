@@ -321,8 +321,8 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
 	 * before sleeping; but never while another thread sleeps on the doorbell (it would sleep through every
 	 * message: issue 17's lost wake-up). Only checked when the kicks are on: not in a lone receiver's loop.
-	 * One message at a time (as RpmsgDevice.try_recv_c): the rest stay in the ring for the next call, in C,
-	 * where taking them all would hand each to the Python method through the endpoint's queue. */
+	 * It takes in all that waits, as the Python path does: one message for us is returned, a batch all ours
+	 * is returned and queued here (queue_batch), anything else goes to the device's parser. */
 	int arm = g->path.block && g->path.kicks_on && !doorbell_owned(g) ? -1 : 0;
 	int spun = 0; /* modes spin and busy: spun since the last message or sleep */
 	int rc;
