@@ -10,6 +10,8 @@ baselines measured in the same run.
   (send_many), the last next to benchmarks/virtio_stream.py's C virtqueue stream at the same size; and the zero-copy
   sends (one, one reused, batched: get_buffers/send_buffers_reuse) against copy and the batched copy at 496 B and
   at 16 KiB (16 KiB + 16-byte send buffers).
+- Host -> rproc's Python remote one-way, 496 B, one message a call and batched, in wait modes busy and spin, each
+  next to host -> the C remote with the same host API and wait mode (``--python-remote-only``: just these).
 - The same one-way copy stream and a blocking round trip with one byte per kick on the socket (OpenAMP's Linux
   layout) next to eventfd kicks (``--doorbells-only``: just these).
 
@@ -18,7 +20,7 @@ tens of microseconds: blocking pairs share one CPU (each wake-up is a context sw
 busy-polling pairs get one CPU each. Both baselines are pinned the same way as what they are compared with.
 
     .venv/bin/python benchmarks/rpmsg_pingpong.py [--rounds 20000] [--messages 100000] [--json FILE]
-        [--histogram FILE.svg] [--throughput-only | --doorbells-only] [--repeat N]
+        [--histogram FILE.svg] [--throughput-only | --doorbells-only | --python-remote-only] [--repeat N]
 
 ``--json``: every figure with its baseline and the ratio (benchmarks/report.py); ``--histogram``: the round trips
 of the Python endpoint, each configuration's samples as a latency histogram.
@@ -173,8 +175,11 @@ def round_trip(
 BATCH = 64
 
 
-def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "eventfd", size: int = 496) -> float:
-    """Host -> C remote msgs/s of ``size``-byte messages: ``copy`` (send of one bytes object), ``copy-write`` (the
+def throughput(
+    messages: int, mode: str, wait: str = "spin", doorbell: str = "eventfd", size: int = 496, remote: str = "c"
+) -> float:
+    """Host -> remote msgs/s of ``size``-byte messages (``remote``: rpmsg_remote.py's kind, the C remote by
+    default; the others only at 496 B): ``copy`` (send of one bytes object), ``copy-write`` (the
     producer writes 4 bytes into a bytearray, then send), ``zero-copy`` (get_buffer, write 4 bytes into its view,
     send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse), ``batch``
     (send_many of BATCH messages a call) or ``zero-copy-batch`` (a list of BATCH TxBuffers kept: write 4 bytes
@@ -240,12 +245,13 @@ def throughput(messages: int, mode: str, wait: str = "spin", doorbell: str = "ev
         return messages / elapsed
 
     if size <= 496:
-        return with_remote(wait, "count", "c", body, doorbell=doorbell)
+        return with_remote(wait, "count", remote, body, doorbell=doorbell)
+    assert remote == "c", "big messages go to the C remote"
     # Big buffers: the C remote is told the profile (rpmsg_remote.py's NUM:RX:TX argument, as big_buffers.py does)
     p = Profile(tx_size=size + 16)
     name = f"rproc-bench-{os.getpid()}-{wait}-big"
-    remote = [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, wait, "count", "c"]
-    proc = subprocess.Popen([*remote, f"{p.num}:{p.rx_size}:{p.tx_size}"])
+    cmd = [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, wait, "count", "c"]
+    proc = subprocess.Popen([*cmd, f"{p.num}:{p.rx_size}:{p.tx_size}"])
     try:
         link = open_link(f"shm://{name}?size={p.size}&doorbell={doorbell}", role="host")
         device = host_on(link, p, wait=wait, timeout=20)  # type: ignore[arg-type]
@@ -391,6 +397,36 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
     add(f"{big}: {as_is}", "16k zero-copy-batch-as-is", send_many)
 
 
+def python_remote_streaming(res: Results, messages: int) -> None:
+    """Host -> rproc's Python remote (shm, eventfd doorbells), 496 B one-way, next to host -> the C remote with the
+    same host API and wait mode in the same run: one message a call (host ``send``, remote ``recvfrom``) and
+    batched (host ``send_many`` of BATCH, remote ``recvfrom_many`` of up to 64), in wait modes busy and spin (both
+    sides in the same mode). The issue's target: rproc <-> rproc >= 50 % of host -> C remote."""
+    print(f"host -> Python remote next to host -> C remote, 496 B, {messages} messages")
+    apis = (
+        ("copy", "python", "send -> recvfrom"),
+        ("batch", "python-many", f"send_many of {BATCH} -> recvfrom_many"),
+    )
+    for mode, remote, label in apis:
+        for wait in ("busy", "spin"):
+            base = (
+                f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}",
+                throughput(messages, mode, wait),
+            )
+            res.add(*base, "msgs/s", better="higher")
+            rate = res.add(
+                f"host -> Python remote, 496 B: {label}, wait mode {wait}",
+                throughput(messages, mode, wait, remote=remote),
+                "msgs/s",
+                better="higher",
+                baseline=base,
+            )
+            print(
+                f"  {label:<34} {wait:<5} C remote {base[1]:10,.0f} msgs/s   Python remote {rate:10,.0f}"
+                f"  {rate / base[1]:4.2f}x"
+            )
+
+
 def doorbell_kinds(res: Results, messages: int, rounds: int, panels: list[Any] | None = None) -> None:
     """Host -> C remote with one byte per kick on the shm socket (``doorbell=socket``, OpenAMP's Linux layout, where
     OpenAMP kicks once per message) next to eventfd kicks, in the same run: 496 B one-way copy streams in wait
@@ -440,11 +476,14 @@ def main() -> int:
     ap.add_argument("--throughput-only", action="store_true", help="only the host -> C remote streams")
     ap.add_argument("--doorbells-only", action="store_true", help="only the doorbell kinds (socket bytes, eventfd)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the stream figures (medians; default 1)")
+    ap.add_argument("--python-remote-only", action="store_true", help="only host -> Python remote next to C remote")
     args = ap.parse_args()
     res = Results("rpmsg_pingpong", {"rounds": args.rounds, "messages": args.messages})
-    if args.throughput_only or args.doorbells_only:
+    if args.throughput_only or args.doorbells_only or args.python_remote_only:
         if args.throughput_only:
             streaming(res, args.messages, args.repeat)
+        elif args.python_remote_only:
+            python_remote_streaming(res, args.messages)
         else:
             doorbell_kinds(res, args.messages, args.rounds)
         res.write(args.json)
@@ -519,6 +558,7 @@ def main() -> int:
         print(f"    Python raw eventfd ping-pong         {x_py_eventfd:8.2f} us  {x_py_eventfd / x_eventfd:5.2f}x")
         print(f"    Python endpoint <-> C rpmsg remote   {x_block:8.2f} us  {x_block / x_eventfd:5.2f}x")
     streaming(res, args.messages, args.repeat)
+    python_remote_streaming(res, args.messages)
     doorbell_kinds(res, args.messages, args.rounds, panels)
     res.write(args.json)
     if args.histogram:

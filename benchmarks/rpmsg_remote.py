@@ -1,12 +1,13 @@
 """Remote process of the rpmsg benchmarks: "bench-echo" echoes, "bench-count" counts and reports on b"report".
 
-    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|c] [NUM:RX_SIZE:TX_SIZE]
+    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|python-many|c] [NUM:RX_SIZE:TX_SIZE]
 
-``python``: rproc's Python remote (an endpoint for SERVICE). ``c``: the firmware's C rpmsg remote library
-(benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link, the host's eventfd doorbell required;
-its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end). "bench-touch" reads
-every byte of each message and answers b"report" with "COUNT SUM". The last argument: the host's
-:class:`Profile` (vring size, buffers per direction = NUM, bytes per receive / send buffer), see
+``python``: rproc's Python remote (an endpoint for SERVICE, receiving with ``recvfrom``); ``python-many``: the
+same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only). ``c``: the firmware's C rpmsg
+remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link, the host's eventfd
+doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end).
+"bench-touch" reads every byte of each message and answers b"report" with "COUNT SUM". The last argument: the
+host's :class:`Profile` (vring size, buffers per direction = NUM, bytes per receive / send buffer), see
 :func:`parse_profile`; default ``Profile()``.
 """
 
@@ -53,13 +54,21 @@ def parse_profile(text: str | None) -> Profile:
     return Profile(num=num, rx_count=num, tx_count=num, rx_size=rx_size, tx_size=tx_size)
 
 
-def run_python(name: str, wait: str, service: str, p: Profile) -> int:
+def run_python(name: str, wait: str, service: str, p: Profile, many: bool = False) -> int:
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
     link = open_link(f"shm://{name}", role="remote")
     device = remote_on(link, p, wait=wait)  # type: ignore[arg-type]
     ep = device.endpoint(f"bench-{service}")
     n = total = 0
     try:
+        if many:
+            while True:
+                for data, src in ep.recvfrom_many(64):
+                    if data == b"report":
+                        ep.sendto(str(n).encode(), src)
+                        n = 0
+                    else:
+                        n += 1
         while True:
             data, src = ep.recvfrom()
             if service == "echo":
@@ -120,7 +129,10 @@ def main() -> int:
     profile = parse_profile(sys.argv[5] if len(sys.argv) > 5 else None)
     if len(sys.argv) > 4 and sys.argv[4] == "c":
         return run_c(name, wait, profile)
-    return run_python(name, wait, service, profile)
+    many = len(sys.argv) > 4 and sys.argv[4] == "python-many"
+    if many and service != "count":
+        raise SystemExit(f"python-many: only the count service, not {service!r}")
+    return run_python(name, wait, service, profile, many)
 
 
 if __name__ == "__main__":

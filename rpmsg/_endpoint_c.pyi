@@ -12,6 +12,8 @@ class Gate:
     remote: int
     waiters: int  # threads waiting on the device's condition
     owner: int | None  # the ident of the thread sleeping on the doorbell
+    spin_ns: int  # wait mode spin: a receive spins this long in C before it sleeps (0: not spin)
+    busy_ns: int  # wait mode busy: a receive spins in C in slices this long (0: not busy)
     def attach(
         self,
         *,
@@ -47,6 +49,7 @@ class EndpointBase:
     addr: int
     peer: int | None
     _queue: Any
+    _queued_bytes: int
     closed: bool
     def send(self, data: bytes | bytearray | memoryview) -> int: ...
     def sendto(self, data: bytes | bytearray | memoryview, dst: int) -> int: ...

@@ -105,6 +105,8 @@ class PyGate:
     def __init__(self) -> None:
         self.open = False
         self.block = False
+        self.spin_ns = 0  # wait mode spin: how long a receive spins before it sleeps
+        self.busy_ns = 0  # wait mode busy: the slices a receive spins in
         self.kicks_on = True  # whether we asked the peer to kick us for new messages
         self.attached = False
         self.remote = False

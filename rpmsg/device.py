@@ -49,7 +49,7 @@ from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator, ns_address_probl
 from rpmsg.receiving import Receiving
 from rpmsg.sending import TRACE, Sending
 from rpmsg.state import rings_state
-from rpmsg.waiting import Waiter, WaitMode
+from rpmsg.waiting import BUSY_SLICE_SECONDS, SPIN_SECONDS, Waiter, WaitMode
 from transports.doorbell import Doorbell, PeerLostError
 
 if TYPE_CHECKING:
@@ -127,6 +127,9 @@ class RpmsgDevice(Sending, Receiving):
     def wait_mode(self, mode: WaitMode) -> None:
         self._wait_mode: WaitMode = mode
         self._gate.block = mode == "block"
+        # the endpoints' C receive waits as Waiter.wait does: spins this long (spin), or in these slices (busy)
+        self._gate.spin_ns = int(SPIN_SECONDS * 1e9) if mode == "spin" else 0
+        self._gate.busy_ns = int(BUSY_SLICE_SECONDS * 1e9) if mode == "busy" else 0
 
     @property
     def _wake_fd(self) -> int:

@@ -140,7 +140,8 @@ class Endpoint(EndpointBase):
         self.zero_copy = zero_copy
         self.announced = False
         self.closed = False
-        self._queue: deque[Message] = deque()
+        # Message, or (payload, src): the rest of a batch the C receive took (rpmsg/csrc/endpoint_recv.c), a copy
+        self._queue: deque[Message | tuple[bytes, int]] = deque()
         self._queued_bytes = 0
         self._max_queued: int | None = None
         self._max_queued_bytes: int | None = None
@@ -261,7 +262,8 @@ class Endpoint(EndpointBase):
             "callback": self._callback is not None,
             "queued": len(self._queue),
             "queued_bytes": self._queued_bytes,
-            "held_in_queue": sum(1 for m in self._queue if m.held),  # zero-copy buffers waiting in the queue
+            # zero-copy buffers waiting in the queue
+            "held_in_queue": sum(1 for m in self._queue if not isinstance(m, tuple) and m.held),
             "dropped": self.dropped,
             "callback_errors": self.callback_errors,
             "timeout": self._timeout,
@@ -485,6 +487,9 @@ class Endpoint(EndpointBase):
         if not self._queue:
             return None
         msg = self._queue.popleft()
+        if isinstance(msg, tuple):  # queued by the C receive: a copy's payload and source
+            payload, src = msg
+            msg = Message(src=src, dst=self.addr, payload=payload)
         self._queued_bytes -= len(msg.payload)
         if self._fd is not None and not self._queue:
             with contextlib.suppress(BlockingIOError):
@@ -623,7 +628,9 @@ class Endpoint(EndpointBase):
         self.closed = True
         with self._dev.lock:
             while self._queue:
-                self._queue.popleft().release()
+                msg = self._queue.popleft()
+                if not isinstance(msg, tuple):  # (a tuple is a copy: nothing to give back)
+                    msg.release()
             self._queued_bytes = 0
             self._dev.remove_endpoint(self)
             if self._fd is not None:

@@ -16,8 +16,9 @@
  * every Python call and `with lock:` on the way costs 0.1-0.2 us more, and the endpoint API made of them cost
  * 2.5 us on top. These methods do the common case of rpmsg/device.py's C path (rpmsg/fastpath.py) without
  * entering the interpreter: the message fits, a send buffer (host) or a posted host buffer (remote) is there,
- * the message waiting is one well-formed message for this endpoint; and, in wait mode "block" with no timeout,
- * the sleep until one comes (the Python path's wait, in C). Anything else (a timeout to keep, another wait mode,
+ * the message waiting is one well-formed message for this endpoint; and, with no timeout, the wait until one
+ * comes (the Python path's wait, in C: the sleep of wait mode "block", the spin then sleep of "spin", the spin
+ * of "busy"). Anything else (a timeout to keep, another wait mode,
  * a message for someone else, a full ring, an error, tracing, a closed endpoint, keyword arguments) calls the
  * Python method `_<name>_py` with the same arguments, which is the whole endpoint implementation; these methods
  * only ever skip it, they never decide anything it would decide differently.
@@ -33,8 +34,10 @@
  *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
  *     `_get_buffers_py`, `_send_buffers_py`, `_send_buffers_reuse_py`,
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
- *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property);
- *   - public API: a lock's acquire/release, a memoryview's release.
+ *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property); the queue
+ *     bounds Endpoint._enqueue applies (`_max_queued`, `_max_queued_bytes`, else `_dev.limits.queued` and
+ *     `.queued_bytes`) and `_fd` (None: no pollable descriptor), read before the C receive queues a batch;
+ *   - public API: a lock's acquire/release, a memoryview's release, a deque's append/popleft/indexing.
  */
 #ifndef RPROC_RPMSG_ENDPOINT_H
 #define RPROC_RPMSG_ENDPOINT_H
@@ -65,6 +68,10 @@ typedef struct {
 	 * doorbell, or NULL/None (Waiter.owner: read before arming, set around the sleep, here or in Waiter.owned) */
 	int poll_fd, wait_kick_fd, wake_fd;
 	PyObject *notify_all;
+	/* wait modes "spin" and "busy" (Waiter.wait, rpmsg/waiting.py): a receive with nothing waiting spins in C
+	 * (the lock and the GIL released) up to spin_ns before sleeping as the blocking receive does, or (busy)
+	 * in slices of busy_ns, handing over to the Python method when a slice ends empty; 0: not this mode */
+	long long spin_ns, busy_ns;
 	int waiters;
 	PyObject *owner;
 	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
@@ -92,7 +99,9 @@ typedef struct {
 	Gate *gate;        /* _gate */
 	PyObject *addr;    /* addr: our address */
 	PyObject *peer;    /* peer: where send goes (None: not connected) */
-	PyObject *queue;   /* _queue: messages the Python path delivered here */
+	PyObject *queue;   /* _queue: messages the Python path delivered here (Message), and the C receive
+			    * ((payload, src) tuples: the rest of a batch all for this endpoint; Endpoint._take) */
+	Py_ssize_t queued_bytes; /* _queued_bytes: the payload bytes in the queue */
 	char closed;       /* closed */
 } EndpointBase;
 
@@ -135,6 +144,8 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 
 /* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
 extern PyObject *s_timeout, *s_release;
+extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
+extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;

@@ -102,3 +102,8 @@ int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd)
 {
 	return p->rpf->wait(p->rx, 0, poll_fd, kick_fd, wake_fd, -1);
 }
+
+int rpc_spin(const struct rpc_path *p, long long spin_ns)
+{
+	return p->rpf->wait(p->rx, spin_ns, -1, -1, -1, -1);
+}

@@ -85,4 +85,8 @@ const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, ui
  * wake descriptor with no time limit: RPF_KICKED, RPF_WOKEN, RPF_DOORBELL or RPF_EINTR. */
 int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd);
 
+/* Waiter.wait's spin (modes spin and busy), in C: spin on the receive ring up to spin_ns: RPF_READY when it has
+ * entries, RPF_TIMEOUT. */
+int rpc_spin(const struct rpc_path *p, long long spin_ns);
+
 #endif /* RPROC_RPMSG_ENDPOINT_CPATH_H */

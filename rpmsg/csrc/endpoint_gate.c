@@ -248,6 +248,10 @@ static PyMemberDef gate_members[] = {
 	{ "owner", T_OBJECT, offsetof(Gate, owner), 0,
 	  "the ident (threading.get_ident) of the thread sleeping on the doorbell, or None (Waiter.owner)" },
 	{ "waiters", T_INT, offsetof(Gate, waiters), 0, "threads waiting on the device's condition (Waiter.wait_changed)" },
+	{ "spin_ns", T_LONGLONG, offsetof(Gate, spin_ns), 0,
+	  "wait mode spin: a receive spins this long in C (no lock, no GIL) before it sleeps (0: not spin)" },
+	{ "busy_ns", T_LONGLONG, offsetof(Gate, busy_ns), 0,
+	  "wait mode busy: a receive spins in C in slices this long, then hands over to the Python method (0: not busy)" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

@@ -6,6 +6,8 @@
 
 /* The names looked up, all of them (endpoint.h says why each): set once by the module's init. */
 PyObject *s_timeout, *s_release;
+PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
+PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
@@ -102,7 +104,9 @@ static PyMethodDef ep_methods[] = {
 static PyMemberDef ep_members[] = {
 	{ "addr", T_OBJECT_EX, offsetof(EndpointBase, addr), 0, "this endpoint's address" },
 	{ "peer", T_OBJECT, offsetof(EndpointBase, peer), 0, "the address send() goes to (None: not connected)" },
-	{ "_queue", T_OBJECT_EX, offsetof(EndpointBase, queue), 0, "messages delivered here by the Python path" },
+	{ "_queue", T_OBJECT_EX, offsetof(EndpointBase, queue), 0,
+	  "messages delivered here: Message (the Python path) or (payload, src) (the C receive)" },
+	{ "_queued_bytes", T_PYSSIZET, offsetof(EndpointBase, queued_bytes), 0, "the payload bytes in _queue" },
 	{ "closed", T_BOOL, offsetof(EndpointBase, closed), 0, "closed by close()" },
 	{ NULL, 0, 0, 0, NULL },
 };
@@ -163,6 +167,15 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 	} names[] = {
 		{ "_timeout", &s_timeout },
 		{ "release", &s_release },
+		{ "_max_queued", &s_max_queued },
+		{ "_max_queued_bytes", &s_max_queued_bytes },
+		{ "_dev", &s_dev },
+		{ "limits", &s_limits },
+		{ "queued", &s_queued },
+		{ "queued_bytes", &s_queued_bytes },
+		{ "_fd", &s_fd },
+		{ "append", &s_append },
+		{ "popleft", &s_popleft },
 		{ "_send_py", &s_send_py },
 		{ "_sendto_py", &s_sendto_py },
 		{ "_recv_py", &s_recv_py },

@@ -144,5 +144,6 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_batch_zero_copy.py",
         "tests/rpmsg/test_zero_copy_batches.py",
         "tests/rpmsg/test_doorbell_kinds.py",
+        "tests/rpmsg/test_receive_c.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)
