@@ -55,6 +55,7 @@ def fastpath_module() -> Any:
 # tests/test_constants.py holds both to the header.
 FALLBACK_CONSTANTS = {
     "RPF_NOTIFY": 0x10000,
+    "RPF_MORE": 0x20000,
     "RPF_GENERAL": -1000,
     "RPF_DEV_MAX": 4080,
     "RPF_TIMEOUT": 0,
@@ -80,6 +81,7 @@ def _constants() -> dict[str, int]:
 
 _C = _constants()  # also read by rpmsg.fastpath (the kick word)
 NOTIFY = _C["RPF_NOTIFY"]  # or-ed into a count: the peer asked to be kicked
+MORE = _C["RPF_MORE"]  # or-ed into a remote's count: the general path takes the messages still waiting
 GENERAL = _C["RPF_GENERAL"]  # the general path's turn
 DEV_MAX = _C["RPF_DEV_MAX"]  # the largest payload the remote's C send copies
 TIMEOUT, READY, KICKED = _C["RPF_TIMEOUT"], _C["RPF_READY"], _C["RPF_KICKED"]  # what wait returns

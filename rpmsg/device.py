@@ -308,10 +308,11 @@ class RpmsgDevice(Sending, Receiving):
 
     def _c_done(self, rc: int, queue: int) -> int:
         """After a C path call that published (kick after publish): kick ``queue`` when its result carries
-        NOTIFY (the peer asked and C could not write the doorbell itself); the count it carries."""
+        NOTIFY (the peer asked and C could not write the doorbell itself); the count it carries (| MORE, kept for
+        :meth:`_take_batch`)."""
         if rc & fastpath.NOTIFY:
             self._kick(queue)
-        return rc & 0xFFFF
+        return rc & (0xFFFF | fastpath.MORE)
 
     def salvage(self) -> bool:
         """After the peer is lost: take in, once, the messages it left in the rings (the memory is still mapped).

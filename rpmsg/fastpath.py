@@ -22,6 +22,7 @@ from rpmsg._native import DOORBELL as DOORBELL
 from rpmsg._native import EINTR as EINTR
 from rpmsg._native import GENERAL as GENERAL
 from rpmsg._native import KICKED as KICKED
+from rpmsg._native import MORE as MORE
 from rpmsg._native import NOTIFY as NOTIFY
 from rpmsg._native import READY as READY
 from rpmsg._native import TIMEOUT as TIMEOUT

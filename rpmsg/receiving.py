@@ -93,7 +93,7 @@ class Receiving:
                 if n == fastpath.GENERAL:
                     return None
                 if n:
-                    if n & fastpath.NOTIFY:  # (the call only when needed: this runs per message)
+                    if n & (fastpath.NOTIFY | fastpath.MORE):  # (the call only when needed: this runs per message)
                         n = self._c_done(n, fast.recv_queue)
                     if n == 1:
                         got = fast.single(ep.addr, bufsize)
@@ -165,10 +165,21 @@ class Receiving:
                     return
 
     def _take_batch(self, n: int) -> None:
-        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's)."""
+        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's).
+        ``n | MORE`` (a remote whose batch buffer filled before the ring emptied): then take the messages still
+        waiting too, as the general path's poll takes every waiting message (RemoteCore.poll)."""
         fast = self._fast
         assert fast is not None
-        self._handle(self.core._parse_batch(fast.out, fast.lens, n, fast.where))
+        more = n & fastpath.MORE
+        self._handle(self.core._parse_batch(fast.out, fast.lens, n & 0xFFFF, fast.where))
+        if more:
+            try:
+                events = self.core.poll(zero_copy=self._zero_copy_filter)
+            except RemoteProtocolError as exc:
+                self._fail(exc)  # what was taken is delivered; the next receive reports the broken ring
+                return
+            self._handle(events)
+            self._flush(changed=bool(events))
 
     def _c_recv_failed(self, rc: int) -> None:
         """The endpoints' C receive met a broken ring: reported as the Python path does."""

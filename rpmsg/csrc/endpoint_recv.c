@@ -404,10 +404,10 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		unlock(release);
 		return NULL;
 	}
-	int n = rc & 0xffff;
+	int n = rc & 0xffff, more = rc & RPF_MORE;
 	uint32_t src, len;
 	const uint8_t *payload;
-	if (n == 1 && rpc_single(&g->path, addr, &src, &payload, &len)) {
+	if (n == 1 && !more && rpc_single(&g->path, addr, &src, &payload, &len)) {
 		Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
 		PyObject *data = PyBytes_FromStringAndSize((const char *)payload, take);
 		unlock(release);
@@ -415,15 +415,16 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			return data;
 		return Py_BuildValue("(NI)", data, (unsigned int)src);
 	}
-	if (n > 1 && rpc_batch_is_for(&g->path, n, addr)) { /* all ours: the first now, the rest queued */
+	if (n > 1 && !more && rpc_batch_is_for(&g->path, n, addr)) { /* all ours: the first now, the rest queued */
 		PyObject *first = queue_batch(e, n, bufsize, with_src, into, max);
 		if (first || PyErr_Occurred()) {
 			unlock(release);
 			return first;
 		}
 	}
-	/* a batch, or not ours: the device's parser delivers it (RpmsgDevice._take_batch) */
-	PyObject *count = PyLong_FromLong(n);
+	/* a batch, or not ours, or more waiting: the device's parser delivers it and takes the rest
+	 * (RpmsgDevice._take_batch) */
+	PyObject *count = PyLong_FromLong(n | more);
 	PyObject *r = count ? call_hook(g->take_batch, count) : NULL;
 	Py_XDECREF(count);
 	unlock(release);
@@ -520,10 +521,11 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 		}
 		if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
 			PyErr_Clear(); /* the device failed: the next call says so */
-		int n = rc & 0xffff;
-		if (!rpc_batch_is_for(&g->path, n, addr)) { /* the device's parser delivers the batch (ours to our
-							    * queue); _take_waiting goes on */
-			PyObject *cnt = PyLong_FromLong(n);
+		int n = rc & 0xffff, more = rc & RPF_MORE;
+		if (more || !rpc_batch_is_for(&g->path, n, addr)) { /* the device's parser delivers the batch (ours
+								    * to our queue) and takes what waits beyond it;
+								    * _take_waiting goes on */
+			PyObject *cnt = PyLong_FromLong(n | more);
 			PyObject *r = cnt ? call_hook(g->take_batch, cnt) : NULL;
 			Py_XDECREF(cnt);
 			unlock(release);

@@ -353,7 +353,10 @@ int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32
 	int r = rp_dev_publish(from_host);
 	if (r < 0) /* as in rpf_recv: deliver what was taken before the bad entry */
 		return n;
-	return kicked(r, from_host, kick_fd, n);
+	int res = kicked(r, from_host, kick_fd, n);
+	if (res > 0 && (uint32_t)n < max && rp_dev_has_avail(from_host) > 0)
+		res |= RPF_MORE; /* stopped by the batch buffer's size, not by an empty ring */
+	return res;
 }
 
 static int64_t now_ns(void)

@@ -6,6 +6,9 @@
 #include "vring.h"
 
 #define RPF_NOTIFY 0x10000 /* or-ed into a count: the peer asked to be kicked for this queue */
+/* RPF_MORE, or-ed into a remote's count: more messages wait than the batch buffer held; a remote's receive takes
+ * every waiting message (RemoteCore.poll), so the general path takes the rest at once */
+#define RPF_MORE 0x20000
 #define RPF_GENERAL -1000   /* not for the C path (too large, too small a host buffer): the general path's turn */
 #define RPF_DEV_MAX 4080    /* largest payload the remote's C send takes (stack copy); larger: general path */
 
