@@ -56,6 +56,7 @@ def fastpath_module() -> Any:
 FALLBACK_CONSTANTS = {
     "RPF_NOTIFY": 0x10000,
     "RPF_MORE": 0x20000,
+    "RPF_MSG_MAX": 65551,
     "RPF_GENERAL": -1000,
     "RPF_DEV_MAX": 4080,
     "RPF_TIMEOUT": 0,

@@ -12,6 +12,7 @@ from rpmsg.core_common import CoreBase, Event, Message, Payload
 from rpmsg.errors import MessageTooLong, RemoteProtocolError, WouldBlock
 from rpmsg.protocol import (
     HEADER_SIZE,
+    MAX_PAYLOAD,
     NS_ADDR,
     RX_VRING,
     TX_VRING,
@@ -59,8 +60,13 @@ class RemoteCore(CoreBase):
         self.to_host = self.queue_class(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
         self.from_host = self.queue_class(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
         self._spare: Chain | None = None  # a popped host buffer not yet used (too small for the last send)
-        self._rx_out = bytearray(1 << 16)
-        self._rx_lens = array("I", bytes(4 * from_host_num(tx_layout)))
+        # The batch buffer holds a whole ring of Linux's 512-byte buffers (at least 64 KiB) and one largest message
+        # more: a receive takes every waiting message, and what does not fit goes through the general path (the C
+        # path's RPF_MORE, set when less than a largest message was left), which a stream of 512-byte messages
+        # never needs.
+        num = from_host_num(tx_layout)
+        self._rx_out = bytearray(max(1 << 16, num * 512) + HEADER_SIZE + MAX_PAYLOAD)
+        self._rx_lens = array("I", bytes(4 * num))
         # The host re-posts a receive buffer after every message; we only need to hear about it while a send
         # waits for one (the same trick as Linux's suppressed TX-complete interrupts, mirrored).
         self.to_host.disable_notifications()

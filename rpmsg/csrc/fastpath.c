@@ -354,8 +354,16 @@ int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32
 	if (r < 0) /* as in rpf_recv: deliver what was taken before the bad entry */
 		return n;
 	int res = kicked(r, from_host, kick_fd, n);
-	if (res > 0 && (uint32_t)n < max && rp_dev_has_avail(from_host) > 0)
-		res |= RPF_MORE; /* stopped by the batch buffer's size, not by an empty ring */
+	if (res > 0 && (uint32_t)n < max && rp_dev_has_avail(from_host) > 0) {
+		/* Stopped by the batch buffer's size (the next message did not fit what was left), not by an empty
+		 * ring? A message is at most RPF_MSG_MAX bytes: with that much left, the stop was the ring's (the
+		 * host posted more since), and the next call takes them. */
+		uint64_t used = 0;
+		for (int i = 0; i < n; i++)
+			used += lens[i];
+		if (out_cap - used < RPF_MSG_MAX)
+			res |= RPF_MORE;
+	}
 	return res;
 }
 

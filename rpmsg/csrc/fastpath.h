@@ -9,6 +9,7 @@
 /* RPF_MORE, or-ed into a remote's count: more messages wait than the batch buffer held; a remote's receive takes
  * every waiting message (RemoteCore.poll), so the general path takes the rest at once */
 #define RPF_MORE 0x20000
+#define RPF_MSG_MAX 65551 /* the largest rpmsg message: a 16-byte header and 65,535 bytes of payload */
 #define RPF_GENERAL -1000   /* not for the C path (too large, too small a host buffer): the general path's turn */
 #define RPF_DEV_MAX 4080    /* largest payload the remote's C send takes (stack copy); larger: general path */
 

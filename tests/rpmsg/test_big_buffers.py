@@ -225,12 +225,14 @@ class _BigWorld:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=BIG_OPS)
-# Found by hypothesis: the remote's C take stopped where its 64 KiB batch buffer filled (one small message before
-# a 65,505-byte one) and gave back one host buffer, the general path took all four: the host's sends after it
-# then met a full ring in one world only. A remote's receive takes every waiting message (RPF_MORE).
+# Found by hypothesis: the remote's C take stopped where its batch buffer filled (then 64 KiB: one small message
+# before a 65,505-byte one) and gave back fewer host buffers than the general path, which took all: the host's sends
+# after it met a full ring in one world only. A remote's receive takes every waiting message (RPF_MORE); the
+# second example fills the batch buffer (now a ring of 512-byte buffers and one largest message) with two of three.
 @example(
     ops=[("h.send", 0), ("h.send", 65505), ("h.send", 0), ("h.send", 0), ("r.recv", 0), ("h.send", 0), ("h.send", 0)]
 )
+@example(ops=[*[("h.send", 65505)] * 3, ("h.send", 0), ("r.recv", 0), *[("h.send", 0)] * 4])
 def test_the_c_path_and_the_python_path_agree_on_big_buffers(
     ops: list[tuple[str, int]], host_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
