@@ -110,7 +110,7 @@ extern PyTypeObject EndpointBaseType;
 PyObject *slow(EndpointBase *e, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 int u32_of(PyObject *v, uint32_t *out);
 
-/* the methods (endpoint_send.c, endpoint_recv.c) */
+/* the methods (endpoint_send.c, endpoint_zerocopy.c, endpoint_recv.c) */
 PyObject *ep_send(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_sendto(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
@@ -123,6 +123,19 @@ PyObject *ep_send_buffers_reuse(EndpointBase *e, PyObject *const *args, Py_ssize
 PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
+/* what the methods share: the send's entry (endpoint_send.c), the receive's waiting (endpoint_wait.c) and queue
+ * (endpoint_queue.c); each says what it returns */
+int send_enter(Gate *g, PyObject **release, int *handled);
+#define SLEEP_UNLOCKED -2 /* sleep_c: an error, and the lock is not held (interrupted while taking it back) */
+int doorbell_owned(Gate *g);
+int may_sleep(Gate *g, EndpointBase *e);
+int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own);
+int recv_kick(Gate *g);
+PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued);
+int take_all_queued(EndpointBase *e, PyObject *out, Py_ssize_t bufsize, Py_ssize_t queued);
+PyObject *queued_result(PyObject *item, Py_ssize_t bufsize, int with_src);
+PyObject *queue_batch(EndpointBase *e, int n, Py_ssize_t bufsize, int with_src, PyObject *into, Py_ssize_t max);
 
 /* --- TxBufferBase (endpoint_txbuffer.c) -------------------------------------------------------------------- */
 typedef struct {
