@@ -51,6 +51,7 @@ NS_MSG_SIZE = NS_MSG.size  # 40
 NAME_SIZE = 32
 
 MAX_PAYLOAD = 0xFFFF  # hdr.len is a u16: the largest payload one message carries, whatever the buffer size
+MAX_MESSAGE = HEADER_SIZE + MAX_PAYLOAD  # the largest message a buffer can carry (C: RPF_MSG_MAX)
 
 NS_ADDR = 53
 ADDR_ANY = 0xFFFF_FFFF

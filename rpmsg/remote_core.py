@@ -12,7 +12,7 @@ from rpmsg.core_common import CoreBase, Event, Message, Payload
 from rpmsg.errors import MessageTooLong, RemoteProtocolError, WouldBlock
 from rpmsg.protocol import (
     HEADER_SIZE,
-    MAX_PAYLOAD,
+    MAX_MESSAGE,
     NS_ADDR,
     RX_VRING,
     TX_VRING,
@@ -65,7 +65,7 @@ class RemoteCore(CoreBase):
         # path's RPF_MORE, set when less than a largest message was left), which a stream of 512-byte messages
         # never needs.
         num = from_host_num(tx_layout)
-        self._rx_out = bytearray(max(1 << 16, num * 512) + HEADER_SIZE + MAX_PAYLOAD)
+        self._rx_out = bytearray(max(1 << 16, num * 512) + MAX_MESSAGE)
         self._rx_lens = array("I", bytes(4 * num))
         # The host re-posts a receive buffer after every message; we only need to hear about it while a send
         # waits for one (the same trick as Linux's suppressed TX-complete interrupts, mirrored).

@@ -90,6 +90,7 @@ SHARED = [
     *[(FASTPATH_H, name, f"rpmsg._native:FALLBACK_CONSTANTS['{name}']") for name in sorted(header(FASTPATH_H))],
     (FASTPATH_H, "RPF_NOTIFY", "rpmsg.fastpath:NOTIFY"),
     (FASTPATH_H, "RPF_MORE", "rpmsg.fastpath:MORE"),
+    (FASTPATH_H, "RPF_MSG_MAX", "rpmsg.protocol:MAX_MESSAGE"),
     (FASTPATH_H, "RPF_GENERAL", "rpmsg.fastpath:GENERAL"),
     (FASTPATH_H, "RPF_DEV_MAX", "rpmsg.fastpath:DEV_MAX"),
     (FASTPATH_H, "RPF_DEV_MAX", "rpmsg.fastpath:RemoteFastPath.max_payload"),
