@@ -4,10 +4,7 @@ running for attach)."""
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import socket
-import struct
 import threading
 import time
 from pathlib import Path
@@ -15,6 +12,7 @@ from pathlib import Path
 from resource_table import Vdev, parse_with_spans, vdev_field_offset
 from rpmsg import EndpointClosed, PeerLost, RemoteCore, RpmsgDevice
 from rpmsg.protocol import driver_ok
+from tests.transports.fake_uio import FakeInterruptHardware
 from transports.devmem import DevmemWindow, UioDoorbell
 from transports.memory import RegionMemory
 from virtio import VringLayout
@@ -52,34 +50,12 @@ class FakeSoc:
         self.remote_hw, self.remote_uio = socket.socketpair()
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
-        self._spawn(self._interrupts)
+        self.interrupts = FakeInterruptHardware(path, {TO_REMOTE: self.remote_hw, TO_HOST: self.host_hw})
 
     def _spawn(self, target: object) -> None:
         t = threading.Thread(target=target, daemon=True)  # type: ignore[arg-type]
         t.start()
         self.threads.append(t)
-
-    def _interrupts(self) -> None:
-        lines = {TO_REMOTE: self.remote_hw, TO_HOST: self.host_hw}
-        for line in lines.values():
-            line.setblocking(False)
-        count = 0
-        with open(self.path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
-            words = memoryview(m).cast("I")
-            try:
-                while not self.stop.is_set():
-                    for reg, line in lines.items():
-                        with contextlib.suppress(BlockingIOError):
-                            line.recv(4096)  # UIO enables: accepted
-                        if words[reg // 4]:
-                            words[reg // 4] = 0
-                            count += 1
-                            line.send(struct.pack("<I", count))
-                    time.sleep(0.00002)
-            except OSError:
-                pass
-            finally:
-                words.release()
 
     def run_firmware(self, table_da: int, *, wait_for_reset: bool, table: bytes | None = None) -> None:
         """The remote core: optionally boots only when its reset is released; serves rpmsg-echo. ``table``: what
@@ -137,7 +113,8 @@ class FakeSoc:
 
     def close(self) -> None:
         self.stop.set()
-        for t in self.threads:
+        self.interrupts.stop.set()
+        for t in [*self.threads, self.interrupts.thread]:
             t.join(5)
         for s in (self.host_hw, self.host_uio, self.remote_hw, self.remote_uio):
             s.close()

@@ -5,16 +5,11 @@ interrupt controller) — and every test of this directory twice: with the host'
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +20,7 @@ import pytest
 from rpmsg import Profile, RpmsgDevice, loopback_pair
 from rpmsg.wiring import host_on, remote_on
 from tests.rpmsg.services import start_services
+from tests.transports.fake_uio import FakeInterruptHardware
 from transports.doorbell import c_doorbell_of
 from transports.url import open_link
 
@@ -50,39 +46,6 @@ def _check_path(device: RpmsgDevice, host_path: str) -> None:
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-class FakeInterruptHardware:
-    """Stands in for an SoC's mailbox and interrupt lines: a doorbell register written non-zero by one side
-    raises the other side's UIO interrupt (a 4-byte count on its descriptor) and is cleared."""
-
-    def __init__(self, path: Path, mailboxes: dict[int, socket.socket]) -> None:
-        self.path = path
-        self.mailboxes = mailboxes  # register offset -> the hardware end of the receiver's UIO descriptor
-        self.stop = threading.Event()
-        self.count = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        with open(self.path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
-            words = memoryview(m).cast("I")
-            try:
-                for line in self.mailboxes.values():
-                    line.setblocking(False)
-                while not self.stop.is_set():
-                    for offset, line in self.mailboxes.items():
-                        with contextlib.suppress(BlockingIOError):
-                            line.recv(4096)  # the driver's "enable" writes: accepted
-                        if words[offset // 4]:
-                            words[offset // 4] = 0
-                            self.count += 1
-                            line.send(struct.pack("<I", self.count))
-                    time.sleep(0.00002)
-            except OSError:
-                pass
-            finally:
-                words.release()
 
 
 @dataclass

@@ -234,10 +234,16 @@ def index_wraparound(ctx: HostContext) -> str:
             while sent < total and sent - received < window:
                 ep.send(sent.to_bytes(4, "little"))
                 sent += 1
+            waited = time.monotonic()
             try:
                 got = ep.recv()
             except RpmsgError as exc:
                 raise ScenarioFailed(f"after {received} echoes: {exc}") from None
+            waited = time.monotonic() - waited
+            if waited > ctx.timeout * 0.9:
+                # The echoes were there, but no kick woke the receive: it found them when its wait ran out.
+                # Failing here keeps a lost kick from crawling through 70,000 echoes, one window per wait.
+                raise ScenarioFailed(f"echo {received} took {waited:.1f} s: the remote's kick was lost")
             if got != received.to_bytes(4, "little"):
                 raise ScenarioFailed(f"echo {received} wrong or out of order: {got.hex()}")
             received += 1
