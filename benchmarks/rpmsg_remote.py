@@ -1,9 +1,11 @@
 """Remote process of the rpmsg benchmarks: "bench-echo" echoes, "bench-count" counts and reports on b"report".
 
-    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|python-many|c] [NUM:RX_SIZE:TX_SIZE]
+    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|python-many|python-recv-many|c] [NUM:RX:TX]
 
 ``python``: rproc's Python remote (an endpoint for SERVICE, receiving with ``recvfrom``); ``python-many``: the
-same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only). ``c``: the firmware's C rpmsg
+same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only); ``python-recv-many``: with
+``recv_many`` (no sources: the first message's, from ``recvfrom``, is where the report goes; "bench-count" only).
+Each message is looked at in Python in every kind. ``c``: the firmware's C rpmsg
 remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link, the host's eventfd
 doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end).
 "bench-touch" reads every byte of each message and answers b"report" with "COUNT SUM". The last argument: the
@@ -54,13 +56,23 @@ def parse_profile(text: str | None) -> Profile:
     return Profile(num=num, rx_count=num, tx_count=num, rx_size=rx_size, tx_size=tx_size)
 
 
-def run_python(name: str, wait: str, service: str, p: Profile, many: bool = False) -> int:
+def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -> int:
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
     link = open_link(f"shm://{name}", role="remote")
     device = remote_on(link, p, wait=wait)  # type: ignore[arg-type]
     ep = device.endpoint(f"bench-{service}")
     n = total = 0
     try:
+        if many == "python-recv-many":
+            data, host = ep.recvfrom()
+            n = int(data != b"report")
+            while True:
+                for data in ep.recv_many(64):
+                    if data == b"report":
+                        ep.sendto(str(n).encode(), host)
+                        n = 0
+                    else:
+                        n += 1
         if many:
             while True:
                 for data, src in ep.recvfrom_many(64):
@@ -129,9 +141,9 @@ def main() -> int:
     profile = parse_profile(sys.argv[5] if len(sys.argv) > 5 else None)
     if len(sys.argv) > 4 and sys.argv[4] == "c":
         return run_c(name, wait, profile)
-    many = len(sys.argv) > 4 and sys.argv[4] == "python-many"
+    many = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] in ("python-many", "python-recv-many") else ""
     if many and service != "count":
-        raise SystemExit(f"python-many: only the count service, not {service!r}")
+        raise SystemExit(f"{many}: only the count service, not {service!r}")
     return run_python(name, wait, service, profile, many)
 
 

@@ -439,9 +439,9 @@ class Endpoint(EndpointBase):
                 self._dev.take_waiting(self, out, max, bufsize)
         return out
 
-    def recv_many(self, max: int = 64, bufsize: int = 1 << 16) -> list[bytes]:
+    def _recv_many_py(self, max: int = 64, bufsize: int = 1 << 16) -> list[bytes]:
         """:meth:`recvfrom_many` without the sources."""
-        return [data for data, _ in self.recvfrom_many(max, bufsize)]
+        return [data for data, _ in self._recvfrom_many_py(max, bufsize)]
 
     # --- receiving -------------------------------------------------------------------------------------------
     def _enqueue(self, msg: Message) -> None:
@@ -646,5 +646,5 @@ class Endpoint(EndpointBase):
     if EndpointBase is object:  # rpmsg._endpoint_c not built: the Python methods are the methods
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
         send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
-        send_buffer_reuse, recvfrom_many = _send_buffer_reuse_py, _recvfrom_many_py
+        send_buffer_reuse, recvfrom_many, recv_many = _send_buffer_reuse_py, _recvfrom_many_py, _recv_many_py
         get_buffers, send_buffers, send_buffers_reuse = _get_buffers_py, _send_buffers_py, _send_buffers_reuse_py

@@ -270,6 +270,15 @@ class CVring:
             return rc, 0, []
         return rc, int(self._head[0]), self._desc_list(0, rc)
 
+    def dev_peek(self, max_descs: int, ahead: int = 0) -> tuple[int, int, list[Desc]]:
+        rc = int(self._lib.rp_dev_peek(self._vq, ahead, self._descs, min(max_descs, self.num), self._head))
+        if rc <= 0:
+            return rc, 0, []
+        return rc, int(self._head[0]), self._desc_list(0, rc)
+
+    def dev_skip(self) -> int:
+        return int(self._lib.rp_dev_skip(self._vq))
+
     def dev_pop_many(self, max_descs: int, max_chains: int) -> tuple[int, list[tuple[int, list[Desc]]]]:
         rc = int(
             self._lib.rp_dev_pop_many(

@@ -398,14 +398,14 @@ class PyVring:
         return len(lens), bytes(out), lens
 
     # --- device side ------------------------------------------------------------------------------------
-    def _avail_peek(self) -> tuple[int, int]:
+    def _avail_peek(self, ahead: int = 0) -> tuple[int, int]:
         aidx = self._avail_idx
         pending = (aidx - self.last_avail) & U16
-        if pending == 0:
-            return 0, 0
         if pending > self.num:
             return self._fault(RP_ERR_AVAIL_JUMP, self.last_avail, aidx), 0
-        pos = self.last_avail & (self.num - 1)
+        if pending <= ahead:
+            return 0, 0
+        pos = (self.last_avail + ahead) & U16 & (self.num - 1)
         head = self._avail16[2 + pos]
         if head >= self.num:
             return self._fault(RP_ERR_BAD_HEAD, pos, head), 0
@@ -444,17 +444,33 @@ class PyVring:
         if self.event_idx and not self.suppressed:
             self._avail_event_set(self.last_avail)
 
-    def dev_pop(self, max_descs: int) -> tuple[int, int, list[Desc]]:
+    def dev_peek(self, max_descs: int, ahead: int = 0) -> tuple[int, int, list[Desc]]:
         if self.broken:
             return RP_ERR_BROKEN, 0, []
-        r, head = self._avail_peek()
+        r, head = self._avail_peek(ahead)
         if r <= 0:
             return r, 0, []
         count, descs, _, _ = self._walk(head, max_descs)
         if count < 0:
             return count, 0, []
-        self._avail_consume()
         return count, head, descs
+
+    def dev_pop(self, max_descs: int) -> tuple[int, int, list[Desc]]:
+        count, head, descs = self.dev_peek(max_descs)
+        if count > 0:
+            self._avail_consume()
+        return count, head, descs
+
+    def dev_skip(self) -> int:
+        if self.broken:
+            return RP_ERR_BROKEN
+        r, head = self._avail_peek()
+        if r < 0:
+            return r
+        if r == 0:
+            return self._local(RP_ERR_ARG, self.last_avail, 0)
+        self._avail_consume()
+        return head
 
     def dev_pop_many(self, max_descs: int, max_chains: int) -> tuple[int, list[tuple[int, list[Desc]]]]:
         if self.broken:

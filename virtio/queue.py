@@ -246,6 +246,18 @@ class DeviceQueue(_Queue):
             return None
         return Chain(head, tuple(Desc(*d) for d in descs))
 
+    def peek(self, ahead: int = 0) -> Chain | None:
+        """The next chain, as :meth:`pop` gives it, left in the ring until :meth:`skip` takes it; ``ahead``: the
+        chain that many after the next (None when fewer wait)."""
+        rc, head, descs = self._ring.dev_peek(self.num, ahead)
+        if self._check(rc) == 0:
+            return None
+        return Chain(head, tuple(Desc(*d) for d in descs))
+
+    def skip(self) -> int:
+        """Take the chain :meth:`peek` gave (push it back as after :meth:`pop`); its head."""
+        return self._check(self._ring.dev_skip())
+
     def pop_many(self, max_chains: int | None = None) -> list[Chain]:
         rc, chains = self._ring.dev_pop_many(self.num, self.num if max_chains is None else max_chains)
         self._check(rc)

@@ -123,6 +123,7 @@ PyObject *ep_send_buffers_reuse(EndpointBase *e, PyObject *const *args, Py_ssize
 PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 /* what the methods share: the send's entry (endpoint_send.c), the receive's waiting (endpoint_wait.c) and queue
  * (endpoint_queue.c); each says what it returns */
@@ -159,7 +160,7 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 extern PyObject *s_timeout, *s_release;
 extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 extern PyObject *s_append, *s_popleft;
-extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
+extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
 

@@ -1,6 +1,8 @@
 /* The C path of one rpmsg device for the endpoints' C methods: see endpoint_cpath.h. No Python here. */
 #include "endpoint_cpath.h"
 
+#include <string.h>
+
 static uint32_t le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -96,6 +98,40 @@ const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, ui
 	*src = le32(m);
 	*len = (uint32_t)m[12] | (uint32_t)m[13] << 8;
 	return m + RPC_HDR;
+}
+
+int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len,
+		 uint32_t *size)
+{
+	const uint8_t *m;
+	uint32_t n;
+	if (p->rpf->dev_peek(p->rx, 0, &m, &n) != 1 || n < RPC_HDR || n > p->out_cap)
+		return 0;
+	uint8_t hdr[RPC_HDR];
+	memcpy(hdr, m, RPC_HDR); /* read once: the host may write it meanwhile */
+	uint32_t length = (uint32_t)hdr[12] | (uint32_t)hdr[13] << 8;
+	if (le32(hdr + 4) != addr || length > n - RPC_HDR)
+		return 0;
+	*src = le32(hdr);
+	*payload = m + RPC_HDR;
+	*len = length;
+	*size = n;
+	return 1;
+}
+
+void rpc_prefetch(const struct rpc_path *p, uint16_t ahead)
+{
+	p->rpf->dev_prefetch(p->rx, ahead);
+}
+
+int rpc_take_next(struct rpc_path *p, uint32_t size)
+{
+	return p->rpf->dev_take(p->rx, size);
+}
+
+int rpc_taken(struct rpc_path *p, int n)
+{
+	return p->rpf->dev_taken(p->rx, n, p->kick_fd);
 }
 
 int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd)

@@ -8,7 +8,7 @@
 PyObject *s_timeout, *s_release;
 PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 PyObject *s_append, *s_popleft;
-PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py;
+PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
 
@@ -82,6 +82,8 @@ static PyMethodDef ep_methods[] = {
 	{ "recvfrom_many", (PyCFunction)(void (*)(void))ep_recvfrom_many, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("recvfrom_many(max=64, bufsize=65536) -> [(bytes, src)]\n\nWait for one message, then take "
 		    "those already there, up to max.") },
+	{ "recv_many", (PyCFunction)(void (*)(void))ep_recv_many, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("recv_many(max=64, bufsize=65536) -> [bytes]\n\nrecvfrom_many without the sources.") },
 	{ "get_buffer", (PyCFunction)(void (*)(void))ep_get_buffer, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("get_buffer() -> TxBuffer\n\nZero-copy send (host): a send buffer to write into.") },
 	{ "send_buffer", (PyCFunction)(void (*)(void))ep_send_buffer, METH_FASTCALL | METH_KEYWORDS,
@@ -181,6 +183,7 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_recv_py", &s_recv_py },
 		{ "_recvfrom_py", &s_recvfrom_py },
 		{ "_recvfrom_many_py", &s_recvfrom_many_py },
+		{ "_recv_many_py", &s_recv_many_py },
 		{ "_send_many_py", &s_send_many_py },
 		{ "_get_buffer_py", &s_get_buffer_py },
 		{ "_send_buffer_py", &s_send_buffer_py },

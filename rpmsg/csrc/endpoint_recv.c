@@ -187,12 +187,72 @@ PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, 
 	return recv_entry(e, args, nargs, kwnames, 1, s_recvfrom_py);
 }
 
+/* The remote's messages for this endpoint copied straight out of the ring into `out` (one copy: no batch
+ * buffer), while the next one is a well-formed one for `addr` (rpc_peek_for): how many, their buffers given back
+ * with one publish and at most one kick; -1 on an error (memory; what was taken is in `out`, what was not stays
+ * in the ring). It stops at anything else, which the batch path (rpc_try_recv) then takes and delivers. */
+/* One message as the caller's list holds it: (bytes, src), or the bytes alone (recv_many). `*from` is one int
+ * for a run of messages from the same source (`*last` its value), released by the caller. */
+static PyObject *item_of(const uint8_t *payload, Py_ssize_t take, uint32_t src, int with_src, PyObject **from,
+			 uint32_t *last)
+{
+	if (with_src && (!*from || src != *last)) {
+		Py_XSETREF(*from, PyLong_FromUnsignedLong(src));
+		*last = src;
+		if (!*from)
+			return NULL;
+	}
+	PyObject *data = PyBytes_FromStringAndSize((const char *)payload, take);
+	if (!data || !with_src)
+		return data;
+	PyObject *item = PyTuple_New(2);
+	if (!item) {
+		Py_DECREF(data);
+		return NULL;
+	}
+	PyTuple_SET_ITEM(item, 0, data);
+	PyTuple_SET_ITEM(item, 1, Py_NewRef(*from));
+	return item;
+}
+
+#define PREFETCH_AHEAD 2 /* messages: fetched about two copies before their own */
+
+static int take_direct(Gate *g, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize, uint32_t addr, int with_src)
+{
+	struct rpc_path *p = &g->path;
+	int n = 0, err = 0;
+	uint32_t src, len, size, last_src = 0;
+	const uint8_t *payload;
+	PyObject *from = NULL; /* one int for a run of messages from the same source */
+	while (PyList_GET_SIZE(out) < max && rpc_peek_for(p, addr, &src, &payload, &len, &size)) {
+		Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
+		rpc_prefetch(p, PREFETCH_AHEAD);
+		PyObject *item = item_of(payload, take, src, with_src, &from, &last_src);
+		if (!item || PyList_Append(out, item) < 0) {
+			Py_XDECREF(item);
+			err = 1; /* not taken: it stays in the ring */
+			break;
+		}
+		Py_DECREF(item);
+		n++;
+		if (rpc_take_next(p, size) < 0)
+			break; /* the ring broke under us (a hostile host): the next receive reports it */
+	}
+	Py_XDECREF(from);
+	if (n) {
+		int rc = rpc_taken(p, n);
+		if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
+			PyErr_Clear(); /* the device failed: the next call says so */
+	}
+	return err ? -1 : n;
+}
+
 /* After recvfrom_many's first message: take more for this endpoint in C while what rpc_try_recv brings in is
  * only well-formed messages for it (RpmsgDevice._take_waiting's C branch); 1 when done, 0 when the device's
  * _take_waiting must go on (a message queued, a batch with others' messages (delivered to the queues here, as
  * recv_c does), the lock held elsewhere, the gate closed), -1 on an error (the list keeps what it holds: the
  * caller returns it). A broken ring ends the batch quietly: the next receive reports it, nothing taken is lost. */
-static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize)
+static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize, int with_src)
 {
 	Gate *g = e->gate;
 	uint32_t addr;
@@ -225,13 +285,22 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			unlock(release);
 			if (!item)
 				return 0;
-			PyObject *got = queued_result(item, bufsize, 1);
+			PyObject *got = queued_result(item, bufsize, with_src);
 			if (!got || PyList_Append(out, got) < 0) {
 				Py_XDECREF(got);
 				return -1;
 			}
 			Py_DECREF(got);
 			continue;
+		}
+		if (g->path.remote) {
+			int got = take_direct(g, out, max, bufsize, addr, with_src);
+			if (got) {
+				unlock(release);
+				if (got < 0)
+					return -1;
+				continue;
+			}
 		}
 		Py_ssize_t want = max - PyList_GET_SIZE(out);
 		int rc = rpc_try_recv(&g->path, want < (Py_ssize_t)g->path.rx_count ? (uint32_t)want : 0, 0);
@@ -263,18 +332,7 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 		for (int i = 0; i < n; i++) {
 			const uint8_t *payload = rpc_batch_next(&g->path, i, &pos, &src, &len);
 			Py_ssize_t take = (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize;
-			if (!from || src != last_src) {
-				Py_XSETREF(from, PyLong_FromUnsignedLong(src));
-				last_src = src;
-			}
-			PyObject *data = from ? PyBytes_FromStringAndSize((const char *)payload, take) : NULL;
-			PyObject *item = data ? PyTuple_New(2) : NULL;
-			if (item) {
-				PyTuple_SET_ITEM(item, 0, data);
-				PyTuple_SET_ITEM(item, 1, Py_NewRef(from));
-			} else {
-				Py_XDECREF(data);
-			}
+			PyObject *item = item_of(payload, take, src, with_src, &from, &last_src);
 			if (!item || PyList_Append(out, item) < 0) {
 				Py_XDECREF(item);
 				Py_XDECREF(from);
@@ -304,7 +362,21 @@ static int take_waiting(EndpointBase *e, PyObject *hook, PyObject *out, Py_ssize
 	return r ? 0 : -1;
 }
 
-PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* recv_many's list holds the bytes alone: what the queue and the device's _take_waiting appended as (bytes, src)
+ * (copies queued earlier, the general path) becomes its bytes. */
+static int strip_sources(PyObject *out)
+{
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(out); i++) {
+		PyObject *item = PyList_GET_ITEM(out, i);
+		if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2)
+			PyList_SetItem(out, i, Py_NewRef(PyTuple_GET_ITEM(item, 0))); /* (drops the tuple) */
+	}
+	return 0;
+}
+
+/* recvfrom_many (with_src) and recv_many: wait for one message as recvfrom does, then take those already there. */
+static PyObject *recv_many_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+				 int with_src, PyObject *name)
 {
 	Py_ssize_t max = 64, bufsize = 1 << 16;
 	int plain = nargs <= 2 && !kwnames;
@@ -314,24 +386,24 @@ PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t na
 		plain = PyLong_CheckExact(args[1]) && (bufsize = PyLong_AsSsize_t(args[1])) >= 0;
 	PyErr_Clear();
 	if (!plain)
-		return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+		return slow(e, name, args, nargs, kwnames);
 	PyObject *out = PyList_New(0);
 	if (!out)
 		return NULL;
 	/* the device's hook, held from here: the gate may let go of it meanwhile */
 	PyObject *hook = e->gate && e->gate->take_waiting ? Py_NewRef(e->gate->take_waiting) : NULL;
 	/* What is there already, in C (a batch of ours at once); nothing: wait for one as recvfrom does, then more */
-	int done = take_more_c(e, out, max, bufsize);
+	int done = take_more_c(e, out, max, bufsize, with_src);
 	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
 		int handled = 0;
 		/* (a batch all ours that the wait took in: the first max straight into out, the rest queued) */
-		PyObject *first = done ? recv_c(e, bufsize, 1, &handled, out, max) : NULL;
+		PyObject *first = done ? recv_c(e, bufsize, with_src, &handled, out, max) : NULL;
 		if (!first) {
 			Py_DECREF(out);
 			Py_XDECREF(hook);
 			if (handled)
 				return NULL;
-			return slow(e, s_recvfrom_many_py, args, nargs, kwnames);
+			return slow(e, name, args, nargs, kwnames);
 		}
 		if (first != Py_None && PyList_Append(out, first) < 0) {
 			Py_DECREF(first);
@@ -340,7 +412,7 @@ PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t na
 			return NULL;
 		}
 		Py_DECREF(first);
-		done = take_more_c(e, out, max, bufsize);
+		done = take_more_c(e, out, max, bufsize, with_src);
 	}
 	if (done < 0 && PyList_GET_SIZE(out) == 0) {
 		Py_DECREF(out);
@@ -353,5 +425,17 @@ PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t na
 		return NULL;
 	}
 	Py_XDECREF(hook);
+	if (!with_src)
+		strip_sources(out);
 	return out;
+}
+
+PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return recv_many_entry(e, args, nargs, kwnames, 1, s_recvfrom_many_py);
+}
+
+PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	return recv_many_entry(e, args, nargs, kwnames, 0, s_recv_many_py);
 }

@@ -367,6 +367,51 @@ int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32
 	return res;
 }
 
+int rpf_dev_peek(struct rp_vq *from_host, uint16_t ahead, const uint8_t **msg, uint32_t *len)
+{
+	struct rp_desc d;
+	uint16_t head;
+	int32_t err = from_host->err;
+	uint32_t where = from_host->err_where;
+	uint64_t value = from_host->err_value;
+	int r = rp_dev_peek(from_host, ahead, &d, 1, &head);
+	if (r == RP_ERR_ARG) { /* more than one descriptor: a question answered, not an error to show */
+		from_host->err = err;
+		from_host->err_where = where;
+		from_host->err_value = value;
+		return RPF_GENERAL;
+	}
+	if (r <= 0)
+		return r;
+	if (d.flags & RP_DESC_F_WRITE)
+		return RPF_GENERAL; /* no message in it: rpf_dev_recv's reading of it is the rule */
+	*msg = d.host;
+	*len = d.len;
+	return 1;
+}
+
+void rpf_dev_prefetch(struct rp_vq *from_host, uint16_t ahead)
+{
+	rp_dev_prefetch(from_host, (uint16_t)(2 * ahead), 0); /* a later one's descriptor, for its own turn */
+	rp_dev_prefetch(from_host, ahead, 2048);              /* the head of a big one: the copy streams the rest */
+}
+
+int rpf_dev_take(struct rp_vq *from_host, uint32_t len)
+{
+	int head = rp_dev_skip(from_host);
+	if (head < 0)
+		return head;
+	return rp_dev_push(from_host, (uint16_t)head, len);
+}
+
+int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd)
+{
+	int r = rp_dev_publish(from_host);
+	if (r < 0) /* as in rpf_dev_recv: deliver what was taken */
+		return n;
+	return kicked(r, from_host, kick_fd, n);
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -422,6 +467,7 @@ const struct rpf_api *rpf_api(void)
 	static const struct rpf_api api = {
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
 		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
+		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch,
 	};
 	return &api;
 }

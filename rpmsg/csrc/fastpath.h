@@ -46,6 +46,19 @@ int rpf_dev_send_many(struct rp_vq *to_host, uint32_t src, uint32_t dst, const u
 		      uint32_t n, int kick_fd);
 int rpf_dev_recv(struct rp_vq *from_host, uint8_t *out, uint32_t out_cap, uint32_t *lens, uint32_t max, int arm,
 		 int kick_fd);
+/* The remote's receive with one copy, straight out of the ring into the caller's object (recvfrom_many in C):
+ * rpf_dev_peek gives the next message the host sent in place: 1 and its bytes, when it is a chain of one
+ * readable descriptor (as Linux, OpenAMP and rproc's hosts send); 0 none waits; RPF_GENERAL another shape
+ * (rpf_dev_recv takes it); < 0 a broken ring (`ahead` > 0: the message that many after the next, looked at
+ * early to prefetch it; 0 when fewer wait). It stays the host's until rpf_dev_take takes it and gives the
+ * buffer back (used.len its length, as rpf_dev_recv); rpf_dev_taken after a run of them: one publish, at
+ * most one kick, `n` | RPF_NOTIFY as rpf_dev_recv returns. */
+int rpf_dev_peek(struct rp_vq *from_host, uint16_t ahead, const uint8_t **msg, uint32_t *len);
+/* Fetch the message `ahead` after the next into this CPU's cache (the host wrote it on its own): its copy, a few
+ * messages later, then finds it there. Nothing when fewer wait. */
+void rpf_dev_prefetch(struct rp_vq *from_host, uint16_t ahead);
+int rpf_dev_take(struct rp_vq *from_host, uint32_t len);
+int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 /* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
  * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
@@ -84,6 +97,10 @@ struct rpf_api {
 	int (*kick)(int kick, uint32_t queue);
 	int (*send_buffers)(struct rp_vq *tx, const uint64_t *addrs, const uint32_t *lens, uint32_t n,
 			    uint32_t buf_size, uint32_t src, uint32_t dst, int kick_fd);
+	int (*dev_peek)(struct rp_vq *from_host, uint16_t ahead, const uint8_t **msg, uint32_t *len);
+	int (*dev_take)(struct rp_vq *from_host, uint32_t len);
+	int (*dev_taken)(struct rp_vq *from_host, int n, int kick_fd);
+	void (*dev_prefetch)(struct rp_vq *from_host, uint16_t ahead);
 };
 const struct rpf_api *rpf_api(void);
 

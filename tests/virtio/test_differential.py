@@ -33,6 +33,8 @@ OPS = st.one_of(
     st.tuples(st.just("reclaim")),
     st.tuples(st.just("drv_recv_copy"), st.integers(0, 300), st.integers(0, NUM)),
     st.tuples(st.just("pop")),
+    st.tuples(st.just("peek"), st.integers(0, NUM + 1)),
+    st.tuples(st.just("skip")),
     st.tuples(st.just("pop_many"), st.integers(0, NUM)),
     st.tuples(st.just("push"), st.integers(0, NUM + 2), st.integers(0, 0x200)),
     st.tuples(st.just("dev_publish")),
@@ -70,6 +72,10 @@ def apply(p: Pair, op: tuple[Any, ...]) -> Any:
             return n, bytes(out), lens
         if name == "pop":
             return p.dev.pop()
+        if name == "peek":
+            return p.dev.peek(op[1])
+        if name == "skip":
+            return p.dev.skip()
         if name == "pop_many":
             return p.dev.pop_many(op[1])
         if name == "push":

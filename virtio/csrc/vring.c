@@ -464,22 +464,25 @@ int rp_drv_recv_copy(struct rp_vq *vq, uint8_t *out, uint32_t cap, uint32_t *len
 /* device side */
 
 /* The head of the next available chain: 1 (and *head), 0 when none, < 0 on a fault. */
-static int avail_peek(struct rp_vq *vq, uint16_t *head)
+/* The head of the chain `ahead` entries after the next one (0: the next), 0 when there are not that many. */
+static int avail_peek_at(struct rp_vq *vq, uint16_t ahead, uint16_t *head)
 {
 	uint16_t aidx = ld16(AVAIL_IDX(vq));
 	uint16_t pending = (uint16_t)(aidx - vq->last_avail);
-	if (pending == 0)
-		return 0;
 	if (pending > vq->num)
 		return fault(vq, RP_ERR_AVAIL_JUMP, vq->last_avail, aidx);
+	if (pending <= ahead)
+		return 0;
 	rp_rmb(); /* the index before the ring entry and the descriptors it publishes */
-	uint16_t pos = vq->last_avail & (vq->num - 1u);
+	uint16_t pos = (uint16_t)(vq->last_avail + ahead) & (vq->num - 1u);
 	uint16_t h = ld16(AVAIL_RING(vq, pos));
 	if (h >= vq->num)
 		return fault(vq, RP_ERR_BAD_HEAD, pos, h);
 	*head = h;
 	return 1;
 }
+
+static int avail_peek(struct rp_vq *vq, uint16_t *head) { return avail_peek_at(vq, 0, head); }
 
 /* Validate the chain at `head`, storing up to `max` descriptors in `out` (out may be 0: validate only).
  * Returns the descriptor count, RP_ERR_ARG if it has more than max (out given), or a fault. */
@@ -579,20 +582,56 @@ static void avail_consume(struct rp_vq *vq)
 		st16(AVAIL_EVENT(vq), vq->last_avail);
 }
 
-int rp_dev_pop(struct rp_vq *vq, struct rp_desc *out, uint32_t max, uint16_t *head)
+int rp_dev_peek(struct rp_vq *vq, uint16_t ahead, struct rp_desc *out, uint32_t max, uint16_t *head)
 {
 	if (vq->broken)
 		return RP_ERR_BROKEN;
 	uint16_t h;
-	int r = avail_peek(vq, &h);
+	int r = avail_peek_at(vq, ahead, &h);
 	if (r <= 0)
 		return r;
 	int count = walk(vq, h, out, max, 0, 0);
 	if (count < 0)
 		return count;
 	*head = h;
-	avail_consume(vq);
 	return count;
+}
+
+int rp_dev_pop(struct rp_vq *vq, struct rp_desc *out, uint32_t max, uint16_t *head)
+{
+	int count = rp_dev_peek(vq, 0, out, max, head);
+	if (count > 0)
+		avail_consume(vq);
+	return count;
+}
+
+void rp_dev_prefetch(const struct rp_vq *vq, uint16_t ahead, uint32_t bytes)
+{
+	uint16_t pos = (uint16_t)(vq->last_avail + ahead) & (vq->num - 1u);
+	uint16_t h = (uint16_t)(ld16(AVAIL_RING(vq, pos)) & (vq->num - 1u)); /* in bounds, whatever is there */
+	volatile uint8_t *d = DESC(vq, h);
+	if (!bytes) {
+		__builtin_prefetch((const void *)d);
+		return;
+	}
+	uint32_t len = ld32(d + 8);
+	const uint8_t *host = rp_translate(vq->regions, vq->nregions, ld64(d), len < bytes ? len : bytes);
+	for (uint32_t off = 0; host && off < (len < bytes ? len : bytes); off += 64)
+		__builtin_prefetch(host + off);
+}
+
+int rp_dev_skip(struct rp_vq *vq)
+{
+	if (vq->broken)
+		return RP_ERR_BROKEN;
+	uint16_t h;
+	int r = avail_peek(vq, &h);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return local_error(vq, RP_ERR_ARG, vq->last_avail, 0); /* nothing there to take */
+	avail_consume(vq);
+	return h;
 }
 
 int rp_dev_pop_many(struct rp_vq *vq, struct rp_desc *descs, uint32_t max_descs, uint16_t *heads,

@@ -153,6 +153,15 @@ int rp_drv_recv_copy(struct rp_vq *vq, uint8_t *out, uint32_t cap, uint32_t *len
 
 /* ---- device side ---- */
 int rp_dev_pop(struct rp_vq *vq, struct rp_desc *out, uint32_t max, uint16_t *head);
+/* rp_dev_pop without taking the chain: it stays next until rp_dev_skip, which takes it (a caller that reads a
+ * message in place first, then decides), returning its head, or RP_ERR_ARG when none waits. `ahead` > 0: the
+ * chain that many after the next (0 when fewer wait), to look at early (a prefetch). */
+int rp_dev_peek(struct rp_vq *vq, uint16_t ahead, struct rp_desc *out, uint32_t max, uint16_t *head);
+int rp_dev_skip(struct rp_vq *vq);
+/* A hint, not a look: fetch into this CPU's cache what the avail entry `ahead` after the next names (the driver
+ * wrote it on another CPU): its descriptor (bytes 0), or the first `bytes` of its buffer. Nothing is checked,
+ * kept or faulted, whether or not the entry is published yet; rp_dev_peek is the look. */
+void rp_dev_prefetch(const struct rp_vq *vq, uint16_t ahead, uint32_t bytes);
 int rp_dev_pop_many(struct rp_vq *vq, struct rp_desc *descs, uint32_t max_descs, uint16_t *heads,
 		    uint16_t *counts, uint32_t max_chains);
 int rp_dev_push(struct rp_vq *vq, uint16_t head, uint32_t len);
