@@ -406,6 +406,10 @@ class RemoteFastPath(_FastPath):
     def _guard(self) -> tuple[object, str, object]:
         return (self.core, "_spare", None)  # no host buffer the general path popped and kept goes first
 
+    def send_ready(self) -> bool:
+        """The host has posted a buffer to send into."""
+        return bool(self._lib.rp_dev_has_avail(self._send_vq) > 0)
+
     def send(self, src: int, dst: int, data: bytes | bytearray | memoryview) -> int:
         """0: no host buffer posted; 1: sent (and kicked when asked and possible); 1 | NOTIFY: sent, the caller
         kicks vring 0; GENERAL: the host's buffer is too small (nothing taken: the general path says so)."""

@@ -90,7 +90,7 @@ void unlock(PyObject *release);
 int gate_usable(Gate *g);
 int gate_guard_holds(Gate *g);
 int kick_python(Gate *g, int queue);
-PyObject *failed(Gate *g, PyObject *report, int rc, PyObject *release);
+PyObject *failed(PyObject *report, int rc, PyObject *release);
 PyObject *call_hook(PyObject *hook, PyObject *arg);
 
 /* --- EndpointBase: the C methods of rpmsg's Endpoint (endpoint_module.c) ----------------------------------- */

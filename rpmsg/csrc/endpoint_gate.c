@@ -373,7 +373,7 @@ int kick_python(Gate *g, int queue)
 
 /* A failure code from the C path: the device reports it (`report`: its send_failed or recv_failed hook, which
  * always raises); the lock is released. */
-PyObject *failed(Gate *g, PyObject *report, int rc, PyObject *release)
+PyObject *failed(PyObject *report, int rc, PyObject *release)
 {
 	PyObject *code = report ? PyLong_FromLong(rc) : NULL;
 	PyObject *r = code ? call_hook(report, code) : NULL;

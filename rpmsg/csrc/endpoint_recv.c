@@ -53,7 +53,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 	for (;;) {
 		rc = rpc_try_recv(&g->path, 0, arm);
 		if (rc < 0 && rc != RPF_GENERAL)
-			return failed(g, g->recv_failed, rc, release);
+			return failed(g->recv_failed, rc, release);
 		if (rc > 0)
 			break;
 		int may = rc == 0 ? may_sleep(g, e) : 0;

@@ -42,7 +42,7 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 	Py_ssize_t len = b.len;
 	PyBuffer_Release(&b);
 	if (rc < 0 && rc != RPF_GENERAL)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if (rc <= 0) { /* no buffer (the Python path waits for one), or a host buffer too small (it names it) */
 		unlock(release);
 		*handled = 0;
@@ -110,11 +110,11 @@ static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj,
 			break;
 	}
 	if (rc < 0 && rc != RPF_GENERAL)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if (k > 0) {
 		rc = rpc_flush(&g->path);
 		if (rc < 0)
-			return failed(g, g->send_failed, rc, release);
+			return failed(g->send_failed, rc, release);
 		if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
 			unlock(release);
 			return NULL; /* the device failed (PeerLost, with the count unconfirmed) */

@@ -23,7 +23,7 @@ static PyObject *get_buffer_c(EndpointBase *e, int *handled)
 	uint64_t addr = 0;
 	int rc = rpc_try_take(&g->path, &addr);
 	if (rc < 0)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if (rc == 0) {
 		unlock(release);
 		*handled = 0;
@@ -85,7 +85,7 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 	}
 	int rc = rpc_send_buffer(&g->path, b->addr, src, dst, len);
 	if (rc < 0)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
 		unlock(release);
 		return NULL;
@@ -98,20 +98,25 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 	uint64_t addr = 0;
 	rc = g->attached && g->tx_view ? rpc_try_take(&g->path, &addr) : 0;
 	if (rc < 0)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if (rc)
 		txb_arm(g, b, addr);
 	unlock(release);
 	return PyBool_FromLong(rc);
 }
 
-static PyObject *send_buffer_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-				   int reuse, PyObject *name)
+/* send_buffer_c or send_buffers_c: (buf or bufs, length or lengths, dst, reuse, &handled). */
+typedef PyObject *(*zero_copy_send)(EndpointBase *, PyObject *, PyObject *, PyObject *, int, int *);
+
+/* The four zero-copy sends' one argument shape, (what, length[s], dst=None), positional: the C send, or the
+ * Python method `name` for any other shape and whatever the C send hands over. */
+static PyObject *send_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int reuse,
+			    PyObject *name, zero_copy_send send)
 {
 	if ((nargs == 2 || nargs == 3) && !kwnames) {
 		int handled;
 		PyObject *dst = nargs == 3 && args[2] != Py_None ? args[2] : e->peer;
-		PyObject *r = send_buffer_c(e, args[0], args[1], dst ? dst : Py_None, reuse, &handled);
+		PyObject *r = send(e, args[0], args[1], dst ? dst : Py_None, reuse, &handled);
 		if (r || handled)
 			return r;
 	}
@@ -120,12 +125,12 @@ static PyObject *send_buffer_entry(EndpointBase *e, PyObject *const *args, Py_ss
 
 PyObject *ep_send_buffer(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	return send_buffer_entry(e, args, nargs, kwnames, 0, s_send_buffer_py);
+	return send_entry(e, args, nargs, kwnames, 0, s_send_buffer_py, send_buffer_c);
 }
 
 PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	return send_buffer_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py);
+	return send_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py, send_buffer_c);
 }
 
 /* Up to `max` send buffers for zero-copy sends (host; RpmsgDevice.get_buffers's C branch): rpc_try_take until
@@ -148,7 +153,7 @@ static PyObject *get_buffers_c(EndpointBase *e, Py_ssize_t max, int *handled)
 	uint64_t addr = 0;
 	int rc = rpc_try_take(&g->path, &addr);
 	if (rc < 0)
-		return failed(g, g->send_failed, rc, release);
+		return failed(g->send_failed, rc, release);
 	if (rc == 0) { /* none free: the Python method waits for the first */
 		unlock(release);
 		*handled = 0;
@@ -170,7 +175,7 @@ static PyObject *get_buffers_c(EndpointBase *e, Py_ssize_t max, int *handled)
 		rc = rpc_try_take(&g->path, &addr);
 		if (rc < 0) { /* the device fails (PeerLost, as the Python method raises); nothing was sent */
 			Py_DECREF(out);
-			return failed(g, g->send_failed, rc, release);
+			return failed(g->send_failed, rc, release);
 		}
 		if (rc == 0)
 			break;
@@ -298,7 +303,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 				Py_XDECREF(value);
 				Py_XDECREF(tb);
 				if (rc < 0)
-					result = failed(g, g->send_failed, rc, release);
+					result = failed(g->send_failed, rc, release);
 				else
 					unlock(release);
 				goto done;
@@ -310,7 +315,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	}
 	int rc = n ? rpc_send_buffers(&g->path, addrs, lens, (uint32_t)n, src, dst) : 0;
 	if (rc < 0) {
-		result = failed(g, g->send_failed, rc, release);
+		result = failed(g->send_failed, rc, release);
 		goto done;
 	}
 	if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
@@ -328,7 +333,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 		uint64_t addr = 0;
 		rc = rpc_try_take(&g->path, &addr);
 		if (rc < 0) {
-			result = failed(g, g->send_failed, rc, release);
+			result = failed(g->send_failed, rc, release);
 			goto done;
 		}
 		if (!rc)
@@ -349,25 +354,12 @@ done:
 	return result;
 }
 
-static PyObject *send_buffers_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-				    int reuse, PyObject *name)
-{
-	if ((nargs == 2 || nargs == 3) && !kwnames) {
-		int handled;
-		PyObject *dst = nargs == 3 && args[2] != Py_None ? args[2] : e->peer;
-		PyObject *r = send_buffers_c(e, args[0], args[1], dst ? dst : Py_None, reuse, &handled);
-		if (r || handled)
-			return r;
-	}
-	return slow(e, name, args, nargs, kwnames);
-}
-
 PyObject *ep_send_buffers(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	return send_buffers_entry(e, args, nargs, kwnames, 0, s_send_buffers_py);
+	return send_entry(e, args, nargs, kwnames, 0, s_send_buffers_py, send_buffers_c);
 }
 
 PyObject *ep_send_buffers_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	return send_buffers_entry(e, args, nargs, kwnames, 1, s_send_buffers_reuse_py);
+	return send_entry(e, args, nargs, kwnames, 1, s_send_buffers_reuse_py, send_buffers_c);
 }
