@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpmsg import PeerLost, Profile, RpmsgDevice, WouldBlock, loopback_pair
+from rpmsg import PeerLost, RpmsgDevice, WouldBlock, loopback_pair
 from rpmsg.endpoint import Endpoint
 from rpmsg.protocol import pack_header
+from tests.rpmsg.test_batch_zero_copy import PROFILE
+from tests.rpmsg.test_batch_zero_copy import _connect as connect
 from virtio import Buf
 
-PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 LAY = PROFILE.tx_layout  # vring 1: the host's messages to the remote
 
 
@@ -31,12 +32,10 @@ def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[Rpmsg
 
 
 def _connect(host: RpmsgDevice, remote: RpmsgDevice) -> tuple[Endpoint, Endpoint, Endpoint]:
-    r = remote.endpoint("svc")
+    """The host's endpoint, the remote's for it and another of the remote's (non-blocking)."""
+    h, r = connect(host, remote)
+    h.settimeout(5)
     other = remote.endpoint("other")
-    h = host.open("svc", timeout=5)
-    h.send(b"hello")
-    assert r.recv() == b"hello"
-    r.settimeout(0)
     other.settimeout(0)
     return h, r, other
 
