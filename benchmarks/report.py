@@ -10,6 +10,11 @@ Each benchmark collects its figures in a :class:`Results` and, given ``--json FI
 
 A baseline is also a figure of its own (with ``"baseline": null``). ``better`` says which way is good, so a script
 can check "ratio <= 3" for a latency and "ratio >= 0.5" for a rate alike.
+
+``./scripts/bench --runs N`` (N > 1) runs the selection N times and merges the runs with :func:`merge_runs`: each
+figure's ``value`` is the median of its N values and its ``ratio`` the median of the N ratios, each taken against
+the baseline measured in the same run (its ``baseline.value`` the baseline's median); ``"runs": {"values": [...],
+"ratios": [...]}`` keeps every run's, so the spread is there too.
 """
 
 from __future__ import annotations
@@ -163,3 +168,29 @@ def _ticks(lo: float, hi: float) -> list[float]:
     if len(ticks) > 10:
         ticks = [t for t in ticks if math.isclose(t, 10 ** round(math.log10(t)))]
     return ticks or [lo, hi]
+
+
+def merge_runs(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The figures of several runs of the same benchmarks as one list, in the first run's order: medians, and every
+    run's value and ratio (a ratio is only ever taken within one run). A figure missing from a run is a mistake."""
+    if not runs:
+        return []
+    keyed = [{(f["benchmark"], f["name"]): f for f in run} for run in runs]
+    merged = []
+    for figure in runs[0]:
+        key = (figure["benchmark"], figure["name"])
+        missing = [i + 1 for i, run in enumerate(keyed) if key not in run]
+        if missing:
+            raise ValueError(f"{key[0]}: {key[1]!r} is missing from run(s) {missing}")
+        same = [run[key] for run in keyed]
+        values = [f["value"] for f in same]
+        ratios = [f["ratio"] for f in same]
+        out = dict(figure, value=statistics.median(values), runs={"values": values, "ratios": ratios})
+        if figure["baseline"] is not None:
+            out["baseline"] = {
+                "name": figure["baseline"]["name"],
+                "value": statistics.median(f["baseline"]["value"] for f in same),
+            }
+            out["ratio"] = statistics.median(r for r in ratios if r is not None) if any(ratios) else None
+        merged.append(out)
+    return merged

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report import merge_runs
+
 REPO = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -68,6 +70,42 @@ def test_bench_json_and_histogram(tmp_path: Path) -> None:
         p50 = float(g.get("data-p50", ""))
         assert p50 == pytest.approx(pingpong[name]["value"], abs=1e-3)
         assert edges[0][0] - 1e-3 <= p50 <= float(g.get("data-p99", "")) <= edges[-1][1] + 1e-3
+
+
+def _figures(v: float, b: float) -> list[dict[str, object]]:
+    """One run's figures: a baseline and a figure compared with it."""
+    base = {"benchmark": "x", "name": "base", "value": b, "unit": "us", "better": "lower", "baseline": None}
+    fig = {"benchmark": "x", "name": "fig", "value": v, "unit": "us", "better": "lower"}
+    return [{**base, "ratio": None}, {**fig, "baseline": {"name": "base", "value": b}, "ratio": v / b}]
+
+
+def test_merge_runs_takes_medians_and_keeps_every_run() -> None:
+    """./scripts/bench --runs N: a figure's value is the median of its values, its ratio the median of the ratios
+    each run took against its own baseline (not the medians' ratio), and every run's values and ratios are kept."""
+    base, fig = merge_runs([_figures(2, 1), _figures(9, 3), _figures(4, 4)])
+    assert base["value"] == 3 and base["ratio"] is None and base["baseline"] is None
+    assert base["runs"] == {"values": [1, 3, 4], "ratios": [None, None, None]}
+    assert fig["value"] == 4 and fig["baseline"] == {"name": "base", "value": 3}
+    assert fig["ratio"] == 2 and fig["runs"] == {"values": [2, 9, 4], "ratios": [2, 3, 1]}  # 4 / 3 is not it
+    with pytest.raises(ValueError, match=r"'fig' is missing from run\(s\) \[2\]"):
+        merge_runs([_figures(1, 1), _figures(1, 1)[:1]])
+
+
+def test_bench_runs_twice(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "wait_modes", "--runs", "2"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "(run 2 of 2)" in done.stdout and "medians of 2 runs" in done.stdout
+    doc = json.loads(out.read_text())
+    assert doc["repeats"] == 2 and [r["benchmark"] for r in doc["runs"]] == ["wait_modes"] * 2
+    by_name = {f["name"]: f for f in doc["figures"]}
+    assert len(by_name) == len(doc["figures"]) == 3 + 6
+    for f in doc["figures"]:
+        values = f["runs"]["values"]
+        assert len(values) == 2 and f["value"] == pytest.approx(sum(values) / 2)
+    spin = by_name["round trip, wait mode spin"]
+    assert spin["ratio"] == pytest.approx(sum(spin["runs"]["ratios"]) / 2)
 
 
 def test_big_buffers_json(tmp_path: Path) -> None:
