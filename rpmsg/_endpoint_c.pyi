@@ -31,6 +31,7 @@ class Gate:
         lens: int,
         out_cap: int,
         kick_fd: int,
+        rx_kick_fd: int,
         remote: bool,
         lock: Any,
         trace_enabled: Callable[[int], bool],
@@ -51,6 +52,7 @@ class EndpointBase:
     _queue: Any
     _queued_bytes: int
     closed: bool
+    def _handed_deadline(self) -> float | None: ...
     def send(self, data: bytes | bytearray | memoryview) -> int: ...
     def sendto(self, data: bytes | bytearray | memoryview, dst: int) -> int: ...
     def recv(self, bufsize: int = ...) -> bytes: ...

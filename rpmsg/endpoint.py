@@ -9,8 +9,8 @@ queued messages (``_take``) and reads its state (``_state``).
 ``send``, ``sendto``, ``recv``, ``recvfrom`` and the batch and zero-copy calls are the ``_*_py`` methods here,
 unless rpmsg._endpoint_c is built: then they are its C methods (the base class :class:`EndpointBase`), which do
 the common case themselves while the device's gate is open and otherwise call the ``_*_py`` method with the same
-arguments. The C methods look up these names on the endpoint by string: ``device``, ``_timeout`` and the
-``_*_py`` methods (rpmsg/csrc/endpoint*.c); keep them.
+arguments. The C methods look up these names on the endpoint by string: ``device``, ``_timeout``,
+``_recv_timed_out`` and the ``_*_py`` methods (rpmsg/csrc/endpoint*.c); keep them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from rpmsg import fastpath
 from rpmsg.core import Message, TxBuffer
@@ -497,7 +497,17 @@ class Endpoint(EndpointBase):
         return msg
 
     def _deadline(self) -> float | None:
+        """When a receive (or a send waiting for a buffer) that starts now gives up: the endpoint's timeout from
+        now, or the deadline of the C receive that began waiting and handed over to this Python method."""
+        handed = self._handed_deadline()
+        if handed is not None:
+            return handed
         return None if self._timeout is None else time.monotonic() + self._timeout
+
+    if EndpointBase is object:
+
+        def _handed_deadline(self) -> float | None:
+            return None  # no C receive to hand one over
 
     def recv_message(self) -> Message:
         """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""
@@ -524,8 +534,13 @@ class Endpoint(EndpointBase):
                 if deadline is not None and time.monotonic() >= deadline:
                     if timeout == 0:
                         raise WouldBlock(f"no message waiting on {self!r}")
-                    raise RpmsgTimeout(f"no message on {self!r} within {timeout} s")
+                    self._recv_timed_out(timeout)
                 dev.wait(deadline)
+
+    def _recv_timed_out(self, timeout: float | None) -> NoReturn:
+        """Raise what a receive raises when its ``timeout`` ran out with nothing for it (the C receive, which
+        keeps the time limit itself, calls it too)."""
+        raise RpmsgTimeout(f"no message on {self!r} within {timeout} s")
 
     def _recvfrom_py(self, bufsize: int = 1 << 16) -> tuple[bytes, int]:
         _check_bufsize(bufsize, "recvfrom")
@@ -547,8 +562,7 @@ class Endpoint(EndpointBase):
     def _recv_py(self, bufsize: int = 1 << 16) -> bytes:
         _check_bufsize(bufsize, "recv")
         self._check_recv()
-        timeout = self._timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline()
         got = self._dev.try_recv_c(self, bufsize, deadline)
         if got is not None:
             return got[0]

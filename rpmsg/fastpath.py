@@ -32,7 +32,7 @@ from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
-from transports.doorbell import KICK_DATAGRAM, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
+from transports.doorbell import KICK_DATAGRAM, KICK_EPOLL, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
 from virtio.cring import CVring
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
@@ -51,7 +51,7 @@ KICK_SHIFT = _native._C["RPF_KICK_SHIFT"]  # a kick word is the descriptor | the
 def kick_word(fd: int, kind: int) -> int:
     """The C path's kick word for a descriptor and a ``transports.doorbell.KICK_*`` kind; -1 (the runner kicks)
     for a descriptor that does not fit in 24 bits or an unknown kind."""
-    if not 0 <= fd < 1 << KICK_SHIFT or kind not in (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM):
+    if not 0 <= fd < 1 << KICK_SHIFT or kind not in (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM, KICK_EPOLL):
         return -1
     return fd | kind << KICK_SHIFT
 
@@ -92,15 +92,17 @@ class _FastPath:
         self._out_cap = len(out)
         self._unpack = HEADER.unpack_from
         # The doorbell's descriptors: a doorbell that describes itself to C (c_doorbell: eventfds, socket bytes,
-        # datagrams) is kicked and drained in C; any other (the UART mirror, UIO, vhost-user, wrappers that
-        # count) is kicked and read by the runner, through its own methods.
+        # datagrams, vhost-user's eventfds per queue) is kicked and drained in C; any other (the UART mirror,
+        # UIO, wrappers that count) is kicked and read by the runner, through its own methods.
         self._poll_fd = doorbell.fileno()
-        self._kick_fd = self._kick_out_fd = -1  # kick words (fastpath.h): the wait's drain, the kick
+        # kick words (fastpath.h): the wait's drain, the kick of the send ring, the kick of the receive ring
+        self._kick_fd = self._kick_out_fd = self._kick_recv_fd = -1
         described = c_doorbell_of(doorbell)
         if described is not None:
             self._poll_fd = described.poll_fd
             self._kick_fd = kick_word(described.drain_fd, described.drain)
-            self._kick_out_fd = kick_word(described.kick_fd, described.kick)
+            self._kick_out_fd = kick_word(described.kick_fd_of(self.send_queue), described.kick)
+            self._kick_recv_fd = kick_word(described.kick_fd_of(self.recv_queue), described.kick)
         self._wake_fd = wake_fd
         self.max_payload: int
         self._pool_src: object = None
@@ -160,7 +162,7 @@ class _FastPath:
         it leaves the doorbell). The C methods hand over to the Python ones while ``trace_enabled(trace_level)``
         (the device logger's isEnabledFor) is not False. False when they cannot take it (no compiled module, or
         a doorbell C cannot kick: the kick is written in C)."""
-        if not hasattr(gate, "attach") or self._kick_out_fd < 0:
+        if not hasattr(gate, "attach") or self._kick_out_fd < 0 or self._kick_recv_fd < 0:
             return False
         # The device's callbacks, looked up at each call as a method call would be (a test may replace one).
         hooks = (
@@ -201,6 +203,7 @@ class _FastPath:
             lens=addr(self._c_lens),
             out_cap=self._out_cap,
             kick_fd=self._kick_out_fd,
+            rx_kick_fd=self._kick_recv_fd,
             remote=isinstance(self, RemoteFastPath),
             lock=lock,
             trace_enabled=trace_enabled,
@@ -446,7 +449,7 @@ class RemoteFastPath(_FastPath):
         vring 1; GENERAL: a message larger than the batch buffer waits (the general path takes it). ``limit``:
         at most that many (0: as many as fit)."""
         count = min(limit, self._max) if limit > 0 else self._max
-        rc: int = self._recv_c(self._recv_vq, self._c_out, self._out_cap, self._c_lens, count, arm, self._kick_out_fd)
+        rc: int = self._recv_c(self._recv_vq, self._c_out, self._out_cap, self._c_lens, count, arm, self._kick_recv_fd)
         if rc < 0 and rc != GENERAL:
             self.recv_fault(rc)
         return rc

@@ -52,6 +52,7 @@ class Doorbell(Protocol):
 KICK_EVENTFD = 0  # write the 8-byte value 1 / read the counter
 KICK_STREAM_BYTE = 1  # one byte (the queue number) on a stream socket / read what is there
 KICK_DATAGRAM = 2  # one one-byte datagram (the queue number) / read every datagram waiting
+KICK_EPOLL = 3  # drain only: an epoll of kick eventfds (each registered under its own number) / read each ready one
 
 
 class CDoorbell(NamedTuple):
@@ -59,11 +60,18 @@ class CDoorbell(NamedTuple):
     same bytes to the peer, the same errors: a kick that fails other than "the socket is full" is left to
     :meth:`notify`, which reports the peer gone)."""
 
-    kick_fd: int  # where a kick goes
+    kick_fd: int  # where a kick goes (-1: see queue_kick_fds)
     kick: int  # KICK_*: how
     poll_fd: int  # readable when the peer kicked or left (fileno())
     drain_fd: int  # where the kicks that woke us are read
     drain: int  # KICK_*: how
+    queue_kick_fds: tuple[int, ...] = ()  # a descriptor per queue (vhost-user's call eventfds), -1 for none
+
+    def kick_fd_of(self, queue: int) -> int:
+        """Where a kick of ``queue`` goes (-1: C cannot kick it, the runner's :meth:`notify` does)."""
+        if not self.queue_kick_fds:
+            return self.kick_fd
+        return self.queue_kick_fds[queue] if 0 <= queue < len(self.queue_kick_fds) else -1
 
 
 def c_doorbell_of(doorbell: object) -> CDoorbell | None:

@@ -15,7 +15,7 @@ import select
 from dataclasses import dataclass, field
 
 from transports import vhost_user_messages as vu
-from transports.doorbell import PeerLostError
+from transports.doorbell import KICK_EPOLL, KICK_EVENTFD, CDoorbell, PeerLostError, _own
 from transports.errors import TransportError
 from transports.memory import MappedRegion, RegionMemory
 
@@ -68,8 +68,13 @@ class VhostUserDoorbell:
             os.set_blocking(fd, False)
         self._lost_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._intr_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Two epolls: one of the kick eventfds alone (what C's drain reads: every descriptor in it is a kick,
+        # registered under its own number), and the one a wait polls: the kicks' epoll, loss, interrupt.
+        self._kick_epoll = select.epoll()
+        for fd in self._kicks:
+            self._kick_epoll.register(fd, select.EPOLLIN)
         self._epoll = select.epoll()
-        for fd in (*self._kicks, self._lost_fd, self._intr_fd):
+        for fd in (self._kick_epoll.fileno(), self._lost_fd, self._intr_fd):
             self._epoll.register(fd, select.EPOLLIN)
         self.lost: str | None = None
         self.calls_sent = 0
@@ -121,6 +126,18 @@ class VhostUserDoorbell:
     def fileno(self) -> int:
         return self._epoll.fileno()
 
+    def c_doorbell(self) -> CDoorbell | None:
+        """For C code: a call is the 8-byte eventfd write to the queue's own call descriptor (a queue without
+        one: the runner's :meth:`notify`, which says so); a wake-up's kicks are drained from the kicks' epoll;
+        a sleep polls :meth:`fileno` (kicks, loss, interrupt: what is not a kick leaves the drain empty, so the
+        runner's :meth:`wait` looks and reports a lost front-end). Kicks and calls done in C are not counted
+        in :attr:`kicks_seen`/:attr:`calls_sent`."""
+        if self.lost is not None or self.closed or not _own(self, VhostUserDoorbell):
+            return None
+        return CDoorbell(
+            -1, KICK_EVENTFD, self._epoll.fileno(), self._kick_epoll.fileno(), KICK_EPOLL, tuple(self._calls)
+        )
+
     def interrupt(self) -> None:
         if not self.closed:
             os.eventfd_write(self._intr_fd, 1)
@@ -130,6 +147,7 @@ class VhostUserDoorbell:
             return
         self.closed = True
         self._epoll.close()
+        self._kick_epoll.close()
         for fd in (*self._kicks, *self._calls, self._lost_fd, self._intr_fd):
             if fd >= 0:
                 os.close(fd)

@@ -16,9 +16,10 @@
  * every Python call and `with lock:` on the way costs 0.1-0.2 us more, and the endpoint API made of them cost
  * 2.5 us on top. These methods do the common case of rpmsg/device.py's C path (rpmsg/fastpath.py) without
  * entering the interpreter: the message fits, a send buffer (host) or a posted host buffer (remote) is there,
- * the message waiting is one well-formed message for this endpoint; and, with no timeout, the wait until one
- * comes (the Python path's wait, in C: the sleep of wait mode "block", the spin then sleep of "spin", the spin
- * of "busy"). Anything else (a timeout to keep, another wait mode,
+ * the message waiting is one well-formed message for this endpoint; and the wait until one comes, with or
+ * without a timeout (the Python path's wait, in C: the sleep of wait mode "block", the spin then sleep of
+ * "spin", the spin of "busy"; a timeout that runs out raises what the Python path raises, through the
+ * endpoint's `_recv_timed_out`). Anything else (a non-blocking receive (timeout 0), another wait mode,
  * a message for someone else, a full ring, an error, tracing, a closed endpoint, keyword arguments) calls the
  * Python method `_<name>_py` with the same arguments, which is the whole endpoint implementation; these methods
  * only ever skip it, they never decide anything it would decide differently.
@@ -34,7 +35,8 @@
  *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
  *     `_get_buffers_py`, `_send_buffers_py`, `_send_buffers_reuse_py`,
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
- *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property); the queue
+ *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property), and
+ *     `_recv_timed_out(timeout)`, called when it ran out (it raises the Python path's RpmsgTimeout); the queue
  *     bounds Endpoint._enqueue applies (`_max_queued`, `_max_queued_bytes`, else `_dev.limits.queued` and
  *     `.queued_bytes`) and `_fd` (None: no pollable descriptor), read before the C receive queues a batch;
  *   - public API: a lock's acquire/release, a memoryview's release, a deque's append/popleft/indexing.
@@ -72,6 +74,8 @@ typedef struct {
 	 * (the lock and the GIL released) up to spin_ns before sleeping as the blocking receive does, or (busy)
 	 * in slices of busy_ns, handing over to the Python method when a slice ends empty; 0: not this mode */
 	long long spin_ns, busy_ns;
+	long long spin_cur; /* the C receive's spin now: spin_ns grown while messages come soon after it gave up
+			     * (spin_budget, spin_adapt in endpoint_wait.c); 0: spin_ns */
 	int waiters;
 	PyObject *owner;
 	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
@@ -103,6 +107,12 @@ typedef struct {
 			    * ((payload, src) tuples: the rest of a batch all for this endpoint; Endpoint._take) */
 	Py_ssize_t queued_bytes; /* _queued_bytes: the payload bytes in the queue */
 	char closed;       /* closed */
+	/* A receive's deadline (mono_ns) handed to the Python method or a nested receive (recvfrom_many's first)
+	 * when a C receive that began waiting with the endpoint's timeout hands over: the time limit runs on,
+	 * not from the start again. Only for the thread that handed it (handed_thread), taken once: hand_over,
+	 * take_handed (endpoint_wait.c); 0: none. */
+	long long handed_deadline;
+	unsigned long handed_thread;
 } EndpointBase;
 
 extern PyTypeObject EndpointBaseType;
@@ -130,8 +140,14 @@ PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs,
 int send_enter(Gate *g, PyObject **release, int *handled);
 #define SLEEP_UNLOCKED -2 /* sleep_c: an error, and the lock is not held (interrupted while taking it back) */
 int doorbell_owned(Gate *g);
-int may_sleep(Gate *g, EndpointBase *e);
-int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own);
+int may_sleep(Gate *g, EndpointBase *e, PyObject **timeout);
+long long take_handed(EndpointBase *e);
+PyObject *hand_over(EndpointBase *e, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+		    long long deadline);
+long long mono_ns(void);
+long long spin_budget(const Gate *g);
+void spin_adapt(Gate *g, long long slept_ns);
+int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long timeout_ns);
 int recv_kick(Gate *g);
 PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued);
 int take_all_queued(EndpointBase *e, PyObject *out, Py_ssize_t bufsize, Py_ssize_t queued);
@@ -157,7 +173,7 @@ int txb_finish(TxBufferBase *b);
 void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 
 /* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
-extern PyObject *s_timeout, *s_release;
+extern PyObject *s_timeout, *s_recv_timed_out, *s_release;
 extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;

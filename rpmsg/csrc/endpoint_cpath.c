@@ -51,7 +51,7 @@ int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint32_t *
 int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm)
 {
 	uint32_t count = max && max < p->rx_count ? max : p->rx_count;
-	int rc = p->remote ? p->rpf->dev_recv(p->rx, p->out, p->out_cap, p->lens, count, arm, p->kick_fd)
+	int rc = p->remote ? p->rpf->dev_recv(p->rx, p->out, p->out_cap, p->lens, count, arm, p->rx_kick_fd)
 			   : p->rpf->recv(p->rx, p->out, p->out_cap, p->lens, count, p->rx_size, arm);
 	if (arm && (rc >= 0 || rc == RPF_GENERAL)) /* what the ring says: asking that found messages first left them off */
 		p->kicks_on = !p->rx->suppressed;
@@ -60,7 +60,7 @@ int rpc_try_recv(struct rpc_path *p, uint32_t max, int arm)
 
 int rpc_recv_kicked(struct rpc_path *p)
 {
-	return !p->remote && p->rpf->kick(p->kick_fd, p->rx->index);
+	return !p->remote && p->rpf->kick(p->rx_kick_fd, p->rx->index);
 }
 
 int rpc_single(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len)
@@ -131,12 +131,12 @@ int rpc_take_next(struct rpc_path *p, uint32_t size)
 
 int rpc_taken(struct rpc_path *p, int n)
 {
-	return p->rpf->dev_taken(p->rx, n, p->kick_fd);
+	return p->rpf->dev_taken(p->rx, n, p->rx_kick_fd);
 }
 
-int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd)
+int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd, long long timeout_ns)
 {
-	return p->rpf->wait(p->rx, 0, poll_fd, kick_fd, wake_fd, -1);
+	return p->rpf->wait(p->rx, 0, poll_fd, kick_fd, wake_fd, timeout_ns);
 }
 
 int rpc_spin(const struct rpc_path *p, long long spin_ns)

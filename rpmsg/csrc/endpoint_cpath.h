@@ -32,7 +32,9 @@ struct rpc_path {
 	uint8_t *out; /* the batch buffer: messages copied out back to back, their lengths in lens */
 	uint32_t *lens;
 	uint32_t out_cap;
-	int kick_fd; /* how to kick the peer: a kick word (fastpath.h: an eventfd, socket bytes, datagrams) */
+	int kick_fd; /* how to kick the peer for the send ring: a kick word (fastpath.h: an eventfd, socket bytes, datagrams) */
+	int rx_kick_fd; /* for the receive ring (buffers given back): the same word but for a doorbell with a
+			 * descriptor per queue (vhost-user's call eventfds) */
 };
 
 /* The queue a send (a receive) kicks when the C write could not: _FastPath.send_queue (recv_queue). */
@@ -99,8 +101,9 @@ int rpc_take_next(struct rpc_path *p, uint32_t size);
 int rpc_taken(struct rpc_path *p, int n);
 
 /* Waiter.block's wait, in C: sleep on the doorbell (poll_fd, its kick read from kick_fd) and the device's
- * wake descriptor with no time limit: RPF_KICKED, RPF_WOKEN, RPF_DOORBELL or RPF_EINTR. */
-int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd);
+ * wake descriptor up to timeout_ns (< 0: no limit): RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR or
+ * RPF_TIMEOUT. */
+int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd, long long timeout_ns);
 
 /* Waiter.wait's spin (modes spin and busy), in C: spin on the receive ring up to spin_ns: RPF_READY when it has
  * entries, RPF_TIMEOUT. */

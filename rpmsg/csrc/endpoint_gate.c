@@ -74,10 +74,11 @@ static void gate_dealloc(Gate *g)
 
 PyDoc_STRVAR(gate_attach_doc,
 	     "attach(*, api, rx, tx, pool, npool, pool_cap, tx_size, rx_size, rx_count, max_payload, out, lens, "
-	     "out_cap, kick_fd, remote, lock, trace_enabled, trace_level, guard, guard_attr, guard_value, hooks)\n\n"
+	     "out_cap, kick_fd, rx_kick_fd, remote, lock, trace_enabled, trace_level, guard, guard_attr, guard_value, hooks)\n\n"
 	     "Point the C methods at a C path (rpmsg/fastpath.py): api is the address of rpmsg._fastpath_cffi's "
 	     "struct rpf_api; rx, tx, pool, npool, out and lens addresses of its rings (struct rp_vq: receive, send), "
-	     "send pool (host; 0 for the remote), batch buffer and lengths; kick_fd the kick word that kicks the peer (fastpath.h); "
+	     "send pool (host; 0 for the remote), batch buffer and lengths; kick_fd the kick word that kicks the peer for the send ring (fastpath.h), "
+	     "rx_kick_fd for the receive ring (the same word but for a doorbell with a descriptor per queue); "
 	     "remote the role. The C methods hand over to the Python ones while trace_enabled(trace_level) is not "
 	     "False or getattr(guard, guard_attr) is not guard_value. hooks: the device's (kick, take_batch, "
 	     "send_failed, recv_failed, take_waiting). Leaves `open` as it was.");
@@ -85,16 +86,16 @@ PyDoc_STRVAR(gate_attach_doc,
 static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 {
 	static char *names[] = { "api", "rx", "tx", "pool", "npool", "pool_cap", "tx_size", "rx_size", "rx_count",
-				 "max_payload", "out", "lens", "out_cap", "kick_fd", "remote", "lock", "trace_enabled",
+				 "max_payload", "out", "lens", "out_cap", "kick_fd", "rx_kick_fd", "remote", "lock", "trace_enabled",
 				 "trace_level", "guard", "guard_attr", "guard_value", "hooks", NULL };
 	unsigned long long api, rx, tx, pool, npool, out, lens;
 	unsigned int pool_cap, tx_size, rx_size, rx_count, max_payload, out_cap;
-	int kick_fd, remote;
+	int kick_fd, rx_kick_fd, remote;
 	PyObject *lock, *trace_enabled, *trace_level, *guard, *guard_attr, *guard_value;
 	PyObject *kick, *take_batch, *send_failed, *recv_failed, *take_waiting;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "$KKKKKIIIIIKKIipOOO!OUO(OOOOO):attach", names, &api, &rx, &tx,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "$KKKKKIIIIIKKIiipOOO!OUO(OOOOO):attach", names, &api, &rx, &tx,
 					 &pool, &npool, &pool_cap, &tx_size, &rx_size, &rx_count, &max_payload, &out,
-					 &lens, &out_cap, &kick_fd, &remote, &lock, &trace_enabled, &PyLong_Type,
+					 &lens, &out_cap, &kick_fd, &rx_kick_fd, &remote, &lock, &trace_enabled, &PyLong_Type,
 					 &trace_level, &guard, &guard_attr, &guard_value, &kick, &take_batch,
 					 &send_failed, &recv_failed, &take_waiting))
 		return NULL;
@@ -104,7 +105,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 						   "another struct rp_vq or rpf_api: rebuild both (pip install -e .)");
 		return NULL;
 	}
-	if (kick_fd < 0 || rx_count == 0 || out_cap < RPC_HDR ||
+	if (kick_fd < 0 || rx_kick_fd < 0 || rx_count == 0 || out_cap < RPC_HDR ||
 	    (!remote && (tx_size < RPC_HDR || rx_size < RPC_HDR || out_cap < rx_size)) ||
 	    (remote && max_payload > RPF_DEV_MAX)) {
 		PyErr_SetString(PyExc_ValueError, "attach: a kick descriptor, buffers of at least 16 bytes and a batch "
@@ -135,6 +136,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	p->max_payload = max_payload;
 	p->out_cap = out_cap;
 	p->kick_fd = kick_fd;
+	p->rx_kick_fd = rx_kick_fd;
 	g->acquire = acquire;
 	g->release = release;
 	trace_set(&g->trace, trace_enabled, trace_level);
@@ -250,6 +252,9 @@ static PyMemberDef gate_members[] = {
 	{ "waiters", T_INT, offsetof(Gate, waiters), 0, "threads waiting on the device's condition (Waiter.wait_changed)" },
 	{ "spin_ns", T_LONGLONG, offsetof(Gate, spin_ns), 0,
 	  "wait mode spin: a receive spins this long in C (no lock, no GIL) before it sleeps (0: not spin)" },
+	{ "spin_cur", T_LONGLONG, offsetof(Gate, spin_cur), 0,
+	  "wait mode spin: the C receive's spin now (spin_ns up to 4x it, grown while messages come just after a "
+	  "spin gave up; 0: spin_ns)" },
 	{ "busy_ns", T_LONGLONG, offsetof(Gate, busy_ns), 0,
 	  "wait mode busy: a receive spins in C in slices this long, then hands over to the Python method (0: not busy)" },
 	{ NULL, 0, 0, 0, NULL },

@@ -5,7 +5,7 @@
 #include <structmember.h>
 
 /* The names looked up, all of them (endpoint.h says why each): set once by the module's init. */
-PyObject *s_timeout, *s_release;
+PyObject *s_timeout, *s_recv_timed_out, *s_release;
 PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
@@ -67,7 +67,19 @@ int u32_of(PyObject *v, uint32_t *out)
 	return 1;
 }
 
+static PyObject *ep_handed_deadline(EndpointBase *e, PyObject *unused)
+{
+	(void)unused;
+	long long d = take_handed(e);
+	if (d < 0)
+		Py_RETURN_NONE;
+	return PyFloat_FromDouble((double)d / 1e9);
+}
+
 static PyMethodDef ep_methods[] = {
+	{ "_handed_deadline", (PyCFunction)ep_handed_deadline, METH_NOARGS,
+	  PyDoc_STR("_handed_deadline() -> float | None\n\nThe deadline (time.monotonic()) of a receive that began "
+		    "waiting in C and handed over to the Python method in this thread, taken; None: none.") },
 	{ "send", (PyCFunction)(void (*)(void))ep_send, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send(data) -> int\n\nSend to the connected peer (see connect); returns len(data).") },
 	{ "sendto", (PyCFunction)(void (*)(void))ep_sendto, METH_FASTCALL | METH_KEYWORDS,
@@ -168,6 +180,7 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		PyObject **slot;
 	} names[] = {
 		{ "_timeout", &s_timeout },
+		{ "_recv_timed_out", &s_recv_timed_out },
 		{ "release", &s_release },
 		{ "_max_queued", &s_max_queued },
 		{ "_max_queued_bytes", &s_max_queued_bytes },

@@ -7,7 +7,7 @@
  * (bytes, src)); NULL with no exception: the Python method's turn (what was taken in meanwhile is delivered to
  * the queues first). */
 static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *handled, PyObject *into,
-			Py_ssize_t max)
+			Py_ssize_t max, long long *deadline)
 {
 	Gate *g = e->gate;
 	uint32_t addr;
@@ -49,6 +49,9 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 	 * is returned and queued here (queue_batch), anything else goes to the device's parser. */
 	int arm = g->path.block && g->path.kicks_on && !doorbell_owned(g) ? -1 : 0;
 	int spun = 0; /* modes spin and busy: spun since the last message or sleep */
+	long long spin_end = 0; /* mode spin: when the last spin gave up (mono_ns; 0: it did not), for spin_adapt */
+	/* *deadline: mono_ns() when the endpoint's timeout runs out (handed over by the caller, or set when the first
+	 * wait begins: the caller hands it to the Python method if this one hands over); -1: none yet */
 	int rc;
 	for (;;) {
 		rc = rpc_try_recv(&g->path, 0, arm);
@@ -56,12 +59,35 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 			return failed(g->recv_failed, rc, release);
 		if (rc > 0)
 			break;
-		int may = rc == 0 ? may_sleep(g, e) : 0;
-		if (may <= 0) { /* the Python path: it waits (with a timeout, or on the condition), or takes a
-				 * message larger than the batch buffer (remote) */
+		PyObject *timeout = NULL;
+		int may = rc == 0 ? may_sleep(g, e, &timeout) : 0;
+		if (may > 0 && timeout && g->busy_ns > 0) /* busy hands over after each slice: the Python path keeps
+							 * the time limit */
+			may = 0;
+		if (may <= 0) { /* the Python path: it waits (on the condition), says WouldBlock (timeout 0), or
+				 * takes a message larger than the batch buffer (remote) */
+			Py_XDECREF(timeout);
 			unlock(release);
 			*handled = may < 0;
 			return NULL;
+		}
+		long long left = -1; /* ns the wait may take; -1: no limit */
+		if (timeout) {
+			long long now = mono_ns();
+			if (*deadline < 0)
+				*deadline = now + (long long)(PyFloat_AsDouble(timeout) * 1e9);
+			left = *deadline - now;
+			if (left <= 0) { /* as the Python path: it looked once more (this pass) and raises */
+				unlock(release);
+				PyObject *r = PyObject_CallMethodOneArg((PyObject *)e, s_recv_timed_out, timeout);
+				Py_DECREF(timeout);
+				if (r) { /* it did not raise: the Python method decides */
+					Py_DECREF(r);
+					*handled = 0;
+				}
+				return NULL;
+			}
+			Py_DECREF(timeout);
 		}
 		if (!g->path.block && !spun) {
 			/* Waiter.wait in modes spin and busy: the peer's kicks off (we poll), then spin without the lock
@@ -72,9 +98,11 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 				continue;
 			}
 			arm = 0;
-			long long ns = g->busy_ns > 0 ? g->busy_ns : g->spin_ns;
+			long long ns = g->busy_ns > 0 ? g->busy_ns : spin_budget(g);
+			if (left >= 0 && left < ns)
+				ns = left;
 			int own = g->busy_ns <= 0;
-			int spin = sleep_c(g, release, ns, own);
+			int spin = sleep_c(g, release, ns, own, -1);
 			if (spin == SLEEP_UNLOCKED) {
 				Py_DECREF(release);
 				return NULL;
@@ -93,13 +121,17 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 				return NULL;
 			}
 			spun = spin != RPF_READY;
+			spin_end = spun && own ? mono_ns() : 0;
 			continue;
 		}
 		if (arm <= 0) {
 			arm = 1;
 			continue;
 		}
-		int woke = sleep_c(g, release, 0, 1);
+		int woke = sleep_c(g, release, 0, 1, left);
+		if (woke == RPF_KICKED && spin_end)
+			spin_adapt(g, mono_ns() - spin_end);
+		spin_end = 0;
 		if (woke == SLEEP_UNLOCKED) {
 			Py_DECREF(release);
 			return NULL;
@@ -170,9 +202,11 @@ static PyObject *recv_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t n
 				PyErr_Clear(); /* not a plain int: the Python path's conversion decides */
 		}
 		int handled;
-		PyObject *r = recv_c(e, bufsize, with_src, &handled, NULL, 0);
+		long long deadline = take_handed(e);
+		PyObject *r = recv_c(e, bufsize, with_src, &handled, NULL, 0, &deadline);
 		if (r || handled)
 			return r;
+		return hand_over(e, name, args, nargs, kwnames, deadline);
 	}
 	return slow(e, name, args, nargs, kwnames);
 }
@@ -387,6 +421,7 @@ static PyObject *recv_many_entry(EndpointBase *e, PyObject *const *args, Py_ssiz
 	PyErr_Clear();
 	if (!plain)
 		return slow(e, name, args, nargs, kwnames);
+	long long deadline = take_handed(e);
 	PyObject *out = PyList_New(0);
 	if (!out)
 		return NULL;
@@ -397,13 +432,13 @@ static PyObject *recv_many_entry(EndpointBase *e, PyObject *const *args, Py_ssiz
 	if (done >= 0 && PyList_GET_SIZE(out) == 0) {
 		int handled = 0;
 		/* (a batch all ours that the wait took in: the first max straight into out, the rest queued) */
-		PyObject *first = done ? recv_c(e, bufsize, with_src, &handled, out, max) : NULL;
+		PyObject *first = done ? recv_c(e, bufsize, with_src, &handled, out, max, &deadline) : NULL;
 		if (!first) {
 			Py_DECREF(out);
 			Py_XDECREF(hook);
 			if (handled)
 				return NULL;
-			return slow(e, name, args, nargs, kwnames);
+			return hand_over(e, name, args, nargs, kwnames, deadline);
 		}
 		if (first != Py_None && PyList_Append(out, first) < 0) {
 			Py_DECREF(first);

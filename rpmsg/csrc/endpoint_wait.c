@@ -2,33 +2,109 @@
  * ring) without the lock and the GIL, and the kick a receive asked for. */
 #include "endpoint.h"
 
+#include <time.h>
+
 /* Whether a thread sleeps on the doorbell (the gate's owner, Waiter.owner). */
 int doorbell_owned(Gate *g)
 {
 	return g->owner && g->owner != Py_None;
 }
 
-/* 1 if a receive with nothing waiting may wait in C: the wait set (set_wait), no timeout on the endpoint and no
- * other thread owning the doorbell (it then waits on the condition: the Python path); 0 if not; -1 error. */
-int may_sleep(Gate *g, EndpointBase *e)
+/* 1 if a receive with nothing waiting may wait in C: the wait set (set_wait), the endpoint blocking (a timeout
+ * of None, or a positive number of seconds: stored in *timeout, a new reference, when not None) and no other
+ * thread owning the doorbell (it then waits on the condition: the Python path); 0 if not (timeout 0 too: no
+ * wait, the Python path says WouldBlock); -1 error. */
+int may_sleep(Gate *g, EndpointBase *e, PyObject **timeout)
 {
+	*timeout = NULL;
 	if (!(g->path.block || g->spin_ns > 0 || g->busy_ns > 0) || g->poll_fd < 0 || !g->notify_all)
 		return 0;
-	PyObject *timeout = PyObject_GetAttr((PyObject *)e, s_timeout);
-	if (!timeout)
+	PyObject *t = PyObject_GetAttr((PyObject *)e, s_timeout);
+	if (!t)
 		return -1;
-	int blocking = timeout == Py_None;
-	Py_DECREF(timeout);
-	return blocking && !doorbell_owned(g);
+	if (t != Py_None) {
+		double s = PyFloat_Check(t) || PyLong_Check(t) ? PyFloat_AsDouble(t) : -1.0;
+		if (s == -1.0 && PyErr_Occurred())
+			PyErr_Clear(); /* not a plain number: the Python path's */
+		if (!(s > 0 && s < 1e9)) { /* also NaN */
+			Py_DECREF(t);
+			return 0;
+		}
+		*timeout = t;
+	} else {
+		Py_DECREF(t);
+	}
+	if (doorbell_owned(g)) {
+		Py_CLEAR(*timeout);
+		return 0;
+	}
+	return 1;
+}
+
+/* The deadline a C receive of this thread handed over (ns; -1: none), taken: the first receive that asks has it. */
+long long take_handed(EndpointBase *e)
+{
+	long long d = e->handed_deadline;
+	if (d <= 0 || e->handed_thread != PyThread_get_thread_ident())
+		return -1;
+	e->handed_deadline = 0;
+	return d;
+}
+
+/* slow(), with the deadline of a wait begun in C (>= 0) handed to what it calls (Endpoint._deadline, or the C
+ * receive it calls in turn); left for nobody afterwards. */
+PyObject *hand_over(EndpointBase *e, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+		    long long deadline)
+{
+	if (deadline < 0)
+		return slow(e, name, args, nargs, kwnames);
+	unsigned long me = PyThread_get_thread_ident();
+	e->handed_deadline = deadline;
+	e->handed_thread = me;
+	PyObject *r = slow(e, name, args, nargs, kwnames);
+	if (e->handed_thread == me)
+		e->handed_deadline = 0;
+	return r;
+}
+
+/* Wait mode spin's budget adapts as KVM's halt polling does (virt/kvm/kvm_main.c: kvm_vcpu_halt,
+ * grow_halt_poll_ns, shrink_halt_poll_ns): when the message that ended a sleep came so soon after the spin gave
+ * up that a spin of at most SPIN_GROW_MAX x spin_ns would have caught it (a peer whose turnaround is just longer
+ * than the spin, as User-Mode Linux's ~55 us against 50 us), the budget doubles, up to that; a sleep longer than
+ * that (the traffic paused) sets it back to spin_ns. Only the C receive adapts it. */
+#define SPIN_GROW_MAX 4
+
+long long spin_budget(const Gate *g)
+{
+	long long cur = g->spin_cur, max = g->spin_ns * SPIN_GROW_MAX;
+	return cur < g->spin_ns ? g->spin_ns : cur > max ? max : cur;
+}
+
+/* After a spin of spin_budget(g) that gave up and a sleep of slept_ns that a kick ended. */
+void spin_adapt(Gate *g, long long slept_ns)
+{
+	long long cur = spin_budget(g), max = g->spin_ns * SPIN_GROW_MAX;
+	if (cur + slept_ns <= max)
+		g->spin_cur = 2 * cur < max ? 2 * cur : max;
+	else if (slept_ns > max)
+		g->spin_cur = g->spin_ns;
+}
+
+/* time.monotonic()'s clock, in ns */
+long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* Sleep on the doorbell without the lock and the GIL, as Waiter.owned + Waiter.block (rpmsg/waiting.py) do: own the
  * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
  * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
- * held, SLEEP_UNLOCKED on an error without it. spin_ns > 0: spin on the receive ring that long instead (the
+ * held, SLEEP_UNLOCKED on an error without it; RPF_TIMEOUT after timeout_ns (< 0: none). spin_ns > 0: spin on the receive ring that long instead (the
  * spin of Waiter.wait in modes "spin", owning the doorbell, and "busy", `own` 0: not owning it): RPF_READY or
  * RPF_TIMEOUT, the signal handlers run after it. */
-int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own)
+int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long timeout_ns)
 {
 	/* Our own references and a copy of the path: a signal handler or another thread may detach the gate while
 	 * we sleep. The owner is set in the gate's struct: no Python runs (a pending signal handler could raise
@@ -56,7 +132,7 @@ int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own)
 	Py_DECREF(r);
 	int waited;
 	Py_BEGIN_ALLOW_THREADS
-	waited = spin_ns > 0 ? rpc_spin(&path, spin_ns) : rpc_sleep(&path, poll_fd, kick_fd, wake_fd);
+	waited = spin_ns > 0 ? rpc_spin(&path, spin_ns) : rpc_sleep(&path, poll_fd, kick_fd, wake_fd, timeout_ns);
 	Py_END_ALLOW_THREADS
 	r = PyObject_Vectorcall(acquire, NULL, 0, NULL);
 	if (!r) { /* a signal handler raised while we waited for the lock: give the doorbell up without it */

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +119,16 @@ static int drain(int kick)
 		int got = 0;
 		while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
 			got = 1;
+		return got;
+	}
+	case RPF_KICK_EPOLL: { /* VhostUserDoorbell._drain: every kick eventfd that is readable */
+		struct epoll_event ev[8];
+		int n = epoll_wait(fd, ev, 8, 0), got = 0;
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			if (read(ev[i].data.fd, &v, 8) == 8)
+				got = 1;
+		}
 		return got;
 	}
 	default:

@@ -19,10 +19,14 @@
  *   EVENTFD  write (kick) / read (drain) the 8-byte counter
  *   STREAM   one byte, the queue number, on a stream socket (OpenAMP's Linux layout, QEMU's chardev); the
  *            drain reads what is there, up to 4096 bytes; end of file: the runner looks
- *   DGRAM    one one-byte datagram, the queue number; the drain reads every datagram waiting */
+ *   DGRAM    one one-byte datagram, the queue number; the drain reads every datagram waiting
+ *   EPOLL    drain only: an epoll descriptor holding nothing but kick eventfds, each registered with its own
+ *            number in data.fd (as Python's select.epoll does); the drain reads every eventfd it reports ready
+ *            (vhost-user's one kick eventfd per queue). As a kick: none (the runner kicks) */
 #define RPF_KICK_EVENTFD 0
 #define RPF_KICK_STREAM 1
 #define RPF_KICK_DGRAM 2
+#define RPF_KICK_EPOLL 3
 #define RPF_KICK_SHIFT 24
 
 int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,

@@ -59,7 +59,8 @@ def _attach_args(api: int) -> dict[str, object]:
     """Arguments for Gate.attach that pass its own checks (nothing is used until the gate opens)."""
     return dict(
         api=api, rx=0, tx=0, pool=0, npool=0, pool_cap=0, tx_size=16, rx_size=16, rx_count=1, max_payload=0,
-        out=0, lens=0, out_cap=16, kick_fd=0, remote=False, lock=types.SimpleNamespace(acquire=None, release=None),
+        out=0, lens=0, out_cap=16, kick_fd=0, rx_kick_fd=0, remote=False,
+        lock=types.SimpleNamespace(acquire=None, release=None),
         trace_enabled=lambda level: True, trace_level=5, guard=None, guard_attr="x", guard_value=None,
         hooks=(None, None, None, None, None),
     )  # fmt: skip

@@ -1,5 +1,6 @@
 """The C path kicks and drains every doorbell kind C can (transports.doorbell.CDoorbell): eventfds, one byte per
-kick on a stream socket (OpenAMP's Linux layout, QEMU's chardev), one-byte datagrams. For each kind, the C path
+kick on a stream socket (OpenAMP's Linux layout, QEMU's chardev), one-byte datagrams, vhost-user's eventfds (a
+kick and a call descriptor per queue, the wait's kicks drained through an epoll of them). For each kind, the C path
 and the Python path run the same scripted exchange in both roles and must show the peer the same kicks (counted
 at the peer's descriptor: a stream kick is one byte, a datagram one datagram, an eventfd its counter), respect
 the peer's notification suppression the same way, and report a dead peer the same way (``PeerLost``). With the C
@@ -23,6 +24,7 @@ from rpmsg import PeerLost, Profile, RpmsgDevice, WouldBlock
 from rpmsg.device import Endpoint
 from transports.doorbell import (
     KICK_DATAGRAM,
+    KICK_EPOLL,
     KICK_EVENTFD,
     KICK_STREAM_BYTE,
     DatagramSocketDoorbell,
@@ -32,9 +34,11 @@ from transports.doorbell import (
     c_doorbell_of,
 )
 from transports.loop import loop_pair
+from transports.vhost_user_session import VhostUserDoorbell
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
-KINDS = {"eventfd": KICK_EVENTFD, "stream": KICK_STREAM_BYTE, "dgram": KICK_DATAGRAM}
+KINDS = {"eventfd": KICK_EVENTFD, "stream": KICK_STREAM_BYTE, "dgram": KICK_DATAGRAM, "vhost": KICK_EVENTFD}
+DRAINS = {**KINDS, "vhost": KICK_EPOLL}  # how each kind's wake-up is drained
 PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py", "_recvfrom_many_py", "_send_many_py")
 
 
@@ -47,6 +51,13 @@ def _bells(kind: str) -> tuple[Doorbell, Doorbell]:
         da, db = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return DatagramSocketDoorbell(da, sa), DatagramSocketDoorbell(db, sb)
+    if kind == "vhost":  # the remote is vhost-user's back-end; the host mirrors it (its kicks in are the calls)
+        kicks = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(2)]
+        calls = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(2)]
+        bells = VhostUserDoorbell(calls, kicks), VhostUserDoorbell(kicks, calls)
+        for fd in kicks + calls:
+            os.close(fd)  # the doorbells hold duplicates
+        return bells
     to_remote, to_host = os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(0, os.EFD_CLOEXEC)
     a, b = socket.socketpair()
     return EventfdSocketDoorbell(to_host, to_remote, a), EventfdSocketDoorbell(os.dup(to_remote), os.dup(to_host), b)
@@ -71,6 +82,15 @@ def _take_kicks(bell: Doorbell, values: list[bytes] | None = None) -> int:
     described = c_doorbell_of(bell)
     assert described is not None
     fd, n = described.drain_fd, 0
+    if described.drain == KICK_EPOLL:  # vhost-user: the kick eventfd of each queue; the queue numbers kept
+        assert isinstance(bell, VhostUserDoorbell)
+        for queue, kick in enumerate(bell._kicks):
+            with contextlib.suppress(BlockingIOError):
+                count = os.eventfd_read(kick)
+                n += count
+                if values is not None:
+                    values.append(bytes([queue]) * count)
+        return n
     if described.drain == KICK_EVENTFD:
         try:
             return os.eventfd_read(fd)
@@ -213,10 +233,10 @@ def test_the_same_kicks_and_results_on_both_paths(
         assert sum(a + b for a, b in kicks) >= (20 if wait == "spin" else 3), (kind, kicks)  # through the descriptor
         quiet = [t for t in traces[0] if "suppresses" in str(t[0])]
         assert quiet and all(t[3] == 0 and t[5] == 0 for t in quiet), kind  # suppression respected
-    assert c_traces["stream"] == c_traces["dgram"] == c_traces["eventfd"]
+    assert c_traces["stream"] == c_traces["dgram"] == c_traces["eventfd"] == c_traces["vhost"]
     # The C methods hand over to the Python ones for the socket kinds exactly where they do for eventfds (nothing
     # waiting with timeout 0, ...): before, every send and receive with a socket or datagram doorbell did.
-    assert c_calls["stream"] == c_calls["dgram"] == c_calls["eventfd"], c_calls
+    assert c_calls["stream"] == c_calls["dgram"] == c_calls["eventfd"] == c_calls["vhost"], c_calls
     assert c_calls["eventfd"]["_send_py"] < 10 and c_calls["eventfd"]["_sendto_py"] == 0, c_calls
 
 
@@ -233,21 +253,25 @@ def test_a_dead_peer_is_reported_the_same_way(kind: str, role: str, monkeypatch:
                 with contextlib.suppress(Exception):  # the dead side's close kicks through a closed doorbell
                     device.close()
     assert results[0] == results[1]
-    if kind != "eventfd":  # an eventfd write cannot fail: the peer's end is seen at the next wait
+    if kind not in ("eventfd", "vhost"):  # an eventfd write cannot fail: the peer's end is seen at the next wait
         assert results[0][0] == 5 and results[0][1][0] == "PeerLost", results[0]
 
 
+@pytest.mark.parametrize("timeout", [None, 5.0])
 @pytest.mark.parametrize("wait", ["block", "spin"])
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sleeping_receivers_are_woken_in_c(
-    kind: str, wait: str, monkeypatch: pytest.MonkeyPatch, calls: Counter[str], host_path: str
+    kind: str, wait: str, timeout: float | None, monkeypatch: pytest.MonkeyPatch, calls: Counter[str], host_path: str
 ) -> None:
-    """Both roles sleep on the doorbell (the kick drained in C) and answer: no Python method per message."""
+    """Both roles sleep on the doorbell (the kick drained in C) and answer: no Python method per message, with
+    the endpoints' timeout set too (the C receive keeps it; before, a timeout meant the Python method)."""
     c_path = host_path == "c-path"
     host, remote = _pair(kind, monkeypatch, c_path, wait=wait)
     try:
         r = remote.endpoint("svc")
         h = host.open("svc", timeout=5)
+        r.settimeout(timeout)
+        h.settimeout(timeout)
         h.send(b"first")
         assert r.recv() == b"first"
         rounds = 200
@@ -284,8 +308,13 @@ def test_the_kick_word_matches_the_doorbell(kind: str) -> None:
 
     for bell in _doorbells(kind):
         described = c_doorbell_of(bell)
-        assert described is not None and described.kick == KINDS[kind] == described.drain
-        assert fastpath.kick_word(described.kick_fd, described.kick) == described.kick_fd | KINDS[kind] << 24
+        assert described is not None and described.kick == KINDS[kind] and described.drain == DRAINS[kind]
+        for queue in (0, 1):
+            fd = described.kick_fd_of(queue)
+            assert fd >= 0 and fastpath.kick_word(fd, described.kick) == fd | KINDS[kind] << 24
+        if kind == "vhost":  # a descriptor per queue, none for a queue it does not have
+            assert described.kick_fd == -1 and described.kick_fd_of(0) != described.kick_fd_of(1)
+            assert described.kick_fd_of(2) == -1
         bell.close()
     assert fastpath.kick_word(1 << 24, KICK_EVENTFD) == -1  # does not fit: the runner kicks
     assert fastpath.kick_word(3, 7) == -1

@@ -1,6 +1,7 @@
 """Which doorbells describe themselves to C code (``c_doorbell``, transports.doorbell.CDoorbell) and how: the
-kinds the rpmsg C path kicks and drains by itself, and the doorbells that must stay Python (a wrapper that
-observes, a subclass that changes notify or wait, the loop's in-process pair, the UART mirror, UIO, vhost-user)."""
+kinds the rpmsg C path kicks and drains by itself (vhost-user's a descriptor per queue), and the doorbells that
+must stay Python (a wrapper that observes, a subclass that changes notify or wait, the loop's in-process pair, the
+UART mirror, UIO)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from transports.doorbell import (
     KICK_DATAGRAM,
+    KICK_EPOLL,
     KICK_EVENTFD,
     KICK_STREAM_BYTE,
     CDoorbell,
@@ -25,6 +27,7 @@ from transports.doorbell import (
     c_doorbell_of,
 )
 from transports.spy import SpyDoorbell
+from transports.vhost_user_session import VhostUserDoorbell
 
 
 @pytest.fixture
@@ -113,3 +116,78 @@ def test_a_doorbell_closed_on_this_side_says_so() -> None:
         assert c_doorbell_of(bell) is None, kind
         for s in others:
             s.close()
+
+
+def _vhost_bell() -> tuple[VhostUserDoorbell, list[int], list[int]]:
+    """A back-end doorbell and the front-end's ends: (doorbell, kick eventfds, call eventfds), one per queue."""
+    kicks = [os.eventfd(0, os.EFD_NONBLOCK) for _ in range(2)]
+    calls = [os.eventfd(0, os.EFD_NONBLOCK) for _ in range(2)]
+    return VhostUserDoorbell(kicks, calls), kicks, calls
+
+
+def test_vhost_user_calls_each_queue_on_its_own_descriptor() -> None:
+    """vhost-user's doorbell: a call per queue on that queue's eventfd, the wake-up's kicks drained through the
+    epoll of the kick eventfds (KICK_EPOLL); lost, closed or changed by a subclass: Python only."""
+    bell, kicks, calls = _vhost_bell()
+    described = c_doorbell_of(bell)
+    assert described is not None
+    assert (described.kick, described.drain, described.poll_fd) == (KICK_EVENTFD, KICK_EPOLL, bell.fileno())
+    assert described.kick_fd == -1 and len(described.queue_kick_fds) == 2
+    assert described.drain_fd not in (bell.fileno(), *described.queue_kick_fds)
+    for queue in (0, 1):  # the descriptor C writes is the one notify writes
+        bell.notify(queue)
+        os.write(described.kick_fd_of(queue), (1).to_bytes(8, "little"))
+        assert os.eventfd_read(calls[queue]) == 2
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(calls[1 - queue])
+
+    class Counting(VhostUserDoorbell):
+        def notify(self, queue: int) -> None:
+            super().notify(queue)
+
+    counting = Counting(kicks, calls)
+    assert c_doorbell_of(counting) is None
+    counting.close()
+    bell.mark_lost("the front-end hung up")
+    assert c_doorbell_of(bell) is None  # its notify raises at once: C must not call
+    bell.close()
+    assert c_doorbell_of(bell) is None
+    fresh, _, _ = _vhost_bell()
+    fresh.close()
+    assert c_doorbell_of(fresh) is None
+    for fd in kicks + calls:
+        os.close(fd)
+
+
+def test_the_c_wait_drains_every_queue_kick_and_leaves_loss_to_the_runner() -> None:
+    """rpf_wait with vhost-user's words: kicks on both queues are one wake-up, both eventfds drained (KICKED);
+    a lost front-end or an interrupt wakes it with no kick (DOORBELL: the runner's wait looks and reports)."""
+    from rpmsg import fastpath
+
+    lib, ffi = fastpath._module().lib, fastpath._module().ffi
+    bell, kicks, _calls = _vhost_bell()
+    described = c_doorbell_of(bell)
+    assert described is not None
+    drain = fastpath.kick_word(described.drain_fd, described.drain)
+
+    def wait() -> int:
+        return int(lib.rpf_wait(ffi.NULL, 0, described.poll_fd, drain, -1, 200_000_000))
+
+    assert wait() == fastpath.TIMEOUT
+    for fd in kicks:
+        os.eventfd_write(fd, 3)
+    assert wait() == fastpath.KICKED
+    for fd in kicks:  # both consumed: nothing is readable
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(fd)
+    assert wait() == fastpath.TIMEOUT
+    bell.interrupt()
+    assert wait() == fastpath.DOORBELL
+    assert bell.wait(0) is False  # the runner's look: no kick, the interrupt consumed
+    bell.mark_lost("the front-end hung up")
+    assert wait() == fastpath.DOORBELL
+    with pytest.raises(PeerLostError, match="hung up"):
+        bell.wait(0)
+    bell.close()
+    for fd in kicks + _calls:
+        os.close(fd)
