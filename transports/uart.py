@@ -49,26 +49,42 @@ class Port(Protocol):
 
 class FdPort:
     """A raw file descriptor as a port (the master side of a pty, a pipe pair's end): reads wait at most
-    ``timeout`` seconds; the bytes moved each way are counted."""
+    ``timeout`` seconds; a write that cannot move a byte for ``write_timeout`` seconds (the other end reads
+    nothing: its process stopped, its link closed) raises TimeoutError, as pyserial's ports opened with a
+    write timeout do (``UartLink.open``: 5 s); the bytes moved each way are counted. The descriptor is made
+    non-blocking: a blocking write to a pty waits for room for all of it, past any timeout."""
 
-    def __init__(self, fd: int, timeout: float = 0.005) -> None:
+    def __init__(self, fd: int, timeout: float = 0.005, write_timeout: float = 5.0) -> None:
         self.fd = fd
         self.timeout = timeout
+        self.write_timeout = write_timeout
         self.read_bytes = 0
         self.written = 0
+        os.set_blocking(fd, False)
 
     def read(self, size: int = 1) -> bytes:
         if not select.select([self.fd], [], [], self.timeout)[0]:
             return b""
-        data = os.read(self.fd, size)
+        try:
+            data = os.read(self.fd, size)
+        except BlockingIOError:
+            return b""  # another reader took it
         self.read_bytes += len(data)
         return data
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
         while view:
-            select.select([], [self.fd], [], 1)
-            view = view[os.write(self.fd, view) :]
+            if not select.select([], [self.fd], [], self.write_timeout)[1]:
+                self.written += len(data) - len(view)
+                raise TimeoutError(
+                    f"write timed out: no room for {len(view)} of {len(data)} bytes in {self.write_timeout} s "
+                    "(the other end reads nothing)"
+                )
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                continue  # the room select saw was taken meanwhile
         self.written += len(data)
         return len(data)
 
@@ -174,7 +190,14 @@ class UartLink:
             with self._lock:
                 out = self.core.transmit(time.monotonic())
             if out:
-                self.port.write(out)
+                try:
+                    self.port.write(out)
+                except OSError as exc:  # a write timeout (the peer reads nothing), the port gone
+                    with self._changed:
+                        if self.failure is None:
+                            self.failure = f"port failed: {exc}"
+                        self._changed.notify_all()
+                    raise PeerLostError(f"{self.name}: {self.failure}") from None
 
     def recv(self, timeout: float | None = None) -> bytes:
         with self._changed:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import random
 import threading
+import tty
 from collections.abc import Iterator
 
 import pytest
 
+from transports.doorbell import PeerLostError
 from transports.uart import FdPort, UartError, UartLink, parse_uart_url
 
 
@@ -122,3 +124,36 @@ def test_no_peer_times_out_clearly(pty: tuple[int, str]) -> None:
     _, path = pty
     with UartLink.open(f"uart://{path}") as a, pytest.raises(UartError, match=r"no link peer answered within 0\.2 s"):
         a.wait_connected(0.2)
+
+
+def test_a_write_the_other_end_never_reads_times_out(pty: tuple[int, str]) -> None:
+    """FdPort: a pty whose other end reads nothing fills up; the write gives up after write_timeout with a
+    TimeoutError (as pyserial's write timeout) instead of blocking for ever (it hung CI at stop 28: the remote's
+    close announced its endpoint over a link whose peer had closed)."""
+    master, path = pty
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(slave)  # as a serial port is opened: raw (a cooked pty drops what overflows its line buffer)
+    port = FdPort(master, write_timeout=0.2)
+    with pytest.raises(TimeoutError, match=r"write timed out: no room for \d+ of 1048576 bytes in 0.2 s"):
+        port.write(bytes(1 << 20))
+    assert 0 < port.written < 1 << 20  # what fitted went
+    os.close(slave)
+
+
+def test_a_link_whose_peer_stopped_reading_reports_it(pty: tuple[int, str]) -> None:
+    """The link turns a write that timed out into the peer lost (PeerLostError: what the rpmsg device handles,
+    so a close still completes) and fails for good, both in send and for the runner."""
+    master, path = pty
+    with UartLink.open(f"uart://{path}", rto=0.03) as a:
+        b = UartLink(FdPort(master, write_timeout=0.2), name="master", rto=0.03)
+        a.wait_connected(5)
+        b.wait_connected(5)
+        exchange(a, b, 5)
+        a.close()  # the peer stops reading its end; b's frames pile up in the pty
+        with pytest.raises(PeerLostError, match="master: port failed: write timed out"):
+            for _ in range(10_000):
+                b.send(bytes(200), timeout=5)
+        assert b.failure is not None and "write timed out" in b.failure
+        with pytest.raises(PeerLostError):
+            b.send(b"after")
+        b.close()
