@@ -105,6 +105,9 @@ def qemu_run(rounds: int, messages: int, res: Results) -> None:
     from remoteproc.platforms.qemu_uart import QemuUartSession
 
     firmware = REPO / "firmware" / "build" / "uart_echo.elf"
+    if rounds < 1 or messages < 1:
+        print("(QEMU run skipped: --qemu-rounds and --qemu-messages must be at least 1)")
+        return
     if shutil.which("qemu-system-arm") is None or not firmware.exists():
         print("(QEMU or firmware/build/uart_echo.elf missing: run ./scripts/setup)")
         return

@@ -157,6 +157,17 @@ class LinkCore:
             times.append(self._oldest_sent + self.rto)
         return min(times) if times else None
 
+    def has_output(self, now: float) -> bool:
+        """Whether :meth:`transmit` would return bytes now (a reply, an ACK, a due HELLO or retransmission, a
+        queued message with room in the window)."""
+        if self._reply is not None or (self._hello_due is not None and now >= self._hello_due):
+            return True
+        if not self.up:
+            return self._ack_due and self._cand is not None and self._cand.proven
+        if self._in_flight and now >= self._oldest_sent + self.rto:
+            return True
+        return self._ack_due or (bool(self._queue) and len(self._in_flight) < self._eff_window)
+
     def transmit(self, now: float) -> bytes:
         """Bytes to write now: HELLO_ACK, HELLOs, new DATA within the window, retransmissions, ACKs."""
         out = bytearray()

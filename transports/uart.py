@@ -6,18 +6,24 @@
     link.send(b"...")
     data = link.recv(timeout=1)
 
-The protocol is :class:`transports.serial_link.LinkCore` (no I/O); this module is its runner: one thread reads
-the port (returning as soon as bytes are there, or after the port's read timeout: 5 ms for ports opened here),
-feeds the core, writes what the core transmits (ACKs at once) and so keeps its retransmission deadline; a send
-writes its frame from the caller's thread.
+The protocol is :class:`transports.serial_link.LinkCore` (no I/O); this module is its runner, two threads: one
+reads the port (returning as soon as bytes are there, or after the port's read timeout: 5 ms for ports opened
+here) and feeds the core, and never writes; the other writes what the core transmits (ACKs at once) and keeps its
+retransmission deadline. A send writes its frame from the caller's thread when the writer is not writing. Why the
+reader never writes: a write waits while the line is full, and a line fills when both sides send at once; a
+reader waiting on a write stops draining the other direction, the other side's reader does the same, and both
+wait until the write timeout.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import os
 import select
+import struct
+import termios
 import threading
 import time
 from typing import Protocol
@@ -61,6 +67,12 @@ class FdPort:
         self.read_bytes = 0
         self.written = 0
         os.set_blocking(fd, False)
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes ready to read (as pyserial's): the runner reads them in one call, not a byte per call."""
+        waiting: int = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return waiting
 
     def read(self, size: int = 1) -> bytes:
         if not select.select([self.fd], [], [], self.timeout)[0]:
@@ -147,7 +159,9 @@ class UartLink:
         self._closing = False
         self.core.start(time.monotonic())
         self._thread = threading.Thread(target=self._run, name=f"uart {name}", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name=f"uart {name} writer", daemon=True)
         self._thread.start()
+        self._writer.start()
 
     @classmethod
     def open(cls, url: str, **kwargs: object) -> UartLink:
@@ -178,26 +192,31 @@ class UartLink:
                 self._check()
                 if self.core.up and self.core.pending < 2 * self.core.window:
                     self.core.send(data)
+                    self._changed.notify_all()  # the writer, if it is writing now, sends it next
                     break
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise UartError(f"{self.name}: the peer acknowledged nothing for {timeout} s")
                 self._changed.wait(left)
-        self._transmit()  # now, not at the runner's next pass
+        if self._tx_lock.acquire(blocking=False):  # now, from this thread, unless the writer is at it
+            try:
+                self._transmit()
+            finally:
+                self._tx_lock.release()
 
     def _transmit(self) -> None:
-        with self._tx_lock:
-            with self._lock:
-                out = self.core.transmit(time.monotonic())
-            if out:
-                try:
-                    self.port.write(out)
-                except OSError as exc:  # a write timeout (the peer reads nothing), the port gone
-                    with self._changed:
-                        if self.failure is None:
-                            self.failure = f"port failed: {exc}"
-                        self._changed.notify_all()
-                    raise PeerLostError(f"{self.name}: {self.failure}") from None
+        """Take what the core transmits and write it (the caller holds ``_tx_lock``)."""
+        with self._lock:
+            out = self.core.transmit(time.monotonic())
+        if out:
+            try:
+                self.port.write(out)
+            except OSError as exc:  # a write timeout (the peer reads nothing), the port gone
+                with self._changed:
+                    if self.failure is None:
+                        self.failure = f"port failed: {exc}"
+                    self._changed.notify_all()
+                raise PeerLostError(f"{self.name}: {self.failure}") from None
 
     def recv(self, timeout: float | None = None) -> bytes:
         with self._changed:
@@ -220,9 +239,11 @@ class UartLink:
             raise PeerLostError(f"{self.name}: {self.failure}")
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closing = True
+            self._changed.notify_all()
         self._thread.join(timeout=2)
+        self._writer.join(timeout=2)
         with contextlib.suppress(Exception):
             self.port.close()
 
@@ -245,22 +266,41 @@ class UartLink:
                 data = self.port.read(waiting or 1)
                 if data and (more := getattr(self.port, "in_waiting", 0)):
                     data += self.port.read(more)
-                now = time.monotonic()
+                if not data:
+                    continue
                 with self._changed:
-                    events = self.core.receive(data, now) if data else []
-                    for ev in events:
+                    for ev in self.core.receive(data, time.monotonic()):
                         if isinstance(ev, Message):
                             self._inbox.append(ev.data)
                         elif isinstance(ev, Connected):
                             self.connected = ev
                         elif isinstance(ev, PeerReset):
                             self.resets.append(ev)
-                    self._changed.notify_all()
-                self._transmit()
+                    self._changed.notify_all()  # receivers, and the writer (an ACK is due)
         except Exception as exc:  # the port went away (a USB adapter unplugged, a socket closed)
             with self._changed:
-                self.failure = f"port failed: {exc}"
+                if self.failure is None:
+                    self.failure = f"port failed: {exc}"
                 self._changed.notify_all()
+
+    def _write_loop(self) -> None:
+        """Write what the core has to send as it comes due: ACKs, HELLOs, retransmissions, messages queued while
+        another write was on."""
+        while True:
+            with self._changed:
+                while True:
+                    if self._closing or self.failure is not None:
+                        return
+                    now = time.monotonic()
+                    if self.core.has_output(now):
+                        break
+                    due = self.core.deadline()
+                    self._changed.wait(None if due is None else max(due - now, 0.0))
+            with self._tx_lock:
+                try:
+                    self._transmit()
+                except PeerLostError:
+                    return
 
 
 class UartWindowLink(Link):

@@ -130,7 +130,10 @@ def run_pair(
                     got.append(ev.data)
             while outbox and core.up and core.pending < 32:
                 core.send(outbox.pop(0))
-            line_out.write(core.transmit(now), now)
+            due = core.has_output(now)  # what the uart runner's writer waits for: exactly when transmit has bytes
+            out = core.transmit(now)
+            assert due == bool(out), (due, out)
+            line_out.write(out, now)
         now += 0.001
     return got_a, got_b, events
 

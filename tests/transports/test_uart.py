@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -157,3 +158,69 @@ def test_a_link_whose_peer_stopped_reading_reports_it(pty: tuple[int, str]) -> N
         with pytest.raises(PeerLostError):
             b.send(b"after")
         b.close()
+
+
+def test_both_sides_sending_at_once_fill_the_line_without_a_deadlock(pty: tuple[int, str]) -> None:
+    """Each side's runner reads the line and never waits on a write: at stop 28 it wrote the ACKs and
+    retransmissions itself, behind the sender's lock, so when both sides sent more than a pty holds (here 32
+    frames of 2 KiB in flight each way) each runner waited on its own sender, blocked writing into a line the
+    other runner no longer read, and both links failed with a write timeout (the uart shared-suite failures)."""
+    master, path = pty
+    a = UartLink.open(f"uart://{path}", window=32, max_payload=2048, rto=0.03)
+    b = UartLink(FdPort(master, write_timeout=1), name="master", window=32, max_payload=2048, rto=0.03)
+    with a, b:
+        a.wait_connected(5)
+        b.wait_connected(5)
+        rng = random.Random(7)
+        to_b = [rng.randbytes(2048) for _ in range(400)]
+        to_a = [rng.randbytes(2048) for _ in range(400)]
+        got: dict[str, list[bytes]] = {"a": [], "b": []}
+        errors: list[BaseException] = []
+
+        def send_all(link: UartLink, messages: list[bytes]) -> None:
+            for m in messages:
+                link.send(m, timeout=20)
+
+        def recv_all(link: UartLink, into: list[bytes], count: int) -> None:
+            for _ in range(count):
+                into.append(link.recv(timeout=20))
+
+        def run(fn: Callable[..., None], *args: object) -> threading.Thread:
+            def body() -> None:
+                try:
+                    fn(*args)
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            t = threading.Thread(target=body)
+            t.start()
+            return t
+
+        threads = [
+            run(send_all, a, to_b),
+            run(send_all, b, to_a),
+            run(recv_all, b, got["b"], len(to_b)),
+            run(recv_all, a, got["a"], len(to_a)),
+        ]
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert a.failure is None and b.failure is None
+        assert got["b"] == to_b and got["a"] == to_a
+
+
+def test_fdport_says_what_waits_so_the_runner_reads_it_at_once(pty: tuple[int, str]) -> None:
+    """FdPort.in_waiting (as pyserial's): without it the runner read one byte per call, with a select and the
+    link's lock each, and a fast sender outran it."""
+    master, path = pty
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(slave)
+    port = FdPort(master)
+    assert port.in_waiting == 0
+    os.write(slave, bytes(range(256)) * 4)
+    deadline = time.monotonic() + 5
+    while port.in_waiting < 1024 and time.monotonic() < deadline:
+        time.sleep(0.001)  # the pty moves the bytes to the master's side on a kernel worker
+    assert port.in_waiting == 1024
+    assert port.read(port.in_waiting) == bytes(range(256)) * 4
+    os.close(slave)
