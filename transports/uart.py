@@ -39,6 +39,16 @@ from transports.serial_link import Connected, LinkCore, Message, PeerReset
 DEFAULT_BAUD = 1_000_000  # the RP2350 boot ROM's fixed rate, and what our firmware uses
 
 
+def line_rto(baud: int, window: int = 8, max_payload: int = 256, floor: float = 0.05) -> float:
+    """A retransmission timeout that a full window can meet on a ``baud`` line: a full window of frames
+    (payload, 5-byte header, CRC-32, COBS's byte per 254, the delimiter; 10 bits a byte with start and stop) may
+    be on the line ahead of the last one, and as much again of the peer's frames ahead of its ACK; 2.5 times a
+    window's line time, at least ``floor``. Below it the sender resends the window before it has left (at 115200
+    baud a window of 256-byte frames takes 0.19 s), and the line carries mostly copies."""
+    frame = max_payload + 5 + 4 + (max_payload + 9) // 254 + 2
+    return max(floor, 2.5 * window * frame * 10 / baud)
+
+
 class UartError(TransportError):
     """The serial port cannot be opened or used (the message names the port and what to do)."""
 
@@ -165,10 +175,15 @@ class UartLink:
 
     @classmethod
     def open(cls, url: str, **kwargs: object) -> UartLink:
-        """A ``uart:`` URL: the pyserial port it names, at its ``baud``."""
+        """A ``uart:`` URL: the pyserial port it names, at its ``baud``; without an ``rto`` the link's is
+        :func:`line_rto` of that baud, window and payload."""
         import serial  # pyserial: imported here, the only module of ours that needs it
 
         target, baud = parse_uart_url(url)
+        if "rto" not in kwargs:
+            window, payload = kwargs.get("window", 8), kwargs.get("max_payload", 256)
+            assert isinstance(window, int) and isinstance(payload, int)
+            kwargs["rto"] = line_rto(baud, window, payload)
         try:
             port = serial.serial_for_url(target, baudrate=baud, timeout=0.005, write_timeout=5)
         except (serial.SerialException, ValueError, OSError) as exc:

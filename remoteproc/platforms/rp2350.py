@@ -35,7 +35,7 @@ from remoteproc.elf import read_elf
 from remoteproc.errors import RemoteprocError
 from rpmsg.device import RpmsgDevice
 from rpmsg.errors import RpmsgError
-from transports.uart import UartLink
+from transports.uart import UartLink, line_rto
 
 if TYPE_CHECKING:
     from remoteproc.session import SessionResult
@@ -304,13 +304,14 @@ def boot_and_connect(
     from transports.uart import UartWindowLink
 
     image = flat_image(firmware, on_note=on_note)
-    port, target, _ = open_port(port_url, read_timeout=0.005)
+    port, target, baud = open_port(port_url, read_timeout=0.005)
     try:
         run_image(port, image, timeout=timeout, verify=verify, progress=progress)
     except BaseException:
         port.close()
         raise
-    link = UartLink(port, name=target, rto=0.2)  # what the firmware prints before its link starts is dropped
+    # what the firmware prints before its link starts is dropped; the timeout is at least what the line needs
+    link = UartLink(port, name=target, rto=line_rto(baud, floor=0.2))
     try:
         link.wait_connected(timeout)
         device = host_on(UartWindowLink(link, UART_PROFILE.size, "host"), UART_PROFILE, wait="block")

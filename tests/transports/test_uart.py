@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from transports.doorbell import PeerLostError
-from transports.uart import FdPort, UartError, UartLink, parse_uart_url
+from transports.uart import FdPort, UartError, UartLink, line_rto, parse_uart_url
 
 
 class NoisyPort(FdPort):
@@ -224,3 +224,21 @@ def test_fdport_says_what_waits_so_the_runner_reads_it_at_once(pty: tuple[int, s
     assert port.in_waiting == 1024
     assert port.read(port.in_waiting) == bytes(range(256)) * 4
     os.close(slave)
+
+
+def test_the_retransmission_timeout_follows_the_baud(pty: tuple[int, str]) -> None:
+    """A window of 8 frames of 256 bytes is 2,144 bytes on the line: 21 ms at 1 Mbaud, 186 ms at 115200. Before,
+    every link opened from a URL had 50 ms, so at 115200 the sender resent the window ~4 times before it had left
+    and the line carried mostly copies; now the timeout is 2.5 line times of a window (at least 50 ms), unless
+    the caller gives one."""
+    _, path = pty
+    assert line_rto(1_000_000) == pytest.approx(0.0536, abs=1e-3)
+    assert line_rto(115_200) == pytest.approx(0.465, abs=1e-2)
+    assert line_rto(3_000_000) == 0.05  # the floor
+    assert line_rto(115_200, window=4, max_payload=64) == pytest.approx(2.5 * 4 * (64 + 5 + 4 + 2) * 10 / 115_200)
+    with UartLink.open(f"uart://{path}?baud=115200") as slow:
+        assert slow.core.rto == line_rto(115_200) and slow.core.rto > 2 * 2144 * 10 / 115_200  # 2 window times
+    with UartLink.open(f"uart://{path}?baud=115200", window=4, max_payload=128) as small:
+        assert small.core.rto == line_rto(115_200, 4, 128)
+    with UartLink.open(f"uart://{path}?baud=115200", rto=0.03) as given:
+        assert given.core.rto == 0.03
