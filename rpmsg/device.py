@@ -27,6 +27,7 @@ endpoint and the name service share (docs/reliability.md, "Bounds").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -201,6 +202,7 @@ class RpmsgDevice(Sending, Receiving):
                 self._fast.close()
             self.core.close()
             self.doorbell.close()
+            self._give_back_doorbell()  # its descriptors close now
             self.waiting.close()
 
     def __enter__(self) -> RpmsgDevice:
@@ -234,7 +236,15 @@ class RpmsgDevice(Sending, Receiving):
 
     @doorbell.setter
     def doorbell(self, doorbell: Doorbell) -> None:
+        self._give_back_doorbell()
         self._doorbell = doorbell
+        # Its descriptors stay valid for this device's life, even past the doorbell's close (transports.doorbell,
+        # Loans): C code here kicks and drains them by number; a close under us fails this device at once.
+        lend, give_back = getattr(doorbell, "lend", None), getattr(doorbell, "give_back", None)
+        self._loan: tuple[Callable[[int], None], int] | None = None
+        if callable(lend) and callable(give_back):
+            with contextlib.suppress(PeerLostError):  # closed already: the first kick or wait reports it
+                self._loan = (give_back, lend(self._doorbell_closed))
         # A doorbell that carries memory too (uart:, transports.mirror) must publish what this side wrote even
         # when no kick is due — a reply into a buffer the peer polls, a re-posted buffer, the flag asking the
         # peer to kick — or the peer never sees it. Shared-memory doorbells have no such method.
@@ -243,6 +253,20 @@ class RpmsgDevice(Sending, Receiving):
             if self._fast is not None:
                 self._fast.close()
             self._fast = self._make_fast()  # it polls the doorbell's descriptors
+
+    def _give_back_doorbell(self) -> None:
+        loan = getattr(self, "_loan", None)
+        if loan is not None:
+            self._loan = None
+            give_back, token = loan
+            give_back(token)
+
+    def _doorbell_closed(self, exc: PeerLostError) -> None:
+        """The doorbell closed under this device (its link closed first): the device fails now, on either path,
+        as a Python kick through the closed doorbell would make it fail."""
+        with self._lock:
+            if not self._closed:
+                self._fail(exc)
 
     def _flush(self, changed: bool = True) -> None:
         """Kick the peer for what the core asked; else, if the rings changed, publish them (mirroring doorbells)."""

@@ -13,6 +13,13 @@ that C code consumes through the descriptors directly are not counted.
 A doorbell whose kicks C code can write and drain by itself describes how with :meth:`c_doorbell` (a
 :class:`CDoorbell`: the rpmsg C paths then kick and sleep without Python per message); an optional method:
 :func:`c_doorbell_of` is None for a doorbell without it, or one whose notify/wait a subclass changed.
+
+The doorbells here lend their descriptors (:class:`Loans`: ``lend(on_close)``/``give_back``): the rpmsg device
+borrows them for its life, since its C code kicks and drains them by number. Closed while lent, a doorbell tells
+each borrower at once (the device fails, as a Python kick through a closed doorbell makes it fail), ends what the
+peer sees (a socket is shut down), and closes the descriptors at the last give-back: a number C may still use is
+never reused by the process meanwhile (before, a send after the doorbell's close wrote its kick into whatever
+file had taken the number).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import errno
 import os
 import select
 import socket
+import threading
+from collections.abc import Callable
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from transports.errors import TransportError
@@ -88,6 +97,47 @@ def _own(doorbell: object, cls: type) -> bool:
     return all(getattr(kind, name) is getattr(cls, name) for name in ("notify", "wait", "_drain") if hasattr(cls, name))
 
 
+class Loans:
+    """The borrowers of a doorbell's descriptors, and the close that waits for them (see the module's text)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._borrowers: dict[int, Callable[[PeerLostError], None]] = {}
+        self._last = 0
+        self._deferred: Callable[[], None] | None = None
+        self.closed = False
+
+    def lend(self, on_close: Callable[[PeerLostError], None]) -> int:
+        """A loan (its token): the descriptors stay open until :meth:`give_back`; ``on_close`` hears a close."""
+        with self._lock:
+            if self.closed:
+                raise PeerLostError("doorbell closed (on this side)")
+            self._last += 1
+            self._borrowers[self._last] = on_close
+            return self._last
+
+    def give_back(self, token: int) -> None:
+        with self._lock:
+            self._borrowers.pop(token, None)
+            run, self._deferred = (self._deferred, None) if not self._borrowers else (None, self._deferred)
+        if run is not None:
+            run()
+
+    def close(self, why: PeerLostError, close_descriptors: Callable[[], None]) -> None:
+        """Tell every borrower (outside the lock: it may give back at once), then close the descriptors now, or
+        at the last give-back."""
+        with self._lock:
+            self.closed = True
+            told = list(self._borrowers.values())
+        for on_close in told:
+            on_close(why)
+        with self._lock:
+            if self._borrowers:
+                self._deferred = close_descriptors
+                return
+        close_descriptors()
+
+
 class DoorbellWrapper:
     """Passes everything to ``inner``: subclasses override what they observe (spy+, conformance kick counts)."""
 
@@ -147,6 +197,8 @@ class EventfdDoorbell:
         self.closed = False
         self.peer_closed = False
         self.received = 0
+        self.loans = Loans()
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
 
     @classmethod
     def pair(cls) -> tuple[EventfdDoorbell, EventfdDoorbell]:
@@ -188,7 +240,7 @@ class EventfdDoorbell:
             self.closed = True
             if not self._peer.closed:
                 os.eventfd_write(self._tx, 1)  # wake the peer so it sees we are gone
-            self._shared.release()
+            self.loans.close(PeerLostError("doorbell closed"), self._shared.release)
 
 
 class SocketDoorbell:
@@ -200,6 +252,8 @@ class SocketDoorbell:
         self.lost = False
         self.closed = False
         self.received = 0
+        self.loans = Loans()
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
 
     def notify(self, queue: int) -> None:
         if self.closed:
@@ -252,8 +306,12 @@ class SocketDoorbell:
             self.sock.shutdown(socket.SHUT_RDWR)  # a waiter sees end of file; the peer sees us gone
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
-        self.sock.close()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees us gone now, even while the descriptor is lent
+        self.loans.close(PeerLostError("doorbell closed (on this side)"), self.sock.close)
 
 
 class EventfdSocketDoorbell:
@@ -269,11 +327,14 @@ class EventfdSocketDoorbell:
         self._epoll.register(rx_fd, select.EPOLLIN)
         self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
         self.lost = False
+        self.closed = False
         self.received = 0
+        self.loans = Loans()
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
 
     def _check(self) -> None:
-        """PeerLostError once closed here (the descriptors are gone) or once the peer's end was seen."""
-        if self._rx < 0:
+        """PeerLostError once closed here or once the peer's end was seen."""
+        if self.closed:
             raise PeerLostError("doorbell closed (on this side)")
         if self.lost:
             raise PeerLostError("the peer closed the doorbell socket")
@@ -318,7 +379,7 @@ class EventfdSocketDoorbell:
 
     def c_doorbell(self) -> CDoorbell | None:
         """Eventfd writes out, the eventfd read in, the epoll descriptor (kicks and the socket's end) to poll."""
-        if self.lost or self._rx < 0 or not _own(self, EventfdSocketDoorbell):
+        if self.lost or self.closed or not _own(self, EventfdSocketDoorbell):
             return None
         return CDoorbell(self._tx, KICK_EVENTFD, self._epoll.fileno(), self._rx, KICK_EVENTFD)
 
@@ -327,12 +388,22 @@ class EventfdSocketDoorbell:
             self.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        if self._rx >= 0:
-            self._epoll.close()
-            for fd in (self._rx, self._tx):
-                os.close(fd)
-            self._rx = self._tx = -1
-            self.sock.close()
+        if self.closed:
+            return
+        self.closed = True
+        self._shut()
+        self.loans.close(PeerLostError("doorbell closed (on this side)"), self._close_descriptors)
+
+    def _shut(self) -> None:
+        """The peer sees us gone now (and a sleeper here wakes), even while the descriptors are lent."""
+        self.interrupt()
+
+    def _close_descriptors(self) -> None:
+        self._epoll.close()
+        for fd in (self._rx, self._tx):
+            os.close(fd)
+        self._rx = self._tx = -1
+        self.sock.close()
 
 
 class DatagramSocketDoorbell(EventfdSocketDoorbell):
@@ -356,7 +427,7 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
 
     def c_doorbell(self) -> CDoorbell | None:
         """One datagram per kick out, every datagram waiting read in, the epoll descriptor to poll."""
-        if self.lost or self._rx < 0 or not _own(self, DatagramSocketDoorbell):
+        if self.lost or self.closed or not _own(self, DatagramSocketDoorbell):
             return None
         fd = self._dgram.fileno()
         return CDoorbell(fd, KICK_DATAGRAM, self._epoll.fileno(), fd, KICK_DATAGRAM)
@@ -372,9 +443,13 @@ class DatagramSocketDoorbell(EventfdSocketDoorbell):
             except BlockingIOError:
                 return got
 
-    def close(self) -> None:
-        if self._rx >= 0:
-            self._epoll.close()
-            self._rx = self._tx = -1
-            self._dgram.close()
-            self.sock.close()
+    def _shut(self) -> None:
+        super()._shut()
+        with contextlib.suppress(OSError):
+            self._dgram.shutdown(socket.SHUT_RDWR)  # the peer's next kick fails
+
+    def _close_descriptors(self) -> None:
+        self._epoll.close()
+        self._rx = self._tx = -1
+        self._dgram.close()
+        self.sock.close()

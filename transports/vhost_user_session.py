@@ -15,7 +15,7 @@ import select
 from dataclasses import dataclass, field
 
 from transports import vhost_user_messages as vu
-from transports.doorbell import KICK_EPOLL, KICK_EVENTFD, CDoorbell, PeerLostError, _own
+from transports.doorbell import KICK_EPOLL, KICK_EVENTFD, CDoorbell, Loans, PeerLostError, _own
 from transports.errors import TransportError
 from transports.memory import MappedRegion, RegionMemory
 
@@ -80,6 +80,8 @@ class VhostUserDoorbell:
         self.calls_sent = 0
         self.kicks_seen = 0
         self.closed = False
+        self.loans = Loans()  # the rpmsg device's C path kicks and drains these descriptors by number
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
 
     def mark_lost(self, why: str) -> None:
         if self.lost is None and not self.closed:
@@ -87,6 +89,8 @@ class VhostUserDoorbell:
             os.eventfd_write(self._lost_fd, 1)
 
     def notify(self, queue: int) -> None:
+        if self.closed:
+            raise PeerLostError("vhost-user: doorbell closed (on this side)")
         if self.lost is not None:
             raise PeerLostError(f"vhost-user: {self.lost}")
         if not 0 <= queue < len(self._calls) or self._calls[queue] < 0:
@@ -113,6 +117,8 @@ class VhostUserDoorbell:
         return kicked
 
     def wait(self, timeout: float | None) -> bool:
+        if self.closed:
+            raise PeerLostError("vhost-user: doorbell closed (on this side)")
         if self.lost is not None:
             raise PeerLostError(f"vhost-user: {self.lost}")
         events = self._epoll.poll(-1 if timeout is None else timeout)
@@ -145,7 +151,11 @@ class VhostUserDoorbell:
     def close(self) -> None:
         if self.closed:
             return
+        os.eventfd_write(self._intr_fd, 1)  # a sleeper here wakes (and finds the doorbell closed)
         self.closed = True
+        self.loans.close(PeerLostError("vhost-user: doorbell closed (on this side)"), self._close_descriptors)
+
+    def _close_descriptors(self) -> None:
         self._epoll.close()
         self._kick_epoll.close()
         for fd in (*self._kicks, *self._calls, self._lost_fd, self._intr_fd):

@@ -257,6 +257,98 @@ def test_a_dead_peer_is_reported_the_same_way(kind: str, role: str, monkeypatch:
         assert results[0][0] == 5 and results[0][1][0] == "PeerLost", results[0]
 
 
+def _open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _own_doorbell_closed(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> tuple[list[Any], list[bytes]]:
+    """This side's own doorbell closes under its device (its link closed first); every descriptor number it had
+    that is free then is taken by a socket holding b"keep" (what a process opening files meanwhile would do):
+    what the device's calls report, and what each socket shows after them (b"keep" and nothing written: a kick
+    into the reused number, or a drain from it, changes that)."""
+    r = remote.endpoint("svc")
+    h = host.open("svc", timeout=5)
+    remote.request_kicks(True)
+    host.request_kicks(True)
+    me, mine, peer_ep = (h, host, r) if role == "host" else (r, remote, h)
+    peer_ep.sendto(b"waiting", me.addr)  # a message already there when the doorbell closes
+    described = c_doorbell_of(mine.doorbell)
+    assert described is not None
+    numbers = {described.poll_fd, described.drain_fd, *(described.kick_fd_of(q) for q in (0, 1))} - {-1}
+    carriers = [socket.socketpair() for _ in numbers]  # made first: they must not take the numbers themselves
+    mine.doorbell.close()
+    taken = []
+    for n, (a, b) in zip(sorted(numbers), carriers, strict=True):
+        if not _is_open(n):
+            os.dup2(a.fileno(), n)
+            b.send(b"keep")
+            taken.append((n, b))
+        a.close()
+    try:
+        me.settimeout(1)
+        out: list[Any] = []
+        for call in [lambda: me.sendto(b"hello", peer_ep.addr)] * 3 + [
+            me.recv,
+            me.recv,
+            lambda: me.send_many([b"a", b"b"], peer_ep.addr),
+        ]:
+            try:
+                out.append(call())
+            except (PeerLost, WouldBlock) as exc:
+                out.append((type(exc).__name__, str(exc)))
+        shown = []
+        for n, b in taken:
+            b.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                shown.append(b"written: " + b.recv(64))
+            os.set_blocking(n, False)
+            try:
+                shown.append(os.read(n, 64))
+            except BlockingIOError:
+                shown.append(b"")
+        return out, shown
+    finally:
+        for n, _ in taken:
+            os.close(n)
+        for _, b in carriers:
+            b.close()
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_doorbell_closed_under_its_device(kind: str, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device fails at once, with the doorbell's own words, on both paths the same (a message that had
+    arrived is still delivered, as after any failure), and its C code never
+    writes into (nor reads from) a descriptor number the process reused: the doorbell's descriptors stay open
+    while the device lives (transports.doorbell.Loans) and close with it. Before, the C path's sends went on
+    kicking the closed eventfd's number: the kicks landed in whatever the process opened next (here, sockets)."""
+    before = _open_fds()
+    results = []
+    for c_path in (True, False):
+        host, remote = _pair(kind, monkeypatch, c_path)
+        try:
+            results.append(_own_doorbell_closed(host, remote, role))
+        finally:
+            for device in (host, remote):
+                with contextlib.suppress(Exception):
+                    device.close()
+    assert results[0] == results[1]
+    out, held = results[0]
+    assert all(shown == b"keep" for shown in held), held
+    closed = "vhost-user: doorbell closed (on this side)" if kind == "vhost" else "doorbell closed (on this side)"
+    lost = ("PeerLost", f"rpmsg device unusable: {closed}")
+    assert out == [lost, lost, lost, b"waiting", lost, lost], out  # what had arrived is still delivered
+    assert _open_fds() == before  # every descriptor closed with the devices
+
+
 @pytest.mark.parametrize("timeout", [None, 5.0])
 @pytest.mark.parametrize("wait", ["block", "spin"])
 @pytest.mark.parametrize("kind", list(KINDS))
