@@ -113,6 +113,8 @@ class LinkCore:
         self.frames_sent = 0
         self.unbound = 0  # DATA/ACK frames whose CRC matches neither the session nor the candidate: noise or stale
         self.stale_hellos = 0  # HELLO_ACKs that echo no nonce of ours now
+        self.refused_full = 0  # in-order DATA frames not taken: the caller had no room (receive's ``room``)
+        self._room: int | None = None
 
     def _fresh(self) -> int:
         return self._rng.getrandbits(32)
@@ -223,8 +225,13 @@ class LinkCore:
         """Frames dropped as damaged: bad COBS, too long, a CRC that matches nothing (noise, or another session)."""
         return self.decoder.bad + self.unbound
 
-    def receive(self, data: bytes, now: float) -> list[Event]:
+    def receive(self, data: bytes, now: float, room: int | None = None) -> list[Event]:
+        """The events in ``data``. ``room``: how many more messages the caller can hold (None: no limit); a DATA
+        frame beyond it is not delivered, so not acknowledged (the ACK says where we stand): the sender keeps it
+        and sends it again after its timeout. A receiver that does not keep up holds at most ``room`` messages,
+        and nothing acknowledged is lost."""
         events: list[Event] = []
+        self._room = room
         for body, crc in self.decoder.feed_unchecked(data):
             if len(body) < HEADER.size:
                 self.decoder.bad += 1
@@ -265,9 +272,13 @@ class LinkCore:
         seq, ack = found
         self._on_ack(ack, now)
         if kind == T_DATA:
-            if seq == self._expected:
+            if seq == self._expected and self._room is not None and self._room <= 0:
+                self.refused_full += 1  # the caller holds all it can: not taken, not acknowledged
+            elif seq == self._expected:
                 self._expected = (seq + 1) & 0xFFFFFFFF
                 events.append(Message(body[HEADER.size :]))
+                if self._room is not None:
+                    self._room -= 1
             self._ack_due = True  # in order, duplicate or after a gap: say where we stand
         return events
 

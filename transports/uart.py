@@ -150,9 +150,13 @@ class UartLink:
         max_payload: int = 256,
         rto: float = 0.05,
         seed: int | None = None,
+        max_inbox: int = 4096,
     ) -> None:
+        """``max_inbox``: received messages held for :meth:`recv` at most; past it the link takes (and so
+        acknowledges) nothing more until the caller receives: the peer waits, memory stays bounded."""
         self.port = port
         self.name = name
+        self.max_inbox = max_inbox
         self.core = LinkCore(
             seed=seed,  # None: the session nonces come from the OS's random source
             window=window,
@@ -238,7 +242,7 @@ class UartLink:
             if not self._changed.wait_for(lambda: bool(self._inbox) or self.failure is not None, timeout):
                 raise TimeoutError(f"{self.name}: no message within {timeout} s")
             if self._inbox:
-                return self._inbox.popleft()
+                return self._inbox.popleft()  # room again: the peer's next retransmission is taken
             self._check()
             raise AssertionError("unreachable")
 
@@ -284,7 +288,8 @@ class UartLink:
                 if not data:
                     continue
                 with self._changed:
-                    for ev in self.core.receive(data, time.monotonic()):
+                    room = self.max_inbox - len(self._inbox)
+                    for ev in self.core.receive(data, time.monotonic(), room):
                         if isinstance(ev, Message):
                             self._inbox.append(ev.data)
                         elif isinstance(ev, Connected):

@@ -445,3 +445,25 @@ def test_replayed_frames_never_deliver_twice_nor_lose_an_acknowledged_message(se
 
 def test_a_replayed_hello_of_an_earlier_session_cannot_restart_the_link() -> None:
     old_hello_after_restart(py_side, py_side, 4)
+
+
+def test_no_room_takes_nothing_and_acknowledges_nothing() -> None:
+    """receive(..., room): in-order DATA beyond the caller's room is neither delivered nor acknowledged (the
+    sender keeps it and retransmits); with room again the retransmission is taken, in order, once."""
+    a, b = LinkCore(seed=1, rto=0.01), LinkCore(seed=2, rto=0.01)
+    a.start(0.0)
+    b.start(0.0)
+    handshake(a, b)
+    for m in (b"one", b"two", b"three"):
+        a.send(m)
+    frames = a.transmit(1.0)
+    got = b.receive(frames, 1.0, room=1)
+    assert got == [Message(b"one")] and b.refused_full == 1  # "two" refused; "three" then follows a gap
+    a.receive(b.transmit(1.0), 1.0)  # b's ACK: only the first frame
+    assert a.pending == 2
+    assert b.receive(a.transmit(1.02), 1.02, room=0) == [] and b.refused_full == 2  # resent, still no room
+    a.receive(b.transmit(1.02), 1.02)
+    assert a.pending == 2
+    assert b.receive(a.transmit(1.04), 1.04, room=None) == [Message(b"two"), Message(b"three")]
+    a.receive(b.transmit(1.04), 1.04)
+    assert a.pending == 0

@@ -242,3 +242,36 @@ def test_the_retransmission_timeout_follows_the_baud(pty: tuple[int, str]) -> No
         assert small.core.rto == line_rto(115_200, 4, 128)
     with UartLink.open(f"uart://{path}?baud=115200", rto=0.03) as given:
         assert given.core.rto == 0.03
+
+
+def test_a_receiver_that_does_not_keep_up_holds_at_most_max_inbox(pty: tuple[int, str]) -> None:
+    """Before, the link took every frame in order and acknowledged it, so a peer sending faster than the caller
+    received grew the inbox without bound (here all 600 messages). Now past ``max_inbox`` it takes nothing more:
+    the sender's window fills and it retransmits until there is room; nothing is lost or reordered."""
+    master, path = pty
+    a = UartLink.open(f"uart://{path}", rto=0.03, max_inbox=50)
+    b = UartLink(FdPort(master), name="master", rto=0.03)
+    with a, b:
+        a.wait_connected(5)
+        b.wait_connected(5)
+        sent = [i.to_bytes(4, "little") * 8 for i in range(600)]
+        errors: list[BaseException] = []
+
+        def send_all() -> None:
+            try:
+                for m in sent:
+                    b.send(m, timeout=30)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        time.sleep(0.5)  # the sender runs ahead; nobody receives
+        held = len(a._inbox)
+        assert held == 50, held
+        assert a.core.refused_full > 0 and sender.is_alive()
+        got = [a.recv(timeout=10) for _ in sent]
+        sender.join(30)
+        assert not errors, errors
+        assert got == sent
+        assert len(a._inbox) == 0 and a.failure is None and b.failure is None
