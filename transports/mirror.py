@@ -145,6 +145,7 @@ class MirrorDoorbell:
         self.error: str | None = None
         self._fd_r, self._fd_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._write_pending = False  # a "w" is in the pipe: the peer's writes since the last wait were announced
+        self._kick_pending = False  # a "k" is in the pipe: so is every kick until the next wait
         self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
         self._thread.start()
 
@@ -174,7 +175,12 @@ class MirrorDoorbell:
                 os.write(self._fd_w, b"x")
                 return
             if queue is not None:
-                os.write(self._fd_w, b"k")  # the pipe is the wake-up and says what woke it
+                # The pipe is the wake-up and says what woke it: one "k" for all kicks until the next wait (one byte
+                # each filled the pipe after 65,536 kicks nobody waited for, and the full pipe's BlockingIOError
+                # ended this thread: the mirror stopped).
+                if not self._kick_pending:
+                    self._kick_pending = True
+                    os.write(self._fd_w, b"k")
             elif not self._write_pending:
                 # The peer's writes wake a sleeper too: a side that asked for kicks and then blocks may have
                 # published its "kick me" flag after the peer last looked at it, so the peer sent its message
@@ -213,7 +219,7 @@ class MirrorDoorbell:
         # After reading, not before: a write applied between the read and this line is in memory already (the
         # caller looks at the rings next), one applied after it writes its own "w". Cleared before the read, a
         # write landing in between left the flag set with its byte read: no later write woke anyone.
-        self._write_pending = False
+        self._write_pending = self._kick_pending = False
         if not woke:
             return False
         if self.error is not None:

@@ -234,3 +234,47 @@ def test_a_write_without_a_kick_wakes_a_sleeper(uart_pair: tuple[UartLink, UartL
     finally:
         bell_a.close()
         bell_b.close()
+
+
+class _QueueLink:
+    """A reliable in-process message link (what the mirror needs of a UartLink), fed by the test."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.inbox: queue.Queue[bytes] = queue.Queue()
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, timeout: float | None = None) -> None:
+        self.sent.append(data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        import queue
+
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("nothing") from None
+
+
+def test_kicks_nobody_waits_for_never_stop_the_mirror() -> None:
+    """A peer kicking (70,000 times) while this side never waits on the doorbell (busy polling, or a hostile peer):
+    before, each kick put a byte into the wake-up pipe, the 65,537th found it full and BlockingIOError ended the
+    receiver thread, so the peer's writes were no longer applied. Now one byte stands for all kicks until the
+    next wait, and a write after the flood still lands."""
+    mem = bytearray_memory(0x2000)
+    link = _QueueLink()
+    bell = MirrorDoorbell(link, Mirror(mem, [(0x1000, 0x80)]))
+    try:
+        for _ in range(70_000):
+            link.inbox.put(KICK_MSG.pack(KICK, 1))
+        link.inbox.put(WRITE_HEAD.pack(WRITE, 0x1100) + b"after")
+        deadline = time.monotonic() + 30
+        while mem.read(0x1100, 5) != b"after" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mem.read(0x1100, 5) == b"after"
+        assert bell._thread.is_alive() and bell.error is None
+        assert bell.wait(0) is True  # the kicks are reported, once
+        assert bell.wait(0) is False
+    finally:
+        bell.close()
