@@ -240,18 +240,26 @@ def test_the_same_kicks_and_results_on_both_paths(
     assert c_calls["eventfd"]["_send_py"] < 10 and c_calls["eventfd"]["_sendto_py"] == 0, c_calls
 
 
-@pytest.mark.parametrize("role", ["host", "remote"])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_a_dead_peer_is_reported_the_same_way(kind: str, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _on_both_paths(
+    kind: str, monkeypatch: pytest.MonkeyPatch, script: Callable[[RpmsgDevice, RpmsgDevice], Any]
+) -> list[Any]:
+    """``script(host, remote)`` on a pair of ``kind`` with the C path, then without: its two results."""
     results = []
     for c_path in (True, False):
         host, remote = _pair(kind, monkeypatch, c_path)
         try:
-            results.append(_dead_peer(host, remote, role))
+            results.append(script(host, remote))
         finally:
             for device in (host, remote):
-                with contextlib.suppress(Exception):  # the dead side's close kicks through a closed doorbell
+                with contextlib.suppress(Exception):  # a dead side's close may kick through a closed doorbell
                     device.close()
+    return results
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_dead_peer_is_reported_the_same_way(kind: str, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = _on_both_paths(kind, monkeypatch, lambda host, remote: _dead_peer(host, remote, role))
     assert results[0] == results[1]
     if kind not in ("eventfd", "vhost"):  # an eventfd write cannot fail: the peer's end is seen at the next wait
         assert results[0][0] == 5 and results[0][1][0] == "PeerLost", results[0]
@@ -331,15 +339,7 @@ def test_a_doorbell_closed_under_its_device(kind: str, role: str, monkeypatch: p
     while the device lives (transports.doorbell.Loans) and close with it. Before, the C path's sends went on
     kicking the closed eventfd's number: the kicks landed in whatever the process opened next (here, sockets)."""
     before = _open_fds()
-    results = []
-    for c_path in (True, False):
-        host, remote = _pair(kind, monkeypatch, c_path)
-        try:
-            results.append(_own_doorbell_closed(host, remote, role))
-        finally:
-            for device in (host, remote):
-                with contextlib.suppress(Exception):
-                    device.close()
+    results = _on_both_paths(kind, monkeypatch, lambda host, remote: _own_doorbell_closed(host, remote, role))
     assert results[0] == results[1]
     out, held = results[0]
     assert all(shown == b"keep" for shown in held), held
