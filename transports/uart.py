@@ -230,7 +230,7 @@ class UartLink:
         if out:
             try:
                 self.port.write(out)
-            except OSError as exc:  # a write timeout (the peer reads nothing), the port gone
+            except Exception as exc:  # a write timeout (the peer reads nothing), the port gone, the port's own error
                 with self._changed:
                     if self.failure is None:
                         self.failure = f"port failed: {exc}"

@@ -275,3 +275,37 @@ def test_a_receiver_that_does_not_keep_up_holds_at_most_max_inbox(pty: tuple[int
         assert not errors, errors
         assert got == sent
         assert len(a._inbox) == 0 and a.failure is None and b.failure is None
+
+
+class _UnpluggedPort(FdPort):
+    """A port object whose writes fail with its own exception (not an OSError) after ``good`` of them."""
+
+    def __init__(self, fd: int, good: int) -> None:
+        super().__init__(fd)
+        self.good = good
+
+    def write(self, data: bytes) -> int:
+        if self.good <= 0:
+            raise RuntimeError("adapter unplugged")
+        self.good -= 1
+        return super().write(data)
+
+
+def test_a_port_whose_write_raises_its_own_error_fails_the_link(pty: tuple[int, str]) -> None:
+    """Whatever a port's write raises fails the link (PeerLostError naming it), from the caller's thread or the
+    writer's: a writer thread that died of it would leave the link silent (the ACKs and retransmissions are the
+    writer's since stop 29)."""
+    master, path = pty
+    with UartLink.open(f"uart://{path}", rto=0.03) as a:
+        port = _UnpluggedPort(master, good=10)
+        b = UartLink(port, name="flaky", rto=0.03)
+        a.wait_connected(5)
+        b.wait_connected(5)
+        with pytest.raises(PeerLostError, match="flaky: port failed: adapter unplugged"):
+            for i in range(100):
+                b.send(bytes([i]) * 10, timeout=5)
+                time.sleep(0.01)
+        assert b.failure == "port failed: adapter unplugged"
+        with pytest.raises(PeerLostError):
+            b.recv(timeout=5)
+        b.close()
