@@ -19,7 +19,7 @@ import os
 import select
 from pathlib import Path
 
-from transports.doorbell import Doorbell, PeerLostError
+from transports.doorbell import Doorbell, Loans, PeerLostError
 from transports.errors import TransportError
 from transports.link import Link, ParsedUrl
 from transports.memory import MappedRegion, RegionMemory
@@ -135,6 +135,9 @@ class UioDoorbell:
         self._fd = uio_fd
         self._mailbox = mailbox
         self.lost = False
+        self.closed = False
+        self.loans = Loans()  # the rpmsg device's C sleep polls the descriptor by number
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
         self._enable()
 
     @classmethod
@@ -162,12 +165,12 @@ class UioDoorbell:
             raise PeerLostError(f"interrupt descriptor: {exc.strerror}") from None
 
     def notify(self, queue: int) -> None:
-        if self._fd < 0:
+        if self.closed:
             raise PeerLostError("doorbell closed")
         self._mailbox.write(queue + 1)
 
     def wait(self, timeout: float | None) -> bool:
-        if self.lost or self._fd < 0:
+        if self.lost or self.closed:
             raise PeerLostError("the interrupt source is gone")
         ready, _, _ = select.select([self._fd], [], [], timeout)
         if not ready:
@@ -192,10 +195,14 @@ class UioDoorbell:
         """Nothing to do: the device's own wake descriptor wakes a waiter (rpmsg.device)."""
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-            self._mailbox.close()
+        if not self.closed:
+            self.closed = True
+            self.loans.close(PeerLostError("doorbell closed"), self._close_descriptors)
+
+    def _close_descriptors(self) -> None:
+        os.close(self._fd)
+        self._fd = -1
+        self._mailbox.close()
 
 
 class DevmemLink(Link):

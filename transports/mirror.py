@@ -18,6 +18,7 @@ without a kick, and before it blocks) and ``wait`` send them too: a peer that po
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import struct
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol
 
-from transports.doorbell import PeerLostError
+from transports.doorbell import Loans, PeerLostError
 from transports.errors import TransportError
 from transports.memory import RegionMemory
 
@@ -146,10 +147,14 @@ class MirrorDoorbell:
         self._fd_r, self._fd_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._write_pending = False  # a "w" is in the pipe: the peer's writes since the last wait were announced
         self._kick_pending = False  # a "k" is in the pipe: so is every kick until the next wait
+        self.loans = Loans()  # the rpmsg device's C sleep polls the pipe by number
+        self.lend, self.give_back = self.loans.lend, self.loans.give_back
         self._thread = threading.Thread(target=self._run, name="mirror", daemon=True)
         self._thread.start()
 
     def notify(self, queue: int) -> None:
+        if self._closed:
+            raise PeerLostError("doorbell closed")
         if self.error is not None:
             raise PeerLostError(self.error)
         with self._lock:
@@ -201,6 +206,8 @@ class MirrorDoorbell:
         """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find
         by polling): the peer sees only what we send. The rpmsg device calls it after an operation that changed the
         rings without a kick, and before it blocks."""
+        if self._closed:
+            raise PeerLostError("doorbell closed")
         if self.error is not None:
             raise PeerLostError(self.error)
         with self._lock:
@@ -230,12 +237,18 @@ class MirrorDoorbell:
         return self._fd_r
 
     def interrupt(self) -> None:
-        os.write(self._fd_w, b"i")
+        if not self._closed:
+            os.write(self._fd_w, b"i")
 
     def close(self) -> None:
         if self._closed:
             return  # the device and the link may both close it
         self._closed = True
         self._thread.join(timeout=1)
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._fd_w, b"x")  # a sleeper here wakes and finds the doorbell closed
+        self.loans.close(PeerLostError("doorbell closed"), self._close_descriptors)
+
+    def _close_descriptors(self) -> None:
         os.close(self._fd_r)
         os.close(self._fd_w)
