@@ -141,6 +141,7 @@ class MirrorDoorbell:
     def __init__(self, link: MessageLink, mirror: Mirror) -> None:
         self.link = link
         self.mirror = mirror
+        self.send_timeout = 10.0  # seconds a message may wait for room in the link's window
         self._lock = threading.Lock()
         self._closed = False
         self.error: str | None = None
@@ -159,8 +160,8 @@ class MirrorDoorbell:
             raise PeerLostError(self.error)
         with self._lock:
             for message in self.mirror.changes():
-                self.link.send(message, timeout=10)
-            self.link.send(KICK_MSG.pack(KICK, queue), timeout=10)
+                self._send(message)
+            self._send(KICK_MSG.pack(KICK, queue))
 
     def _run(self) -> None:
         while not self._closed:
@@ -212,7 +213,19 @@ class MirrorDoorbell:
             raise PeerLostError(self.error)
         with self._lock:
             for message in self.mirror.changes():
-                self.link.send(message, timeout=10)
+                self._send(message)
+
+    def _send(self, message: bytes) -> None:
+        """One message on the link; a link that takes nothing for ``send_timeout`` (the peer acknowledges
+        nothing: hung, or gone on a line that never blocks) is the peer lost, for this call and every later one
+        (before, the link's own UartError reached the rpmsg caller and the device went on)."""
+        try:
+            self.link.send(message, timeout=self.send_timeout)
+        except PeerLostError:
+            raise
+        except (TransportError, TimeoutError) as exc:
+            self.error = f"mirror link: {exc}"
+            raise PeerLostError(self.error) from None
 
     def wait(self, timeout: float | None) -> bool:
         self.publish()  # a caller that waits here (busy polling, every millisecond) publishes too

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from rpmsg import PeerLost
 from rpmsg.device import RpmsgDevice
 from rpmsg.wiring import UART_PROFILE, host_on, remote_on
 from tests.transports.test_uart import NoisyPort
+from transports.doorbell import PeerLostError
 from transports.errors import AddressError
 from transports.memory import bytearray_memory
 from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorDoorbell, MirrorError
@@ -278,3 +280,31 @@ def test_kicks_nobody_waits_for_never_stop_the_mirror() -> None:
         assert bell.wait(0) is False
     finally:
         bell.close()
+
+
+def test_a_peer_that_acknowledges_nothing_is_lost_to_the_rpmsg_caller(uart_pair: tuple[UartLink, UartLink]) -> None:
+    """The remote hangs while its UART still drains the line (a real UART never blocks the sender): the host's
+    link window fills and the mirror cannot send. Before, the link's own UartError ("acknowledged nothing for
+    10 s") came out of the rpmsg caller's send and the device went on; now it is the peer lost: PeerLost from
+    the rpmsg API, the device failed, every later call the same."""
+    a, b = uart_pair
+    p = UART_PROFILE
+    host = host_on(UartWindowLink(a, p.size, "host"), p, wait="block")  # type: ignore[arg-type]
+    remote = remote_on(UartWindowLink(b, p.size, "remote"), p, wait="block")  # type: ignore[arg-type]
+    try:
+        served = remote.endpoint("svc")
+        ep = host.open("svc", timeout=10)
+        served.settimeout(10)
+        ep.send(b"first")
+        assert served.recvfrom()[0] == b"first"
+        host.doorbell.send_timeout = 0.5  # type: ignore[attr-defined]
+        b.core.receive = lambda data, now, room=None: []  # type: ignore[method-assign]  # hung: takes nothing
+        with pytest.raises(PeerLost, match=r"mirror link: .*acknowledged nothing for 0\.5 s"):
+            for _ in range(200):
+                ep.send(bytes(400))
+        assert isinstance(host.failure, PeerLostError)
+        with pytest.raises(PeerLost):
+            ep.send(b"later")
+    finally:
+        host.close()
+        remote.close()
