@@ -44,6 +44,15 @@ def _check_path(device: RpmsgDevice, host_path: str) -> None:
     assert device._gate.open == methods, (host_path, device.core, device.doorbell)
 
 
+def fd_is_open(fd: int) -> bool:
+    """Whether ``fd`` is a descriptor of this process now."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

@@ -22,6 +22,7 @@ import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice, WouldBlock
 from rpmsg.device import Endpoint
+from tests.rpmsg.conftest import fd_is_open
 from transports.doorbell import (
     KICK_DATAGRAM,
     KICK_EPOLL,
@@ -269,14 +270,6 @@ def _open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
 def _own_doorbell_closed(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> tuple[list[Any], list[bytes]]:
     """This side's own doorbell closes under its device (its link closed first); every descriptor number it had
     that is free then is taken by a socket holding b"keep" (what a process opening files meanwhile would do):
@@ -295,7 +288,7 @@ def _own_doorbell_closed(host: RpmsgDevice, remote: RpmsgDevice, role: str) -> t
     mine.doorbell.close()
     taken = []
     for n, (a, b) in zip(sorted(numbers), carriers, strict=True):
-        if not _is_open(n):
+        if not fd_is_open(n):
             os.dup2(a.fileno(), n)
             b.send(b"keep")
             taken.append((n, b))

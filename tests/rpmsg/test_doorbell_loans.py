@@ -15,16 +15,8 @@ import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice
 from rpmsg.wiring import UART_PROFILE, host_on, remote_on
-from tests.rpmsg.conftest import devmem_pair
+from tests.rpmsg.conftest import devmem_pair, fd_is_open
 from transports.uart import FdPort, UartLink, UartWindowLink
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture(params=["devmem", "uart"])
@@ -65,8 +57,8 @@ def test_a_doorbell_closed_under_its_device_fails_it_and_keeps_its_descriptor(
     number = bell.fileno()
     bell.close()
     assert isinstance(mine.failure, Exception) and str(mine.failure) == "doorbell closed"  # at once, no call made
-    assert _is_open(number)  # lent: still this doorbell's, not free for the process to reuse
+    assert fd_is_open(number)  # lent: still this doorbell's, not free for the process to reuse
     with pytest.raises(PeerLost, match="rpmsg device unusable: doorbell closed"):
         me.sendto(b"after", peer.addr)
     mine.close()
-    assert not _is_open(number)  # returned with the device's close
+    assert not fd_is_open(number)  # returned with the device's close
