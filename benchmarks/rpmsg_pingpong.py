@@ -181,7 +181,9 @@ def throughput(
     """Host -> remote msgs/s of ``size``-byte messages (``remote``: rpmsg_remote.py's kind, the C remote by
     default; the others only at 496 B): ``copy`` (send of one bytes object), ``copy-write`` (the
     producer writes 4 bytes into a bytearray, then send), ``zero-copy`` (get_buffer, write 4 bytes into its view,
-    send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse), ``batch``
+    send_buffer), ``zero-copy-reuse`` (one TxBuffer: write 4 bytes into it, send_buffer_reuse),
+    ``zero-copy-reuse-as-is`` (the same writing nothing: the producer's cost left out, as ``copy`` leaves it out),
+    ``batch``
     (send_many of BATCH messages a call) or ``zero-copy-batch`` (a list of BATCH TxBuffers kept: write 4 bytes
     into each, send_buffers_reuse, get_buffers for the ones not re-armed), or ``zero-copy-batch-as-is`` (the same
     writing nothing: each buffer goes with what it holds, as send_many of one constant list sends the same bytes
@@ -203,6 +205,12 @@ def throughput(
                 buf[:4] = i.to_bytes(4, "little")  # straight into the send buffer: no view made
                 if not ep.send_buffer_reuse(buf, size):
                     buf = ep.get_buffer()  # none free right now: wait for one
+            ep.device.core.give_back(buf)  # type: ignore[union-attr]
+        elif mode == "zero-copy-reuse-as-is":
+            buf = ep.get_buffer()
+            for _ in range(messages):
+                if not ep.send_buffer_reuse(buf, size):
+                    buf = ep.get_buffer()
             ep.device.core.give_back(buf)  # type: ignore[union-attr]
         elif mode in ("zero-copy-batch", "zero-copy-batch-as-is"):
             write = mode == "zero-copy-batch"
@@ -296,6 +304,8 @@ def streaming(res: Results, messages: int, repeat: int = 1) -> None:
         ("496", "copy-write", "copy, the producer writing 4 bytes", "copy"),
         ("496", "zero-copy", "zero-copy (get_buffer/send_buffer)", "copy"),
         ("496", "zero-copy-reuse", "zero-copy, one buffer reused", "copy"),
+        ("496", "zero-copy-reuse", "  the same against the copy with the same write", "copy-write"),
+        ("496", "zero-copy-reuse-as-is", "zero-copy, one buffer reused, writing nothing", "copy"),
         ("496", "batch-spin", f"batched copy (send_many of {BATCH})", "copy"),
         ("496", "zero-copy-batch", f"zero-copy batched ({BATCH}, send_buffers_reuse)", "copy"),
         ("496", "zero-copy-batch", "  the same against the batched copy", "batch-spin"),
@@ -309,6 +319,7 @@ def streaming(res: Results, messages: int, repeat: int = 1) -> None:
         ("16k", "batch-spin", f"batched copy (send_many of {BATCH})", "copy"),
         ("16k", "zero-copy-batch", f"zero-copy batched ({BATCH}, send_buffers_reuse)", "copy"),
         ("16k", "zero-copy-batch", "  the same against the batched copy", "batch-spin"),
+        ("16k", "zero-copy-batch", "  the same against the copy with the same write", "copy-write"),
         ("16k", "zero-copy-batch-as-is", "zero-copy batched, writing nothing", "batch-spin"),
     ]
     for size, key, label, base in rows:
@@ -326,7 +337,8 @@ def spread(values: list[float], scale: float, unit: str) -> str:
 
 def stream_once(messages: int) -> dict[str, float]:
     """One run of every stream figure (msgs/s), keyed "496 MODE" / "16k MODE"."""
-    out = {f"496 {mode}": throughput(messages, mode) for mode in ("copy", "copy-write", "zero-copy", "zero-copy-reuse")}
+    modes = ("copy", "copy-write", "zero-copy", "zero-copy-reuse", "zero-copy-reuse-as-is")
+    out = {f"496 {mode}": throughput(messages, mode) for mode in modes}
     out["496 c-stream"] = stream_c_rate(496)
     # Both sides busy-poll, as the C program does (sched_yield when its ring is empty or full); and in the default
     # wait mode ("spin": the C remote sleeps in ppoll when the ring is empty, so each batch may wake it).
@@ -334,7 +346,7 @@ def stream_once(messages: int) -> dict[str, float]:
     out["496 batch-spin"] = throughput(messages, "batch", "spin")
     out["496 zero-copy-batch"] = throughput(messages, "zero-copy-batch")
     out["496 zero-copy-batch-as-is"] = throughput(messages, "zero-copy-batch-as-is")
-    for mode in ("copy", "zero-copy", "zero-copy-reuse", "zero-copy-batch", "zero-copy-batch-as-is"):
+    for mode in ("copy", "copy-write", "zero-copy", "zero-copy-reuse", "zero-copy-batch", "zero-copy-batch-as-is"):
         out[f"16k {mode}"] = throughput(messages, mode, size=BIG)
     out["16k batch-spin"] = throughput(messages, "batch", size=BIG)
     return out
@@ -355,9 +367,15 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
         "496 zero-copy",
         copy,
     )
+    reuse = "host -> C remote, 496 B: zero-copy, one buffer reused (write 4 bytes into it, send_buffer_reuse)"
+    add(reuse, "496 zero-copy-reuse", copy)
+    # like for like: the same producer's write on both sides, or none on either
+    copy_write = ("host -> C remote, 496 B: copy with the same write, a baseline", "496 copy-write")
+    add(*copy_write)
+    add(f"{reuse}, against the copy with the same write", "496 zero-copy-reuse", copy_write)
     add(
-        "host -> C remote, 496 B: zero-copy, one buffer reused (write 4 bytes into it, send_buffer_reuse)",
-        "496 zero-copy-reuse",
+        "host -> C remote, 496 B: zero-copy, one buffer reused, writing nothing (send_buffer_reuse), against copy",
+        "496 zero-copy-reuse-as-is",
         copy,
     )
     # The batched API against the C virtqueue stream of benchmarks/virtio_stream.py at the same size (its C
@@ -394,6 +412,9 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
     add(*send_many)  # a baseline itself (its ratio to copy is printed)
     add(f"{big}: {zc_batch}", "16k zero-copy-batch", copy)
     add(f"{big}: {zc_batch}, against the batched copy", "16k zero-copy-batch", send_many)
+    copy_write = (f"{big}: copy with the same write (bytearray, send), a baseline", "16k copy-write")
+    add(*copy_write)
+    add(f"{big}: {zc_batch}, against the copy with the same write", "16k zero-copy-batch", copy_write)
     add(f"{big}: {as_is}", "16k zero-copy-batch-as-is", send_many)
 
 

@@ -95,7 +95,8 @@ class RpmsgDevice(Sending, Receiving):
         self.queue_dropped = 0  # messages dropped because their endpoint's queue was full (all endpoints)
         self.unbound_dropped = 0  # messages dropped because no endpoint is bound at their destination
         self.callback_errors = 0  # receive and unbind callbacks that raised (all endpoints)
-        self._lock = threading.RLock()
+        # threading.RLock's API; the C methods' DeviceLock (rpmsg/csrc/endpoint_lock.c) takes no Python call
+        self._lock: threading.RLock = module.DeviceLock() if module is not None else threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._endpoints: dict[int, Endpoint] = {}
         self._addresses = AddressAllocator()

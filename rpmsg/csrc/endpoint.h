@@ -10,6 +10,8 @@
  *                          zero-copy get_buffers, send_buffers, send_buffers_reuse
  *   endpoint_recv.c        recv, recvfrom, recvfrom_many, and the blocking receive's sleep
  *   endpoint_txbuffer.c    TxBufferBase: the fields of rpmsg.core.TxBuffer, so get_buffer makes one without Python
+ *   endpoint_lock.c        DeviceLock: the device's reentrant lock (threading.RLock's API), taken here without
+ *                          a Python call
  *   endpoint_module.c      EndpointBase (the type and its method table) and the module
  *
  * Why this exists: on one CPU a blocking round trip costs two context switches and a few syscalls (~2 us here);
@@ -24,8 +26,9 @@
  * Python method `_<name>_py` with the same arguments, which is the whole endpoint implementation; these methods
  * only ever skip it, they never decide anything it would decide differently.
  *
- * Who may use the rings is decided by the device's Python lock (an RLock): it is taken here without blocking
- * (`acquire(False)`); if another thread holds it, the Python method waits for it instead. Whether the C path
+ * Who may use the rings is decided by the device's lock (a DeviceLock, endpoint_lock.c; any lock with an RLock's
+ * API works, through its Python methods): it is taken here without blocking; if another thread holds it, the
+ * Python method waits for it instead. Whether the C path
  * applies at all is the Gate's `open` flag, kept by the device (RpmsgDevice._update_gate) whenever what it
  * depends on changes; the rest is checked per call (tracing, through the logger's isEnabledFor; the endpoint's
  * queue; the guard rpmsg/fastpath.py names: the host's send pool not replaced, the remote's spare buffer).
@@ -50,6 +53,22 @@
 #include "endpoint_cpath.h"
 #include "endpoint_trace.h"
 
+/* --- DeviceLock: the device's reentrant lock, threading.RLock's API (endpoint_lock.c) ------------------------ */
+typedef struct {
+	PyObject_HEAD
+	PyThread_type_lock mutex;
+	unsigned long owner; /* the holder's thread ident, while count > 0 */
+	unsigned long count; /* its depth; changed only with the GIL held */
+	PyObject *weakrefs;
+} DeviceLock;
+
+extern PyTypeObject DeviceLockType;
+
+int dlock_try(DeviceLock *l);                          /* 1 taken (or once more by its holder), 0 held elsewhere */
+int dlock_acquire(DeviceLock *l, long long timeout_us); /* -1: no limit; 1 taken, 0 timed out, -1 raised */
+int dlock_release(DeviceLock *l);                      /* 0, or -1 (RuntimeError) when not held by this thread */
+int dlock_owned(DeviceLock *l);
+
 /* --- Gate: the device's C path, shared by its endpoints (endpoint_gate.c) ---------------------------------- */
 typedef struct {
 	PyObject_HEAD
@@ -57,6 +76,7 @@ typedef struct {
 	int open;     /* the device says: the C path is in use and nothing needs the general path */
 	int attached; /* a C path is attached (path.rpf is set) */
 	PyObject *acquire, *release; /* the device lock's bound methods */
+	DeviceLock *dlock;           /* the device lock when it is a DeviceLock (taken without them), else NULL */
 	struct trace_cache trace;    /* the device logger's isEnabledFor(TRACE), kept while unchanged */
 	PyObject *guard, *guard_attr, *guard_value; /* the C send goes while getattr(guard, guard_attr) is guard_value */
 	PyObject *kick;            /* device._kick(queue): the kick when the C write could not (reports a peer gone) */

@@ -13,6 +13,7 @@ static void gate_drop_rings(Gate *g)
 	g->path.rpf = NULL;
 	Py_CLEAR(g->acquire);
 	Py_CLEAR(g->release);
+	Py_CLEAR(g->dlock);
 	trace_clear(&g->trace);
 	Py_CLEAR(g->guard);
 	Py_CLEAR(g->guard_attr);
@@ -38,6 +39,7 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 {
 	Py_VISIT(g->acquire);
 	Py_VISIT(g->release);
+	Py_VISIT(g->dlock);
 	int traced = trace_traverse(&g->trace, visit, arg);
 	if (traced)
 		return traced;
@@ -139,6 +141,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	p->rx_kick_fd = rx_kick_fd;
 	g->acquire = acquire;
 	g->release = release;
+	g->dlock = Py_IS_TYPE(lock, &DeviceLockType) ? (DeviceLock *)Py_NewRef(lock) : NULL;
 	trace_set(&g->trace, trace_enabled, trace_level);
 	g->guard = Py_NewRef(guard);
 	g->guard_attr = Py_NewRef(guard_attr);
@@ -296,11 +299,17 @@ PyTypeObject GateType = {
 
 /* --- what every method uses ---------------------------------------------------------------------------------- */
 
-/* The device lock without waiting: 1 taken (*release: a reference to its release method, for unlock: Python
- * code run meanwhile, a user's channel callback or a signal handler, may detach the gate), 0 held by another
- * thread (or no lock attached), -1 error. */
+/* The device lock without waiting: 1 taken (*release: a reference to the DeviceLock or to the lock's release
+ * method, for unlock: Python code run meanwhile, a user's channel callback or a signal handler, may detach the
+ * gate), 0 held by another thread (or no lock attached), -1 error. */
 int lock_try(Gate *g, PyObject **release)
 {
+	if (g->dlock) {
+		if (!dlock_try(g->dlock))
+			return 0;
+		*release = Py_NewRef((PyObject *)g->dlock);
+		return 1;
+	}
 	if (!g->acquire || !g->release)
 		return 0;
 	PyObject *args[1] = { Py_False };
@@ -319,11 +328,16 @@ void unlock(PyObject *release)
 {
 	PyObject *type, *value, *tb;
 	PyErr_Fetch(&type, &value, &tb);
-	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
-	if (r)
-		Py_DECREF(r);
-	else if (type)
-		PyErr_Clear();
+	if (Py_IS_TYPE(release, &DeviceLockType)) {
+		if (dlock_release((DeviceLock *)release) < 0 && type)
+			PyErr_Clear();
+	} else {
+		PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
+		if (r)
+			Py_DECREF(r);
+		else if (type)
+			PyErr_Clear();
+	}
 	if (type)
 		PyErr_Restore(type, value, tb);
 	Py_DECREF(release);

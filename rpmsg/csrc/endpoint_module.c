@@ -173,7 +173,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__endpoint_c(void)
 {
-	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0 || PyType_Ready(&TxBufferBaseType) < 0)
+	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0 || PyType_Ready(&TxBufferBaseType) < 0 ||
+	    PyType_Ready(&DeviceLockType) < 0)
 		return NULL;
 	static const struct {
 		const char *name;
@@ -214,7 +215,9 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 	Py_INCREF(&GateType);
 	Py_INCREF(&EndpointBaseType);
 	Py_INCREF(&TxBufferBaseType);
-	if (PyModule_AddObject(m, "TxBufferBase", (PyObject *)&TxBufferBaseType) < 0 ||
+	Py_INCREF(&DeviceLockType);
+	if (PyModule_AddObject(m, "DeviceLock", (PyObject *)&DeviceLockType) < 0 ||
+	    PyModule_AddObject(m, "TxBufferBase", (PyObject *)&TxBufferBaseType) < 0 ||
 	    PyModule_AddObject(m, "Gate", (PyObject *)&GateType) < 0 ||
 	    PyModule_AddObject(m, "EndpointBase", (PyObject *)&EndpointBaseType) < 0) {
 		Py_DECREF(m);

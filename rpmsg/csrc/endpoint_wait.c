@@ -123,7 +123,9 @@ int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long ti
 		Py_XSETREF(g->owner, me);
 	else
 		Py_DECREF(me);
-	PyObject *r = PyObject_Vectorcall(release, NULL, 0, NULL);
+	int fast = Py_IS_TYPE(release, &DeviceLockType); /* lock_try's reference: the DeviceLock itself */
+	PyObject *r = fast ? (dlock_release((DeviceLock *)release) < 0 ? NULL : Py_NewRef(Py_None))
+			   : PyObject_Vectorcall(release, NULL, 0, NULL);
 	if (!r) {
 		if (own)
 			Py_CLEAR(g->owner);
@@ -134,7 +136,8 @@ int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long ti
 	Py_BEGIN_ALLOW_THREADS
 	waited = spin_ns > 0 ? rpc_spin(&path, spin_ns) : rpc_sleep(&path, poll_fd, kick_fd, wake_fd, timeout_ns);
 	Py_END_ALLOW_THREADS
-	r = PyObject_Vectorcall(acquire, NULL, 0, NULL);
+	r = fast ? (dlock_acquire((DeviceLock *)release, -1) == 1 ? Py_NewRef(Py_None) : NULL)
+		 : PyObject_Vectorcall(acquire, NULL, 0, NULL);
 	if (!r) { /* a signal handler raised while we waited for the lock: give the doorbell up without it */
 		if (own)
 			Py_CLEAR(g->owner);

@@ -11,13 +11,16 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rpmsg import Profile, RpmsgDevice, loopback_pair
+from rpmsg.endpoint import Endpoint
 from rpmsg.wiring import host_on, remote_on
 from tests.rpmsg.services import start_services
 from tests.transports.fake_uio import FakeInterruptHardware
@@ -51,6 +54,20 @@ def fd_is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def count_python_methods(monkeypatch: pytest.MonkeyPatch, names: Iterable[str]) -> Counter[str]:
+    """How often each of the endpoint's Python methods ``names`` runs from now on (each still runs)."""
+    counts: Counter[str] = Counter()
+    for name in names:
+        original = getattr(Endpoint, name)
+
+        def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
+            counts[_name] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(Endpoint, name, counted)
+    return counts
 
 
 def _open_fds() -> int:

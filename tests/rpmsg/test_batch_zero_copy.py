@@ -19,6 +19,7 @@ import pytest
 from rpmsg import MessageTooLong, PeerLost, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
 from rpmsg.endpoint import Endpoint
 from rpmsg.waiting import WaitMode
+from tests.rpmsg.conftest import count_python_methods
 from transports.doorbell import EventfdSocketDoorbell
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
@@ -42,16 +43,7 @@ def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[Rpmsg
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often each Python method of the new calls ran."""
-    counts: Counter[str] = Counter()
-    for name in PY_METHODS:
-        original = getattr(Endpoint, name)
-
-        def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
-            counts[_name] += 1
-            return _original(self, *args, **kw)
-
-        monkeypatch.setattr(Endpoint, name, counted)
-    return counts
+    return count_python_methods(monkeypatch, PY_METHODS)
 
 
 def _connect(host: RpmsgDevice, remote: RpmsgDevice) -> tuple[Endpoint, Endpoint]:

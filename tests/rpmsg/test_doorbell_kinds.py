@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice, WouldBlock
-from rpmsg.device import Endpoint
-from tests.rpmsg.conftest import fd_is_open
+from tests.rpmsg.conftest import count_python_methods, fd_is_open
 from transports.doorbell import (
     KICK_DATAGRAM,
     KICK_EPOLL,
@@ -111,16 +110,7 @@ def _take_kicks(bell: Doorbell, values: list[bytes] | None = None) -> int:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for name in PY_METHODS:
-        original = getattr(Endpoint, name)
-
-        def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
-            counts[_name] += 1
-            return _original(self, *args, **kw)
-
-        monkeypatch.setattr(Endpoint, name, counted)
-    return counts
+    return count_python_methods(monkeypatch, PY_METHODS)
 
 
 def _script(host: RpmsgDevice, remote: RpmsgDevice, values: list[bytes]) -> list[tuple[Any, ...]]:

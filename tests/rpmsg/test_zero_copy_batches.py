@@ -22,8 +22,8 @@ from rpmsg import (
     RpmsgTimeout,
     loopback_pair,
 )
-from rpmsg.endpoint import Endpoint
 from tests.rpmsg import test_batch_zero_copy
+from tests.rpmsg.conftest import count_python_methods
 from tests.rpmsg.test_batch_zero_copy import PROFILE, _connect, _drain, _Kicks
 
 pair = test_batch_zero_copy.pair  # the same fixture: every wait mode, eventfd doorbells or not
@@ -34,16 +34,7 @@ NEW_PY = ("_get_buffers_py", "_send_buffers_py", "_send_buffers_reuse_py")
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often each Python method of the batched zero-copy calls ran."""
-    counts: Counter[str] = Counter()
-    for name in NEW_PY:
-        original = getattr(Endpoint, name)
-
-        def counted(self: Endpoint, *args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
-            counts[_name] += 1
-            return _original(self, *args, **kw)
-
-        monkeypatch.setattr(Endpoint, name, counted)
-    return counts
+    return count_python_methods(monkeypatch, NEW_PY)
 
 
 def test_a_zero_copy_batch_is_one_publish_and_one_kick(pair: tuple[RpmsgDevice, RpmsgDevice]) -> None:
