@@ -37,6 +37,7 @@ from rpmsg.errors import (
 )
 from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
+from rpmsg.protocol import payload_bytes
 from rpmsg.waiting import BUFFER_POLL_SECONDS, set_once
 
 if TYPE_CHECKING:
@@ -277,11 +278,13 @@ class Endpoint(EndpointBase):
     def _send_py(self, data: bytes | bytearray | memoryview) -> int:
         if self.peer is None:
             raise LocalProtocolError(f"{self!r} is not connected: use sendto or connect")
+        data = payload_bytes(data)
         if not self.closed and self._dev.try_send_c(self.addr, self.peer, data):
             return len(data)
         return self._send_general(data, self.peer)
 
     def _sendto_py(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        data = payload_bytes(data)
         if not self.closed and self._dev.try_send_c(self.addr, dst, data):
             return len(data)
         return self._send_general(data, dst)
@@ -310,6 +313,7 @@ class Endpoint(EndpointBase):
         return await self._send_async(data, dst)
 
     async def _send_async(self, data: bytes | bytearray | memoryview, dst: int) -> int:
+        data = payload_bytes(data)
         dev = self._dev
         timeout = self._timeout
         deadline = self._deadline()
@@ -406,7 +410,7 @@ class Endpoint(EndpointBase):
         target = self.peer if dst is None else dst
         if target is None:
             raise LocalProtocolError(f"{self!r} is not connected: use send_many(messages, dst) or connect")
-        batch = messages if isinstance(messages, (list, tuple)) else list(messages)
+        batch = [payload_bytes(m) for m in messages]
         self._check_open()
         timeout = self._timeout
         try:

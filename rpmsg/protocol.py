@@ -129,6 +129,25 @@ def parse_message(buf: bytes | bytearray | memoryview, pos: int, size: int) -> t
     return fields
 
 
+def payload_bytes(data: object) -> bytes | bytearray | memoryview:
+    """The bytes a message carries, as one flat run whose len() is its size in bytes: bytes and bytearray as they
+    are; any other bytes-like object (a memoryview, an array.array, ...) as a byte view of its memory, copied when
+    it is not contiguous, as bytes(memoryview(data)) holds them. A view of 4-byte items has len() of a quarter of
+    its bytes: sized by len() it went truncated (the header said len(), the rest was dropped). The endpoints' C
+    methods take the same bytes through the buffer protocol (PyBUF_SIMPLE) and hand what it refuses over to the
+    Python methods, which call this."""
+    kind = type(data)
+    if kind is bytes or kind is bytearray:
+        return data  # type: ignore[return-value]
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"a message is bytes-like (bytes, bytearray, memoryview, ...), not {kind.__name__}") from None
+    if view.ndim == 1 and view.format == "B":
+        return view if view.c_contiguous else view.tobytes()
+    return view.cast("B") if view.c_contiguous else view.tobytes()
+
+
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
     check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)

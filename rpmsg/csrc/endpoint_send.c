@@ -78,11 +78,36 @@ PyObject *ep_sendto(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, Py
 	return slow(e, s_sendto_py, args, nargs, kwnames);
 }
 
-/* Send a list or tuple of bytes to `dst` in C (RpmsgDevice.send_many's C branch): rpc_try_put each while
- * buffers are free, then one rpc_flush (publish, at most one kick). Returns how many went (k); the rest, if
+/* One of send_many's messages as C takes it: bytes, a bytearray, or a memoryview of bytes (one dimension, item
+ * size 1, contiguous, not released): the built-in types whose buffer no Python code makes (so the list cannot
+ * change between the check and the send), and whose len() is their size in bytes, as the Python path counts it.
+ * 1 and *b filled (PyBuffer_Release it), or 0: the Python method's. */
+static int c_payload(PyObject *m, Py_buffer *b)
+{
+	if (PyBytes_CheckExact(m) || PyByteArray_CheckExact(m)) {
+		if (PyObject_GetBuffer(m, b, PyBUF_SIMPLE) < 0) {
+			PyErr_Clear();
+			return 0;
+		}
+		return 1;
+	}
+	if (!PyMemoryView_Check(m))
+		return 0;
+	const Py_buffer *v = PyMemoryView_GET_BUFFER(m);
+	if (v->ndim > 1 || v->itemsize != 1 || !PyBuffer_IsContiguous(v, 'C'))
+		return 0;
+	if (PyObject_GetBuffer(m, b, PyBUF_SIMPLE) < 0) { /* released: the Python path says so */
+		PyErr_Clear();
+		return 0;
+	}
+	return 1;
+}
+
+/* Send a list or tuple of messages (c_payload's) to `dst` in C (RpmsgDevice.send_many's C branch): rpc_try_put
+ * each while buffers are free, then one rpc_flush (publish, at most one kick). Returns how many went (k); the rest, if
  * any, is the Python method's: `_send_many_py(rest, dst, k)`, which waits for buffers as the endpoint's timeout
- * says. NULL with no exception: the Python method's turn for all of it (not a list/tuple of bytes, one too
- * long, the gate closed). */
+ * says. NULL with no exception: the Python method's turn for all of it (not a list/tuple, a message C does not
+ * take, one too long, the gate closed). */
 static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj, Py_ssize_t *sent, int *handled)
 {
 	Gate *g = e->gate;
@@ -94,9 +119,20 @@ static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj,
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(msgs);
 	PyObject **items = PySequence_Fast_ITEMS(msgs);
-	for (Py_ssize_t i = 0; i < n; i++) /* checked before anything is sent: all or nothing for bad input */
-		if (!PyBytes_CheckExact(items[i]) || PyBytes_GET_SIZE(items[i]) > (Py_ssize_t)g->path.max_payload)
+	for (Py_ssize_t i = 0; i < n; i++) { /* checked before anything is sent: all or nothing for bad input */
+		if (PyBytes_CheckExact(items[i])) {
+			if (PyBytes_GET_SIZE(items[i]) > (Py_ssize_t)g->path.max_payload)
+				return NULL;
+			continue;
+		}
+		Py_buffer b;
+		if (!c_payload(items[i], &b))
 			return NULL;
+		Py_ssize_t len = b.len;
+		PyBuffer_Release(&b);
+		if (len > (Py_ssize_t)g->path.max_payload)
+			return NULL;
+	}
 	PyObject *release = NULL;
 	if (!send_enter(g, &release, handled))
 		return NULL;
@@ -105,7 +141,18 @@ static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj,
 	int rc = 0;
 	for (; k < n; k++) {
 		PyObject *m = items[k];
-		rc = rpc_try_put(&g->path, src, dst, (const uint8_t *)PyBytes_AS_STRING(m), (uint32_t)PyBytes_GET_SIZE(m));
+		if (PyBytes_CheckExact(m)) {
+			rc = rpc_try_put(&g->path, src, dst, (const uint8_t *)PyBytes_AS_STRING(m),
+					 (uint32_t)PyBytes_GET_SIZE(m));
+		} else {
+			Py_buffer b;
+			if (!c_payload(m, &b)) { /* cannot happen (checked above, no Python ran since); as a full ring */
+				rc = 0;
+				break;
+			}
+			rc = rpc_try_put(&g->path, src, dst, (const uint8_t *)b.buf, (uint32_t)b.len);
+			PyBuffer_Release(&b);
+		}
 		if (rc <= 0 || rc == RPF_GENERAL)
 			break;
 	}
