@@ -37,7 +37,7 @@ from rpmsg.errors import (
 )
 from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
-from rpmsg.protocol import payload_bytes
+from rpmsg.protocol import payload_bytes, receive_target
 from rpmsg.waiting import BUFFER_POLL_SECONDS, set_once
 
 if TYPE_CHECKING:
@@ -574,17 +574,18 @@ class Endpoint(EndpointBase):
 
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0) -> int:
         _check_bufsize(nbytes, "recv_into")
+        target, size = receive_target(buffer, nbytes)
         self._check_recv()
         deadline = self._deadline()
-        got = self._dev.try_recv_c(self, nbytes or len(buffer), deadline)
+        got = self._dev.try_recv_c(self, size, deadline)
         if got is not None:
             n = len(got[0])
-            memoryview(buffer)[:n] = got[0]
+            target[:n] = got[0]
             return n
         msg = self._recv_message(deadline)
         try:
-            n = min(len(msg.payload), nbytes or len(buffer))
-            memoryview(buffer)[:n] = msg.payload[:n]
+            n = min(len(msg.payload), size)
+            target[:n] = msg.payload[:n]
         finally:
             msg.release()
         return n

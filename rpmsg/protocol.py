@@ -148,6 +148,26 @@ def payload_bytes(data: object) -> bytes | bytearray | memoryview:
     return view.cast("B") if view.c_contiguous else view.tobytes()
 
 
+def receive_target(buffer: object, nbytes: int, call: str = "recv_into") -> tuple[memoryview, int]:
+    """Where a received payload goes, checked before anything is received (a message taken and then refused by its
+    buffer is lost): a writable bytes-like object as a flat byte view, and how many bytes of it to fill, as
+    socket.recv_into counts them (``nbytes`` 0: all of it, and never more than it holds; the caller refused a
+    negative one)."""
+    try:
+        view = memoryview(buffer)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{call} needs a writable bytes-like buffer, not {type(buffer).__name__}") from None
+    if view.readonly:
+        raise TypeError(f"{call} needs a writable buffer: this {type(buffer).__name__} is read-only")
+    if view.ndim != 1 or view.format != "B":
+        if not view.c_contiguous:
+            raise TypeError(f"{call} needs a contiguous buffer or a view of bytes, not this {view.format!r} view")
+        view = view.cast("B")
+    if nbytes > view.nbytes:
+        raise ValueError(f"{call}: nbytes {nbytes} is greater than the buffer's {view.nbytes} bytes")
+    return view, nbytes or view.nbytes
+
+
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
     check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)

@@ -11,6 +11,7 @@ import array
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,43 @@ def test_send_many_of_bytearrays_and_memoryviews_runs_in_c(
     assert sender.send_many([b"c", memoryview(bytes(8)).cast("I")]) == 2
     assert python_methods["_send_many_py"] == (1 if c_methods else 2)
     assert _drain(receiver) == [b"c", bytes(8)]
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_recv_into_fills_any_writable_buffer_by_its_bytes(pair: tuple[RpmsgDevice, RpmsgDevice], role: str) -> None:
+    """Before: a buffer of 4-byte items raised after the message was taken (lost)."""
+    sender, receiver = _connect(*pair, role)
+    message = bytes(range(16))
+    targets: list[tuple[Any, int, bytes]] = [
+        (array.array("I", [0] * 4), 0, message),
+        (memoryview(bytearray(16)).cast("I"), 8, message[:8] + bytes(8)),  # nbytes counts bytes, as socket's
+        (memoryview(bytearray(32))[::2], 0, message),  # strided bytes
+        (memoryview(bytearray(16)).cast("B", (4, 4)), 0, message),
+        (bytearray(20), 0, message + bytes(4)),
+    ]
+    for buffer, nbytes, expected in targets:
+        sender.send(message)
+        assert receiver.recv_into(buffer, nbytes) == min(len(message), nbytes or len(message))
+        assert bytes(memoryview(buffer).cast("B") if memoryview(buffer).c_contiguous else memoryview(buffer)) == (
+            expected
+        )
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_recv_into_refuses_a_buffer_before_it_takes_the_message(
+    pair: tuple[RpmsgDevice, RpmsgDevice], role: str
+) -> None:
+    """Before: a read-only buffer, or nbytes beyond the buffer, raised after the message was taken (lost)."""
+    sender, receiver = _connect(*pair, role)
+    sender.send(b"still here")
+    refused: list[tuple[Any, int, type[Exception], str]] = [
+        (bytes(16), 0, TypeError, "read-only"),
+        (bytearray(4), 8, ValueError, "nbytes 8 is greater than the buffer's 4 bytes"),
+        (memoryview(bytearray(64)).cast("I")[::2], 0, TypeError, "contiguous"),
+        (5, 0, TypeError, "not int"),
+        (bytearray(16), -1, ValueError, "negative buffersize"),
+    ]
+    for buffer, nbytes, error, words in refused:
+        with pytest.raises(error, match=words):
+            receiver.recv_into(buffer, nbytes)
+    assert receiver.recv() == b"still here"
