@@ -320,7 +320,8 @@ class RpmsgCharEndpoint:
             if exc.errno == errno.EMSGSIZE:
                 from rpmsg.errors import MessageTooLong
 
-                raise MessageTooLong(f"{len(data)} bytes: {exc.strerror}", size=len(data), limit=-1) from None
+                size = memoryview(data).nbytes  # its bytes, not len() (a view of 4-byte items)
+                raise MessageTooLong(f"{size} bytes: {exc.strerror}", size=size, limit=-1) from None
             raise EndpointClosed(f"{self.path}: {exc.strerror}") from None
 
     def recv(self, bufsize: int = 512) -> bytes:
