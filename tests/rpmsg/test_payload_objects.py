@@ -134,11 +134,18 @@ def test_send_many_of_bytearrays_and_memoryviews_runs_in_c(
     c_methods = pair[0]._gate.open
     block = bytearray(range(256)) * 2
     view = memoryview(block)
-    batch: list[bytes | bytearray | memoryview] = [bytearray(b"ab"), view[:100], view[100:300], b"c", view[:0]]
+    grow = bytearray(b"ab")
+    batch: list[bytes | bytearray | memoryview] = [grow, view[:100], view[100:300], b"c", view[:0]]
     python_methods.clear()
     assert sender.send_many(batch) == len(batch)
     assert _drain(receiver) == [bytes(m) for m in batch]
     assert python_methods["_send_many_py"] == (0 if c_methods else 1)
+    grow.extend(b"c")  # no buffer export left behind (a bytearray exported cannot resize: BufferError)
+    for m in batch[1:]:
+        if isinstance(m, memoryview):
+            m.release()
+    view.release()
+    block.extend(b"d")
     # what C does not take goes to the Python method, whole, with the same result
     assert sender.send_many([b"c", memoryview(bytes(8)).cast("I")]) == 2
     assert python_methods["_send_many_py"] == (1 if c_methods else 2)
