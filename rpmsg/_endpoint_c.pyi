@@ -6,6 +6,7 @@ from rpmsg.core import TxBuffer
 
 class Gate:
     open: bool
+    send_open: bool  # the C sends may go: open, or only receives need the general path
     block: int  # C int fields (T_INT)
     kicks_on: int
     attached: int

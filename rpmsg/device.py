@@ -166,15 +166,13 @@ class RpmsgDevice(Sending, Receiving):
 
     def _update_gate(self) -> None:
         """Open the endpoints' C methods exactly while the Python path would take their case the same way:
-        attached, and no failure, close, pump thread, zero-copy receiver or receive callback (each of which it
-        must see)."""
+        attached, and no failure or close; the receives also no pump thread, zero-copy receiver or receive
+        callback (each of which the Python path must see: they are about what comes in, so the C sends stay
+        open with them)."""
+        sends = self._gate_attached and self.failure is None and not self._closed
+        self._gate.send_open = sends
         self._gate.open = (
-            self._gate_attached
-            and self.failure is None
-            and not self._closed
-            and self.waiting.pump is None
-            and not self._zero_copy_endpoints
-            and not self._callback_endpoints
+            sends and self.waiting.pump is None and not self._zero_copy_endpoints and not self._callback_endpoints
         )
 
     # --- lifecycle -------------------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ typedef struct {
 	PyObject_HEAD
 	struct rpc_path path; /* the rings, pool and batch buffer; path.block/kicks_on are the members of those names */
 	int open;     /* the device says: the C path is in use and nothing needs the general path */
+	int send_open; /* the device says: the C sends may go (open, or only a receive needs the general path:
+			* a zero-copy or callback receiver, a pump thread); open implies it */
 	int attached; /* a C path is attached (path.rpf is set) */
 	PyObject *acquire, *release; /* the device lock's bound methods */
 	DeviceLock *dlock;           /* the device lock when it is a DeviceLock (taken without them), else NULL */
@@ -112,6 +114,7 @@ extern PyTypeObject GateType;
 int lock_try(Gate *g, PyObject **release);
 void unlock(PyObject *release);
 int gate_usable(Gate *g);
+int gate_send_usable(Gate *g);
 int gate_guard_holds(Gate *g);
 int kick_python(Gate *g, int queue);
 PyObject *failed(PyObject *report, int rc, PyObject *release);

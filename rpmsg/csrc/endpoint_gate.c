@@ -10,6 +10,7 @@ static void gate_drop_rings(Gate *g)
 {
 	g->attached = 0;
 	g->open = 0;
+	g->send_open = 0;
 	g->path.rpf = NULL;
 	Py_CLEAR(g->acquire);
 	Py_CLEAR(g->release);
@@ -120,7 +121,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 		Py_XDECREF(acquire);
 		return NULL;
 	}
-	int open = g->open;
+	int open = g->open, send_open = g->send_open;
 	gate_drop_rings(g);
 	struct rpc_path *p = &g->path;
 	p->rpf = rpf;
@@ -153,6 +154,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	g->take_waiting = Py_NewRef(take_waiting);
 	g->attached = 1;
 	g->open = open;
+	g->send_open = send_open;
 	Py_RETURN_NONE;
 }
 
@@ -216,24 +218,24 @@ static PyObject *gate_detach(Gate *g, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static int gate_set_open(Gate *g, PyObject *value, void *closure)
+/* `open` and `send_open` (closure: which), never set without rings to use */
+static int gate_set_flag(Gate *g, PyObject *value, void *closure)
 {
-	(void)closure;
+	int *flag = closure ? &g->send_open : &g->open;
 	if (!value) {
-		PyErr_SetString(PyExc_AttributeError, "open cannot be deleted");
+		PyErr_SetString(PyExc_AttributeError, "a gate's flag cannot be deleted");
 		return -1;
 	}
 	int v = PyObject_IsTrue(value);
 	if (v < 0)
 		return -1;
-	g->open = v && g->attached; /* never open without rings to use */
+	*flag = v && g->attached;
 	return 0;
 }
 
-static PyObject *gate_get_open(Gate *g, void *closure)
+static PyObject *gate_get_flag(Gate *g, void *closure)
 {
-	(void)closure;
-	return PyBool_FromLong(g->open);
+	return PyBool_FromLong(closure ? g->send_open : g->open);
 }
 
 static PyMethodDef gate_methods[] = {
@@ -264,8 +266,11 @@ static PyMemberDef gate_members[] = {
 };
 
 static PyGetSetDef gate_getset[] = {
-	{ "open", (getter)gate_get_open, (setter)gate_set_open, "the C methods may be used (only once attached)",
+	{ "open", (getter)gate_get_flag, (setter)gate_set_flag, "the C methods may be used (only once attached)",
 	  NULL },
+	{ "send_open", (getter)gate_get_flag, (setter)gate_set_flag,
+	  "the C sends may be used (only once attached; open implies it: only a receive needs the general path)",
+	  (void *)1 },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -351,12 +356,18 @@ int gate_usable(Gate *g)
 	return g->open && trace_off(&g->trace);
 }
 
+/* The same for a send: send_open (open, or only receives need the general path) and no tracing. */
+int gate_send_usable(Gate *g)
+{
+	return g->send_open && trace_off(&g->trace);
+}
+
 /* With the lock held: the guard fastpath.py named still holds (host: the send pool is the one attached, a
  * restart replaces it and the Python path rebinds; remote: no host buffer the Python path popped and kept, too
  * small for its last send, waits to go first). 0 also when the gate closed meanwhile. */
 int gate_guard_holds(Gate *g)
 {
-	PyObject *v = g->open && g->guard ? PyObject_GetAttr(g->guard, g->guard_attr) : NULL;
+	PyObject *v = g->send_open && g->guard ? PyObject_GetAttr(g->guard, g->guard_attr) : NULL;
 	int holds = v && v == g->guard_value;
 	Py_XDECREF(v);
 	PyErr_Clear();

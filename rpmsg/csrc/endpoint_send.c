@@ -26,7 +26,7 @@ static PyObject *send_c(EndpointBase *e, PyObject *data, PyObject *dst_obj, int 
 	Gate *g = e->gate;
 	uint32_t src, dst;
 	*handled = 0;
-	if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst))
+	if (!g || e->closed || !gate_send_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst))
 		return NULL;
 	Py_buffer b;
 	if (PyObject_GetBuffer(data, &b, PyBUF_SIMPLE) < 0) {
@@ -114,7 +114,7 @@ static PyObject *send_many_c(EndpointBase *e, PyObject *msgs, PyObject *dst_obj,
 	uint32_t src, dst;
 	*handled = 0;
 	*sent = 0;
-	if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst) ||
+	if (!g || e->closed || !gate_send_usable(g) || !u32_of(e->addr, &src) || !u32_of(dst_obj, &dst) ||
 	    !(PyList_CheckExact(msgs) || PyTuple_CheckExact(msgs)))
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(msgs);

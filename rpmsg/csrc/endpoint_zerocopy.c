@@ -10,7 +10,7 @@ static PyObject *get_buffer_c(EndpointBase *e, int *handled)
 {
 	Gate *g = e->gate;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_usable(g))
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
 		return NULL;
 	PyObject *release = NULL;
 	if (!send_enter(g, &release, handled))
@@ -59,7 +59,7 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 	Gate *g = e->gate;
 	uint32_t src, dst, len;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_usable(g) || !u32_of(e->addr, &src) ||
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
 	    !u32_of(dst_obj, &dst) || !u32_of(length, &len) || !PyObject_TypeCheck(buf, &TxBufferBaseType))
 		return NULL;
 	TxBufferBase *b = (TxBufferBase *)buf;
@@ -73,7 +73,7 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 	}
 	*handled = 1;
 	/* re-arming takes from the pool: it must be the one attached (as get_buffer) */
-	int go = g->open && !b->done && (!reuse || (g->tx_view && gate_guard_holds(g)));
+	int go = g->send_open && !b->done && (!reuse || (g->tx_view && gate_guard_holds(g)));
 	if (!go) {
 		unlock(release);
 		*handled = 0;
@@ -140,7 +140,7 @@ static PyObject *get_buffers_c(EndpointBase *e, Py_ssize_t max, int *handled)
 {
 	Gate *g = e->gate;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_usable(g))
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
 		return NULL;
 	PyObject *release = NULL;
 	if (!send_enter(g, &release, handled))
@@ -221,7 +221,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	Gate *g = e->gate;
 	uint32_t src, dst, one = 0;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_usable(g) || !u32_of(e->addr, &src) ||
+	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
 	    !u32_of(dst_obj, &dst) || !(PyList_CheckExact(bufs) || PyTuple_CheckExact(bufs)))
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(bufs);
@@ -288,7 +288,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	*handled = 1;
 	/* re-arming takes from the pool: it must be the one attached (as get_buffer); the ring must have a
 	 * descriptor for each (else the Python method reclaims, or names the limit) */
-	if (!g->open || (reuse && !(g->tx_view && gate_guard_holds(g))) || (uint32_t)n > g->path.tx->num_free) {
+	if (!g->send_open || (reuse && !(g->tx_view && gate_guard_holds(g))) || (uint32_t)n > g->path.tx->num_free) {
 		unlock(release);
 		goto python;
 	}
