@@ -7,6 +7,7 @@ from rpmsg.core import TxBuffer
 class Gate:
     open: bool
     send_open: bool  # the C sends may go: open, or only receives need the general path
+    peek_open: bool  # remote: a receive may take its own endpoint's message in C beside zero-copy receivers
     block: int  # C int fields (T_INT)
     kicks_on: int
     attached: int

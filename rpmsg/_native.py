@@ -109,6 +109,7 @@ class PyGate:
     def __init__(self) -> None:
         self.open = False
         self.send_open = False
+        self.peek_open = False
         self.block = False
         self.spin_ns = 0  # wait mode spin: how long a receive spins before it sleeps
         self.busy_ns = 0  # wait mode busy: the slices a receive spins in

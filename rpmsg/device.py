@@ -171,9 +171,11 @@ class RpmsgDevice(Sending, Receiving):
         open with them)."""
         sends = self._gate_attached and self.failure is None and not self._closed
         self._gate.send_open = sends
-        self._gate.open = (
-            sends and self.waiting.pump is None and not self._zero_copy_endpoints and not self._callback_endpoints
-        )
+        lent = bool(self._zero_copy_endpoints)  # their messages must be lent from the ring, not copied out
+        others = self.waiting.pump is not None or bool(self._callback_endpoints)
+        self._gate.open = sends and not lent and not others
+        # remote, zero-copy receivers only: a receive may still take its own endpoint's next message in C
+        self._gate.peek_open = sends and lent and not others and isinstance(self.core, RemoteCore)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:

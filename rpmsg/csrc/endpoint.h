@@ -76,6 +76,8 @@ typedef struct {
 	int open;     /* the device says: the C path is in use and nothing needs the general path */
 	int send_open; /* the device says: the C sends may go (open, or only a receive needs the general path:
 			* a zero-copy or callback receiver, a pump thread); open implies it */
+	int peek_open; /* the device says (remote role): a receive may take a message for its own endpoint straight
+			* from the ring while the gate is shut for zero-copy receivers only (peek_take) */
 	int attached; /* a C path is attached (path.rpf is set) */
 	PyObject *acquire, *release; /* the device lock's bound methods */
 	DeviceLock *dlock;           /* the device lock when it is a DeviceLock (taken without them), else NULL */

@@ -11,6 +11,7 @@ static void gate_drop_rings(Gate *g)
 	g->attached = 0;
 	g->open = 0;
 	g->send_open = 0;
+	g->peek_open = 0;
 	g->path.rpf = NULL;
 	Py_CLEAR(g->acquire);
 	Py_CLEAR(g->release);
@@ -121,7 +122,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 		Py_XDECREF(acquire);
 		return NULL;
 	}
-	int open = g->open, send_open = g->send_open;
+	int open = g->open, send_open = g->send_open, peek_open = g->peek_open;
 	gate_drop_rings(g);
 	struct rpc_path *p = &g->path;
 	p->rpf = rpf;
@@ -155,6 +156,7 @@ static PyObject *gate_attach(Gate *g, PyObject *args, PyObject *kw)
 	g->attached = 1;
 	g->open = open;
 	g->send_open = send_open;
+	g->peek_open = peek_open;
 	Py_RETURN_NONE;
 }
 
@@ -218,10 +220,10 @@ static PyObject *gate_detach(Gate *g, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-/* `open` and `send_open` (closure: which), never set without rings to use */
+/* `open`, `send_open` and `peek_open` (closure: which), never set without rings to use */
 static int gate_set_flag(Gate *g, PyObject *value, void *closure)
 {
-	int *flag = closure ? &g->send_open : &g->open;
+	int *flag = closure == (void *)2 ? &g->peek_open : closure ? &g->send_open : &g->open;
 	if (!value) {
 		PyErr_SetString(PyExc_AttributeError, "a gate's flag cannot be deleted");
 		return -1;
@@ -235,7 +237,7 @@ static int gate_set_flag(Gate *g, PyObject *value, void *closure)
 
 static PyObject *gate_get_flag(Gate *g, void *closure)
 {
-	return PyBool_FromLong(closure ? g->send_open : g->open);
+	return PyBool_FromLong(closure == (void *)2 ? g->peek_open : closure ? g->send_open : g->open);
 }
 
 static PyMethodDef gate_methods[] = {
@@ -271,6 +273,9 @@ static PyGetSetDef gate_getset[] = {
 	{ "send_open", (getter)gate_get_flag, (setter)gate_set_flag,
 	  "the C sends may be used (only once attached; open implies it: only a receive needs the general path)",
 	  (void *)1 },
+	{ "peek_open", (getter)gate_get_flag, (setter)gate_set_flag,
+	  "remote: a receive may take its own endpoint's message straight from the ring while the gate is shut for "
+	  "zero-copy receivers only", (void *)2 },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 

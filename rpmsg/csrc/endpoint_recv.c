@@ -191,6 +191,52 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 	return NULL;
 }
 
+static PyObject *item_of(const uint8_t *payload, Py_ssize_t take, uint32_t src, int with_src, PyObject **from,
+			 uint32_t *last);
+
+/* Remote role, while only a receive of another kind keeps the gate shut (a zero-copy receiving endpoint:
+ * Gate.peek_open): the next message waiting, if it is a well-formed one for this endpoint and nothing is queued
+ * for it, taken straight out of the ring (rpc_peek_for, as take_direct); anything else is left where it is for
+ * the Python method (a zero-copy endpoint's message must be lent, not copied). NULL with no exception: the Python
+ * method's turn (it also waits). */
+static PyObject *peek_take(EndpointBase *e, Py_ssize_t bufsize, int with_src)
+{
+	Gate *g = e->gate;
+	uint32_t addr, src, len, size;
+	const uint8_t *payload;
+	if (!g || e->closed || bufsize < 0 || !g->peek_open || !g->path.remote || !trace_off(&g->trace) ||
+	    !u32_of(e->addr, &addr) || !e->queue)
+		return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+		return NULL;
+	}
+	Py_ssize_t queued = PyObject_Length(e->queue);
+	if (queued != 0 || !g->peek_open || !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
+		PyErr_Clear();
+		unlock(release);
+		return NULL;
+	}
+	PyObject *from = NULL;
+	uint32_t last = 0;
+	PyObject *item = item_of(payload, (Py_ssize_t)len < bufsize ? (Py_ssize_t)len : bufsize, src, with_src, &from,
+				 &last);
+	Py_XDECREF(from);
+	if (!item || rpc_take_next(&g->path, size) < 0) { /* memory, or the ring broke: left for the Python path */
+		Py_XDECREF(item);
+		PyErr_Clear();
+		unlock(release);
+		return NULL;
+	}
+	int rc = rpc_taken(&g->path, 1);
+	if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
+		PyErr_Clear(); /* the device failed: the next call says so */
+	unlock(release);
+	return item;
+}
+
 static PyObject *recv_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 			    int with_src, PyObject *name)
 {
@@ -205,6 +251,8 @@ static PyObject *recv_entry(EndpointBase *e, PyObject *const *args, Py_ssize_t n
 		long long deadline = take_handed(e);
 		PyObject *r = recv_c(e, bufsize, with_src, &handled, NULL, 0, &deadline);
 		if (r || handled)
+			return r;
+		if ((r = peek_take(e, bufsize, with_src)))
 			return r;
 		return hand_over(e, name, args, nargs, kwnames, deadline);
 	}
