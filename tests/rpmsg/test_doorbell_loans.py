@@ -42,6 +42,14 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Rpmsg
         close()
 
 
+def _identity(fd: int) -> tuple[int, int] | None:
+    """What descriptor ``fd`` is now (device and inode), None when it is not open."""
+    if not fd_is_open(fd):
+        return None
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
 @pytest.mark.parametrize("role", ["host", "remote"])
 def test_a_doorbell_closed_under_its_device_fails_it_and_keeps_its_descriptor(
     pair: tuple[RpmsgDevice, RpmsgDevice], role: str
@@ -55,10 +63,13 @@ def test_a_doorbell_closed_under_its_device_fails_it_and_keeps_its_descriptor(
     mine, me, peer = (host, ep, served) if role == "host" else (remote, served, ep)
     bell = mine.doorbell
     number = bell.fileno()
+    ident = _identity(number)
     bell.close()
     assert isinstance(mine.failure, Exception) and str(mine.failure) == "doorbell closed"  # at once, no call made
-    assert fd_is_open(number)  # lent: still this doorbell's, not free for the process to reuse
+    assert _identity(number) == ident  # lent: still this doorbell's, not free for the process to reuse
     with pytest.raises(PeerLost, match="rpmsg device unusable: doorbell closed"):
         me.sendto(b"after", peer.addr)
     mine.close()
-    assert not fd_is_open(number)  # returned with the device's close
+    # returned with the device's close: the number is free, or (another thread of the test's fake hardware opened
+    # a file meanwhile and got it) no longer this doorbell's
+    assert _identity(number) != ident
