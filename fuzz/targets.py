@@ -74,8 +74,12 @@ def virtqueue(data: bytes) -> None:
     drv.publish()
     mem.write(0, data[: layout.end])
     for op in (
+        dev.peek,
+        dev.skip,
         dev.pop_many,
         dev.publish,
+        drv.peek_used,
+        drv.skip_used,
         drv.get_used,
         lambda: dev.recv_copy_into(bytearray(1024), [0] * 16, 16),
         lambda: dev.send_copy(b"x" * 8, [8]),

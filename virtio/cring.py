@@ -199,6 +199,16 @@ class CVring:
         u = self._used
         return rc, [(int(u[i].token), int(u[i].len), int(u[i].head)) for i in range(rc)]
 
+    def drv_peek(self) -> tuple[int, Used | None]:
+        rc = int(self._lib.rp_drv_peek(self._vq, self._used))
+        u = self._used
+        return rc, ((int(u[0].token), int(u[0].len), int(u[0].head)) if rc > 0 else None)
+
+    def drv_skip(self) -> tuple[int, Used | None]:
+        rc = int(self._lib.rp_drv_skip(self._vq, self._used))
+        u = self._used
+        return rc, ((int(u[0].token), int(u[0].len), int(u[0].head)) if rc > 0 else None)
+
     def drv_has_used(self) -> int:
         return int(self._lib.rp_drv_has_used(self._vq))
 

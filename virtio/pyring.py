@@ -284,6 +284,24 @@ class PyVring:
             self._used_done()
         return len(out), out
 
+    def drv_peek(self) -> tuple[int, Used | None]:
+        if self.broken:
+            return RP_ERR_BROKEN, None
+        r, uid, length = self._used_peek()
+        if r <= 0:
+            return r, None
+        return 1, (self.slots[uid].token, length, uid)
+
+    def drv_skip(self) -> tuple[int, Used | None]:
+        r, used = self.drv_peek()
+        if r < 0:
+            return r, None
+        if used is None:
+            return self._local(RP_ERR_ARG, self.last_used, 0), None
+        self._used_consume(used[2])
+        self._used_done()
+        return 1, used
+
     def drv_has_used(self) -> int:
         if self.broken:
             return RP_ERR_BROKEN

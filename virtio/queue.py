@@ -191,6 +191,20 @@ class DriverQueue(_Queue):
         self._check(rc)
         return [UsedBuf(*i) for i in items]
 
+    def peek_used(self) -> UsedBuf | None:
+        """The next used buffer, as :meth:`get_used` gives it, left in the ring until :meth:`skip_used` takes it
+        (a reader that looks at a buffer in place first, then decides); None when none waits."""
+        rc, used = self._ring.drv_peek()
+        self._check(rc)
+        return None if used is None else UsedBuf(*used)
+
+    def skip_used(self) -> UsedBuf:
+        """Take the used buffer :meth:`peek_used` gave (its descriptors free, as after :meth:`get_used`)."""
+        rc, used = self._ring.drv_skip()
+        self._check(rc)
+        assert used is not None
+        return UsedBuf(*used)
+
     def has_used(self) -> bool:
         return bool(self._check(self._ring.drv_has_used()))
 

@@ -32,6 +32,8 @@ OPS = st.one_of(
     st.tuples(st.just("send_copy"), st.lists(st.integers(0, BUF_SIZE + 8), max_size=5)),
     st.tuples(st.just("reclaim")),
     st.tuples(st.just("drv_recv_copy"), st.integers(0, 300), st.integers(0, NUM)),
+    st.tuples(st.just("drv_peek")),
+    st.tuples(st.just("drv_skip")),
     st.tuples(st.just("pop")),
     st.tuples(st.just("peek"), st.integers(0, NUM + 1)),
     st.tuples(st.just("skip")),
@@ -70,6 +72,10 @@ def apply(p: Pair, op: tuple[Any, ...]) -> Any:
             out, lens = bytearray(op[1]), [0] * op[2]
             n = p.drv.recv_copy_into(out, lens, op[2], BUF_SIZE)
             return n, bytes(out), lens
+        if name == "drv_peek":
+            return p.drv.peek_used()
+        if name == "drv_skip":
+            return p.drv.skip_used()
         if name == "pop":
             return p.dev.pop()
         if name == "peek":

@@ -340,6 +340,34 @@ int rp_drv_get_used(struct rp_vq *vq, struct rp_used *out, uint32_t max)
 	return (int)k;
 }
 
+int rp_drv_peek(struct rp_vq *vq, struct rp_used *out)
+{
+	if (vq->broken)
+		return RP_ERR_BROKEN;
+	uint16_t id;
+	uint32_t len;
+	int r = used_peek(vq, &id, &len);
+	if (r <= 0)
+		return r;
+	out->token = vq->slots[id].token;
+	out->len = len;
+	out->head = id;
+	out->pad = 0;
+	return 1;
+}
+
+int rp_drv_skip(struct rp_vq *vq, struct rp_used *out)
+{
+	int r = rp_drv_peek(vq, out);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return local_error(vq, RP_ERR_ARG, vq->last_used, 0); /* nothing there to take */
+	used_consume(vq, out->head);
+	used_done(vq);
+	return 1;
+}
+
 int rp_drv_has_used(struct rp_vq *vq)
 {
 	if (vq->broken)

@@ -138,6 +138,12 @@ int rp_drv_add_many(struct rp_vq *vq, const struct rp_buf *bufs, const uint64_t 
 int rp_drv_publish(struct rp_vq *vq); /* 1: notify the device, 0: it asked not to be */
 int rp_drv_get_used(struct rp_vq *vq, struct rp_used *out, uint32_t max);
 int rp_drv_has_used(struct rp_vq *vq);
+/* The next used entry without taking it, for a caller that reads a used buffer in place first: 1 and the entry as
+ * rp_drv_get_used gives it (checked the same way), 0 when none waits, < 0 a fault (the queue broken, as
+ * rp_drv_get_used leaves it). It stays next until rp_drv_skip takes it (1 and the entry again; its descriptors
+ * freed and used_event updated as after rp_drv_get_used), RP_ERR_ARG when none waits. */
+int rp_drv_peek(struct rp_vq *vq, struct rp_used *out);
+int rp_drv_skip(struct rp_vq *vq, struct rp_used *out);
 void rp_drv_disable_cb(struct rp_vq *vq);
 int rp_drv_enable_cb(struct rp_vq *vq); /* 1: used entries are already waiting */
 /* Copy n payloads (concatenated in `data`, lengths in `lens`) into free buffers taken from the stack
