@@ -174,8 +174,8 @@ class RpmsgDevice(Sending, Receiving):
         lent = bool(self._zero_copy_endpoints)  # their messages must be lent from the ring, not copied out
         others = self.waiting.pump is not None or bool(self._callback_endpoints)
         self._gate.open = sends and not lent and not others
-        # remote, zero-copy receivers only: a receive may still take its own endpoint's next message in C
-        self._gate.peek_open = sends and lent and not others and isinstance(self.core, RemoteCore)
+        # zero-copy receivers only: a receive may still take its own endpoint's next messages in C
+        self._gate.peek_open = sends and lent and not others
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -304,16 +304,18 @@ class RpmsgDevice(Sending, Receiving):
         return PeerLost(f"the peer broke the rings: {exc}", unconfirmed=self.unconfirmed)
 
     def process(self) -> int:
-        """Take in whatever the peer sent; returns how many events were handled."""
+        """Take in whatever the peer sent; returns how many messages it took (each an event, or dropped as
+        malformed: a receive looks again after either, as the C receive looks again after any batch it took)."""
         with self._lock:
             self.check()
+            dropped = self.core.dropped
             try:
                 events = self.core.poll(zero_copy=self._zero_copy_filter)
             except RemoteProtocolError as exc:
                 raise self._broke(exc) from exc
             self._handle(events)
             self._flush(changed=bool(events))
-            return len(events)
+            return len(events) + self.core.dropped - dropped
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -365,7 +367,7 @@ class RpmsgDevice(Sending, Receiving):
         """None (the batch-copy fast path) unless some endpoint receives zero-copy."""
         return self._wants_zero_copy if self._zero_copy_endpoints else None
 
-    def _deliver(self, msg: Message) -> None:
+    def _trace_in(self, msg: Message) -> None:
         if log.isEnabledFor(TRACE):
             log.log(
                 TRACE,
@@ -375,6 +377,9 @@ class RpmsgDevice(Sending, Receiving):
                 len(msg.payload),
                 bytes(msg.payload[:32]).hex(" "),
             )
+
+    def _deliver(self, msg: Message) -> None:
+        self._trace_in(msg)
         ep = self._endpoints.get(msg.dst)
         if ep is None or ep.closed:
             self.unbound_dropped += 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpmsg import fastpath
-from rpmsg.core import Event, HostCore, RemoteCore
+from rpmsg.core import Event, HostCore, Message, RemoteCore
 from rpmsg.errors import PeerLost, RemoteProtocolError
 from rpmsg.sending import TRACE
 
@@ -53,6 +53,7 @@ class Receiving:
         def _broke(self, exc: RemoteProtocolError) -> PeerLost: ...
         def _flush(self, changed: bool = True) -> None: ...
         def _handle(self, events: list[Event]) -> None: ...
+        def _trace_in(self, msg: Message) -> None: ...
         def _c_done(self, rc: int, queue: int) -> int: ...
 
     def try_recv_c(self, ep: Endpoint, bufsize: int, deadline: float | None) -> tuple[bytes, int] | None:
@@ -153,32 +154,55 @@ class Receiving:
                         n = self._c_done(n, fast.recv_queue)
                         if not n:
                             return
-                        self._take_batch(n)
+                        self._take_batch(n, lambda events: self._handle_into(events, ep, out, limit, bufsize))
                         continue
                     events = self.core.poll(zero_copy=self._zero_copy_filter, limit=want)
                 except RemoteProtocolError as exc:
                     self._fail(exc)
                     return
-                self._handle(events)
+                self._handle_into(events, ep, out, limit, bufsize)
                 self._flush(changed=bool(events))
                 if not events:
                     return
 
-    def _take_batch(self, n: int) -> None:
-        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's).
-        ``n | MORE`` (a remote whose batch buffer filled before the ring emptied): then take the messages still
-        waiting too, as the general path's poll takes every waiting message (RemoteCore.poll)."""
+    def _handle_into(
+        self, events: list[Event], ep: Endpoint, out: list[tuple[bytes, int]], limit: int, bufsize: int
+    ) -> None:
+        """:meth:`_handle`, but ``ep``'s messages go straight into ``out`` (up to ``limit``, as (bytes, src)), as
+        the C receive takes them: a message the caller takes now is never queued, so the endpoint's queue bound
+        cannot drop it. The rest (beyond ``limit``, others', the name service) is delivered as ever, in order."""
+        rest: list[Event] = []
+        direct = ep._callback is None and not ep.closed
+        for event in events:
+            if direct and isinstance(event, Message) and event.dst == ep.addr:
+                if len(out) < limit:
+                    self._trace_in(event)
+                    try:
+                        out.append((bytes(event.payload[:bufsize]), event.src))
+                    finally:
+                        event.release()
+                    continue
+                direct = False  # this one is queued: the endpoint's later ones queue behind it, in order
+            rest.append(event)
+        self._handle(rest)
+
+    def _take_batch(self, n: int, handle: Callable[[list[Event]], None] | None = None) -> None:
+        """Deliver the ``n`` messages the C path copied into its batch buffer (a batch, or not the caller's) to
+        ``handle`` (:meth:`_handle` by default). ``n | MORE`` (a remote whose batch buffer filled before the ring
+        emptied): then take the messages still waiting too, as the general path's poll takes every waiting
+        message (RemoteCore.poll)."""
         fast = self._fast
         assert fast is not None
+        handle = handle or self._handle
         more = n & fastpath.MORE
-        self._handle(self.core._parse_batch(fast.out, fast.lens, n & 0xFFFF, fast.where))
+        handle(self.core._parse_batch(fast.out, fast.lens, n & 0xFFFF, fast.where))
         if more:
             try:
                 events = self.core.poll(zero_copy=self._zero_copy_filter)
             except RemoteProtocolError as exc:
                 self._fail(exc)  # what was taken is delivered; the next receive reports the broken ring
                 return
-            self._handle(events)
+            handle(events)
             self._flush(changed=bool(events))
 
     def _c_recv_failed(self, rc: int) -> None:

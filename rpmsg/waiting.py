@@ -79,8 +79,8 @@ class Waiter:
     def owned(self) -> Iterator[None]:
         """This thread owns the doorbell and waits without the lock (entered and left with the lock held); a
         peer found gone meanwhile fails the device. Other waiters wait on the condition, notified at the end."""
-        self.owner = threading.get_ident()
         try:
+            self.owner = threading.get_ident()
             with self._unlocked:
                 yield
         finally:
@@ -154,8 +154,8 @@ class Waiter:
             # that context manager's two calls cost ~0.1 us of a ~2 us round trip.
             lost = None
             lock = dev._lock
-            lock.release()
             try:
+                lock.release()
                 if fast is not None:
                     # Spin in C (the GIL released) until the ring has entries or a slice is over.
                     slice_s = BUSY_SLICE_SECONDS if remaining is None else min(remaining, BUSY_SLICE_SECONDS)
@@ -170,7 +170,7 @@ class Waiter:
             except PeerLostError as exc:
                 lost = exc
             finally:
-                lock.acquire()
+                relock(lock)
             if lost is not None:
                 self._unlocked.peer_lost(lost)
             if fast is None:
@@ -334,10 +334,15 @@ class _Unlocked:
         self.device = device
 
     def __enter__(self) -> None:
-        self.device._lock.release()
+        lock = self.device._lock
+        try:
+            lock.release()
+        except BaseException:  # a signal handler's exception, raised as release() returned: not entered
+            relock(lock)
+            raise
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        self.device._lock.acquire()
+        relock(self.device._lock)
         if isinstance(exc, PeerLostError):
             self.peer_lost(exc)
             return True
@@ -348,3 +353,12 @@ class _Unlocked:
         dev = self.device
         if not dev._closed:
             dev._fail(exc)
+
+
+def relock(lock: threading.RLock) -> None:
+    """Take the device's lock again after letting it go, unless this thread holds it: a signal handler's
+    exception (SIGINT's KeyboardInterrupt, an alarm's) may come just before the release or just after it, and the
+    caller's ``with lock`` releases it once either way (else "cannot release un-acquired lock" hid the handler's
+    exception and left the doorbell's owner set)."""
+    if not lock._is_owned():  # type: ignore[attr-defined]  # RLock's and DeviceLock's, for threading.Condition
+        lock.acquire()

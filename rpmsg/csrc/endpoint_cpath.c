@@ -105,7 +105,8 @@ int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const u
 {
 	const uint8_t *m;
 	uint32_t n;
-	if (p->rpf->dev_peek(p->rx, 0, &m, &n) != 1 || n < RPC_HDR || n > p->out_cap)
+	int r = p->remote ? p->rpf->dev_peek(p->rx, 0, &m, &n) : p->rpf->drv_peek(p->rx, p->rx_size, &m, &n);
+	if (r != 1 || n < RPC_HDR || n > p->out_cap)
 		return 0;
 	uint8_t hdr[RPC_HDR];
 	memcpy(hdr, m, RPC_HDR); /* read once: the host may write it meanwhile */
@@ -119,19 +120,27 @@ int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const u
 	return 1;
 }
 
+int rpc_waiting(const struct rpc_path *p)
+{
+	const uint8_t *m;
+	uint32_t n;
+	return (p->remote ? p->rpf->dev_peek(p->rx, 0, &m, &n) : p->rpf->drv_peek(p->rx, p->rx_size, &m, &n)) != 0;
+}
+
 void rpc_prefetch(const struct rpc_path *p, uint16_t ahead)
 {
-	p->rpf->dev_prefetch(p->rx, ahead);
+	if (p->remote) /* the host's receive buffers are its own, posted again in turn: nothing to fetch early */
+		p->rpf->dev_prefetch(p->rx, ahead);
 }
 
 int rpc_take_next(struct rpc_path *p, uint32_t size)
 {
-	return p->rpf->dev_take(p->rx, size);
+	return p->remote ? p->rpf->dev_take(p->rx, size) : p->rpf->drv_take(p->rx, p->rx_size);
 }
 
 int rpc_taken(struct rpc_path *p, int n)
 {
-	return p->rpf->dev_taken(p->rx, n, p->rx_kick_fd);
+	return p->remote ? p->rpf->dev_taken(p->rx, n, p->rx_kick_fd) : p->rpf->drv_taken(p->rx, n);
 }
 
 int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd, long long timeout_ns)

@@ -83,20 +83,26 @@ int rpc_batch_is_for(const struct rpc_path *p, int n, uint32_t addr);
 /* The i-th message of a batch rpc_batch_is_for accepted; *pos walks the batch buffer (start at 0). */
 const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, uint32_t *src, uint32_t *len);
 
-/* The remote's copy straight out of the ring (recvfrom_many): the next message in place, when it is a
- * well-formed one for `addr` (rpc_batch_is_for's rule) in one readable descriptor no longer than the batch
- * buffer: 1, its source, payload and length, and the buffer's size for rpc_take_next; 0 for anything else (none
- * waiting, another endpoint's, malformed, another shape, a broken ring: rpc_try_recv takes it and says). The
- * payload is the host's memory: it may change under the reader (a hostile host), never its bounds. */
+/* The copy straight out of the ring (recvfrom_many, and a receive beside a zero-copy endpoint): the next message in
+ * place, when it is a well-formed one for `addr` (rpc_batch_is_for's rule) no longer than the batch buffer (the
+ * remote: in one readable descriptor; the host: in its receive buffer, used.len bytes): 1, its source, payload
+ * and length, and the buffer's size for rpc_take_next; 0 for anything else (none waiting, another endpoint's,
+ * malformed, another shape, a broken ring: rpc_try_recv takes it and says). The payload is the peer's memory: it
+ * may change under the reader (a hostile peer), never its bounds. */
 int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len,
 		 uint32_t *size);
 
-/* Ask the CPU to fetch the message `ahead` after the next one (what the host wrote last is in its cache, not
- * ours): its copy, a few messages later, then finds it here. Nothing when fewer wait. */
+/* Whether anything waits in the receive ring (a message of any kind; a broken ring counts: the general path
+ * says so). */
+int rpc_waiting(const struct rpc_path *p);
+
+/* Remote: ask the CPU to fetch the message `ahead` after the next one (what the host wrote last is in its cache,
+ * not ours): its copy, a few messages later, then finds it here. Nothing when fewer wait, nor for the host. */
 void rpc_prefetch(const struct rpc_path *p, uint16_t ahead);
 
-/* Take the message rpc_peek_for gave (its buffer back to the host); after a run of them, rpc_taken: one publish,
- * at most one kick, `n` | RPF_NOTIFY when the caller must kick (rpc_try_recv's result). < 0: a broken ring. */
+/* Take the message rpc_peek_for gave (its buffer back to the host, or posted again by it); after a run of them,
+ * rpc_taken: one publish, at most one kick, `n` | RPF_NOTIFY when the caller must kick (rpc_try_recv's result).
+ * < 0: a broken ring. */
 int rpc_take_next(struct rpc_path *p, uint32_t size);
 int rpc_taken(struct rpc_path *p, int n);
 

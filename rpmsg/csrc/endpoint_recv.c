@@ -194,7 +194,7 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 static PyObject *item_of(const uint8_t *payload, Py_ssize_t take, uint32_t src, int with_src, PyObject **from,
 			 uint32_t *last);
 
-/* Remote role, while only a receive of another kind keeps the gate shut (a zero-copy receiving endpoint:
+/* While only a receive of another kind keeps the gate shut (a zero-copy receiving endpoint:
  * Gate.peek_open): the next message waiting, if it is a well-formed one for this endpoint and nothing is queued
  * for it, taken straight out of the ring (rpc_peek_for, as take_direct); anything else is left where it is for
  * the Python method (a zero-copy endpoint's message must be lent, not copied). NULL with no exception: the Python
@@ -204,7 +204,7 @@ static PyObject *peek_take(EndpointBase *e, Py_ssize_t bufsize, int with_src)
 	Gate *g = e->gate;
 	uint32_t addr, src, len, size;
 	const uint8_t *payload;
-	if (!g || e->closed || bufsize < 0 || !g->peek_open || !g->path.remote || !trace_off(&g->trace) ||
+	if (!g || e->closed || bufsize < 0 || !g->peek_open || !trace_off(&g->trace) ||
 	    !u32_of(e->addr, &addr) || !e->queue)
 		return NULL;
 	PyObject *release = NULL;
@@ -269,10 +269,6 @@ PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, 
 	return recv_entry(e, args, nargs, kwnames, 1, s_recvfrom_py);
 }
 
-/* The remote's messages for this endpoint copied straight out of the ring into `out` (one copy: no batch
- * buffer), while the next one is a well-formed one for `addr` (rpc_peek_for): how many, their buffers given back
- * with one publish and at most one kick; -1 on an error (memory; what was taken is in `out`, what was not stays
- * in the ring). It stops at anything else, which the batch path (rpc_try_recv) then takes and delivers. */
 /* One message as the caller's list holds it: (bytes, src), or the bytes alone (recv_many). `*from` is one int
  * for a run of messages from the same source (`*last` its value), released by the caller. */
 static PyObject *item_of(const uint8_t *payload, Py_ssize_t take, uint32_t src, int with_src, PyObject **from,
@@ -299,6 +295,11 @@ static PyObject *item_of(const uint8_t *payload, Py_ssize_t take, uint32_t src, 
 
 #define PREFETCH_AHEAD 2 /* messages: fetched about two copies before their own */
 
+/* The peer's messages for this endpoint copied straight out of the ring into `out` (one copy: no batch buffer),
+ * while the next one is a well-formed one for `addr` (rpc_peek_for): how many, their buffers given back (remote)
+ * or posted again (host) with one publish and at most one kick; -1 on an error (memory; what was taken is in
+ * `out`, what was not stays in the ring). It stops at anything else, which the batch path (rpc_try_recv) or
+ * the device's _take_waiting then takes and delivers. */
 static int take_direct(Gate *g, PyObject *out, Py_ssize_t max, Py_ssize_t bufsize, uint32_t addr, int with_src)
 {
 	struct rpc_path *p = &g->path;
@@ -339,7 +340,8 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 	Gate *g = e->gate;
 	uint32_t addr;
 	while (PyList_GET_SIZE(out) < max) {
-		if (!g || e->closed || !gate_usable(g) || !u32_of(e->addr, &addr) || !e->queue)
+		if (!g || e->closed || !(g->open || g->peek_open) || !trace_off(&g->trace) || !u32_of(e->addr, &addr) ||
+		    !e->queue)
 			return 0;
 		Py_ssize_t queued = PyObject_Length(e->queue);
 		if (queued < 0) {
@@ -350,11 +352,21 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 		int taken = lock_try(g, &release);
 		if (taken <= 0)
 			return taken;
-		if (!g->open) {
-			unlock(release);
-			return 0;
-		}
+		/* shut for zero-copy receivers only (Gate.peek_open): what is ours at the head of the ring, in C; the
+		 * rest (the queue, others' messages, lent ones) is the device's _take_waiting's */
+		int peek_only = !g->open;
 		queued = PyObject_Length(e->queue); /* again, under the lock */
+		if (peek_only) {
+			int got = g->peek_open && queued == 0 ? take_direct(g, out, max, bufsize, addr, with_src) : 0;
+			/* nothing else waits either: done (the Python method's look would find nothing) */
+			int done = got == 0 && queued == 0 && g->peek_open && !rpc_waiting(&g->path);
+			unlock(release);
+			if (queued < 0)
+				PyErr_Clear();
+			if (got <= 0)
+				return done ? 1 : got;
+			continue;
+		}
 		if (queued > 1 && queued <= max - PyList_GET_SIZE(out)) {
 			if (take_all_queued(e, out, bufsize, queued)) {
 				unlock(release);
@@ -375,14 +387,12 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			Py_DECREF(got);
 			continue;
 		}
-		if (g->path.remote) {
-			int got = take_direct(g, out, max, bufsize, addr, with_src);
-			if (got) {
-				unlock(release);
-				if (got < 0)
-					return -1;
-				continue;
-			}
+		int got = take_direct(g, out, max, bufsize, addr, with_src);
+		if (got) {
+			unlock(release);
+			if (got < 0)
+				return -1;
+			continue;
 		}
 		Py_ssize_t want = max - PyList_GET_SIZE(out);
 		int rc = rpc_try_recv(&g->path, want < (Py_ssize_t)g->path.rx_count ? (uint32_t)want : 0, 0);

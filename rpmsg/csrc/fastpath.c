@@ -287,6 +287,39 @@ int rpf_recv(struct rp_vq *rx, uint8_t *out, uint32_t out_cap, uint32_t *lens, u
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
+int rpf_drv_peek(struct rp_vq *rx, uint32_t buf_size, const uint8_t **msg, uint32_t *len)
+{
+	struct rp_used u;
+	int r = rp_drv_peek(rx, &u);
+	if (r <= 0)
+		return r;
+	const uint8_t *host = rp_translate(rx->regions, rx->nregions, u.token, buf_size);
+	if (!host)
+		return RPF_GENERAL; /* rp_drv_recv_copy reports it: the general path's */
+	*msg = host;
+	*len = u.len;
+	return 1;
+}
+
+int rpf_drv_take(struct rp_vq *rx, uint32_t buf_size)
+{
+	struct rp_used u;
+	int r = rp_drv_skip(rx, &u);
+	if (r < 0)
+		return r;
+	struct rp_buf b = { u.token, buf_size, RP_DESC_F_WRITE, 0 };
+	r = rp_drv_add(rx, &b, 1, u.token); /* cannot fail: the entry just freed one descriptor */
+	return r < 0 ? r : 1;
+}
+
+int rpf_drv_taken(struct rp_vq *rx, int n)
+{
+	int r = rp_drv_publish(rx);
+	if (r < 0) /* as rpf_recv: these were taken, the next call reports the ring */
+		return n;
+	return n | (r ? RPF_NOTIFY : 0);
+}
+
 int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
 {
 	uint8_t msg[HDR + RPF_DEV_MAX];
@@ -491,7 +524,7 @@ const struct rpf_api *rpf_api(void)
 	static const struct rpf_api api = {
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
 		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
-		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch,
+		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch, rpf_drv_peek, rpf_drv_take, rpf_drv_taken,
 	};
 	return &api;
 }

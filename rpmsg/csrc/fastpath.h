@@ -63,6 +63,14 @@ int rpf_dev_peek(struct rp_vq *from_host, uint16_t ahead, const uint8_t **msg, u
 void rpf_dev_prefetch(struct rp_vq *from_host, uint16_t ahead);
 int rpf_dev_take(struct rp_vq *from_host, uint32_t len);
 int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd);
+/* The host's receive with one copy, the same way: rpf_drv_peek gives the next message the remote wrote, in place in
+ * its receive buffer (`buf_size` bytes at the used entry's token): 1 and its bytes (used.len of them); 0 none
+ * waits; RPF_GENERAL a token that is no buffer (rpf_recv reports it); < 0 a broken ring. rpf_drv_take takes it
+ * and posts the buffer again (as rpf_recv); rpf_drv_taken after a run: one publish, `n` | RPF_NOTIFY when the
+ * remote wants to hear of the buffers (the caller kicks, as after rpf_recv). */
+int rpf_drv_peek(struct rp_vq *rx, uint32_t buf_size, const uint8_t **msg, uint32_t *len);
+int rpf_drv_take(struct rp_vq *rx, uint32_t buf_size);
+int rpf_drv_taken(struct rp_vq *rx, int n);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 /* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
  * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
@@ -105,6 +113,9 @@ struct rpf_api {
 	int (*dev_take)(struct rp_vq *from_host, uint32_t len);
 	int (*dev_taken)(struct rp_vq *from_host, int n, int kick_fd);
 	void (*dev_prefetch)(struct rp_vq *from_host, uint16_t ahead);
+	int (*drv_peek)(struct rp_vq *rx, uint32_t buf_size, const uint8_t **msg, uint32_t *len);
+	int (*drv_take)(struct rp_vq *rx, uint32_t buf_size);
+	int (*drv_taken)(struct rp_vq *rx, int n);
 };
 const struct rpf_api *rpf_api(void);
 

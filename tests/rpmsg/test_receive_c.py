@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rpmsg import Profile, RpmsgDevice, WouldBlock, loopback_pair
@@ -139,8 +139,14 @@ SEQ = st.lists(
 )
 
 
+# Four messages (1,501 bytes) waiting and recvfrom_many(4): the C receive took all four into its list; the Python
+# path delivered them to the endpoint's queue first, whose bound (1,500 bytes here) dropped the fourth.
+PAST_THE_QUEUE_BOUND = [("send", 13), ("send", 496), ("send", 496), ("send", 496), ("recv_many", 3)]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=SEQ)
+@example(ops=PAST_THE_QUEUE_BOUND)
 def test_a_stream_gives_the_same_results_with_and_without_the_c_receive(
     ops: list[tuple[str, int]], host_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -257,6 +263,63 @@ def test_a_signal_reaches_python_while_a_receive_spins_in_c(pair: tuple[RpmsgDev
         signal.signal(signal.SIGALRM, saved)
 
 
+class _Stop(Exception):
+    pass
+
+
+class _RaisingAfterRelease:
+    """The device's lock, with a signal handler's exception raised once just as a release returns (where an
+    alarm's handler runs: after the C call, before the next bytecode), after ``skip`` releases."""
+
+    def __init__(self, lock: Any, skip: int) -> None:
+        self.lock, self.skip = lock, skip
+
+    def release(self) -> None:
+        self.lock.release()
+        self.skip -= 1
+        if self.skip == -1:
+            raise _Stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lock, name)
+
+    def __enter__(self) -> bool:
+        return bool(self.lock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+@pytest.mark.parametrize("wait", ["block", "spin", "busy"])
+def test_a_signal_right_after_the_wait_lets_go_of_the_lock_ends_the_receive_cleanly(
+    wait: WaitMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python wait lets go of the device's lock while it waits (busy: around each slice; spin and block: while
+    it owns the doorbell). A signal handler that raises just after that release used to skip the re-acquire: the
+    receive's ``with lock`` then failed with "cannot release un-acquired lock" instead of the handler's exception
+    (test_a_signal_reaches_python_while_a_receive_spins_in_c failed so now and then, python-path busy). Now the
+    handler's exception ends the receive, the lock is free, the doorbell unowned, the next receive served."""
+    monkeypatch.setenv("RPROC_RPMSG_FASTPATH", "0")
+    host, remote = loopback_pair(PROFILE, wait=wait, eventfd=True)
+    try:
+        h, r = _connect(host, remote)
+        h.settimeout(5)
+        real = host._lock
+        host._lock = _RaisingAfterRelease(real, skip=0)  # type: ignore[assignment]
+        with pytest.raises(_Stop):
+            h.recv()
+        host._lock = real
+        assert not real._is_owned()
+        assert real.acquire(False)  # nobody holds it
+        real.release()
+        assert host.waiting.owner is None
+        r.sendto(b"still served", h.addr)
+        assert h.recv() == b"still served"
+    finally:
+        remote.close()
+        host.close()
+
+
 def test_a_pollable_descriptor_sees_what_the_c_receive_queued(
     pair: tuple[RpmsgDevice, RpmsgDevice], host_path: str
 ) -> None:
@@ -296,3 +359,29 @@ def test_recvfrom_many_that_waits_takes_the_batch_its_wait_took_in(
         assert receiver.recvfrom_many() == [(p, sender.addr) for p in payloads[5:]]
     if host_path == "c-path":
         assert calls == Counter()
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+@pytest.mark.parametrize("zero_copy_beside", [False, True])
+def test_a_batch_receive_takes_what_its_max_allows_past_the_queue_bound(
+    host_path: str, role: str, zero_copy_beside: bool
+) -> None:
+    """recvfrom_many(max) takes the messages waiting up to max straight to the caller on every path: the
+    endpoint's queue bound is for messages nobody takes yet, and it dropped the last of four here on the Python
+    path (the batch was queued first), while the C receive took all four. Beside a zero-copy endpoint too."""
+    host, remote = loopback_pair(Profile(num=8, rx_count=8, tx_count=8), eventfd=True)
+    try:
+        local, peer = (host, remote) if role == "host" else (remote, host)
+        if zero_copy_beside:
+            local.endpoint("held", zero_copy=True)
+        ep = local.endpoint("svc")
+        other = peer.endpoint(peer=ep.addr)
+        ep.max_queued, ep.max_queued_bytes = 5, 1500
+        ep.settimeout(5)
+        sent = [bytes([n & 0xFF]) * n for n in (13, 496, 496, 496)]  # 1,501 bytes
+        assert other.send_many(sent) == 4
+        assert ep.recvfrom_many(4) == [(data, other.addr) for data in sent]
+        assert ep.dropped == 0
+    finally:
+        remote.close()
+        host.close()
