@@ -387,7 +387,9 @@ static int take_more_c(EndpointBase *e, PyObject *out, Py_ssize_t max, Py_ssize_
 			Py_DECREF(got);
 			continue;
 		}
-		int got = take_direct(g, out, max, bufsize, addr, with_src);
+		/* the remote copies each message once, straight out of the ring; the host's batch copy below is faster
+		 * (one pass over the used ring, no second look at each entry: ~230 vs ~245 ns a message in one process) */
+		int got = g->path.remote ? take_direct(g, out, max, bufsize, addr, with_src) : 0;
 		if (got) {
 			unlock(release);
 			if (got < 0)
