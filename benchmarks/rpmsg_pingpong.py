@@ -421,19 +421,23 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
 def python_remote_streaming(res: Results, messages: int) -> None:
     """Host -> rproc's Python remote (shm, eventfd doorbells), 496 B one-way, next to host -> the C remote with the
     same host API and wait mode in the same run: one message a call (host ``send``, remote ``recvfrom``) and
-    batched (host ``send_many`` of BATCH, remote ``recvfrom_many`` or ``recv_many`` of up to 64), in wait modes busy
-    and spin (both sides in the same mode). The issue's target: rproc <-> rproc >= 50 % of host -> C remote."""
+    batched (host ``send_many`` of BATCH, remote ``recvfrom_many``, ``recv_many`` or ``recv_many_into`` of up to
+    64), in wait modes busy and spin (both sides in the same mode). The issue's target: rproc <-> rproc >= 50 % of
+    host -> C remote."""
     print(f"host -> Python remote next to host -> C remote, 496 B, {messages} messages")
     apis = (
         ("copy", "python", "send -> recvfrom"),
         ("batch", "python-many", f"send_many of {BATCH} -> recvfrom_many"),
         ("batch", "python-recv-many", f"send_many of {BATCH} -> recv_many"),
+        ("batch", "python-recv-many-into", f"send_many of {BATCH} -> recv_many_into"),
     )
     for mode, remote, label in apis:
         for wait in ("busy", "spin"):
             base = (  # one per row: the C remote measured again next to each Python remote
                 f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}"
-                + (", next to recv_many" if remote == "python-recv-many" else ""),
+                + {"python-recv-many": ", next to recv_many", "python-recv-many-into": ", next to recv_many_into"}.get(
+                    remote, ""
+                ),
                 throughput(messages, mode, wait),
             )
             res.add(*base, "msgs/s", better="higher")

@@ -1,13 +1,18 @@
 """Remote process of the rpmsg benchmarks: "bench-echo" echoes, "bench-count" counts and reports on b"report".
 
-    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [python|python-many|python-recv-many|c] [NUM:RX:TX]
+    python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [KIND] [NUM:RX:TX]
+
+KIND: python, python-many, python-recv-many, python-recv-many-into or c.
 
 ``python``: rproc's Python remote (an endpoint for SERVICE, receiving with ``recvfrom``); ``python-many``: the
 same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only); ``python-recv-many``: with
 ``recv_many`` (no sources: the first message's, from ``recvfrom``, is where the report goes; "bench-count" only).
-Each message is looked at in Python in every kind. ``c``: the firmware's C rpmsg
-remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link, the host's eventfd
-doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs SIGTERM to end).
+Each message is looked at in Python in these kinds. ``python-recv-many-into``: with ``recv_many_into`` into one
+buffer of 64 slots, as a stream consumer of recvmmsg does it: each batch is looked at as a block (its count, and
+its last message, where the host's b"report" comes: the host sends it last and waits for the answer).
+``c``: the firmware's C rpmsg remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link,
+the host's eventfd doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs
+SIGTERM to end).
 "bench-touch" reads every byte of each message and answers b"report" with "COUNT SUM". The last argument: the
 host's :class:`Profile` (vring size, buffers per direction = NUM, bytes per receive / send buffer), see
 :func:`parse_profile`; default ``Profile()``.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +69,19 @@ def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -
     ep = device.endpoint(f"bench-{service}")
     n = total = 0
     try:
+        if many == "python-recv-many-into":
+            data, host = ep.recvfrom()
+            n = int(data != b"report")
+            buf, sizes = bytearray(64 * 496), array("I", bytes(4 * 64))
+            view = memoryview(buf)
+            while True:
+                k = ep.recv_many_into(buf, sizes)
+                last = (k - 1) * 496
+                if sizes[k - 1] == 6 and view[last : last + 6] == b"report":
+                    ep.sendto(str(n + k - 1).encode(), host)
+                    n = 0
+                else:
+                    n += k
         if many == "python-recv-many":
             data, host = ep.recvfrom()
             n = int(data != b"report")
@@ -141,7 +160,8 @@ def main() -> int:
     profile = parse_profile(sys.argv[5] if len(sys.argv) > 5 else None)
     if len(sys.argv) > 4 and sys.argv[4] == "c":
         return run_c(name, wait, profile)
-    many = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] in ("python-many", "python-recv-many") else ""
+    kinds = ("python-many", "python-recv-many", "python-recv-many-into")
+    many = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] in kinds else ""
     if many and service != "count":
         raise SystemExit(f"{many}: only the count service, not {service!r}")
     return run_python(name, wait, service, profile, many)

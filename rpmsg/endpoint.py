@@ -37,7 +37,7 @@ from rpmsg.errors import (
 )
 from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
-from rpmsg.protocol import payload_bytes, receive_target
+from rpmsg.protocol import payload_bytes, receive_slots, receive_target
 from rpmsg.waiting import BUFFER_POLL_SECONDS, set_once
 
 if TYPE_CHECKING:
@@ -447,6 +447,18 @@ class Endpoint(EndpointBase):
         """:meth:`recvfrom_many` without the sources."""
         return [data for data, _ in self._recvfrom_many_py(max, bufsize)]
 
+    def _recv_many_into_py(self, buffer: object, sizes: object, slot: int = 0) -> int:
+        """:meth:`recv_many` into one buffer, recvmmsg's shape (``recv_many_into``): message i at i * ``slot``
+        in ``buffer``, cut to ``slot`` bytes, its size into ``sizes[i]`` (an ``array('I')``; how many it holds is
+        the most taken); ``slot`` 0: ``len(buffer) // len(sizes)``. Waits for the first as ``recv`` does, then
+        takes those already there; returns how many. The C method makes no object per message."""
+        target, lens, slot, most = receive_slots(buffer, sizes, slot)
+        got = self.recv_many(most, slot)
+        for i, data in enumerate(got):
+            target[i * slot : i * slot + len(data)] = data
+            lens[i] = len(data)
+        return len(got)
+
     # --- receiving -------------------------------------------------------------------------------------------
     def _enqueue(self, msg: Message) -> None:
         """Queue a message the device took in for this endpoint, or drop and count it when the queue is full (an
@@ -666,4 +678,5 @@ class Endpoint(EndpointBase):
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
         send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
         send_buffer_reuse, recvfrom_many, recv_many = _send_buffer_reuse_py, _recvfrom_many_py, _recv_many_py
+        recv_many_into = _recv_many_into_py
         get_buffers, send_buffers, send_buffers_reuse = _get_buffers_py, _send_buffers_py, _send_buffers_reuse_py

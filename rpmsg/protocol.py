@@ -168,6 +168,30 @@ def receive_target(buffer: object, nbytes: int, call: str = "recv_into") -> tupl
     return view, nbytes or view.nbytes
 
 
+def receive_slots(
+    buffer: object, sizes: object, slot: int, call: str = "recv_many_into"
+) -> tuple[memoryview, memoryview, int, int]:
+    """Where a batch of received payloads goes, checked before anything is received (as :func:`receive_target`):
+    message i in ``buffer`` at i * ``slot``, cut to ``slot`` bytes as ``recv(slot)`` cuts it, its size into
+    ``sizes[i]`` (a writable array of unsigned 32-bit items: ``array('I')``). ``slot`` 0: the buffer shared
+    evenly by the items of ``sizes``. (byte view, sizes view, slot, how many messages at most)."""
+    target, total = receive_target(buffer, 0, call)
+    try:
+        lens = memoryview(sizes)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{call} needs sizes as a writable array('I'), not {type(sizes).__name__}") from None
+    if lens.readonly or lens.ndim != 1 or lens.format != "I":
+        raise TypeError(f"{call} needs sizes as a writable array('I') (format 'I'), not format {lens.format!r}")
+    if type(slot) is not int or slot < 0:
+        raise ValueError(f"{call}: slot must be an int >= 0 (0: the buffer shared by the sizes), not {slot!r}")
+    if len(lens) == 0:
+        raise ValueError(f"{call}: sizes has no item, so no message can be taken")
+    slot = slot or total // len(lens)
+    if slot < 1 or total < slot:
+        raise ValueError(f"{call}: the buffer's {total} bytes hold no slot of {max(slot, 1)} bytes")
+    return target, lens, slot, min(len(lens), total // slot)
+
+
 def pack_header(src: int, dst: int, length: int, flags: int = 0, reserved: int = 0) -> bytes:
     check_payload(length)
     return HEADER.pack(src, dst, reserved, length, flags)

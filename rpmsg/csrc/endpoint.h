@@ -145,7 +145,7 @@ extern PyTypeObject EndpointBaseType;
 PyObject *slow(EndpointBase *e, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 int u32_of(PyObject *v, uint32_t *out);
 
-/* the methods (endpoint_send.c, endpoint_zerocopy.c, endpoint_recv.c) */
+/* the methods (endpoint_send.c, endpoint_zerocopy.c, endpoint_recv.c, endpoint_recv_into.c) */
 PyObject *ep_send(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_sendto(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_send_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
@@ -159,6 +159,7 @@ PyObject *ep_recv(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyOb
 PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recv_many_into(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 /* what the methods share: the send's entry (endpoint_send.c), the receive's waiting (endpoint_wait.c) and queue
  * (endpoint_queue.c); each says what it returns */
@@ -203,6 +204,6 @@ extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued
 extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
-extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
+extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
 
 #endif /* RPROC_RPMSG_ENDPOINT_H */

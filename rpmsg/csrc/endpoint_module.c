@@ -10,7 +10,7 @@ PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_qu
 PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
-PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py;
+PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
 
 static int ep_traverse(EndpointBase *e, visitproc visit, void *arg)
 {
@@ -96,6 +96,9 @@ static PyMethodDef ep_methods[] = {
 		    "those already there, up to max.") },
 	{ "recv_many", (PyCFunction)(void (*)(void))ep_recv_many, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("recv_many(max=64, bufsize=65536) -> [bytes]\n\nrecvfrom_many without the sources.") },
+	{ "recv_many_into", (PyCFunction)(void (*)(void))ep_recv_many_into, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("recv_many_into(buffer, sizes, slot=0) -> int\n\nrecv_many into the slots of one buffer, the "
+		    "sizes into an array('I'): no object per message.") },
 	{ "get_buffer", (PyCFunction)(void (*)(void))ep_get_buffer, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("get_buffer() -> TxBuffer\n\nZero-copy send (host): a send buffer to write into.") },
 	{ "send_buffer", (PyCFunction)(void (*)(void))ep_send_buffer, METH_FASTCALL | METH_KEYWORDS,
@@ -205,6 +208,7 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_get_buffers_py", &s_get_buffers_py },
 		{ "_send_buffers_py", &s_send_buffers_py },
 		{ "_send_buffers_reuse_py", &s_send_buffers_reuse_py },
+		{ "_recv_many_into_py", &s_recv_many_into_py },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name)))

@@ -10,6 +10,7 @@ import select
 import signal
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -133,7 +134,9 @@ def test_the_queue_bounds_apply_to_the_batch_a_receive_takes(
 SEQ = st.lists(
     st.one_of(
         st.tuples(st.just("send"), st.integers(0, 496)),
-        st.tuples(st.sampled_from(["recv", "recvfrom", "recv_message", "recv_many"]), st.integers(1, 600)),
+        st.tuples(
+            st.sampled_from(["recv", "recvfrom", "recv_message", "recv_many", "recv_many_into"]), st.integers(1, 600)
+        ),
     ),
     max_size=50,
 )
@@ -177,6 +180,10 @@ def test_a_stream_gives_the_same_results_with_and_without_the_c_receive(
                         out.append(h.recvfrom(arg))
                     elif op == "recv_many":
                         out.append(h.recvfrom_many(1 + arg % 4, arg))
+                    elif op == "recv_many_into":  # 1..4 slots of arg bytes
+                        buf, sizes = bytearray(arg * (1 + arg % 4)), array("I", bytes(4 * (1 + arg % 4)))
+                        n = h.recv_many_into(buf, sizes, arg)
+                        out.append((n, bytes(buf), list(sizes)))
                     else:
                         with h.recv_message() as msg:
                             out.append((msg.src, msg.dst, bytes(msg.payload)))

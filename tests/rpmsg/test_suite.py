@@ -7,6 +7,7 @@ import selectors
 import struct
 import threading
 import time
+from array import array
 
 import pytest
 
@@ -52,6 +53,22 @@ def test_remote_stream_received_in_order(host: HostSide) -> None:
             data = ep.recv()
             assert len(data) == 100 and struct.unpack_from("<I", data)[0] == i
             assert data[4:] == bytes((i & 0xFF,)) * 96
+
+
+def test_remote_stream_received_in_batches_into_one_buffer(host: HostSide) -> None:
+    """recv_many_into (recvmmsg's shape): the stream in order, each message in its slot, over every transport."""
+    with host.device.open("rpmsg-source", timeout=10) as ep:
+        ep.settimeout(20)
+        ep.send(b"5000 100")
+        buf, sizes = bytearray(32 * 128), array("I", bytes(4 * 32))
+        i = 0
+        while i < 5000:
+            n = ep.recv_many_into(buf, sizes, 128)
+            for k in range(n):
+                data = buf[k * 128 : k * 128 + sizes[k]]
+                assert len(data) == 100 and struct.unpack_from("<I", data)[0] == i
+                assert data[4:] == bytes((i & 0xFF,)) * 96
+                i += 1
 
 
 def test_zero_copy_send_and_receive(host: HostSide) -> None:
