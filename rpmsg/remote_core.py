@@ -152,9 +152,7 @@ class RemoteCore(CoreBase):
         try:
             check_fits(len(payload), room, "the host's")
         except MessageTooLong:
-            # Kept for the next send that fits: its first descriptor only, as read now (the C library keeps that
-            # one's address and size: a host that rewrites the chain meanwhile cannot move where it is written).
-            self._spare = Chain(chain.head, chain.descs[:1])
+            self._spare = chain
             raise
         # The chain's device-writable descriptors in order, as the engine's send_copy fills them (rpmsg.protocol,
         # "Chained buffers"); a single descriptor (the only kind Linux and OpenAMP post) takes it all.

@@ -19,12 +19,6 @@
 
 #define VRING_OFFSET(vdev) ((volatile struct fw_rsc_vdev_vring *)((volatile uint8_t *)(vdev) + sizeof(struct fw_rsc_vdev)))
 
-static void copy_out(volatile uint8_t *dst, const uint8_t *src, uint32_t n)
-{
-	while (n--)
-		*dst++ = *src++;
-}
-
 static void put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -110,8 +104,7 @@ int rpmsg_remote_init_regions(struct rpmsg_remote *r, volatile struct fw_rsc_vde
 	r->kick = kick;
 	r->kick_ctx = kick_ctx;
 	r->dropped = 0;
-	r->spare = 0;
-	r->spare_len = 0;
+	r->spare_n = 0;
 	r->spare_head = 0;
 	r->has_spare = 0;
 	unusable(&r->to_host);
@@ -223,13 +216,18 @@ int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *d
 	put32(hdr + 4, dst);
 	put32(hdr + 8, 0);                 /* reserved */
 	put32(hdr + 12, len);              /* len (16 bits), flags 0 */
-	if (r->has_spare) { /* the buffer an earlier, larger send did not fit: its first descriptor, as Python does */
-		if (r->spare_len < RPMSG_HDR_SIZE || len > r->spare_len - RPMSG_HDR_SIZE)
+	if (r->has_spare) { /* the buffer an earlier, larger send did not fit: its writable parts, as Python */
+		uint32_t room = 0;
+		for (uint32_t i = 0; i < r->spare_n; i++)
+			room += r->spare_len[i];
+		if (room < RPMSG_HDR_SIZE || len > room - RPMSG_HDR_SIZE)
 			return RPMSG_ERR_TOO_BIG;
-		copy_out(r->spare, hdr, RPMSG_HDR_SIZE);
-		copy_out(r->spare + RPMSG_HDR_SIZE, data, len);
+		uint32_t pos = 0, want = RPMSG_HDR_SIZE + len;
+		for (uint32_t i = 0; i < r->spare_n && pos < want; i++)
+			for (uint32_t j = 0; j < r->spare_len[i] && pos < want; j++, pos++)
+				r->spare[i][j] = pos < RPMSG_HDR_SIZE ? hdr[pos] : ((const uint8_t *)data)[pos - RPMSG_HDR_SIZE];
 		r->has_spare = 0;
-		return give_back(r, vq, 0, r->spare_head, RPMSG_HDR_SIZE + len);
+		return give_back(r, vq, 0, r->spare_head, want);
 	}
 	struct rp_desc first;
 	uint16_t head;
@@ -252,11 +250,24 @@ int rpmsg_send(struct rpmsg_remote *r, uint32_t src, uint32_t dst, const void *d
 		int rc = give_back(r, vq, 0, head, 0); /* nothing written */
 		return rc == RPMSG_OK ? RPMSG_ERR_BAD_BUFFER : rc;
 	}
-	volatile uint8_t *host = rp_translate(vq->regions, vq->nregions, addr, dlen);
-	if (!host)
-		return ring_fault(vq, RP_ERR_BAD_ADDR, head, addr);
-	r->spare = host;
-	r->spare_len = dlen;
+	/* kept: where its writable parts are now (the engine validated the chain as it took it) */
+	uint16_t d = head;
+	r->spare_n = 0;
+	for (int i = 0; i < count; i++) {
+		read_desc(vq, d, &addr, &dlen, &flags, &next);
+		if ((flags & RP_DESC_F_WRITE) && dlen && r->spare_n < RPMSG_SPARE_DESCS) {
+			volatile uint8_t *host = rp_translate(vq->regions, vq->nregions, addr, dlen);
+			if (!host)
+				return ring_fault(vq, RP_ERR_BAD_ADDR, d, addr);
+			r->spare[r->spare_n] = host;
+			r->spare_len[r->spare_n++] = dlen;
+		}
+		if (i + 1 < count) {
+			if (!(flags & RP_DESC_F_NEXT) || next >= vq->num)
+				return ring_fault(vq, RP_ERR_BAD_NEXT, d, next);
+			d = next;
+		}
+	}
 	r->spare_head = head;
 	r->has_spare = 1;
 	return RPMSG_ERR_TOO_BIG;

@@ -283,9 +283,10 @@ def step(side: Side, op: tuple[Any, ...]) -> object:
     return side.host.op(op)
 
 
-# A host buffer too small for a send is kept for the next one that fits: its first descriptor as it was when
-# kept, in both remotes (the Python remote kept the whole chain: a [0-byte, 16-byte] chain then took a 0-byte
-# message that the C library refused; and it wrote where the chain said at pop time after the host rewrote it).
+# A host buffer too small for a send is kept for the next one that fits: its device-writable descriptors as they
+# were when it was kept, in both remotes (rpmsg.protocol, "Chained buffers"; tests/rpmsg/test_chained_buffers.py).
+# The C library kept its first descriptor only: a [0-byte, 16-byte] chain then refused a 0-byte message the Python
+# remote took. A host that rewrites the kept buffer's descriptor meanwhile does not move where it is written.
 _KEPT_VRINGS = ((2147487744, 16, 4), (2147495936, 4, 4))
 _HSEND = ("hsend", 0, 1024, b"", None, [], 0, False)
 _KEPT_THEN_REWRITTEN = [("post", [(512, True)]), *[_HSEND] * 5, ("rsend", 1024, 1024, 497), ("post", [(512, True)])]

@@ -26,6 +26,9 @@
 /* A host message in a chain of more than one descriptor (virtio lets a driver split a buffer; Linux and OpenAMP
  * never do) is gathered here before its callback: the largest such message taken. Single-descriptor messages are
  * delivered in place, whatever their size. */
+#ifndef RPMSG_SPARE_DESCS
+#define RPMSG_SPARE_DESCS 8u /* device-writable descriptors of a kept host buffer that count (the rest do not) */
+#endif
 #ifndef RPMSG_BOUNCE_SIZE
 #define RPMSG_BOUNCE_SIZE 512u
 #endif
@@ -66,9 +69,12 @@ struct rpmsg_remote {
 	void *kick_ctx;
 	uint32_t dropped; /* malformed host messages (and chained ones larger than RPMSG_BOUNCE_SIZE) */
 	/* A host receive buffer popped for a send it was too small for: kept for the next send that fits, like the
-	 * Python remote (rpmsg/remote_core.py). Returned unused it would reach Linux with a used.len below the header. */
-	volatile uint8_t *spare;
-	uint32_t spare_len;
+	 * Python remote (rpmsg/remote_core.py). Returned unused it would reach Linux with a used.len below the header.
+	 * Its device-writable descriptors as they were when it was kept (where and how much; at most
+	 * RPMSG_SPARE_DESCS of them), filled in order as a send fills a chain (rpmsg.protocol, "Chained buffers"). */
+	volatile uint8_t *spare[RPMSG_SPARE_DESCS];
+	uint32_t spare_len[RPMSG_SPARE_DESCS];
+	uint8_t spare_n;
 	uint16_t spare_head;
 	uint8_t has_spare;
 	uint8_t bounce[RPMSG_BOUNCE_SIZE];
