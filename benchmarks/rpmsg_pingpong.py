@@ -418,39 +418,41 @@ def record(res: Results, run: dict[str, float], prefix: str) -> None:
     add(f"{big}: {as_is}", "16k zero-copy-batch-as-is", send_many)
 
 
-def python_remote_streaming(res: Results, messages: int) -> None:
+def python_remote_streaming(res: Results, messages: int, repeat: int = 1) -> None:
     """Host -> rproc's Python remote (shm, eventfd doorbells), 496 B one-way, next to host -> the C remote with the
     same host API and wait mode in the same run: one message a call (host ``send``, remote ``recvfrom``) and
     batched (host ``send_many`` of BATCH, remote ``recvfrom_many``, ``recv_many`` or ``recv_many_into`` of up to
     64), in wait modes busy and spin (both sides in the same mode). The issue's target: rproc <-> rproc >= 50 % of
-    host -> C remote."""
-    print(f"host -> Python remote next to host -> C remote, 496 B, {messages} messages")
+    host -> C remote. ``repeat`` > 1: each pair measured that many times in a row (the C remote, then the Python
+    one); every run's figures are recorded ("run N: ..."), then the medians, and the ratio printed is the median
+    of the runs' own ratios with its spread."""
+    print(f"host -> Python remote next to host -> C remote, 496 B, {messages} messages, {repeat} run(s)")
     apis = (
         ("copy", "python", "send -> recvfrom"),
         ("batch", "python-many", f"send_many of {BATCH} -> recvfrom_many"),
         ("batch", "python-recv-many", f"send_many of {BATCH} -> recv_many"),
         ("batch", "python-recv-many-into", f"send_many of {BATCH} -> recv_many_into"),
     )
+    next_to = {"python-recv-many": ", next to recv_many", "python-recv-many-into": ", next to recv_many_into"}
     for mode, remote, label in apis:
         for wait in ("busy", "spin"):
-            base = (  # one per row: the C remote measured again next to each Python remote
-                f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}"
-                + {"python-recv-many": ", next to recv_many", "python-recv-many-into": ", next to recv_many_into"}.get(
-                    remote, ""
-                ),
-                throughput(messages, mode, wait),
-            )
+            # one C remote figure per row: measured again next to each Python remote
+            c_name = f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}" + next_to.get(remote, "")
+            py_name = f"host -> Python remote, 496 B: {label}, wait mode {wait}"
+            pairs = [(throughput(messages, mode, wait), throughput(messages, mode, wait, remote=remote))]
+            pairs += [(throughput(messages, mode, wait), throughput(messages, mode, wait, remote=remote))
+                      for _ in range(repeat - 1)]  # fmt: skip
+            if repeat > 1:
+                for i, (c_rate, py_rate) in enumerate(pairs):
+                    res.add(f"run {i + 1}: {c_name}", c_rate, "msgs/s", better="higher")
+                    run_base = (f"run {i + 1}: {c_name}", c_rate)
+                    res.add(f"run {i + 1}: {py_name}", py_rate, "msgs/s", better="higher", baseline=run_base)
+            base = (c_name, statistics.median(c for c, _ in pairs))
             res.add(*base, "msgs/s", better="higher")
-            rate = res.add(
-                f"host -> Python remote, 496 B: {label}, wait mode {wait}",
-                throughput(messages, mode, wait, remote=remote),
-                "msgs/s",
-                better="higher",
-                baseline=base,
-            )
+            rate = res.add(py_name, statistics.median(p for _, p in pairs), "msgs/s", better="higher", baseline=base)
             print(
                 f"  {label:<34} {wait:<5} C remote {base[1]:10,.0f} msgs/s   Python remote {rate:10,.0f}"
-                f"  {rate / base[1]:4.2f}x"
+                f"  {spread([p / c for c, p in pairs], 1, 'x')}"
             )
 
 
@@ -502,7 +504,9 @@ def main() -> int:
     ap.add_argument("--histogram", metavar="FILE.svg", help="draw the round trips' latency histogram here")
     ap.add_argument("--throughput-only", action="store_true", help="only the host -> C remote streams")
     ap.add_argument("--doorbells-only", action="store_true", help="only the doorbell kinds (socket bytes, eventfd)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs of the stream figures (medians; default 1)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs of the stream figures, --python-remote-only's too (medians)"
+    )
     ap.add_argument("--python-remote-only", action="store_true", help="only host -> Python remote next to C remote")
     args = ap.parse_args()
     res = Results("rpmsg_pingpong", {"rounds": args.rounds, "messages": args.messages})
@@ -510,7 +514,7 @@ def main() -> int:
         if args.throughput_only:
             streaming(res, args.messages, args.repeat)
         elif args.python_remote_only:
-            python_remote_streaming(res, args.messages)
+            python_remote_streaming(res, args.messages, args.repeat)
         else:
             doorbell_kinds(res, args.messages, args.rounds)
         res.write(args.json)
