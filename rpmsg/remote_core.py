@@ -18,6 +18,7 @@ from rpmsg.protocol import (
     TX_VRING,
     check_fits,
     check_payload,
+    driver_ok,
     pack_header,
     pack_ns,
     unpack_header,
@@ -52,10 +53,19 @@ class RemoteCore(CoreBase):
     read_write_flagged = False  # read host send buffers flagged VRING_DESC_F_WRITE (rpmsg.quirks), else drop them
 
     def __init__(
-        self, memory: RegionMemory, rx_layout: VringLayout, tx_layout: VringLayout, *, event_idx: bool = False
+        self,
+        memory: RegionMemory,
+        rx_layout: VringLayout,
+        tx_layout: VringLayout,
+        *,
+        event_idx: bool = False,
+        status: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         self.memory = memory
+        # The vdev's status byte, read before each poll (as the C library's rpmsg_poll reads it): a host that
+        # resets the device (DRIVER_OK cleared, or FAILED set) ends the polling. None: not watched.
+        self._status = status
         # Named from the host's point of view, like the vrings: host RX (vring 0) is where we send.
         self.to_host = self.queue_class(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
         self.from_host = self.queue_class(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
@@ -167,6 +177,8 @@ class RemoteCore(CoreBase):
         return True
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
+        if self._status is not None and not driver_ok(status := self._status()):
+            raise RemoteProtocolError(f"the host reset the device: status {status:#04x} (rpmsg.protocol.driver_ok)")
         events: list[Event] = []
         if zero_copy is None:
             # Batches until the ring is empty: the batch buffer (64 KiB) may fill before it is, as big buffers

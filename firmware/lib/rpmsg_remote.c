@@ -39,8 +39,10 @@ static uint32_t get32(const volatile uint8_t *p)
 
 int rpmsg_remote_ready(volatile const struct fw_rsc_vdev *vdev)
 {
-	/* The host writes status at any time: one relaxed atomic load (C11), not a plain read of shared memory. */
-	return (__atomic_load_n(&vdev->status, __ATOMIC_RELAXED) & VIRTIO_CONFIG_S_DRIVER_OK) != 0;
+	/* The host writes status at any time: one relaxed atomic load (C11), not a plain read of shared memory.
+	 * DRIVER_OK set and FAILED clear: rpmsg.protocol.driver_ok's rule. */
+	uint8_t status = __atomic_load_n(&vdev->status, __ATOMIC_RELAXED);
+	return (status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_FAILED);
 }
 
 /* The queue's error state, set as the engine sets it when the host broke a ring. */

@@ -29,6 +29,7 @@ from tests.firmware.remote_lib import (
     RPMSG_ERR_RING,
     RPMSG_ERR_TOO_BIG,
     RPMSG_OK,
+    VDEV_OFFSET,
     FirmwareRemote,
     write_table,
 )
@@ -298,11 +299,23 @@ KEPT_SPARE_EXAMPLES = [
 ]  # fmt: skip
 
 
+# A host buffer pointed at the resource table (BASE): the remote's send writes over the vdev's status byte. The C
+# library's rpmsg_poll tests DRIVER_OK (and FAILED) before each poll and stops; the Python remote did not look.
+_POSTS_AND_SENDS = [*[("post", [(512, True)])] * 4, *[("rsend", 1024, 1024, 0)] * 3]
+STATUS_CLOBBERED_EXAMPLES = [
+    [*_POSTS_AND_SENDS, ("desc", 0, 3, BASE, 45, 3, 0), ("rsend", 1024, 1024, 132), ("poll",)],
+    [*_POSTS_AND_SENDS[:4], _HSEND, *_POSTS_AND_SENDS[4:], ("desc", 0, 3, BASE, 45, 3, 0),
+     ("desc", 1, 0, 2_147_504_128, 0, 1, 0), ("rsend", 1024, 1024, 44), ("poll",)],
+]  # fmt: skip
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(VRINGS, st.integers(0, 16), st.booleans(), st.lists(OPS, min_size=10, max_size=80))
 @example(_KEPT_VRINGS, 0, False, KEPT_SPARE_EXAMPLES[0])
 @example(_KEPT_VRINGS, 0, False, KEPT_SPARE_EXAMPLES[1])
 @example(_KEPT_VRINGS, 0, False, KEPT_SPARE_EXAMPLES[2])
+@example(_KEPT_VRINGS, 0, False, STATUS_CLOBBERED_EXAMPLES[0])
+@example(_KEPT_VRINGS, 0, False, STATUS_CLOBBERED_EXAMPLES[1])
 def test_c_remote_and_python_remote_agree(
     vrings: tuple[tuple[int, int, int], ...], posted: int, ns: bool, ops: list[tuple[Any, ...]]
 ) -> None:
@@ -320,7 +333,9 @@ def test_c_remote_and_python_remote_agree(
         write_table(b.host.memory, list(vrings), gfeatures=0)
     a.c = FirmwareRemote(a.host.memory, BASE, "wide")
     assert a.c.init() == RPMSG_OK
-    b.py = RemoteCore(b.host.mem, b.host.rx.layout, b.host.tx.layout)
+    # the vdev's status byte, watched before each poll as the C library's rpmsg_poll watches it
+    status_at = VDEV_OFFSET + 24  # struct fw_rsc_vdev: six u32 fields, then status
+    b.py = RemoteCore(b.host.mem, b.host.rx.layout, b.host.tx.layout, status=lambda: b.host.memory[status_at])
     assert a.host.memory == b.host.memory
     # The endpoints, announced by name service when negotiated (the C library waits for a buffer to announce in).
     if ns and posted < 2:

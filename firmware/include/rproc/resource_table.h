@@ -34,6 +34,7 @@ enum rproc_rsc_type {
 #define VIRTIO_CONFIG_S_ACKNOWLEDGE 0x01u
 #define VIRTIO_CONFIG_S_DRIVER 0x02u
 #define VIRTIO_CONFIG_S_DRIVER_OK 0x04u
+#define VIRTIO_CONFIG_S_FAILED 0x80u
 #define VIRTIO_CONFIG_S_FEATURES_OK 0x08u
 
 struct resource_table_hdr {
