@@ -170,7 +170,15 @@ class Waiter:
             except PeerLostError as exc:
                 lost = exc
             finally:
-                relock(lock)
+                # relock(), written out: a Python call's entry is where a signal handler may run, and one that
+                # raised there left the lock not taken (1 in ~60 runs of the signal test, busy mode)
+                try:
+                    if not lock._is_owned():  # type: ignore[attr-defined]
+                        lock.acquire()
+                except BaseException:
+                    if not lock._is_owned():  # type: ignore[attr-defined]
+                        lock.acquire()
+                    raise
             if lost is not None:
                 self._unlocked.peer_lost(lost)
             if fast is None:
