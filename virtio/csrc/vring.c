@@ -24,15 +24,12 @@
  * how the modules that share a struct rp_vq check they agree: docs/virtio.md, "One build of vring.c?".
  */
 #include "vring.h"
+#include "vring_fence.h"
 #include "vring_layout.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rproc vring engine: little-endian only"
 #endif
-
-#define rp_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-#define rp_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
-#define rp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #if __STDC_HOSTED__
 #define rp_copy(dst, src, n) __builtin_memcpy((dst), (src), (n))
