@@ -1,10 +1,10 @@
 """The vring engine's full fence (rp_mb, virtio/csrc/vring_fence.h) holds between the emulated Cortex-M33 and
 this host: a store-buffering litmus test (firmware/tests/fence_litmus, tests/remoteproc/fence_litmus_host.c).
 
-A round where neither side sees the other's store is the reordering that loses a notification (CI saw it: the
-sleeping services firmware's reply kick lost, a receive timing out, about 1 run in 60 of the zero-copy echo test
-with the machine loaded). QEMU up to 8.0 translates the core's DMB into nothing on this one-CPU board, so the board
-brings its own fence (firmware/boards/mps2-an505/fence.c); docs/mcu.md "Fences on the emulated board"."""
+A round where neither side sees the other's store is the reordering that loses a notification (the firmware's
+used index and the host's avail.flags in place of x and y). QEMU up to 8.0 translates the core's DMB into nothing
+on this one-CPU board, so the board brings its own fence (firmware/boards/mps2-an505/fence.c); docs/mcu.md "Fences
+on the emulated board"."""
 
 from __future__ import annotations
 
