@@ -21,6 +21,7 @@ import pytest
 
 from rpmsg import Profile, RpmsgDevice, loopback_pair
 from rpmsg.endpoint import Endpoint
+from rpmsg.waiting import WaitMode
 from rpmsg.wiring import host_on, remote_on
 from tests.rpmsg.services import start_services
 from tests.transports.fake_uio import FakeInterruptHardware
@@ -45,6 +46,18 @@ def _check_path(device: RpmsgDevice, host_path: str) -> None:
     assert (device._fast is not None) == (host_path == "c-path"), (host_path, device._fast)
     methods = host_path == "c-path" and c_doorbell_of(device.doorbell) is not None
     assert device._gate.open == methods, (host_path, device.core, device.doorbell)
+
+
+def eventfd_pair(
+    host_path: str, profile: Profile | None = None, *, wait: WaitMode = "spin"
+) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
+    """(host, remote) in this process with eventfd kicks (the doorbell the endpoints' C methods kick in C), both
+    with their C methods exactly when ``host_path`` asks for them; closed afterwards. For a fixture to yield from."""
+    host, remote = loopback_pair(profile, wait=wait, eventfd=True)
+    assert host._gate.open == remote._gate.open == (host_path == "c-path")
+    yield host, remote
+    remote.close()
+    host.close()
 
 
 def fd_is_open(fd: int) -> bool:

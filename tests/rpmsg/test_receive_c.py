@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from rpmsg import Profile, RpmsgDevice, WouldBlock, loopback_pair
 from rpmsg.endpoint import Endpoint
 from rpmsg.waiting import WaitMode
+from tests.rpmsg.conftest import eventfd_pair
 
 PROFILE = Profile(num=16, rx_count=16, tx_count=16)
 PY_METHODS = ("_recv_py", "_recvfrom_py", "_recvfrom_many_py")
@@ -29,12 +30,7 @@ PY_METHODS = ("_recv_py", "_recvfrom_py", "_recvfrom_many_py")
 
 @pytest.fixture(params=["block", "spin", "busy"])
 def pair(request: pytest.FixtureRequest, host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
-    wait: WaitMode = request.param
-    host, remote = loopback_pair(PROFILE, wait=wait, eventfd=True)
-    assert host._gate.open == remote._gate.open == (host_path == "c-path")
-    yield host, remote
-    remote.close()
-    host.close()
+    yield from eventfd_pair(host_path, PROFILE, wait=request.param)
 
 
 @pytest.fixture

@@ -12,19 +12,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from rpmsg import Endpoint, Message, RpmsgDevice, WouldBlock, loopback_pair
-from tests.rpmsg.conftest import count_python_methods
+from rpmsg import Endpoint, Message, RpmsgDevice, WouldBlock
+from tests.rpmsg.conftest import count_python_methods, eventfd_pair
 
 SENDS = ("_send_py", "_sendto_py", "_send_many_py", "_get_buffer_py", "_send_buffer_py")
 
 
 @pytest.fixture
 def pair(host_path: str) -> Iterator[tuple[RpmsgDevice, RpmsgDevice]]:
-    host, remote = loopback_pair(eventfd=True)
-    assert host._gate.open == remote._gate.open == (host_path == "c-path")
-    yield host, remote
-    remote.close()
-    host.close()
+    yield from eventfd_pair(host_path)
 
 
 @pytest.fixture
