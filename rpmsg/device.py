@@ -158,7 +158,9 @@ class RpmsgDevice(Sending, Receiving):
         try:
             if type(core) is HostCore:
                 return fastpath.HostFastPath(core, self._doorbell, self._wake_fd)
-            if type(core) is RemoteCore:
+            # A remote watching the host's status byte: only RemoteCore.poll reads it, the C receives do not
+            # (yet), so the Python path serves it, where a reset is seen before the next message is taken.
+            if type(core) is RemoteCore and not core.watches_status:
                 return fastpath.RemoteFastPath(core, self._doorbell, self._wake_fd)
         except ImportError:
             pass  # the Python engine, or no compiled module

@@ -81,6 +81,11 @@ class RemoteCore(CoreBase):
         # waits for one (the same trick as Linux's suppressed TX-complete interrupts, mirrored).
         self.to_host.disable_notifications()
 
+    @property
+    def watches_status(self) -> bool:
+        """Whether this core reads the vdev's status byte before each poll (``status`` given)."""
+        return self._status is not None
+
     def want_buffer_wakeup(self, on: bool) -> bool:
         """Ask the host to kick when it posts receive buffers (a send is waiting); True if some are there."""
         if on:
