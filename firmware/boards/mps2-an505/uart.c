@@ -62,10 +62,11 @@ static void rx_irq_on(void)
 	INTCLEAR = INT_RX;
 	CTRL |= CTRL_RX_INTEN;
 	NVIC_ISER(BOARD_UART0_RX_IRQ / 32u) = 1u << (BOARD_UART0_RX_IRQ % 32u);
-	/* A byte that arrived since board_uart_init (RX on, its interrupt off) raised no interrupt: the UART flags
-	 * INTSTATUS.RX as a byte arrives, and only with RX_INTEN set (ARM DDI 0479C; QEMU's uart_receive). It holds the
-	 * one-byte buffer, so QEMU takes no later byte either, and every kick after it would be lost: pend the handler,
-	 * which drains it. (A byte arriving after RX_INTEN interrupts by itself; pending twice is harmless.) */
+	/* A byte that arrived since board_uart_init (RX on, its interrupt off) raised no interrupt: QEMU's model sets
+	 * INTSTATUS.RX as a byte arrives, and only with RX_INTEN set (hw/char/cmsdk-apb-uart.c uart_receive; setting
+	 * RX_INTEN later raises nothing). It holds the one-byte buffer, so QEMU takes no later byte either, and every
+	 * kick after it would be lost: pend the handler, which drains it. (A byte arriving after RX_INTEN interrupts by
+	 * itself; pending twice, or on a UART whose interrupt is a level, is harmless.) */
 	if (STATE & STATE_RXFULL)
 		NVIC_ISPR(BOARD_UART0_RX_IRQ / 32u) = 1u << (BOARD_UART0_RX_IRQ % 32u);
 }
