@@ -439,9 +439,10 @@ def python_remote_streaming(res: Results, messages: int, repeat: int = 1) -> Non
             # one C remote figure per row: measured again next to each Python remote
             c_name = f"host -> C remote, 496 B: {label.split(' ->')[0]}, wait mode {wait}" + next_to.get(remote, "")
             py_name = f"host -> Python remote, 496 B: {label}, wait mode {wait}"
-            pairs = [(throughput(messages, mode, wait), throughput(messages, mode, wait, remote=remote))]
-            pairs += [(throughput(messages, mode, wait), throughput(messages, mode, wait, remote=remote))
-                      for _ in range(repeat - 1)]  # fmt: skip
+            pairs = [
+                (throughput(messages, mode, wait), throughput(messages, mode, wait, remote=remote))
+                for _ in range(max(1, repeat))
+            ]
             if repeat > 1:
                 for i, (c_rate, py_rate) in enumerate(pairs):
                     res.add(f"run {i + 1}: {c_name}", c_rate, "msgs/s", better="higher")

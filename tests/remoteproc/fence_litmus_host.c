@@ -12,19 +12,10 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include "litmus.h" /* firmware/tests/fence_litmus */
 #include "vring_fence.h"
 
-#define LITMUS_MAGIC 0x4d54494cu
 #define RAM_SIZE (16u << 20)
-
-struct litmus {
-	uint32_t magic, go, done, seen;
-	uint32_t pad0[12];
-	uint32_t x;
-	uint32_t pad1[15];
-	uint32_t y;
-	uint32_t pad2[15];
-};
 
 static double now(void)
 {

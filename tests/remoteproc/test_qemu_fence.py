@@ -45,7 +45,8 @@ def litmus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     source = REPO / "tests" / "remoteproc" / "fence_litmus_host.c"
     subprocess.run(
         ["gcc", "-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror",
-         f"-I{REPO / 'virtio' / 'csrc'}", "-o", str(host), str(source)],
+         f"-I{REPO / 'virtio' / 'csrc'}", f"-I{REPO / 'firmware' / 'tests' / 'fence_litmus'}", "-o", str(host),
+         str(source)],
         check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     out["host"] = host

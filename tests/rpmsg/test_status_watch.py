@@ -5,14 +5,11 @@ before taking a message. Before, with eventfd kicks (the C path) a message sent 
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
 from rpmsg import PeerLost, Profile, RpmsgDevice
 from rpmsg.core import RemoteCore
-from transports.doorbell import EventfdSocketDoorbell
+from rpmsg.wiring import _eventfd_doorbells
 from transports.loop import loop_pair
 from virtio.features import STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FAILED
 
@@ -25,10 +22,7 @@ def test_a_status_watching_remote_sees_the_reset_on_every_path(host_path: str, r
     host_side, remote_side = loop_pair(PROFILE.base + PROFILE.size)
     host_side.doorbell.close()
     remote_side.doorbell.close()
-    to_remote, to_host = os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(0, os.EFD_CLOEXEC)
-    a, b = socket.socketpair()
-    host_bell = EventfdSocketDoorbell(to_host, to_remote, a)
-    remote_bell = EventfdSocketDoorbell(os.dup(to_remote), os.dup(to_host), b)
+    host_bell, remote_bell = _eventfd_doorbells()  # the C path's doorbell, as loopback_pair(eventfd=True)'s
     status = bytearray([LINUX_DRIVER_OK])
     core = RemoteCore(remote_side.memory, PROFILE.rx_layout, PROFILE.tx_layout, status=lambda: status[0])
     host = RpmsgDevice(PROFILE.host_core(host_side.memory), host_bell)

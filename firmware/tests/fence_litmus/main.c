@@ -6,26 +6,12 @@
  * reordering that loses a notification (a ring index and the other side's suppression flag, in place of x and y).
  * Built with LITMUS_NO_FENCE=1 this side has no fence, the control that shows the test sees such rounds. */
 #include <stdint.h>
+#include "litmus.h"
 #include "vring_fence.h"
 
 #ifndef LITMUS_NO_FENCE
 #define LITMUS_NO_FENCE 0
 #endif
-
-#define LITMUS_MAGIC 0x4d54494cu /* "LITM" */
-
-/* x and y in cache lines of their own, away from the handshake, as a ring index and a flag are. */
-struct litmus {
-	uint32_t magic; /* LITMUS_MAGIC once this core runs */
-	uint32_t go;    /* the host's round number: a new value starts a round */
-	uint32_t done;  /* the round this core finished */
-	uint32_t seen;  /* what this core read from y in that round */
-	uint32_t pad0[12];
-	uint32_t x; /* written by this core */
-	uint32_t pad1[15];
-	uint32_t y; /* written by the host */
-	uint32_t pad2[15];
-};
 
 __attribute__((section(".shared.litmus"), aligned(64))) volatile struct litmus litmus;
 
