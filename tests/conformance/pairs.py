@@ -47,20 +47,31 @@ def _uart_profile(p: Profile) -> Profile:
     return Profile(num=16, rx_count=16, tx_count=16, rx_size=p.rx_size, tx_size=p.tx_size)
 
 
-def _pair(transport: str, p: Profile, tmp: Path) -> tuple[RpmsgDevice, Callable[[], RpmsgDevice], list[Closer]]:
-    """(the host device, how to make the remote device, what closes the transport's other parts), for the
-    in-process transports. The remote is made in the caller's thread of choice (vhost-user's is made while the
-    front-end starts the device)."""
+@dataclasses.dataclass
+class _Parts:
+    """The host device, how to make the remote device, what closes the transport's other parts, and what waits
+    until every kick written has reached its receiver (None: a kick written is there at once)."""
+
+    host: RpmsgDevice
+    make_remote: Callable[[], RpmsgDevice]
+    closers: list[Closer]
+    settle_kicks: Closer | None = None
+
+
+def _pair(transport: str, p: Profile, tmp: Path, interrupt_latency: float = 0.0) -> _Parts:
+    """A pair on one of the in-process transports. The remote is made in the caller's thread of choice
+    (vhost-user's is made while the front-end starts the device); ``interrupt_latency``: devmem's interrupt
+    controller delays each interrupt by that long."""
     closers: list[Closer] = []
     if transport == "loop":
         host, remote = loopback_pair(p)
-        return host, lambda: remote, closers
+        return _Parts(host, lambda: remote, closers)
     if transport == "devmem":
-        pair = devmem_pair(tmp, p)
+        pair = devmem_pair(tmp, p, latency=interrupt_latency)
         closers.append(pair.close)
         # The remote's end on a SoC: it stops, and with it the interrupt line the host listens on.
         closers.insert(0, pair.host_line.close)
-        return pair.host, lambda: pair.remote, closers
+        return _Parts(pair.host, lambda: pair.remote, closers, pair.hardware.settle)
     if transport == "uart":
         master, slave = os.openpty()
         a = UartLink.open(f"uart://{os.ttyname(slave)}", rto=0.03)
@@ -76,7 +87,7 @@ def _pair(transport: str, p: Profile, tmp: Path) -> tuple[RpmsgDevice, Callable[
             os.close(slave)
 
         closers += [b.close, close_uart]
-        return host, lambda: remote, closers
+        return _Parts(host, lambda: remote, closers)
     if transport == "vhost-user":
         path = tmp / "rpmsg.sock"
         link = open_link(f"vhost-user://{path}", role="remote")
@@ -99,7 +110,7 @@ def _pair(transport: str, p: Profile, tmp: Path) -> tuple[RpmsgDevice, Callable[
             return device
 
         closers += [link.close, front.close]
-        return host, remote_device, closers
+        return _Parts(host, remote_device, closers)
     raise ValueError(transport)
 
 
@@ -156,8 +167,8 @@ class RemoteOver:
         self.starts += 1
         tmp = self.tmp / f"start{self.starts}"
         tmp.mkdir()
-        host, make_remote, closers = _pair(self.transport, self.profile, tmp)
-        remote = make_remote()
+        parts = _pair(self.transport, self.profile, tmp)
+        host, remote, closers = parts.host, parts.make_remote(), parts.closers
         on_kill = closers[:1] if self.transport == "devmem" else []
         lifecycle: _ThreadLifecycle
 
@@ -191,6 +202,7 @@ class _ThreadRun:
         self.table: tuple[int, int, int] | None = None
         self.channel, self.channel_addr = ECHO_CHANNEL, 0x400
         self.host, self.closers = host, closers
+        self.settle_kicks: Callable[[], None] | None = None  # what the kick ledger waits on (session.py)
         self.failure: list[BaseException] = []
         self.thread = threading.Thread(target=self._drive, args=(total, sizes), name=self.description, daemon=True)
         self.thread.start()
@@ -232,7 +244,8 @@ def _seen_started(remote: RpmsgDevice, host: RpmsgDevice, timeout: float) -> Non
 
 class HostOver:
     """rproc's host on ``transport`` as a host peer (remote role), sending ``total`` small messages after the
-    sizes and the burst (70,000: the 16-bit indices wrap)."""
+    sizes and the burst (70,000: the 16-bit indices wrap). ``interrupt_latency``: devmem's interrupt controller
+    delays each interrupt by that long."""
 
     def __init__(
         self,
@@ -241,8 +254,10 @@ class HostOver:
         profile: Profile | None = None,
         total: int = 70_000,
         sizes: Sequence[int] | None = None,
+        interrupt_latency: float = 0.0,
     ) -> None:
         self.transport, self.tmp, self.total, self.sizes = transport, tmp, total, sizes
+        self.interrupt_latency = interrupt_latency
         self.profile = profile or Profile()
         if transport == "uart":
             self.profile = _uart_profile(self.profile)
@@ -251,8 +266,10 @@ class HostOver:
     def start(self, timeout: float) -> HostRun:
         if self.transport.startswith("shm"):
             return RprocHostPeer(profile=self.profile).start(timeout)  # named memory, eventfd kicks
-        host, make_remote, closers = _pair(self.transport, self.profile, self.tmp)
-        remote = make_remote()
+        parts = _pair(self.transport, self.profile, self.tmp, self.interrupt_latency)
+        host, remote = parts.host, parts.make_remote()
         _seen_started(remote, host, timeout)
         remote.doorbell = CountingDoorbell(remote.doorbell)
-        return _ThreadRun(self.transport, remote, host, self.total, closers, self.sizes)
+        run = _ThreadRun(self.transport, remote, host, self.total, parts.closers, self.sizes)
+        run.settle_kicks = parts.settle_kicks
+        return run

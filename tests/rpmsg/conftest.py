@@ -96,6 +96,7 @@ class DevmemPair:
     host: RpmsgDevice
     remote: RpmsgDevice
     host_line: socket.socket
+    hardware: FakeInterruptHardware
     _closers: list[Callable[[], None]]
 
     def close(self) -> None:
@@ -103,13 +104,13 @@ class DevmemPair:
             close()
 
 
-def devmem_pair(tmp: Path, profile: Profile) -> DevmemPair:
+def devmem_pair(tmp: Path, profile: Profile, *, latency: float = 0.0) -> DevmemPair:
     mem = tmp / "physical"
     mem.write_bytes(bytes(profile.size + 0x1000))
     to_remote, to_host = profile.size, profile.size + 4  # the two doorbell registers
     host_hw, host_uio = socket.socketpair()
     remote_hw, remote_uio = socket.socketpair()
-    hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw})
+    hw = FakeInterruptHardware(mem, {to_remote: remote_hw, to_host: host_hw}, latency=latency)
     base = f"devmem://0x0?size={profile.size:#x}&path={mem}"
     host_link = open_link(f"{base}&uio=fd:{host_uio.fileno()}&mailbox={to_remote}", role="host")
     remote_link = open_link(f"{base}&uio=fd:{remote_uio.fileno()}&mailbox={to_host}", role="remote")
@@ -121,7 +122,7 @@ def devmem_pair(tmp: Path, profile: Profile) -> DevmemPair:
             s.close()
 
     closers = [host_link.close, remote_link.close, close_hardware]
-    return DevmemPair(host_on(host_link, profile), remote_on(remote_link, profile), host_hw, closers)
+    return DevmemPair(host_on(host_link, profile), remote_on(remote_link, profile), host_hw, hw, closers)
 
 
 @pytest.fixture(autouse=True, params=["c-path", "python-path"])
