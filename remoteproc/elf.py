@@ -135,6 +135,7 @@ def read_elf_stream(stream: IO[bytes], path: str) -> ElfImage:
     with _guard(path):
         elf = ELFFile(stream)
         header = elf.header
+        _check_header_tables(elf, file_size, path)
         segments = tuple(_segments(elf, file_size, path))
         table = _find_section(elf, RESOURCE_TABLE_SECTION, file_size, path)
         return ElfImage(
@@ -148,6 +149,40 @@ def read_elf_stream(stream: IO[bytes], path: str) -> ElfImage:
             segments=segments,
             resource_table=table,
         )
+
+
+# The smallest program and section header entries (ELF32, ELF64): the gABI's Elf32_Phdr/Elf64_Phdr, _Shdr.
+_PHDR_SIZE = {32: 32, 64: 56}
+_SHDR_SIZE = {32: 40, 64: 64}
+
+
+def _check_header_tables(elf: Any, file_size: int, path: str) -> None:
+    """The program and section header tables lie within the file, their entries no smaller than the gABI's:
+    pyelftools reads entry i at e_phoff + i * e_phentsize without looking, so an e_phentsize of 0 with extended
+    numbering (e_phnum 0xffff, the count in section 0's sh_info) was 1.6 billion segments of the same bytes, and
+    the loader ran out of memory (a fuzzer's find)."""
+    header = elf.header
+    for what, offset_field, size_field, minimum, count in (
+        ("program", "e_phoff", "e_phentsize", _PHDR_SIZE[elf.elfclass], elf.num_segments),
+        ("section", "e_shoff", "e_shentsize", _SHDR_SIZE[elf.elfclass], elf.num_sections),
+    ):
+        n = count()  # (extended numbering read from section 0; no section table: 0 sections)
+        if n == 0:
+            continue
+        offset, entsize = int(header[offset_field]), int(header[size_field])
+        if entsize < minimum:
+            raise FirmwareError(
+                f"{size_field} {entsize} is smaller than an ELF{elf.elfclass} {what} header ({minimum} bytes)",
+                path=path,
+                offset=offset,
+            )
+        if offset + n * entsize > file_size:
+            raise FirmwareError(
+                f"the {what} header table ({n} entries of {entsize} bytes at {offset_field} {offset:#x}) runs past "
+                f"the end of the file ({file_size:#x} bytes)",
+                path=path,
+                offset=offset,
+            )
 
 
 def _segments(elf: Any, file_size: int, path: str) -> Iterator[Segment]:

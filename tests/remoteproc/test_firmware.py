@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,37 @@ def test_resource_table_section_larger_than_the_cap(example_firmware: Path, tmp_
         f.write(struct.pack("<I", size))
     with pytest.raises(FirmwareError, match=r"section .resource_table is 16777220 bytes, larger than the 16777216"):
         firmware_info(path)
+
+
+def _patched(example_firmware: Path, tmp_path: Path, *fields: tuple[str, int, int]) -> Path:
+    """A copy of the firmware with ELF32 header fields set: (format, offset, value)."""
+    data = bytearray(example_firmware.read_bytes())
+    for fmt, offset, value in fields:
+        struct.pack_into(fmt, data, offset, value)
+    path = tmp_path / "patched.elf"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_header_table_of_zero_sized_entries_is_refused_at_once(example_firmware: Path, tmp_path: Path) -> None:
+    """e_phentsize 0 and extended numbering (e_phnum 0xffff: the count in section 0's sh_info) made pyelftools
+    read the same bytes as 1.6 billion segments: the fuzzer's 233-byte file (fuzz/seeds/elf) ran the loader out of
+    memory. Run in a process of its own with a time limit: before the fix it never ended."""
+    seed = Path(__file__).resolve().parents[2] / "fuzz" / "seeds" / "elf" / "oom-phentsize0-xnum"
+    code = (
+        "import sys; from remoteproc import FirmwareError, firmware_info\n"
+        "try:\n    firmware_info(sys.argv[1])\nexcept FirmwareError as exc:\n    print(exc)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(seed)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "header table" in res.stdout or "smaller than an ELF32" in res.stdout, res.stdout
+    # and each rule on its own, on the example firmware (ELF32: e_phentsize at 0x2a, e_phnum 0x2c, e_shentsize
+    # 0x2e, e_shnum 0x30)
+    with pytest.raises(FirmwareError, match=r"e_phentsize 0 is smaller than an ELF32 program header \(32 bytes\)"):
+        firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x2A, 0)))
+    with pytest.raises(FirmwareError, match=r"e_shentsize 8 is smaller than an ELF32 section header \(40 bytes\)"):
+        firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x2E, 8)))
+    with pytest.raises(FirmwareError, match=r"the section header table \(65520 entries of 40 bytes at e_shoff 0x"):
+        firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x30, 0xFFF0)))
+    with pytest.raises(FirmwareError, match=r"the program header table \(4000 entries of 32 bytes at e_phoff 0x34\)"):
+        firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x2C, 4000)))
