@@ -10,6 +10,8 @@ come from the same module object (a type from another load is another type): hen
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from virtio import cring
@@ -92,7 +94,7 @@ DOORBELL, WOKEN, EINTR = _C["RPF_DOORBELL"], _C["RPF_WOKEN"], _C["RPF_EINTR"]
 
 class GateDevice(Protocol):
     """What the endpoints' C methods use of the device, all of it: the hooks :meth:`_FastPath.attach` hands the
-    gate (the thread sleeping on the doorbell is the gate's ``owner``, which Waiter.owned and the C blocking
+    gate (the thread sleeping on the doorbell is the gate's ``owner``, which Waiter.owning and the C blocking
     receive set around their sleep)."""
 
     def _kick(self, queue: int) -> None: ...
@@ -121,3 +123,28 @@ class PyGate:
 
     def detach(self) -> None:
         pass
+
+    # The Python twins of the C gate's own/disown (rpmsg/csrc/endpoint_wait.c). Being Python, their own starts
+    # are points where a signal handler may raise: only the C ones close that window.
+    def own(self, lock: Any) -> None:
+        self.owner = threading.get_ident()
+        lock.release()
+
+    def disown(self, lock: Any, notify_all: Callable[[], object]) -> None:
+        raised: BaseException | None = None
+        while True:
+            try:
+                if not lock._is_owned():
+                    lock.acquire()
+                break
+            except BaseException as exc:  # a signal handler's, as acquire returned: look again, raise it after
+                raised = raised or exc
+        self.owner = None
+        for _ in range(2 if self.waiters else 0):
+            try:
+                notify_all()
+                break
+            except BaseException as exc:
+                raised = raised or exc
+        if raised is not None:
+            raise raised

@@ -105,8 +105,8 @@ class Receiving:
                     continue
                 if armed:
                     armed = False  # kicks asked for, nothing came: sleep
-                    with waiting.owned():
-                        waiting.block(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    waiting.owning(waiting.block, left)
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None  # the general path looks once more and raises the timeout

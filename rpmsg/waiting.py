@@ -25,7 +25,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from rpmsg import fastpath
@@ -52,7 +52,6 @@ class Waiter:
         self._async_senders = 0
         # Wakes the thread blocked on the doorbell when another thread took in its message, or at close.
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._unlocked = _Unlocked(device)
 
     @property
     def owner(self) -> int | None:
@@ -75,18 +74,33 @@ class Waiter:
         self.device._gate.kicks_on = on
 
     # --- the doorbell ----------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def owned(self) -> Iterator[None]:
-        """This thread owns the doorbell and waits without the lock (entered and left with the lock held); a
-        peer found gone meanwhile fails the device. Other waiters wait on the condition, notified at the end."""
+    def owning(self, work: Callable[..., None], *args: object) -> None:
+        """Run ``work(*args)`` owning the doorbell, without the lock (entered and left with the lock held); a peer found
+        gone meanwhile fails the device. Other waiters wait on the condition, notified at the end.
+
+        A signal handler runs where Python code starts or a C call returns, and one that raises ends what it
+        interrupts: the gate's ``own`` (doorbell owned, lock let go) and ``disown`` (lock taken back, doorbell given
+        up, waiters notified) are one C call each, and ``disown`` runs in the finally block whatever ``work`` or a
+        handler raised. (A context manager's ``__exit__`` is a Python call: a handler raising at its start left the
+        lock free and the doorbell owned; tests/rpmsg/test_signal_points.py.)"""
+        dev = self.device
+        gate, lock = dev._gate, dev._lock
+        lost = None
         try:
-            self.owner = threading.get_ident()
-            with self._unlocked:
-                yield
+            gate.own(lock)
+            work(*args)
+        except PeerLostError as exc:
+            lost = exc
         finally:
-            self.owner = None
-            if self.device._gate.waiters:
-                self.device._changed.notify_all()
+            gate.disown(lock, dev._changed.notify_all)
+        if lost is not None:
+            self.peer_lost(lost)
+
+    def peer_lost(self, exc: PeerLostError) -> None:
+        """The peer was found gone while unlocked (the lock held again): the device fails, unless closed."""
+        dev = self.device
+        if not dev._closed:
+            dev._fail(exc)
 
     def wait_changed(self, timeout: float | None) -> None:
         """Wait on the device's condition (the lock held), counted in the gate's ``waiters``: the doorbell owner
@@ -170,8 +184,8 @@ class Waiter:
             except PeerLostError as exc:
                 lost = exc
             finally:
-                # relock(), written out: a Python call's entry is where a signal handler may run, and one that
-                # raised there left the lock not taken (1 in ~60 runs of the signal test, busy mode)
+                # The lock taken back with C calls only: a Python call's entry is where a signal handler may run,
+                # and one that raised there left the lock not taken (1 in ~60 runs of the signal test, busy mode)
                 try:
                     if not lock._is_owned():  # type: ignore[attr-defined]
                         lock.acquire()
@@ -180,32 +194,37 @@ class Waiter:
                         lock.acquire()
                     raise
             if lost is not None:
-                self._unlocked.peer_lost(lost)
+                self.peer_lost(lost)
             if fast is None:
                 dev.process()
             return
         if self.pump is not None or self.owner is not None:
             self.wait_changed(remaining)
             return
-        with self.owned():
-            if dev.wait_mode == "spin":
-                with dev._lock:
-                    self.kicks(False)
-                if fast is not None:
-                    spin = SPIN_SECONDS if remaining is None else min(remaining, SPIN_SECONDS)
-                    if fast.wait(int(spin * 1e9), False, -1, watch_send=for_buffer) == fastpath.READY:
-                        return
-                else:
-                    stop = time.perf_counter() + SPIN_SECONDS
-                    while time.perf_counter() < stop:
-                        if dev.process():
-                            return
-            with dev._lock:
-                if self.kicks(True):
-                    return  # a message arrived between the last poll and asking for kicks
-            self.block(remaining)
+        self.owning(self._spin_then_block, remaining, for_buffer)
         if fast is None:
             dev.process()
+
+    def _spin_then_block(self, remaining: float | None, for_buffer: bool) -> None:
+        """Wait modes spin and block, owning the doorbell without the lock (:meth:`owning`)."""
+        dev = self.device
+        fast = dev._fast
+        if dev.wait_mode == "spin":
+            with dev._lock:
+                self.kicks(False)
+            if fast is not None:
+                spin = SPIN_SECONDS if remaining is None else min(remaining, SPIN_SECONDS)
+                if fast.wait(int(spin * 1e9), False, -1, watch_send=for_buffer) == fastpath.READY:
+                    return
+            else:
+                stop = time.perf_counter() + SPIN_SECONDS
+                while time.perf_counter() < stop:
+                    if dev.process():
+                        return
+        with dev._lock:
+            if self.kicks(True):
+                return  # a message arrived between the last poll and asking for kicks
+        self.block(remaining)
 
     def wait_for_buffer(self, deadline: float | None) -> None:
         """Wait for a send buffer (host: one the remote gives back; remote: one the host posts), at most until
@@ -329,44 +348,3 @@ def set_once(future: asyncio.Future[None]) -> None:
     """Complete ``future`` once (an event loop reader callback)."""
     if not future.done():
         future.set_result(None)
-
-
-class _Unlocked:
-    """Run without the device's lock (entered and left with it held); a peer found gone meanwhile (the doorbell's
-    PeerLostError) fails the device. A class made once per Waiter, not a generator context manager: busy-polling
-    enters it once per message, where a generator's set-up cost ~0.5 us of a ~2 us round trip."""
-
-    __slots__ = ("device",)
-
-    def __init__(self, device: RpmsgDevice) -> None:
-        self.device = device
-
-    def __enter__(self) -> None:
-        lock = self.device._lock
-        try:
-            lock.release()
-        except BaseException:  # a signal handler's exception, raised as release() returned: not entered
-            relock(lock)
-            raise
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        relock(self.device._lock)
-        if isinstance(exc, PeerLostError):
-            self.peer_lost(exc)
-            return True
-        return False
-
-    def peer_lost(self, exc: PeerLostError) -> None:
-        """The peer was found gone while unlocked (the lock held again): the device fails, unless closed."""
-        dev = self.device
-        if not dev._closed:
-            dev._fail(exc)
-
-
-def relock(lock: threading.RLock) -> None:
-    """Take the device's lock again after letting it go, unless this thread holds it: a signal handler's
-    exception (SIGINT's KeyboardInterrupt, an alarm's) may come just before the release or just after it, and the
-    caller's ``with lock`` releases it once either way (else "cannot release un-acquired lock" hid the handler's
-    exception and left the doorbell's owner set)."""
-    if not lock._is_owned():  # type: ignore[attr-defined]  # RLock's and DeviceLock's, for threading.Condition
-        lock.acquire()

@@ -68,6 +68,7 @@ int dlock_try(DeviceLock *l);                          /* 1 taken (or once more 
 int dlock_acquire(DeviceLock *l, long long timeout_us); /* -1: no limit; 1 taken, 0 timed out, -1 raised */
 int dlock_release(DeviceLock *l);                      /* 0, or -1 (RuntimeError) when not held by this thread */
 int dlock_owned(DeviceLock *l);
+void dlock_retake(DeviceLock *l); /* unless this thread holds it: take it once, no signal handler running meanwhile */
 
 /* --- Gate: the device's C path, shared by its endpoints (endpoint_gate.c) ---------------------------------- */
 typedef struct {
@@ -91,7 +92,7 @@ typedef struct {
 	/* the blocking receive's sleep (set_wait): the doorbell's descriptor, its drain word, the device's wake
 	 * eventfd and the device condition's notify_all, called only while `waiters` (threads waiting on that
 	 * condition, counted by Waiter.wait_changed) is not 0. `owner`: the ident of the thread sleeping on the
-	 * doorbell, or NULL/None (Waiter.owner: read before arming, set around the sleep, here or in Waiter.owned) */
+	 * doorbell, or NULL/None (Waiter.owner: read before arming, set around the sleep, here or in Waiter.owning) */
 	int poll_fd, wait_kick_fd, wake_fd;
 	PyObject *notify_all;
 	/* wait modes "spin" and "busy" (Waiter.wait, rpmsg/waiting.py): a receive with nothing waiting spins in C
@@ -174,6 +175,9 @@ long long mono_ns(void);
 long long spin_budget(const Gate *g);
 void spin_adapt(Gate *g, long long slept_ns);
 int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long timeout_ns);
+PyObject *gate_own(Gate *g, PyObject *lock);      /* Gate.own(lock) */
+PyObject *gate_disown(Gate *g, PyObject *args);   /* Gate.disown(lock, notify_all) */
+extern const char gate_own_doc[], gate_disown_doc[];
 int recv_kick(Gate *g);
 PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued);
 int take_all_queued(EndpointBase *e, PyObject *out, Py_ssize_t bufsize, Py_ssize_t queued);

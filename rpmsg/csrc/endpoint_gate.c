@@ -245,6 +245,8 @@ static PyMethodDef gate_methods[] = {
 	{ "detach", (PyCFunction)gate_detach, METH_NOARGS, gate_detach_doc },
 	{ "set_wait", (PyCFunction)gate_set_wait, METH_VARARGS, gate_set_wait_doc },
 	{ "set_zero_copy", (PyCFunction)gate_set_zero_copy, METH_VARARGS, gate_set_zero_copy_doc },
+	{ "own", (PyCFunction)gate_own, METH_O, gate_own_doc },
+	{ "disown", (PyCFunction)gate_disown, METH_VARARGS, gate_disown_doc },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -42,6 +42,21 @@ int dlock_try(DeviceLock *l)
 	return 1;
 }
 
+/* As _acquire_restore with a count of one, unless this thread holds the lock already: the wait cannot be ended by
+ * a signal handler (they run once the caller returns to Python). */
+void dlock_retake(DeviceLock *l)
+{
+	if (dlock_owned(l))
+		return;
+	if (!PyThread_acquire_lock(l->mutex, NOWAIT_LOCK)) {
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock(l->mutex, WAIT_LOCK);
+		Py_END_ALLOW_THREADS
+	}
+	l->owner = me();
+	l->count = 1;
+}
+
 static long long mono_us(void)
 {
 	return mono_ns() / 1000;

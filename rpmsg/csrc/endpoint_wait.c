@@ -98,7 +98,7 @@ long long mono_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Sleep on the doorbell without the lock and the GIL, as Waiter.owned + Waiter.block (rpmsg/waiting.py) do: own the
+/* Sleep on the doorbell without the lock and the GIL, as Waiter.owning + Waiter.block (rpmsg/waiting.py) do: own the
  * doorbell, release the lock, wait, take the lock back, disown, notify the condition. The wait's result
  * (RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR after the signal handlers ran), -1 on an error with the lock
  * held, SLEEP_UNLOCKED on an error without it; RPF_TIMEOUT after timeout_ns (< 0: none). spin_ns > 0: spin on the receive ring that long instead (the
@@ -168,4 +168,97 @@ out:
 int recv_kick(Gate *g)
 {
 	return rpc_recv_kicked(&g->path) ? 0 : kick_python(g, rpc_recv_queue(&g->path));
+}
+
+/* --- owning the doorbell from Python (Waiter.owning, rpmsg/waiting.py) -----------------------------------------
+ * A signal handler runs where Python code starts or a C call returns, and one that raises there ends what it
+ * interrupts. Taking the doorbell and letting go of the lock, and then taking the lock back and giving the
+ * doorbell up, were Python calls: a handler's exception at the entry of the one that takes the lock back left
+ * the lock free and the doorbell owned (the receive then failed with "cannot release un-acquired lock", and every
+ * later receive waited on a doorbell nobody sleeps on). Here each pair is one C call. */
+
+const char gate_own_doc[] = "own(lock)\n\n"
+			    "This thread owns the doorbell (the gate's `owner` = threading.get_ident()), then releases "
+			    "`lock` once: one call, entered with the lock held. Always followed by disown (in a finally "
+			    "block), also when this raises.";
+
+PyObject *gate_own(Gate *g, PyObject *lock)
+{
+	PyObject *me = PyLong_FromUnsignedLong(PyThread_get_thread_ident()); /* as threading.get_ident() */
+	if (!me)
+		return NULL;
+	Py_XSETREF(g->owner, me);
+	if (Py_IS_TYPE(lock, &DeviceLockType)) {
+		if (dlock_release((DeviceLock *)lock) < 0)
+			return NULL;
+		Py_RETURN_NONE;
+	}
+	return PyObject_CallMethod(lock, "release", NULL); /* another lock (tests): its own release */
+}
+
+/* The first exception raised while giving the doorbell up, raised at the end (PyErr_Fetch: Python 3.11 has no
+ * PyErr_GetRaisedException). */
+struct kept {
+	PyObject *type, *value, *tb;
+};
+
+static void keep_first(struct kept *k)
+{
+	if (k->type)
+		PyErr_Clear();
+	else
+		PyErr_Fetch(&k->type, &k->value, &k->tb);
+}
+
+/* Another lock than a DeviceLock (tests): unless owned, acquire it; a handler's exception meanwhile is kept and the
+ * lock taken all the same. */
+static void retake_other(PyObject *lock, struct kept *saved)
+{
+	for (;;) {
+		PyObject *r = PyObject_CallMethod(lock, "_is_owned", NULL);
+		int owned = r ? PyObject_IsTrue(r) : -1;
+		Py_XDECREF(r);
+		if (owned > 0)
+			return;
+		if (owned == 0) {
+			r = PyObject_CallMethod(lock, "acquire", NULL);
+			if (r) {
+				Py_DECREF(r);
+				continue; /* taken, unless a handler raised as acquire returned: then looked at again */
+			}
+		}
+		keep_first(saved);
+	}
+}
+
+const char gate_disown_doc[] = "disown(lock, notify_all)\n\n"
+			       "Take `lock` back unless this thread holds it (a signal handler's exception does not stop "
+			       "that: it is raised once the lock is held), give the doorbell up (`owner` = None) and, if "
+			       "threads wait on the device's condition (`waiters`), call notify_all; then raise the first "
+			       "handler's exception, if one was raised meanwhile.";
+
+PyObject *gate_disown(Gate *g, PyObject *args)
+{
+	PyObject *lock, *notify_all;
+	struct kept saved = { NULL, NULL, NULL };
+	if (!PyArg_ParseTuple(args, "OO:disown", &lock, &notify_all))
+		return NULL;
+	if (Py_IS_TYPE(lock, &DeviceLockType))
+		dlock_retake((DeviceLock *)lock);
+	else
+		retake_other(lock, &saved);
+	Py_CLEAR(g->owner);
+	for (int tries = 0; g->waiters && tries < 2; tries++) { /* again if a pending handler raised at its start */
+		PyObject *r = PyObject_CallNoArgs(notify_all);
+		if (r) {
+			Py_DECREF(r);
+			break;
+		}
+		keep_first(&saved);
+	}
+	if (saved.type) {
+		PyErr_Restore(saved.type, saved.value, saved.tb);
+		return NULL;
+	}
+	Py_RETURN_NONE;
 }

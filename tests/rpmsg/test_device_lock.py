@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from rpmsg import RpmsgDevice, loopback_pair
+from rpmsg._native import PyGate
 from rpmsg.endpoint import Endpoint
 from rpmsg.fastpath import endpoint_module
 from tests.rpmsg.conftest import count_python_methods
@@ -308,3 +309,74 @@ def test_a_send_while_another_thread_holds_the_lock_waits_for_it(
     h.send(b"free again")
     assert python_sends["_send_py"] == (1 if host_path == "c-path" else 2)
     assert r.recv() == b"free again"
+
+
+# --- owning the doorbell: the C gate's own/disown and the Python twin's (rpmsg._native.PyGate) ------------------
+GATES: dict[str, Callable[[], Any]] = {"Gate": lambda: MODULE.Gate(), "PyGate": PyGate}
+
+
+class _Flaky:
+    """A lock whose acquire (or a notify) raises a handler's exception once, after doing its work: as an alarm's
+    handler raising as the C call returns."""
+
+    def __init__(self, lock: Any, acquire_raises: bool) -> None:
+        self.lock, self.acquire_raises = lock, acquire_raises
+
+    def acquire(self) -> bool:
+        got = bool(self.lock.acquire())
+        if self.acquire_raises:
+            self.acquire_raises = False
+            raise _HandlerRaised("from acquire")
+        return got
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lock, name)
+
+
+class _HandlerRaised(Exception):
+    pass
+
+
+def _own_disown(gate: Any, lock_kind: str, acquire_raises: bool, notify_raises: bool, waiters: int) -> list[object]:
+    """What own/disown do to the gate's owner and the lock, and the calls to notify_all, as a list to compare."""
+    real = KINDS[lock_kind]()
+    lock = _Flaky(real, acquire_raises)
+    seen: list[object] = []
+    notes = {"raise": notify_raises}
+
+    def notify_all() -> None:
+        seen.append("notify")
+        if notes["raise"]:
+            notes["raise"] = False
+            raise _HandlerRaised("from notify_all")
+
+    gate.waiters = waiters
+    real.acquire()
+    gate.own(lock)
+    seen += [gate.owner == threading.get_ident(), real._is_owned()]
+    try:
+        gate.disown(lock, notify_all)
+        seen.append("returned")
+    except _HandlerRaised as exc:
+        seen.append(f"raised {exc}")
+    seen += [gate.owner, real._is_owned()]
+    real.release()
+    return seen
+
+
+@pytest.mark.parametrize("lock_kind", list(KINDS))
+@pytest.mark.parametrize("acquire_raises", [False, True], ids=["acquire-returns", "acquire-raises"])
+@pytest.mark.parametrize("notify_raises", [False, True], ids=["notify-returns", "notify-raises"])
+@pytest.mark.parametrize("waiters", [0, 1])
+def test_both_gates_own_and_disown_alike(
+    lock_kind: str, acquire_raises: bool, notify_raises: bool, waiters: int
+) -> None:
+    """own: the doorbell this thread's, the lock let go. disown: the lock taken back even when a handler raises as
+    acquire returns, the doorbell given up, waiters notified (again, if a handler raised at the first call), then
+    the first handler's exception raised."""
+    got = {name: _own_disown(make(), lock_kind, acquire_raises, notify_raises, waiters) for name, make in GATES.items()}
+    assert got["Gate"] == got["PyGate"]
+    raised = acquire_raises or (notify_raises and waiters)
+    notified = ["notify"] * (waiters * (2 if notify_raises else 1))
+    first = "from acquire" if acquire_raises else "from notify_all"
+    assert got["Gate"] == [True, False, *notified, f"raised {first}" if raised else "returned", None, True]
