@@ -4,13 +4,17 @@ It is the reference the differential tests hold the C engine to, and the backend
 not built. Every function mirrors the C function of the same name (``drv_add`` is ``rp_drv_add``); read the
 theory of operation at the top of vring.c. Indices shared with the other side are read and written as single
 aligned 16/32-bit accesses through ``memoryview.cast`` (``struct.pack_into`` copies byte by byte and tears).
-Python cannot issue memory barriers; on x86 (TSO) program order is enough, elsewhere use the C backend.
+Python has no memory barrier of its own. On x86 (TSO) program order gives the ordering of vring.c's rp_wmb and
+rp_rmb, but not rp_mb's: a load may pass an earlier store, which is what notification suppression's Dekker
+pattern forbids (our index, then the other side's flag). Where vring.c has rp_mb this calls :func:`full_fence`,
+a lock taken and let go (a locked instruction: a full fence on x86); elsewhere use the C backend.
 One module over 400 lines on purpose: :class:`PyVring` mirrors the one file vring.c function by function, in its
 order, so the two read side by side and the differential test pairs them; split, the twin would no longer show.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 
@@ -61,6 +65,16 @@ def translate(regions: Sequence[Region], da: int, length: int) -> memoryview | N
             off = da - rda
             return view[off : off + length]
     return None
+
+
+_FENCE = threading.Lock()
+
+
+def full_fence() -> None:
+    """vring.c's rp_mb: the lock's atomic compare-and-exchange is a locked instruction on x86, which orders every
+    earlier load and store before every later one (the uncontended take and release: ~0.1 us)."""
+    _FENCE.acquire()
+    _FENCE.release()
 
 
 def need_event(event: int, new: int, old: int) -> bool:
@@ -177,6 +191,7 @@ class PyVring:
         self.broken = False
         self.err = self.err_where = self.err_value = 0
         self.suppressed = False
+        full_fence()
 
     def drv_add(self, bufs: Sequence[tuple[int, int, int]], token: int) -> int:
         if self.broken:
@@ -223,6 +238,7 @@ class PyVring:
         if self.broken:
             return RP_ERR_BROKEN
         self._avail16[1] = self.avail_shadow
+        full_fence()  # the index before the device's suppression state
         old, new = self.avail_kicked, self.avail_shadow
         self.avail_kicked = new
         if new == old:
@@ -265,6 +281,7 @@ class PyVring:
     def _used_done(self) -> None:
         if self.event_idx and not self.suppressed:
             self._used_event_set(self.last_used)
+            full_fence()
 
     def drv_get_used(self, max_count: int) -> tuple[int, list[Used]]:
         if self.broken:
@@ -320,6 +337,7 @@ class PyVring:
             self._used_event_set(self.last_used)
         else:
             self._avail16[0] = 0
+        full_fence()  # the flag before re-reading the index: no interrupt may fall between them
         if self.broken:
             return RP_ERR_BROKEN
         return int(self._used_idx != self.last_used)
@@ -535,6 +553,7 @@ class PyVring:
         if self.broken:
             return RP_ERR_BROKEN
         self._used16[1] = self.used_shadow
+        full_fence()
         old, new = self.used_signalled, self.used_shadow
         self.used_signalled = new
         if new == old:
@@ -569,6 +588,7 @@ class PyVring:
             self._avail_event_set(self.last_avail)
         else:
             self._used16[0] = 0
+        full_fence()
         if self.broken:
             return RP_ERR_BROKEN
         return int(self._avail_idx != self.last_avail)
