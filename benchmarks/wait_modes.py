@@ -4,7 +4,8 @@ For each of the host's wait modes (``busy``, ``spin`` — the default —, ``blo
 remote in another process over shared memory (benchmarks/rpmsg_remote.py, as rpmsg_pingpong.py runs it; the remote
 waits the same way: in ``spin`` it polls for the same 50 us budget before it sleeps), one CPU each:
 
-- the median round trip of a 16-byte message under traffic, next to the busy-poll round trip of the same run;
+- the median round trip of a 16-byte message under traffic, next to the busy-poll round trip of the same run (the
+  modes measured in turn, in ten rounds: see :func:`measure`);
 - the CPU time the host process and the remote process use while the channel is open and nothing is sent (the host
   blocked in ``ep.recv()`` with a timeout), as a percentage of one core over the idle period.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,50 +43,99 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def measure(wait: str, rounds: int, idle: float, cpus: list[int]) -> tuple[float, float, float]:
-    """(median round trip in us, host CPU % of a core idle, remote CPU % of a core idle) for one wait mode."""
-    name = f"rproc-bench-wait-{os.getpid()}-{wait}"
-    remote_wait = "read" if wait == "block" else wait  # a blocking C remote sleeps in read() on its kick
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, remote_wait, "echo", "c"]
-    )
-    if len(cpus) > 1:
-        os.sched_setaffinity(proc.pid, {cpus[1]})
-    try:
-        link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
-        device = host_on(link, wait=wait, timeout=20)  # type: ignore[arg-type]
+class Session:
+    """One wait mode: the C remote in its process (on the second CPU), the host's device and endpoint here. Only
+    one session's remote runs at a time (:meth:`run`): the others are stopped (SIGSTOP), so a busy-polling remote
+    never takes the CPU from another mode's."""
+
+    def __init__(self, wait: str, cpus: list[int]) -> None:
+        self.wait = wait
+        name = f"rproc-bench-wait-{os.getpid()}-{wait}"
+        self.remote_wait = "read" if wait == "block" else wait  # a blocking C remote sleeps in read() on its kick
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, self.remote_wait, "echo", "c"]
+        )
+        if len(cpus) > 1:
+            os.sched_setaffinity(self.proc.pid, {cpus[1]})
+        self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+        self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
+        self.ep: Endpoint = self.device.open("bench-echo", timeout=10)
+        self.times: list[int] = []
+        self.idle_pct = (0.0, 0.0)
+        self.round_trips(1000)  # warm up
+
+    def run(self, others: list[Session]) -> None:
+        for other in others:
+            if other is not self:
+                os.kill(other.proc.pid, signal.SIGSTOP)
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def round_trips(self, n: int) -> list[int]:
+        """``n`` 16-byte round trips, each in ns."""
+        ep, payload, times = self.ep, bytes(16), []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            ep.send(payload)
+            ep.recv()
+            times.append(time.perf_counter_ns() - start)
+        return times
+
+    def idle(self, seconds: float) -> tuple[float, float]:
+        """(host CPU %, remote CPU % of a core) while the channel is open and nothing is sent."""
+        time.sleep(0.2)  # let both sides settle into their idle wait
+        host0, remote0, wall0 = time.process_time(), cpu_seconds(self.proc.pid), time.monotonic()
+        self.ep.settimeout(seconds)
         try:
-            ep: Endpoint = device.open("bench-echo", timeout=10)
-            payload = bytes(16)
-            for _ in range(1000):
-                ep.send(payload)
-                ep.recv()
-            times = []
-            for _ in range(rounds):
-                start = time.perf_counter_ns()
-                ep.send(payload)
-                ep.recv()
-                times.append(time.perf_counter_ns() - start)
-            time.sleep(0.2)  # let both sides settle into their idle wait
-            host0, remote0, wall0 = time.process_time(), cpu_seconds(proc.pid), time.monotonic()
-            ep.settimeout(idle)
-            try:
-                ep.recv()
-                raise RuntimeError("the echo sent something unasked")
-            except RpmsgTimeout:
-                pass
-            wall = time.monotonic() - wall0
-            host_pct = 100.0 * (time.process_time() - host0) / wall
-            remote_pct = 100.0 * (cpu_seconds(proc.pid) - remote0) / wall
-            ep.close()
+            self.ep.recv()
+            raise RuntimeError("the echo sent something unasked")
+        except RpmsgTimeout:
+            pass
+        wall = time.monotonic() - wall0
+        return 100.0 * (time.process_time() - host0) / wall, 100.0 * (cpu_seconds(self.proc.pid) - remote0) / wall
+
+    def close(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)  # it must run to see the host go
+        try:
+            self.ep.close()
+            self.device.close()
+            self.link.close()
         finally:
-            device.close()
-            link.close()
+            if self.remote_wait == "read":
+                self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def measure(rounds: int, idle: float, cpus: list[int], blocks: int = 10) -> tuple[dict[str, Session], list[float]]:
+    """Every mode's round trips, measured in turn in ``blocks`` rounds of ``rounds / blocks`` each (busy, spin,
+    block, busy, ...): this machine's round trip between its two vCPUs flips between ~1 and ~2 us from minute to
+    minute (busy-polling alone: 0.9 or 1.9 us), so modes measured one after the other compared a fast run with a
+    slow one (spin 2.1-2.7x busy, then 1.0x a minute later); measured in turn, both see the same flips. Then each
+    mode's idle CPU, the others stopped. Returns the sessions (``times`` and ``idle_pct`` filled) and each round's
+    spin/busy ratio of medians."""
+    sessions: dict[str, Session] = {}
+    try:
+        for mode in MODES:
+            sessions[mode] = Session(mode, cpus)
+            sessions[mode].run([*sessions.values()])
+        every = list(sessions.values())
+        ratios = []
+        per_block = max(1, rounds // blocks)
+        for _ in range(blocks):
+            medians = {}
+            for s in every:
+                s.run(every)
+                s.round_trips(50)  # its remote back on the CPU, both sides in their steady state
+                got = s.round_trips(per_block)
+                s.times += got
+                medians[s.wait] = statistics.median(got)
+            ratios.append(medians["spin"] / medians["busy"])
+        for s in every:
+            s.run(every)
+            s.idle_pct = s.idle(idle)
+        return sessions, ratios
     finally:
-        if remote_wait == "read":
-            proc.terminate()
-        proc.wait(timeout=10)
-    return statistics.median(times) / 1000.0, host_pct, remote_pct
+        for s in sessions.values():
+            s.close()
 
 
 def main() -> int:
@@ -98,7 +149,8 @@ def main() -> int:
     if len(cpus) < 2:
         print("note: one CPU here: host and remote share it (busy-polling numbers mean little)")
     os.sched_setaffinity(0, {cpus[0]})  # the host on the first CPU, the remote on the second
-    found = {mode: measure(mode, args.rounds, args.idle, cpus) for mode in MODES}
+    sessions, ratios = measure(args.rounds, args.idle, cpus)
+    found = {m: (statistics.median(s.times) / 1000.0, *s.idle_pct) for m, s in sessions.items()}
     base = ("round trip, wait mode busy", found["busy"][0])
     res.add(*base, "us", better="lower")
     print(f"16 B round trip to the C remote and CPU while idle-connected ({args.idle:g} s), one CPU each")
@@ -109,6 +161,7 @@ def main() -> int:
         res.add(f"host CPU while idle, wait mode {mode}", host_pct, "% of a core", better="lower")
         res.add(f"remote CPU while idle, wait mode {mode}", remote_pct, "% of a core", better="lower")
         print(f"  {mode:<6} {rtt:9.2f} us {rtt / base[1]:7.2f}x {host_pct:12.1f} % {remote_pct:14.1f} %")
+    print(f"  spin/busy per round of the {len(ratios)} (medians of each): {min(ratios):.2f}x..{max(ratios):.2f}x")
     res.write(args.json)
     return 0
 
