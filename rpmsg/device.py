@@ -30,11 +30,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpmsg import fastpath
+from rpmsg.channels import Channels
 from rpmsg.core import ChannelEvent, Event, HostCore, Message, RemoteCore
 from rpmsg.endpoint import Endpoint, ReceiveCallback, UnbindCallback, check_bound, check_callback
 from rpmsg.errors import (
@@ -42,11 +42,9 @@ from rpmsg.errors import (
     LocalProtocolError,
     PeerLost,
     RemoteProtocolError,
-    RpmsgTimeout,
 )
-from rpmsg.log_limit import level_for
 from rpmsg.profiles import Limits
-from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator, ns_address_problem, pack_ns
+from rpmsg.protocol import ADDR_ANY, NS_ADDR, AddressAllocator, pack_ns
 from rpmsg.receiving import Receiving
 from rpmsg.sending import TRACE, Sending
 from rpmsg.state import rings_state
@@ -61,10 +59,11 @@ __all__ = ["TRACE", "Endpoint", "ReceiveCallback", "RpmsgDevice", "UnbindCallbac
 log = logging.getLogger(__name__)
 
 
-class RpmsgDevice(Sending, Receiving):
-    """Endpoints, channels and the rings of one core and one doorbell, either role. (Over ~400 lines: the one
-    central class of the runner; sending and the C path's receiving (its bases :class:`rpmsg.sending.Sending`,
-    :class:`rpmsg.receiving.Receiving`), waiting, endpoints and the state report live in their own modules.)
+class RpmsgDevice(Sending, Receiving, Channels):
+    """Endpoints, channels and the rings of one core and one doorbell, either role. (Sending, the C path's
+    receiving and the channel registry are its bases :class:`rpmsg.sending.Sending`,
+    :class:`rpmsg.receiving.Receiving` and :class:`rpmsg.channels.Channels`; waiting, endpoints and the state
+    report live in their own modules.)
 
     What its endpoints use of it is :class:`rpmsg.endpoint.EndpointDevice`; what the endpoints' C methods look
     up on it by name (rpmsg/csrc/endpoint*.c): ``_kick``, ``_take_batch``,
@@ -399,56 +398,6 @@ class RpmsgDevice(Sending, Receiving):
             return
         ep._enqueue(msg)
 
-    def _channel_event(self, event: ChannelEvent) -> None:
-        """The registry: refuse an address no message can go to and a new name beyond ``limits.channels``; a
-        create for a known name moves it to the new address (the newest announcement wins, as OpenAMP re-points
-        the endpoint of that name); a destroy removes the name only if it names the address it has now. The
-        callbacks hear of what changed the registry (or repeated a create), nothing else."""
-        channels = self._channels
-        log.log(
-            TRACE,
-            "rpmsg <- name service: %s %r at %#x",
-            "destroy" if event.destroy else "create",
-            event.name,
-            event.addr,
-        )
-        problem = ns_address_problem(event.addr)
-        full = not event.destroy and event.name not in channels and len(channels) >= self.limits.channels
-        if problem is None and full:
-            problem = f"{len(channels)} channels are announced already (limits.channels)"
-        if problem is not None:
-            self.ns_refused += 1
-            log.log(
-                level_for(self.ns_refused),
-                "name service: refused %s of %r at %#x: %s (%d refused so far)",
-                "destroy" if event.destroy else "create",
-                event.name,
-                event.addr,
-                problem,
-                self.ns_refused,
-            )
-            return
-        if event.destroy:
-            if channels.get(event.name) != event.addr:
-                log.debug("name service: destroy of %r at %#x, not announced there: ignored", event.name, event.addr)
-                return
-            del channels[event.name]
-            # OpenAMP (lib/rpmsg/rpmsg_virtio.c, rpmsg_virtio_ns_callback): the local endpoint of that name bound
-            # to that address hears of it through its ns_unbind_cb.
-            for ep in list(self._endpoints.values()):
-                if ep._on_unbind is not None and ep.name == event.name and ep.peer == event.addr:
-                    ep._call_unbind()
-        else:
-            old = channels.get(event.name)
-            if old is not None and old != event.addr:
-                log.info("name service: channel %r moves from %#x to %#x", event.name, old, event.addr)
-            channels[event.name] = event.addr
-        for callback in list(self._channel_callbacks):
-            try:
-                callback(event.name, event.addr, not event.destroy)
-            except Exception:  # a user callback must not stop the device
-                log.exception("channel callback failed")
-
     def request_kicks(self, on: bool) -> None:
         """Ask the peer to notify (kick) us for new messages, or not; the wait loop changes this itself as
         it spins or blocks, so this only sets where it starts from."""
@@ -569,32 +518,6 @@ class RpmsgDevice(Sending, Receiving):
                 return out
             out["buffers"], out["vrings"] = rings_state(core)
             return out
-
-    def channels(self) -> dict[str, int]:
-        """Channels the peer announced and has not withdrawn: name -> its address."""
-        with self._lock:
-            return dict(self._channels)
-
-    def on_channel(self, callback: Callable[[str, int, bool], None]) -> None:
-        """Call ``callback(name, addr, created)`` when the peer announces or withdraws a channel."""
-        with self._lock:
-            self._channel_callbacks.append(callback)
-
-    def wait_for_channel(self, name: str, timeout: float | None = None) -> int:
-        """The address of the peer's channel ``name``, waiting for its announcement up to ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while True:
-                self.check()
-                self.process()
-                if name in self._channels:
-                    return self._channels[name]
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise RpmsgTimeout(
-                        f"no channel {name!r} announced within {timeout} s "
-                        f"(announced: {sorted(self._channels) or 'none'})"
-                    )
-                self.waiting.wait(deadline)
 
     def open(
         self,
