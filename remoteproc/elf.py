@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import os
 import struct
 from collections.abc import Iterator
@@ -105,6 +106,14 @@ def _guard(path: str) -> Iterator[None]:
     except (struct.error, ValueError, IndexError, KeyError, AttributeError, TypeError, UnicodeDecodeError) as exc:
         # pyelftools reading past a truncated or corrupt header; never our bug, always a bad file.
         raise FirmwareError(f"malformed ELF ({type(exc).__name__}: {exc})", path=path) from None
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise FirmwareError(f"cannot read: {exc.strerror or exc}", path=path) from None
+        # pyelftools seeking to an offset no file has (a section name's sh_name added to the string table's
+        # sh_offset, ELF64's 64-bit fields: past what lseek takes); a fuzzer's find
+        raise FirmwareError(
+            f"malformed ELF: an offset in it is not a position in any file ({exc.strerror})", path=path
+        ) from None
 
 
 def open_elf(path: str | os.PathLike[str]) -> IO[bytes]:

@@ -252,3 +252,11 @@ def test_a_header_table_of_zero_sized_entries_is_refused_at_once(example_firmwar
         firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x30, 0xFFF0)))
     with pytest.raises(FirmwareError, match=r"the program header table \(4000 entries of 32 bytes at e_phoff 0x34\)"):
         firmware_info(_patched(example_firmware, tmp_path, ("<H", 0x2C, 4000)))
+
+
+def test_an_offset_no_file_has_is_a_firmware_error() -> None:
+    """An ELF64 whose section-name string offset added to the string table's sh_offset is a position lseek
+    refuses (EINVAL): pyelftools' OSError came out of firmware_info as it was (a fuzzer's find, fuzz/seeds/elf)."""
+    seed = Path(__file__).resolve().parents[2] / "fuzz" / "seeds" / "elf" / "crash-seek-einval"
+    with pytest.raises(FirmwareError, match=r"malformed ELF: an offset in it is not a position in any file"):
+        firmware_info(seed)
