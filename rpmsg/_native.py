@@ -132,10 +132,11 @@ class PyGate:
 
     def disown(self, lock: Any, notify_all: Callable[[], object]) -> None:
         raised: BaseException | None = None
-        while True:
+        for _ in range(100):  # a lock whose calls keep failing: given up, its first error raised
             try:
                 if not lock._is_owned():
                     lock.acquire()
+                    continue  # taken: looked at again
                 break
             except BaseException as exc:  # a signal handler's, as acquire returned: look again, raise it after
                 raised = raised or exc

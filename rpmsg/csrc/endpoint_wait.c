@@ -211,10 +211,10 @@ static void keep_first(struct kept *k)
 }
 
 /* Another lock than a DeviceLock (tests): unless owned, acquire it; a handler's exception meanwhile is kept and the
- * lock taken all the same. */
+ * lock taken all the same (a lock whose calls keep failing: given up after 100 tries, its first error raised). */
 static void retake_other(PyObject *lock, struct kept *saved)
 {
-	for (;;) {
+	for (int tries = 0; tries < 100; tries++) {
 		PyObject *r = PyObject_CallMethod(lock, "_is_owned", NULL);
 		int owned = r ? PyObject_IsTrue(r) : -1;
 		Py_XDECREF(r);

@@ -380,3 +380,24 @@ def test_both_gates_own_and_disown_alike(
     notified = ["notify"] * (waiters * (2 if notify_raises else 1))
     first = "from acquire" if acquire_raises else "from notify_all"
     assert got["Gate"] == [True, False, *notified, f"raised {first}" if raised else "returned", None, True]
+
+
+@pytest.mark.parametrize("gate_kind", list(GATES))
+def test_disown_gives_up_on_a_lock_whose_calls_keep_failing(gate_kind: str) -> None:
+    """Not a hang: a lock whose ``_is_owned`` always raises is tried 100 times, then its first error raised."""
+
+    class Broken:
+        calls = 0
+
+        def release(self) -> None:
+            pass
+
+        def _is_owned(self) -> bool:
+            Broken.calls += 1
+            raise _HandlerRaised(f"call {Broken.calls}")
+
+    gate = GATES[gate_kind]()
+    gate.own(Broken())
+    with pytest.raises(_HandlerRaised, match=r"^call 1$"):
+        gate.disown(Broken(), lambda: None)
+    assert Broken.calls == 100 and gate.owner is None
