@@ -55,19 +55,27 @@ class Session:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, self.remote_wait, "echo", "c"]
         )
-        if len(cpus) > 1:
-            os.sched_setaffinity(self.proc.pid, {cpus[1]})
-        self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
-        self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
-        self.ep: Endpoint = self.device.open("bench-echo", timeout=10)
+        try:
+            if len(cpus) > 1:
+                os.sched_setaffinity(self.proc.pid, {cpus[1]})
+            self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+            self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
+            self.ep: Endpoint = self.device.open("bench-echo", timeout=10)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise
         self.times: list[int] = []
         self.idle_pct = (0.0, 0.0)
         self.round_trips(1000)  # warm up
 
+    def stop(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
     def run(self, others: list[Session]) -> None:
         for other in others:
             if other is not self:
-                os.kill(other.proc.pid, signal.SIGSTOP)
+                other.stop()
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def round_trips(self, n: int) -> list[int]:
@@ -115,8 +123,9 @@ def measure(rounds: int, idle: float, cpus: list[int], blocks: int = 10) -> tupl
     sessions: dict[str, Session] = {}
     try:
         for mode in MODES:
+            for started in sessions.values():
+                started.stop()  # the new one warms up alone on its CPU
             sessions[mode] = Session(mode, cpus)
-            sessions[mode].run([*sessions.values()])
         every = list(sessions.values())
         ratios = []
         per_block = max(1, rounds // blocks)
