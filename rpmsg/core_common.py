@@ -20,11 +20,12 @@ from virtio import DeviceQueue, DriverQueue, Notify
 from virtio.errors import RemoteFault
 
 if TYPE_CHECKING:
-    from rpmsg._endpoint_c import TxBufferBase
+    from rpmsg._endpoint_c import MessageBase, TxBufferBase
 else:
     from rpmsg._native import endpoint_module
 
     TxBufferBase = endpoint_module().TxBufferBase if endpoint_module() is not None else object
+    MessageBase = endpoint_module().MessageBase if endpoint_module() is not None else object
 
 # The cores' one logger (drops of malformed messages), named as before the split.
 log = logging.getLogger("rpmsg.core")
@@ -33,25 +34,32 @@ Payload = bytes | bytearray | memoryview
 
 
 @dataclass
-class Message:
+class Message(MessageBase):
     """A received message. ``payload`` is a copy, unless it was received zero-copy: then it is a read-only
-    view of shared memory, valid until :meth:`release` (which hands the buffer back to the ring)."""
+    view of shared memory, valid until :meth:`release` (which hands the buffer back to the ring).
+
+    Its fields live in rpmsg._endpoint_c.MessageBase when that is built, so that a zero-copy endpoint's C
+    ``recv_message`` lends one without running Python (it then holds its buffer there, not in ``_release``)."""
 
     src: int
     dst: int
     payload: bytes | memoryview
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
-    @property
-    def held(self) -> bool:
-        return self._release is not None
+    if MessageBase is object:  # no compiled base: its methods, in Python
 
-    def release(self) -> None:
-        if self._release is not None:
-            release, self._release = self._release, None
-            if isinstance(self.payload, memoryview):
-                self.payload.release()  # later use raises ValueError instead of reading a recycled buffer
-            release()
+        @property
+        def held(self) -> bool:
+            return self._release is not None
+
+        def release(self) -> None:
+            """Hand the buffer back to the ring (nothing for a copy). The payload's view is released first: a
+            view still exported (BufferError) leaves the message held, to be released once the export is gone."""
+            if self._release is not None:
+                if isinstance(self.payload, memoryview):
+                    self.payload.release()  # later use raises ValueError instead of reading a recycled buffer
+                release, self._release = self._release, None
+                release()
 
     def __enter__(self) -> Message:
         return self

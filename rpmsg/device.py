@@ -28,6 +28,7 @@ endpoint and the name service share (docs/reliability.md, "Bounds").
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -381,6 +382,8 @@ class RpmsgDevice(Sending, Receiving, Channels):
 
     def _deliver(self, msg: Message) -> None:
         self._trace_in(msg)
+        if msg._release is not None:  # lent (zero-copy): its release takes the lock and kicks
+            msg._release = functools.partial(self._give_back, msg._release)
         ep = self._endpoints.get(msg.dst)
         if ep is None or ep.closed:
             self.unbound_dropped += 1
@@ -397,6 +400,16 @@ class RpmsgDevice(Sending, Receiving, Channels):
             ep._call(ep._callback, msg)
             return
         ep._enqueue(msg)
+
+    def _give_back(self, give: Callable[[], None]) -> None:
+        """A lent message's release (Message.release, any thread): its buffer back to the ring with the device's
+        lock held, then the kick the peer asked for (a sender waiting for buffers hears now, not at our next
+        receive). A failed or closed device has no ring to give it to: nothing. The C twin: give_back in
+        rpmsg/csrc/endpoint_message.c."""
+        with self._lock:
+            if self.failure is None and not self._closed:
+                give()
+                self._flush()
 
     def request_kicks(self, on: bool) -> None:
         """Ask the peer to notify (kick) us for new messages, or not; the wait loop changes this itself as

@@ -525,7 +525,10 @@ class Endpoint(EndpointBase):
         def _handed_deadline(self) -> float | None:
             return None  # no C receive to hand one over
 
-    def recv_message(self) -> Message:
+        def _lend(self) -> Message | None:
+            return None  # no C receive to lend one
+
+    def _recv_message_py(self) -> Message:
         """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""
         return self._recv_message(self._deadline())
 
@@ -536,6 +539,9 @@ class Endpoint(EndpointBase):
         with dev.lock:
             while True:
                 msg = self._take()
+                if msg is not None:
+                    return msg
+                msg = self._lend()  # what a wait brought in, lent in C: not taken in by the Python path's poll
                 if msg is not None:
                     return msg
                 if dev.salvage():
@@ -678,5 +684,5 @@ class Endpoint(EndpointBase):
         send, sendto, recv, recvfrom = _send_py, _sendto_py, _recv_py, _recvfrom_py
         send_many, get_buffer, send_buffer = _send_many_py, _get_buffer_py, _send_buffer_py
         send_buffer_reuse, recvfrom_many, recv_many = _send_buffer_reuse_py, _recvfrom_many_py, _recv_many_py
-        recv_many_into = _recv_many_into_py
+        recv_many_into, recv_message = _recv_many_into_py, _recv_message_py
         get_buffers, send_buffers, send_buffers_reuse = _get_buffers_py, _send_buffers_py, _send_buffers_reuse_py

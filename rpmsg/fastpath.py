@@ -29,7 +29,7 @@ from rpmsg._native import TIMEOUT as TIMEOUT
 from rpmsg._native import WOKEN as WOKEN
 from rpmsg._native import GateDevice as GateDevice
 from rpmsg._native import PyGate as PyGate
-from rpmsg.core import HostCore, RemoteCore, TxBuffer
+from rpmsg.core import HostCore, Message, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
 from transports.doorbell import KICK_DATAGRAM, KICK_EPOLL, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
@@ -39,6 +39,12 @@ from virtio.queue import DeviceQueue, DriverQueue
 
 endpoint_module = _native.endpoint_module  # rpmsg._endpoint_c or None (one loader for the core and the device)
 _module = _native.fastpath_module  # rpmsg._fastpath_cffi, or ImportError
+
+
+def _message_base() -> type:
+    """rpmsg._endpoint_c.MessageBase (the C fields of a Message the C ``recv_message`` can make), or object."""
+    module = endpoint_module()
+    return module.MessageBase if module is not None else object
 
 
 def enabled() -> bool:
@@ -82,6 +88,7 @@ class _FastPath:
         self._wait_c = mod.lib.rpf_wait
         self._recv_queue_obj, self._send_queue_obj = recv, send
         self._send_ring: CVring = send_ring
+        self._recv_ring: CVring = recv_ring
         self._recv_vq = self._vq(recv_ring)
         self._send_vq = self._vq(send_ring)
         self.out = out
@@ -179,7 +186,12 @@ class _FastPath:
         return True
 
     def _attached(self, gate: Any) -> None:
-        """What a role adds once the gate is attached (the host: zero-copy sends)."""
+        """What a role adds once the gate is attached: zero-copy receives (both roles) lend their messages in C,
+        a payload being a read-only slice of the memory the receive ring's buffers lie in, as the core's
+        ``memory.view(...).toreadonly()``; the host adds zero-copy sends."""
+        base = _message_base()
+        if hasattr(gate, "set_lend") and base is not object and issubclass(Message, base):
+            gate.set_lend(tuple(v.toreadonly() for v in self._recv_ring.region_views()), Message)
 
     def _attach_gate(self) -> None:
         def addr(ptr: Any) -> int:
@@ -337,6 +349,7 @@ class HostFastPath(_FastPath):
     def _attached(self, gate: Any) -> None:
         """Let the endpoints' zero-copy sends run in C too (their buffers are views of :attr:`_tx_view`, made by
         the C ``get_buffer`` as :meth:`buffer` makes them)."""
+        super()._attached(gate)
         if hasattr(gate, "set_zero_copy") and isinstance(TxBuffer, type) and self._tx_view.nbytes:
             gate.set_zero_copy(self._tx_view, self._tx_lo, TxBuffer, self.core)  # its buffers' token
 

@@ -102,6 +102,10 @@ class CVring:
         The pool array is replaced by :meth:`drv_pool_set`; compare it to notice."""
         return self._ffi, self._vq, self._pool, self._npool, getattr(self, "_pool_cap", 0)
 
+    def region_views(self) -> list[memoryview]:
+        """The views of the memory the ring's buffers lie in (its regions), as the engine translates addresses."""
+        return self._views[3:]
+
     def close(self) -> None:
         """Release every view of shared memory, so its mapping can be closed. The queue is unusable after."""
         ffi, vq = self._ffi, self._vq

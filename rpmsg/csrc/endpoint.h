@@ -10,6 +10,8 @@
  *                          zero-copy get_buffers, send_buffers, send_buffers_reuse
  *   endpoint_recv.c        recv, recvfrom, recvfrom_many, and the blocking receive's sleep
  *   endpoint_txbuffer.c    TxBufferBase: the fields of rpmsg.core.TxBuffer, so get_buffer makes one without Python
+ *   endpoint_message.c     MessageBase (the fields of rpmsg.core.Message) and recv_message: a zero-copy endpoint's
+ *                          message lent in its buffer, given back by release
  *   endpoint_lock.c        DeviceLock: the device's reentrant lock (threading.RLock's API), taken here without
  *                          a Python call
  *   endpoint_module.c      EndpointBase (the type and its method table) and the module
@@ -36,12 +38,13 @@
  * What the C code knows of Python objects, all of it (anything else is handed over by Gate.attach/set_wait):
  *   - of a subclass of EndpointBase: the Python methods `_send_py`, `_sendto_py`, `_recv_py`, `_recvfrom_py`,
  *     `_send_many_py`, `_recvfrom_many_py`, `_get_buffer_py`, `_send_buffer_py`, `_send_buffer_reuse_py`,
- *     `_get_buffers_py`, `_send_buffers_py`, `_send_buffers_reuse_py`,
+ *     `_get_buffers_py`, `_send_buffers_py`, `_send_buffers_reuse_py`, `_recv_message_py`,
  *     called with the arguments of the C method when it hands over; and `_timeout` (None: no time limit), read
  *     before a receive sleeps in C (an attribute, not a slot: a subclass may make it a property), and
  *     `_recv_timed_out(timeout)`, called when it ran out (it raises the Python path's RpmsgTimeout); the queue
  *     bounds Endpoint._enqueue applies (`_max_queued`, `_max_queued_bytes`, else `_dev.limits.queued` and
  *     `.queued_bytes`) and `_fd` (None: no pollable descriptor), read before the C receive queues a batch;
+ *   - of a subclass of MessageBase: `_release`, the Python path's give-back (None: nothing to give back);
  *   - public API: a lock's acquire/release, a memoryview's release, a deque's append/popleft/indexing.
  */
 #ifndef RPROC_RPMSG_ENDPOINT_H
@@ -110,6 +113,11 @@ typedef struct {
 	uint64_t tx_lo;
 	PyTypeObject *txbuf_type;
 	PyObject *tx_owner;
+	/* zero-copy receives (set_lend): read-only memoryviews of the memory the rings' buffers lie in (a lent
+	 * message's payload is a slice of one), and the Message class recv_message makes (a subclass of
+	 * MessageBase) */
+	PyObject *lend_views;
+	PyTypeObject *lend_type;
 } Gate;
 
 extern PyTypeObject GateType;
@@ -133,6 +141,7 @@ typedef struct {
 			    * ((payload, src) tuples: the rest of a batch all for this endpoint; Endpoint._take) */
 	Py_ssize_t queued_bytes; /* _queued_bytes: the payload bytes in the queue */
 	char closed;       /* closed */
+	char zero_copy;    /* zero_copy: its messages are lent in their buffers (recv_message), not copied */
 	/* A receive's deadline (mono_ns) handed to the Python method or a nested receive (recvfrom_many's first)
 	 * when a C receive that began waiting with the endpoint's timeout hands over: the time limit runs on,
 	 * not from the start again. Only for the thread that handed it (handed_thread), taken once: hand_over,
@@ -161,6 +170,8 @@ PyObject *ep_recvfrom(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, 
 PyObject *ep_recvfrom_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_recv_many_into(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_recv_message(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ep_lend(EndpointBase *e, PyObject *unused);
 
 /* what the methods share: the send's entry (endpoint_send.c), the receive's waiting (endpoint_wait.c) and queue
  * (endpoint_queue.c); each says what it returns */
@@ -202,6 +213,22 @@ extern PyTypeObject TxBufferBaseType;
 int txb_finish(TxBufferBase *b);
 void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 
+/* --- MessageBase (endpoint_message.c) ----------------------------------------------------------------------
+ * The fields of rpmsg.core.Message (its base class), and the buffer a message lent by the C recv_message holds:
+ * `lender` the gate whose receive ring it came from (NULL: not lent in C; a message of the Python path keeps
+ * its give-back in the Python attribute `_release`), `token` and `size` what rpc_give needs. */
+typedef struct {
+	PyObject_HEAD
+	PyObject *src, *dst, *payload;
+	Gate *lender;
+	uint64_t token;
+	uint32_t size;
+} MessageBase;
+
+extern PyTypeObject MessageBaseType;
+
+PyObject *msg_lend(Gate *g, uint32_t src, PyObject *dst, const uint8_t *payload, uint32_t len);
+
 /* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
 extern PyObject *s_timeout, *s_recv_timed_out, *s_release;
 extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
@@ -209,5 +236,6 @@ extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
+extern PyObject *s_recv_message_py, *s_release_attr;
 
 #endif /* RPROC_RPMSG_ENDPOINT_H */

@@ -143,6 +143,23 @@ int rpc_taken(struct rpc_path *p, int n)
 	return p->remote ? p->rpf->dev_taken(p->rx, n, p->rx_kick_fd) : p->rpf->drv_taken(p->rx, n);
 }
 
+int rpc_hold(struct rpc_path *p, uint64_t *token)
+{
+	if (!p->remote)
+		return p->rpf->drv_hold(p->rx, token);
+	int head = p->rpf->dev_hold(p->rx);
+	if (head >= 0)
+		*token = (uint64_t)head;
+	return head;
+}
+
+int rpc_give(struct rpc_path *p, uint64_t token, uint32_t size)
+{
+	if (p->remote)
+		return p->rpf->dev_give(p->rx, (uint16_t)token, size);
+	return p->rpf->drv_give(p->rx, token, p->rx_size);
+}
+
 int rpc_sleep(const struct rpc_path *p, int poll_fd, int kick_fd, int wake_fd, long long timeout_ns)
 {
 	return p->rpf->wait(p->rx, 0, poll_fd, kick_fd, wake_fd, timeout_ns);

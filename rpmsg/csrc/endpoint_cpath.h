@@ -106,6 +106,15 @@ void rpc_prefetch(const struct rpc_path *p, uint16_t ahead);
 int rpc_take_next(struct rpc_path *p, uint32_t size);
 int rpc_taken(struct rpc_path *p, int n);
 
+/* The zero-copy receive (RemoteCore.poll / HostCore.poll with `zero_copy`: the message lent in its buffer until
+ * Message.release): rpc_hold takes the message rpc_peek_for gave without giving its buffer back; *token is what
+ * rpc_give needs to give it back (the remote: the chain's head; the host: the buffer's address), `size` of
+ * rpc_peek_for its used.len (the remote). The host then publishes (rpc_taken: its used event may move), as
+ * HostCore.poll does after every batch; rpc_give is followed by rpc_taken(p, 1): one publish, the kick it asks
+ * for. < 0: a broken ring. */
+int rpc_hold(struct rpc_path *p, uint64_t *token);
+int rpc_give(struct rpc_path *p, uint64_t token, uint32_t size);
+
 /* Waiter.block's wait, in C: sleep on the doorbell (poll_fd, its kick read from kick_fd) and the device's
  * wake descriptor up to timeout_ns (< 0: no limit): RPF_KICKED, RPF_WOKEN, RPF_DOORBELL, RPF_EINTR or
  * RPF_TIMEOUT. */

@@ -34,6 +34,8 @@ static void gate_drop(Gate *g)
 	Py_CLEAR(g->tx_view);
 	Py_CLEAR(g->txbuf_type);
 	Py_CLEAR(g->tx_owner);
+	Py_CLEAR(g->lend_views);
+	Py_CLEAR(g->lend_type);
 	g->poll_fd = -1;
 }
 
@@ -58,6 +60,8 @@ static int gate_traverse(Gate *g, visitproc visit, void *arg)
 	Py_VISIT(g->tx_view);
 	Py_VISIT(g->txbuf_type);
 	Py_VISIT(g->tx_owner);
+	Py_VISIT(g->lend_views);
+	Py_VISIT(g->lend_type);
 	return 0;
 }
 
@@ -211,6 +215,35 @@ static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(gate_set_lend_doc,
+	     "set_lend(views, message_type)\n\n"
+	     "Let a zero-copy endpoint's recv_message lend messages in C (after attach): views a tuple of read-only "
+	     "memoryviews of bytes, the memory the receive ring's buffers lie in (a payload is a slice of one); "
+	     "message_type the class it makes (rpmsg.core.Message, a subclass of MessageBase).");
+
+static PyObject *gate_set_lend(Gate *g, PyObject *args)
+{
+	PyObject *views;
+	PyTypeObject *type;
+	if (!PyArg_ParseTuple(args, "O!O!:set_lend", &PyTuple_Type, &views, &PyType_Type, &type))
+		return NULL;
+	if (!g->attached || !PyType_IsSubtype(type, &MessageBaseType)) {
+		PyErr_SetString(PyExc_ValueError, "set_lend: attach the C path first, with a MessageBase subclass");
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(views); i++) {
+		PyObject *v = PyTuple_GET_ITEM(views, i);
+		Py_buffer *b = PyMemoryView_Check(v) ? PyMemoryView_GET_BUFFER(v) : NULL;
+		if (!b || !b->readonly || b->ndim != 1 || b->itemsize != 1) {
+			PyErr_Format(PyExc_ValueError, "set_lend: view %zd is not a read-only memoryview of bytes", i);
+			return NULL;
+		}
+	}
+	Py_XSETREF(g->lend_views, Py_NewRef(views));
+	Py_XSETREF(g->lend_type, (PyTypeObject *)Py_NewRef((PyObject *)type));
+	Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(gate_detach_doc, "detach()\n\nForget the C path (closes the gate): nothing it pointed at is used again.");
 
 static PyObject *gate_detach(Gate *g, PyObject *unused)
@@ -245,6 +278,7 @@ static PyMethodDef gate_methods[] = {
 	{ "detach", (PyCFunction)gate_detach, METH_NOARGS, gate_detach_doc },
 	{ "set_wait", (PyCFunction)gate_set_wait, METH_VARARGS, gate_set_wait_doc },
 	{ "set_zero_copy", (PyCFunction)gate_set_zero_copy, METH_VARARGS, gate_set_zero_copy_doc },
+	{ "set_lend", (PyCFunction)gate_set_lend, METH_VARARGS, gate_set_lend_doc },
 	{ "own", (PyCFunction)gate_own, METH_O, gate_own_doc },
 	{ "disown", (PyCFunction)gate_disown, METH_VARARGS, gate_disown_doc },
 	{ NULL, NULL, 0, NULL },

@@ -11,6 +11,7 @@ PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
+PyObject *s_recv_message_py, *s_release_attr;
 
 static int ep_traverse(EndpointBase *e, visitproc visit, void *arg)
 {
@@ -115,6 +116,12 @@ static PyMethodDef ep_methods[] = {
 	{ "send_buffers_reuse", (PyCFunction)(void (*)(void))ep_send_buffers_reuse, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send_buffers_reuse(bufs, lengths, dst=None) -> int\n\nsend_buffers, then point the first of "
 		    "bufs at send buffers free now, in order: how many were (the rest stay sent).") },
+	{ "_lend", (PyCFunction)ep_lend, METH_NOARGS,
+	  PyDoc_STR("_lend() -> Message | None\n\nThe next message waiting, lent in C (a zero-copy endpoint), or None: "
+		    "recv_message's look, for the Python method after each wait.") },
+	{ "recv_message", (PyCFunction)(void (*)(void))ep_recv_message, METH_FASTCALL | METH_KEYWORDS,
+	  PyDoc_STR("recv_message() -> Message\n\nThe next message as a Message (a zero-copy endpoint's lent in "
+		    "its buffer until released).") },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -125,6 +132,8 @@ static PyMemberDef ep_members[] = {
 	  "messages delivered here: Message (the Python path) or (payload, src) (the C receive)" },
 	{ "_queued_bytes", T_PYSSIZET, offsetof(EndpointBase, queued_bytes), 0, "the payload bytes in _queue" },
 	{ "closed", T_BOOL, offsetof(EndpointBase, closed), 0, "closed by close()" },
+	{ "zero_copy", T_BOOL, offsetof(EndpointBase, zero_copy), 0,
+	  "its messages are lent in their buffers (recv_message), not copied" },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -177,7 +186,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__endpoint_c(void)
 {
 	if (PyType_Ready(&GateType) < 0 || PyType_Ready(&EndpointBaseType) < 0 || PyType_Ready(&TxBufferBaseType) < 0 ||
-	    PyType_Ready(&DeviceLockType) < 0)
+	    PyType_Ready(&DeviceLockType) < 0 || PyType_Ready(&MessageBaseType) < 0)
 		return NULL;
 	static const struct {
 		const char *name;
@@ -209,6 +218,8 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_send_buffers_py", &s_send_buffers_py },
 		{ "_send_buffers_reuse_py", &s_send_buffers_reuse_py },
 		{ "_recv_many_into_py", &s_recv_many_into_py },
+		{ "_recv_message_py", &s_recv_message_py },
+		{ "_release", &s_release_attr },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name)))
@@ -220,8 +231,10 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 	Py_INCREF(&EndpointBaseType);
 	Py_INCREF(&TxBufferBaseType);
 	Py_INCREF(&DeviceLockType);
+	Py_INCREF(&MessageBaseType);
 	if (PyModule_AddObject(m, "DeviceLock", (PyObject *)&DeviceLockType) < 0 ||
 	    PyModule_AddObject(m, "TxBufferBase", (PyObject *)&TxBufferBaseType) < 0 ||
+	    PyModule_AddObject(m, "MessageBase", (PyObject *)&MessageBaseType) < 0 ||
 	    PyModule_AddObject(m, "Gate", (PyObject *)&GateType) < 0 ||
 	    PyModule_AddObject(m, "EndpointBase", (PyObject *)&EndpointBaseType) < 0) {
 		Py_DECREF(m);

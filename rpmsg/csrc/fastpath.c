@@ -312,6 +312,23 @@ int rpf_drv_take(struct rp_vq *rx, uint32_t buf_size)
 	return r < 0 ? r : 1;
 }
 
+int rpf_drv_hold(struct rp_vq *rx, uint64_t *token)
+{
+	struct rp_used u;
+	int r = rp_drv_skip(rx, &u);
+	if (r < 0)
+		return r;
+	*token = u.token;
+	return 1;
+}
+
+int rpf_drv_give(struct rp_vq *rx, uint64_t token, uint32_t buf_size)
+{
+	struct rp_buf b = { token, buf_size, RP_DESC_F_WRITE, 0 };
+	int r = rp_drv_add(rx, &b, 1, token);
+	return r < 0 ? r : 1;
+}
+
 int rpf_drv_taken(struct rp_vq *rx, int n)
 {
 	int r = rp_drv_publish(rx);
@@ -448,6 +465,17 @@ int rpf_dev_take(struct rp_vq *from_host, uint32_t len)
 	return rp_dev_push(from_host, (uint16_t)head, len);
 }
 
+int rpf_dev_hold(struct rp_vq *from_host)
+{
+	return rp_dev_skip(from_host);
+}
+
+int rpf_dev_give(struct rp_vq *from_host, uint16_t head, uint32_t len)
+{
+	int r = rp_dev_push(from_host, head, len);
+	return r < 0 ? r : 1;
+}
+
 int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd)
 {
 	int r = rp_dev_publish(from_host);
@@ -525,6 +553,7 @@ const struct rpf_api *rpf_api(void)
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
 		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
 		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch, rpf_drv_peek, rpf_drv_take, rpf_drv_taken,
+		rpf_dev_hold, rpf_dev_give, rpf_drv_hold, rpf_drv_give,
 	};
 	return &api;
 }

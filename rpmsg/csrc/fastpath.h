@@ -71,6 +71,15 @@ int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd);
 int rpf_drv_peek(struct rp_vq *rx, uint32_t buf_size, const uint8_t **msg, uint32_t *len);
 int rpf_drv_take(struct rp_vq *rx, uint32_t buf_size);
 int rpf_drv_taken(struct rp_vq *rx, int n);
+/* A zero-copy receive lends the message in place (rpmsg.core.Message holding its buffer): rpf_dev_hold /
+ * rpf_drv_hold take the message rpf_dev_peek / rpf_drv_peek gave without giving its buffer back (the remote: the
+ * chain's head, >= 0; the host: 1 and the buffer's address in *token); rpf_dev_give / rpf_drv_give give it back
+ * when the message is released (the remote: used.len `len`; the host: posted again, `buf_size` bytes), then
+ * rpf_dev_taken / rpf_drv_taken publish it. < 0: a broken ring. */
+int rpf_dev_hold(struct rp_vq *from_host);
+int rpf_dev_give(struct rp_vq *from_host, uint16_t head, uint32_t len);
+int rpf_drv_hold(struct rp_vq *rx, uint64_t *token);
+int rpf_drv_give(struct rp_vq *rx, uint64_t token, uint32_t buf_size);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 /* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
  * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
@@ -116,6 +125,10 @@ struct rpf_api {
 	int (*drv_peek)(struct rp_vq *rx, uint32_t buf_size, const uint8_t **msg, uint32_t *len);
 	int (*drv_take)(struct rp_vq *rx, uint32_t buf_size);
 	int (*drv_taken)(struct rp_vq *rx, int n);
+	int (*dev_hold)(struct rp_vq *from_host);
+	int (*dev_give)(struct rp_vq *from_host, uint16_t head, uint32_t len);
+	int (*drv_hold)(struct rp_vq *rx, uint64_t *token);
+	int (*drv_give)(struct rp_vq *rx, uint64_t token, uint32_t buf_size);
 };
 const struct rpf_api *rpf_api(void);
 

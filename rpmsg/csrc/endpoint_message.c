@@ -1,0 +1,274 @@
+/* The zero-copy receive in C: MessageBase (the fields of rpmsg.core.Message, its base class) and the endpoint's
+ * recv_message, which lends the next message for a zero-copy endpoint in its buffer (rpc_peek_for, rpc_hold)
+ * without running Python; Message.release gives the buffer back (rpc_give). Anything else (nothing waiting: the
+ * wait; a message queued; another endpoint's first; a chain, a malformed message; tracing) is the Python method's,
+ * Endpoint._recv_message_py, which does the same through RemoteCore.poll / HostCore.poll and the device's
+ * give-back (RpmsgDevice._give_back): the same rules, held to each other by tests/rpmsg/test_lend_c.py. */
+#include "endpoint.h"
+
+#include <structmember.h>
+
+static int msg_traverse(MessageBase *m, visitproc visit, void *arg)
+{
+	Py_VISIT(m->src);
+	Py_VISIT(m->dst);
+	Py_VISIT(m->payload);
+	Py_VISIT(m->lender);
+	return 0;
+}
+
+static int msg_clear(MessageBase *m)
+{
+	Py_CLEAR(m->src);
+	Py_CLEAR(m->dst);
+	Py_CLEAR(m->payload);
+	Py_CLEAR(m->lender);
+	return 0;
+}
+
+/* A message dropped unreleased keeps its buffer, as the Python path's does: its payload may still be read through
+ * a view taken from it, so the buffer must not carry another message. */
+static void msg_dealloc(MessageBase *m)
+{
+	PyObject_GC_UnTrack(m);
+	msg_clear(m);
+	Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+/* The payload's view released first: a view still exported (BufferError) leaves the message held, to be released
+ * once the export is gone (as TxBuffer's _finish). 0, or -1 with the exception. */
+static int release_view(MessageBase *m)
+{
+	if (!m->payload || !PyMemoryView_Check(m->payload))
+		return 0;
+	PyObject *r = PyObject_CallMethodNoArgs(m->payload, s_release);
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	return 0;
+}
+
+/* The device lock, waiting for it: a new reference for unlock(), or NULL (an exception: a signal handler's while
+ * it waited; nothing given back yet). */
+static PyObject *lock_wait(Gate *g)
+{
+	if (g->dlock) {
+		PyObject *lock = Py_NewRef((PyObject *)g->dlock);
+		if (dlock_acquire(g->dlock, -1) <= 0) {
+			Py_DECREF(lock);
+			return NULL;
+		}
+		return lock;
+	}
+	if (!g->acquire || !g->release) {
+		PyErr_SetString(PyExc_RuntimeError, "the rpmsg device let go of its lock");
+		return NULL;
+	}
+	PyObject *release = Py_NewRef(g->release), *r = PyObject_CallNoArgs(g->acquire);
+	if (!r) {
+		Py_DECREF(release);
+		return NULL;
+	}
+	Py_DECREF(r);
+	return release;
+}
+
+/* RpmsgDevice._give_back in C: with the device lock, while the device is usable (not failed, not closed: else no
+ * ring takes buffers back), the buffer back to the ring, published, the peer kicked if it asked. */
+static PyObject *give_back(MessageBase *m)
+{
+	Gate *g = (Gate *)Py_NewRef((PyObject *)m->lender);
+	PyObject *release = NULL;
+	if (g->send_open && !(release = lock_wait(g))) {
+		Py_DECREF(g);
+		return NULL; /* still lent: a later release gives it back */
+	}
+	int rc = 0;
+	if (m->lender == g) { /* not given back by another thread while this one waited for the lock */
+		Py_CLEAR(m->lender);
+		if (release && g->send_open) {
+			rc = rpc_give(&g->path, m->token, m->size);
+			if (rc >= 0)
+				rc = rpc_taken(&g->path, 1);
+			rc = rc >= 0 && (rc & RPF_NOTIFY) ? recv_kick(g) : 0; /* a broken ring: the next receive says */
+		}
+	}
+	if (release)
+		unlock(release);
+	Py_DECREF(g);
+	if (rc < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *msg_release(MessageBase *m, PyObject *unused)
+{
+	(void)unused;
+	if (m->lender) {
+		if (release_view(m) < 0)
+			return NULL;
+		return give_back(m);
+	}
+	/* a message of the Python path: its give-back is `_release` (None: nothing to give back) */
+	PyObject *give = PyObject_GetAttr((PyObject *)m, s_release_attr);
+	if (!give || give == Py_None) {
+		Py_XDECREF(give);
+		return give ? Py_NewRef(Py_None) : NULL;
+	}
+	if (release_view(m) < 0 || PyObject_SetAttr((PyObject *)m, s_release_attr, Py_None) < 0) {
+		Py_DECREF(give);
+		return NULL;
+	}
+	PyObject *r = PyObject_CallNoArgs(give);
+	Py_DECREF(give);
+	return r;
+}
+
+static PyObject *msg_get_held(MessageBase *m, void *closure)
+{
+	(void)closure;
+	if (m->lender)
+		Py_RETURN_TRUE;
+	PyObject *give = PyObject_GetAttr((PyObject *)m, s_release_attr);
+	if (!give)
+		return NULL;
+	int held = give != Py_None;
+	Py_DECREF(give);
+	return PyBool_FromLong(held);
+}
+
+static PyMethodDef msg_methods[] = {
+	{ "release", (PyCFunction)msg_release, METH_NOARGS,
+	  PyDoc_STR("release()\n\nHand the buffer back to the ring (a zero-copy message; nothing for a copy). The "
+		    "payload's view is released first: a view still exported (BufferError) leaves the message held.") },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyMemberDef msg_members[] = {
+	{ "src", T_OBJECT, offsetof(MessageBase, src), 0, "the sender's address" },
+	{ "dst", T_OBJECT, offsetof(MessageBase, dst), 0, "the address it was sent to (ours)" },
+	{ "payload", T_OBJECT, offsetof(MessageBase, payload), 0,
+	  "bytes, or a zero-copy message's read-only view of its buffer (until released)" },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyGetSetDef msg_getset[] = {
+	{ "held", (getter)msg_get_held, NULL, "whether it still holds a buffer of the ring (not released)", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+PyTypeObject MessageBaseType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rpmsg._endpoint_c.MessageBase",
+	.tp_doc = PyDoc_STR("The fields of rpmsg.core.Message (its base class) and the buffer a lent one holds."),
+	.tp_basicsize = sizeof(MessageBase),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_new = PyType_GenericNew,
+	.tp_dealloc = (destructor)msg_dealloc,
+	.tp_traverse = (traverseproc)msg_traverse,
+	.tp_clear = (inquiry)msg_clear,
+	.tp_methods = msg_methods,
+	.tp_members = msg_members,
+	.tp_getset = msg_getset,
+};
+
+/* A view of `len` bytes at `at`, a slice of the lend view holding them (read-only), or NULL (no exception: none
+ * holds them, or one was released: the Python path's turn). */
+static PyObject *view_of(Gate *g, const uint8_t *at, uint32_t len)
+{
+	Py_ssize_t n = PyTuple_GET_SIZE(g->lend_views);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *v = PyTuple_GET_ITEM(g->lend_views, i);
+		Py_buffer b;
+		if (PyObject_GetBuffer(v, &b, PyBUF_SIMPLE) < 0) {
+			PyErr_Clear();
+			continue;
+		}
+		const uint8_t *lo = b.buf;
+		int inside = at >= lo && (Py_ssize_t)len <= b.len && at - lo <= b.len - (Py_ssize_t)len;
+		Py_ssize_t off = inside ? at - lo : 0;
+		PyBuffer_Release(&b);
+		if (!inside)
+			continue;
+		PyObject *start = PyLong_FromSsize_t(off), *stop = PyLong_FromSsize_t(off + (Py_ssize_t)len);
+		PyObject *slice = start && stop ? PySlice_New(start, stop, NULL) : NULL;
+		Py_XDECREF(start);
+		Py_XDECREF(stop);
+		PyObject *view = slice ? PyObject_GetItem(v, slice) : NULL;
+		Py_XDECREF(slice);
+		if (!view)
+			PyErr_Clear();
+		return view;
+	}
+	return NULL;
+}
+
+/* The next message waiting, lent (see the top); NULL with no exception: the Python method's turn. */
+static PyObject *lend_c(EndpointBase *e)
+{
+	Gate *g = e->gate;
+	uint32_t addr, src, len, size;
+	const uint8_t *payload;
+	if (!g || e->closed || !e->zero_copy || !g->lend_type || !g->peek_open || !trace_off(&g->trace) ||
+	    !u32_of(e->addr, &addr) || !e->queue)
+		return NULL;
+	PyObject *release = NULL;
+	int taken = lock_try(g, &release);
+	if (taken <= 0) {
+		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+		return NULL;
+	}
+	Py_ssize_t queued = PyObject_Length(e->queue);
+	if (queued != 0 || !g->peek_open || !g->lend_type ||
+	    !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
+		PyErr_Clear();
+		unlock(release);
+		return NULL;
+	}
+	/* the message object first: once held, the message must reach the caller */
+	PyObject *view = view_of(g, payload, len);
+	MessageBase *m = view ? (MessageBase *)g->lend_type->tp_alloc(g->lend_type, 0) : NULL;
+	uint64_t token = 0;
+	if (m) {
+		m->payload = view;
+		m->dst = Py_NewRef(e->addr);
+		m->src = PyLong_FromUnsignedLong(src);
+	} else {
+		Py_XDECREF(view);
+	}
+	if (!m || !m->src || rpc_hold(&g->path, &token) < 0) { /* memory, or the ring broke: the Python path's */
+		Py_XDECREF(m);
+		PyErr_Clear();
+		unlock(release);
+		return NULL;
+	}
+	m->lender = (Gate *)Py_NewRef((PyObject *)g);
+	m->token = token;
+	m->size = size;
+	if (!g->path.remote) { /* HostCore.poll publishes after what it took (its used event) */
+		int rc = rpc_taken(&g->path, 1);
+		if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
+			PyErr_Clear(); /* the device failed: the next call says so */
+	}
+	unlock(release);
+	return (PyObject *)m;
+}
+
+/* _lend(): the Python method's look in C, after each of its waits (what woke it is lent here, not taken in by the
+ * Python path's poll, ~13 us a message): the next message lent, or None. */
+PyObject *ep_lend(EndpointBase *e, PyObject *unused)
+{
+	(void)unused;
+	PyObject *r = lend_c(e);
+	return r ? r : Py_NewRef(Py_None);
+}
+
+PyObject *ep_recv_message(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	if (nargs || kwnames)
+		return slow(e, s_recv_message_py, args, nargs, kwnames);
+	long long deadline = take_handed(e);
+	PyObject *r = lend_c(e);
+	if (r)
+		return r;
+	return hand_over(e, s_recv_message_py, args, nargs, kwnames, deadline);
+}
