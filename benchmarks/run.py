@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "uart_link": ([], ["--messages", "300", "--qemu-rounds", "5", "--qemu-messages", "10"]),
     "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
     "wait_modes": ([], ["--rounds", "300", "--idle", "0.5"]),
+    "zero_copy_receive": ([], ["--messages", "200", "--rounds", "1"]),
     "openamp_peers": ([], ["--runs", "1", "--warmup", "0.2", "--window", "0.3", "--passes", "1"]),
 }
 

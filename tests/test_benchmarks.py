@@ -130,6 +130,27 @@ def test_big_buffers_json(tmp_path: Path) -> None:
             assert f["ratio"] == pytest.approx(f["value"] / c["value"], rel=1e-12)
 
 
+def test_zero_copy_receive_json(tmp_path: Path) -> None:
+    """benchmarks/zero_copy_receive.py: per role, size and reading, recv_message (zero-copy) against recv (copy)
+    of the same run, lower is better; a zero-copy receive that fails (a message lost or wrong) fails the run."""
+    out = tmp_path / "zcr.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "zero_copy_receive.py"), "--messages", "100", "--rounds", "2"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"] == {"messages": 100, "rounds": 2, "sizes": [496, 4080, 16368, 65520]}
+    by_name = {f["name"]: f for f in doc["figures"]}
+    assert len(by_name) == len(doc["figures"]) == 2 * 2 * 4 * 2
+    for role in ("host", "remote"):
+        for reads in ("reading every byte", "touching none"):
+            for size in (496, 4080, 16368, 65520):
+                what = f"{role} receives {size} B, {reads}"
+                copy, lend = by_name[f"{what}: recv (copy)"], by_name[f"{what}: recv_message (zero-copy)"]
+                assert copy["baseline"] is None and copy["unit"] == lend["unit"] == "ns/msg"
+                assert lend["baseline"] == {"name": copy["name"], "value": copy["value"]}
+                assert lend["better"] == "lower" and lend["ratio"] == pytest.approx(lend["value"] / copy["value"])
+
+
 def test_wait_modes_json(tmp_path: Path) -> None:
     """benchmarks/wait_modes.py: each wait mode's round trip against busy-polling's from the same run, and the idle
     CPU of the host and of the remote per mode, as a share of a core."""
