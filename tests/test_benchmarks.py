@@ -151,6 +151,31 @@ def test_zero_copy_receive_json(tmp_path: Path) -> None:
                 assert lend["better"] == "lower" and lend["ratio"] == pytest.approx(lend["value"] / copy["value"])
 
 
+def test_python_remote_stream_json(tmp_path: Path) -> None:
+    """benchmarks/python_remote_stream.py: each Python remote receive against the C remote measured in turn with
+    it, the medians against each other and every round against its own round's C remote."""
+    out = tmp_path / "prs.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "python_remote_stream.py"), "--messages", "500", "--rounds", "2"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"] == {"messages": 500, "rounds": 2, "payload": 496}
+    by_name = {f["name"]: f for f in doc["figures"]}
+    assert len(by_name) == len(doc["figures"]) == 2 * 4 * 2 * 3
+    for wait in ("busy", "spin"):
+        for send, api in (
+            ("send", "recvfrom"),
+            *(("send_many", a) for a in ("recvfrom_many", "recv_many", "recv_many_into")),
+        ):
+            c_name = f"host -> C remote, 496 B: {send}, wait mode {wait}, next to {api}"
+            py_name = f"host -> Python remote, 496 B: {send} -> {api}, wait mode {wait}"
+            for prefix in ("", "round 1: ", "round 2: "):
+                c, py = by_name[prefix + c_name], by_name[prefix + py_name]
+                assert c["baseline"] is None and c["unit"] == py["unit"] == "msgs/s" and c["value"] > 0
+                assert py["baseline"] == {"name": c["name"], "value": c["value"]} and py["better"] == "higher"
+                assert py["ratio"] == pytest.approx(py["value"] / c["value"])
+
+
 def test_wait_modes_json(tmp_path: Path) -> None:
     """benchmarks/wait_modes.py: each wait mode's round trip against busy-polling's from the same run, and the idle
     CPU of the host and of the remote per mode, as a share of a core."""

@@ -1,0 +1,163 @@
+"""Benchmark: rproc host -> rproc's Python remote one-way, against host -> the firmware's C remote, measured in turn
+(issue 20's target: rproc host <-> rproc remote, both Python APIs, >= 50 % of host -> C remote).
+
+496-byte messages over shared memory with eventfd doorbells, the host in this process and each remote in its own
+(benchmarks/rpmsg_remote.py's "bench-count": it counts and answers b"report" with the count), one CPU each. The
+host sends with ``send`` (one message a call) or ``send_many`` of 64; the Python remote receives with ``recvfrom``,
+``recvfrom_many``, ``recv_many`` or ``recv_many_into`` (up to 64 a call); both sides in wait mode busy or spin.
+
+This machine's speed between its two vCPUs flips between two levels from minute to minute (docs/rpmsg.md, "wait
+modes"), so the C remote and the Python remote are not measured one after the other: both sessions stay open and
+take turns, round after round (the one not running stopped with SIGSTOP, so a busy-polling remote never takes
+the CPU of the other), and each round's ratio is the Python remote's rate over the C remote's of that round. The
+figures are the medians over the rounds; every round's ratio is in the JSON.
+
+    .venv/bin/python benchmarks/python_remote_stream.py [--messages N] [--rounds R] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.report import Results  # noqa: E402
+from rpmsg.endpoint import Endpoint  # noqa: E402
+from rpmsg.profiles import Profile  # noqa: E402
+from rpmsg.wiring import host_on  # noqa: E402
+from transports.url import open_link  # noqa: E402
+
+BATCH = 64
+PAYLOAD = bytes(496)
+# the Python remote's receive: (rpmsg_remote.py's kind, the host's send)
+APIS = {
+    "recvfrom": ("python", "send"),
+    "recvfrom_many": ("python-many", "send_many"),
+    "recv_many": ("python-recv-many", "send_many"),
+    "recv_many_into": ("python-recv-many-into", "send_many"),
+}
+
+
+class Session:
+    """One remote (``kind``: "c" or a Python receive of rpmsg_remote.py) in its process on the second CPU, the
+    host's device and endpoint here; stopped (SIGSTOP) while another session runs."""
+
+    def __init__(self, wait: str, kind: str, cpus: list[int]) -> None:
+        name = f"rproc-bench-pyremote-{os.getpid()}-{wait}-{kind}"
+        script = str(REPO / "benchmarks" / "rpmsg_remote.py")
+        self.proc = subprocess.Popen([sys.executable, script, name, wait, "count", kind])
+        try:
+            if len(cpus) > 1:
+                os.sched_setaffinity(self.proc.pid, {cpus[1]})
+            self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
+            self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
+            self.ep: Endpoint = self.device.open("bench-count", timeout=10)
+            self.ep.settimeout(30)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise
+
+    def run(self, others: list[Session]) -> None:
+        for other in others:
+            if other is not self:
+                os.kill(other.proc.pid, signal.SIGSTOP)
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stream(self, messages: int, send: str) -> float:
+        """``messages`` one-way, then b"report": msgs/s, the remote's count checked."""
+        ep = self.ep
+        start = time.perf_counter()
+        if send == "send_many":
+            batch = [PAYLOAD] * BATCH
+            for _ in range(messages // BATCH):
+                ep.send_many(batch)
+            ep.send_many(batch[: messages % BATCH])
+        else:
+            for _ in range(messages):
+                ep.send(PAYLOAD)
+        ep.send(b"report")
+        got = int(ep.recv())
+        elapsed = time.perf_counter() - start
+        if got != messages:
+            raise SystemExit(f"the remote counted {got} of {messages} messages")
+        return messages / elapsed
+
+    def close(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)  # it must run to see the host go
+        try:
+            self.ep.close()
+            self.device.close()
+            self.link.close()
+        finally:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def measure(wait: str, api: str, messages: int, rounds: int, cpus: list[int]) -> tuple[list[float], list[float]]:
+    """(C remote, Python remote) msgs/s of each round, the two in turn (which goes first alternates)."""
+    kind, send = APIS[api]
+    sessions: list[Session] = []
+    try:
+        for k in ("c", kind):
+            for s in sessions:
+                os.kill(s.proc.pid, signal.SIGSTOP)  # a new session warms up alone
+            sessions.append(Session(wait, k, cpus))
+            sessions[-1].stream(max(BATCH, messages // 4), send)  # warm up
+        c, py = sessions
+        rates: dict[Session, list[float]] = {c: [], py: []}
+        for r in range(rounds):
+            for s in (c, py) if r % 2 == 0 else (py, c):
+                s.run(sessions)
+                rates[s].append(s.stream(messages, send))
+        return rates[c], rates[py]
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=50000, help="messages a round (default 50000)")
+    ap.add_argument("--rounds", type=int, default=10, help="rounds, each remote in turn (default 10)")
+    ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
+    args = ap.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[0]})
+    res = Results("python_remote_stream", {"messages": args.messages, "rounds": args.rounds, "payload": 496})
+    print(f"host -> Python remote against host -> C remote, 496 B one-way, {args.rounds} rounds of {args.messages},")
+    print("the two in turn; msgs/s medians, the ratio the median of the rounds' own ratios (min..max)")
+    for wait in ("busy", "spin"):
+        for api, (_, send) in APIS.items():
+            c, py = measure(wait, api, args.messages, args.rounds, cpus)
+            ratios = sorted(p / q for p, q in zip(py, c, strict=True))
+            c_name = f"host -> C remote, 496 B: {send}, wait mode {wait}, next to {api}"
+            py_name = f"host -> Python remote, 496 B: {send} -> {api}, wait mode {wait}"
+            base = (c_name, res.add(c_name, statistics.median(c), "msgs/s", better="higher"))
+            res.add(py_name, statistics.median(py), "msgs/s", better="higher", baseline=base)
+            for i, (q, p) in enumerate(zip(c, py, strict=True)):
+                res.add(f"round {i + 1}: {c_name}", q, "msgs/s", better="higher")
+                res.add(
+                    f"round {i + 1}: {py_name}", p, "msgs/s", better="higher", baseline=(f"round {i + 1}: {c_name}", q)
+                )
+            print(
+                f"  {send:>9} -> {api:<15} {wait:<5} C remote {statistics.median(c):11,.0f}  Python remote "
+                f"{statistics.median(py):11,.0f}  {statistics.median(ratios):.2f}x ({ratios[0]:.2f}..{ratios[-1]:.2f})"
+            )
+    res.write(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
