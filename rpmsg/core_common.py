@@ -41,6 +41,9 @@ class Message(MessageBase):
     Its fields live in rpmsg._endpoint_c.MessageBase when that is built, so that a zero-copy endpoint's C
     ``recv_message`` lends one without running Python (it then holds its buffer there, not in ``_release``)."""
 
+    if MessageBase is not object:
+        __slots__ = ()  # every field is the C base's: no __dict__ or weakref slot to make and free per message
+
     src: int
     dst: int
     payload: bytes | memoryview
@@ -66,6 +69,12 @@ class Message(MessageBase):
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+if MessageBase is not object:
+    # dataclass made the default a class attribute, which would hide the C base's `_release` member (and the
+    # instance has no __dict__ to hold another): __init__ keeps the default in its signature
+    del Message._release
 
 
 @dataclass(frozen=True)

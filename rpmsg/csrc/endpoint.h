@@ -44,7 +44,6 @@
  *     `_recv_timed_out(timeout)`, called when it ran out (it raises the Python path's RpmsgTimeout); the queue
  *     bounds Endpoint._enqueue applies (`_max_queued`, `_max_queued_bytes`, else `_dev.limits.queued` and
  *     `.queued_bytes`) and `_fd` (None: no pollable descriptor), read before the C receive queues a batch;
- *   - of a subclass of MessageBase: `_release`, the Python path's give-back (None: nothing to give back);
  *   - public API: a lock's acquire/release, a memoryview's release, a deque's append/popleft/indexing.
  */
 #ifndef RPROC_RPMSG_ENDPOINT_H
@@ -52,6 +51,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <semaphore.h>
 
 #include "endpoint_cpath.h"
 #include "endpoint_trace.h"
@@ -59,7 +59,8 @@
 /* --- DeviceLock: the device's reentrant lock, threading.RLock's API (endpoint_lock.c) ------------------------ */
 typedef struct {
 	PyObject_HEAD
-	PyThread_type_lock mutex;
+	sem_t mutex; /* 1: free (a POSIX semaphore, as CPython's lock on Linux, without its clock read per take) */
+	char mutex_ok; /* sem_init succeeded */
 	unsigned long owner; /* the holder's thread ident, while count > 0 */
 	unsigned long count; /* its depth; changed only with the GIL held */
 	PyObject *weakrefs;
@@ -216,10 +217,11 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
 /* --- MessageBase (endpoint_message.c) ----------------------------------------------------------------------
  * The fields of rpmsg.core.Message (its base class), and the buffer a message lent by the C recv_message holds:
  * `lender` the gate whose receive ring it came from (NULL: not lent in C; a message of the Python path keeps
- * its give-back in the Python attribute `_release`), `token` and `size` what rpc_give needs. */
+ * its give-back in `_release`, the member `give`), `token` and `size` what rpc_give needs. */
 typedef struct {
 	PyObject_HEAD
 	PyObject *src, *dst, *payload;
+	PyObject *give; /* `_release`: the Python path's give-back (NULL or None: none) */
 	Gate *lender;
 	uint64_t token;
 	uint32_t size;
@@ -236,6 +238,6 @@ extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 extern PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 extern PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
-extern PyObject *s_recv_message_py, *s_release_attr;
+extern PyObject *s_recv_message_py;
 
 #endif /* RPROC_RPMSG_ENDPOINT_H */

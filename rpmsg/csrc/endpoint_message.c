@@ -13,6 +13,7 @@ static int msg_traverse(MessageBase *m, visitproc visit, void *arg)
 	Py_VISIT(m->src);
 	Py_VISIT(m->dst);
 	Py_VISIT(m->payload);
+	Py_VISIT(m->give);
 	Py_VISIT(m->lender);
 	return 0;
 }
@@ -22,6 +23,7 @@ static int msg_clear(MessageBase *m)
 	Py_CLEAR(m->src);
 	Py_CLEAR(m->dst);
 	Py_CLEAR(m->payload);
+	Py_CLEAR(m->give);
 	Py_CLEAR(m->lender);
 	return 0;
 }
@@ -110,15 +112,12 @@ static PyObject *msg_release(MessageBase *m, PyObject *unused)
 		return give_back(m);
 	}
 	/* a message of the Python path: its give-back is `_release` (None: nothing to give back) */
-	PyObject *give = PyObject_GetAttr((PyObject *)m, s_release_attr);
-	if (!give || give == Py_None) {
-		Py_XDECREF(give);
-		return give ? Py_NewRef(Py_None) : NULL;
-	}
-	if (release_view(m) < 0 || PyObject_SetAttr((PyObject *)m, s_release_attr, Py_None) < 0) {
-		Py_DECREF(give);
+	if (!m->give || m->give == Py_None)
+		Py_RETURN_NONE;
+	if (release_view(m) < 0)
 		return NULL;
-	}
+	PyObject *give = m->give;
+	m->give = NULL; /* taken before the call: a release during it finds nothing to give */
 	PyObject *r = PyObject_CallNoArgs(give);
 	Py_DECREF(give);
 	return r;
@@ -127,14 +126,7 @@ static PyObject *msg_release(MessageBase *m, PyObject *unused)
 static PyObject *msg_get_held(MessageBase *m, void *closure)
 {
 	(void)closure;
-	if (m->lender)
-		Py_RETURN_TRUE;
-	PyObject *give = PyObject_GetAttr((PyObject *)m, s_release_attr);
-	if (!give)
-		return NULL;
-	int held = give != Py_None;
-	Py_DECREF(give);
-	return PyBool_FromLong(held);
+	return PyBool_FromLong(m->lender || (m->give && m->give != Py_None));
 }
 
 static PyMethodDef msg_methods[] = {
@@ -149,6 +141,8 @@ static PyMemberDef msg_members[] = {
 	{ "dst", T_OBJECT, offsetof(MessageBase, dst), 0, "the address it was sent to (ours)" },
 	{ "payload", T_OBJECT, offsetof(MessageBase, payload), 0,
 	  "bytes, or a zero-copy message's read-only view of its buffer (until released)" },
+	{ "_release", T_OBJECT, offsetof(MessageBase, give), 0,
+	  "the Python path's give-back of a zero-copy message (None: none, or lent in C)" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

@@ -11,7 +11,7 @@ PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
 PyObject *s_send_many_py, *s_get_buffer_py, *s_send_buffer_py, *s_send_buffer_reuse_py;
 PyObject *s_get_buffers_py, *s_send_buffers_py, *s_send_buffers_reuse_py, *s_recv_many_into_py;
-PyObject *s_recv_message_py, *s_release_attr;
+PyObject *s_recv_message_py;
 
 static int ep_traverse(EndpointBase *e, visitproc visit, void *arg)
 {
@@ -219,7 +219,6 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_send_buffers_reuse_py", &s_send_buffers_reuse_py },
 		{ "_recv_many_into_py", &s_recv_many_into_py },
 		{ "_recv_message_py", &s_recv_message_py },
-		{ "_release", &s_release_attr },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name)))
