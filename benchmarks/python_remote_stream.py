@@ -4,7 +4,8 @@
 496-byte messages over shared memory with eventfd doorbells, the host in this process and each remote in its own
 (benchmarks/rpmsg_remote.py's "bench-count": it counts and answers b"report" with the count), one CPU each. The
 host sends with ``send`` (one message a call) or ``send_many`` of 64; the Python remote receives with ``recvfrom``,
-``recvfrom_many``, ``recv_many`` or ``recv_many_into`` (up to 64 a call); both sides in wait mode busy or spin.
+``recvfrom_many``, ``recv_many`` or ``recv_many_into`` (up to 64 a call), or lends each with ``recv_message``
+on a zero-copy endpoint (looked at in place, then released); both sides in wait mode busy or spin.
 
 This machine's speed between its two vCPUs flips between two levels from minute to minute (docs/rpmsg.md, "wait
 modes"), so the C remote and the Python remote are not measured one after the other: both sessions stay open and
@@ -43,6 +44,7 @@ APIS = {
     "recvfrom_many": ("python-many", "send_many"),
     "recv_many": ("python-recv-many", "send_many"),
     "recv_many_into": ("python-recv-many-into", "send_many"),
+    "recv_message (zero-copy)": ("python-zero-copy", "send_many"),
 }
 
 

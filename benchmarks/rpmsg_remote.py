@@ -2,7 +2,7 @@
 
     python benchmarks/rpmsg_remote.py NAME WAIT_MODE SERVICE [KIND] [NUM:RX:TX]
 
-KIND: python, python-many, python-recv-many, python-recv-many-into or c.
+KIND: python, python-many, python-recv-many, python-recv-many-into, python-zero-copy or c.
 
 ``python``: rproc's Python remote (an endpoint for SERVICE, receiving with ``recvfrom``); ``python-many``: the
 same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only); ``python-recv-many``: with
@@ -10,6 +10,8 @@ same receiving with ``recvfrom_many`` (up to 64 a call; "bench-count" only); ``p
 Each message is looked at in Python in these kinds. ``python-recv-many-into``: with ``recv_many_into`` into one
 buffer of 64 slots, as a stream consumer of recvmmsg does it: each batch is looked at as a block (its count, and
 its last message, where the host's b"report" comes: the host sends it last and waits for the answer).
+``python-zero-copy``: a zero-copy endpoint, each message lent with ``recv_message``, looked at in place and
+released ("bench-count" only).
 ``c``: the firmware's C rpmsg remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link,
 the host's eventfd doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs
 SIGTERM to end).
@@ -68,7 +70,19 @@ def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -
     device = remote_on(link, p, wait=wait)  # type: ignore[arg-type]
     ep = device.endpoint(f"bench-{service}")
     n = total = 0
+    if many == "python-zero-copy":
+        ep.close()
+        ep = device.endpoint(f"bench-{service}", zero_copy=True)
     try:
+        if many == "python-zero-copy":
+            while True:
+                msg = ep.recv_message()
+                if msg.payload == b"report":
+                    ep.sendto(str(n).encode(), msg.src)
+                    n = 0
+                else:
+                    n += 1
+                msg.release()
         if many == "python-recv-many-into":
             data, host = ep.recvfrom()
             n = int(data != b"report")
@@ -160,7 +174,7 @@ def main() -> int:
     profile = parse_profile(sys.argv[5] if len(sys.argv) > 5 else None)
     if len(sys.argv) > 4 and sys.argv[4] == "c":
         return run_c(name, wait, profile)
-    kinds = ("python-many", "python-recv-many", "python-recv-many-into")
+    kinds = ("python-many", "python-recv-many", "python-recv-many-into", "python-zero-copy")
     many = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] in kinds else ""
     if many and service != "count":
         raise SystemExit(f"{many}: only the count service, not {service!r}")
