@@ -68,16 +68,13 @@ def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -
     logging.getLogger("rpmsg").setLevel(logging.ERROR)  # the host's end at the close is expected here
     link = open_link(f"shm://{name}", role="remote")
     device = remote_on(link, p, wait=wait)  # type: ignore[arg-type]
-    ep = device.endpoint(f"bench-{service}")
+    ep = device.endpoint(f"bench-{service}", zero_copy=many == "python-zero-copy")
     n = total = 0
-    if many == "python-zero-copy":
-        ep.close()
-        ep = device.endpoint(f"bench-{service}", zero_copy=True)
     try:
         if many == "python-zero-copy":
             while True:
                 msg = ep.recv_message()
-                if msg.payload == b"report":
+                if len(msg.payload) == 6 and msg.payload == b"report":  # a view compared byte by byte: size first
                     ep.sendto(str(n).encode(), msg.src)
                     n = 0
                 else:

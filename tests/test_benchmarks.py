@@ -161,12 +161,11 @@ def test_python_remote_stream_json(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["config"] == {"messages": 500, "rounds": 2, "payload": 496}
     by_name = {f["name"]: f for f in doc["figures"]}
-    assert len(by_name) == len(doc["figures"]) == 2 * 4 * 2 * 3
+    assert len(by_name) == len(doc["figures"]) == 2 * 5 * 2 * 3
+    apis = [("send", "recvfrom")]
+    apis += [("send_many", a) for a in ("recvfrom_many", "recv_many", "recv_many_into", "recv_message (zero-copy)")]
     for wait in ("busy", "spin"):
-        for send, api in (
-            ("send", "recvfrom"),
-            *(("send_many", a) for a in ("recvfrom_many", "recv_many", "recv_many_into")),
-        ):
+        for send, api in apis:
             c_name = f"host -> C remote, 496 B: {send}, wait mode {wait}, next to {api}"
             py_name = f"host -> Python remote, 496 B: {send} -> {api}, wait mode {wait}"
             for prefix in ("", "round 1: ", "round 2: "):
