@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpmsg import Endpoint, Message, Profile, RpmsgDevice, WouldBlock, loopback_pair
+from rpmsg.protocol import pack_header
 from tests.rpmsg.conftest import count_python_methods
+from virtio import Buf
 
 PROFILE = Profile(num=8, rx_count=8, tx_count=8)
 
@@ -171,6 +173,78 @@ def test_a_release_while_the_view_is_exported_leaves_the_message_held(
     assert bytes(b for (b,) in export) == b"exported"  # exhausted: the export is gone
     msg.release()
     assert not msg.held and _held(local) == 0  # before: the buffer was never given back
+
+
+def _raw_from_host(host: RpmsgDevice, kind: str, src: int, dst: int) -> None:
+    """The host posts on vring 1 what its API would refuse: ``short`` a header whose len runs past the
+    descriptor, ``chain`` a message over two descriptors, ``writable`` a send buffer flagged device-writable."""
+    core, mem = host.core, host.core.memory
+    with host.lock:
+        a = core.tx.pool_take()
+        assert a is not None
+        if kind == "short":
+            mem.write(a, pack_header(src, dst, 400) + bytes(10))
+            core.tx.add([Buf(a, 16 + 10)], token=a)
+        elif kind == "chain":
+            b = core.tx.pool_take()
+            assert b is not None
+            message = pack_header(src, dst, 30) + b"c" * 30
+            mem.write(a, message[:20])
+            mem.write(b, message[20:])
+            core.tx.add([Buf(a, 20), Buf(b, len(message) - 20)], token=a)
+        else:
+            mem.write(a, pack_header(src, dst, 5) + b"w" * 5)
+            core.tx.add([Buf(a, 21, write=True)], token=a)
+        core.tx.publish()
+
+
+def _raw_from_remote(remote: RpmsgDevice, src: int, dst: int) -> None:
+    """The remote fills a host receive buffer with a header whose len runs past the used length it reports."""
+    core, mem = remote.core, remote.core.memory
+    with remote.lock:
+        chain = core.to_host.pop()
+        assert chain is not None
+        mem.write(chain.descs[0].addr, pack_header(src, dst, 300) + bytes(10))
+        core.to_host.push(chain.head, 16 + 10)
+        core.to_host.publish()
+
+
+def test_a_hostile_peer_s_messages_are_dropped_and_the_good_ones_lent(
+    ends: tuple[RpmsgDevice, RpmsgDevice, str], host_path: str
+) -> None:
+    """Between good messages the peer puts what no well-behaved peer sends: the lend takes the good ones in place,
+    the rest goes to the Python path, which drops the malformed ones with their reason (counted) and delivers a
+    chain whole as a copy, on either path alike."""
+    local, peer, role = ends
+    zc, other = _connect(local, peer)
+    zc.settimeout(0)
+    other.send(b"first")
+    kinds = ["short", "chain", "writable"] if role == "remote" else ["short"]
+    for kind in kinds:
+        if role == "remote":
+            _raw_from_host(peer, kind, other.addr, zc.addr)
+        else:
+            _raw_from_remote(peer, other.addr, zc.addr)
+        other.send(kind.encode())
+    got = []
+    while True:
+        try:
+            msg = zc.recv_message()
+        except WouldBlock:
+            break
+        got.append((bytes(msg.payload), msg.held))
+        msg.release()
+    expected = [(b"first", True)]
+    for kind in kinds:
+        expected += [(b"c" * 30, False)] if kind == "chain" else []
+        expected.append((kind.encode(), True))
+    assert got == expected
+    assert local.core.dropped == len([k for k in kinds if k != "chain"])
+    assert _held(local) == 0 and local.failure is None
+    other.send(b"after")  # the rings still work, every buffer back
+    zc.settimeout(5)
+    with zc.recv_message() as msg:
+        assert bytes(msg.payload) == b"after"
 
 
 def _memory(dev: RpmsgDevice) -> list[object]:
