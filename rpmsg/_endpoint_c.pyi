@@ -81,6 +81,7 @@ class MessageBase:
     src: int
     dst: int
     payload: bytes | memoryview
+    _release: Callable[[], None] | None
     @property
     def held(self) -> bool: ...
     def release(self) -> None: ...
