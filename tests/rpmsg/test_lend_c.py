@@ -126,6 +126,34 @@ def test_a_release_gives_the_buffer_back_under_the_device_lock(ends: tuple[Rpmsg
     assert done.is_set() and _held(local) == 0
 
 
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_two_threads_releasing_one_message_give_it_back_once(role: str, host_path: str) -> None:
+    """Both wait for the device's lock; the second finds it given back. Rings with room for more descriptors than
+    buffers, so that a second give-back would not be refused by a full ring: the host would post the buffer
+    twice (one more buffer posted than it has), the remote push a chain it does not hold."""
+    host, remote = loopback_pair(Profile(num=16, rx_count=8, tx_count=8), wait="block", eventfd=True)
+    local, peer = (host, remote) if role == "host" else (remote, host)
+    zc, other = _connect(local, peer)
+    other.send(b"x")
+    msg = zc.recv_message()
+    with local.lock:
+        threads = [threading.Thread(target=msg.release) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(5)
+    assert _held(local) == 0
+    for round_ in range(3):  # every buffer through the ring again, more than once
+        assert other.send_many([bytes([round_, i]) for i in range(8)]) == 8
+        for i in range(8):
+            with zc.recv_message() as m:
+                assert bytes(m.payload) == bytes([round_, i])
+    assert local.failure is None and peer.failure is None and _held(local) == 0
+    remote.close()
+    host.close()
+
+
 def test_a_release_kicks_a_peer_that_waits_for_buffers(ends: tuple[RpmsgDevice, RpmsgDevice, str]) -> None:
     """The peer asked to hear of buffers coming back (a sender waiting for one): the release kicks it then, not
     at the receiver's next receive."""
