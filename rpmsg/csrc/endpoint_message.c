@@ -79,6 +79,8 @@ static PyObject *lock_wait(Gate *g)
  * ring takes buffers back), the buffer back to the ring, published, the peer kicked if it asked. */
 static PyObject *give_back(MessageBase *m)
 {
+	if (!m->lender) /* given back meanwhile */
+		Py_RETURN_NONE;
 	Gate *g = (Gate *)Py_NewRef((PyObject *)m->lender);
 	PyObject *release = NULL;
 	if (g->send_open && !(release = lock_wait(g))) {
