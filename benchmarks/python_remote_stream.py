@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,11 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.remote_session import RemoteSession  # noqa: E402
 from benchmarks.report import Results  # noqa: E402
-from rpmsg.endpoint import Endpoint  # noqa: E402
-from rpmsg.profiles import Profile  # noqa: E402
-from rpmsg.wiring import host_on  # noqa: E402
-from transports.url import open_link  # noqa: E402
 
 BATCH = 64
 PAYLOAD = bytes(496)
@@ -48,31 +43,13 @@ APIS = {
 }
 
 
-class Session:
-    """One remote (``kind``: "c" or a Python receive of rpmsg_remote.py) in its process on the second CPU, the
-    host's device and endpoint here; stopped (SIGSTOP) while another session runs."""
+class Session(RemoteSession):
+    """One remote (``kind``: "c" or a Python receive of rpmsg_remote.py) counting what the host sends; stopped
+    (SIGSTOP) while another session runs."""
 
     def __init__(self, wait: str, kind: str, cpus: list[int]) -> None:
-        name = f"rproc-bench-pyremote-{os.getpid()}-{wait}-{kind}"
-        script = str(REPO / "benchmarks" / "rpmsg_remote.py")
-        self.proc = subprocess.Popen([sys.executable, script, name, wait, "count", kind])
-        try:
-            if len(cpus) > 1:
-                os.sched_setaffinity(self.proc.pid, {cpus[1]})
-            self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
-            self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
-            self.ep: Endpoint = self.device.open("bench-count", timeout=10)
-            self.ep.settimeout(30)
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
-
-    def run(self, others: list[Session]) -> None:
-        for other in others:
-            if other is not self:
-                os.kill(other.proc.pid, signal.SIGSTOP)
-        os.kill(self.proc.pid, signal.SIGCONT)
+        super().__init__("pyremote", wait, wait, "count", kind, cpus)
+        self.ep.settimeout(30)
 
     def stream(self, messages: int, send: str) -> float:
         """``messages`` one-way, then b"report": msgs/s, the remote's count checked."""
@@ -93,19 +70,6 @@ class Session:
             raise SystemExit(f"the remote counted {got} of {messages} messages")
         return messages / elapsed
 
-    def close(self) -> None:
-        os.kill(self.proc.pid, signal.SIGCONT)  # it must run to see the host go
-        try:
-            self.ep.close()
-            self.device.close()
-            self.link.close()
-        finally:
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
 
 def measure(wait: str, api: str, messages: int, rounds: int, cpus: list[int]) -> tuple[list[float], list[float]]:
     """(C remote, Python remote) msgs/s of each round, the two in turn (which goes first alternates)."""
@@ -114,7 +78,7 @@ def measure(wait: str, api: str, messages: int, rounds: int, cpus: list[int]) ->
     try:
         for k in ("c", kind):
             for s in sessions:
-                os.kill(s.proc.pid, signal.SIGSTOP)  # a new session warms up alone
+                s.stop()  # a new session warms up alone
             sessions.append(Session(wait, k, cpus))
             sessions[-1].stream(max(BATCH, messages // 4), send)  # warm up
         c, py = sessions

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,12 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.remote_session import RemoteSession  # noqa: E402
 from benchmarks.report import Results  # noqa: E402
-from rpmsg.endpoint import Endpoint  # noqa: E402
 from rpmsg.errors import RpmsgTimeout  # noqa: E402
-from rpmsg.profiles import Profile  # noqa: E402
-from rpmsg.wiring import host_on  # noqa: E402
-from transports.url import open_link  # noqa: E402
 
 MODES = ("busy", "spin", "block")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,40 +38,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-class Session:
-    """One wait mode: the C remote in its process (on the second CPU), the host's device and endpoint here. Only
-    one session's remote runs at a time (:meth:`run`): the others are stopped (SIGSTOP), so a busy-polling remote
-    never takes the CPU from another mode's."""
+class Session(RemoteSession):
+    """One wait mode: the C remote's echo in its process (on the second CPU), the host's device and endpoint here.
+    Only one session's remote runs at a time (:meth:`run`): the others are stopped (SIGSTOP), so a busy-polling
+    remote never takes the CPU from another mode's."""
 
     def __init__(self, wait: str, cpus: list[int]) -> None:
         self.wait = wait
-        name = f"rproc-bench-wait-{os.getpid()}-{wait}"
-        self.remote_wait = "read" if wait == "block" else wait  # a blocking C remote sleeps in read() on its kick
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "benchmarks" / "rpmsg_remote.py"), name, self.remote_wait, "echo", "c"]
-        )
-        try:
-            if len(cpus) > 1:
-                os.sched_setaffinity(self.proc.pid, {cpus[1]})
-            self.link = open_link(f"shm://{name}?size={Profile().size}&doorbell=eventfd", role="host")
-            self.device = host_on(self.link, wait=wait, timeout=20)  # type: ignore[arg-type]
-            self.ep: Endpoint = self.device.open("bench-echo", timeout=10)
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
+        # a blocking C remote sleeps in read() on its kick
+        super().__init__("wait", wait, "read" if wait == "block" else wait, "echo", "c", cpus)
         self.times: list[int] = []
         self.idle_pct = (0.0, 0.0)
         self.round_trips(1000)  # warm up
-
-    def stop(self) -> None:
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def run(self, others: list[Session]) -> None:
-        for other in others:
-            if other is not self:
-                other.stop()
-        os.kill(self.proc.pid, signal.SIGCONT)
 
     def round_trips(self, n: int) -> list[int]:
         """``n`` 16-byte round trips, each in ns."""
@@ -100,17 +73,6 @@ class Session:
             pass
         wall = time.monotonic() - wall0
         return 100.0 * (time.process_time() - host0) / wall, 100.0 * (cpu_seconds(self.proc.pid) - remote0) / wall
-
-    def close(self) -> None:
-        os.kill(self.proc.pid, signal.SIGCONT)  # it must run to see the host go
-        try:
-            self.ep.close()
-            self.device.close()
-            self.link.close()
-        finally:
-            if self.remote_wait == "read":
-                self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def measure(rounds: int, idle: float, cpus: list[int], blocks: int = 10) -> tuple[dict[str, Session], list[float]]:
