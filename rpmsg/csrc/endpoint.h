@@ -191,6 +191,11 @@ PyObject *gate_own(Gate *g, PyObject *lock);      /* Gate.own(lock) */
 PyObject *gate_disown(Gate *g, PyObject *args);   /* Gate.disown(lock, notify_all) */
 extern const char gate_own_doc[], gate_disown_doc[];
 int recv_kick(Gate *g);
+/* The turn of a receive that takes its own endpoint's next message in place from the ring (peek_take,
+ * recv_many_into, the zero-copy lend) while the gate lets it (`peek_open`, or also `open` unless `peek_only`): no
+ * tracing, nothing queued for the endpoint (the queue comes first), the lock taken without waiting. 1 with the
+ * endpoint's address and the lock (for unlock); 0: the Python method's turn, no exception. */
+int own_turn(EndpointBase *e, int peek_only, uint32_t *addr, PyObject **release);
 PyObject *pop_queued(EndpointBase *e, Py_ssize_t queued);
 int take_all_queued(EndpointBase *e, PyObject *out, Py_ssize_t bufsize, Py_ssize_t queued);
 PyObject *queued_result(PyObject *item, Py_ssize_t bufsize, int with_src);

@@ -204,19 +204,10 @@ static PyObject *lend_c(EndpointBase *e)
 	Gate *g = e->gate;
 	uint32_t addr, src, len, size;
 	const uint8_t *payload;
-	if (!g || e->closed || !e->zero_copy || !g->lend_type || !g->peek_open || !trace_off(&g->trace) ||
-	    !u32_of(e->addr, &addr) || !e->queue)
-		return NULL;
 	PyObject *release = NULL;
-	int taken = lock_try(g, &release);
-	if (taken <= 0) {
-		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+	if (!e->zero_copy || !g || !g->lend_type || !own_turn(e, 1, &addr, &release))
 		return NULL;
-	}
-	Py_ssize_t queued = PyObject_Length(e->queue);
-	if (queued != 0 || !g->peek_open || !g->lend_type ||
-	    !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
-		PyErr_Clear();
+	if (!g->lend_type || !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
 		unlock(release);
 		return NULL;
 	}

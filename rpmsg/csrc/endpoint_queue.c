@@ -1,6 +1,31 @@
 /* The endpoint's queue as the C receive uses it (endpoint_recv.c): (payload, src) copies it queued, popped or
- * taken all at once, and a batch all for one endpoint queued within the queue's bounds. */
+ * taken all at once, and a batch all for one endpoint queued within the queue's bounds; and the turn of a receive
+ * that takes from the ring in place, which needs the queue empty. */
 #include "endpoint.h"
+
+static int turn_open(const Gate *g, int peek_only)
+{
+	return peek_only ? g->peek_open : g->open || g->peek_open;
+}
+
+int own_turn(EndpointBase *e, int peek_only, uint32_t *addr, PyObject **release)
+{
+	Gate *g = e->gate;
+	if (!g || e->closed || !turn_open(g, peek_only) || !trace_off(&g->trace) || !u32_of(e->addr, addr) ||
+	    !e->queue)
+		return 0;
+	if (lock_try(g, release) <= 0) {
+		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+		return 0;
+	}
+	Py_ssize_t queued = PyObject_Length(e->queue); /* under the lock: what another thread queued meanwhile */
+	if (queued != 0 || !turn_open(g, peek_only)) {
+		PyErr_Clear();
+		unlock(*release);
+		return 0;
+	}
+	return 1;
+}
 
 /* The queue's head, when the C receive put it there (a (payload, src) tuple): popped, its bytes taken off
  * _queued_bytes (Endpoint._take). NULL with no exception: the head is a Message, or the last item goes while a

@@ -204,18 +204,10 @@ static PyObject *peek_take(EndpointBase *e, Py_ssize_t bufsize, int with_src)
 	Gate *g = e->gate;
 	uint32_t addr, src, len, size;
 	const uint8_t *payload;
-	if (!g || e->closed || bufsize < 0 || !g->peek_open || !trace_off(&g->trace) ||
-	    !u32_of(e->addr, &addr) || !e->queue)
-		return NULL;
 	PyObject *release = NULL;
-	int taken = lock_try(g, &release);
-	if (taken <= 0) {
-		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+	if (bufsize < 0 || !own_turn(e, 1, &addr, &release))
 		return NULL;
-	}
-	Py_ssize_t queued = PyObject_Length(e->queue);
-	if (queued != 0 || !g->peek_open || !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
-		PyErr_Clear();
+	if (!rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
 		unlock(release);
 		return NULL;
 	}

@@ -14,21 +14,10 @@ static Py_ssize_t take_into(EndpointBase *e, uint8_t *out, Py_ssize_t slot, uint
 	Gate *g = e->gate;
 	uint32_t addr, src, len, size;
 	const uint8_t *payload;
-	if (!g || e->closed || !(g->open || g->peek_open) || !trace_off(&g->trace) || !u32_of(e->addr, &addr) ||
-	    !e->queue)
-		return 0;
 	PyObject *release = NULL;
-	int taken = lock_try(g, &release);
-	if (taken <= 0) {
-		PyErr_Clear(); /* held elsewhere, or an error of the lock: the Python method meets it again */
+	Py_ssize_t n = 0;
+	if (!own_turn(e, 0, &addr, &release))
 		return 0;
-	}
-	Py_ssize_t queued = PyObject_Length(e->queue), n = 0;
-	if (queued != 0 || !(g->open || g->peek_open)) {
-		PyErr_Clear();
-		unlock(release);
-		return 0;
-	}
 	struct rpc_path *p = &g->path;
 	while (n < max && rpc_peek_for(p, addr, &src, &payload, &len, &size)) {
 		uint32_t take = (Py_ssize_t)len < slot ? len : (uint32_t)slot;
