@@ -90,6 +90,7 @@ class TxBufferBase:
     addr: int
     view: memoryview
     capacity: int
+    slot: int
     token: object
     done: bool
     def _finish(self) -> None: ...

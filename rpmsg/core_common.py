@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rpmsg.errors import RemoteProtocolError
+from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError
 from rpmsg.log_limit import level_for
 from rpmsg.protocol import HEADER_SIZE, NS_ADDR, parse_message, unpack_ns
 from virtio import DeviceQueue, DriverQueue, Notify
@@ -96,11 +96,12 @@ class TxBuffer(TxBufferBase):
     peer is reading. Its fields live in rpmsg._endpoint_c.TxBufferBase when that is built, so that the endpoint's
     C ``get_buffer`` makes one without running Python (docs/rpmsg.md, "Zero-copy")."""
 
-    def __init__(self, addr: int, view: memoryview, capacity: int, token: object = None) -> None:
+    def __init__(self, addr: int, view: memoryview, capacity: int, token: object = None, slot: int = 0) -> None:
         self.addr = addr
         self.view = view
         self.capacity = capacity
         self.token = token
+        self.slot = slot  # the remote's: the head of the host's descriptor chain it holds (0 for the host's)
         self.done = False
 
     if TxBufferBase is object:  # no compiled base: its methods, in Python
@@ -139,6 +140,32 @@ class CoreBase:
     def _note(self, intent: Notify | None) -> None:
         if intent is not None:
             self.intents.add(intent.queue)
+
+    # --- zero-copy sending, both roles (the host's send buffers, the remote's held host receive buffers) ------
+    def check_tx_buffer(self, buf: TxBuffer, length: int) -> None:
+        """What makes a zero-copy send refused: another device's buffer (its ``token`` is the core that made
+        it), one already sent or given back, a length that is not an int or that it cannot hold."""
+        if not isinstance(buf, TxBuffer):
+            raise TypeError(f"a zero-copy send takes a TxBuffer (get_buffer, get_buffers), not {type(buf).__name__}")
+        if buf.token is not self:
+            raise LocalProtocolError("this TX buffer belongs to another device: take one from this one's get_buffer")
+        if not isinstance(length, int):
+            raise TypeError(f"a zero-copy send's length must be an int, not {type(length).__name__}")
+        if buf.done:
+            raise LocalProtocolError("this TX buffer was already sent or given back")
+        if not 0 <= length <= buf.capacity:
+            raise MessageTooLong(
+                f"{length} bytes do not fit the buffer's {buf.capacity}", size=length, limit=buf.capacity
+            )
+
+    def check_tx_buffers(self, bufs: Sequence[TxBuffer], lengths: Sequence[int]) -> None:
+        """:meth:`check_tx_buffer` for each of a batch, in order, and none twice."""
+        seen: set[int] = set()
+        for buf, length in zip(bufs, lengths, strict=True):
+            self.check_tx_buffer(buf, length)
+            if id(buf) in seen:
+                raise LocalProtocolError("this TX buffer is in the batch twice")
+            seen.add(id(buf))
 
     def _publish_taken(self, queue: DriverQueue | DeviceQueue) -> None:
         """Publish after taking messages in. An entry after them that broke the queue (the engine took the good

@@ -660,7 +660,8 @@ class Endpoint(EndpointBase):
         if self.announced and self._dev.failure is None:
             try:
                 self._dev.announce(self.name, self.addr, destroy=True, timeout=timeout)
-            except (PeerLost, EndpointClosed, RpmsgTimeout) as exc:
+            except (PeerLost, EndpointClosed, RpmsgTimeout, MessageTooLong) as exc:
+                # (MessageTooLong: the host's next buffer cannot hold the announcement; the endpoint still goes)
                 log.info("could not announce the end of %r: %s", self, exc)
         self.closed = True
         with self._dev.lock:

@@ -415,6 +415,15 @@ class RemoteFastPath(_FastPath):
     def _guard(self) -> tuple[object, str, object]:
         return (self.core, "_spare", None)  # no host buffer the general path popped and kept goes first
 
+    def _attached(self, gate: Any) -> None:
+        """Let the endpoints' zero-copy sends run in C too: the C ``get_buffer`` holds the host's next posted
+        receive buffer out of vring 0 (rpf_dev_lend), its view a slice of the memory that ring's buffers lie in,
+        as RemoteCore.get_tx_buffer's ``memory.view``; kept buffers (``_spare``, the guard) are the general
+        path's."""
+        super()._attached(gate)
+        if hasattr(gate, "set_zero_copy"):
+            gate.set_zero_copy(tuple(self._send_ring.region_views()), 0, TxBuffer, self.core)  # its buffers' token
+
     def send_ready(self) -> bool:
         """The host has posted a buffer to send into."""
         return bool(self._lib.rp_dev_has_avail(self._send_vq) > 0)

@@ -9,7 +9,7 @@ from array import array
 from collections.abc import Callable, Sequence
 
 from rpmsg.core_common import CoreBase, Event, Message, Payload, TxBuffer
-from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
+from rpmsg.errors import LocalProtocolError, RemoteProtocolError, WouldBlock
 from rpmsg.protocol import (
     HEADER_SIZE,
     LINUX_BUFFER_SIZE,
@@ -149,22 +149,6 @@ class HostCore(CoreBase):
         addr = self._take_tx()
         return TxBuffer(addr, self.memory.view(addr + HEADER_SIZE, self.max_payload), self.max_payload, self)
 
-    def check_tx_buffer(self, buf: TxBuffer, length: int) -> None:
-        """What makes a zero-copy send refused: another device's buffer (its ``token`` is the core that made
-        it), one already sent or given back, a length that is not an int or that it cannot hold."""
-        if not isinstance(buf, TxBuffer):
-            raise TypeError(f"a zero-copy send takes a TxBuffer (get_buffer, get_buffers), not {type(buf).__name__}")
-        if buf.token is not self:
-            raise LocalProtocolError("this TX buffer belongs to another device: take one from this one's get_buffer")
-        if not isinstance(length, int):
-            raise TypeError(f"a zero-copy send's length must be an int, not {type(length).__name__}")
-        if buf.done:
-            raise LocalProtocolError("this TX buffer was already sent or given back")
-        if not 0 <= length <= buf.capacity:
-            raise MessageTooLong(
-                f"{length} bytes do not fit the buffer's {buf.capacity}", size=length, limit=buf.capacity
-            )
-
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
         """Send a filled buffer. ``reserved`` is 0 for every real sender; conformance checks that a peer
         ignores it."""
@@ -178,12 +162,7 @@ class HostCore(CoreBase):
         """:meth:`check_tx_buffer` for each of a batch, in order, and none twice; and the ring has a descriptor
         free for each, once what the remote gave back is reclaimed (more buffers than vring 1 holds at once
         cannot go in one publish)."""
-        seen: set[int] = set()
-        for buf, length in zip(bufs, lengths, strict=True):
-            self.check_tx_buffer(buf, length)
-            if id(buf) in seen:
-                raise LocalProtocolError("this TX buffer is in the batch twice")
-            seen.add(id(buf))
+        super().check_tx_buffers(bufs, lengths)
         if len(bufs) > self.tx.num_free:
             self._reclaim()  # (only a pool larger than the ring can be short of descriptors)
         if len(bufs) > self.tx.num_free:

@@ -8,8 +8,8 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 
-from rpmsg.core_common import CoreBase, Event, Message, Payload
-from rpmsg.errors import MessageTooLong, RemoteProtocolError, WouldBlock
+from rpmsg.core_common import CoreBase, Event, Message, Payload, TxBuffer
+from rpmsg.errors import LocalProtocolError, MessageTooLong, RemoteProtocolError, WouldBlock
 from rpmsg.protocol import (
     HEADER_SIZE,
     MAX_MESSAGE,
@@ -21,10 +21,12 @@ from rpmsg.protocol import (
     driver_ok,
     pack_header,
     pack_ns,
+    payload_room,
     unpack_header,
 )
+from transports.errors import TransportError
 from transports.memory import RegionMemory
-from virtio import Chain, DeviceQueue, VringLayout
+from virtio import Chain, Desc, DeviceQueue, VringLayout
 from virtio.errors import LocalError, RemoteFault, VirtioError
 from virtio.status import DESC_F_WRITE
 
@@ -69,7 +71,13 @@ class RemoteCore(CoreBase):
         # Named from the host's point of view, like the vrings: host RX (vring 0) is where we send.
         self.to_host = self.queue_class(memory, rx_layout, index=RX_VRING, event_idx=event_idx)
         self.from_host = self.queue_class(memory, tx_layout, index=TX_VRING, event_idx=event_idx)
-        self._spare: Chain | None = None  # a popped host buffer not yet used (too small for the last send)
+        # Host buffers popped and not yet used, the next send's first: one too small for the last send, or
+        # zero-copy buffers given back unsent (kept, as OpenAMP's reclaimer list keeps them: a buffer returned to
+        # the host empty would reach it as a message). `_spare` is the first (the C path's guard: None), then
+        # `_spares`.
+        self._spare: Chain | None = None
+        self._spares: list[Chain] = []
+        self._held: dict[int, Chain] = {}  # zero-copy send buffers lent (get_tx_buffer), by chain head
         # The batch buffer holds a whole ring of Linux's 512-byte buffers (at least 64 KiB) and one largest message
         # more: a receive takes every waiting message, and what does not fit goes through the general path (the C
         # path's RPF_MORE, set when less than a largest message was left), which a stream of 512-byte messages
@@ -95,7 +103,7 @@ class RemoteCore(CoreBase):
 
     def _take_rx_buffer(self) -> Chain:
         if self._spare is not None:
-            chain, self._spare = self._spare, None
+            chain, self._spare = self._spare, (self._spares.pop(0) if self._spares else None)
             return chain
         try:
             popped = self.to_host.pop()
@@ -167,7 +175,7 @@ class RemoteCore(CoreBase):
         try:
             check_fits(len(payload), room, "the host's")
         except MessageTooLong:
-            self._spare = chain
+            self._keep(chain, first=True)
             raise
         # The chain's device-writable descriptors in order, as the engine's send_copy fills them (rpmsg.protocol,
         # "Chained buffers"); a single descriptor (the only kind Linux and OpenAMP post) takes it all.
@@ -180,6 +188,82 @@ class RemoteCore(CoreBase):
                 pos += len(part)
         self.to_host.push(chain.head, len(message))
         return True
+
+    def _keep(self, chain: Chain, *, first: bool = False) -> None:
+        """Keep a popped host buffer for the next send (``first``: before the others kept)."""
+        if self._spare is None:
+            self._spare = chain
+        elif first:
+            self._spares.insert(0, self._spare)
+            self._spare = chain
+        else:
+            self._spares.append(chain)
+
+    # --- zero-copy sending: the host's posted receive buffer lent (OpenAMP's rpmsg_get_tx_payload_buffer) -----
+    def get_tx_buffer(self) -> TxBuffer:
+        """The next host receive buffer, held out of vring 0: a TxBuffer over its first descriptor (Linux and
+        OpenAMP post one descriptor a buffer), its payload after the header, :func:`rpmsg.protocol.payload_room`
+        bytes. :meth:`send_buffer` sends it; :meth:`give_back` keeps it for the next send."""
+        chain = self._take_rx_buffer()
+        d = chain.descs[0]
+        if d.len < HEADER_SIZE:
+            self._keep(chain, first=True)  # as a send too large for it: kept, each later send says so
+            raise MessageTooLong(
+                f"the host's {d.len}-byte buffer {chain.head} has no room for the {HEADER_SIZE}-byte header",
+                size=0,
+                limit=0,
+            )
+        capacity = payload_room(d.len)
+        try:
+            view = self.memory.view(d.addr + HEADER_SIZE, capacity)
+        except TransportError as exc:  # a descriptor the engine let through but no region maps
+            self._keep(chain, first=True)
+            raise RemoteProtocolError(f"vring 0: host buffer {chain.head} at {d.addr:#x}: {exc}") from exc
+        self._held[chain.head] = chain
+        return TxBuffer(d.addr, view, capacity, self, chain.head)
+
+    def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None:
+        """Send a filled buffer: its header written, given to the host (used.len the message's length),
+        published."""
+        self.check_tx_buffer(buf, length)
+        buf._finish()
+        self._push_held(buf, src, dst, length, reserved)
+        self._note(self.to_host.publish())
+
+    def send_buffers(self, bufs: Sequence[TxBuffer], src: int, dst: int, lengths: Sequence[int]) -> None:
+        """Send filled buffers with one publish: all checked first (none sent when one is refused), then each
+        marked sent; a buffer whose view cannot be released (still exported) ends the batch there: the ones
+        before it are sent, and its error raised (as HostCore.send_buffers)."""
+        self.check_tx_buffers(bufs, lengths)
+        sent = 0
+        try:
+            for buf in bufs:
+                buf._finish()
+                sent += 1
+        finally:
+            for buf, length in zip(bufs[:sent], lengths[:sent], strict=True):
+                self._push_held(buf, src, dst, length, 0)
+            if sent:
+                self._note(self.to_host.publish())
+
+    def _push_held(self, buf: TxBuffer, src: int, dst: int, length: int, reserved: int) -> None:
+        """Header at the buffer's address, then its chain (``slot``) to the host, used.len the message's length
+        (lent here or by the C path's get_buffer, rpf_dev_lend)."""
+        self._held.pop(buf.slot, None)
+        self.memory.write(buf.addr, pack_header(src, dst, length, reserved=reserved))
+        self.to_host.push(buf.slot, HEADER_SIZE + length)
+
+    def give_back(self, buf: TxBuffer) -> None:
+        """An unsent buffer back: kept for the next send (never returned to the host empty)."""
+        if buf.token is not self:
+            raise LocalProtocolError("this TX buffer belongs to another device: give it back there")
+        if not buf.done:
+            buf._finish()
+            chain = self._held.pop(buf.slot, None)
+            if chain is None:  # lent by the C path: one device-writable descriptor (rpf_dev_lend)
+                desc = Desc(buf.addr, HEADER_SIZE + buf.capacity, DESC_F_WRITE, buf.slot)
+                chain = Chain(buf.slot, (desc,))
+            self._keep(chain)
 
     def poll(self, *, zero_copy: Callable[[int], bool] | None = None, limit: int | None = None) -> list[Event]:
         if self._status is not None and not driver_ok(status := self._status()):

@@ -134,11 +134,8 @@ class Sending:
         return done
 
     def get_buffer(self, timeout: float | None) -> TxBuffer:
-        if not isinstance(self.core, HostCore):
-            raise LocalProtocolError(
-                "zero-copy send buffers belong to the host: the remote writes into the "
-                "host's receive buffers (use send)"
-            )
+        """A zero-copy send buffer, waited for as :meth:`send` waits: the host's own (its pool), or, remote, the
+        host's next posted receive buffer held out of vring 0 (RemoteCore.get_tx_buffer)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
         with self._lock:
@@ -159,8 +156,6 @@ class Sending:
         fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
         with self._lock:
             self.check()
-            if not isinstance(self.core, HostCore):
-                raise LocalProtocolError("only the host has send buffers")
             try:
                 if fast is not None and not log.isEnabledFor(TRACE):
                     self.core.check_tx_buffer(buf, length)
@@ -181,6 +176,7 @@ class Sending:
         except RpmsgTimeout:
             return False
         buf.addr, buf.view, buf.capacity, buf.token = fresh.addr, fresh.view, fresh.capacity, fresh.token
+        buf.slot = fresh.slot  # (remote) the host's chain it now holds
         buf.done = False
         return True
 
@@ -206,9 +202,9 @@ class Sending:
                             break
                         out.append(fast.buffer(addr))
                     else:
-                        out.append(self.core.get_tx_buffer())  # type: ignore[union-attr]
-                except WouldBlock:
-                    break
+                        out.append(self.core.get_tx_buffer())
+                except (WouldBlock, MessageTooLong):
+                    break  # (remote) a host buffer too small: kept, the next call says so
                 except RemoteProtocolError as exc:
                     raise self._broke(exc) from exc
         return out
@@ -221,8 +217,6 @@ class Sending:
         with self._lock:
             self.check()
             core = self.core
-            if not isinstance(core, HostCore):
-                raise LocalProtocolError("only the host has send buffers")
             try:
                 if fast is not None and not log.isEnabledFor(TRACE):
                     core.check_tx_buffers(bufs, lengths)

@@ -33,9 +33,12 @@ def rings_state(core: HostCore | RemoteCore) -> tuple[dict[str, object], list[di
         }
     else:
         queues = [("rx", core.to_host), ("tx", core.from_host)]
+        kept = (core._spare is not None) + len(core._spares)
         buffers = {
             "from_host_held": _device_in_flight(core.from_host),  # zero-copy messages not released yet
-            "to_host_spare": core._spare is not None,  # a host buffer too small for the last send
+            "to_host_spare": core._spare is not None,  # a host buffer kept for the next send (too small, given back)
+            "to_host_kept": kept,  # host buffers kept for the next sends
+            "to_host_held": _device_in_flight(core.to_host) - kept,  # zero-copy send buffers not sent yet
         }
     return buffers, [_queue_state(name, q, host) for name, q in queues]
 

@@ -107,9 +107,10 @@ typedef struct {
 			     * (spin_budget, spin_adapt in endpoint_wait.c); 0: spin_ns */
 	int waiters;
 	PyObject *owner;
-	/* zero-copy sends (host, set_zero_copy): one view of the send buffers, the device address it starts at,
+	/* zero-copy sends (set_zero_copy): the host's one view of its send buffers and the device address it
+	 * starts at, the remote's tuple of views of the memory the host's receive buffers lie in (tx_lo unused);
 	 * the TxBuffer class get_buffer makes (rpmsg.core.TxBuffer, a subclass of TxBufferBase), and the owner
-	 * its buffers carry as `token` (the HostCore: a buffer whose token is another is not this device's) */
+	 * its buffers carry as `token` (the core: a buffer whose token is another is not this device's) */
 	PyObject *tx_view;
 	uint64_t tx_lo;
 	PyTypeObject *txbuf_type;
@@ -208,6 +209,7 @@ typedef struct {
 	PyObject *view;          /* writable view of the payload, released once sent; made on first use when
 				  * `region` is set (C-made buffers: no view per message unless asked for) */
 	unsigned int capacity;   /* payload bytes it holds */
+	unsigned int slot;       /* the remote's: the head of the host's chain it holds (0 for the host's) */
 	PyObject *token;
 	char done;               /* sent or given back */
 	PyObject *region;        /* C-made: the gate's view of the send buffers, the payload at `offset` in it */
@@ -218,6 +220,7 @@ extern PyTypeObject TxBufferBaseType;
 
 int txb_finish(TxBufferBase *b);
 void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr);
+int txb_arm_lent(Gate *g, TxBufferBase *b, uint16_t head, uint64_t addr, const uint8_t *host, uint32_t len);
 
 /* --- MessageBase (endpoint_message.c) ----------------------------------------------------------------------
  * The fields of rpmsg.core.Message (its base class), and the buffer a message lent by the C recv_message holds:
@@ -237,7 +240,7 @@ extern PyTypeObject MessageBaseType;
 PyObject *msg_lend(Gate *g, uint32_t src, PyObject *dst, const uint8_t *payload, uint32_t len);
 
 /* --- the names the C code looks up (endpoint_module.c; the list in the comment above) ---------------------- */
-extern PyObject *s_timeout, *s_recv_timed_out, *s_release;
+extern PyObject *s_timeout, *s_recv_timed_out, *s_release, *s_give_back;
 extern PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 extern PyObject *s_append, *s_popleft;
 extern PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;

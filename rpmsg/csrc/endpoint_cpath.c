@@ -37,14 +37,23 @@ void rpc_untake(struct rpc_path *p, uint64_t addr)
 	p->pool[(*p->npool)++] = addr; /* the pop of rpc_try_take undone: the slot it left is free */
 }
 
-int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len)
+int rpc_lend(struct rpc_path *p, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len)
 {
+	return p->rpf->dev_lend(p->tx, head, addr, host, len);
+}
+
+int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint16_t slot, uint32_t src, uint32_t dst, uint32_t len)
+{
+	if (p->remote)
+		return p->rpf->dev_send_buffers(p->tx, &slot, &addr, &len, 1, src, dst, p->kick_fd);
 	return p->rpf->send_buffer(p->tx, addr, p->tx_size, src, dst, len, 0, p->kick_fd);
 }
 
-int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t src,
-		     uint32_t dst)
+int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint16_t *slots, const uint32_t *lens,
+		     uint32_t n, uint32_t src, uint32_t dst)
 {
+	if (p->remote)
+		return p->rpf->dev_send_buffers(p->tx, slots, addrs, lens, n, src, dst, p->kick_fd);
 	return p->rpf->send_buffers(p->tx, addrs, lens, n, p->tx_size, src, dst, p->kick_fd);
 }
 

@@ -55,14 +55,20 @@ int rpc_flush(struct rpc_path *p);
 int rpc_try_take(struct rpc_path *p, uint64_t *addr);
 void rpc_untake(struct rpc_path *p, uint64_t addr);
 
-/* RpmsgDevice.send_buffer's C branch -> HostFastPath.send_buffer (header, add, publish, kick). */
-int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len);
+/* RemoteCore.get_tx_buffer in C (remote): the host's next posted receive buffer held out of vring 0
+ * (rpf_dev_lend: 1 and its head, address, place in memory and length; 0 none; RPF_GENERAL a shape the general
+ * path takes; < 0 a broken ring). */
+int rpc_lend(struct rpc_path *p, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len);
+
+/* RpmsgDevice.send_buffer's C branch -> HostFastPath.send_buffer (header, add, publish, kick); the remote's
+ * (RemoteCore.send_buffer): header, the lent chain `slot` pushed, publish, kick. */
+int rpc_send_buffer(struct rpc_path *p, uint64_t addr, uint16_t slot, uint32_t src, uint32_t dst, uint32_t len);
 
 /* RpmsgDevice.send_buffers's C branch -> HostFastPath.send_buffers (headers, adds, one publish, at most one
  * kick): n | RPF_NOTIFY; 0 when the ring has fewer than n descriptors free (nothing added: the general path
- * says so). */
-int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint32_t *lens, uint32_t n, uint32_t src,
-		     uint32_t dst);
+ * says so). The remote's: RemoteCore.send_buffers (its lent chains `slots`). */
+int rpc_send_buffers(struct rpc_path *p, const uint64_t *addrs, const uint16_t *slots, const uint32_t *lens,
+		     uint32_t n, uint32_t src, uint32_t dst);
 
 /* One pass of RpmsgDevice.try_recv_c's loop -> HostFastPath.recv / RemoteFastPath.recv (at most `max`
  * messages; 0: a whole batch buffer), then, when it armed, `self._kicks_on = fast.kicks_on()`. */

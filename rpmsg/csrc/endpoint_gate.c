@@ -190,9 +190,11 @@ static PyObject *gate_set_wait(Gate *g, PyObject *args)
 
 PyDoc_STRVAR(gate_set_zero_copy_doc,
 	     "set_zero_copy(tx_view, tx_lo, txbuf_type, owner=None)\n\n"
-	     "Let get_buffer/send_buffer run in C (host, after attach): tx_view is a writable memoryview of the send "
-	     "buffers starting at device address tx_lo; get_buffer returns txbuf_type instances (a subclass of "
-	     "TxBufferBase), their view a slice of tx_view, their token `owner`; send_buffer takes only those.");
+	     "Let get_buffer/send_buffer run in C (after attach). Host: tx_view is a writable memoryview of the send "
+	     "buffers starting at device address tx_lo. Remote: tx_view is a tuple of writable memoryviews of bytes, "
+	     "the memory vring 0's buffers lie in (the ring's region views; tx_lo unused). get_buffer returns "
+	     "txbuf_type instances (a subclass of TxBufferBase), their view a slice of one of those, their token "
+	     "`owner`; send_buffer takes only those.");
 
 static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
 {
@@ -200,13 +202,30 @@ static PyObject *gate_set_zero_copy(Gate *g, PyObject *args)
 	unsigned long long lo;
 	PyTypeObject *type;
 	PyObject *owner = Py_None;
-	if (!PyArg_ParseTuple(args, "O!KO!|O:set_zero_copy", &PyMemoryView_Type, &view, &lo, &PyType_Type, &type,
-			      &owner))
+	if (!PyArg_ParseTuple(args, "OKO!|O:set_zero_copy", &view, &lo, &PyType_Type, &type, &owner))
 		return NULL;
-	if (!g->attached || g->path.remote || !PyType_IsSubtype(type, &TxBufferBaseType)) {
-		PyErr_SetString(PyExc_ValueError, "set_zero_copy: attach the host's C path first, with a TxBufferBase "
-						  "subclass");
+	if (!g->attached || !PyType_IsSubtype(type, &TxBufferBaseType)) {
+		PyErr_SetString(PyExc_ValueError, "set_zero_copy: attach the C path first, with a TxBufferBase subclass");
 		return NULL;
+	}
+	if (!g->path.remote && !PyMemoryView_Check(view)) {
+		PyErr_SetString(PyExc_TypeError, "set_zero_copy: the host's tx_view is a memoryview");
+		return NULL;
+	}
+	if (g->path.remote) {
+		if (!PyTuple_Check(view)) {
+			PyErr_SetString(PyExc_TypeError, "set_zero_copy: the remote's tx_view is a tuple of memoryviews");
+			return NULL;
+		}
+		for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(view); i++) {
+			PyObject *v = PyTuple_GET_ITEM(view, i);
+			Py_buffer *b = PyMemoryView_Check(v) ? PyMemoryView_GET_BUFFER(v) : NULL;
+			if (!b || b->readonly || b->ndim != 1 || b->itemsize != 1) {
+				PyErr_Format(PyExc_ValueError, "set_zero_copy: view %zd is not a writable memoryview of "
+							       "bytes", i);
+				return NULL;
+			}
+		}
 	}
 	Py_XSETREF(g->tx_view, Py_NewRef(view));
 	Py_XSETREF(g->txbuf_type, (PyTypeObject *)Py_NewRef(type));

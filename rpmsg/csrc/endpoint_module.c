@@ -5,7 +5,7 @@
 #include <structmember.h>
 
 /* The names looked up, all of them (endpoint.h says why each): set once by the module's init. */
-PyObject *s_timeout, *s_recv_timed_out, *s_release;
+PyObject *s_timeout, *s_recv_timed_out, *s_release, *s_give_back;
 PyObject *s_max_queued, *s_max_queued_bytes, *s_dev, *s_limits, *s_queued, *s_queued_bytes, *s_fd;
 PyObject *s_append, *s_popleft;
 PyObject *s_send_py, *s_sendto_py, *s_recv_py, *s_recvfrom_py, *s_recvfrom_many_py, *s_recv_many_py;
@@ -195,6 +195,7 @@ PyMODINIT_FUNC PyInit__endpoint_c(void)
 		{ "_timeout", &s_timeout },
 		{ "_recv_timed_out", &s_recv_timed_out },
 		{ "release", &s_release },
+		{ "give_back", &s_give_back },
 		{ "_max_queued", &s_max_queued },
 		{ "_max_queued_bytes", &s_max_queued_bytes },
 		{ "_dev", &s_dev },

@@ -191,6 +191,8 @@ static PyMethodDef txb_methods[] = {
 static PyMemberDef txb_members[] = {
 	{ "addr", T_ULONGLONG, offsetof(TxBufferBase, addr), 0, "the buffer's device address" },
 	{ "capacity", T_UINT, offsetof(TxBufferBase, capacity), 0, "payload bytes it holds" },
+	{ "slot", T_UINT, offsetof(TxBufferBase, slot), 0,
+	  "the remote's: the head of the host's descriptor chain it holds (0 for the host's)" },
 	{ "token", T_OBJECT, offsetof(TxBufferBase, token), 0, "the core's cookie" },
 	{ "done", T_BOOL, offsetof(TxBufferBase, done), 0, "sent or given back" },
 	{ NULL, 0, 0, 0, NULL },
@@ -228,4 +230,39 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr)
 	Py_INCREF(g->tx_view);
 	Py_XSETREF(b->region, g->tx_view);
 	Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
+}
+
+/* Point `b` at a host receive buffer the remote holds (rpc_lend: chain `head`, its descriptor at `addr`, `len`
+ * bytes at `host`): its payload a slice of the gate's view holding it (set_zero_copy's tuple, the views of the
+ * memory vring 0's buffers lie in, as the engine translates: one holds it). -1 with RuntimeError when none does
+ * (a view released: the device is closing; the buffer stays held). */
+int txb_arm_lent(Gate *g, TxBufferBase *b, uint16_t head, uint64_t addr, const uint8_t *host, uint32_t len)
+{
+	Py_ssize_t n = PyTuple_GET_SIZE(g->tx_view);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *v = PyTuple_GET_ITEM(g->tx_view, i);
+		Py_buffer vb;
+		if (PyObject_GetBuffer(v, &vb, PyBUF_SIMPLE) < 0) {
+			PyErr_Clear();
+			continue;
+		}
+		const uint8_t *lo = vb.buf;
+		int inside = host >= lo && (Py_ssize_t)len <= vb.len && host - lo <= vb.len - (Py_ssize_t)len;
+		Py_ssize_t off = inside ? host - lo : 0;
+		PyBuffer_Release(&vb);
+		if (!inside)
+			continue;
+		b->addr = addr;
+		b->slot = head;
+		b->offset = off + RPC_HDR;
+		b->capacity = len - RPC_HDR < 0xffffu ? len - RPC_HDR : 0xffffu; /* payload_room */
+		b->done = 0;
+		Py_CLEAR(b->view);
+		Py_XSETREF(b->region, Py_NewRef(v));
+		Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
+		return 0;
+	}
+	PyErr_Format(PyExc_RuntimeError, "host buffer %u at %#llx lies in no view of the device's memory", head,
+		     (unsigned long long)addr);
+	return -1;
 }

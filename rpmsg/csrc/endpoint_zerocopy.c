@@ -1,41 +1,83 @@
-/* The endpoint's zero-copy sends in C (host): get_buffer, send_buffer, send_buffer_reuse, get_buffers,
+/* The endpoint's zero-copy sends in C (both roles): get_buffer, send_buffer, send_buffer_reuse, get_buffers,
  * send_buffers, send_buffers_reuse. Each *_c function returns NULL with no exception set (and *handled 0) when the
  * Python method must take the call. */
 #include "endpoint.h"
 
-/* A send buffer for a zero-copy send (host; RpmsgDevice.get_buffer's C branch): rpc_try_take, then a TxBuffer
- * over it; NULL with no exception: the Python method's turn (no buffer free: it waits; the pool replaced;
- * anything the gate does not allow). */
+#define TAKE_RAISED (-2000) /* take_tx: a Python exception is set (the buffer stays held) */
+
+/* One send buffer into `b`, made by the caller first (a buffer taken is never lost to an allocation that
+ * failed): the host's from its pool (rpc_try_take, HostFastPath.take), the remote's the host's next posted
+ * receive buffer (rpc_lend, RemoteCore.get_tx_buffer). 1 armed; 0 none free (or, remote, one the general path
+ * takes: a chain, a buffer flagged readable or smaller than the header); < 0 a broken ring; TAKE_RAISED. */
+static int take_tx(Gate *g, TxBufferBase *b)
+{
+	uint64_t addr = 0;
+	if (!g->path.remote) {
+		int rc = rpc_try_take(&g->path, &addr);
+		if (rc > 0)
+			txb_arm(g, b, addr); /* its token: the gate's owner */
+		return rc;
+	}
+	uint16_t head;
+	uint8_t *host;
+	uint32_t len;
+	int rc = rpc_lend(&g->path, &head, &addr, &host, &len);
+	if (rc == RPF_GENERAL)
+		return 0;
+	if (rc <= 0)
+		return rc;
+	return txb_arm_lent(g, b, head, addr, host, len) < 0 ? TAKE_RAISED : 1;
+}
+
+/* A buffer take_tx armed, back where it came from (nothing sent): the host's to its pool, the remote's kept by
+ * the general path for the next send (RemoteCore.give_back; the exception set, if any, kept). */
+static void untake(Gate *g, TxBufferBase *b)
+{
+	if (!g->path.remote) {
+		b->done = 1;
+		rpc_untake(&g->path, b->addr);
+		return;
+	}
+	PyObject *type, *value, *tb;
+	PyErr_Fetch(&type, &value, &tb);
+	PyObject *r = PyObject_CallMethodOneArg(g->tx_owner, s_give_back, (PyObject *)b);
+	Py_XDECREF(r);
+	PyErr_Clear();
+	PyErr_Restore(type, value, tb);
+}
+
+/* A send buffer for a zero-copy send (RpmsgDevice.get_buffer's C branch): take_tx into a new TxBuffer; NULL with
+ * no exception: the Python method's turn (none free: it waits; the pool replaced, a buffer kept by the general
+ * path: the guard; anything the gate does not allow). */
 static PyObject *get_buffer_c(EndpointBase *e, int *handled)
 {
 	Gate *g = e->gate;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
+	if (!g || e->closed || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
 		return NULL;
 	PyObject *release = NULL;
 	if (!send_enter(g, &release, handled))
 		return NULL;
-	if (!g->txbuf_type) {
-		unlock(release);
-		*handled = 0;
-		return NULL;
-	}
-	uint64_t addr = 0;
-	int rc = rpc_try_take(&g->path, &addr);
-	if (rc < 0)
-		return failed(g->send_failed, rc, release);
-	if (rc == 0) {
-		unlock(release);
-		*handled = 0;
-		return NULL;
-	}
-	TxBufferBase *b = (TxBufferBase *)g->txbuf_type->tp_alloc(g->txbuf_type, 0);
+	TxBufferBase *b = g->txbuf_type && g->tx_view ? (TxBufferBase *)g->txbuf_type->tp_alloc(g->txbuf_type, 0)
+						       : NULL;
 	if (!b) {
-		rpc_untake(&g->path, addr);
 		unlock(release);
+		*handled = PyErr_Occurred() != NULL;
 		return NULL;
 	}
-	txb_arm(g, b, addr); /* its token: the gate's owner */
+	int rc = take_tx(g, b);
+	if (rc <= 0) {
+		Py_DECREF(b);
+		if (rc == TAKE_RAISED) {
+			unlock(release);
+			return NULL;
+		}
+		if (rc < 0)
+			return failed(g->send_failed, rc, release);
+		unlock(release);
+		*handled = 0;
+		return NULL;
+	}
 	unlock(release);
 	return (PyObject *)b;
 }
@@ -59,7 +101,7 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 	Gate *g = e->gate;
 	uint32_t src, dst, len;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
+	if (!g || e->closed || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
 	    !u32_of(dst_obj, &dst) || !u32_of(length, &len) || !PyObject_TypeCheck(buf, &TxBufferBaseType))
 		return NULL;
 	TxBufferBase *b = (TxBufferBase *)buf;
@@ -83,7 +125,7 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 		unlock(release);
 		return NULL;
 	}
-	int rc = rpc_send_buffer(&g->path, b->addr, src, dst, len);
+	int rc = rpc_send_buffer(&g->path, b->addr, (uint16_t)b->slot, src, dst, len);
 	if (rc < 0)
 		return failed(g->send_failed, rc, release);
 	if ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0) {
@@ -95,12 +137,13 @@ static PyObject *send_buffer_c(EndpointBase *e, PyObject *buf, PyObject *length,
 		Py_RETURN_NONE;
 	}
 	/* send_buffer_reuse: the same object, re-armed with a buffer free now (never waits for one) */
-	uint64_t addr = 0;
-	rc = g->attached && g->tx_view ? rpc_try_take(&g->path, &addr) : 0;
+	rc = g->attached && g->tx_view ? take_tx(g, b) : 0;
+	if (rc == TAKE_RAISED) {
+		unlock(release);
+		return NULL;
+	}
 	if (rc < 0)
 		return failed(g->send_failed, rc, release);
-	if (rc)
-		txb_arm(g, b, addr);
 	unlock(release);
 	return PyBool_FromLong(rc);
 }
@@ -133,62 +176,52 @@ PyObject *ep_send_buffer_reuse(EndpointBase *e, PyObject *const *args, Py_ssize_
 	return send_entry(e, args, nargs, kwnames, 1, s_send_buffer_reuse_py, send_buffer_c);
 }
 
-/* Up to `max` send buffers for zero-copy sends (host; RpmsgDevice.get_buffers's C branch): rpc_try_take until
- * none is free or max are taken; NULL with no exception: the Python method's turn (not even one free: it waits
- * for the first; anything else get_buffer_c would not do). */
+/* Up to `max` send buffers for zero-copy sends (RpmsgDevice.get_buffers's C branch): take_tx until none is free
+ * or max are taken; NULL with no exception: the Python method's turn (not even one free: it waits for the first;
+ * anything else get_buffer_c would not do). */
 static PyObject *get_buffers_c(EndpointBase *e, Py_ssize_t max, int *handled)
 {
 	Gate *g = e->gate;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
+	if (!g || e->closed || !g->txbuf_type || !g->tx_view || !gate_send_usable(g))
 		return NULL;
 	PyObject *release = NULL;
 	if (!send_enter(g, &release, handled))
 		return NULL;
-	if (!g->txbuf_type) {
-		unlock(release);
-		*handled = 0;
-		return NULL;
-	}
-	uint64_t addr = 0;
-	int rc = rpc_try_take(&g->path, &addr);
-	if (rc < 0)
-		return failed(g->send_failed, rc, release);
-	if (rc == 0) { /* none free: the Python method waits for the first */
-		unlock(release);
-		*handled = 0;
-		return NULL;
-	}
-	PyObject *out = PyList_New(0);
-	while (out) {
+	PyObject *out = g->txbuf_type && g->tx_view ? PyList_New(0) : NULL;
+	int rc = 0;
+	while (out && PyList_GET_SIZE(out) < max) {
 		TxBufferBase *b = (TxBufferBase *)g->txbuf_type->tp_alloc(g->txbuf_type, 0);
-		if (b)
-			txb_arm(g, b, addr);
-		if (!b || PyList_Append(out, (PyObject *)b) < 0) {
-			Py_XDECREF(b);
-			rpc_untake(&g->path, addr);
-			break;
+		rc = b ? take_tx(g, b) : TAKE_RAISED;
+		if (rc > 0 && PyList_Append(out, (PyObject *)b) < 0) { /* out of memory with a buffer taken */
+			untake(g, b);
+			rc = TAKE_RAISED;
 		}
-		Py_DECREF(b);
-		if (PyList_GET_SIZE(out) >= max)
-			break;
-		rc = rpc_try_take(&g->path, &addr);
-		if (rc < 0) { /* the device fails (PeerLost, as the Python method raises); nothing was sent */
-			Py_DECREF(out);
-			return failed(g->send_failed, rc, release);
-		}
-		if (rc == 0)
+		Py_XDECREF(b);
+		if (rc <= 0)
 			break;
 	}
-	if (!out)
-		rpc_untake(&g->path, addr);
-	else if (PyErr_Occurred()) { /* out of memory: what was taken goes back to the pool, nothing half made */
-		for (Py_ssize_t i = PyList_GET_SIZE(out); i-- > 0;) {
-			TxBufferBase *b = (TxBufferBase *)PyList_GET_ITEM(out, i);
-			b->done = 1;
-			rpc_untake(&g->path, b->addr);
-		}
+	if (!out) {
+		unlock(release);
+		*handled = PyErr_Occurred() != NULL;
+		return NULL;
+	}
+	if (rc < 0 && rc != TAKE_RAISED) { /* the device fails (PeerLost, as the Python method raises); nothing sent */
+		Py_DECREF(out);
+		return failed(g->send_failed, rc, release);
+	}
+	if (rc == TAKE_RAISED) { /* what was taken goes back, nothing half made */
+		for (Py_ssize_t i = PyList_GET_SIZE(out); i-- > 0;)
+			untake(g, (TxBufferBase *)PyList_GET_ITEM(out, i));
 		Py_CLEAR(out);
+		unlock(release);
+		return NULL;
+	}
+	if (PyList_GET_SIZE(out) == 0) { /* none free: the Python method waits for the first */
+		Py_DECREF(out);
+		unlock(release);
+		*handled = 0;
+		return NULL;
 	}
 	unlock(release);
 	return out;
@@ -221,7 +254,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	Gate *g = e->gate;
 	uint32_t src, dst, one = 0;
 	*handled = 0;
-	if (!g || e->closed || g->path.remote || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
+	if (!g || e->closed || !g->txbuf_type || !gate_send_usable(g) || !u32_of(e->addr, &src) ||
 	    !u32_of(dst_obj, &dst) || !(PyList_CheckExact(bufs) || PyTuple_CheckExact(bufs)))
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(bufs);
@@ -237,14 +270,18 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 		return NULL; /* more than the ring holds: the Python method says so */
 	uint64_t addrs_stack[BATCH_ON_STACK];
 	uint32_t lens_stack[BATCH_ON_STACK];
+	uint16_t slots_stack[BATCH_ON_STACK];
 	uint64_t *addrs = addrs_stack;
 	uint32_t *lens = lens_stack;
+	uint16_t *slots = slots_stack;
 	if (n > BATCH_ON_STACK) {
 		addrs = PyMem_Malloc((size_t)n * sizeof *addrs);
 		lens = PyMem_Malloc((size_t)n * sizeof *lens);
-		if (!addrs || !lens) {
+		slots = PyMem_Malloc((size_t)n * sizeof *slots);
+		if (!addrs || !lens || !slots) {
 			PyMem_Free(addrs);
 			PyMem_Free(lens);
+			PyMem_Free(slots);
 			*handled = 1;
 			PyErr_NoMemory();
 			return NULL;
@@ -273,6 +310,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 			break;
 		b->done = 1;
 		addrs[marked] = b->addr;
+		slots[marked] = (uint16_t)b->slot;
 		lens[marked] = len;
 	}
 	for (Py_ssize_t i = 0; i < marked; i++)
@@ -287,8 +325,10 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	}
 	*handled = 1;
 	/* re-arming takes from the pool: it must be the one attached (as get_buffer); the ring must have a
-	 * descriptor for each (else the Python method reclaims, or names the limit) */
-	if (!g->send_open || (reuse && !(g->tx_view && gate_guard_holds(g))) || (uint32_t)n > g->path.tx->num_free) {
+	 * descriptor for each (host: else the Python method reclaims, or names the limit; the remote pushes the
+	 * chains it holds) */
+	if (!g->send_open || (reuse && !(g->tx_view && gate_guard_holds(g))) ||
+	    (!g->path.remote && (uint32_t)n > g->path.tx->num_free)) {
 		unlock(release);
 		goto python;
 	}
@@ -297,7 +337,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 			/* a view still exported: the ones before it go (they are marked sent), it and the rest not */
 			PyObject *type, *value, *tb;
 			PyErr_Fetch(&type, &value, &tb);
-			int rc = i ? rpc_send_buffers(&g->path, addrs, lens, (uint32_t)i, src, dst) : 0;
+			int rc = i ? rpc_send_buffers(&g->path, addrs, slots, lens, (uint32_t)i, src, dst) : 0;
 			if (rc < 0 || ((rc & RPF_NOTIFY) && kick_python(g, rpc_send_queue(&g->path)) < 0)) {
 				Py_XDECREF(type); /* the device failed: its PeerLost is what is raised */
 				Py_XDECREF(value);
@@ -313,7 +353,7 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 			goto done;
 		}
 	}
-	int rc = n ? rpc_send_buffers(&g->path, addrs, lens, (uint32_t)n, src, dst) : 0;
+	int rc = n ? rpc_send_buffers(&g->path, addrs, slots, lens, (uint32_t)n, src, dst) : 0;
 	if (rc < 0) {
 		result = failed(g->send_failed, rc, release);
 		goto done;
@@ -330,15 +370,17 @@ static PyObject *send_buffers_c(EndpointBase *e, PyObject *bufs, PyObject *lengt
 	/* send_buffers_reuse: the same objects, in order, re-armed with buffers free now (never waits) */
 	Py_ssize_t k = 0;
 	for (; k < n && g->attached && g->tx_view; k++) {
-		uint64_t addr = 0;
-		rc = rpc_try_take(&g->path, &addr);
+		rc = take_tx(g, (TxBufferBase *)items[k]);
+		if (rc == TAKE_RAISED) {
+			unlock(release);
+			goto done;
+		}
 		if (rc < 0) {
 			result = failed(g->send_failed, rc, release);
 			goto done;
 		}
 		if (!rc)
 			break;
-		txb_arm(g, (TxBufferBase *)items[k], addr);
 	}
 	unlock(release);
 	result = PyLong_FromSsize_t(k);
@@ -350,6 +392,7 @@ done:
 	if (addrs != addrs_stack) {
 		PyMem_Free(addrs);
 		PyMem_Free(lens);
+		PyMem_Free(slots);
 	}
 	return result;
 }

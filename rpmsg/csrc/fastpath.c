@@ -476,6 +476,70 @@ int rpf_dev_give(struct rp_vq *from_host, uint16_t head, uint32_t len)
 	return r < 0 ? r : 1;
 }
 
+int rpf_dev_lend(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len)
+{
+	struct rp_desc d;
+	uint16_t h;
+	int32_t err = to_host->err;
+	uint32_t where = to_host->err_where;
+	uint64_t value = to_host->err_value;
+	int r = rp_dev_peek(to_host, 0, &d, 1, &h);
+	if (r == RP_ERR_ARG) { /* more than one descriptor: the general path's (as rpf_dev_peek) */
+		to_host->err = err;
+		to_host->err_where = where;
+		to_host->err_value = value;
+		return RPF_GENERAL;
+	}
+	if (r <= 0)
+		return r;
+	if (!(d.flags & RP_DESC_F_WRITE) || d.len < HDR)
+		return RPF_GENERAL; /* the general path returns it, or keeps it and says it is too small */
+	int taken = rp_dev_skip(to_host);
+	if (taken < 0)
+		return taken;
+	*head = (uint16_t)taken;
+	*addr = d.addr;
+	*host = d.host;
+	*len = d.len;
+	return 1;
+}
+
+/* Header and push of a lent buffer (not published). The header's place is looked up again: the caller's
+ * address, bounded by the memory the ring translates. */
+static int dev_post(struct rp_vq *to_host, uint16_t head, uint64_t addr, uint32_t src, uint32_t dst, uint32_t len)
+{
+	if (len > 0xffffu)
+		return RP_ERR_SPACE;
+	uint8_t *host = host_of(to_host, addr, HDR + len);
+	if (!host)
+		return RP_ERR_BAD_ADDR;
+	put32(host, src);
+	put32(host + 4, dst);
+	put32(host + 8, 0);
+	host[12] = (uint8_t)len;
+	host[13] = (uint8_t)(len >> 8);
+	host[14] = 0;
+	host[15] = 0;
+	return rp_dev_push(to_host, head, HDR + len);
+}
+
+int rpf_dev_send_buffers(struct rp_vq *to_host, const uint16_t *heads, const uint64_t *addrs, const uint32_t *lens,
+			 uint32_t n, uint32_t src, uint32_t dst, int kick_fd)
+{
+	for (uint32_t i = 0; i < n; i++) /* all or nothing for sizes and addresses: none is pushed if one is bad */
+		if (lens[i] > 0xffffu || !host_of(to_host, addrs[i], HDR + lens[i]))
+			return lens[i] > 0xffffu ? RP_ERR_SPACE : RP_ERR_BAD_ADDR;
+	for (uint32_t i = 0; i < n; i++) {
+		int r = dev_post(to_host, heads[i], addrs[i], src, dst, lens[i]);
+		if (r < 0)
+			return r;
+	}
+	if (n == 0)
+		return 0;
+	int r = rpf_dev_flush(to_host, kick_fd);
+	return r < 0 ? r : (int)n | r;
+}
+
 int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd)
 {
 	int r = rp_dev_publish(from_host);
@@ -553,7 +617,7 @@ const struct rpf_api *rpf_api(void)
 		sizeof(struct rpf_api), RP_VQ_LAYOUT, rpf_send, rpf_put, rpf_flush, rpf_take, rpf_send_buffer, rpf_recv,
 		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
 		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch, rpf_drv_peek, rpf_drv_take, rpf_drv_taken,
-		rpf_dev_hold, rpf_dev_give, rpf_drv_hold, rpf_drv_give,
+		rpf_dev_hold, rpf_dev_give, rpf_drv_hold, rpf_drv_give, rpf_dev_lend, rpf_dev_send_buffers,
 	};
 	return &api;
 }

@@ -80,6 +80,16 @@ int rpf_dev_hold(struct rp_vq *from_host);
 int rpf_dev_give(struct rp_vq *from_host, uint16_t head, uint32_t len);
 int rpf_drv_hold(struct rp_vq *rx, uint64_t *token);
 int rpf_drv_give(struct rp_vq *rx, uint64_t token, uint32_t buf_size);
+/* The remote's zero-copy send (RemoteCore.get_tx_buffer / send_buffers): rpf_dev_lend holds the host's next
+ * posted receive buffer out of vring 0 when it is one device-writable descriptor with room for the header: 1, its
+ * head, device address, place in memory and length; 0 none posted; RPF_GENERAL another shape (a chain, a buffer
+ * flagged readable or smaller than the header: the general path's, which returns, keeps or lends it); < 0 a
+ * broken ring. rpf_dev_send_buffers sends `n` lent buffers (header at each address, used.len 16 + its length),
+ * one publish, at most one kick: n | RPF_NOTIFY as rpf_dev_send; none pushed when a length exceeds the header's
+ * u16 or a header lies outside the memory (RP_ERR_SPACE, RP_ERR_BAD_ADDR: the caller checked, this bounds it). */
+int rpf_dev_lend(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len);
+int rpf_dev_send_buffers(struct rp_vq *to_host, const uint16_t *heads, const uint64_t *addrs, const uint32_t *lens,
+			 uint32_t n, uint32_t src, uint32_t dst, int kick_fd);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 /* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
  * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
@@ -129,6 +139,9 @@ struct rpf_api {
 	int (*dev_give)(struct rp_vq *from_host, uint16_t head, uint32_t len);
 	int (*drv_hold)(struct rp_vq *rx, uint64_t *token);
 	int (*drv_give)(struct rp_vq *rx, uint64_t token, uint32_t buf_size);
+	int (*dev_lend)(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len);
+	int (*dev_send_buffers)(struct rp_vq *to_host, const uint16_t *heads, const uint64_t *addrs,
+				const uint32_t *lens, uint32_t n, uint32_t src, uint32_t dst, int kick_fd);
 };
 const struct rpf_api *rpf_api(void);
 

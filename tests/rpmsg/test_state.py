@@ -46,7 +46,12 @@ def test_state_counts_buffers_held_zero_copy_on_both_sides() -> None:
             rep.settimeout(10)
             ep.send(b"to remote")
             held_remote = rep.recv_message()
-            assert remote.state()["buffers"] == {"from_host_held": 1, "to_host_spare": False}
+            assert remote.state()["buffers"] == {
+                "from_host_held": 1,
+                "to_host_spare": False,
+                "to_host_kept": 0,
+                "to_host_held": 0,
+            }
             assert remote.state()["vrings"][1]["in_flight"] == 1  # type: ignore[index]
             rep.sendto(b"to host", held_remote.src)
             held_host = ep.recv_message()

@@ -126,8 +126,8 @@ def test_firmware_fuzz_targets_under_asan_and_ubsan(target: str, tmp_path: Path)
 def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
     """The rpmsg per-message C path (rpmsg/csrc/fastpath.c), the endpoints' C methods (endpoint*.c) and the
     engine under them, all sanitized, driven by the rpmsg suite (loop, shm with other processes, devmem; hostile
-    rings in either role), the C-path and C-method tests, the zero-copy lend and the device lock, the quirk tests
-    and the ring rules."""
+    rings in either role), the C-path and C-method tests, the zero-copy lend, the remote's zero-copy sends and the
+    device lock, the quirk tests and the ring rules."""
     env = {
         "RPROC_VRING_MODULE": str(build_sanitized("virtio._build_vring", tmp_path / "engine")),
         "RPROC_RPMSG_FASTPATH_MODULE": str(build_sanitized("rpmsg._build_fastpath", tmp_path / "fastpath")),
@@ -148,5 +148,6 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_receive_c.py",
         "tests/rpmsg/test_lend_c.py",
         "tests/rpmsg/test_device_lock.py",
+        "tests/rpmsg/test_remote_zero_copy.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)
