@@ -49,17 +49,23 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
+/* struct rpmsg_hdr: src, dst, reserved, len (u16), flags (u16, 0), little-endian. */
+static void put_header(uint8_t *p, uint32_t src, uint32_t dst, uint32_t reserved, uint32_t len)
+{
+	put32(p, src);
+	put32(p + 4, dst);
+	put32(p + 8, reserved);
+	p[12] = (uint8_t)len;
+	p[13] = (uint8_t)(len >> 8);
+	p[14] = 0;
+	p[15] = 0;
+}
+
 /* Header and add of a filled buffer at `addr` (not published: rpf_flush does that, once per batch). */
 static int post(struct rp_vq *tx, uint64_t addr, uint8_t *host, uint32_t src, uint32_t dst, uint32_t len,
 		uint32_t reserved, uint32_t *npool)
 {
-	put32(host, src);
-	put32(host + 4, dst);
-	put32(host + 8, reserved);
-	host[12] = (uint8_t)len;
-	host[13] = (uint8_t)(len >> 8);
-	host[14] = 0;
-	host[15] = 0;
+	put_header(host, src, dst, reserved, len);
 	struct rp_buf b = { addr, HDR + len, 0, 0 };
 	int r = rp_drv_add(tx, &b, 1, addr);
 	if (r < 0)
@@ -337,18 +343,42 @@ int rpf_drv_taken(struct rp_vq *rx, int n)
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
+/* A chain's message goes through a copy on the stack (rp_dev_send_copy fills its writable descriptors in order):
+ * up to this much payload; a larger one for a chain is the general path's. */
+#define DEV_STACK 4080
+
 int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t *data, uint32_t len)
 {
-	uint8_t msg[HDR + RPF_DEV_MAX];
 	if (len > RPF_DEV_MAX)
 		return RPF_GENERAL;
-	put32(msg, src);
-	put32(msg + 4, dst);
-	put32(msg + 8, 0);
-	msg[12] = (uint8_t)len;
-	msg[13] = (uint8_t)(len >> 8);
-	msg[14] = 0;
-	msg[15] = 0;
+	/* The host's next buffer, looked at in place: one device-writable descriptor with room (what Linux and
+	 * OpenAMP post) takes header and payload straight, then is taken and given back; any other shape goes
+	 * through rp_dev_send_copy below (or the general path), which says what is wrong with it. */
+	struct rp_desc d;
+	uint16_t head;
+	int32_t err = to_host->err;
+	uint32_t where = to_host->err_where;
+	uint64_t value = to_host->err_value;
+	int r = rp_dev_peek(to_host, 0, &d, 1, &head);
+	if (r == RP_ERR_ARG) { /* a chain: not an error to show (as rpf_dev_peek) */
+		to_host->err = err;
+		to_host->err_where = where;
+		to_host->err_value = value;
+	} else if (r <= 0) {
+		return r; /* 0: no host buffer; < 0 a broken ring */
+	} else if ((d.flags & RP_DESC_F_WRITE) && d.len >= HDR + len) {
+		put_header(d.host, src, dst, 0, len);
+		memcpy(d.host + HDR, data, len);
+		int taken = rp_dev_skip(to_host);
+		if (taken < 0)
+			return taken;
+		r = rp_dev_push(to_host, (uint16_t)taken, HDR + len);
+		return r < 0 ? r : 1;
+	}
+	uint8_t msg[HDR + DEV_STACK];
+	if (len > DEV_STACK)
+		return RPF_GENERAL;
+	put_header(msg, src, dst, 0, len);
 	memcpy(msg + HDR, data, len);
 	uint32_t total = HDR + len;
 	int n = rp_dev_send_copy(to_host, msg, &total, 1);
@@ -513,13 +543,7 @@ static int dev_post(struct rp_vq *to_host, uint16_t head, uint64_t addr, uint32_
 	uint8_t *host = host_of(to_host, addr, HDR + len);
 	if (!host)
 		return RP_ERR_BAD_ADDR;
-	put32(host, src);
-	put32(host + 4, dst);
-	put32(host + 8, 0);
-	host[12] = (uint8_t)len;
-	host[13] = (uint8_t)(len >> 8);
-	host[14] = 0;
-	host[15] = 0;
+	put_header(host, src, dst, 0, len);
 	return rp_dev_push(to_host, head, HDR + len);
 }
 

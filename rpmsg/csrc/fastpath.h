@@ -11,7 +11,7 @@
 #define RPF_MORE 0x20000
 #define RPF_MSG_MAX 65551 /* the largest rpmsg message: a 16-byte header and 65,535 bytes of payload */
 #define RPF_GENERAL -1000   /* not for the C path (too large, too small a host buffer): the general path's turn */
-#define RPF_DEV_MAX 4080    /* largest payload the remote's C send takes (stack copy); larger: general path */
+#define RPF_DEV_MAX 65535   /* largest payload the remote's C send takes (the header's u16 len) */
 
 /* A kick word (every `kick_fd` argument below): the descriptor in its low 24 bits, how to kick (or, for
  * rpf_wait, how to drain a wake-up) in bits 24..27; < 0: no descriptor, the runner kicks. An eventfd's word is
