@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "big_buffers": ([], ["--messages", "300", "--repeat", "1"]),
     "wait_modes": ([], ["--rounds", "300", "--idle", "0.5"]),
     "zero_copy_receive": ([], ["--messages", "200", "--rounds", "1"]),
+    "zero_copy_send": ([], ["--messages", "200", "--rounds", "1"]),
     "python_remote_stream": ([], ["--messages", "2000", "--rounds", "2"]),
     "openamp_peers": ([], ["--runs", "1", "--warmup", "0.2", "--window", "0.3", "--passes", "1"]),
 }

@@ -151,6 +151,28 @@ def test_zero_copy_receive_json(tmp_path: Path) -> None:
                 assert lend["better"] == "lower" and lend["ratio"] == pytest.approx(lend["value"] / copy["value"])
 
 
+def test_zero_copy_send_json(tmp_path: Path) -> None:
+    """benchmarks/zero_copy_send.py: per role and size, each zero-copy send (and the batched copy) against the
+    copy with the same write, of the same run, lower is better; a message lost or wrong fails the run."""
+    out = tmp_path / "zcs.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "zero_copy_send.py"), "--messages", "100", "--rounds", "2"]
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"] == {"messages": 100, "rounds": 2, "sizes": [496, 4080, 16368, 65520]}
+    by_name = {f["name"]: f for f in doc["figures"]}
+    kinds = ("zero-copy", "zero-copy-reuse", "batch-copy-write", "zero-copy-batch")
+    assert len(by_name) == len(doc["figures"]) == 2 * 4 * (1 + len(kinds))
+    for role in ("host", "remote"):
+        for size in (496, 4080, 16368, 65520):
+            base = by_name[f"{role} sends {size} B: copy-write"]
+            assert base["baseline"] is None and base["unit"] == "ns/msg" and base["better"] == "lower"
+            for kind in kinds:
+                fig = by_name[f"{role} sends {size} B: {kind}"]
+                assert fig["baseline"] == {"name": base["name"], "value": base["value"]}
+                assert fig["better"] == "lower" and fig["ratio"] == pytest.approx(fig["value"] / base["value"])
+
+
 def test_python_remote_stream_json(tmp_path: Path) -> None:
     """benchmarks/python_remote_stream.py: each Python remote receive against the C remote measured in turn with
     it, the medians against each other and every round against its own round's C remote."""

@@ -54,7 +54,10 @@ def buffers_recycled(r: Record) -> str:
         raise ScenarioFailed(f"no host receive buffer to answer in: {r.reply_failures[0]}")
     if r.replies <= r.rx_posted:
         raise NotApplicable(f"{r.replies} replies never needed more than the {r.rx_posted} buffers posted at start")
-    return f"{r.replies} replies through {r.rx_posted} receive buffers: the host posts them again"
+    return (
+        f"{r.replies} replies ({r.zero_copy_replies} written in place by zero-copy sends) through {r.rx_posted} "
+        "receive buffers: the host posts them again"
+    )
 
 
 def index_wraparound(r: Record) -> str:
