@@ -188,6 +188,19 @@ long long mono_ns(void);
 long long spin_budget(const Gate *g);
 void spin_adapt(Gate *g, long long slept_ns);
 int sleep_c(Gate *g, PyObject *release, long long spin_ns, int own, long long timeout_ns);
+/* A receive's look at the ring, the step of wait_turn: `arm` as rpc_try_recv's (-1 the peer's kicks off first, 1
+ * on when nothing waits, looking once more, 0 as they are); > 0 something for this receive (the lock stays held),
+ * 0 nothing waits, RPF_GENERAL the Python method's case, < 0 a broken ring. */
+typedef int (*recv_look)(EndpointBase *e, int arm, void *ctx);
+/* The C receive's wait (RpmsgDevice.try_recv_c's loop and Waiter.wait, step by step), the lock held on entry: look,
+ * and while nothing waits, wait as the wait mode says (block: the kicks off while looking, on before sleeping on
+ * the doorbell; spin: spin in C, then sleep; busy: a slice of spin), the endpoint's timeout kept in *deadline
+ * (mono_ns; -1: not begun). Returns the look's result > 0 with the lock held; or 0 with it released, *handled 1
+ * when an exception is set (a broken ring's PeerLost, the timeout's RpmsgTimeout, a signal handler's), 0 when the
+ * Python method takes the call (WouldBlock's timeout 0, another thread on the doorbell, a message queued, the
+ * gate changed: open for the copying receives, peek_open for a lend (`lend`)). */
+int wait_turn(EndpointBase *e, PyObject **release, long long *deadline, int *handled, int lend, recv_look look,
+	      void *ctx);
 PyObject *gate_own(Gate *g, PyObject *lock);      /* Gate.own(lock) */
 PyObject *gate_disown(Gate *g, PyObject *args);   /* Gate.disown(lock, notify_all) */
 extern const char gate_own_doc[], gate_disown_doc[];

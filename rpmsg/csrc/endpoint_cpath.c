@@ -129,6 +129,14 @@ int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const u
 	return 1;
 }
 
+int rpc_arm(struct rpc_path *p, int arm)
+{
+	int r = p->rpf->arm(p->rx, p->remote, arm);
+	if (arm && r >= 0)
+		p->kicks_on = !p->rx->suppressed;
+	return r;
+}
+
 int rpc_waiting(const struct rpc_path *p)
 {
 	const uint8_t *m;

@@ -98,6 +98,10 @@ const uint8_t *rpc_batch_next(const struct rpc_path *p, int i, uint32_t *pos, ui
 int rpc_peek_for(const struct rpc_path *p, uint32_t addr, uint32_t *src, const uint8_t **payload, uint32_t *len,
 		 uint32_t *size);
 
+/* The kicks of the receive ring without taking anything (rpf_arm: the zero-copy lend's wait, as rpc_try_recv's
+ * `arm`), then `kicks_on` as the ring says: 1 when arming found entries waiting, 0, or < 0 a broken ring. */
+int rpc_arm(struct rpc_path *p, int arm);
+
 /* Whether anything waits in the receive ring (a message of any kind; a broken ring counts: the general path
  * says so). */
 int rpc_waiting(const struct rpc_path *p);

@@ -1,7 +1,8 @@
 /* The zero-copy receive in C: MessageBase (the fields of rpmsg.core.Message, its base class) and the endpoint's
  * recv_message, which lends the next message for a zero-copy endpoint in its buffer (rpc_peek_for, rpc_hold)
- * without running Python; Message.release gives the buffer back (rpc_give). Anything else (nothing waiting: the
- * wait; a message queued; another endpoint's first; a chain, a malformed message; tracing) is the Python method's,
+ * without running Python, waiting for it in C as the copying receives do (wait_turn); Message.release gives the
+ * buffer back (rpc_give). Anything else (a message queued; another endpoint's first; a chain, a malformed message;
+ * tracing; a wait C does not do: another thread on the doorbell, timeout 0) is the Python method's,
  * Endpoint._recv_message_py, which does the same through RemoteCore.poll / HostCore.poll and the device's
  * give-back (RpmsgDevice._give_back): the same rules, held to each other by tests/rpmsg/test_lend_c.py. */
 #include "endpoint.h"
@@ -198,15 +199,13 @@ static PyObject *view_of(Gate *g, const uint8_t *at, uint32_t len)
 	return NULL;
 }
 
-/* The next message waiting, lent (see the top); NULL with no exception: the Python method's turn. */
-static PyObject *lend_c(EndpointBase *e)
+/* The message rpc_peek_for finds for `addr` at the ring's head, lent; the lock held on entry, released here. NULL
+ * with no exception: the Python method's turn (none there now, memory, the ring broke). */
+static PyObject *lend_head(EndpointBase *e, uint32_t addr, PyObject *release)
 {
 	Gate *g = e->gate;
-	uint32_t addr, src, len, size;
+	uint32_t src, len, size;
 	const uint8_t *payload;
-	PyObject *release = NULL;
-	if (!e->zero_copy || !g || !g->lend_type || !own_turn(e, 1, &addr, &release))
-		return NULL;
 	if (!g->lend_type || !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
 		unlock(release);
 		return NULL;
@@ -240,6 +239,53 @@ static PyObject *lend_c(EndpointBase *e)
 	return (PyObject *)m;
 }
 
+/* The next message waiting, lent (see the top); NULL with no exception: the Python method's turn. */
+static PyObject *lend_c(EndpointBase *e)
+{
+	uint32_t addr;
+	PyObject *release = NULL;
+	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &addr, &release))
+		return NULL;
+	return lend_head(e, addr, release);
+}
+
+/* wait_turn's look for the lend: the kicks armed as asked (rpc_arm), then 1 when the ring's head is a message
+ * this endpoint lends (rpc_peek_for's rule), RPF_GENERAL when something else heads it (another endpoint's, a
+ * chain, a malformed one, a broken ring: the Python method's poll takes it), 0 when nothing waits. */
+static int look_lend(EndpointBase *e, int arm, void *ctx)
+{
+	struct rpc_path *p = &e->gate->path;
+	if (arm) {
+		int r = rpc_arm(p, arm);
+		if (r < 0)
+			return r;
+	}
+	uint32_t src, len, size;
+	const uint8_t *payload;
+	if (rpc_peek_for(p, *(const uint32_t *)ctx, &src, &payload, &len, &size))
+		return 1;
+	return rpc_waiting(p) ? RPF_GENERAL : 0;
+}
+
+/* recv_message in C, its wait too (wait_turn, as the copying receives wait): the next message lent, or NULL with
+ * *handled 1 and an exception (a broken ring, the timeout, a signal handler's), or with *handled 0: the Python
+ * method's turn (timeout 0 with nothing there, another thread on the doorbell, something queued or not ours). */
+static PyObject *lend_wait(EndpointBase *e, long long *deadline, int *handled)
+{
+	uint32_t addr;
+	PyObject *release = NULL;
+	*handled = 0;
+	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &addr, &release))
+		return NULL;
+	*handled = 1;
+	if (wait_turn(e, &release, deadline, handled, 1, look_lend, &addr) <= 0)
+		return NULL;
+	PyObject *m = lend_head(e, addr, release);
+	if (!m)
+		*handled = 0;
+	return m;
+}
+
 /* _lend(): the Python method's look in C, after each of its waits (what woke it is lent here, not taken in by the
  * Python path's poll, ~13 us a message): the next message lent, or None. */
 PyObject *ep_lend(EndpointBase *e, PyObject *unused)
@@ -254,8 +300,9 @@ PyObject *ep_recv_message(EndpointBase *e, PyObject *const *args, Py_ssize_t nar
 	if (nargs || kwnames)
 		return slow(e, s_recv_message_py, args, nargs, kwnames);
 	long long deadline = take_handed(e);
-	PyObject *r = lend_c(e);
-	if (r)
+	int handled;
+	PyObject *r = lend_wait(e, &deadline, &handled);
+	if (r || handled)
 		return r;
 	return hand_over(e, s_recv_message_py, args, nargs, kwnames, deadline);
 }

@@ -3,6 +3,13 @@
  * take the call. */
 #include "endpoint.h"
 
+/* wait_turn's look for the copying receives: what rpc_try_recv takes in (a count, | RPF_NOTIFY, | RPF_MORE). */
+static int look_recv(EndpointBase *e, int arm, void *ctx)
+{
+	(void)ctx;
+	return rpc_try_recv(&e->gate->path, 0, arm);
+}
+
 /* Take one message for this endpoint in C (RpmsgDevice.try_recv_c, the loop there step by step): bytes (or
  * (bytes, src)); NULL with no exception: the Python method's turn (what was taken in meanwhile is delivered to
  * the queues first). */
@@ -42,119 +49,11 @@ static PyObject *recv_c(EndpointBase *e, Py_ssize_t bufsize, int with_src, int *
 		}
 		return queued_result(item, bufsize, with_src);
 	}
-	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
-	 * before sleeping; but never while another thread sleeps on the doorbell (it would sleep through every
-	 * message: issue 17's lost wake-up). Only checked when the kicks are on: not in a lone receiver's loop.
-	 * It takes in all that waits, as the Python path does: one message for us is returned, a batch all ours
-	 * is returned and queued here (queue_batch), anything else goes to the device's parser. */
-	int arm = g->path.block && g->path.kicks_on && !doorbell_owned(g) ? -1 : 0;
-	int spun = 0; /* modes spin and busy: spun since the last message or sleep */
-	long long spin_end = 0; /* mode spin: when the last spin gave up (mono_ns; 0: it did not), for spin_adapt */
-	/* *deadline: mono_ns() when the endpoint's timeout runs out (handed over by the caller, or set when the first
-	 * wait begins: the caller hands it to the Python method if this one hands over); -1: none yet */
-	int rc;
-	for (;;) {
-		rc = rpc_try_recv(&g->path, 0, arm);
-		if (rc < 0 && rc != RPF_GENERAL)
-			return failed(g->recv_failed, rc, release);
-		if (rc > 0)
-			break;
-		PyObject *timeout = NULL;
-		int may = rc == 0 ? may_sleep(g, e, &timeout) : 0;
-		if (may > 0 && timeout && g->busy_ns > 0) /* busy hands over after each slice: the Python path keeps
-							 * the time limit */
-			may = 0;
-		if (may <= 0) { /* the Python path: it waits (on the condition), says WouldBlock (timeout 0), or
-				 * takes a message larger than the batch buffer (remote) */
-			Py_XDECREF(timeout);
-			unlock(release);
-			*handled = may < 0;
-			return NULL;
-		}
-		long long left = -1; /* ns the wait may take; -1: no limit */
-		if (timeout) {
-			long long now = mono_ns();
-			if (*deadline < 0)
-				*deadline = now + (long long)(PyFloat_AsDouble(timeout) * 1e9);
-			left = *deadline - now;
-			if (left <= 0) { /* as the Python path: it looked once more (this pass) and raises */
-				unlock(release);
-				PyObject *r = PyObject_CallMethodOneArg((PyObject *)e, s_recv_timed_out, timeout);
-				Py_DECREF(timeout);
-				if (r) { /* it did not raise: the Python method decides */
-					Py_DECREF(r);
-					*handled = 0;
-				}
-				return NULL;
-			}
-			Py_DECREF(timeout);
-		}
-		if (!g->path.block && !spun) {
-			/* Waiter.wait in modes spin and busy: the peer's kicks off (we poll), then spin without the lock
-			 * and the GIL; spin: then sleep as a blocking receive, busy: the Python method goes on (it looks at
-			 * the doorbell now and then: the peer's end) */
-			if (g->path.kicks_on && arm != -1) {
-				arm = -1;
-				continue;
-			}
-			arm = 0;
-			long long ns = g->busy_ns > 0 ? g->busy_ns : spin_budget(g);
-			if (left >= 0 && left < ns)
-				ns = left;
-			int own = g->busy_ns <= 0;
-			int spin = sleep_c(g, release, ns, own, -1);
-			if (spin == SLEEP_UNLOCKED) {
-				Py_DECREF(release);
-				return NULL;
-			}
-			if (spin < 0) {
-				unlock(release);
-				return NULL;
-			}
-			queued = PyObject_Length(e->queue);
-			if (queued != 0 || !g->open || e->closed || (spin != RPF_READY && !own)) {
-				/* another thread delivered ours, the device changed, or a busy slice ended empty */
-				if (queued < 0)
-					PyErr_Clear();
-				unlock(release);
-				*handled = 0;
-				return NULL;
-			}
-			spun = spin != RPF_READY;
-			spin_end = spun && own ? mono_ns() : 0;
-			continue;
-		}
-		if (arm <= 0) {
-			arm = 1;
-			continue;
-		}
-		int woke = sleep_c(g, release, 0, 1, left);
-		if (woke == RPF_KICKED && spin_end)
-			spin_adapt(g, mono_ns() - spin_end);
-		spin_end = 0;
-		if (woke == SLEEP_UNLOCKED) {
-			Py_DECREF(release);
-			return NULL;
-		}
-		if (woke < 0) {
-			unlock(release);
-			return NULL;
-		}
-		queued = PyObject_Length(e->queue);
-		if (queued != 0 || woke == RPF_DOORBELL || !g->open || e->closed) {
-			/* another thread delivered ours, the doorbell needs its own look (the peer's end?), or the device
-			 * changed: the Python path */
-			if (queued < 0)
-				PyErr_Clear();
-			unlock(release);
-			*handled = 0;
-			return NULL;
-		}
-		/* block: we held the doorbell and hold the lock again, nobody else sleeps on it; spin: as the Python
-		 * path, look with the kicks left on, and spin again if nothing is there */
-		arm = g->path.block ? -1 : 0;
-		spun = 0;
-	}
+	/* It takes in all that waits, as the Python path does: one message for us is returned, a batch all ours is
+	 * returned and queued here (queue_batch), anything else goes to the device's parser. */
+	int rc = wait_turn(e, &release, deadline, handled, 0, look_recv, NULL);
+	if (rc <= 0)
+		return NULL;
 	/* the peer wants to hear of the buffers re-posted (host) or given back (remote) */
 	if ((rc & RPF_NOTIFY) && recv_kick(g) < 0) {
 		unlock(release);

@@ -262,3 +262,131 @@ PyObject *gate_disown(Gate *g, PyObject *args)
 	}
 	Py_RETURN_NONE;
 }
+
+/* Whether the gate still lets this receive take its case: the copying receives go while it is open, a zero-copy
+ * endpoint's lend while only zero-copy receivers shut it (peek_open). */
+static int still_open(const Gate *g, int lend)
+{
+	return lend ? g->peek_open : g->open;
+}
+
+int wait_turn(EndpointBase *e, PyObject **release, long long *deadline, int *handled, int lend, recv_look look,
+	      void *ctx)
+{
+	Gate *g = e->gate;
+	/* As the Python path: block mode turns the peer's kicks off while we look, and on (looking once more)
+	 * before sleeping; but never while another thread sleeps on the doorbell (it would sleep through every
+	 * message: issue 17's lost wake-up). Only checked when the kicks are on: not in a lone receiver's loop. The
+	 * lend looks with the kicks as they are, as its twin does (Endpoint._recv_message: the device's poll, then
+	 * Waiter.wait, which turns them on to sleep). */
+	int look_off = g->path.block && !lend; /* block mode's kicks off while looking */
+	int arm = look_off && g->path.kicks_on && !doorbell_owned(g) ? -1 : 0;
+	int spun = 0; /* modes spin and busy: spun since the last message or sleep */
+	long long spin_end = 0; /* mode spin: when the last spin gave up (mono_ns; 0: it did not), for spin_adapt */
+	/* *deadline: mono_ns() when the endpoint's timeout runs out (handed over by the caller, or set when the first
+	 * wait begins: the caller hands it to the Python method if this one hands over); -1: none yet */
+	for (;;) {
+		int rc = look(e, arm, ctx);
+		if (rc < 0 && rc != RPF_GENERAL) {
+			failed(g->recv_failed, rc, *release);
+			return 0;
+		}
+		if (rc > 0)
+			return rc;
+		PyObject *timeout = NULL;
+		int may = rc == 0 ? may_sleep(g, e, &timeout) : 0;
+		if (may > 0 && timeout && g->busy_ns > 0) /* busy hands over after each slice: the Python path keeps
+							 * the time limit */
+			may = 0;
+		if (may <= 0) { /* the Python path: it waits (on the condition), says WouldBlock (timeout 0), or
+				 * takes what the look left (a message larger than the batch buffer, another's first) */
+			Py_XDECREF(timeout);
+			unlock(*release);
+			*handled = may < 0;
+			return 0;
+		}
+		long long left = -1; /* ns the wait may take; -1: no limit */
+		if (timeout) {
+			long long now = mono_ns();
+			if (*deadline < 0)
+				*deadline = now + (long long)(PyFloat_AsDouble(timeout) * 1e9);
+			left = *deadline - now;
+			if (left <= 0) { /* as the Python path: it looked once more (this pass) and raises */
+				unlock(*release);
+				PyObject *r = PyObject_CallMethodOneArg((PyObject *)e, s_recv_timed_out, timeout);
+				Py_DECREF(timeout);
+				if (r) { /* it did not raise: the Python method decides */
+					Py_DECREF(r);
+					*handled = 0;
+				}
+				return 0;
+			}
+			Py_DECREF(timeout);
+		}
+		if (!g->path.block && !spun) {
+			/* Waiter.wait in modes spin and busy: the peer's kicks off (we poll), then spin without the lock
+			 * and the GIL; spin: then sleep as a blocking receive, busy: the Python method goes on (it looks at
+			 * the doorbell now and then: the peer's end) */
+			if (g->path.kicks_on && arm != -1) {
+				arm = -1;
+				continue;
+			}
+			arm = 0;
+			long long ns = g->busy_ns > 0 ? g->busy_ns : spin_budget(g);
+			if (left >= 0 && left < ns)
+				ns = left;
+			int own = g->busy_ns <= 0;
+			int spin = sleep_c(g, *release, ns, own, -1);
+			if (spin == SLEEP_UNLOCKED) {
+				Py_DECREF(*release);
+				return 0;
+			}
+			if (spin < 0) {
+				unlock(*release);
+				return 0;
+			}
+			Py_ssize_t queued = PyObject_Length(e->queue);
+			if (queued != 0 || !still_open(g, lend) || e->closed || (spin != RPF_READY && !own)) {
+				/* another thread delivered ours, the device changed, or a busy slice ended empty */
+				if (queued < 0)
+					PyErr_Clear();
+				unlock(*release);
+				*handled = 0;
+				return 0;
+			}
+			spun = spin != RPF_READY;
+			spin_end = spun && own ? mono_ns() : 0;
+			continue;
+		}
+		if (arm <= 0) {
+			arm = 1;
+			continue;
+		}
+		int woke = sleep_c(g, *release, 0, 1, left);
+		if (woke == RPF_KICKED && spin_end)
+			spin_adapt(g, mono_ns() - spin_end);
+		spin_end = 0;
+		if (woke == SLEEP_UNLOCKED) {
+			Py_DECREF(*release);
+			return 0;
+		}
+		if (woke < 0) {
+			unlock(*release);
+			return 0;
+		}
+		Py_ssize_t queued = PyObject_Length(e->queue);
+		if (queued != 0 || woke == RPF_DOORBELL || !still_open(g, lend) || e->closed) {
+			/* another thread delivered ours, the doorbell needs its own look (the peer's end?), or the device
+			 * changed: the Python path */
+			if (queued < 0)
+				PyErr_Clear();
+			unlock(*release);
+			*handled = 0;
+			return 0;
+		}
+		/* block: we held the doorbell and hold the lock again, nobody else sleeps on it; spin: as the Python
+		 * path, look with the kicks left on, and spin again if nothing is there */
+		arm = look_off ? -1 : 0;
+		spun = 0;
+	}
+}

@@ -572,6 +572,19 @@ int rpf_dev_taken(struct rp_vq *from_host, int n, int kick_fd)
 	return kicked(r, from_host, kick_fd, n);
 }
 
+int rpf_arm(struct rp_vq *rx, int remote, int arm)
+{
+	if (arm < 0 && !rx->suppressed) {
+		if (remote)
+			rp_dev_disable_notify(rx);
+		else
+			rp_drv_disable_cb(rx);
+	}
+	if (arm > 0)
+		return remote ? rp_dev_enable_notify(rx) : rp_drv_enable_cb(rx);
+	return 0;
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -642,6 +655,7 @@ const struct rpf_api *rpf_api(void)
 		rpf_dev_send, rpf_dev_put, rpf_dev_flush, rpf_dev_recv, rpf_wait, rpf_kick, rpf_send_buffers,
 		rpf_dev_peek, rpf_dev_take, rpf_dev_taken, rpf_dev_prefetch, rpf_drv_peek, rpf_drv_take, rpf_drv_taken,
 		rpf_dev_hold, rpf_dev_give, rpf_drv_hold, rpf_drv_give, rpf_dev_lend, rpf_dev_send_buffers,
+		rpf_arm,
 	};
 	return &api;
 }

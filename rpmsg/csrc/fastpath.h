@@ -90,6 +90,11 @@ int rpf_drv_give(struct rp_vq *rx, uint64_t token, uint32_t buf_size);
 int rpf_dev_lend(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len);
 int rpf_dev_send_buffers(struct rp_vq *to_host, const uint16_t *heads, const uint64_t *addrs, const uint32_t *lens,
 			 uint32_t n, uint32_t src, uint32_t dst, int kick_fd);
+/* The receive ring's kicks, for a receive that looks without taking (the zero-copy lend's wait): `arm` < 0 tells
+ * the peer not to kick us (unless it is told already), > 0 asks it to and returns 1 when entries wait already (the
+ * look then finds them), 0 leaves them; `remote`: the ring is our device side's (vring 1), else our driver side's.
+ * < 0: a broken ring. rpf_recv and rpf_dev_recv do the same around their take. */
+int rpf_arm(struct rp_vq *rx, int remote, int arm);
 int rpf_wait(struct rp_vq *rx, int64_t spin_ns, int poll_fd, int kick_fd, int wake_fd, int64_t timeout_ns);
 /* Kick `queue` through the kick word: 1 done (or dropped because kicks are pending already: a full socket, as
  * the Python doorbells do), 0 not (a dead peer, no descriptor): the runner kicks and reports it its way. */
@@ -142,6 +147,7 @@ struct rpf_api {
 	int (*dev_lend)(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t **host, uint32_t *len);
 	int (*dev_send_buffers)(struct rp_vq *to_host, const uint16_t *heads, const uint64_t *addrs,
 				const uint32_t *lens, uint32_t n, uint32_t src, uint32_t dst, int kick_fd);
+	int (*arm)(struct rp_vq *rx, int remote, int arm);
 };
 const struct rpf_api *rpf_api(void);
 

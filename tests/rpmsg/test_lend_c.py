@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import select
+import signal
 import struct
 import threading
 import time
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpmsg import Endpoint, Message, Profile, RpmsgDevice, WouldBlock, loopback_pair
+from rpmsg import Endpoint, Message, Profile, RpmsgDevice, RpmsgTimeout, WouldBlock, loopback_pair
 from rpmsg.protocol import pack_header
 from tests.rpmsg.conftest import count_python_methods
 from virtio import Buf
@@ -88,10 +89,11 @@ def test_a_waiting_message_is_lent_in_c(
 def test_what_wakes_a_waiting_receive_is_lent_in_c(
     ends: tuple[RpmsgDevice, RpmsgDevice, str], host_path: str, wait: str
 ) -> None:
-    """A zero-copy receive with nothing waiting waits in Python; the messages that wake it from its sleep on the
-    doorbell are lent in C (the Python method looks through ``_lend`` after each wait), not taken in by the Python
-    path's poll, which would queue them all (~13 us a message). (Wait mode busy never sleeps: between its spin
-    slices the Python method looks at the rings itself, so what comes meanwhile may be taken either way.)"""
+    """A zero-copy receive with nothing waiting waits (in C since stop 35; the Python method's wait looks through
+    ``_lend`` after each wait): the messages that wake it from its sleep on the doorbell are lent in C, not taken
+    in by the Python path's poll, which would queue them all (~13 us a message). (Wait mode busy never sleeps:
+    between its spin slices the Python method looks at the rings itself, so what comes meanwhile may be taken
+    either way.)"""
     local, peer, _ = ends
     local.wait_mode = wait  # type: ignore[assignment]
     zc, other = _connect(local, peer)
@@ -111,6 +113,104 @@ def test_what_wakes_a_waiting_receive_is_lent_in_c(
     assert [bytes(m.payload) for m in got] == sent
     for msg in got:
         msg.release()
+    assert _held(local) == 0
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+@pytest.mark.parametrize("wait", ["block", "spin"])
+def test_a_zero_copy_receive_waits_in_c(
+    ends: tuple[RpmsgDevice, RpmsgDevice, str],
+    host_path: str,
+    wait: str,
+    timeout: float | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """recv_message with nothing waiting waits in C, as the copying receives do (endpoint_wait.c's wait_turn, a
+    look that lends instead of taking): 50 messages, each sent while the receive waits for it (asleep on the
+    doorbell, or spinning), lent with no Python method run; before, every such receive ran the Python method
+    (its poll, Waiter.wait, then the C look). The Python path's twin runs it each time."""
+    local, peer, _ = ends
+    local.wait_mode = wait  # type: ignore[assignment]
+    zc, other = _connect(local, peer)
+    zc.settimeout(timeout)
+    other.send(b"first")  # a device's first message settles the channel in Python
+    with zc.recv_message() as msg:
+        assert bytes(msg.payload) == b"first"
+    calls: Counter[str] = count_python_methods(monkeypatch, ["_recv_message_py"])
+    got: list[bytes] = []
+    ready = threading.Event()
+
+    def receive() -> None:
+        for _ in range(50):
+            ready.set()
+            with zc.recv_message() as m:
+                got.append(bytes(m.payload))
+
+    t = threading.Thread(target=receive)
+    t.start()
+    sent = [bytes([i]) * (i + 1) for i in range(50)]
+    for data in sent:
+        ready.wait(5)
+        ready.clear()
+        time.sleep(0.001)  # the receive is waiting by now (most of the time: the test holds either way)
+        other.send(data)
+    t.join(10)
+    assert got == sent
+    assert calls == (Counter() if host_path == "c-path" else Counter({"_recv_message_py": 50}))
+    assert _held(local) == 0
+
+
+@pytest.mark.parametrize("wait", ["block", "spin"])
+def test_a_zero_copy_receive_times_out_in_c(
+    ends: tuple[RpmsgDevice, RpmsgDevice, str], host_path: str, wait: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its timeout kept in C: RpmsgTimeout after it (not before), naming the endpoint, without the Python method;
+    then a message sent is lent as usual."""
+    local, peer, _ = ends
+    local.wait_mode = wait  # type: ignore[assignment]
+    zc, other = _connect(local, peer)
+    other.send(b"first")
+    zc.recv_message().release()
+    calls: Counter[str] = count_python_methods(monkeypatch, ["_recv_message_py"])
+    zc.settimeout(0.05)
+    start = time.monotonic()
+    with pytest.raises(RpmsgTimeout, match=r"no message on .* within 0.05 s"):
+        zc.recv_message()
+    assert time.monotonic() - start >= 0.05
+    assert calls == (Counter() if host_path == "c-path" else Counter({"_recv_message_py": 1}))
+    other.send(b"after")
+    with zc.recv_message() as msg:
+        assert bytes(msg.payload) == b"after"
+
+
+def test_a_signal_handler_raising_in_the_c_wait_loses_nothing(
+    ends: tuple[RpmsgDevice, RpmsgDevice, str], host_path: str
+) -> None:
+    """SIGALRM's handler raises while recv_message sleeps in C: the exception comes out of recv_message, the
+    device is usable, the doorbell is not left owned, and the next message is lent."""
+    local, peer, _ = ends
+    zc, other = _connect(local, peer)
+    zc.settimeout(None)
+
+    class Alarm(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Alarm
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Alarm):
+            zc.recv_message()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert local._gate.owner is None and local.failure is None
+    other.send(b"next")
+    zc.settimeout(5)
+    with zc.recv_message() as msg:
+        assert bytes(msg.payload) == b"next"
     assert _held(local) == 0
 
 
