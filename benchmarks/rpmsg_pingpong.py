@@ -533,6 +533,11 @@ def main() -> int:
     c_spin = res.add(*base, "us", better="lower")
     py_busy = rtt("busy-poll: Python endpoint <-> C rpmsg remote", round_trip("busy", "c", args.rounds), base)
     py_busy_py = rtt("busy-poll: Python endpoint <-> Python remote", round_trip("busy", "python", args.rounds), base)
+    py_busy_zc = rtt(
+        "busy-poll: Python endpoint <-> Python remote receiving zero-copy",
+        round_trip("busy", "python-zero-copy", args.rounds),
+        base,
+    )
     with pinned(one_cpu):
         base = ("blocking, one CPU: C raw eventfd ping-pong", c_baseline("eventfd", args.rounds))
         c_eventfd = res.add(*base, "us", better="lower")
@@ -556,17 +561,24 @@ def main() -> int:
         py_block_py = rtt(
             "blocking, one CPU: Python endpoint <-> Python remote", round_trip("block", "python", args.rounds), base
         )
+        py_block_zc = rtt(
+            "blocking, one CPU: Python endpoint <-> Python remote receiving zero-copy",
+            round_trip("block", "python-zero-copy", args.rounds),
+            base,
+        )
     print(f"rpmsg round trip, 16 B, two processes, median of {args.rounds}")
     print("  busy-poll (one CPU each)")
     print(f"    C vring echo (baseline)             {c_spin:8.2f} us")
     print(f"    Python endpoint <-> C rpmsg remote   {py_busy:8.2f} us  {py_busy / c_spin:5.2f}x the baseline")
     print(f"    Python endpoint <-> Python remote    {py_busy_py:8.2f} us  {py_busy_py / c_spin:5.2f}x")
+    print(f"      the remote receiving zero-copy     {py_busy_zc:8.2f} us  {py_busy_zc / c_spin:5.2f}x")
     print(f"  blocking (both on CPU {min(one_cpu)})")
     print(f"    C raw eventfd ping-pong (baseline)   {c_eventfd:8.2f} us")
     print(f"    Python raw eventfd ping-pong (floor) {py_eventfd:8.2f} us  {py_eventfd / c_eventfd:5.2f}x the baseline")
     print(f"    C vring echo, eventfd doorbells      {c_block:8.2f} us  {c_block / c_eventfd:5.2f}x")
     print(f"    Python endpoint <-> C rpmsg remote   {py_block:8.2f} us  {py_block / c_eventfd:5.2f}x")
     print(f"    Python endpoint <-> Python remote    {py_block_py:8.2f} us  {py_block_py / c_eventfd:5.2f}x")
+    print(f"      the remote receiving zero-copy     {py_block_zc:8.2f} us  {py_block_zc / c_eventfd:5.2f}x")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2:
         split = (cpus[0], cpus[1])

@@ -11,7 +11,7 @@ Each message is looked at in Python in these kinds. ``python-recv-many-into``: w
 buffer of 64 slots, as a stream consumer of recvmmsg does it: each batch is looked at as a block (its count, and
 its last message, where the host's b"report" comes: the host sends it last and waits for the answer).
 ``python-zero-copy``: a zero-copy endpoint, each message lent with ``recv_message``, looked at in place and
-released ("bench-count" only).
+released ("bench-count"; "bench-echo" sends it back from its buffer, then releases it).
 ``c``: the firmware's C rpmsg remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link,
 the host's eventfd doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs
 SIGTERM to end).
@@ -71,6 +71,11 @@ def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -
     ep = device.endpoint(f"bench-{service}", zero_copy=many == "python-zero-copy")
     n = total = 0
     try:
+        if many == "python-zero-copy" and service == "echo":
+            while True:  # the message lent, echoed from its buffer, given back
+                msg = ep.recv_message()
+                ep.sendto(msg.payload, msg.src)
+                msg.release()
         if many == "python-zero-copy":
             while True:
                 msg = ep.recv_message()
@@ -173,8 +178,8 @@ def main() -> int:
         return run_c(name, wait, profile)
     kinds = ("python-many", "python-recv-many", "python-recv-many-into", "python-zero-copy")
     many = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] in kinds else ""
-    if many and service != "count":
-        raise SystemExit(f"{many}: only the count service, not {service!r}")
+    if many and service != "count" and (many, service) != ("python-zero-copy", "echo"):
+        raise SystemExit(f"{many}: only the count service (python-zero-copy: echo too), not {service!r}")
     return run_python(name, wait, service, profile, many)
 
 
