@@ -566,6 +566,13 @@ def main() -> int:
             round_trip("block", "python-zero-copy", args.rounds),
             base,
         )
+        # the default wait mode with both ends on one CPU: each side spins while the other cannot run, unless the
+        # spin yields the CPU (rpf_wait: after 3 us); before, 110-210 us a round trip (the spin's whole budget)
+        py_spin_one = rtt(
+            "wait mode spin, one CPU: Python endpoint <-> Python remote",
+            round_trip("spin", "python", args.rounds),
+            base,
+        )
     print(f"rpmsg round trip, 16 B, two processes, median of {args.rounds}")
     print("  busy-poll (one CPU each)")
     print(f"    C vring echo (baseline)             {c_spin:8.2f} us")
@@ -579,6 +586,7 @@ def main() -> int:
     print(f"    Python endpoint <-> C rpmsg remote   {py_block:8.2f} us  {py_block / c_eventfd:5.2f}x")
     print(f"    Python endpoint <-> Python remote    {py_block_py:8.2f} us  {py_block_py / c_eventfd:5.2f}x")
     print(f"      the remote receiving zero-copy     {py_block_zc:8.2f} us  {py_block_zc / c_eventfd:5.2f}x")
+    print(f"    Python <-> Python remote, mode spin  {py_spin_one:8.2f} us  {py_spin_one / c_eventfd:5.2f}x")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2:
         split = (cpus[0], cpus[1])
