@@ -167,6 +167,28 @@ class CoreBase:
                 raise LocalProtocolError("this TX buffer is in the batch twice")
             seen.add(id(buf))
 
+    def _post_batch(
+        self,
+        bufs: Sequence[TxBuffer],
+        lengths: Sequence[int],
+        post: Callable[[TxBuffer, int], None],
+        queue: DriverQueue | DeviceQueue,
+    ) -> None:
+        """Send a checked batch with one publish of ``queue``: each buffer marked sent (its view released) before
+        any is posted; a buffer whose view cannot be released (still exported: BufferError) ends the batch
+        there: the ones before it are posted, it and the rest stay unsent, and its error is raised (the twin of
+        the C methods' send_buffers_c)."""
+        sent = 0
+        try:
+            for buf in bufs:
+                buf._finish()
+                sent += 1
+        finally:
+            for buf, length in zip(bufs[:sent], lengths[:sent], strict=True):
+                post(buf, length)
+            if sent:
+                self._note(queue.publish())
+
     def _publish_taken(self, queue: DriverQueue | DeviceQueue) -> None:
         """Publish after taking messages in. An entry after them that broke the queue (the engine took the good
         ones, then stopped) makes this fail: the messages taken are still delivered, and the next poll reports

@@ -176,17 +176,12 @@ class HostCore(CoreBase):
         headers and adds. A buffer whose view cannot be released (still exported) ends the batch there: the
         ones before it are sent, and its error raised."""
         self.check_tx_buffers(bufs, lengths)
-        sent = 0
-        try:
-            for buf in bufs:
-                buf._finish()
-                sent += 1
-        finally:
-            for buf, length in zip(bufs[:sent], lengths[:sent], strict=True):
-                self.memory.write(buf.addr, pack_header(src, dst, length))
-                self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
-            if sent:
-                self._note(self.tx.publish())
+
+        def post(buf: TxBuffer, length: int) -> None:
+            self.memory.write(buf.addr, pack_header(src, dst, length))
+            self.tx.add([Buf(buf.addr, HEADER_SIZE + length)], token=buf.addr)
+
+        self._post_batch(bufs, lengths, post, self.tx)
 
     def give_back(self, buf: TxBuffer) -> None:
         if buf.token is not self:

@@ -235,16 +235,7 @@ class RemoteCore(CoreBase):
         marked sent; a buffer whose view cannot be released (still exported) ends the batch there: the ones
         before it are sent, and its error raised (as HostCore.send_buffers)."""
         self.check_tx_buffers(bufs, lengths)
-        sent = 0
-        try:
-            for buf in bufs:
-                buf._finish()
-                sent += 1
-        finally:
-            for buf, length in zip(bufs[:sent], lengths[:sent], strict=True):
-                self._push_held(buf, src, dst, length, 0)
-            if sent:
-                self._note(self.to_host.publish())
+        self._post_batch(bufs, lengths, lambda buf, length: self._push_held(buf, src, dst, length, 0), self.to_host)
 
     def _push_held(self, buf: TxBuffer, src: int, dst: int, length: int, reserved: int) -> None:
         """Header at the buffer's address, then its chain (``slot``) to the host, used.len the message's length

@@ -129,6 +129,10 @@ void unlock(PyObject *release);
 int gate_usable(Gate *g);
 int gate_send_usable(Gate *g);
 int gate_guard_holds(Gate *g);
+/* Which of `views` (a tuple of memoryviews of bytes: the gate's views of the rings' memory) holds the `len` bytes
+ * at `at`: its index, their offset in it in *off; -1 (no exception) when none does, or the one that did is
+ * released. */
+Py_ssize_t view_holding(PyObject *views, const uint8_t *at, Py_ssize_t len, Py_ssize_t *off);
 int kick_python(Gate *g, int queue);
 PyObject *failed(PyObject *report, int rc, PyObject *release);
 PyObject *call_hook(PyObject *hook, PyObject *arg);

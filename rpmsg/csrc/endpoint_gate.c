@@ -474,3 +474,21 @@ PyObject *failed(PyObject *report, int rc, PyObject *release)
 	unlock(release);
 	return NULL;
 }
+
+Py_ssize_t view_holding(PyObject *views, const uint8_t *at, Py_ssize_t len, Py_ssize_t *off)
+{
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(views); i++) {
+		Py_buffer b;
+		if (PyObject_GetBuffer(PyTuple_GET_ITEM(views, i), &b, PyBUF_SIMPLE) < 0) {
+			PyErr_Clear(); /* released: the device is letting go of its memory */
+			continue;
+		}
+		const uint8_t *lo = b.buf;
+		int inside = at >= lo && len <= b.len && at - lo <= b.len - len;
+		*off = inside ? at - lo : 0;
+		PyBuffer_Release(&b);
+		if (inside)
+			return i;
+	}
+	return -1;
+}

@@ -172,31 +172,19 @@ PyTypeObject MessageBaseType = {
  * holds them, or one was released: the Python path's turn). */
 static PyObject *view_of(Gate *g, const uint8_t *at, uint32_t len)
 {
-	Py_ssize_t n = PyTuple_GET_SIZE(g->lend_views);
-	for (Py_ssize_t i = 0; i < n; i++) {
-		PyObject *v = PyTuple_GET_ITEM(g->lend_views, i);
-		Py_buffer b;
-		if (PyObject_GetBuffer(v, &b, PyBUF_SIMPLE) < 0) {
-			PyErr_Clear();
-			continue;
-		}
-		const uint8_t *lo = b.buf;
-		int inside = at >= lo && (Py_ssize_t)len <= b.len && at - lo <= b.len - (Py_ssize_t)len;
-		Py_ssize_t off = inside ? at - lo : 0;
-		PyBuffer_Release(&b);
-		if (!inside)
-			continue;
-		PyObject *start = PyLong_FromSsize_t(off), *stop = PyLong_FromSsize_t(off + (Py_ssize_t)len);
-		PyObject *slice = start && stop ? PySlice_New(start, stop, NULL) : NULL;
-		Py_XDECREF(start);
-		Py_XDECREF(stop);
-		PyObject *view = slice ? PyObject_GetItem(v, slice) : NULL;
-		Py_XDECREF(slice);
-		if (!view)
-			PyErr_Clear();
-		return view;
-	}
-	return NULL;
+	Py_ssize_t off;
+	Py_ssize_t i = view_holding(g->lend_views, at, len, &off);
+	if (i < 0)
+		return NULL;
+	PyObject *start = PyLong_FromSsize_t(off), *stop = PyLong_FromSsize_t(off + (Py_ssize_t)len);
+	PyObject *slice = start && stop ? PySlice_New(start, stop, NULL) : NULL;
+	Py_XDECREF(start);
+	Py_XDECREF(stop);
+	PyObject *view = slice ? PyObject_GetItem(PyTuple_GET_ITEM(g->lend_views, i), slice) : NULL;
+	Py_XDECREF(slice);
+	if (!view)
+		PyErr_Clear();
+	return view;
 }
 
 /* The message rpc_peek_for finds for `addr` at the ring's head, lent; the lock held on entry, released here. NULL

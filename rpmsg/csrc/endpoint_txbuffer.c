@@ -238,31 +238,20 @@ void txb_arm(Gate *g, TxBufferBase *b, uint64_t addr)
  * (a view released: the device is closing; the buffer stays held). */
 int txb_arm_lent(Gate *g, TxBufferBase *b, uint16_t head, uint64_t addr, const uint8_t *host, uint32_t len)
 {
-	Py_ssize_t n = PyTuple_GET_SIZE(g->tx_view);
-	for (Py_ssize_t i = 0; i < n; i++) {
-		PyObject *v = PyTuple_GET_ITEM(g->tx_view, i);
-		Py_buffer vb;
-		if (PyObject_GetBuffer(v, &vb, PyBUF_SIMPLE) < 0) {
-			PyErr_Clear();
-			continue;
-		}
-		const uint8_t *lo = vb.buf;
-		int inside = host >= lo && (Py_ssize_t)len <= vb.len && host - lo <= vb.len - (Py_ssize_t)len;
-		Py_ssize_t off = inside ? host - lo : 0;
-		PyBuffer_Release(&vb);
-		if (!inside)
-			continue;
-		b->addr = addr;
-		b->slot = head;
-		b->offset = off + RPC_HDR;
-		b->capacity = len - RPC_HDR < 0xffffu ? len - RPC_HDR : 0xffffu; /* payload_room */
-		b->done = 0;
-		Py_CLEAR(b->view);
-		Py_XSETREF(b->region, Py_NewRef(v));
-		Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
-		return 0;
+	Py_ssize_t off;
+	Py_ssize_t i = view_holding(g->tx_view, host, len, &off);
+	if (i < 0) {
+		PyErr_Format(PyExc_RuntimeError, "host buffer %u at %#llx lies in no view of the device's memory", head,
+			     (unsigned long long)addr);
+		return -1;
 	}
-	PyErr_Format(PyExc_RuntimeError, "host buffer %u at %#llx lies in no view of the device's memory", head,
-		     (unsigned long long)addr);
-	return -1;
+	b->addr = addr;
+	b->slot = head;
+	b->offset = off + RPC_HDR;
+	b->capacity = len - RPC_HDR < 0xffffu ? len - RPC_HDR : 0xffffu; /* payload_room */
+	b->done = 0;
+	Py_CLEAR(b->view);
+	Py_XSETREF(b->region, Py_NewRef(PyTuple_GET_ITEM(g->tx_view, i)));
+	Py_XSETREF(b->token, Py_NewRef(g->tx_owner ? g->tx_owner : Py_None));
+	return 0;
 }

@@ -344,6 +344,23 @@ int rpf_drv_taken(struct rp_vq *rx, int n)
 	return n | (r ? RPF_NOTIFY : 0);
 }
 
+/* rp_dev_peek of a chain of one descriptor: its result, or RPF_GENERAL for a chain of more (a question answered,
+ * not an error to show: the ring's error fields are left as they were). */
+static int peek_one(struct rp_vq *vq, uint16_t ahead, struct rp_desc *d, uint16_t *head)
+{
+	int32_t err = vq->err;
+	uint32_t where = vq->err_where;
+	uint64_t value = vq->err_value;
+	int r = rp_dev_peek(vq, ahead, d, 1, head);
+	if (r == RP_ERR_ARG) {
+		vq->err = err;
+		vq->err_where = where;
+		vq->err_value = value;
+		return RPF_GENERAL;
+	}
+	return r;
+}
+
 /* A chain's message goes through a copy on the stack (rp_dev_send_copy fills its writable descriptors in order):
  * up to this much payload; a larger one for a chain is the general path's. */
 #define DEV_STACK 4080
@@ -357,24 +374,19 @@ int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t
 	 * through rp_dev_send_copy below (or the general path), which says what is wrong with it. */
 	struct rp_desc d;
 	uint16_t head;
-	int32_t err = to_host->err;
-	uint32_t where = to_host->err_where;
-	uint64_t value = to_host->err_value;
-	int r = rp_dev_peek(to_host, 0, &d, 1, &head);
-	if (r == RP_ERR_ARG) { /* a chain: not an error to show (as rpf_dev_peek) */
-		to_host->err = err;
-		to_host->err_where = where;
-		to_host->err_value = value;
-	} else if (r <= 0) {
-		return r; /* 0: no host buffer; < 0 a broken ring */
-	} else if ((d.flags & RP_DESC_F_WRITE) && d.len >= HDR + len) {
-		put_header(d.host, src, dst, 0, len);
-		memcpy(d.host + HDR, data, len);
-		int taken = rp_dev_skip(to_host);
-		if (taken < 0)
-			return taken;
-		r = rp_dev_push(to_host, (uint16_t)taken, HDR + len);
-		return r < 0 ? r : 1;
+	int r = peek_one(to_host, 0, &d, &head);
+	if (r != RPF_GENERAL) { /* (a chain: rp_dev_send_copy below) */
+		if (r <= 0)
+			return r; /* 0: no host buffer; < 0 a broken ring */
+		if ((d.flags & RP_DESC_F_WRITE) && d.len >= HDR + len) {
+			put_header(d.host, src, dst, 0, len);
+			memcpy(d.host + HDR, data, len);
+			int taken = rp_dev_skip(to_host);
+			if (taken < 0)
+				return taken;
+			r = rp_dev_push(to_host, (uint16_t)taken, HDR + len);
+			return r < 0 ? r : 1;
+		}
 	}
 	uint8_t msg[HDR + DEV_STACK];
 	if (len > DEV_STACK)
@@ -463,17 +475,8 @@ int rpf_dev_peek(struct rp_vq *from_host, uint16_t ahead, const uint8_t **msg, u
 {
 	struct rp_desc d;
 	uint16_t head;
-	int32_t err = from_host->err;
-	uint32_t where = from_host->err_where;
-	uint64_t value = from_host->err_value;
-	int r = rp_dev_peek(from_host, ahead, &d, 1, &head);
-	if (r == RP_ERR_ARG) { /* more than one descriptor: a question answered, not an error to show */
-		from_host->err = err;
-		from_host->err_where = where;
-		from_host->err_value = value;
-		return RPF_GENERAL;
-	}
-	if (r <= 0)
+	int r = peek_one(from_host, ahead, &d, &head);
+	if (r <= 0 || r == RPF_GENERAL)
 		return r;
 	if (d.flags & RP_DESC_F_WRITE)
 		return RPF_GENERAL; /* no message in it: rpf_dev_recv's reading of it is the rule */
@@ -511,17 +514,8 @@ int rpf_dev_lend(struct rp_vq *to_host, uint16_t *head, uint64_t *addr, uint8_t 
 {
 	struct rp_desc d;
 	uint16_t h;
-	int32_t err = to_host->err;
-	uint32_t where = to_host->err_where;
-	uint64_t value = to_host->err_value;
-	int r = rp_dev_peek(to_host, 0, &d, 1, &h);
-	if (r == RP_ERR_ARG) { /* more than one descriptor: the general path's (as rpf_dev_peek) */
-		to_host->err = err;
-		to_host->err_where = where;
-		to_host->err_value = value;
-		return RPF_GENERAL;
-	}
-	if (r <= 0)
+	int r = peek_one(to_host, 0, &d, &h); /* a chain: the general path's */
+	if (r <= 0 || r == RPF_GENERAL)
 		return r;
 	if (!(d.flags & RP_DESC_F_WRITE) || d.len < HDR)
 		return RPF_GENERAL; /* the general path returns it, or keeps it and says it is too small */

@@ -10,7 +10,6 @@ methods do over random sequences."""
 from __future__ import annotations
 
 import pickle
-import random
 import struct
 from collections import Counter
 from typing import Any
@@ -32,6 +31,7 @@ from rpmsg.protocol import HEADER_SIZE, pack_header
 from tests.rpmsg import test_batch_zero_copy
 from tests.rpmsg.conftest import count_python_methods
 from tests.rpmsg.test_batch_zero_copy import PROFILE, _connect, _drain, _Kicks
+from tests.rpmsg.zero_copy_steps import kinds_of, logs_in_three_worlds, random_steps, stream
 from virtio import Buf
 
 pair = test_batch_zero_copy.pair  # every wait mode, eventfd doorbells or not, both paths
@@ -253,27 +253,7 @@ def test_a_zero_copy_stream_never_enters_the_python_methods(
     messages arrive intact; with the gate open, no Python method runs (beyond waiting for buffers)."""
     host, remote = pair
     h, r = _remote_to_host(host, remote)
-    bufs = r.get_buffers(6)
-    sent: list[bytes] = []
-    got: list[bytes] = []
-    i = 0
-    while i < 2000:
-        lengths = []
-        for b in bufs:
-            n = (i * 13) % 497
-            b[:n] = bytes([i & 0xFF]) * n
-            sent.append(bytes([i & 0xFF]) * n)
-            lengths.append(n)
-            i += 1
-        k = r.send_buffers_reuse(bufs, lengths)
-        got += _drain(h)
-        if k < len(bufs):
-            del bufs[k:]
-            bufs += r.get_buffers(6 - k)
-    got += _drain(h)
-    assert got == sent
-    for b in bufs:
-        remote.core.give_back(b)  # type: ignore[union-attr]
+    stream(r, remote, h)
     if remote._gate.open:
         assert calls == Counter()
     else:
@@ -389,82 +369,11 @@ def test_remote_zero_copy_does_what_the_python_path_does(monkeypatch: pytest.Mon
     every result, exception (type and text), the bytes received and the buffer state the same, step by step."""
     if host_path != "c-path":
         return
-    rng = random.Random(2026)
-    ops = []
-    for _ in range(700):
-        op = rng.choice(["get", "get", "one", "write", "send", "reuse", "reuse", "single", "recv", "give", "copy"])
-        ops.append((op, rng.randrange(1, 20), rng.random(), [rng.randrange(0, 40) for _ in range(8)]))
-    worlds = []
-    for c, eventfd in ((True, True), (True, False), (False, True)):  # C methods; the C path from Python; Python
-        with monkeypatch.context() as env:
-            env.setenv("RPROC_RPMSG_FASTPATH", "1" if c else "0")
-            worlds.append(loopback_pair(PROFILE, eventfd=eventfd))
-    assert [(r._gate.open, r._fast is not None) for _, r in worlds] == [(True, True), (False, True), (False, False)]
-    try:
-        logs: list[list[object]] = []
-        for host, remote in worlds:
-            h, r = _remote_to_host(host, remote)
-            held: list[Any] = []
-            log: list[object] = []
-            for op, k, x, picks in ops:
-                try:
-                    if op == "get":
-                        new = r.get_buffers(k)
-                        held += new
-                        log.append([(b.capacity, b.slot) for b in new])
-                    elif op == "one":
-                        b = r.get_buffer()
-                        held.append(b)
-                        log.append(b.slot)
-                    elif op == "write" and held:
-                        b = held[picks[0] % len(held)]
-                        b[: k * 7] = bytes([k]) * (k * 7)
-                        log.append(b.done)
-                    elif op in ("send", "reuse") and held:
-                        batch = [held[p % len(held)] for p in picks[: 1 + k % 8]]
-                        if x < 0.7:
-                            batch = list(dict.fromkeys(batch))
-                        lengths: Any = (
-                            (k * 37) % 498 if x < 0.4 else [(p * 13 + k) % (520 if x > 0.9 else 497) for p in picks]
-                        )
-                        if isinstance(lengths, list) and x < 0.85:
-                            lengths = lengths[: len(batch)]
-                        if op == "send":
-                            log.append(r.send_buffers(batch, lengths))
-                        else:
-                            log.append(r.send_buffers_reuse(batch, lengths))
-                        held = [b for b in held if not b.done]
-                    elif op == "single" and held:
-                        b = held.pop(picks[0] % len(held))
-                        log.append(r.send_buffer_reuse(b, k * 31))  # over the 496 bytes from k = 17
-                        if not b.done:
-                            held.append(b)
-                    elif op == "recv":
-                        log.append(_drain(h))
-                    elif op == "give" and held:
-                        remote.core.give_back(held.pop(picks[0] % len(held)))  # type: ignore[union-attr]
-                    elif op == "copy":
-                        log.append(r.send_many([bytes([k]) * k] * (1 + k % 3)))
-                except Exception as exc:
-                    log.append(f"{type(exc).__name__}: {exc}")
-                log.append(remote.state()["buffers"])
-            log.append(_drain(h))
-            logs.append(log)
-        assert len(logs[0]) > 1100
-        assert logs[0] == logs[1] == logs[2]
-        kinds = Counter(x.split(":")[0] if isinstance(x, str) else type(x).__name__ for x in logs[0])
-        want = {
-            "LocalProtocolError",
-            "MessageTooLong",
-            "ValueError",
-            "WouldBlock",
-            "RpmsgTimeout",
-            "int",
-            "list",
-            "bool",
-        }
-        assert want <= set(kinds), kinds
-    finally:
-        for host, remote in worlds:
-            remote.close()
-            host.close()
+    kinds = ["get", "get", "one", "write", "send", "reuse", "reuse", "single", "recv", "give", "copy"]
+    steps = random_steps(2026, 700, kinds)
+    logs = logs_in_three_worlds(monkeypatch, PROFILE, steps, "remote")
+    assert len(logs[0]) > 1100
+    assert logs[0] == logs[1] == logs[2]
+    got = kinds_of(logs[0])
+    want = {"LocalProtocolError", "MessageTooLong", "ValueError", "WouldBlock", "RpmsgTimeout", "int", "list", "bool"}
+    assert want <= set(got), got

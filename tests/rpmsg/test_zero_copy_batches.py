@@ -8,7 +8,6 @@ over random sequences."""
 from __future__ import annotations
 
 import pickle
-import random
 from collections import Counter
 from typing import Any
 
@@ -26,6 +25,7 @@ from rpmsg import (
 from tests.rpmsg import test_batch_zero_copy
 from tests.rpmsg.conftest import count_python_methods
 from tests.rpmsg.test_batch_zero_copy import PROFILE, _connect, _drain, _Kicks
+from tests.rpmsg.zero_copy_steps import kinds_of, logs_in_three_worlds, random_steps, stream
 
 pair = test_batch_zero_copy.pair  # the same fixture: every wait mode, eventfd doorbells or not
 
@@ -232,27 +232,7 @@ def test_a_batched_zero_copy_stream_never_enters_the_python_methods(
     2000 messages arrive intact; with the gate open, no Python method runs (beyond waiting for buffers)."""
     host, remote = pair
     h, r = _connect(host, remote)
-    bufs = h.get_buffers(6)
-    sent: list[bytes] = []
-    got: list[bytes] = []
-    i = 0
-    while i < 2000:
-        lengths = []
-        for b in bufs:
-            n = (i * 13) % 497
-            b[:n] = bytes([i & 0xFF]) * n
-            sent.append(bytes([i & 0xFF]) * n)
-            lengths.append(n)
-            i += 1
-        k = h.send_buffers_reuse(bufs, lengths)
-        got += _drain(r)
-        if k < len(bufs):
-            del bufs[k:]
-            bufs += h.get_buffers(6 - k)
-    got += _drain(r)
-    assert got == sent
-    for b in bufs:
-        host.core.give_back(b)  # type: ignore[union-attr]
+    stream(h, host, r)
     if host._gate.open:
         assert calls == Counter()
     else:
@@ -266,66 +246,9 @@ def test_batched_zero_copy_does_what_the_python_path_does(monkeypatch: pytest.Mo
     exception (type and text), the bytes received and the buffer counts the same, step by step."""
     if host_path != "c-path":
         return
-    rng = random.Random(2020)
-    ops = []
-    for _ in range(600):
-        op = rng.choice(["get", "get", "write", "send", "reuse", "reuse", "one", "recv", "give"])
-        ops.append((op, rng.randrange(1, 20), rng.random(), [rng.randrange(0, 40) for _ in range(8)]))
-    worlds = []
-    for c, eventfd in ((True, True), (True, False), (False, True)):  # C methods; the C path from Python; Python
-        with monkeypatch.context() as env:
-            env.setenv("RPROC_RPMSG_FASTPATH", "1" if c else "0")
-            worlds.append(loopback_pair(PROFILE, eventfd=eventfd))
-    assert [(h._gate.open, h._fast is not None) for h, _ in worlds] == [(True, True), (False, True), (False, False)]
-    try:
-        logs: list[list[object]] = []
-        for host, remote in worlds:
-            h, r = _connect(host, remote)
-            held: list[Any] = []
-            log: list[object] = []
-            for op, k, x, picks in ops:
-                try:
-                    if op == "get":
-                        new = h.get_buffers(k)
-                        held += new
-                        log.append(len(new))
-                    elif op == "write" and held:
-                        b = held[picks[0] % len(held)]
-                        b[: k * 7] = bytes([k]) * (k * 7)
-                        log.append(b.done)
-                    elif op in ("send", "reuse") and held:
-                        batch = [held[p % len(held)] for p in picks[: 1 + k % 8]]
-                        if x < 0.7:  # mostly well-formed: distinct buffers
-                            batch = list(dict.fromkeys(batch))
-                        lengths: Any = (
-                            (k * 37) % 498 if x < 0.4 else [(p * 13 + k) % (520 if x > 0.9 else 497) for p in picks]
-                        )
-                        if isinstance(lengths, list) and x < 0.85:
-                            lengths = lengths[: len(batch)]
-                        if op == "send":
-                            log.append(h.send_buffers(batch, lengths))
-                        else:
-                            log.append(h.send_buffers_reuse(batch, lengths))
-                        held = [b for b in held if not b.done]
-                    elif op == "one" and held:
-                        b = held.pop(picks[0] % len(held))
-                        log.append(h.send_buffer_reuse(b, k))
-                        if not b.done:
-                            held.append(b)
-                    elif op == "recv":
-                        log.append(_drain(r))
-                    elif op == "give" and held:
-                        host.core.give_back(held.pop())  # type: ignore[union-attr]
-                except Exception as exc:
-                    log.append(f"{type(exc).__name__}: {exc}")
-                log.append(host.state()["buffers"])
-            log.append(_drain(r))
-            logs.append(log)
-        assert len(logs[0]) > 1000
-        assert logs[0] == logs[1] == logs[2]
-        kinds = Counter(x.split(":")[0] if isinstance(x, str) else type(x).__name__ for x in logs[0])
-        assert {"LocalProtocolError", "MessageTooLong", "ValueError", "int", "NoneType", "list"} <= set(kinds), kinds
-    finally:
-        for host, remote in worlds:
-            remote.close()
-            host.close()
+    steps = random_steps(2020, 650, ["get", "get", "write", "send", "reuse", "reuse", "single", "recv", "give"])
+    logs = logs_in_three_worlds(monkeypatch, PROFILE, steps, "host")
+    assert len(logs[0]) > 1000
+    assert logs[0] == logs[1] == logs[2]
+    kinds = kinds_of(logs[0])
+    assert {"LocalProtocolError", "MessageTooLong", "ValueError", "int", "NoneType", "list"} <= set(kinds), kinds
