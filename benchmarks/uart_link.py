@@ -142,6 +142,34 @@ def qemu_run(rounds: int, messages: int, res: Results) -> None:
           f"{payload / seconds / 1e3:.1f} KB/s of payload, payload / line bytes {payload / line:.1%}")  # fmt: skip
 
 
+def mirror_cost(messages: int) -> tuple[float, float]:
+    """What the uart: link's mirror costs the host per 496-byte message in Python (transports/mirror.py, the
+    doorbell C cannot kick): seconds of ``Mirror.changes`` after a send's writes (a buffer, its descriptor, the avail
+    entry and index, on rproc's 16-entry UART profile), and the bytes of mirror messages it makes for the line."""
+    from rpmsg.wiring import UART_PROFILE, mirror_writes
+    from transports.memory import MappedRegion, RegionMemory
+    from transports.mirror import Mirror
+
+    p = UART_PROFILE
+    mem = RegionMemory([MappedRegion("window", p.base, p.size, bytearray(p.size))])
+    ranges, index_fields = mirror_writes(p, "host")
+    mirror = Mirror(mem, ranges, index_fields=index_fields)
+    mirror.changes()
+    pool, v = ranges[-1][0], p.tx_layout
+    made = 0
+    spent = 0.0
+    for i in range(messages):
+        slot = i % p.tx_count
+        mem.write(pool + slot * p.tx_size, i.to_bytes(16, "little") + os.urandom(496))  # every block changed
+        mem.write(v.desc + 16 * slot, (pool + slot * p.tx_size).to_bytes(8, "little") + (512).to_bytes(8, "little"))
+        mem.write(v.avail + 4 + 2 * (i % v.num), slot.to_bytes(2, "little"))
+        mem.write(v.avail + 2, (i + 1 & 0xFFFF).to_bytes(2, "little"))
+        start = time.perf_counter()
+        made += sum(map(len, mirror.changes()))
+        spent += time.perf_counter() - start
+    return spent / messages, made / messages
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=3000)
@@ -165,6 +193,14 @@ def main() -> int:
         res.add(f"link {size} B: retransmissions", retrans, "frames", better="lower")
         print(f"{size:>6} B {eff:>10.1%} {rate / 1e6:>10.2f} {rate / raw:>7.1%} {retrans:>14}")
     print("efficiency = payload bytes / bytes on the line (frames, CRC, COBS, acks excluded from payload)")
+    per, made = mirror_cost(args.messages)
+    line = made * 10 / 1e6  # the bytes at 1 Mbaud, 10 bits a byte: the RP2350 boot ROM's and our firmware's rate
+    res.add("mirror: Python per 496-byte message (Mirror.changes)", per, "s", better="lower")
+    res.add("mirror: bytes made per 496-byte message", made, "B", better="lower")
+    print(
+        f"mirror (the host's Python per 496-byte send): {per * 1e6:.1f} us, {made:.0f} bytes of mirror messages; "
+        f"those bytes take {line * 1e3:.2f} ms at 1 Mbaud: the Python is {per / line:.1%} of the line's time"
+    )
     qemu_run(args.qemu_rounds, args.qemu_messages, res)
     res.write(args.json)
     return 0
