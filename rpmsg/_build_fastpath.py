@@ -1,4 +1,5 @@
-"""cffi (API mode) build of rpmsg/csrc/fastpath.c, the host's per-message path in C: ``rpmsg._fastpath_cffi``.
+"""cffi (API mode) build of rpmsg/csrc/fastpath.c and fastpath_remote.c, the per-message path in C of both roles:
+``rpmsg._fastpath_cffi``.
 
 It compiles its own copy of virtio/csrc/vring.c (extension modules do not share symbols) and works on the
 ``struct rp_vq`` of the virtio module's queues, passed by address.
@@ -44,7 +45,7 @@ def make_ffibuilder(extra_cflags: list[str] | None = None, relative: bool = True
     ffibuilder.set_source(
         MODULE,
         '#include "fastpath.h"',
-        sources=[str(here / "fastpath.c"), str(vring / "vring.c")],
+        sources=[str(here / "fastpath.c"), str(here / "fastpath_remote.c"), str(vring / "vring.c")],
         include_dirs=[str(here), str(vring)],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", *(extra_cflags or [])],
         extra_link_args=list(extra_cflags or []),

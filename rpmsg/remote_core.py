@@ -137,7 +137,7 @@ class RemoteCore(CoreBase):
         """Send as many of ``payloads`` as posted host buffers allow, in order, with one publish: how many went
         (0: no host buffer). A host buffer too small for the first raises MessageTooLong (that buffer is kept,
         as by :meth:`send`); for a later one, the count so far is returned and sending it again raises. The
-        twin of rpmsg/csrc/fastpath.c's rpf_dev_send_many."""
+        twin of rpmsg/csrc/fastpath_remote.c's rpf_dev_send_many."""
         for payload in payloads:
             check_payload(len(payload))
         n = 0
