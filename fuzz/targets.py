@@ -19,7 +19,7 @@ from pathlib import Path
 from remoteproc.errors import FirmwareError
 from remoteproc.firmware import firmware_info
 from resource_table import Dialect, ResourceTableError, build, check, parse
-from rpmsg import Profile, RemoteProtocolError, loopback_pair
+from rpmsg import Profile, RemoteProtocolError, RpmsgError, loopback_pair
 from transports import bytearray_memory
 from transports.serial_link import LinkCore
 from transports.vhost_user_backend import VhostUserBackend
@@ -103,6 +103,45 @@ def rpmsg_messages(data: bytes) -> None:
                 host.process()
             except RemoteProtocolError as exc:
                 raise AssertionError(f"a malformed message broke the device: {exc}") from None
+    finally:
+        host.close()
+        remote.close()
+
+
+def remote_sends(data: bytes) -> None:
+    """The host's bytes over vring 0 (its descriptors and avail ring: the buffers the remote sends into), met by the
+    remote's sends on the C path (eventfd doorbells: the endpoints' C methods): copies of any size (rpf_dev_put,
+    straight into a one-descriptor buffer or through the stack for a chain), zero-copy buffers one and batched
+    (rpf_dev_lend, rpf_dev_send_buffers), send_many. Each succeeds or raises rpmsg's own error. The last four
+    bytes choose the sizes (0..1023: past the 496 a 512-byte buffer holds, and past the stack copy's 4,080 for
+    none)."""
+    p = Profile(num=8, rx_count=8, tx_count=8)
+    host, remote = loopback_pair(p, eventfd=True)
+    try:
+        rx = p.rx_layout
+        remote.core.memory.write(rx.desc, data[: rx.used - rx.desc])
+        sizes = [int.from_bytes(data[-4 + i : len(data) - 3 + i] or b"\x10", "little") * 4 for i in range(4)]
+        ep = remote.endpoint(peer=0x400)
+        ep.settimeout(0)
+
+        def zero_copy_one() -> None:
+            buf = ep.get_buffer()
+            n = min(sizes[1], buf.capacity)
+            buf[:n] = bytes(n)
+            ep.send_buffer(buf, sizes[1])
+
+        def zero_copy_batch() -> None:
+            bufs = ep.get_buffers(4)
+            ep.send_buffers(bufs, [min(sizes[2], b.capacity) for b in bufs])
+
+        for op in (
+            lambda: ep.send(bytes(sizes[0])),
+            zero_copy_one,
+            zero_copy_batch,
+            lambda: ep.send_many([bytes(sizes[3])] * 3),
+        ):
+            with contextlib.suppress(RpmsgError):
+                op()
     finally:
         host.close()
         remote.close()
@@ -221,6 +260,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "elf": elf,
     "virtqueue": virtqueue,
     "rpmsg_messages": rpmsg_messages,
+    "remote_sends": remote_sends,
     "vhost_user": vhost_user,
     "serial_link": serial_link,
     "fwlib_ring": fwlib_ring,

@@ -50,11 +50,12 @@ int rpf_dev_put(struct rp_vq *to_host, uint32_t src, uint32_t dst, const uint8_t
 		if (r <= 0)
 			return r; /* 0: no host buffer; < 0 a broken ring */
 		if ((d.flags & RP_DESC_F_WRITE) && d.len >= HDR + len) {
-			put_header(d.host, src, dst, 0, len);
-			memcpy(d.host + HDR, data, len);
+			/* taken first: a buffer the host placed over its own avail ring would move it under us */
 			int taken = rp_dev_skip(to_host);
 			if (taken < 0)
 				return taken;
+			put_header(d.host, src, dst, 0, len);
+			memcpy(d.host + HDR, data, len);
 			r = rp_dev_push(to_host, (uint16_t)taken, HDR + len);
 			return r < 0 ? r : 1;
 		}

@@ -9,6 +9,7 @@ methods do over random sequences."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import struct
 from collections import Counter
@@ -377,3 +378,36 @@ def test_remote_zero_copy_does_what_the_python_path_does(monkeypatch: pytest.Mon
     got = kinds_of(logs[0])
     want = {"LocalProtocolError", "MessageTooLong", "ValueError", "WouldBlock", "RpmsgTimeout", "int", "list", "bool"}
     assert want <= set(got), got
+
+
+@pytest.mark.parametrize("send", ["copy", "zero-copy", "batch"])
+def test_a_host_buffer_over_its_own_ring_fails_nothing_of_ours(host_path: str, send: str) -> None:
+    """A host buffer placed over the host's own descriptor table and avail ring (found by the remote_sends fuzz
+    target): the send writes over them. The remote's C copy wrote before taking the buffer out of the ring, so its
+    own message moved the avail index under it and the take failed with the engine's LocalError ("ARG: bad
+    argument") out of ``send``. Now every send takes the buffer first: it goes, on both paths, and what the host
+    does with its ring afterwards is the host's (a later send may find the ring broken: PeerLost, nothing else)."""
+    host, remote = loopback_pair(PROFILE, eventfd=True)
+    try:
+        _h, r = _remote_to_host(host, remote)
+        assert r.send_many([b"fill"] * 16) == 16
+        rx = host.core.rx  # type: ignore[union-attr]
+        assert len(rx.get_used()) == 16
+        over = rx.layout.desc + 0x34  # 512 bytes from here cover the descriptors and the avail ring
+        rx.add([Buf(over, 512, write=True)], token=over)
+        rx.publish()
+        if send == "copy":
+            r.send(bytes(208))
+        elif send == "zero-copy":
+            buf = r.get_buffer()
+            buf[:208] = bytes(208)
+            r.send_buffer(buf, 208)
+        else:
+            assert r.send_many([bytes(208)]) == 1
+        used = rx.get_used()
+        assert [(u.token, u.len) for u in used] == [(over, 16 + 208)]
+        with contextlib.suppress(PeerLost, WouldBlock):
+            r.send(b"next")  # the host's ring is whatever our message left in it
+    finally:
+        remote.close()
+        host.close()
