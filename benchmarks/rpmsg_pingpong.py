@@ -205,13 +205,13 @@ def throughput(
                 buf[:4] = i.to_bytes(4, "little")  # straight into the send buffer: no view made
                 if not ep.send_buffer_reuse(buf, size):
                     buf = ep.get_buffer()  # none free right now: wait for one
-            ep.device.core.give_back(buf)  # type: ignore[union-attr]
+            ep.device.give_back(buf)
         elif mode == "zero-copy-reuse-as-is":
             buf = ep.get_buffer()
             for _ in range(messages):
                 if not ep.send_buffer_reuse(buf, size):
                     buf = ep.get_buffer()
-            ep.device.core.give_back(buf)  # type: ignore[union-attr]
+            ep.device.give_back(buf)
         elif mode in ("zero-copy-batch", "zero-copy-batch-as-is"):
             write = mode == "zero-copy-batch"
             bufs = ep.get_buffers(BATCH)
@@ -219,7 +219,7 @@ def throughput(
             while i < messages:
                 if len(bufs) > messages - i:
                     for b in bufs[messages - i :]:
-                        ep.device.core.give_back(b)  # type: ignore[union-attr]
+                        ep.device.give_back(b)
                     del bufs[messages - i :]
                 if write:
                     for b in bufs:
@@ -233,7 +233,7 @@ def throughput(
                     if i < messages:
                         bufs += ep.get_buffers(BATCH - k)
             for b in bufs:
-                ep.device.core.give_back(b)  # type: ignore[union-attr]
+                ep.device.give_back(b)
         elif mode == "copy-write":
             work = bytearray(size)
             for i in range(messages):

@@ -167,6 +167,13 @@ class Sending:
                 raise self._broke(exc) from exc
             self._flush()
 
+    def give_back(self, buf: TxBuffer) -> None:
+        """A zero-copy buffer taken (``get_buffer``) and not sent, given back under the device's lock: the host's
+        to its pool, the remote's kept for the next send (never returned to the host empty). Another device's
+        buffer is refused (LocalProtocolError); one sent or given back already: nothing."""
+        with self._lock:
+            self.core.give_back(buf)
+
     def rearm(self, buf: TxBuffer) -> bool:
         """Point a sent ``buf`` at a send buffer free now (host): True, or False when none is (never waits)."""
         if not buf.done:

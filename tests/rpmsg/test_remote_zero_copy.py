@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import pickle
 import struct
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -411,3 +413,29 @@ def test_a_host_buffer_over_its_own_ring_fails_nothing_of_ours(host_path: str, s
     finally:
         remote.close()
         host.close()
+
+
+@pytest.mark.parametrize("role", ["host", "remote"])
+def test_the_devices_give_back_takes_its_lock(pair: tuple[RpmsgDevice, RpmsgDevice], role: str) -> None:
+    """``device.give_back(buf)``, both roles: a buffer taken and not sent goes back under the device's lock (the
+    core's give_back changes the pool or the kept buffers another thread's send uses); twice does nothing; another
+    device's is refused; the buffer then carries the next send."""
+    host, remote = pair
+    h, r = _remote_to_host(host, remote)
+    dev, ep, peer = (host, h, r) if role == "host" else (remote, r, h)
+    buf = ep.get_buffer()
+    done = threading.Event()
+    with dev.lock:
+        t = threading.Thread(target=lambda: (dev.give_back(buf), done.set()))
+        t.start()
+        time.sleep(0.1)
+        assert not done.is_set() and not buf.done
+    t.join(5)
+    assert done.is_set() and buf.done
+    dev.give_back(buf)  # twice: nothing
+    foreign = peer.get_buffer()
+    with pytest.raises(LocalProtocolError, match="another device"):
+        dev.give_back(foreign)
+    (remote if role == "host" else host).give_back(foreign)
+    ep.send(b"after")
+    assert _drain(peer) == [b"after"]
