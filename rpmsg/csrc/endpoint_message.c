@@ -187,25 +187,31 @@ static PyObject *view_of(Gate *g, const uint8_t *at, uint32_t len)
 	return view;
 }
 
-/* The message rpc_peek_for finds for `addr` at the ring's head, lent; the lock held on entry, released here. NULL
- * with no exception: the Python method's turn (none there now, memory, the ring broke). */
-static PyObject *lend_head(EndpointBase *e, uint32_t addr, PyObject *release)
-{
-	Gate *g = e->gate;
+/* The ring's head message for an endpoint, as rpc_peek_for found it (the lock held since: it is still there). */
+struct head_msg {
+	uint32_t addr; /* the endpoint's */
 	uint32_t src, len, size;
 	const uint8_t *payload;
-	if (!g->lend_type || !rpc_peek_for(&g->path, addr, &src, &payload, &len, &size)) {
-		unlock(release);
-		return NULL;
-	}
+};
+
+static int peek_head(const struct rpc_path *p, struct head_msg *h)
+{
+	return rpc_peek_for(p, h->addr, &h->src, &h->payload, &h->len, &h->size);
+}
+
+/* The message `h` (at the ring's head, found under the lock held since), lent; the lock released here. NULL with
+ * no exception: the Python method's turn (memory, the ring broke). */
+static PyObject *lend_head(EndpointBase *e, const struct head_msg *h, PyObject *release)
+{
+	Gate *g = e->gate;
 	/* the message object first: once held, the message must reach the caller */
-	PyObject *view = view_of(g, payload, len);
+	PyObject *view = g->lend_type ? view_of(g, h->payload, h->len) : NULL;
 	MessageBase *m = view ? (MessageBase *)g->lend_type->tp_alloc(g->lend_type, 0) : NULL;
 	uint64_t token = 0;
 	if (m) {
 		m->payload = view;
 		m->dst = Py_NewRef(e->addr);
-		m->src = PyLong_FromUnsignedLong(src);
+		m->src = PyLong_FromUnsignedLong(h->src);
 	} else {
 		Py_XDECREF(view);
 	}
@@ -217,7 +223,7 @@ static PyObject *lend_head(EndpointBase *e, uint32_t addr, PyObject *release)
 	}
 	m->lender = (Gate *)Py_NewRef((PyObject *)g);
 	m->token = token;
-	m->size = size;
+	m->size = h->size;
 	if (!g->path.remote) { /* HostCore.poll publishes after what it took (its used event) */
 		int rc = rpc_taken(&g->path, 1);
 		if ((rc & RPF_NOTIFY) && recv_kick(g) < 0)
@@ -230,16 +236,21 @@ static PyObject *lend_head(EndpointBase *e, uint32_t addr, PyObject *release)
 /* The next message waiting, lent (see the top); NULL with no exception: the Python method's turn. */
 static PyObject *lend_c(EndpointBase *e)
 {
-	uint32_t addr;
+	struct head_msg h;
 	PyObject *release = NULL;
-	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &addr, &release))
+	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &h.addr, &release))
 		return NULL;
-	return lend_head(e, addr, release);
+	if (!peek_head(&e->gate->path, &h)) {
+		unlock(release);
+		return NULL;
+	}
+	return lend_head(e, &h, release);
 }
 
 /* wait_turn's look for the lend: the kicks armed as asked (rpc_arm), then 1 when the ring's head is a message
- * this endpoint lends (rpc_peek_for's rule), RPF_GENERAL when something else heads it (another endpoint's, a
- * chain, a malformed one, a broken ring: the Python method's poll takes it), 0 when nothing waits. */
+ * this endpoint lends (rpc_peek_for's rule: kept in ctx, a struct head_msg), RPF_GENERAL when something else heads
+ * it (another endpoint's, a chain, a malformed one, a broken ring: the Python method's poll takes it), 0 when
+ * nothing waits. */
 static int look_lend(EndpointBase *e, int arm, void *ctx)
 {
 	struct rpc_path *p = &e->gate->path;
@@ -248,9 +259,7 @@ static int look_lend(EndpointBase *e, int arm, void *ctx)
 		if (r < 0)
 			return r;
 	}
-	uint32_t src, len, size;
-	const uint8_t *payload;
-	if (rpc_peek_for(p, *(const uint32_t *)ctx, &src, &payload, &len, &size))
+	if (peek_head(p, ctx))
 		return 1;
 	return rpc_waiting(p) ? RPF_GENERAL : 0;
 }
@@ -260,15 +269,15 @@ static int look_lend(EndpointBase *e, int arm, void *ctx)
  * method's turn (timeout 0 with nothing there, another thread on the doorbell, something queued or not ours). */
 static PyObject *lend_wait(EndpointBase *e, long long *deadline, int *handled)
 {
-	uint32_t addr;
+	struct head_msg h;
 	PyObject *release = NULL;
 	*handled = 0;
-	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &addr, &release))
+	if (!e->zero_copy || !e->gate || !e->gate->lend_type || !own_turn(e, 1, &h.addr, &release))
 		return NULL;
 	*handled = 1;
-	if (wait_turn(e, &release, deadline, handled, 1, look_lend, &addr) <= 0)
+	if (wait_turn(e, &release, deadline, handled, 1, look_lend, &h) <= 0)
 		return NULL;
-	PyObject *m = lend_head(e, addr, release);
+	PyObject *m = lend_head(e, &h, release);
 	if (!m)
 		*handled = 0;
 	return m;
