@@ -1,11 +1,17 @@
 """Benchmark: rproc host -> rproc's Python remote one-way, against host -> the firmware's C remote, measured in turn
-(issue 20's target: rproc host <-> rproc remote, both Python APIs, >= 50 % of host -> C remote).
+(issue 20's target: rproc host <-> rproc remote, both Python APIs, >= 50 % of host -> C remote); and the other way,
+rproc's Python remote -> rproc host, against the same baseline.
 
 496-byte messages over shared memory with eventfd doorbells, the host in this process and each remote in its own
 (benchmarks/rpmsg_remote.py's "bench-count": it counts and answers b"report" with the count), one CPU each. The
 host sends with ``send`` (one message a call) or ``send_many`` of 64; the Python remote receives with ``recvfrom``,
 ``recvfrom_many``, ``recv_many`` or ``recv_many_into`` (up to 64 a call), or lends each with ``recv_message``
 on a zero-copy endpoint (looked at in place, then released); both sides in wait mode busy or spin.
+
+The other way (stop 35): the Python remote's "bench-source" sends 496-byte messages to the host when asked, with
+``send_many`` of 64 or zero-copy (64 of the host's buffers kept: a sequence number written into each,
+``send_buffers_reuse``), and the host takes them with ``recv_many_into``; in turn with host -> C remote
+(``send_many``).
 
 This machine's speed between its two vCPUs flips between two levels from minute to minute (docs/rpmsg.md, "wait
 modes"), so the C remote and the Python remote are not measured one after the other: both sessions stay open and
@@ -23,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+from array import array
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,22 +78,58 @@ class Session(RemoteSession):
         return messages / elapsed
 
 
+# the Python remote's send, the other way
+SOURCES = ("send_many", "zero-copy")
+
+
+class SourceSession(RemoteSession):
+    """The Python remote's "bench-source": asked, it sends to the host, which takes them with recv_many_into."""
+
+    def __init__(self, wait: str, cpus: list[int]) -> None:
+        super().__init__("pysource", wait, wait, "source", "python", cpus)
+        self.ep.settimeout(30)
+        self.buf = bytearray(BATCH * len(PAYLOAD))
+        self.sizes = array("I", bytes(4 * BATCH))
+
+    def stream(self, messages: int, send: str) -> float:
+        """``messages`` one-way from the remote (``send``: its mode), then its b"end": msgs/s, the count checked."""
+        ep, view, sizes = self.ep, memoryview(self.buf), self.sizes
+        start = time.perf_counter()
+        ep.send(b"go %d %s" % (messages, send.encode()))
+        got = 0
+        while True:
+            k = ep.recv_many_into(self.buf, sizes)
+            last = (k - 1) * len(PAYLOAD)
+            if sizes[k - 1] == 3 and view[last : last + 3] == b"end":
+                got += k - 1
+                break
+            got += k
+        elapsed = time.perf_counter() - start
+        if got != messages:
+            raise SystemExit(f"the host got {got} of the remote's {messages} messages")
+        return messages / elapsed
+
+
 def measure(wait: str, api: str, messages: int, rounds: int, cpus: list[int]) -> tuple[list[float], list[float]]:
-    """(C remote, Python remote) msgs/s of each round, the two in turn (which goes first alternates)."""
-    kind, send = APIS[api]
-    sessions: list[Session] = []
+    """(C remote, Python remote) msgs/s of each round, the two in turn (which goes first alternates). ``api``: a
+    receive of APIS (host -> Python remote), or "source SEND" (Python remote -> host, SEND of SOURCES)."""
+    if api.startswith("source "):
+        kind, send, py_send = "source", "send_many", api.split()[1]
+    else:
+        (kind, send), py_send = APIS[api], APIS[api][1]
+    sessions: list[Session | SourceSession] = []
     try:
         for k in ("c", kind):
             for s in sessions:
                 s.stop()  # a new session warms up alone
-            sessions.append(Session(wait, k, cpus))
-            sessions[-1].stream(max(BATCH, messages // 4), send)  # warm up
+            sessions.append(SourceSession(wait, cpus) if k == "source" else Session(wait, k, cpus))
+            sessions[-1].stream(max(BATCH, messages // 4), send if k == "c" else py_send)  # warm up
         c, py = sessions
-        rates: dict[Session, list[float]] = {c: [], py: []}
+        rates: dict[Session | SourceSession, list[float]] = {c: [], py: []}
         for r in range(rounds):
             for s in (c, py) if r % 2 == 0 else (py, c):
-                s.run(sessions)
-                rates[s].append(s.stream(messages, send))
+                s.run(sessions)  # type: ignore[arg-type]
+                rates[s].append(s.stream(messages, send if s is c else py_send))
         return rates[c], rates[py]
     finally:
         for s in sessions:
@@ -120,6 +163,25 @@ def main() -> int:
             print(
                 f"  {send:>9} -> {api:<15} {wait:<5} C remote {statistics.median(c):11,.0f}  Python remote "
                 f"{statistics.median(py):11,.0f}  {statistics.median(ratios):.2f}x ({ratios[0]:.2f}..{ratios[-1]:.2f})"
+            )
+    print("Python remote -> host against host -> C remote (send_many), 496 B one-way, in turn as above")
+    for wait in ("busy", "spin"):
+        for send in SOURCES:
+            c, py = measure(wait, f"source {send}", args.messages, args.rounds, cpus)
+            ratios = sorted(p / q for p, q in zip(py, c, strict=True))
+            c_name = f"host -> C remote, 496 B: send_many, wait mode {wait}, next to the Python remote's {send}"
+            py_name = f"Python remote -> host, 496 B: {send} -> recv_many_into, wait mode {wait}"
+            base = (c_name, res.add(c_name, statistics.median(c), "msgs/s", better="higher"))
+            res.add(py_name, statistics.median(py), "msgs/s", better="higher", baseline=base)
+            for i, (q, p) in enumerate(zip(c, py, strict=True)):
+                res.add(f"round {i + 1}: {c_name}", q, "msgs/s", better="higher")
+                res.add(
+                    f"round {i + 1}: {py_name}", p, "msgs/s", better="higher", baseline=(f"round {i + 1}: {c_name}", q)
+                )
+            print(
+                f"  {send:>9} -> recv_many_into {wait:<5} C remote {statistics.median(c):11,.0f}  host from Python "
+                f"remote {statistics.median(py):11,.0f}  {statistics.median(ratios):.2f}x "
+                f"({ratios[0]:.2f}..{ratios[-1]:.2f})"
             )
     res.write(args.json)
     return 0

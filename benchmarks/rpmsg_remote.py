@@ -15,7 +15,9 @@ released ("bench-count"; "bench-echo" sends it back from its buffer, then releas
 ``c``: the firmware's C rpmsg remote library (benchmarks/c/rpmsg_echo_remote.c, all services) on the same shm link,
 the host's eventfd doorbell required; its WAIT_MODE ``read`` sleeps in read() on the kick only (it then needs
 SIGTERM to end).
-"bench-touch" reads every byte of each message and answers b"report" with "COUNT SUM". The last argument: the
+"bench-touch" reads every byte of each message and answers b"report" with "COUNT SUM". "bench-source" (Python
+kinds): asked b"go N MODE", sends N messages of 496 bytes to the asker (MODE send, send_many or zero-copy), then
+b"end". The last argument: the
 host's :class:`Profile` (vring size, buffers per direction = NUM, bytes per receive / send buffer), see
 :func:`parse_profile`; default ``Profile()``.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rpmsg import EndpointClosed, PeerLost  # noqa: E402
+from rpmsg import Endpoint, EndpointClosed, PeerLost  # noqa: E402
 from rpmsg.profiles import Profile  # noqa: E402
 from rpmsg.wiring import remote_on  # noqa: E402
 from transports.doorbell import EventfdSocketDoorbell, SocketDoorbell  # noqa: E402
@@ -62,6 +64,40 @@ def parse_profile(text: str | None) -> Profile:
         return Profile()
     num, rx_size, tx_size = (int(part, 0) for part in text.split(":"))
     return Profile(num=num, rx_count=num, tx_count=num, rx_size=rx_size, tx_size=tx_size)
+
+
+def send_stream(ep: Endpoint, host: int, count: int, mode: str) -> None:
+    """The "bench-source" service: ``count`` messages of 496 bytes to ``host``, then b"end". ``send``: one a call;
+    ``send_many``: 64 a call; ``zero-copy``: 64 of the host's buffers kept, 4 bytes written into each (a sequence
+    number), send_buffers_reuse, more taken for the ones not re-armed (what the remote's zero-copy producer does)."""
+    payload = bytes(496)
+    if mode == "send":
+        for _ in range(count):
+            ep.sendto(payload, host)
+    elif mode == "send_many":
+        batch = [payload] * 64
+        for _ in range(count // 64):
+            ep.send_many(batch, host)
+        ep.send_many(batch[: count % 64], host)
+    else:
+        bufs = ep.get_buffers(min(64, count)) if count else []
+        i = 0
+        while i < count:
+            if len(bufs) > count - i:
+                for b in bufs[count - i :]:
+                    ep.device.give_back(b)
+                del bufs[count - i :]
+            for b in bufs:
+                b[:4] = i.to_bytes(4, "little")
+                i += 1
+            k = ep.send_buffers_reuse(bufs, 496, host)
+            if k < len(bufs):
+                del bufs[k:]
+                if i < count:
+                    bufs += ep.get_buffers(64 - k)
+        for b in bufs:
+            ep.device.give_back(b)
+    ep.sendto(b"end", host)
 
 
 def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -> int:
@@ -116,6 +152,11 @@ def run_python(name: str, wait: str, service: str, p: Profile, many: str = "") -
                         n = 0
                     else:
                         n += 1
+        if service == "source":
+            while True:  # b"go N MODE": N messages of 496 bytes to the asker, then b"end"
+                data, host = ep.recvfrom()
+                _, count, mode = data.split()
+                send_stream(ep, host, int(count), mode.decode())
         while True:
             data, src = ep.recvfrom()
             if service == "echo":

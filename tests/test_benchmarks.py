@@ -183,7 +183,15 @@ def test_python_remote_stream_json(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["config"] == {"messages": 500, "rounds": 2, "payload": 496}
     by_name = {f["name"]: f for f in doc["figures"]}
-    assert len(by_name) == len(doc["figures"]) == 2 * 5 * 2 * 3
+    assert len(by_name) == len(doc["figures"]) == 2 * (5 + 2) * 2 * 3
+    for wait in ("busy", "spin"):  # the other way: the Python remote sending, the host receiving
+        for send in ("send_many", "zero-copy"):
+            c_name = f"host -> C remote, 496 B: send_many, wait mode {wait}, next to the Python remote's {send}"
+            py_name = f"Python remote -> host, 496 B: {send} -> recv_many_into, wait mode {wait}"
+            for prefix in ("", "round 1: ", "round 2: "):
+                c, py = by_name[prefix + c_name], by_name[prefix + py_name]
+                assert c["baseline"] is None and c["value"] > 0 and py["value"] > 0
+                assert py["baseline"] == {"name": c["name"], "value": c["value"]}
     apis = [("send", "recvfrom")]
     apis += [("send_many", a) for a in ("recvfrom_many", "recv_many", "recv_many_into", "recv_message (zero-copy)")]
     for wait in ("busy", "spin"):
