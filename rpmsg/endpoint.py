@@ -85,6 +85,7 @@ class EndpointDevice(Protocol):
     def send_buffer(self, buf: TxBuffer, src: int, dst: int, length: int, *, reserved: int = 0) -> None: ...
     def rearm(self, buf: TxBuffer) -> bool: ...
     def get_buffers(self, limit: int, timeout: float | None) -> list[TxBuffer]: ...
+    def take_buffers(self, limit: int) -> list[TxBuffer]: ...
     def send_buffers(self, bufs: Sequence[TxBuffer], src: int, dst: int, lengths: Sequence[int]) -> None: ...
     def rearm_many(self, bufs: Sequence[TxBuffer]) -> int: ...
     def no_buffer(self, within: str) -> RpmsgTimeout: ...  # the timeout a send raises, worded for the role
@@ -361,7 +362,11 @@ class Endpoint(EndpointBase):
         if type(max) is not int or max < 1:
             raise ValueError(f"get_buffers: max must be an int >= 1, not {max!r}")
         self._check_open()
-        return self._dev.get_buffers(max, self._timeout)
+        out = [self._dev.get_buffer(self._timeout)]  # the first waited for
+        if max > 1:  # the rest free now: in C where it can (the remote's Python take is ~10 us a buffer)
+            rest = self._take_buffers(max - 1)
+            out += self._dev.take_buffers(max - 1) if rest is None else rest
+        return out
 
     def _buffer_batch(
         self, bufs: Iterable[TxBuffer], lengths: int | Iterable[int], dst: int | None
@@ -436,12 +441,18 @@ class Endpoint(EndpointBase):
         # What is there already, at most max taken from the ring (the C method's order: take_more_c first)
         out: list[tuple[bytes, int]] = []
         if not self.closed and self._dev.usable:
-            self._dev.take_waiting(self, out, max, bufsize)
+            self._take_rest(out, max, bufsize)
         if not out:
             out.append(self.recvfrom(bufsize))  # waits as recvfrom does (and raises what it raises)
             if max > 1:
-                self._dev.take_waiting(self, out, max, bufsize)
+                self._take_rest(out, max, bufsize)
         return out
+
+    def _take_rest(self, out: list[tuple[bytes, int]], max: int, bufsize: int) -> None:
+        """The messages already there, up to ``max`` in ``out``: in C where it can (``_take_more``), then the
+        device's take_waiting for what C leaves (queued Messages, others' messages, the general path's cases)."""
+        if not self._take_more(out, max, bufsize):
+            self._dev.take_waiting(self, out, max, bufsize)
 
     def _recv_many_py(self, max: int = 64, bufsize: int = 1 << 16) -> list[bytes]:
         """:meth:`recvfrom_many` without the sources."""
@@ -472,7 +483,13 @@ class Endpoint(EndpointBase):
             if len(queue) >= cap or self._queued_bytes + size > cap_bytes:
                 self._drop_full(msg, size, cap, cap_bytes)
                 return
-        queue.append(msg)
+        if msg._release is None and type(msg.payload) is bytes:
+            # a copy, queued as the C receive queues one: the endpoints' C methods take it too (a Message in the
+            # queue sends every receive to the Python method until the queue is empty, which a sender faster
+            # than those receives never lets happen: stop 35, benchmarks/python_remote_stream.py)
+            queue.append((msg.payload, msg.src))
+        else:
+            queue.append(msg)
         self._queued_bytes += size
         if self._fd is not None and len(queue) == 1:
             os.eventfd_write(self._fd, 1)
@@ -527,6 +544,12 @@ class Endpoint(EndpointBase):
 
         def _lend(self) -> Message | None:
             return None  # no C receive to lend one
+
+        def _take_more(self, out: list[tuple[bytes, int]], max: int, bufsize: int) -> bool:
+            return False  # no C receive: the device's take_waiting takes them
+
+        def _take_buffers(self, max: int) -> list[TxBuffer] | None:
+            return None  # no C get_buffers: the device's take_buffers takes them
 
     def _recv_message_py(self) -> Message:
         """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""

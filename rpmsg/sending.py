@@ -195,10 +195,18 @@ class Sending:
         return k
 
     def get_buffers(self, limit: int, timeout: float | None) -> list[TxBuffer]:
-        """Up to ``limit`` send buffers (host): the first waited for as :meth:`get_buffer` waits, the rest
-        those free now (reclaiming returned ones once)."""
+        """Up to ``limit`` send buffers: the first waited for as :meth:`get_buffer` waits, the rest those free
+        now (:meth:`take_buffers`)."""
         out = [self.get_buffer(timeout)]
+        if limit > 1:
+            out += self.take_buffers(limit - 1)
+        return out
+
+    def take_buffers(self, limit: int) -> list[TxBuffer]:
+        """Up to ``limit`` send buffers free now, without waiting (the host's reclaiming returned ones once; the
+        remote's the host's posted ones): possibly none."""
         fast = self._fast if isinstance(self._fast, fastpath.HostFastPath) else None
+        out: list[TxBuffer] = []
         with self._lock:
             while len(out) < limit:
                 self.check()

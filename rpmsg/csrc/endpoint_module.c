@@ -116,6 +116,14 @@ static PyMethodDef ep_methods[] = {
 	{ "send_buffers_reuse", (PyCFunction)(void (*)(void))ep_send_buffers_reuse, METH_FASTCALL | METH_KEYWORDS,
 	  PyDoc_STR("send_buffers_reuse(bufs, lengths, dst=None) -> int\n\nsend_buffers, then point the first of "
 		    "bufs at send buffers free now, in order: how many were (the rest stay sent).") },
+	{ "_take_more", (PyCFunction)(void (*)(void))ep_take_more, METH_FASTCALL,
+	  PyDoc_STR("_take_more(out, max, bufsize) -> bool\n\nrecvfrom_many's rest in C, for the Python method: "
+		    "the messages already there appended to out as (bytes, src), up to max in all; False when the "
+		    "device's take_waiting must go on.") },
+	{ "_take_buffers", (PyCFunction)ep_take_buffers, METH_O,
+	  PyDoc_STR("_take_buffers(max) -> [TxBuffer] | None\n\nget_buffers' rest in C, for the Python method after "
+		    "its wait: up to max send buffers free now, or None when the device's take_buffers must take "
+		    "them.") },
 	{ "_lend", (PyCFunction)ep_lend, METH_NOARGS,
 	  PyDoc_STR("_lend() -> Message | None\n\nThe next message waiting, lent in C (a zero-copy endpoint), or None: "
 		    "recv_message's look, for the Python method after each wait.") },

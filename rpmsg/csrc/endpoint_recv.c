@@ -425,3 +425,24 @@ PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs,
 {
 	return recv_many_entry(e, args, nargs, kwnames, 0, s_recv_many_py);
 }
+
+/* _take_more(out, max, bufsize): take_more_c for the Python method (recvfrom_many's after its first message, when
+ * the Python method waited for it): the messages for this endpoint already there appended to `out` as (bytes, src)
+ * in C, up to max in all; True when that was all of it, False when the device's _take_waiting must go on (see
+ * take_more_c). Without it the Python method parsed each of them in Python. */
+PyObject *ep_take_more(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs)
+{
+	if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])) {
+		PyErr_SetString(PyExc_TypeError, "_take_more(out: list, max: int, bufsize: int)");
+		return NULL;
+	}
+	Py_ssize_t max = PyLong_AsSsize_t(args[1]), bufsize = PyLong_AsSsize_t(args[2]);
+	if ((max == -1 || bufsize == -1) && PyErr_Occurred())
+		return NULL;
+	if (bufsize < 0)
+		Py_RETURN_FALSE;
+	int done = take_more_c(e, args[0], max, bufsize, 1);
+	if (done < 0)
+		return PyErr_Occurred() ? NULL : Py_NewRef(Py_False);
+	return PyBool_FromLong(done);
+}

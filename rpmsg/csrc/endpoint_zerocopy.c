@@ -227,6 +227,23 @@ static PyObject *get_buffers_c(EndpointBase *e, Py_ssize_t max, int *handled)
 	return out;
 }
 
+/* _take_buffers(max): get_buffers_c for the Python method after it waited for the first buffer: up to max free
+ * now, taken in C (a list, possibly empty), or None when the Python method must take them (the device's
+ * take_buffers: none free in C either, or a case C does not take). */
+PyObject *ep_take_buffers(EndpointBase *e, PyObject *arg)
+{
+	Py_ssize_t max = PyLong_AsSsize_t(arg);
+	if (max == -1 && PyErr_Occurred())
+		return NULL;
+	if (max < 1)
+		return PyList_New(0);
+	int handled;
+	PyObject *r = get_buffers_c(e, max, &handled);
+	if (r || handled)
+		return r;
+	Py_RETURN_NONE;
+}
+
 PyObject *ep_get_buffers(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	if (nargs <= 1 && !kwnames) {
