@@ -551,6 +551,9 @@ class Endpoint(EndpointBase):
         def _take_buffers(self, max: int) -> list[TxBuffer] | None:
             return None  # no C get_buffers: the device's take_buffers takes them
 
+        def _queue_batch(self, n: int, bufsize: int) -> tuple[bytes, int] | None:
+            return None  # no C queue: the device's parser delivers the batch
+
     def _recv_message_py(self) -> Message:
         """The next message as a :class:`Message` (zero-copy endpoints: release it, or use ``with``)."""
         return self._recv_message(self._deadline())

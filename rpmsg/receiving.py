@@ -100,6 +100,10 @@ class Receiving:
                         got = fast.single(ep.addr, bufsize)
                         if got is not None:
                             return got
+                    else:  # a batch all ours: the first, the rest queued as copies the C methods pop (in C)
+                        got = ep._queue_batch(n, bufsize)
+                        if got is not None:
+                            return got
                     self._take_batch(n)
                     armed = False
                     continue

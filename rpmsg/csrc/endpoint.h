@@ -178,6 +178,7 @@ PyObject *ep_recv_many(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs,
 PyObject *ep_recv_many_into(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_take_more(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ep_take_buffers(EndpointBase *e, PyObject *arg);
+PyObject *ep_queue_batch(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ep_recv_message(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ep_lend(EndpointBase *e, PyObject *unused);
 

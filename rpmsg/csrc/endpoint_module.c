@@ -120,6 +120,9 @@ static PyMethodDef ep_methods[] = {
 	  PyDoc_STR("_take_more(out, max, bufsize) -> bool\n\nrecvfrom_many's rest in C, for the Python method: "
 		    "the messages already there appended to out as (bytes, src), up to max in all; False when the "
 		    "device's take_waiting must go on.") },
+	{ "_queue_batch", (PyCFunction)(void (*)(void))ep_queue_batch, METH_FASTCALL,
+	  PyDoc_STR("_queue_batch(n, bufsize) -> (bytes, src) | None\n\nA batch the C path took, all for this "
+		    "endpoint: the first returned, the rest queued as copies; None: the device's parser's.") },
 	{ "_take_buffers", (PyCFunction)ep_take_buffers, METH_O,
 	  PyDoc_STR("_take_buffers(max) -> [TxBuffer] | None\n\nget_buffers' rest in C, for the Python method after "
 		    "its wait: up to max send buffers free now, or None when the device's take_buffers must take "

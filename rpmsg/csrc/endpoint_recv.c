@@ -446,3 +446,29 @@ PyObject *ep_take_more(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs)
 		return PyErr_Occurred() ? NULL : Py_NewRef(Py_False);
 	return PyBool_FromLong(done);
 }
+
+/* _queue_batch(n, bufsize): for the Python method's C-path receive (RpmsgDevice.try_recv_c, after a wait C did
+ * not do: busy mode's, with a timeout): the batch of `n` messages it took into the batch buffer, when all are
+ * well-formed ones for this endpoint (rpc_batch_is_for), delivered as recv_c delivers one: the first returned as
+ * (bytes, src), the rest queued as copies (queue_batch) that the C methods pop; None when the device's parser
+ * must deliver it (others' messages, a malformed one, RPF_MORE, the queue's bounds). The caller holds the lock. */
+PyObject *ep_queue_batch(EndpointBase *e, PyObject *const *args, Py_ssize_t nargs)
+{
+	Gate *g = e->gate;
+	uint32_t addr;
+	if (nargs != 2 || !PyLong_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_queue_batch(n: int, bufsize: int)");
+		return NULL;
+	}
+	long n = PyLong_AsLong(args[0]);
+	Py_ssize_t bufsize = PyLong_AsSsize_t(args[1]);
+	if (PyErr_Occurred())
+		return NULL;
+	if (!g || !g->attached || e->closed || n < 2 || n > 0xffff || bufsize < 0 || !u32_of(e->addr, &addr) ||
+	    !e->queue || !rpc_batch_is_for(&g->path, (int)n, addr))
+		Py_RETURN_NONE;
+	PyObject *first = queue_batch(e, (int)n, bufsize, 1, NULL, 0);
+	if (first || PyErr_Occurred())
+		return first;
+	Py_RETURN_NONE;
+}

@@ -647,23 +647,29 @@ def test_eventfd_loopback_pairs_leave_no_descriptor_behind() -> None:
 
 
 def test_after_the_python_method_waited_the_rest_of_a_batch_is_taken_in_c(host_path: str) -> None:
-    """Wait mode busy with a timeout hands recv_many's wait to the Python method; the rest of the batch that
-    woke it is then taken by the C method's take (``_take_more``), and the copies the Python path queued meanwhile
-    are (bytes, src) the C methods pop: the device's Python take (_take_waiting) runs for none of them. Before,
-    it parsed and popped each in Python, and a sender faster than that kept every later receive there
-    (benchmarks/python_remote_stream.py: a busy host receiving from rproc's Python remote, 0.16 M msgs/s)."""
+    """Wait mode busy with a timeout hands recv_many's wait to the Python method; the batch that woke it is then
+    delivered in C (``_queue_batch``: the first returned, the rest queued as (bytes, src) copies the C methods
+    pop) and the rest taken by the C method's take (``_take_more``): the device's Python parser (_take_batch) and
+    take (_take_waiting) run for none of them. Before, they parsed and popped each in Python, and a sender faster
+    than that kept every later receive there (benchmarks/python_remote_stream.py: a busy host receiving from
+    rproc's Python remote, 0.16 M msgs/s)."""
     host, remote = loopback_pair(PROFILE, wait="busy", eventfd=True)
     try:
         h, r = _connect(host, remote)
         takes = Counter[str]()
-        original = type(host)._take_waiting
+        take_waiting, take_batch = type(host)._take_waiting, type(host)._take_batch
 
-        def counted(self: RpmsgDevice, *args: Any) -> None:
+        def counted_waiting(self: RpmsgDevice, *args: Any) -> None:
             takes["python"] += 1
-            original(self, *args)
+            take_waiting(self, *args)
+
+        def counted_batch(self: RpmsgDevice, *args: Any) -> Any:
+            takes["python"] += 1
+            return take_batch(self, *args)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(type(host), "_take_waiting", counted)
+            mp.setattr(type(host), "_take_waiting", counted_waiting)
+            mp.setattr(type(host), "_take_batch", counted_batch)
             h.settimeout(5)
             sent = [bytes([i]) * (i + 1) for i in range(10)]
             threading.Timer(0.05, lambda: r.send_many(sent, h.addr)).start()
