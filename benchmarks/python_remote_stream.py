@@ -9,9 +9,9 @@ host sends with ``send`` (one message a call) or ``send_many`` of 64; the Python
 on a zero-copy endpoint (looked at in place, then released); both sides in wait mode busy or spin.
 
 The other way (stop 35): the Python remote's "bench-source" sends 496-byte messages to the host when asked, with
-``send_many`` of 64 or zero-copy (64 of the host's buffers kept: a sequence number written into each,
-``send_buffers_reuse``), and the host takes them with ``recv_many_into``; in turn with host -> C remote
-(``send_many``).
+``send_many`` of 64 or zero-copy (64 of the host's buffers kept, ``send_buffers_reuse``, writing nothing, as
+``send_many`` sends one constant list), and the host takes them with ``recv_many_into``; in turn with host -> C
+remote (``send_many``).
 
 This machine's speed between its two vCPUs flips between two levels from minute to minute (docs/rpmsg.md, "wait
 modes"), so the C remote and the Python remote are not measured one after the other: both sessions stay open and
