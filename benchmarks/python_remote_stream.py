@@ -136,6 +136,19 @@ def measure(wait: str, api: str, messages: int, rounds: int, cpus: list[int]) ->
             s.close()
 
 
+def record(res: Results, c_name: str, c: list[float], py_name: str, py: list[float], line: str) -> None:
+    """The medians (the Python figure against the C one), every round against its own round's C figure, and
+    ``line`` printed with the medians ({c}, {py}) and the median and range of the rounds' ratios."""
+    ratios = sorted(p / q for p, q in zip(py, c, strict=True))
+    base = (c_name, res.add(c_name, statistics.median(c), "msgs/s", better="higher"))
+    res.add(py_name, statistics.median(py), "msgs/s", better="higher", baseline=base)
+    for i, (q, p) in enumerate(zip(c, py, strict=True)):
+        res.add(f"round {i + 1}: {c_name}", q, "msgs/s", better="higher")
+        res.add(f"round {i + 1}: {py_name}", p, "msgs/s", better="higher", baseline=(f"round {i + 1}: {c_name}", q))
+    medians = line.format(c=f"{statistics.median(c):11,.0f}", py=f"{statistics.median(py):11,.0f}")
+    print(f"{medians}  {statistics.median(ratios):.2f}x ({ratios[0]:.2f}..{ratios[-1]:.2f})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=50000, help="messages a round (default 50000)")
@@ -150,39 +163,18 @@ def main() -> int:
     for wait in ("busy", "spin"):
         for api, (_, send) in APIS.items():
             c, py = measure(wait, api, args.messages, args.rounds, cpus)
-            ratios = sorted(p / q for p, q in zip(py, c, strict=True))
             c_name = f"host -> C remote, 496 B: {send}, wait mode {wait}, next to {api}"
             py_name = f"host -> Python remote, 496 B: {send} -> {api}, wait mode {wait}"
-            base = (c_name, res.add(c_name, statistics.median(c), "msgs/s", better="higher"))
-            res.add(py_name, statistics.median(py), "msgs/s", better="higher", baseline=base)
-            for i, (q, p) in enumerate(zip(c, py, strict=True)):
-                res.add(f"round {i + 1}: {c_name}", q, "msgs/s", better="higher")
-                res.add(
-                    f"round {i + 1}: {py_name}", p, "msgs/s", better="higher", baseline=(f"round {i + 1}: {c_name}", q)
-                )
-            print(
-                f"  {send:>9} -> {api:<15} {wait:<5} C remote {statistics.median(c):11,.0f}  Python remote "
-                f"{statistics.median(py):11,.0f}  {statistics.median(ratios):.2f}x ({ratios[0]:.2f}..{ratios[-1]:.2f})"
-            )
+            line = f"  {send:>9} -> {api:<15} {wait:<5} C remote {{c}}  Python remote {{py}}"
+            record(res, c_name, c, py_name, py, line)
     print("Python remote -> host against host -> C remote (send_many), 496 B one-way, in turn as above")
     for wait in ("busy", "spin"):
         for send in SOURCES:
             c, py = measure(wait, f"source {send}", args.messages, args.rounds, cpus)
-            ratios = sorted(p / q for p, q in zip(py, c, strict=True))
             c_name = f"host -> C remote, 496 B: send_many, wait mode {wait}, next to the Python remote's {send}"
             py_name = f"Python remote -> host, 496 B: {send} -> recv_many_into, wait mode {wait}"
-            base = (c_name, res.add(c_name, statistics.median(c), "msgs/s", better="higher"))
-            res.add(py_name, statistics.median(py), "msgs/s", better="higher", baseline=base)
-            for i, (q, p) in enumerate(zip(c, py, strict=True)):
-                res.add(f"round {i + 1}: {c_name}", q, "msgs/s", better="higher")
-                res.add(
-                    f"round {i + 1}: {py_name}", p, "msgs/s", better="higher", baseline=(f"round {i + 1}: {c_name}", q)
-                )
-            print(
-                f"  {send:>9} -> recv_many_into {wait:<5} C remote {statistics.median(c):11,.0f}  host from Python "
-                f"remote {statistics.median(py):11,.0f}  {statistics.median(ratios):.2f}x "
-                f"({ratios[0]:.2f}..{ratios[-1]:.2f})"
-            )
+            line = f"  {send:>9} -> recv_many_into {wait:<5} C remote {{c}}  host from Python remote {{py}}"
+            record(res, c_name, c, py_name, py, line)
     res.write(args.json)
     return 0
 
