@@ -98,7 +98,18 @@ class CountingWrapper:
 
 
 def qemu_run(rounds: int, messages: int, res: Results) -> None:
-    """rpmsg through the firmware on QEMU's emulated UART (firmware/examples/uart_echo)."""
+    """rpmsg through the firmware on QEMU's emulated UART (firmware/examples/uart_echo), the host's endpoints on
+    the C path and on the Python path in turn (RPROC_RPMSG_FASTPATH)."""
+    for c_path in (False, True):
+        os.environ["RPROC_RPMSG_FASTPATH"] = "1" if c_path else "0"
+        try:
+            qemu_once(rounds, messages, res, "C path" if c_path else "Python path")
+        finally:
+            os.environ.pop("RPROC_RPMSG_FASTPATH", None)
+
+
+def qemu_once(rounds: int, messages: int, res: Results, path: str) -> None:
+    """One QEMU session of :func:`qemu_run`."""
     import shutil
     import statistics
 
@@ -134,10 +145,12 @@ def qemu_run(rounds: int, messages: int, res: Results) -> None:
         seconds = time.perf_counter() - start
         line = counter.read_bytes + counter.written - line0
     payload = 2 * messages * 256
-    res.add("QEMU M33 over its UART: round trip 16 B p50", statistics.median(times) * 1e6, "us", better="lower")
-    res.add("QEMU M33 over its UART: echo 256 B, 8 in flight", messages / seconds, "msgs/s", better="higher")
-    res.add("QEMU M33 over its UART: payload / line bytes", payload / line, "fraction", better="higher")
-    print(f"firmware on QEMU's M33 over its emulated UART (rpmsg + mirror + link): round trip 16 B p50 "
+    res.add(f"QEMU M33 over its UART, {path}: round trip 16 B p50", statistics.median(times) * 1e6, "us",
+            better="lower")  # fmt: skip
+    res.add(f"QEMU M33 over its UART, {path}: echo 256 B, 8 in flight", messages / seconds, "msgs/s",
+            better="higher")  # fmt: skip
+    res.add(f"QEMU M33 over its UART, {path}: payload / line bytes", payload / line, "fraction", better="higher")
+    print(f"firmware on QEMU's M33 over its emulated UART (rpmsg + mirror + link), {path}: round trip 16 B p50 "
           f"{statistics.median(times) * 1e3:.1f} ms; 256 B echoed, 8 in flight: {messages / seconds:.0f} msgs/s, "
           f"{payload / seconds / 1e3:.1f} KB/s of payload, payload / line bytes {payload / line:.1%}")  # fmt: skip
 
@@ -170,16 +183,122 @@ def mirror_cost(messages: int) -> tuple[float, float]:
     return spent / messages, made / messages
 
 
+def remote_child(fd: int, rounds: int, messages: int, wait: str) -> None:
+    """The remote side of :func:`rpmsg_run`, in its own process on the pty's master: echoes ``rounds`` messages,
+    then takes ``messages`` and says "done"."""
+    from rpmsg.wiring import UART_PROFILE, remote_on
+    from transports.uart import UartWindowLink
+
+    p = UART_PROFILE
+    with UartLink(FdPort(fd), name="remote", rto=0.03) as link:
+        link.wait_connected(10)
+        remote = remote_on(UartWindowLink(link, p.size, "remote"), p, wait=wait)  # type: ignore[arg-type]
+        served = remote.endpoint("bench")
+        served.settimeout(60)
+        src = 0
+        for _ in range(rounds):
+            data, src = served.recvfrom()
+            served.sendto(data, src)
+        for _ in range(messages):
+            served.recvfrom()
+        served.sendto(b"done", src)
+        time.sleep(0.5)  # the reply crosses the line before the link closes
+        remote.close()
+
+
+def rpmsg_once(c_path: bool, wait: str, rounds: int, messages: int) -> tuple[float, float]:
+    """rproc's host -> rproc's remote over a pty, each in its own process, both on the C path or both on the
+    Python path (RPROC_RPMSG_FASTPATH): (64-byte round trip p50 in s, 496-byte one-way msgs/s)."""
+    import statistics
+    import subprocess
+
+    from rpmsg.wiring import UART_PROFILE, host_on
+    from transports.uart import UartWindowLink
+
+    env = dict(os.environ, RPROC_RPMSG_FASTPATH="1" if c_path else "0")
+    os.environ["RPROC_RPMSG_FASTPATH"] = env["RPROC_RPMSG_FASTPATH"]
+    master, slave = os.openpty()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--remote-child", str(master), str(rounds), str(messages), wait],
+        pass_fds=(master,), env=env,
+    )  # fmt: skip
+    os.close(master)
+    p = UART_PROFILE
+    try:
+        with UartLink.open(f"uart://{os.ttyname(slave)}", rto=0.03) as link:
+            link.wait_connected(10)
+            host = host_on(UartWindowLink(link, p.size, "host"), p, wait=wait)  # type: ignore[arg-type]
+            assert host._gate.open == c_path, "the path asked for"
+            ep = host.open("bench", timeout=30)
+            ep.settimeout(60)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                ep.send(bytes(64))
+                ep.recv()
+                times.append(time.perf_counter() - t0)
+            payload = os.urandom(496)
+            start = time.perf_counter()
+            for _ in range(messages):
+                ep.send(payload)
+            assert ep.recv() == b"done"
+            rate = messages / (time.perf_counter() - start)
+            host.close()
+    finally:
+        child.wait(30)
+        os.close(slave)
+        os.environ.pop("RPROC_RPMSG_FASTPATH", None)
+    return statistics.median(times), rate
+
+
+def rpmsg_run(runs: int, rounds: int, messages: int, res: Results) -> None:
+    """rpmsg over the uart: link between two processes, the endpoints' C path against the Python path in turn
+    (the mirror's doorbell had no C path before; the Python path is that baseline, measured in the same run)."""
+    import statistics
+
+    if runs < 1:
+        return
+    print(f"rpmsg host -> remote over a pty, two processes, {runs} runs in turn (median [range]):")
+    for wait in ("block", "spin"):
+        got: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for _ in range(runs):
+            for c_path in (False, True):
+                got[c_path].append(rpmsg_once(c_path, wait, rounds, messages))
+        for what, index, unit, scale in (("round trip 64 B", 0, "us", 1e6), ("one-way 496 B", 1, "msgs/s", 1.0)):
+            py = [r[index] for r in got[False]]
+            c = [r[index] for r in got[True]]
+            ratios = [b / a if index else a / b for a, b in zip(py, c, strict=True)]  # > 1: the C path better
+            base = (f"rpmsg over uart, {wait}: {what}, Python path", statistics.median(py) * scale)
+            better = "lower" if index == 0 else "higher"
+            res.add(*base, unit, better=better)
+            res.add(f"rpmsg over uart, {wait}: {what}, C path", statistics.median(c) * scale, unit, better=better,
+                    baseline=base)  # fmt: skip
+            print(f"  {wait:>5} {what:>16}: Python path {statistics.median(py) * scale:,.0f} {unit}, C path "
+                  f"{statistics.median(c) * scale:,.0f} {unit}: {statistics.median(ratios):.2f}x "
+                  f"[{min(ratios):.2f}-{max(ratios):.2f}] in the C path's favour")  # fmt: skip
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--remote-child":
+        remote_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--qemu-rounds", type=int, default=50)
     ap.add_argument("--qemu-messages", type=int, default=100)
+    ap.add_argument("--rpmsg-runs", type=int, default=3, help="runs of each path for the rpmsg rows (0: none)")
+    ap.add_argument("--rpmsg-messages", type=int, default=3000)
     ap.add_argument("--json", metavar="FILE", help="write every figure, its baseline and the ratio here")
     args = ap.parse_args()
     res = Results(
         "uart_link",
-        {"messages": args.messages, "qemu_rounds": args.qemu_rounds, "qemu_messages": args.qemu_messages},
+        {
+            "messages": args.messages,
+            "qemu_rounds": args.qemu_rounds,
+            "qemu_messages": args.qemu_messages,
+            "rpmsg_runs": args.rpmsg_runs,
+            "rpmsg_messages": args.rpmsg_messages,
+        },
     )
     raw = raw_rate(4 << 20)
     base = ("raw pty", raw)
@@ -201,6 +320,7 @@ def main() -> int:
         f"mirror (the host's Python per 496-byte send): {per * 1e6:.1f} us, {made:.0f} bytes of mirror messages; "
         f"those bytes take {line * 1e3:.2f} ms at 1 Mbaud: the Python is {per / line:.1%} of the line's time"
     )
+    rpmsg_run(args.rpmsg_runs, 300, args.rpmsg_messages, res)
     qemu_run(args.qemu_rounds, args.qemu_messages, res)
     res.write(args.json)
     return 0

@@ -50,7 +50,7 @@ from rpmsg.receiving import Receiving
 from rpmsg.sending import TRACE, Sending
 from rpmsg.state import rings_state
 from rpmsg.waiting import BUSY_SLICE_SECONDS, SPIN_SECONDS, Waiter, WaitMode
-from transports.doorbell import Doorbell, PeerLostError
+from transports.doorbell import Doorbell, PeerLostError, c_doorbell_of
 
 if TYPE_CHECKING:
     from rpmsg._endpoint_c import Gate
@@ -69,6 +69,10 @@ class RpmsgDevice(Sending, Receiving, Channels):
     What its endpoints use of it is :class:`rpmsg.endpoint.EndpointDevice`; what the endpoints' C methods look
     up on it by name (rpmsg/csrc/endpoint*.c): ``_kick``, ``_take_batch``,
     ``_c_send_failed``, ``_c_recv_failed`` and ``_take_waiting``."""
+
+    # The doorbell's publish when it carries memory (uart:) and this side publishes per operation (see the
+    # doorbell setter); None for shared memory, or when the lock asks the doorbell's thread (_make_fast).
+    _publish: Callable[[], None] | None
 
     def __init__(
         self,
@@ -147,13 +151,24 @@ class RpmsgDevice(Sending, Receiving, Channels):
         self._gate_attached = fast is not None and fast.attach(
             self._gate, self._lock, log.isEnabledFor, TRACE, self, self._changed
         )
+        if fast is not None and self._publish is not None:
+            # A mirroring doorbell C can kick (uart:): the lock asks its sender thread to publish after any change
+            # of a ring, on either path, in place of the publish per operation (_flush, the wait's).
+            fast.watch_rings(self._lock, self._doorbell.publish_fd)  # type: ignore[attr-defined]
+            self._publish = None
         self._update_gate()
         return fast
 
     def _make_fast_path(self) -> fastpath.HostFastPath | fastpath.RemoteFastPath | None:
         core = self.core
-        if not fastpath.enabled() or self._publish is not None:
+        if not fastpath.enabled():
             return None
+        if self._publish is not None and (
+            c_doorbell_of(self._doorbell) is None
+            or not hasattr(self._doorbell, "publish_fd")
+            or not hasattr(self._lock, "watch")
+        ):
+            return None  # a doorbell that carries memory and only Python can kick: it publishes per operation
         # A subclass (a conformance peer broken on purpose, a quirk model) overrides what the C path would skip.
         try:
             if type(core) is HostCore:
@@ -239,6 +254,10 @@ class RpmsgDevice(Sending, Receiving, Channels):
 
     @doorbell.setter
     def doorbell(self, doorbell: Doorbell) -> None:
+        fast = getattr(self, "_fast", None)
+        if fast is not None:
+            fast.close()  # before the old doorbell's descriptors go: its lock no longer writes to them
+            self._fast = None
         self._give_back_doorbell()
         self._doorbell = doorbell
         # Its descriptors stay valid for this device's life, even past the doorbell's close (transports.doorbell,
@@ -251,10 +270,8 @@ class RpmsgDevice(Sending, Receiving, Channels):
         # A doorbell that carries memory too (uart:, transports.mirror) must publish what this side wrote even
         # when no kick is due — a reply into a buffer the peer polls, a re-posted buffer, the flag asking the
         # peer to kick — or the peer never sees it. Shared-memory doorbells have no such method.
-        self._publish: Callable[[], None] | None = getattr(doorbell, "publish", None)
+        self._publish = getattr(doorbell, "publish", None)
         if hasattr(self, "_fast"):
-            if self._fast is not None:
-                self._fast.close()
             self._fast = self._make_fast()  # it polls the doorbell's descriptors
 
     def _give_back_doorbell(self) -> None:

@@ -32,7 +32,15 @@ from rpmsg._native import PyGate as PyGate
 from rpmsg.core import HostCore, Message, RemoteCore, TxBuffer
 from rpmsg.errors import RemoteProtocolError
 from rpmsg.protocol import HEADER, HEADER_SIZE, RX_VRING, TX_VRING
-from transports.doorbell import KICK_DATAGRAM, KICK_EPOLL, KICK_EVENTFD, KICK_STREAM_BYTE, Doorbell, c_doorbell_of
+from transports.doorbell import (
+    KICK_DATAGRAM,
+    KICK_EPOLL,
+    KICK_EVENTFD,
+    KICK_MIRROR,
+    KICK_STREAM_BYTE,
+    Doorbell,
+    c_doorbell_of,
+)
 from virtio.cring import CVring
 from virtio.errors import RemoteFault
 from virtio.queue import DeviceQueue, DriverQueue
@@ -51,7 +59,8 @@ KICK_SHIFT = _native._C["RPF_KICK_SHIFT"]  # a kick word is the descriptor | the
 def kick_word(fd: int, kind: int) -> int:
     """The C path's kick word for a descriptor and a ``transports.doorbell.KICK_*`` kind; -1 (the runner kicks)
     for a descriptor that does not fit in 24 bits or an unknown kind."""
-    if not 0 <= fd < 1 << KICK_SHIFT or kind not in (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM, KICK_EPOLL):
+    kinds = (KICK_EVENTFD, KICK_STREAM_BYTE, KICK_DATAGRAM, KICK_EPOLL, KICK_MIRROR)
+    if not 0 <= fd < 1 << KICK_SHIFT or kind not in kinds:
         return -1
     return fd | kind << KICK_SHIFT
 
@@ -93,8 +102,8 @@ class _FastPath:
         self._out_cap = len(out)
         self._unpack = HEADER.unpack_from
         # The doorbell's descriptors: a doorbell that describes itself to C (c_doorbell: eventfds, socket bytes,
-        # datagrams, vhost-user's eventfds per queue) is kicked and drained in C; any other (the UART mirror,
-        # UIO, wrappers that count) is kicked and read by the runner, through its own methods.
+        # datagrams, vhost-user's eventfds per queue, the UART mirror's sender thread) is kicked and drained in
+        # C; any other (UIO, wrappers that count) is kicked and read by the runner, through its own methods.
         self._poll_fd = doorbell.fileno()
         # kick words (fastpath.h): the wait's drain, the kick of the send ring, the kick of the receive ring
         self._kick_fd = self._kick_out_fd = self._kick_recv_fd = -1
@@ -109,6 +118,7 @@ class _FastPath:
         self._pool_src: object = None
         self._gate: Any = None  # the endpoints' C methods, once attached
         self._gate_args: tuple[Any, ...] = ()
+        self._watching: Any = None  # the device lock asking a mirroring doorbell's publishes (watch_rings)
 
     def _cast(self, ctype: str, other_ffi: Any, ptr: Any) -> Any:
         return self._ffi.cast(ctype, int(other_ffi.cast("uintptr_t", ptr)))
@@ -219,8 +229,19 @@ class _FastPath:
             hooks=hooks,
         )
 
+    def watch_rings(self, lock: Any, publish_fd: int) -> None:
+        """Have the device's lock (a DeviceLock) ask a mirroring doorbell for a publish through ``publish_fd``
+        at each release after which a field this side writes in these rings changed (on either path: the UART
+        mirror's peer sees only what is sent); :meth:`close` stops it."""
+        lock.watch(publish_fd, int(self._ffi.cast("uintptr_t", self._recv_vq)),
+                   int(self._ffi.cast("uintptr_t", self._send_vq)))  # fmt: skip
+        self._watching = lock
+
     def close(self) -> None:
         """Let go of the shared memory (its mapping cannot close while a view of it lives)."""
+        if self._watching is not None:
+            self._watching.watch(-1, 0, 0)
+            self._watching = None
         if self._gate is not None:
             self._gate.detach()
             self._gate = None

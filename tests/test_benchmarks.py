@@ -173,6 +173,23 @@ def test_zero_copy_send_json(tmp_path: Path) -> None:
                 assert fig["better"] == "lower" and fig["ratio"] == pytest.approx(fig["value"] / base["value"])
 
 
+def test_uart_link_rpmsg_rows_json(tmp_path: Path) -> None:
+    """benchmarks/uart_link.py's rpmsg rows: rproc host -> rproc remote over a pty in two processes, each wait mode,
+    the C path against the Python path of the same run (the figure asserts the path it asked for was taken)."""
+    out = tmp_path / "uart.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "uart_link.py"), "--messages", "50", "--rpmsg-runs", "1",
+            "--rpmsg-messages", "100", "--qemu-rounds", "0"]  # fmt: skip
+    done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    by_name = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    for wait in ("block", "spin"):
+        for what, unit, better in (("round trip 64 B", "us", "lower"), ("one-way 496 B", "msgs/s", "higher")):
+            base = by_name[f"rpmsg over uart, {wait}: {what}, Python path"]
+            fig = by_name[f"rpmsg over uart, {wait}: {what}, C path"]
+            assert base["baseline"] is None and base["unit"] == fig["unit"] == unit and fig["better"] == better
+            assert fig["baseline"] == {"name": base["name"], "value": base["value"]} and fig["value"] > 0
+
+
 def test_python_remote_stream_json(tmp_path: Path) -> None:
     """benchmarks/python_remote_stream.py: each Python remote receive against the C remote measured in turn with
     it, the medians against each other and every round against its own round's C remote."""

@@ -105,6 +105,7 @@ SHARED = [
     (FASTPATH_H, "RPF_KICK_STREAM", "transports.doorbell:KICK_STREAM_BYTE"),
     (FASTPATH_H, "RPF_KICK_DGRAM", "transports.doorbell:KICK_DATAGRAM"),
     (FASTPATH_H, "RPF_KICK_EPOLL", "transports.doorbell:KICK_EPOLL"),
+    (FASTPATH_H, "RPF_KICK_MIRROR", "transports.doorbell:KICK_MIRROR"),
     (FASTPATH_H, "RPF_KICK_SHIFT", "rpmsg.fastpath:KICK_SHIFT"),
     # virtio device status bits (virtio 1.2 2.1) and the rpmsg feature bit
     (RSC_H, "VIRTIO_CONFIG_S_ACKNOWLEDGE", "virtio.features:STATUS_ACKNOWLEDGE"),

@@ -62,6 +62,7 @@ KICK_EVENTFD = 0  # write the 8-byte value 1 / read the counter
 KICK_STREAM_BYTE = 1  # one byte (the queue number) on a stream socket / read what is there
 KICK_DATAGRAM = 2  # one one-byte datagram (the queue number) / read every datagram waiting
 KICK_EPOLL = 3  # drain only: an epoll of kick eventfds (each registered under its own number) / read each ready one
+KICK_MIRROR = 4  # kick only: add 1 << 16 * (queue + 1) to an eventfd the UART mirror's sender thread reads
 
 
 class CDoorbell(NamedTuple):
@@ -84,8 +85,8 @@ class CDoorbell(NamedTuple):
 
 
 def c_doorbell_of(doorbell: object) -> CDoorbell | None:
-    """``doorbell.c_doorbell()``, or None: only Python can kick it (no such method: the UART mirror, whose kick
-    is a frame after the written ranges; vhost-user's per-queue call descriptors; a wrapper that observes)."""
+    """``doorbell.c_doorbell()``, or None: only Python can kick it (no such method, or it said None: a wrapper
+    that observes, a doorbell lost or closed, a subclass that changes the kick)."""
     describe = getattr(doorbell, "c_doorbell", None)
     result = describe() if callable(describe) else None
     return result if isinstance(result, CDoorbell) else None

@@ -64,6 +64,11 @@ typedef struct {
 	unsigned long owner; /* the holder's thread ident, while count > 0 */
 	unsigned long count; /* its depth; changed only with the GIL held */
 	PyObject *weakrefs;
+	/* A doorbell that carries memory (the UART mirror): at each last release, if a ring field this side writes
+	 * changed, one publish asked of its thread through `publish_fd` (an eventfd; -1: none). See watch(). */
+	int publish_fd;
+	const struct rp_vq *watched[2];
+	uint16_t seen[6];
 } DeviceLock;
 
 extern PyTypeObject DeviceLockType;

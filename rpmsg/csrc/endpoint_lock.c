@@ -18,7 +18,9 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline unsigned long me(void)
 {
@@ -45,8 +47,38 @@ static void mutex_wait(DeviceLock *l)
 	Py_END_ALLOW_THREADS
 }
 
+/* The ring fields this side writes that tell the peer something (the index that publishes entries, the flag and
+ * the event index that ask for kicks): a driver's in the avail ring, a device's in the used ring. Descriptors and
+ * buffers matter only once an index publishes them. */
+static void own_fields(const struct rp_vq *vq, uint16_t out[3])
+{
+	const volatile uint8_t *ring = vq->role == RP_ROLE_DRIVER ? vq->avail : vq->used;
+	size_t event = vq->role == RP_ROLE_DRIVER ? 4 + 2 * (size_t)vq->num : 4 + 8 * (size_t)vq->num;
+	out[0] = *(const volatile uint16_t *)ring;
+	out[1] = *(const volatile uint16_t *)(ring + 2);
+	out[2] = *(const volatile uint16_t *)(ring + event);
+}
+
+/* A mirroring doorbell's publish (watch()): after this side changed a ring under the lock, its thread sends what
+ * changed (transports/mirror.py: the peer sees only what is sent). One eventfd write when a field moved. */
+static void publish_changes(DeviceLock *l)
+{
+	uint16_t now[6];
+	for (int i = 0; i < 2; i++)
+		own_fields(l->watched[i], now + 3 * i);
+	if (memcmp(now, l->seen, sizeof now) == 0)
+		return;
+	memcpy(l->seen, now, sizeof now);
+	uint64_t one = 1;
+	if (write(l->publish_fd, &one, 8) != 8) {
+		/* a full counter (2^64 - 2 publishes nobody read) or a closed doorbell: the runner's next wait says */
+	}
+}
+
 static void mutex_release(DeviceLock *l)
 {
+	if (l->publish_fd >= 0)
+		publish_changes(l);
 	sem_post(&l->mutex);
 }
 
@@ -156,6 +188,7 @@ static PyObject *dl_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	l->mutex_ok = 1;
+	l->publish_fd = -1;
 	return (PyObject *)l;
 }
 
@@ -276,6 +309,34 @@ static PyObject *dl_acquire_restore(DeviceLock *l, PyObject *state)
 	Py_RETURN_NONE;
 }
 
+/* watch(publish_fd, rx, tx): publish through `publish_fd` at each last release after which a field this side
+ * writes in the rings at addresses `rx` and `tx` (struct rp_vq *, rpmsg/fastpath.py's) changed; watch(-1, 0, 0)
+ * stops; one publish is asked at once. The caller keeps the rings and the descriptor alive while watched (the device: its fast path, the
+ * doorbell's loan). */
+static PyObject *dl_watch(DeviceLock *l, PyObject *args)
+{
+	int fd;
+	unsigned long long rx, tx;
+	if (!PyArg_ParseTuple(args, "iKK:watch", &fd, &rx, &tx))
+		return NULL;
+	if (fd >= 0 && (!rx || !tx)) {
+		PyErr_SetString(PyExc_ValueError, "watch: two rings to watch");
+		return NULL;
+	}
+	l->publish_fd = -1;
+	if (fd < 0)
+		Py_RETURN_NONE;
+	l->watched[0] = (const struct rp_vq *)(uintptr_t)rx;
+	l->watched[1] = (const struct rp_vq *)(uintptr_t)tx;
+	for (int i = 0; i < 2; i++)
+		own_fields(l->watched[i], l->seen + 3 * i);
+	l->publish_fd = fd;
+	uint64_t one = 1; /* and one publish now: what this side wrote before (the rings' setup) goes out */
+	if (write(fd, &one, 8) != 8)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	Py_RETURN_NONE;
+}
+
 static PyObject *dl_repr(DeviceLock *l)
 {
 	return PyUnicode_FromFormat("<%s %s object owner=%lu count=%lu at %p>", l->count ? "locked" : "unlocked",
@@ -292,6 +353,9 @@ static PyMethodDef dl_methods[] = {
 	{ "_is_owned", (PyCFunction)dl_is_owned, METH_NOARGS, PyDoc_STR("held by the calling thread") },
 	{ "_release_save", (PyCFunction)dl_release_save, METH_NOARGS, PyDoc_STR("for threading.Condition") },
 	{ "_acquire_restore", (PyCFunction)dl_acquire_restore, METH_O, PyDoc_STR("for threading.Condition") },
+	{ "watch", (PyCFunction)dl_watch, METH_VARARGS,
+	  PyDoc_STR("watch(publish_fd, rx, tx)\n\nPublish through an eventfd after a release that changed a ring "
+		    "field this side writes (a mirroring doorbell); watch(-1, 0, 0) stops.") },
 	{ NULL, NULL, 0, NULL },
 };
 

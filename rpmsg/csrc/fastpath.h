@@ -22,11 +22,15 @@
  *   DGRAM    one one-byte datagram, the queue number; the drain reads every datagram waiting
  *   EPOLL    drain only: an epoll descriptor holding nothing but kick eventfds, each registered with its own
  *            number in data.fd (as Python's select.epoll does); the drain reads every eventfd it reports ready
- *            (vhost-user's one kick eventfd per queue). As a kick: none (the runner kicks) */
+ *            (vhost-user's one kick eventfd per queue). As a kick: none (the runner kicks)
+ *   MIRROR   kick only: an eventfd read by the doorbell's own thread, which sends what this side changed, then
+ *            the kicks (the UART mirror, transports/mirror.py): kicking queue q adds 1 << 16 * (q + 1) to its
+ *            counter (queues 0..2; any other adds 1, a publish without a kick) */
 #define RPF_KICK_EVENTFD 0
 #define RPF_KICK_STREAM 1
 #define RPF_KICK_DGRAM 2
 #define RPF_KICK_EPOLL 3
+#define RPF_KICK_MIRROR 4
 #define RPF_KICK_SHIFT 24
 
 int rpf_send(struct rp_vq *tx, uint64_t *pool, uint32_t *npool, uint32_t cap, uint32_t buf_size, uint32_t src,

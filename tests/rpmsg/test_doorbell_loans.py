@@ -1,6 +1,7 @@
-"""The doorbells C cannot kick still lend their descriptors (transports.doorbell.Loans): devmem's UIO doorbell and
-the UART mirror's. The fast path's sleep polls their ``fileno()`` by number (tests/rpmsg/test_doorbell_kinds.py
-covers the kinds C kicks and drains). Closed under a running device (its link closed first), such a doorbell fails
+"""Doorbells beyond shared memory's lend their descriptors too (transports.doorbell.Loans): devmem's UIO doorbell,
+which C cannot kick, and the UART mirror's, which C kicks through its sender thread's eventfd (stop 36). The fast
+path's sleep polls their ``fileno()`` by number (tests/rpmsg/test_doorbell_kinds.py covers the shared-memory kinds
+C kicks and drains). Closed under a running device (its link closed first), such a doorbell fails
 the device at once, with its own words, and keeps its descriptor open until the device closes: the number is not
 reused meanwhile. Before, the device learnt of the close only at its next kick or wait, and the descriptor number
 was free at once while the fast path could still poll it."""

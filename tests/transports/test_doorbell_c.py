@@ -1,7 +1,7 @@
 """Which doorbells describe themselves to C code (``c_doorbell``, transports.doorbell.CDoorbell) and how: the
 kinds the rpmsg C path kicks and drains by itself (vhost-user's a descriptor per queue), and the doorbells that
-must stay Python (a wrapper that observes, a subclass that changes notify or wait, the loop's in-process pair, the
-UART mirror, UIO)."""
+must stay Python (a wrapper that observes, a subclass that changes notify or wait, the loop's in-process pair,
+UIO). The UART mirror's: tests/rpmsg/test_mirror_c_path.py."""
 
 from __future__ import annotations
 

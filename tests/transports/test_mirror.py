@@ -117,6 +117,37 @@ def test_mirror_sends_what_changed_indices_last() -> None:
     assert pm.apply(KICK_MSG.pack(KICK, 1)) == 1
 
 
+def test_an_index_is_never_sent_ahead_of_its_data() -> None:
+    """Another thread writes the rings while the mirror reads them (the sender thread publishing for the C path):
+    here a message's data and then its index land just after the mirror read the data's range. Before, the index
+    was read with its own range, later: the batch carried the new index with the old data, and the peer would
+    read a stale message. Now the indices are read first and sent as read; the new pair goes in the next batch."""
+    mem = bytearray_memory(0x400)
+
+    class Racing:  # the memory, with a writer that runs once, right after the data's range was read
+        fired = False
+
+        def read(self, da: int, size: int) -> bytes:
+            data = mem.read(da, size)
+            if da == 0x200 and not self.fired:
+                self.fired = True
+                mem.write(0x200, b"new message")
+                mem.write(0x002, (2).to_bytes(2, "little"))
+            return data
+
+    mem.write(0x200, b"old message")
+    mem.write(0x002, (1).to_bytes(2, "little"))
+    m = Mirror(Racing(), [(0x200, 0x40), (0x000, 0x10)], index_fields=[0x002])  # type: ignore[arg-type]
+    peer = bytearray_memory(0x400)
+    pm = Mirror(peer, [(0x300, 0x10)])
+    pairs = []
+    for _ in range(2):
+        for msg in m.changes():
+            pm.apply(msg)
+        pairs.append((int.from_bytes(peer.read(0x002, 2), "little"), peer.read(0x200, 11)))
+    assert pairs == [(1, b"old message"), (2, b"new message")]
+
+
 def test_mirror_refuses_bad_messages() -> None:
     m = Mirror(bytearray_memory(0x100), [(0, 0x100)])
     with pytest.raises(AddressError, match="0x1000"):

@@ -149,5 +149,6 @@ def test_rpmsg_c_path_under_asan_and_ubsan(tmp_path: Path) -> None:
         "tests/rpmsg/test_lend_c.py",
         "tests/rpmsg/test_device_lock.py",
         "tests/rpmsg/test_remote_zero_copy.py",
+        "tests/rpmsg/test_mirror_c_path.py",
     ]
     run_sanitized(env, "-k", "c-path", *tests)
