@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -97,6 +98,17 @@ class CountingWrapper:
         self.inner.close()  # type: ignore[attr-defined]
 
 
+def round_trips(ep: Any, rounds: int, size: int) -> list[float]:
+    """Seconds of each of ``rounds`` round trips of ``size`` bytes through an echoing endpoint."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        ep.send(bytes(size))
+        ep.recv()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def qemu_run(rounds: int, messages: int, res: Results) -> None:
     """rpmsg through the firmware on QEMU's emulated UART (firmware/examples/uart_echo), the host's endpoints on
     the C path and on the Python path in turn (RPROC_RPMSG_FASTPATH)."""
@@ -127,12 +139,7 @@ def qemu_once(rounds: int, messages: int, res: Results, path: str) -> None:
         s.link.port = counter
         ep = s.rpmsg.open("rpmsg-echo", timeout=30)
         ep.settimeout(30)
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            ep.send(bytes(16))
-            ep.recv()
-            times.append(time.perf_counter() - t0)
+        times = round_trips(ep, rounds, 16)
         line0 = counter.read_bytes + counter.written
         start = time.perf_counter()
         sent = received = 0
@@ -231,12 +238,7 @@ def rpmsg_once(c_path: bool, wait: str, rounds: int, messages: int) -> tuple[flo
             assert host._gate.open == c_path, "the path asked for"
             ep = host.open("bench", timeout=30)
             ep.settimeout(60)
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                ep.send(bytes(64))
-                ep.recv()
-                times.append(time.perf_counter() - t0)
+            times = round_trips(ep, rounds, 64)
             payload = os.urandom(496)
             start = time.perf_counter()
             for _ in range(messages):

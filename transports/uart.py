@@ -238,13 +238,17 @@ class UartLink:
                 raise PeerLostError(f"{self.name}: {self.failure}") from None
 
     def recv(self, timeout: float | None = None) -> bytes:
+        """The next message; TimeoutError after ``timeout``; PeerLostError once the link failed or was closed
+        (messages received before are still returned first). Before, a closed link only timed out: a mirror
+        reading it (transports/mirror.py) read on forever and its sleepers slept to their own timeouts."""
         with self._changed:
-            if not self._changed.wait_for(lambda: bool(self._inbox) or self.failure is not None, timeout):
+            ready = lambda: bool(self._inbox) or self.failure is not None or self._closing  # noqa: E731
+            if not self._changed.wait_for(ready, timeout):
                 raise TimeoutError(f"{self.name}: no message within {timeout} s")
             if self._inbox:
                 return self._inbox.popleft()  # room again: the peer's next retransmission is taken
             self._check()
-            raise AssertionError("unreachable")
+            raise PeerLostError(f"{self.name}: closed on this side")
 
     def flush(self, timeout: float) -> None:
         """Wait until the peer acknowledged everything sent."""

@@ -6,7 +6,6 @@ path for its device: every message ran the Python methods and a diff of the wind
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,33 +21,13 @@ from rpmsg.device import RpmsgDevice
 from rpmsg.fastpath import kick_word
 from rpmsg.wiring import UART_PROFILE, host_on, remote_on
 from tests.rpmsg.conftest import count_python_methods
+from tests.transports.test_mirror import QueueLink, pty_links
 from transports.doorbell import KICK_EPOLL, KICK_MIRROR, c_doorbell_of
 from transports.memory import bytearray_memory
 from transports.mirror import KICK, KICK_MSG, WRITE, Mirror, MirrorDoorbell
-from transports.uart import FdPort, UartLink, UartWindowLink
+from transports.uart import UartLink, UartWindowLink
 
 PY_METHODS = ("_send_py", "_sendto_py", "_recv_py", "_recvfrom_py", "_recvfrom_many_py", "_send_many_py")
-
-
-class QueueLink:
-    """A reliable in-process message link, fed by the test; what was sent, in order."""
-
-    def __init__(self) -> None:
-        import queue
-
-        self.inbox: queue.Queue[bytes] = queue.Queue()
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, timeout: float | None = None) -> None:
-        self.sent.append(data)
-
-    def recv(self, timeout: float | None = None) -> bytes:
-        import queue
-
-        try:
-            return self.inbox.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError("nothing") from None
 
 
 def _until(what: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -155,16 +134,8 @@ def test_the_lock_watches_two_rings_or_none() -> None:
 
 @pytest.fixture
 def uart_links() -> Iterator[tuple[UartLink, UartLink]]:
-    master, slave = os.openpty()
-    a = UartLink.open(f"uart://{os.ttyname(slave)}", rto=0.03)
-    b = UartLink(FdPort(master), name="master", rto=0.03)
-    a.wait_connected(5)
-    b.wait_connected(5)
-    yield a, b
-    a.close()
-    b.close()
-    os.close(master)
-    os.close(slave)
+    with pty_links() as pair:
+        yield pair
 
 
 def _devices(links: tuple[UartLink, UartLink], wait: str, remote_wait: str | None = None) -> list[RpmsgDevice]:
@@ -296,9 +267,11 @@ def test_the_lock_publishes_only_what_changed(uart_links: tuple[UartLink, UartLi
             d.close()
 
 
-def test_a_link_lost_under_the_c_path_fails_the_device(uart_links: tuple[UartLink, UartLink]) -> None:
-    """The peer stops acknowledging: the sender thread's send gives up, the sleeping receiver wakes, and the
-    device reports the peer lost (PeerLost) from the C methods as from the Python ones."""
+def test_a_receiver_asleep_when_the_link_fails_hears_of_it(uart_links: tuple[UartLink, UartLink]) -> None:
+    """The host's receive sleeps (in C on the C path: the epoll of kicks and writes, with the alarm beside it)
+    when its own port fails: the mirror's receiver thread records the loss and rings the alarm, which the C drain
+    leaves to the doorbell's own wait, which raises: PeerLost from the sleeping receive, not a sleep to its
+    timeout. (tests/transports/test_mirror.py: a peer that acknowledges nothing, on the default path.)"""
     host, remote = devices = _devices(uart_links, "block")
     try:
         served = remote.endpoint("svc")
@@ -306,15 +279,24 @@ def test_a_link_lost_under_the_c_path_fails_the_device(uart_links: tuple[UartLin
         served.settimeout(10)
         ep.send(b"first")
         assert served.recvfrom()[0] == b"first"
-        bell = host.doorbell
-        assert isinstance(bell, MirrorDoorbell)
-        bell.send_timeout = 0.3
-        uart_links[1].close()  # the remote's end of the line stops answering
-        with pytest.raises(PeerLost):
-            for i in range(200):  # the ring fills, the sender waits for buffers the peer never returns
-                ep.settimeout(5)
-                ep.send(b"x%d" % i)
-        assert host.failure is not None
+        ep.settimeout(20)
+        outcome: list[BaseException] = []
+
+        def sleeper() -> None:
+            try:
+                ep.recv()
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        time.sleep(0.3)  # asleep on the doorbell by now
+        start = time.monotonic()
+        uart_links[0].close()  # the host's port goes: its link fails
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - start < 5
+        assert len(outcome) == 1 and isinstance(outcome[0], PeerLost), outcome
+        assert "mirror link lost" in str(outcome[0])
         with pytest.raises(PeerLost):
             ep.send(b"again")
     finally:

@@ -3,6 +3,7 @@ pair (clean and noisy); and the mirror core alone (index fields last, nothing ec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -23,19 +24,28 @@ from transports.mirror import KICK, KICK_MSG, WRITE, WRITE_HEAD, Mirror, MirrorD
 from transports.uart import FdPort, UartLink, UartWindowLink
 
 
-@pytest.fixture(params=["clean", "noisy"])
-def uart_pair(request: pytest.FixtureRequest) -> Iterator[tuple[UartLink, UartLink]]:
+@contextlib.contextmanager
+def pty_links(noisy: bool = False) -> Iterator[tuple[UartLink, UartLink]]:
+    """Two connected UartLinks over a pty pair (``noisy``: the master's side damages 0.1 % of its bytes)."""
     master, slave = os.openpty()
-    port = NoisyPort(master, seed=11, rate=0.001) if request.param == "noisy" else FdPort(master)
+    port = NoisyPort(master, seed=11, rate=0.001) if noisy else FdPort(master)
     a = UartLink.open(f"uart://{os.ttyname(slave)}", rto=0.03)
     b = UartLink(port, name="master", rto=0.03)
-    a.wait_connected(5)
-    b.wait_connected(5)
-    yield a, b
-    a.close()
-    b.close()
-    os.close(master)
-    os.close(slave)
+    try:
+        a.wait_connected(5)
+        b.wait_connected(5)
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.fixture(params=["clean", "noisy"])
+def uart_pair(request: pytest.FixtureRequest) -> Iterator[tuple[UartLink, UartLink]]:
+    with pty_links(noisy=request.param == "noisy") as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("wait", ["block", "spin"])
@@ -269,7 +279,7 @@ def test_a_write_without_a_kick_wakes_a_sleeper(uart_pair: tuple[UartLink, UartL
         bell_b.close()
 
 
-class _QueueLink:
+class QueueLink:
     """A reliable in-process message link (what the mirror needs of a UartLink), fed by the test."""
 
     def __init__(self) -> None:
@@ -296,7 +306,7 @@ def test_kicks_nobody_waits_for_never_stop_the_mirror() -> None:
     receiver thread, so the peer's writes were no longer applied. Now one byte stands for all kicks until the
     next wait, and a write after the flood still lands."""
     mem = bytearray_memory(0x2000)
-    link = _QueueLink()
+    link = QueueLink()
     bell = MirrorDoorbell(link, Mirror(mem, [(0x1000, 0x80)]))
     try:
         for _ in range(70_000):

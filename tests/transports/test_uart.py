@@ -96,6 +96,38 @@ def test_pty_with_injected_noise(pty: tuple[int, str]) -> None:
         assert a.core.bad_frames > 0  # ... and was caught by the CRC/COBS, never delivered
 
 
+def test_a_receive_on_a_closed_link_says_so(pty: tuple[int, str]) -> None:
+    """A receive waiting without a time limit when this side closes the link wakes with PeerLostError, as every
+    later one does; a message received before the close is still returned first. Before, it waited on (a mirror's
+    receiver thread read a closed link forever)."""
+    master, path = pty
+    a = UartLink.open(f"uart://{path}", rto=0.03)
+    with UartLink(FdPort(master), name="master", rto=0.03) as b:
+        a.wait_connected(5)
+        b.wait_connected(5)
+        b.send(b"before", timeout=5)
+        deadline = time.monotonic() + 5
+        while not a._inbox and time.monotonic() < deadline:
+            time.sleep(0.01)
+        outcome: list[object] = []
+
+        def receive() -> None:
+            outcome.append(a.recv(timeout=None))  # the message that came before the close
+            try:
+                a.recv(timeout=None)  # nothing more: waits until the close
+            except PeerLostError as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=receive)
+        waiter.start()
+        time.sleep(0.2)
+        a.close()
+        waiter.join(5)
+        assert not waiter.is_alive() and outcome[0] == b"before" and isinstance(outcome[1], PeerLostError)
+        with pytest.raises(PeerLostError, match="closed on this side"):
+            a.recv(timeout=0)
+
+
 def test_peer_restart_reported(pty: tuple[int, str]) -> None:
     master, path = pty
     with UartLink.open(f"uart://{path}") as a:
