@@ -252,14 +252,18 @@ class MirrorDoorbell:
             if self.error is not None:
                 continue  # lost: the next wait reports it
             try:
-                with self._lock:
-                    for message in self.mirror.changes():
-                        self._send(message)
-                    for queue in range(3):
-                        if asked >> 16 * (queue + 1) & 0xFFFF:
-                            self._send(KICK_MSG.pack(KICK, queue))
+                self._send_asked(asked)
             except PeerLostError:
                 os.eventfd_write(self._alarm, 1)  # a sleeper wakes and its doorbell's wait reports it
+
+    def _send_asked(self, asked: int) -> None:
+        """The changes, then a kick frame for each queue ``asked`` (the counter's value) holds one for."""
+        with self._lock:
+            for message in self.mirror.changes():
+                self._send(message)
+            for queue in range(3):
+                if asked >> 16 * (queue + 1) & 0xFFFF:
+                    self._send(KICK_MSG.pack(KICK, queue))
 
     def _lost(self, why: str) -> None:
         self.error = why
@@ -329,6 +333,12 @@ class MirrorDoorbell:
         self._closed = True
         self._thread.join(timeout=1)
         self._sender.join(timeout=1)
+        if self.error is None and not self._sender.is_alive():
+            # What C asked last and the sender thread did not get to (the rpmsg device's close: its endpoints'
+            # name-service destroys, published by the lock's release just before): sent now, as the Python path
+            # sends them before its close.
+            with contextlib.suppress(BlockingIOError, PeerLostError):
+                self._send_asked(os.eventfd_read(self.publish_fd))
         os.eventfd_write(self._alarm, 1)  # a sleeper here wakes and finds the doorbell closed
         self.loans.close(PeerLostError("doorbell closed"), self._close_descriptors)
 

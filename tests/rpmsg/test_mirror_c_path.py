@@ -267,6 +267,40 @@ def test_the_lock_publishes_only_what_changed(uart_links: tuple[UartLink, UartLi
             d.close()
 
 
+def test_a_closing_remote_still_announces_its_endpoints_end(uart_links: tuple[UartLink, UartLink]) -> None:
+    """The remote's close publishes its endpoints' name-service destroys (on the C path through the lock's
+    release, then its doorbell closes): the host learns the channels are gone, on both paths, even when the
+    sender thread is still busy with the first when the doorbell closes (before, what it had not read yet was
+    never sent)."""
+    host, remote = devices = _devices(uart_links, "busy", remote_wait="block")  # the host polls: no kicks
+    try:
+        served = [remote.endpoint(name) for name in ("a", "b", "c")]
+        opened = [host.open(name, timeout=10) for name in ("a", "b", "c")]
+        opened[0].send(b"hello")
+        served[0].settimeout(10)
+        src = served[0].recvfrom()[1]
+        link = uart_links[1]
+        send = link.send
+
+        def slow(data: bytes, timeout: float | None = None) -> None:
+            time.sleep(0.03)  # a slow line: the sender thread is still sending when the doorbell closes
+            send(data, timeout)
+
+        link.send = slow  # type: ignore[method-assign]
+        served[0].sendto(bytes(400), src)  # the sender thread busy with it ...
+        time.sleep(0.01)  # (its diff taken)
+        remote.close()  # ... when the close's destroys are asked for and the doorbell closes
+
+        def gone() -> bool:
+            host.process()
+            return not {"a", "b", "c"} & set(host.channels())
+
+        _until(gone, 10)
+    finally:
+        for d in devices:
+            d.close()
+
+
 def test_a_receiver_asleep_when_the_link_fails_hears_of_it(uart_links: tuple[UartLink, UartLink]) -> None:
     """The host's receive sleeps (in C on the C path: the epoll of kicks and writes, with the alarm beside it)
     when its own port fails: the mirror's receiver thread records the loss and rings the alarm, which the C drain
