@@ -234,12 +234,15 @@ class M33Remote:
         self.sel.register(self.uart, selectors.EVENT_READ, "uart")
         say(f"qemu started pid={self.proc.pid} vtor={self.da_base:#x} phys={self.phys:#x}")
 
-    def kill(self) -> int | None:
-        rc = None
+    def drop_uart(self) -> None:
         if self.uart is not None:
             self.sel.unregister(self.uart)
             self.uart.close()
             self.uart = None
+
+    def kill(self) -> int | None:
+        rc = None
+        self.drop_uart()
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.kill()
@@ -270,7 +273,13 @@ class M33Remote:
         elif kind == KICK:
             self.kicks_in += 1
             if self.uart is not None:
-                self.uart.sendall(bytes([arg & 0xFF]))
+                try:
+                    self.uart.sendall(bytes([arg & 0xFF]))
+                except OSError:
+                    # QEMU exited (the M33 crashed) and Linux kicked before its end was read: the exit is
+                    # reported by run()'s poll (CRASH). Before, BrokenPipeError ended this process, and Linux's
+                    # recovery found no remote to start (seen once in CI on a loaded machine).
+                    self.drop_uart()
         else:
             say(f"unknown message type={kind}")
 
@@ -293,9 +302,7 @@ class M33Remote:
                     except ConnectionError:
                         data = b""
                     if not data:  # QEMU is gone (the exit is reported below) or closed its UART
-                        self.sel.unregister(self.uart)
-                        self.uart.close()
-                        self.uart = None
+                        self.drop_uart()
                         if self.proc is not None:
                             self.proc.wait()
                     for queue in data:

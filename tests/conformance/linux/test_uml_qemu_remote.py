@@ -9,6 +9,7 @@ import contextlib
 import mmap
 import os
 import select
+import selectors
 import shutil
 import socket
 import struct
@@ -170,6 +171,29 @@ def test_the_m33_runs_what_was_loaded_and_translates_the_hosts_addresses(kernel:
     kernel.sock.shutdown(socket.SHUT_RDWR)
     kernel.remote.wait(10)
     assert kernel.remote.returncode == 0
+
+
+def test_kicks_after_qemu_died_leave_the_crash_to_be_reported(tmp_path: Path) -> None:
+    """Linux kicks the M33 just after its QEMU exited (a crash), before the remote read QEMU's end: the kick's write
+    to the dead UART socket must not end the remote process (BrokenPipeError did, and Linux's recovery then found
+    no remote: CI, stop 36); the UART is dropped and run()'s poll reports the crash."""
+    from remoteproc.conformance.linux.uml_qemu import M33Remote
+
+    memfile = tmp_path / "mem"
+    memfile.write_bytes(bytes(4096))
+    kernel_end, ours = socket.socketpair()
+    remote = M33Remote(memfile, ours, 0, str(tmp_path / "snap"), tmp_path, tmp_path / "stub.elf")
+    uart, qemu_end = socket.socketpair()
+    remote.uart = uart
+    remote.sel.register(uart, selectors.EVENT_READ, "uart")
+    qemu_end.close()  # QEMU is gone
+    for _ in range(3):  # the first write may still be taken; a later one meets the closed end
+        remote.on_message(KICK, 1, 0)
+    assert remote.uart is None and remote.kicks_in == 3
+    uart.close()
+    for sock in (kernel_end, ours):
+        sock.close()
+    remote.mem.close()
 
 
 def test_a_start_at_another_entry_is_reported(kernel: FakeKernel) -> None:
