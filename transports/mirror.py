@@ -185,14 +185,15 @@ class MirrorDoorbell:
         self._sender.start()
 
     def notify(self, queue: int) -> None:
+        self._check()
+        self._send_changes((queue,))
+
+    def _check(self) -> None:
+        """PeerLostError once closed or lost."""
         if self._closed:
             raise PeerLostError("doorbell closed")
         if self.error is not None:
             raise PeerLostError(self.error)
-        with self._lock:
-            for message in self.mirror.changes():
-                self._send(message)
-            self._send(KICK_MSG.pack(KICK, queue))
 
     def c_doorbell(self) -> CDoorbell | None:
         """For C code (see the class): None once closed or lost, or for a subclass that changes the kick or
@@ -258,12 +259,15 @@ class MirrorDoorbell:
 
     def _send_asked(self, asked: int) -> None:
         """The changes, then a kick frame for each queue ``asked`` (the counter's value) holds one for."""
+        self._send_changes([queue for queue in range(3) if asked >> 16 * (queue + 1) & 0xFFFF])
+
+    def _send_changes(self, kicks: Iterable[int] = ()) -> None:
+        """What this side changed since the last call, then a kick frame for each of ``kicks``: one batch."""
         with self._lock:
             for message in self.mirror.changes():
                 self._send(message)
-            for queue in range(3):
-                if asked >> 16 * (queue + 1) & 0xFFFF:
-                    self._send(KICK_MSG.pack(KICK, queue))
+            for queue in kicks:
+                self._send(KICK_MSG.pack(KICK, queue))
 
     def _lost(self, why: str) -> None:
         self.error = why
@@ -280,13 +284,8 @@ class MirrorDoorbell:
         """Publish what changed without a kick (a buffer re-posted, a flag flipped, a message the peer will find
         by polling): the peer sees only what we send. The rpmsg device calls it after an operation that changed the
         rings without a kick, and before it blocks."""
-        if self._closed:
-            raise PeerLostError("doorbell closed")
-        if self.error is not None:
-            raise PeerLostError(self.error)
-        with self._lock:
-            for message in self.mirror.changes():
-                self._send(message)
+        self._check()
+        self._send_changes()
 
     def _send(self, message: bytes) -> None:
         """One message on the link; a link that takes nothing for ``send_timeout`` (the peer acknowledges

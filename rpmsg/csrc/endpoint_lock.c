@@ -311,8 +311,8 @@ static PyObject *dl_acquire_restore(DeviceLock *l, PyObject *state)
 
 /* watch(publish_fd, rx, tx): publish through `publish_fd` at each last release after which a field this side
  * writes in the rings at addresses `rx` and `tx` (struct rp_vq *, rpmsg/fastpath.py's) changed; watch(-1, 0, 0)
- * stops; one publish is asked at once. The caller keeps the rings and the descriptor alive while watched (the device: its fast path, the
- * doorbell's loan). */
+ * stops; one publish is asked at once. The caller keeps the rings and the descriptor alive while watched (the
+ * device: its fast path, the doorbell's loan). */
 static PyObject *dl_watch(DeviceLock *l, PyObject *args)
 {
 	int fd;
